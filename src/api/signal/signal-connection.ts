@@ -1,0 +1,131 @@
+import type { Logger } from 'pino';
+import type { WebSocket, RawData } from 'ws';
+import type { UserId } from '../../core/ids.js';
+import type { Presence, PresenceHandle } from '../../core/presence.js';
+import { TokenBucket } from '../../core/token-bucket.js';
+import type { Config } from '../../config/schema.js';
+import { CloseCode, TARGET_NOT_FOUND, forwardedFrame, noticeFrame, parseInbound } from './signal-wire.js';
+import { asUserId } from '../../core/ids.js';
+
+/** Past this many unsent bytes the target is not reading: it is closed, not buffered for. */
+const SEND_QUEUE_LIMIT_BYTES = 1 << 20;
+
+/**
+ * One user's `/v1/connect` socket: parses and rate-limits what the user sends, forwards
+ * it through Presence, and writes what others send to the user. All writes to the socket
+ * go through `ws`, which serialises them.
+ */
+export class SignalConnection {
+  alive = true;
+  private readonly handle: PresenceHandle;
+  private readonly bucket: TokenBucket;
+  private droppedInWindow = 0;
+  private windowStart = Date.now();
+
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly user: UserId,
+    private readonly presence: Presence,
+    private readonly config: Config['signal'],
+    private readonly log: Logger,
+  ) {
+    this.bucket = new TokenBucket(config.rateLimitPerSecond, config.rateLimitBurst);
+    this.handle = presence.attach(user, {
+      deliver: (data) => this.deliver(data),
+      replaced: () => this.close(CloseCode.replaced),
+      kicked: () => this.close(CloseCode.kicked),
+    });
+    socket.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    socket.on('pong', () => {
+      this.alive = true;
+    });
+    socket.once('close', (code) => {
+      this.handle.detach();
+      log.info({ code }, 'signal connection closed');
+    });
+  }
+
+  /** Heartbeat tick: terminate when the previous ping went unanswered. */
+  heartbeat(): void {
+    if (!this.alive) {
+      this.log.info('signal connection missed its heartbeat');
+      this.handle.detach();
+      this.socket.terminate();
+      return;
+    }
+    this.alive = false;
+    this.socket.ping();
+  }
+
+  close(how: { code: number; reason: string }): void {
+    this.handle.detach();
+    if (this.socket.readyState === this.socket.OPEN || this.socket.readyState === this.socket.CONNECTING) {
+      this.socket.close(how.code, how.reason);
+    }
+  }
+
+  private deliver(data: Uint8Array): boolean {
+    if (this.socket.readyState !== this.socket.OPEN) return false;
+    if (this.socket.bufferedAmount > SEND_QUEUE_LIMIT_BYTES) {
+      this.log.warn({ buffered: this.socket.bufferedAmount }, 'signal client not reading; closing it');
+      this.close(CloseCode.sendQueueFull);
+      return false;
+    }
+    this.socket.send(data, { binary: false });
+    return true;
+  }
+
+  private send(text: string): void {
+    if (this.socket.readyState === this.socket.OPEN) this.socket.send(text);
+  }
+
+  private onMessage(data: RawData, isBinary: boolean): void {
+    this.alive = true;
+    const size = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength;
+    if (size > this.config.maxFrameBytes) {
+      this.log.warn({ size, limit: this.config.maxFrameBytes }, 'signal message too big');
+      this.close(CloseCode.tooBig);
+      return;
+    }
+    if (!this.bucket.take()) {
+      this.onRateLimited();
+      return;
+    }
+    if (isBinary) {
+      this.send(noticeFrame('INVALID_MESSAGE', 'binary frames are not accepted; send JSON text'));
+      return;
+    }
+    const text = Array.isArray(data)
+      ? Buffer.concat(data).toString('utf8')
+      : Buffer.from(data as ArrayBuffer).toString('utf8');
+    const message = parseInbound(text);
+    if (typeof message === 'string') {
+      this.log.debug({ reason: message }, 'invalid signal message');
+      this.send(noticeFrame('INVALID_MESSAGE', message));
+      return;
+    }
+    const frame = forwardedFrame(this.user, message);
+    this.presence.send(asUserId(message.target), frame).then(
+      (delivered) => {
+        if (!delivered) this.send(TARGET_NOT_FOUND);
+        else this.log.debug({ target: message.target, type: message.type }, 'signal message forwarded');
+      },
+      (err: unknown) => this.log.error({ err }, 'signal forward failed'),
+    );
+  }
+
+  private onRateLimited(): void {
+    const now = Date.now();
+    if (now - this.windowStart >= 1000) {
+      this.windowStart = now;
+      this.droppedInWindow = 0;
+    }
+    this.droppedInWindow += 1;
+    if (this.droppedInWindow > this.config.rateLimitBurst) {
+      this.log.warn('signal client flooding; closing it');
+      this.close(CloseCode.rateLimited);
+      return;
+    }
+    this.send(noticeFrame('RATE_LIMITED', `at most ${this.config.rateLimitPerSecond} messages per second`));
+  }
+}

@@ -1,0 +1,142 @@
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest, preHandlerHookHandler } from 'fastify';
+import type { Logger } from 'pino';
+import type { Config } from '../../config/schema.js';
+import { asUserId, type UserId } from '../../core/ids.js';
+import type { IdentityRegistry } from '../../core/identity-registry.js';
+import type { Presence } from '../../core/presence.js';
+import type { WebSocketTracker } from '../../server/websocket-tracker.js';
+import { SignalConnection } from './signal-connection.js';
+import {
+  COOKIE_MAX_AGE_SECONDS,
+  COOKIE_NAME,
+  CloseCode,
+  registerReply,
+  usernameProblem,
+} from './signal-wire.js';
+
+export interface SignalSurfaceOptions {
+  config: Config['signal'];
+  identities: IdentityRegistry;
+  presence: Presence;
+  tracker: WebSocketTracker;
+  adminGuard: preHandlerHookHandler;
+  log: Logger;
+}
+
+/**
+ * The Signal Server surface (seed 001). Thin: parses, validates, calls Presence and the
+ * IdentityRegistry, formats the original's bodies.
+ */
+export const signalPlugin: FastifyPluginAsync<SignalSurfaceOptions> = async (app, opts) => {
+  const { config, identities, presence, tracker, log } = opts;
+  // The live connections of this mount, for the heartbeat.
+  const connections = new Set<SignalConnection>();
+
+  const heartbeat = setInterval(() => {
+    for (const c of connections) c.heartbeat();
+  }, config.heartbeatSeconds * 1000);
+  heartbeat.unref();
+  app.addHook('onClose', async () => {
+    clearInterval(heartbeat);
+  });
+
+  // The original answers every unreadable body with this exact 400.
+  app.setErrorHandler(async (err: { statusCode?: number; code?: string }, request, reply) => {
+    const status = err.statusCode ?? 500;
+    if (status === 413) return reply.code(413).send(registerReply('INVALID', 'body too large'));
+    if (status >= 400 && status < 500) {
+      request.log.warn({ code: err.code }, 'signal: invalid body');
+      return reply.code(400).send(registerReply('INVALID', 'invalid body'));
+    }
+    request.log.error({ err }, 'signal: internal error');
+    return reply.code(500).send(registerReply('INVALID', 'internal error'));
+  });
+
+  /** The user named by a valid signed cookie, if any, whether or not registered. */
+  const cookieUser = (request: FastifyRequest): UserId | undefined => {
+    const raw = request.cookies[COOKIE_NAME];
+    if (!raw) return undefined;
+    const unsigned = request.unsignCookie(raw);
+    return unsigned.valid && unsigned.value ? asUserId(unsigned.value) : undefined;
+  };
+
+  const setSessionCookie = (request: FastifyRequest, reply: FastifyReply, user: UserId): void => {
+    reply.setCookie(COOKIE_NAME, user, {
+      signed: true,
+      path: '/',
+      httpOnly: true,
+      sameSite: 'lax',
+      secure: request.protocol === 'https',
+      maxAge: COOKIE_MAX_AGE_SECONDS,
+    });
+  };
+
+  const clearSession = (reply: FastifyReply): void => {
+    reply.header('clear-site-data', '"cookies"');
+    reply.clearCookie(COOKIE_NAME, { path: '/' });
+  };
+
+  app.get('/healthcheck', async (_request, reply) => reply.type('text/plain').send('success'));
+
+  app.post('/v1/register', async (request, reply) => {
+    const body = request.body as { username?: unknown } | undefined;
+    if (body === null || typeof body !== 'object') {
+      return reply.code(400).send(registerReply('INVALID', 'invalid body'));
+    }
+    const problem = usernameProblem(body.username, config.usernameMaxLength);
+    if (problem) return reply.code(400).send(registerReply('INVALID', problem));
+    const user = asUserId(body.username as string);
+    if (await identities.register(user)) {
+      request.log.info({ user }, 'signal user registered');
+      setSessionCookie(request, reply, user);
+      return reply.send(registerReply('SUCCESS'));
+    }
+    // Registering again with your own session is not a conflict (a person re-submitting).
+    if (cookieUser(request) === user) {
+      setSessionCookie(request, reply, user);
+      return reply.send(registerReply('SUCCESS'));
+    }
+    return reply.code(409).send(registerReply('TAKEN'));
+  });
+
+  app.get('/v1/user', async (request, reply) => {
+    const user = cookieUser(request);
+    if (user && (await identities.exists(user))) return reply.type('text/plain').send('OK');
+    clearSession(reply);
+    return reply.code(404).type('text/plain').send('Not Found');
+  });
+
+  app.get('/v1/kick-active-users', { preHandler: opts.adminGuard }, async (request, reply) => {
+    request.log.info({ active: presence.size }, 'signal: kicking all active users');
+    presence.kickAll();
+    return reply.type('text/plain').send('OK');
+  });
+
+  // Who connects is settled before the upgrade, so the socket handler is synchronous and
+  // no early message can arrive before the user is attached.
+  app.get(
+    '/v1/connect',
+    {
+      websocket: true,
+      preHandler: async (request) => {
+        const user = cookieUser(request);
+        (request as FastifyRequest & { signalUser?: UserId | undefined }).signalUser =
+          user && (await identities.exists(user)) ? user : undefined;
+      },
+    },
+    (socket, request) => {
+      tracker.track('signal', socket);
+      const user = (request as FastifyRequest & { signalUser?: UserId }).signalUser;
+      if (!user) {
+        log.warn({ ip: request.ip }, 'signal connect refused: no registered identity');
+        socket.close(CloseCode.unauthenticated.code, CloseCode.unauthenticated.reason);
+        return;
+      }
+      const connLog = log.child({ user, conn: request.id });
+      const connection = new SignalConnection(socket, user, presence, config, connLog);
+      connections.add(connection);
+      socket.once('close', () => connections.delete(connection));
+      connLog.info({ ip: request.ip }, 'signal connection open');
+    },
+  );
+};

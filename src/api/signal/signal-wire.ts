@@ -1,0 +1,73 @@
+/**
+ * The Signal Server's wire format (seed 001, protocols/signal.md): bodies, message
+ * shapes, close codes. Everything a client of the original depends on is spelled here.
+ */
+
+export const COOKIE_NAME = 'user_username';
+/** Browsers cap cookie lifetimes at 400 days; a registration should last as long. */
+export const COOKIE_MAX_AGE_SECONDS = 400 * 24 * 3600;
+
+export const CloseCode = {
+  /** The original's code for a missing or unknown identity. */
+  unauthenticated: { code: 4000, reason: 'UNAUTHENTICATED' },
+  /** Chorus: this user connected again elsewhere; the newest connection wins. */
+  replaced: { code: 4001, reason: 'REPLACED' },
+  /** Chorus: an admin called /v1/kick-active-users. */
+  kicked: { code: 4002, reason: 'KICKED' },
+  /** The client keeps sending faster than the rate limit allows. */
+  rateLimited: { code: 1008, reason: 'rate limit exceeded' },
+  /** A message over SIGNAL_MAX_FRAME_BYTES. */
+  tooBig: { code: 1009, reason: 'message too big' },
+  /** The client does not read what it is sent; its queue is full. */
+  sendQueueFull: { code: 1013, reason: 'send queue full' },
+  /** Server shutdown. */
+  goingAway: { code: 1001, reason: 'server shutting down' },
+} as const;
+
+export interface RegisterReply {
+  status: 'SUCCESS' | 'TAKEN' | 'INVALID';
+  message: string;
+}
+
+export const registerReply = (status: RegisterReply['status'], message = ''): RegisterReply => ({ status, message });
+
+/** An error or notice sent to a client, in the shape of the original's TARGET_NOT_FOUND. */
+export function noticeFrame(type: string, payload: unknown = null): string {
+  return JSON.stringify({ target: '', type, payload });
+}
+
+export const TARGET_NOT_FOUND = noticeFrame('TARGET_NOT_FOUND');
+
+export interface InboundMessage {
+  target: string;
+  type: string;
+  payload: unknown;
+}
+
+/** Parses a client frame; returns the reason as a string when it is not a valid message. */
+export function parseInbound(text: string): InboundMessage | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return 'malformed JSON';
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return 'expected a JSON object';
+  const m = value as Record<string, unknown>;
+  if (typeof m.target !== 'string' || m.target === '') return 'target must be a non-empty string';
+  if (typeof m.type !== 'string') return 'type must be a string';
+  return { target: m.target, type: m.type, payload: m.payload === undefined ? null : m.payload };
+}
+
+/** The forwarded form, keys in the original's order: originator, target, type, payload. */
+export function forwardedFrame(originator: string, m: InboundMessage): string {
+  return JSON.stringify({ originator, target: m.target, type: m.type, payload: m.payload });
+}
+
+/** Letters, digits, `_`, `-`, `.`: safe in a cookie, a URL and a bus subject token. */
+export function usernameProblem(name: unknown, maxLength: number): string | undefined {
+  if (typeof name !== 'string' || name.trim() === '') return 'username cannot be empty';
+  if (name.length > maxLength) return `username must be at most ${maxLength} characters`;
+  if (!/^[A-Za-z0-9_.-]+$/.test(name)) return 'username may contain only letters, digits, _, - and .';
+  return undefined;
+}

@@ -1,0 +1,45 @@
+import type { FastifyInstance, preHandlerHookHandler } from 'fastify';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import type { Engine } from '../core/engine.js';
+import type { WebSocketTracker } from '../server/websocket-tracker.js';
+import { signalPlugin } from './signal/signal-plugin.js';
+
+export interface SurfaceContext {
+  config: Config;
+  engine: Engine;
+  tracker: WebSocketTracker;
+  adminGuard: preHandlerHookHandler;
+  log: Logger;
+}
+
+export interface Surface {
+  name: string;
+  enabled(config: Config): boolean;
+  /** Largest WebSocket message the surface accepts (the shared upgrade server's ceiling). */
+  maxWebSocketMessage(config: Config): number;
+  mount(app: FastifyInstance, ctx: SurfaceContext): Promise<void>;
+}
+
+/** Every public surface. Each mounts as an encapsulated Fastify plugin under its prefixes. */
+export const surfaces: readonly Surface[] = [
+  {
+    name: 'signal',
+    enabled: (c) => c.signal.enabled,
+    maxWebSocketMessage: (c) => c.signal.maxFrameBytes,
+    async mount(app, ctx) {
+      const log = ctx.log.child({ surface: 'signal' });
+      for (const prefix of new Set(ctx.config.signal.prefixes)) {
+        await app.register(signalPlugin, {
+          prefix,
+          config: ctx.config.signal,
+          identities: ctx.engine.identities('signal'),
+          presence: ctx.engine.presence('signal'),
+          tracker: ctx.tracker,
+          adminGuard: ctx.adminGuard,
+          log,
+        });
+      }
+    },
+  },
+];

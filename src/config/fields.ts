@@ -1,0 +1,74 @@
+import { z } from 'zod';
+
+/**
+ * Metadata every leaf of the config schema carries: the environment variable names that
+ * set it (the seeds' names first, then Chorus's own) and one sentence for the README.
+ */
+export interface FieldMeta {
+  env: readonly string[];
+  doc: string;
+  /** How the default reads in the docs when it is not a literal (e.g. "generated"). */
+  defaultDoc?: string;
+}
+
+const TRUE_WORDS = new Set(['yes', 'true', '1', 'on', 'y']);
+const FALSE_WORDS = new Set(['no', 'false', '0', 'off', 'n', '']);
+
+/** Booleans as the seeds write them (`YES`/`NO`) and as people do (`true`, `1`, `off`). */
+export const flag = z.preprocess((v) => {
+  if (typeof v !== 'string') return v;
+  const w = v.trim().toLowerCase();
+  if (TRUE_WORDS.has(w)) return true;
+  if (FALSE_WORDS.has(w)) return false;
+  return v;
+}, z.boolean({ error: 'expected YES/NO, true/false or 1/0' }));
+
+/** An integer from an environment string or a config file number. */
+export function int(min: number, max: number) {
+  return z.preprocess(
+    (v) => (typeof v === 'string' && v.trim() !== '' ? Number(v.trim()) : v),
+    z
+      .number({ error: `expected an integer from ${min} to ${max}` })
+      .int({ error: `expected an integer from ${min} to ${max}` })
+      .min(min, { error: `expected an integer from ${min} to ${max}` })
+      .max(max, { error: `expected an integer from ${min} to ${max}` }),
+  );
+}
+
+/** A comma-separated list in the environment, an array in a config file; blanks dropped. */
+export const list = z.preprocess(
+  (v) =>
+    typeof v === 'string'
+      ? v
+          .split(',')
+          .map((s) => s.trim())
+          .filter((s) => s !== '')
+      : v,
+  z.array(z.string(), { error: 'expected a comma-separated list' }),
+);
+
+/** A comma-separated list where an empty item is meaningful (e.g. the root prefix). */
+export function listKeepingEmpty<S extends z.ZodType>(item: S) {
+  return z.preprocess(
+    (v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()) : v),
+    z.array(item, { error: 'expected a comma-separated list' }),
+  );
+}
+
+/** A path prefix: '' or '/x', normalised without a trailing slash. */
+export const pathPrefix = z
+  .string()
+  .transform((s) => s.trim().replace(/\/+$/, ''))
+  .refine((s) => s === '' || /^\/[A-Za-z0-9._~\-/]*$/.test(s), {
+    error: 'expected a path prefix such as /api (letters, digits, - . _ ~ /)',
+  });
+
+/** A leaf with a default. Defaults are given here so the docs can show them. */
+export function field<S extends z.ZodType>(schema: S, defaultValue: z.output<S>, meta: FieldMeta) {
+  return schema.default(defaultValue as never).meta({ ...meta });
+}
+
+/** A leaf that may be left unset. */
+export function optionalField<S extends z.ZodType>(schema: S, meta: FieldMeta) {
+  return schema.optional().meta({ ...meta });
+}

@@ -1,0 +1,85 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from './config/load-config.js';
+import { createServer } from './server/create-server.js';
+
+const USAGE = `usage: chorus [serve] [--config FILE] [--env-file FILE]
+
+  serve            run the server (the default)
+  --config FILE    JSON or YAML settings (see the README's config table)
+  --env-file FILE  dotenv file to read (default: ./.env when present)
+
+Precedence, lowest to highest: defaults, --config file, .env file, environment.`;
+
+async function main(): Promise<number> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      config: { type: 'string' },
+      'env-file': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const command = positionals[0] ?? 'serve';
+  if (values.help || command !== 'serve') {
+    process.stdout.write(USAGE + '\n');
+    return values.help ? 0 : 2;
+  }
+
+  let config;
+  try {
+    config = loadConfig({
+      env: process.env,
+      dotenvPath: values['env-file'] ?? '.env',
+      ...(values.config ? { configFile: values.config } : {}),
+    });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`chorus: invalid configuration\n${err.lines.map((l) => `  ${l}`).join('\n')}\n`);
+      return 2;
+    }
+    throw err;
+  }
+
+  const server = await createServer(config);
+  const log = server.app.log;
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal, graceSeconds: config.shutdown.graceSeconds }, 'draining');
+    // The grace bounds the whole shutdown; a hung close must not keep the process alive.
+    const deadline = setTimeout(
+      () => {
+        log.error('shutdown grace exceeded; exiting');
+        process.exit(1);
+      },
+      config.shutdown.graceSeconds * 1000 + 2000,
+    );
+    deadline.unref();
+    server.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  await server.listen();
+  return -1;
+}
+
+main().then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (err: unknown) => {
+    process.stderr.write(`chorus: failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,48 @@
+/**
+ * The bus port: subject-based publish/subscribe and request/reply between the parts of
+ * Chorus, in one process or across nodes. Subjects follow NATS rules (`.`-separated
+ * tokens, `*` matches one token, `>` the rest) so the NATS implementation is a thin
+ * mapping and the local one behaves the same.
+ */
+export interface BusMessage {
+  readonly subject: string;
+  readonly data: Uint8Array;
+  /** Present when the sender used `request`: the first answer wins. */
+  respond?(data: Uint8Array | string): void;
+}
+
+export type BusHandler = (msg: BusMessage) => void;
+
+export interface BusSubscription {
+  unsubscribe(): void;
+}
+
+export interface Bus {
+  publish(subject: string, data?: Uint8Array | string): void;
+  subscribe(subject: string, handler: BusHandler): BusSubscription;
+  /** Resolves with the first answer; rejects with NoRespondersError or BusTimeoutError. */
+  request(subject: string, data: Uint8Array | string, opts?: { timeoutMs?: number }): Promise<Uint8Array>;
+  close(): Promise<void>;
+}
+
+export class NoRespondersError extends Error {
+  constructor(subject: string) {
+    super(`no responders on ${subject}`);
+    this.name = 'NoRespondersError';
+  }
+}
+
+export class BusTimeoutError extends Error {
+  constructor(subject: string, ms: number) {
+    super(`no answer on ${subject} within ${ms} ms`);
+    this.name = 'BusTimeoutError';
+  }
+}
+
+/**
+ * Makes any string safe as one subject token: `.`, `*`, `>`, `%` and whitespace are
+ * percent-encoded, so user names with dots stay one token.
+ */
+export function subjectToken(s: string): string {
+  return s.replace(/[.*>%\s]/g, (c) => '%' + c.charCodeAt(0).toString(16).padStart(2, '0'));
+}

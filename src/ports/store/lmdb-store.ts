@@ -1,0 +1,63 @@
+import { mkdirSync } from 'node:fs';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { assertKey, type KvBucket, type Store } from './store.js';
+
+/**
+ * The embedded store: LMDB in the data directory. Chosen over SQLite because its
+ * key/value model is the same as the cluster's JetStream KV (one interface, no SQL
+ * layer to emulate), it is crash-safe (copy-on-write B-tree, synced commits), and it
+ * installs from npm with a prebuilt binary (better-sqlite3 would compile on every CI run).
+ */
+export class LmdbStore implements Store {
+  private readonly root: RootDatabase;
+  private readonly buckets = new Map<string, LmdbBucket<unknown>>();
+
+  constructor(dataDir: string) {
+    mkdirSync(dataDir, { recursive: true });
+    this.root = open({ path: dataDir, maxDbs: 64, encoding: 'msgpack' });
+  }
+
+  bucket<T>(name: string): KvBucket<T> {
+    let b = this.buckets.get(name);
+    if (!b) {
+      b = new LmdbBucket<unknown>(this.root.openDB({ name, encoding: 'msgpack' }));
+      this.buckets.set(name, b);
+    }
+    return b as KvBucket<T>;
+  }
+
+  async close(): Promise<void> {
+    await this.root.close();
+  }
+}
+
+class LmdbBucket<T> implements KvBucket<T> {
+  constructor(private readonly db: Database<T, string>) {}
+
+  get(key: string): Promise<T | undefined> {
+    assertKey(key);
+    return Promise.resolve(this.db.get(key));
+  }
+
+  async put(key: string, value: T): Promise<void> {
+    assertKey(key);
+    await this.db.put(key, value);
+  }
+
+  create(key: string, value: T): Promise<boolean> {
+    assertKey(key);
+    // ifNoExists runs the write inside one transaction with the existence check.
+    return this.db.ifNoExists(key, () => {
+      void this.db.put(key, value);
+    });
+  }
+
+  async delete(key: string): Promise<void> {
+    assertKey(key);
+    await this.db.remove(key);
+  }
+
+  keys(): Promise<string[]> {
+    return Promise.resolve(Array.from(this.db.getKeys()));
+  }
+}

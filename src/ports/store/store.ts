@@ -1,0 +1,24 @@
+/**
+ * The store port: durable key/value buckets of JSON-like records. Shaped after NATS
+ * JetStream KV (get, put, create-if-absent, delete, keys) so the cluster implementation
+ * maps one call to one KV operation. Keys use the KV alphabet: `[-/_=.A-Za-z0-9]`.
+ */
+export interface KvBucket<T> {
+  get(key: string): Promise<T | undefined>;
+  put(key: string, value: T): Promise<void>;
+  /** Stores the value only if the key is absent; true when it was stored. */
+  create(key: string, value: T): Promise<boolean>;
+  delete(key: string): Promise<void>;
+  keys(): Promise<string[]>;
+}
+
+export interface Store {
+  bucket<T>(name: string): KvBucket<T>;
+  close(): Promise<void>;
+}
+
+const KEY = /^[-/_=.A-Za-z0-9]{1,1024}$/;
+
+export function assertKey(key: string): void {
+  if (!KEY.test(key)) throw new Error(`invalid store key ${JSON.stringify(key)}`);
+}

@@ -1,0 +1,198 @@
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import fastifyCookie from '@fastify/cookie';
+import fastifyWebsocket from '@fastify/websocket';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import { Engine } from '../core/engine.js';
+import { isChorusError } from '../core/errors.js';
+import { closePorts, createPorts, type Ports } from '../ports/create-ports.js';
+import { surfaces } from '../api/surfaces.js';
+import { adminGuard } from './admin-guard.js';
+import { errorBody, errorTable } from './error-table.js';
+import { createLogger } from './logger.js';
+import { ServerMetrics } from './metrics.js';
+import { Readiness } from './readiness.js';
+import { persistentSecret } from './server-secret.js';
+import { readTlsFiles, watchTlsFiles } from './tls-credentials.js';
+import { mountWeb } from './web-assets.js';
+import { WebSocketTracker } from './websocket-tracker.js';
+
+export interface ServerOverrides {
+  logger?: Logger;
+  ports?: Ports;
+}
+
+export interface ChorusServer {
+  app: FastifyInstance;
+  engine: Engine;
+  config: Config;
+  metrics: ServerMetrics;
+  readiness: Readiness;
+  tracker: WebSocketTracker;
+  /** Starts the listeners; resolves when all are bound. */
+  listen(): Promise<void>;
+  /** Base URLs of the bound listeners (http always, https when TLS is configured). */
+  urls(): { http: string; https?: string };
+  /** Graceful: not ready, close sockets with 1001, stop listeners, close ports. Idempotent. */
+  close(): Promise<void>;
+}
+
+function urlOf(server: HttpServer | HttpsServer, scheme: string): string {
+  const a = server.address() as AddressInfo;
+  const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+  return `${scheme}://${host === '0.0.0.0' ? '127.0.0.1' : host === '[::]' ? '[::1]' : host}:${a.port}`;
+}
+
+/** Builds everything from the config; nothing is global, so tests can run several. */
+export async function createServer(config: Config, overrides: ServerOverrides = {}): Promise<ChorusServer> {
+  const log = overrides.logger ?? createLogger(config.log);
+  const metrics = new ServerMetrics();
+  const readiness = new Readiness();
+  const tracker = new WebSocketTracker(metrics);
+  readiness.expect('listeners');
+  readiness.expect('store');
+
+  const ports = overrides.ports ?? createPorts(config, log);
+  readiness.set('store', true);
+  const engine = new Engine(ports, log);
+
+  let tlsServer: HttpsServer | undefined;
+  let stopTlsWatch = (): void => undefined;
+  const tlsFiles = config.tls.cert && config.tls.key ? { cert: config.tls.cert, key: config.tls.key } : undefined;
+
+  const app = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    // One log line per request, written by our onResponse hook, instead of Fastify's two.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.http.bodyLimitBytes,
+    trustProxy: config.http.trustProxy.length > 0 ? config.http.trustProxy : false,
+    return503OnClosing: true,
+    // One handler behind both listeners: TLS requests and upgrades reach the same routes.
+    serverFactory: (handler) => {
+      const http = createHttpServer(handler);
+      if (tlsFiles) {
+        tlsServer = createHttpsServer(readTlsFiles(tlsFiles), handler);
+        tlsServer.on('upgrade', (req, socket, head) => http.emit('upgrade', req, socket, head));
+        stopTlsWatch = watchTlsFiles(tlsServer, tlsFiles, config.tls.reloadSeconds, log);
+      }
+      return http;
+    },
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.httpRequests.inc({ method: request.method, route, status: String(reply.statusCode) });
+    metrics.httpDuration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+    if (config.log.requests) {
+      request.log.info(
+        { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
+        'request',
+      );
+    }
+  });
+
+  app.setErrorHandler(async (err: Error & { statusCode?: number; code?: string }, request, reply) => {
+    if (isChorusError(err)) {
+      request.log.warn({ code: err.code }, err.message);
+      return reply.code(errorTable[err.code].http).send(errorBody(err.code, err.message));
+    }
+    const status = err.statusCode ?? 500;
+    if (status < 500) {
+      request.log.warn({ code: err.code, status }, err.message);
+      const code = status === 413 ? 'too_large' : status === 415 ? 'invalid_argument' : 'invalid_argument';
+      return reply.code(status).send(errorBody(code, err.message));
+    }
+    request.log.error({ err }, 'internal error');
+    return reply.code(500).send(errorBody('internal', 'internal server error'));
+  });
+  app.setNotFoundHandler(async (request, reply) =>
+    reply.code(404).send(errorBody('not_found', `no route ${request.method} ${request.url.split('?')[0]}`)),
+  );
+
+  const cookieSecret = config.signal.cookieSecret ?? (await persistentSecret(ports.store, 'cookie'));
+  await app.register(fastifyCookie, { secret: cookieSecret });
+
+  const enabled = surfaces.filter((s) => s.enabled(config));
+  const maxPayload = Math.max(1024, ...enabled.map((s) => s.maxWebSocketMessage(config)));
+  await app.register(fastifyWebsocket, {
+    options: { maxPayload },
+    // Shutdown closes sockets itself (1001, with a grace), before Fastify's close.
+    preClose: (done) => done(),
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_request, reply) => {
+    const snap = readiness.snapshot();
+    return reply.code(snap.ready ? 200 : 503).send(snap);
+  });
+  if (config.metrics.enabled) {
+    app.get('/metrics', async (_request, reply) =>
+      reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
+    );
+  }
+
+  const guard = adminGuard(config.admin);
+  for (const surface of enabled) {
+    readiness.expect(surface.name);
+    await surface.mount(app, { config, engine, tracker, adminGuard: guard, log });
+    readiness.set(surface.name, true);
+    log.info({ surface: surface.name }, 'surface mounted');
+  }
+  if (config.web.enabled) await mountWeb(app, log);
+
+  let closing: Promise<void> | undefined;
+
+  const server: ChorusServer = {
+    app,
+    engine,
+    config,
+    metrics,
+    readiness,
+    tracker,
+    async listen() {
+      await app.listen({ port: config.http.port, host: config.http.bindAddress });
+      if (tlsServer) {
+        const tls = tlsServer;
+        await new Promise<void>((resolve, reject) => {
+          tls.once('error', reject);
+          tls.listen(config.tls.port, config.http.bindAddress, () => {
+            tls.off('error', reject);
+            resolve();
+          });
+        });
+      }
+      readiness.set('listeners', true);
+      const u = server.urls();
+      log.info({ http: u.http, https: u.https }, 'chorus listening');
+    },
+    urls() {
+      const out: { http: string; https?: string } = { http: urlOf(app.server, 'http') };
+      if (tlsServer?.listening) out.https = urlOf(tlsServer, 'https');
+      return out;
+    },
+    close() {
+      closing ??= (async () => {
+        readiness.drain();
+        log.info({ sockets: tracker.size }, 'shutting down');
+        stopTlsWatch();
+        await tracker.closeAll(1001, 'server shutting down', config.shutdown.graceSeconds * 1000);
+        if (tlsServer?.listening) {
+          const tls = tlsServer;
+          await new Promise<void>((resolve) => {
+            tls.close(() => resolve());
+            tls.closeAllConnections();
+          });
+        }
+        await app.close();
+        engine.close();
+        await closePorts(ports);
+        log.info('stopped');
+      })();
+      return closing;
+    },
+  };
+  return server;
+}

@@ -1,0 +1,47 @@
+import type { WebSocket } from 'ws';
+import type { ServerMetrics } from './metrics.js';
+
+/**
+ * Knows every open WebSocket of every surface: feeds the open-sockets gauge and closes
+ * them all with 1001 on shutdown.
+ */
+export class WebSocketTracker {
+  private readonly open = new Set<WebSocket>();
+
+  constructor(private readonly metrics: ServerMetrics) {}
+
+  track(surface: string, socket: WebSocket): void {
+    this.open.add(socket);
+    this.metrics.websocketsOpen.inc({ surface });
+    this.metrics.websocketsTotal.inc({ surface });
+    socket.once('close', () => {
+      this.open.delete(socket);
+      this.metrics.websocketsOpen.dec({ surface });
+    });
+  }
+
+  get size(): number {
+    return this.open.size;
+  }
+
+  /** Sends a close frame to every socket; resolves when all are closed or `ms` passed. */
+  async closeAll(code: number, reason: string, ms: number): Promise<void> {
+    const pending = [...this.open].map(
+      (s) =>
+        new Promise<void>((resolve) => {
+          if (s.readyState === s.CLOSED) return resolve();
+          s.once('close', () => resolve());
+          s.close(code, reason);
+        }),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(pending),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, ms);
+      }),
+    ]);
+    if (timer) clearTimeout(timer);
+    for (const s of this.open) s.terminate();
+  }
+}
