@@ -1,0 +1,175 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
+import { connect as tlsConnect } from 'node:tls';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestServer, type TestServer } from '../fixtures/test-server.js';
+import { TestSocket, eventually } from '../fixtures/ws-client.js';
+import { selfSignedCert } from '../fixtures/self-signed.js';
+import { runChorus, runChorusToExit } from '../fixtures/chorus-process.js';
+
+describe('health, readiness, metrics', () => {
+  let t: TestServer;
+  beforeAll(async () => {
+    t = await startTestServer();
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  it('serves /healthz and /readyz with every component up', async () => {
+    expect(await (await fetch(`${t.url}/healthz`)).json()).toEqual({ status: 'ok' });
+    const ready = await fetch(`${t.url}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({
+      ready: true,
+      draining: false,
+      components: { listeners: true, store: true, signal: true },
+    });
+  });
+
+  it('serves Prometheus metrics: process, HTTP by route and status, WebSockets by surface', async () => {
+    await fetch(`${t.url}/healthz`);
+    await fetch(`${t.url}/no/such/route`);
+    const res = await fetch(`${t.url}/metrics`);
+    expect(res.headers.get('content-type')).toMatch(/text\/plain/);
+    const text = await res.text();
+    expect(text).toMatch(/^chorus_process_resident_memory_bytes \d+/m);
+    expect(text).toMatch(/chorus_http_requests_total\{method="GET",route="\/healthz",status="200"\} \d+/);
+    expect(text).toMatch(/chorus_http_requests_total\{method="GET",route="unmatched",status="404"\} \d+/);
+    expect(text).toMatch(/# TYPE chorus_websockets_open gauge/);
+  });
+
+  it('answers unknown routes with a JSON 404', async () => {
+    const res = await fetch(`${t.url}/nope?x=1`);
+    expect(res.status).toBe(404);
+    expect(await res.json()).toEqual({ error: { code: 'not_found', message: 'no route GET /nope' } });
+  });
+
+  it('serves the Signal page', async () => {
+    const page = await fetch(`${t.url}/signal/`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toMatch(/<title>Chorus · Signal call<\/title>/);
+    expect((await fetch(`${t.url}/signal/main.js`)).headers.get('content-type')).toMatch(/javascript/);
+  });
+});
+
+describe('surfaces by config', () => {
+  it('can disable a surface and move it under another prefix', async () => {
+    const off = await startTestServer({ signal: { enabled: false } });
+    const moved = await startTestServer({ signal: { prefixes: ['/sig'] } });
+    try {
+      expect((await fetch(`${off.url}/healthcheck`)).status).toBe(404);
+      expect(await (await fetch(`${off.url}/readyz`)).json()).toMatchObject({ components: { listeners: true, store: true } });
+      expect((await fetch(`${moved.url}/sig/healthcheck`)).status).toBe(200);
+      expect((await fetch(`${moved.url}/healthcheck`)).status).toBe(404);
+    } finally {
+      await off.close();
+      await moved.close();
+    }
+  });
+});
+
+describe('graceful shutdown', () => {
+  it('is not ready while draining, and closes WebSockets with 1001', async () => {
+    const t = await startTestServer({ admin: { open: true } });
+    const reg = await fetch(`${t.url}/v1/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"username":"drain-a"}',
+    });
+    const cookie = (reg.headers.get('set-cookie') ?? '').split(';')[0]!;
+    const s = await TestSocket.open(`${t.wsUrl}/v1/connect`, { cookie });
+    t.server.readiness.drain();
+    expect((await fetch(`${t.url}/readyz`)).status).toBe(503);
+    await t.close();
+    expect(await s.closed).toEqual({ code: 1001, reason: 'server shutting down' });
+  });
+
+  it('the real process exits 0 on SIGTERM after closing sockets with 1001', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'chorus-proc-'));
+    const p = await runChorus({ HTTP_PORT: '0', BIND_ADDRESS: '127.0.0.1', DATA_DIR: dataDir, SHUTDOWN_GRACE_SECONDS: '3' });
+    try {
+      const reg = await fetch(`${p.url}/v1/register`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"username":"proc-a"}',
+      });
+      const cookie = (reg.headers.get('set-cookie') ?? '').split(';')[0]!;
+      const s = await TestSocket.open(`${p.url.replace('http', 'ws')}/v1/connect`, { cookie });
+      p.kill('SIGTERM');
+      expect(await s.closed).toEqual({ code: 1001, reason: 'server shutting down' });
+      expect(await p.exited).toBe(0);
+      expect(p.output()).toMatch(/"msg":"stopped"/);
+    } finally {
+      p.kill('SIGKILL');
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('the real process refuses to start on bad config, one line per bad key', async () => {
+    const r = await runChorusToExit({ HTTP_PORT: 'abc', SIGNAL_RATE_LIMIT: '0' });
+    expect(r.code).toBe(2);
+    expect(r.output).toMatch(/invalid configuration/);
+    expect(r.output).toMatch(/HTTP_PORT \(http\.port\) = "abc": expected an integer from 0 to 65535/);
+    expect(r.output).toMatch(/SIGNAL_RATE_LIMIT \(signal\.rateLimitPerSecond\) = "0"/);
+  });
+});
+
+describe('TLS', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'chorus-tls-'));
+  let t: TestServer;
+  beforeAll(async () => {
+    const { cert, key } = selfSignedCert(dir, 'first');
+    t = await startTestServer({ tls: { cert, key, reloadSeconds: 1 } });
+  });
+  afterAll(async () => {
+    await t.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const peerCn = (port: number): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const s = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
+        const cn = s.getPeerCertificate().subject.CN;
+        s.end();
+        resolve(Array.isArray(cn) ? cn.join() : cn);
+      });
+      s.on('error', reject);
+    });
+
+  it('serves the same routes over HTTPS and sets Secure cookies there', async () => {
+    const https = t.server.urls().https!;
+    expect(https).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    const res = await new Promise<{ status: number; cookie: string }>((resolve, reject) => {
+      const req = httpsRequest(
+        `${https}/v1/register`,
+        { method: 'POST', rejectUnauthorized: false, headers: { 'content-type': 'application/json' } },
+        (r) => {
+          r.resume();
+          resolve({ status: r.statusCode ?? 0, cookie: String(r.headers['set-cookie']?.[0] ?? '') });
+        },
+      );
+      req.on('error', reject);
+      req.end('{"username":"tls-alice"}');
+    });
+    expect(res.status).toBe(200);
+    expect(res.cookie).toMatch(/; Secure/);
+    const s = await TestSocket.open(
+      `${https.replace('https', 'wss')}/v1/connect`,
+      { cookie: res.cookie.split(';')[0]! },
+      { rejectUnauthorized: false },
+    );
+    s.send({ target: 'tls-alice', type: 'self', payload: 1 });
+    expect(JSON.parse(await s.next()).originator).toBe('tls-alice');
+    s.close();
+  });
+
+  it('reloads a renewed certificate without a restart', async () => {
+    const port = Number(new URL(t.server.urls().https!).port);
+    expect(await peerCn(port)).toBe('first');
+    selfSignedCert(dir, 'renewed');
+    await eventually(async () => (await peerCn(port)) === 'renewed', 8000, 'the renewed certificate');
+  });
+});
