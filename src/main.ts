@@ -79,7 +79,9 @@ main().then(
     if (code >= 0) process.exit(code);
   },
   (err: unknown) => {
-    process.stderr.write(`chorus: failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.stderr.write(
+      `chorus: failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
     process.exit(1);
   },
 );

@@ -1,4 +1,4 @@
-import type { FastifyInstance, preHandlerHookHandler } from 'fastify';
+import type { FastifyInstance, preHandlerAsyncHookHandler } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { Engine } from '../core/engine.js';
@@ -9,7 +9,7 @@ export interface SurfaceContext {
   config: Config;
   engine: Engine;
   tracker: WebSocketTracker;
-  adminGuard: preHandlerHookHandler;
+  adminGuard: preHandlerAsyncHookHandler;
   log: Logger;
 }
 

@@ -15,7 +15,8 @@ function isObject(s: z.ZodType): s is z.ZodObject {
 }
 
 function walk(schema: z.ZodObject, prefix: string[], out: ConfigField[]): void {
-  for (const [key, child] of Object.entries(schema.shape as Record<string, z.ZodType>)) {
+  const shape: Record<string, z.ZodType> = schema.shape;
+  for (const [key, child] of Object.entries(shape)) {
     const path = [...prefix, key];
     if (isObject(child)) {
       walk(child, path, out);
@@ -24,7 +25,12 @@ function walk(schema: z.ZodObject, prefix: string[], out: ConfigField[]): void {
     const meta = child.meta() as FieldMeta | undefined;
     if (!meta?.env) throw new Error(`config field ${path.join('.')} has no env metadata`);
     const def = child.def as { type: string; defaultValue?: unknown };
-    out.push({ path, meta, defaultValue: def.type === 'default' ? def.defaultValue : undefined, schema: child });
+    out.push({
+      path,
+      meta,
+      defaultValue: def.type === 'default' ? def.defaultValue : undefined,
+      schema: child,
+    });
   }
 }
 

@@ -15,13 +15,16 @@ const TRUE_WORDS = new Set(['yes', 'true', '1', 'on', 'y']);
 const FALSE_WORDS = new Set(['no', 'false', '0', 'off', 'n', '']);
 
 /** Booleans as the seeds write them (`YES`/`NO`) and as people do (`true`, `1`, `off`). */
-export const flag = z.preprocess((v) => {
-  if (typeof v !== 'string') return v;
-  const w = v.trim().toLowerCase();
-  if (TRUE_WORDS.has(w)) return true;
-  if (FALSE_WORDS.has(w)) return false;
-  return v;
-}, z.boolean({ error: 'expected YES/NO, true/false or 1/0' }));
+export const flag = z.preprocess(
+  (v) => {
+    if (typeof v !== 'string') return v;
+    const w = v.trim().toLowerCase();
+    if (TRUE_WORDS.has(w)) return true;
+    if (FALSE_WORDS.has(w)) return false;
+    return v;
+  },
+  z.boolean({ error: 'expected YES/NO, true/false or 1/0' }),
+);
 
 /** An integer from an environment string or a config file number. */
 export function int(min: number, max: number) {

@@ -59,7 +59,9 @@ function readConfigFile(file: string): Raw {
     if (typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('expected a mapping at the top');
     return parsed as Raw;
   } catch (err) {
-    throw new ConfigError([`--config ${file}: not valid ${extname(file) || 'YAML'}: ${(err as Error).message}`]);
+    throw new ConfigError([
+      `--config ${file}: not valid ${extname(file) || 'YAML'}: ${(err as Error).message}`,
+    ]);
   }
 }
 
@@ -67,7 +69,12 @@ function readConfigFile(file: string): Raw {
  * A config file may use nested keys (`http: {port: 8000}`) or the environment names
  * (`HTTP_PORT: 8000`). Unknown keys are errors: a typo should not silently do nothing.
  */
-function fileValues(file: Raw, fields: ConfigField[], origin: string, errors: string[]): Map<ConfigField, unknown> {
+function fileValues(
+  file: Raw,
+  fields: ConfigField[],
+  origin: string,
+  errors: string[],
+): Map<ConfigField, unknown> {
   const out = new Map<ConfigField, unknown>();
   const byEnv = new Map<string, ConfigField>();
   for (const f of fields) for (const e of f.meta.env) byEnv.set(e, f);
@@ -81,8 +88,16 @@ function fileValues(file: Raw, fields: ConfigField[], origin: string, errors: st
       if (prefix.length === 0 && byEnv.has(k)) {
         out.set(byEnv.get(k)!, v);
       } else if (known.has(dotted)) {
-        out.set(fields.find((f) => f.path.join('.') === dotted)!, v);
-      } else if (v !== null && typeof v === 'object' && !Array.isArray(v) && (prefix.length > 0 || sections.has(k))) {
+        out.set(
+          fields.find((f) => f.path.join('.') === dotted)!,
+          v,
+        );
+      } else if (
+        v !== null &&
+        typeof v === 'object' &&
+        !Array.isArray(v) &&
+        (prefix.length > 0 || sections.has(k))
+      ) {
         visit(v as Raw, path);
       } else {
         errors.push(`${origin}: ${dotted}: unknown setting`);
@@ -126,7 +141,8 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   }
   if (sources.configFile) {
     const file = readConfigFile(sources.configFile);
-    for (const [f, v] of fileValues(file, fields, sources.configFile, errors)) put(f, v, `${sources.configFile}`);
+    for (const [f, v] of fileValues(file, fields, sources.configFile, errors))
+      put(f, v, `${sources.configFile}`);
   }
   const layers: Array<[string, Record<string, string | undefined>]> = [];
   if (sources.dotenvPath && existsSync(sources.dotenvPath)) {

@@ -49,7 +49,7 @@ export const configSchema = z.object({
     }),
     debug: field(flag, false, {
       env: ['LOG_DEBUG'],
-      doc: '`YES` lowers the log level to `debug` (the seeds\' switch).',
+      doc: "`YES` lowers the log level to `debug` (the seeds' switch).",
     }),
     requests: field(flag, true, {
       env: ['LOG_REQUESTS'],

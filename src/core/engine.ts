@@ -19,7 +19,11 @@ export class Engine {
   presence(namespace: string): Presence {
     let p = this.presences.get(namespace);
     if (!p) {
-      p = new Presence(this.ports.bus, `chorus.presence.${namespace}`, this.log.child({ presence: namespace }));
+      p = new Presence(
+        this.ports.bus,
+        `chorus.presence.${namespace}`,
+        this.log.child({ presence: namespace }),
+      );
       this.presences.set(namespace, p);
     }
     return p;

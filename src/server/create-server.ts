@@ -61,9 +61,11 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
 
   let tlsServer: HttpsServer | undefined;
   let stopTlsWatch = (): void => undefined;
-  const tlsFiles = config.tls.cert && config.tls.key ? { cert: config.tls.cert, key: config.tls.key } : undefined;
+  const tlsFiles =
+    config.tls.cert && config.tls.key ? { cert: config.tls.cert, key: config.tls.key } : undefined;
 
   const app = Fastify({
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- types the app with Fastify's logger so plugin types line up
     loggerInstance: log as FastifyBaseLogger,
     // One log line per request, written by our onResponse hook, instead of Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
@@ -88,7 +90,12 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
     metrics.httpDuration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
     if (config.log.requests) {
       request.log.info(
-        { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
+        {
+          method: request.method,
+          url: request.url,
+          status: reply.statusCode,
+          ms: Math.round(reply.elapsedTime),
+        },
         'request',
       );
     }

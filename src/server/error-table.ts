@@ -15,6 +15,6 @@ export const errorTable: Record<ErrorCode, { http: number; wsClose: number }> = 
 };
 
 /** The JSON error body of Chorus's own routes (seed routes keep their documented bodies). */
-export function errorBody(code: ErrorCode | string, message: string): { error: { code: string; message: string } } {
+export function errorBody(code: string, message: string): { error: { code: string; message: string } } {
   return { error: { code, message } };
 }

@@ -10,6 +10,8 @@ export function createLogger(config: Config['log']): Logger {
   return pino({
     level: config.level,
     base: { service: 'chorus' },
-    ...(pretty ? { transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l' } } } : {}),
+    ...(pretty
+      ? { transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l' } } }
+      : {}),
   });
 }

@@ -29,6 +29,10 @@ export class Readiness {
   }
 
   snapshot(): { ready: boolean; draining: boolean; components: Record<string, boolean> } {
-    return { ready: this.ready, draining: this.drainingFlag, components: Object.fromEntries(this.components) };
+    return {
+      ready: this.ready,
+      draining: this.drainingFlag,
+      components: Object.fromEntries(this.components),
+    };
   }
 }

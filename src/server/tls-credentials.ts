@@ -15,7 +15,12 @@ export function readTlsFiles(files: TlsFiles): { cert: Buffer; key: Buffer } {
  * Watches the certificate and key files and swaps the server's secure context when they
  * change (e.g. after a certbot renewal), without dropping connections.
  */
-export function watchTlsFiles(server: HttpsServer, files: TlsFiles, seconds: number, log: Logger): () => void {
+export function watchTlsFiles(
+  server: HttpsServer,
+  files: TlsFiles,
+  seconds: number,
+  log: Logger,
+): () => void {
   if (seconds <= 0) return () => undefined;
   const stamp = (): string => {
     try {

@@ -16,5 +16,11 @@ export async function mountWeb(app: FastifyInstance, log: Logger): Promise<void>
     log.warn({ dir: webDistDir }, 'browser pages not built: run `npm run build:web`');
     return;
   }
-  await app.register(fastifyStatic, { root: webDistDir, prefix: '/', wildcard: false, redirect: true, index: ['index.html'] });
+  await app.register(fastifyStatic, {
+    root: webDistDir,
+    prefix: '/',
+    wildcard: false,
+    redirect: true,
+    index: ['index.html'],
+  });
 }

@@ -61,7 +61,9 @@ describe('surfaces by config', () => {
     const moved = await startTestServer({ signal: { prefixes: ['/sig'] } });
     try {
       expect((await fetch(`${off.url}/healthcheck`)).status).toBe(404);
-      expect(await (await fetch(`${off.url}/readyz`)).json()).toMatchObject({ components: { listeners: true, store: true } });
+      expect(await (await fetch(`${off.url}/readyz`)).json()).toMatchObject({
+        components: { listeners: true, store: true },
+      });
       expect((await fetch(`${moved.url}/sig/healthcheck`)).status).toBe(200);
       expect((await fetch(`${moved.url}/healthcheck`)).status).toBe(404);
     } finally {
@@ -89,7 +91,12 @@ describe('graceful shutdown', () => {
 
   it('the real process exits 0 on SIGTERM after closing sockets with 1001', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'chorus-proc-'));
-    const p = await runChorus({ HTTP_PORT: '0', BIND_ADDRESS: '127.0.0.1', DATA_DIR: dataDir, SHUTDOWN_GRACE_SECONDS: '3' });
+    const p = await runChorus({
+      HTTP_PORT: '0',
+      BIND_ADDRESS: '127.0.0.1',
+      DATA_DIR: dataDir,
+      SHUTDOWN_GRACE_SECONDS: '3',
+    });
     try {
       const reg = await fetch(`${p.url}/v1/register`, {
         method: 'POST',
@@ -134,7 +141,7 @@ describe('TLS', () => {
       const s = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
         const cn = s.getPeerCertificate().subject.CN;
         s.end();
-        resolve(Array.isArray(cn) ? cn.join() : cn);
+        resolve(Array.isArray(cn) ? cn.join() : (cn ?? ''));
       });
       s.on('error', reject);
     });

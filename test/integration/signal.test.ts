@@ -14,7 +14,12 @@ async function register(base: string, username: unknown, headers: Record<string,
   });
   const setCookie = res.headers.get('set-cookie') ?? '';
   const cookie = setCookie.split(';')[0] ?? '';
-  return { status: res.status, body: (await res.json()) as { status: string; message: string }, cookie, setCookie };
+  return {
+    status: res.status,
+    body: (await res.json()) as { status: string; message: string },
+    cookie,
+    setCookie,
+  };
 }
 
 async function connect(cookie: string): Promise<TestSocket> {
@@ -22,7 +27,10 @@ async function connect(cookie: string): Promise<TestSocket> {
 }
 
 beforeAll(async () => {
-  t = await startTestServer({ admin: { token: ADMIN }, signal: { rateLimitPerSecond: 20, rateLimitBurst: 10 } });
+  t = await startTestServer({
+    admin: { token: ADMIN },
+    signal: { rateLimitPerSecond: 20, rateLimitBurst: 10 },
+  });
 });
 afterAll(async () => {
   await t.close();
@@ -52,7 +60,10 @@ describe('POST /v1/register', () => {
   });
 
   it('rejects empty, too long and badly formed names with a clear 400', async () => {
-    expect((await register(t.url, '')).body).toEqual({ status: 'INVALID', message: 'username cannot be empty' });
+    expect((await register(t.url, '')).body).toEqual({
+      status: 'INVALID',
+      message: 'username cannot be empty',
+    });
     expect((await register(t.url, undefined)).status).toBe(400);
     const long = await register(t.url, 'x'.repeat(33));
     expect(long.status).toBe(400);
@@ -105,7 +116,12 @@ describe('GET /v1/user', () => {
   });
 
   it('is 404 and clears the cookie without a session, or with a forged one', async () => {
-    for (const cookie of ['', 'user_username=user-ok', 'user_username=user-ok.forgedsignature', 'user_username=']) {
+    for (const cookie of [
+      '',
+      'user_username=user-ok',
+      'user_username=user-ok.forgedsignature',
+      'user_username=',
+    ]) {
       const res = await fetch(`${t.url}/v1/user`, { headers: cookie ? { cookie } : {} });
       expect(res.status).toBe(404);
       expect(res.headers.get('clear-site-data')).toBe('"cookies"');
@@ -128,7 +144,9 @@ describe('GET /v1/connect', () => {
     const payload = { type: 'offer', sdp: 'v=0\r\n', nested: [1, 2, { x: null }] };
     sa.send({ target: 'fw-bob', type: 'video-offer', payload });
     const got = await sb.next();
-    expect(got).toBe(JSON.stringify({ originator: 'fw-alice', target: 'fw-bob', type: 'video-offer', payload }));
+    expect(got).toBe(
+      JSON.stringify({ originator: 'fw-alice', target: 'fw-bob', type: 'video-offer', payload }),
+    );
     sb.send({ target: 'fw-alice', type: 'ice-candidate' });
     expect(JSON.parse(await sa.next())).toEqual({
       originator: 'fw-bob',
@@ -147,7 +165,9 @@ describe('GET /v1/connect', () => {
     const sb = await connect(b.cookie);
     for (let i = 0; i < 10; i++) sa.send({ target: 'ord-b', type: 'n', payload: i });
     await eventually(() => sb.messages.length === 10);
-    expect(sb.messages.map((m) => (JSON.parse(m) as { payload: number }).payload)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(sb.messages.map((m) => (JSON.parse(m) as { payload: number }).payload)).toEqual([
+      0, 1, 2, 3, 4, 5, 6, 7, 8, 9,
+    ]);
     sa.close();
     sb.close();
   });
@@ -219,7 +239,8 @@ describe('GET /v1/connect', () => {
     const s = await connect(a.cookie);
     for (let i = 0; i < 15; i++) s.send({ target: 'flood-alice', type: 'f', payload: i });
     await s.next((m) => m.includes('RATE_LIMITED'));
-    for (let i = 0; i < 40; i++) if (s.ws.readyState === WebSocket.OPEN) s.send({ target: 'nobody', type: 'f' });
+    for (let i = 0; i < 40; i++)
+      if (s.ws.readyState === WebSocket.OPEN) s.send({ target: 'nobody', type: 'f' });
     expect((await s.closed).code).toBe(1008);
   });
 
@@ -246,7 +267,9 @@ describe('GET /v1/connect', () => {
     const s = await connect(a.cookie);
     const text = await (await fetch(`${t.url}/metrics`)).text();
     expect(text).toMatch(/chorus_websockets_open\{surface="signal"\} [1-9]/);
-    expect(text).toMatch(/chorus_http_requests_total\{method="POST",route="\/v1\/register",status="200"\} \d+/);
+    expect(text).toMatch(
+      /chorus_http_requests_total\{method="POST",route="\/v1\/register",status="200"\} \d+/,
+    );
     s.close();
   });
 });
@@ -264,7 +287,9 @@ describe('GET /v1/kick-active-users', () => {
     const b = await register(t.url, 'kick-b');
     const sa = await connect(a.cookie);
     const sb = await connect(b.cookie);
-    const res = await fetch(`${t.url}/v1/kick-active-users`, { headers: { authorization: `Bearer ${ADMIN}` } });
+    const res = await fetch(`${t.url}/v1/kick-active-users`, {
+      headers: { authorization: `Bearer ${ADMIN}` },
+    });
     expect(res.status).toBe(200);
     expect(await res.text()).toBe('OK');
     expect(await sa.closed).toEqual({ code: 4002, reason: 'KICKED' });
@@ -295,7 +320,10 @@ describe('heartbeat', () => {
       const r = await register(hb.url, 'hb-alice');
       // autoPong off: this client never answers the server's pings.
       const s = await TestSocket.open(`${hb.wsUrl}/v1/connect`, { cookie: r.cookie }, { autoPong: false });
-      const closed = await Promise.race([s.closed, new Promise<null>((r2) => setTimeout(() => r2(null), 5000))]);
+      const closed = await Promise.race([
+        s.closed,
+        new Promise<null>((r2) => setTimeout(() => r2(null), 5000)),
+      ]);
       expect(closed).not.toBeNull();
       expect(closed!.code).toBe(1006);
     } finally {

@@ -54,7 +54,10 @@ describe('loadConfig', () => {
   });
 
   it('applies precedence: defaults < overrides < --config file < .env < environment', () => {
-    const yaml = file('p.yaml', 'http:\n  port: 1111\n  bindAddress: 10.0.0.1\nsignal:\n  rateLimitPerSecond: 7\n');
+    const yaml = file(
+      'p.yaml',
+      'http:\n  port: 1111\n  bindAddress: 10.0.0.1\nsignal:\n  rateLimitPerSecond: 7\n',
+    );
     const dotenv = file('p.env', 'HTTP_PORT=2222\nSIGNAL_RATE_BURST=9\n');
     const c = loadConfig({
       overrides: { http: { port: 5555 }, shutdown: { graceSeconds: 3 }, signal: { rateLimitPerSecond: 1 } },
@@ -91,8 +94,12 @@ describe('loadConfig', () => {
       }),
     );
     expect(lines).toHaveLength(4);
-    expect(lines).toContainEqual(expect.stringMatching(/^HTTP_PORT \(http\.port\) = "eighty": expected an integer from 0 to 65535$/));
-    expect(lines).toContainEqual(expect.stringMatching(/^LOG_REQUESTS \(log\.requests\) = "maybe": expected YES\/NO/));
+    expect(lines).toContainEqual(
+      expect.stringMatching(/^HTTP_PORT \(http\.port\) = "eighty": expected an integer from 0 to 65535$/),
+    );
+    expect(lines).toContainEqual(
+      expect.stringMatching(/^LOG_REQUESTS \(log\.requests\) = "maybe": expected YES\/NO/),
+    );
     expect(lines).toContainEqual(expect.stringMatching(/^SIGNAL_MAX_FRAME_BYTES .*expected an integer/));
     expect(lines).toContainEqual(expect.stringMatching(/^LOG_LEVEL .*"loud"/));
   });

@@ -54,7 +54,9 @@ async function localMedia(): Promise<MediaStream> {
 
 function newPeerConnection(remote: string): RTCPeerConnection {
   const conn = new RTCPeerConnection({ iceServers: [] });
-  conn.addEventListener('icecandidate', (ev) => send(remote, 'ice-candidate', ev.candidate ? ev.candidate.toJSON() : null));
+  conn.addEventListener('icecandidate', (ev) =>
+    send(remote, 'ice-candidate', ev.candidate ? ev.candidate.toJSON() : null),
+  );
   conn.addEventListener('track', (ev) => {
     ui.remote.srcObject = ev.streams[0] ?? new MediaStream([ev.track]);
     ui.remoteName.textContent = remote;
@@ -146,7 +148,7 @@ async function onMessage(msg: SignalMessage): Promise<void> {
       log(`${msg.originator} answered`);
       return;
     case 'ice-candidate':
-      if (msg.payload) pendingCandidates.push(msg.payload as RTCIceCandidateInit);
+      if (msg.payload) pendingCandidates.push(msg.payload);
       await flushCandidates();
       return;
     case 'call-declined':

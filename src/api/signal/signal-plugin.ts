@@ -1,4 +1,4 @@
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest, preHandlerHookHandler } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../../config/schema.js';
 import { asUserId, type UserId } from '../../core/ids.js';
@@ -19,7 +19,7 @@ export interface SignalSurfaceOptions {
   identities: IdentityRegistry;
   presence: Presence;
   tracker: WebSocketTracker;
-  adminGuard: preHandlerHookHandler;
+  adminGuard: preHandlerAsyncHookHandler;
   log: Logger;
 }
 

@@ -29,7 +29,10 @@ export interface RegisterReply {
   message: string;
 }
 
-export const registerReply = (status: RegisterReply['status'], message = ''): RegisterReply => ({ status, message });
+export const registerReply = (status: RegisterReply['status'], message = ''): RegisterReply => ({
+  status,
+  message,
+});
 
 /** An error or notice sent to a client, in the shape of the original's TARGET_NOT_FOUND. */
 export function noticeFrame(type: string, payload: unknown = null): string {

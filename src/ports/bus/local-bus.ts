@@ -67,7 +67,11 @@ export class LocalBus implements Bus {
     };
   }
 
-  request(subject: string, data: Uint8Array | string, opts: { timeoutMs?: number } = {}): Promise<Uint8Array> {
+  request(
+    subject: string,
+    data: Uint8Array | string,
+    opts: { timeoutMs?: number } = {},
+  ): Promise<Uint8Array> {
     const timeoutMs = opts.timeoutMs ?? 5000;
     return new Promise<Uint8Array>((resolve, reject) => {
       let settled = false;
