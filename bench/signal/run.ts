@@ -73,14 +73,15 @@ try {
     const nameA = `u${2 * p}`;
     const nameB = `u${2 * p + 1}`;
     const onMessage = (self: WebSocket, peer: string) => (data: WebSocket.RawData) => {
-      const msg = JSON.parse(data.toString()) as { payload: number };
+      const msg = JSON.parse((data as Buffer).toString()) as { payload: number };
       latencies.push(performance.now() - msg.payload);
       delivered++;
       if (running) self.send(`{"target":"${peer}","type":"t","payload":${performance.now()}}`);
     };
     a.on('message', onMessage(a, nameB));
     b.on('message', onMessage(b, nameA));
-    for (let w = 0; w < WINDOW; w++) a.send(`{"target":"${nameB}","type":"t","payload":${performance.now()}}`);
+    for (let w = 0; w < WINDOW; w++)
+      a.send(`{"target":"${nameB}","type":"t","payload":${performance.now()}}`);
   }
   const cpu0 = cpuSeconds(server.pid);
   const start = performance.now();

@@ -2,13 +2,16 @@ import type { FastifyInstance, preHandlerAsyncHookHandler } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { Engine } from '../core/engine.js';
+import type { ServerMetrics } from '../server/metrics.js';
 import type { WebSocketTracker } from '../server/websocket-tracker.js';
 import { signalPlugin } from './signal/signal-plugin.js';
+import { streamPlugin } from './stream/stream-plugin.js';
 
 export interface SurfaceContext {
   config: Config;
   engine: Engine;
   tracker: WebSocketTracker;
+  metrics: ServerMetrics;
   adminGuard: preHandlerAsyncHookHandler;
   log: Logger;
 }
@@ -40,6 +43,22 @@ export const surfaces: readonly Surface[] = [
           log,
         });
       }
+    },
+  },
+  {
+    name: 'stream',
+    enabled: (c) => c.stream.enabled,
+    maxWebSocketMessage: (c) => c.stream.maxMessageBytes,
+    async mount(app, ctx) {
+      await app.register(streamPlugin, {
+        prefix: ctx.config.stream.prefix,
+        config: ctx.config.stream,
+        network: ctx.config.network,
+        streams: ctx.engine.streams,
+        tracker: ctx.tracker,
+        registry: ctx.metrics.registry,
+        log: ctx.log.child({ surface: 'stream' }),
+      });
     },
   },
 ];

@@ -152,7 +152,9 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   for (const [origin, vars] of layers) {
     for (const f of fields) {
       // The first name listed wins when several are set in one layer: seeds' names first.
-      const name = f.meta.env.find((e) => vars[e] !== undefined);
+      // An empty variable leaves an optional setting unset (CONTROL_BASE_URL= means standalone).
+      const optional = f.defaultValue === undefined;
+      const name = f.meta.env.find((e) => vars[e] !== undefined && !(optional && vars[e] === ''));
       if (name !== undefined) put(f, vars[name], origin === 'env' ? name : `${origin}:${name}`);
     }
   }

@@ -85,6 +85,20 @@ export const configSchema = z.object({
   metrics: z.object({
     enabled: field(flag, true, { env: ['METRICS_ENABLED'], doc: 'Serve Prometheus metrics at `/metrics`.' }),
   }),
+  network: z.object({
+    externalIp: optionalField(z.string().min(1), {
+      env: ['EXTERNAL_IP'],
+      doc: 'The address other components and clients reach this server at, when it is behind NAT or a proxy (sent to the stream coordinator).',
+    }),
+    externalPort: optionalField(int(1, 65535), {
+      env: ['EXTERNAL_PORT'],
+      doc: 'The port other components reach this server at, when it differs from the listening port.',
+    }),
+    externalSsl: field(flag, false, {
+      env: ['EXTERNAL_SSL'],
+      doc: '`YES` when other components reach this server over TLS (told to the stream coordinator).',
+    }),
+  }),
   web: z.object({
     enabled: field(flag, true, {
       env: ['WEB_ENABLED'],
@@ -122,6 +136,78 @@ export const configSchema = z.object({
       env: ['COOKIE_SECRET'],
       doc: 'Secret that signs session cookies. Unset: one is generated once and kept in the data directory.',
       defaultDoc: 'generated',
+    }),
+  }),
+  stream: z.object({
+    enabled: field(flag, true, { env: ['STREAM_ENABLED'], doc: 'Mount the Stream surface (seed 002).' }),
+    prefix: field(pathPrefix, '', {
+      env: ['STREAM_PREFIX'],
+      doc: 'Path prefix of the stream URLs `/{channel}/{key}/{kind}`.',
+      defaultDoc: '(root)',
+    }),
+    idMaxLength: field(int(1, 1024), 128, {
+      env: ['ID_MAX_LENGTH'],
+      doc: 'Longest channel and key accepted (characters `a-z`, `0-9`, `-`, `_`).',
+    }),
+    gopCacheSizeMb: field(int(0, 65536), 256, {
+      env: ['GOP_CACHE_SIZE_MB'],
+      doc: 'Per-channel cache of the stream so far, replayed to late receivers, in MiB (each chunk counts its size + 16 bytes); `0` disables it.',
+    }),
+    maxMessageBytes: field(int(1024, 256 << 20), 16 << 20, {
+      env: ['STREAM_MAX_MESSAGE_BYTES'],
+      doc: 'Largest binary message a publisher may send; a larger one closes the publisher with 1009.',
+    }),
+    receiverQueueBytes: field(int(64 * 1024, 1 << 30), 8 << 20, {
+      env: ['STREAM_RECEIVER_QUEUE_BYTES'],
+      doc: 'Bytes that may wait to be sent to one receiver. Past this the receiver is too slow and `STREAM_SLOW_RECEIVER` applies.',
+    }),
+    slowReceiver: field(z.enum(['skip', 'close']), 'skip', {
+      env: ['STREAM_SLOW_RECEIVER'],
+      doc: '`skip`: a too-slow receiver misses chunks until its queue is half empty, then continues live. `close`: it is closed with 1013.',
+    }),
+    playWhitelist: field(list, [], {
+      env: ['PLAY_WHITELIST'],
+      doc: 'IPs and CIDRs (v4 and v6) allowed to receive; empty or `*` allows everyone.',
+    }),
+    maxIpConcurrentConnections: field(int(0, 1_000_000), 4, {
+      env: ['MAX_IP_CONCURRENT_CONNECTIONS'],
+      doc: 'Stream connections (any kind) one IP may hold at once; more get 429.',
+    }),
+    concurrentLimitWhitelist: field(list, [], {
+      env: ['CONCURRENT_LIMIT_WHITELIST'],
+      doc: 'IPs and CIDRs exempt from the per-IP limit; `*` exempts everyone.',
+    }),
+    heartbeatSeconds: field(int(1, 3600), 20, {
+      env: ['STREAM_HEARTBEAT_SECONDS'],
+      doc: 'Interval of the text `h` heartbeat the server sends to every stream connection.',
+    }),
+    idleTimeoutSeconds: field(int(1, 3600), 60, {
+      env: ['STREAM_IDLE_TIMEOUT_SECONDS'],
+      doc: 'A stream connection that sends nothing (not even a heartbeat) for this long is closed.',
+    }),
+    disableTestClient: field(flag, false, {
+      env: ['DISABLE_TEST_CLIENT'],
+      doc: '`YES` stops serving the stream test client page at `/stream/`.',
+    }),
+    rtmpChunkSize: field(int(1, 1 << 24), 128, {
+      env: ['RTMP_CHUNK_SIZE'],
+      doc: "Accepted for compatibility with the original's RTMP sibling; it has no effect in Chorus.",
+    }),
+    controlBaseUrl: optionalField(z.url({ error: 'expected a ws:// or wss:// URL' }), {
+      env: ['CONTROL_BASE_URL'],
+      doc: 'Coordinator base URL (e.g. `wss://10.0.0.1:8080/`). Set: every publish is authorized by the coordinator. Unset: any key is accepted.',
+    }),
+    controlSecret: optionalField(z.string().min(1), {
+      env: ['CONTROL_SECRET'],
+      doc: 'Secret shared with the coordinator; signs the HS256 token sent when connecting to it.',
+    }),
+    controlPublishTimeoutSeconds: field(int(1, 300), 20, {
+      env: ['CONTROL_PUBLISH_TIMEOUT_SECONDS'],
+      doc: 'How long a publish waits for the coordinator to accept it before it is refused.',
+    }),
+    controlReconnectMaxSeconds: field(int(1, 600), 10, {
+      env: ['CONTROL_RECONNECT_MAX_SECONDS'],
+      doc: 'Longest wait between attempts to reach the coordinator (backoff from 0.5 s doubling to this).',
     }),
   }),
 });

@@ -1,5 +1,7 @@
 import type { Logger } from 'pino';
 import type { Ports } from '../ports/create-ports.js';
+import { StreamRegistry } from '../media/stream/stream-registry.js';
+import type { FanOutPolicy } from '../media/stream/stream-sink.js';
 import { IdentityRegistry } from './identity-registry.js';
 import { Presence } from './presence.js';
 
@@ -7,14 +9,23 @@ import { Presence } from './presence.js';
  * The engine: domain services built on the ports. Surfaces ask it for what they need by
  * namespace (each surface keeps its own users), and never see the ports' implementations.
  */
+export interface EngineOptions {
+  stream: { cacheBytes: number; policy: FanOutPolicy };
+}
+
 export class Engine {
+  /** Live-stream channels of this node (binary fan-out). */
+  readonly streams: StreamRegistry;
   private readonly presences = new Map<string, Presence>();
   private readonly identityRegistries = new Map<string, IdentityRegistry>();
 
   constructor(
     private readonly ports: Ports,
     private readonly log: Logger,
-  ) {}
+    options: EngineOptions,
+  ) {
+    this.streams = new StreamRegistry(options.stream.cacheBytes, options.stream.policy);
+  }
 
   presence(namespace: string): Presence {
     let p = this.presences.get(namespace);

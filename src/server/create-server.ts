@@ -57,7 +57,15 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
 
   const ports = overrides.ports ?? createPorts(config, log);
   readiness.set('store', true);
-  const engine = new Engine(ports, log);
+  const engine = new Engine(ports, log, {
+    stream: {
+      cacheBytes: config.stream.gopCacheSizeMb * 1024 * 1024,
+      policy: {
+        receiverQueueBytes: config.stream.receiverQueueBytes,
+        slowReceiver: config.stream.slowReceiver,
+      },
+    },
+  });
 
   let tlsServer: HttpsServer | undefined;
   let stopTlsWatch = (): void => undefined;
@@ -144,11 +152,17 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
   const guard = adminGuard(config.admin);
   for (const surface of enabled) {
     readiness.expect(surface.name);
-    await surface.mount(app, { config, engine, tracker, adminGuard: guard, log });
+    await surface.mount(app, { config, engine, tracker, metrics, adminGuard: guard, log });
     readiness.set(surface.name, true);
     log.info({ surface: surface.name }, 'surface mounted');
   }
-  if (config.web.enabled) await mountWeb(app, log);
+  if (config.web.enabled) {
+    const disabled = [
+      ...(config.signal.enabled ? [] : ['signal']),
+      ...(config.stream.enabled && !config.stream.disableTestClient ? [] : ['stream']),
+    ];
+    await mountWeb(app, log, disabled);
+  }
 
   let closing: Promise<void> | undefined;
 

@@ -25,13 +25,13 @@ describe('health, readiness, metrics', () => {
     expect(await ready.json()).toEqual({
       ready: true,
       draining: false,
-      components: { listeners: true, store: true, signal: true },
+      components: { listeners: true, store: true, signal: true, stream: true },
     });
   });
 
   it('serves Prometheus metrics: process, HTTP by route and status, WebSockets by surface', async () => {
     await fetch(`${t.url}/healthz`);
-    await fetch(`${t.url}/no/such/route`);
+    await fetch(`${t.url}/no-such-route`);
     const res = await fetch(`${t.url}/metrics`);
     expect(res.headers.get('content-type')).toMatch(/text\/plain/);
     const text = await res.text();

@@ -1,0 +1,76 @@
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { StreamRegistry } from '../../media/stream/stream-registry.js';
+
+export type RefusalReason =
+  | 'too_many_connections'
+  | 'invalid_channel'
+  | 'invalid_key'
+  | 'invalid_kind'
+  | 'already_publishing'
+  | 'publish_denied'
+  | 'not_whitelisted';
+
+/**
+ * Stream metrics. Per-chunk counts live as plain numbers in the engine (no metric call on
+ * the hot path) and are read when Prometheus scrapes.
+ */
+export class StreamMetrics {
+  readonly refusals: Counter<'reason'>;
+
+  constructor(registry: Registry, streams: StreamRegistry, coordinatorConnected: () => boolean | undefined) {
+    this.refusals = new Counter({
+      name: 'chorus_stream_refusals_total',
+      help: 'Stream connections refused before the upgrade, by reason.',
+      labelNames: ['reason'],
+      registers: [registry],
+    });
+    const gauge = (name: string, help: string, read: () => number): void => {
+      new Gauge({
+        name,
+        help,
+        registers: [registry],
+        collect() {
+          this.set(read());
+        },
+      });
+    };
+    const counter = (name: string, help: string, read: () => number): void => {
+      new Counter({
+        name,
+        help,
+        registers: [registry],
+        collect() {
+          this.reset();
+          this.inc(read());
+        },
+      });
+    };
+    gauge(
+      'chorus_stream_channels',
+      'Channels with a publisher or receivers.',
+      () => streams.totals().channels,
+    );
+    gauge('chorus_stream_publishers', 'Channels being published.', () => streams.totals().publishers);
+    gauge(
+      'chorus_stream_receivers',
+      'Receivers attached (playing or waiting).',
+      () => streams.totals().receivers,
+    );
+    counter(
+      'chorus_stream_received_bytes_total',
+      'Bytes received from publishers.',
+      () => streams.totals().bytesIn,
+    );
+    counter('chorus_stream_sent_bytes_total', 'Bytes sent to receivers.', () => streams.totals().bytesOut);
+    counter(
+      'chorus_stream_dropped_chunks_total',
+      'Chunks not sent to a receiver because it was too slow.',
+      () => streams.totals().dropped,
+    );
+    gauge(
+      'chorus_stream_coordinator_connected',
+      '1 when the coordinator link is up (absent in standalone mode).',
+      () => (coordinatorConnected() ? 1 : 0),
+    );
+  }
+}

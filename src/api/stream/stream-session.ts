@@ -1,0 +1,104 @@
+import type { Logger } from 'pino';
+import type { WebSocket } from 'ws';
+import type { StreamChannel, StreamReceiver } from '../../media/stream/stream-channel.js';
+import type { ReceiveMode, SinkEnd, StreamSink } from '../../media/stream/stream-sink.js';
+import { StreamClose, StreamText } from './stream-wire.js';
+
+const BINARY = { binary: true } as const;
+
+/** Common to publishers and receivers: liveness for the heartbeat and idle timeout. */
+export abstract class StreamSession {
+  lastHeard = Date.now();
+
+  constructor(
+    readonly socket: WebSocket,
+    protected readonly log: Logger,
+  ) {
+    socket.on('pong', () => (this.lastHeard = Date.now()));
+  }
+
+  heartbeat(): void {
+    if (this.socket.readyState === this.socket.OPEN) this.socket.send(StreamText.heartbeat);
+  }
+
+  closeIdle(): void {
+    this.log.info('stream connection idle past the timeout');
+    this.socket.close(StreamClose.idle.code, StreamClose.idle.reason);
+    setTimeout(() => this.socket.terminate(), 2000).unref();
+  }
+}
+
+/** A publisher: its binary messages are the channel's chunks. */
+export class PublisherSession extends StreamSession {
+  constructor(
+    socket: WebSocket,
+    log: Logger,
+    private readonly channel: StreamChannel,
+    maxMessageBytes: number,
+  ) {
+    super(socket, log);
+    socket.on('message', (data, isBinary) => {
+      this.lastHeard = Date.now();
+      if (!isBinary) return; // text only keeps the connection alive
+      const chunk = data as Buffer;
+      if (chunk.length > maxMessageBytes) {
+        this.log.warn({ size: chunk.length }, 'stream chunk too big; closing the publisher');
+        socket.close(StreamClose.tooBig.code, StreamClose.tooBig.reason);
+        return;
+      }
+      this.channel.publish(chunk);
+    });
+  }
+
+  kill(reason: string): void {
+    this.log.info({ reason }, 'publisher killed');
+    this.socket.close(StreamClose.killed.code, StreamClose.killed.reason);
+  }
+}
+
+/** A receiver: the engine writes chunks to it through the StreamSink interface. */
+export class ReceiverSession extends StreamSession implements StreamSink {
+  readonly receiver: StreamReceiver;
+
+  constructor(socket: WebSocket, log: Logger, channel: StreamChannel, key: string, mode: ReceiveMode) {
+    super(socket, log);
+    socket.on('message', (_data, isBinary) => {
+      this.lastHeard = Date.now();
+      if (isBinary) {
+        this.log.warn('a receiver sent binary data; closing it');
+        socket.close(StreamClose.receiverSentData.code, StreamClose.receiverSentData.reason);
+      }
+    });
+    this.receiver = channel.addReceiver(this, key, mode);
+  }
+
+  get bufferedAmount(): number {
+    return this.socket.bufferedAmount;
+  }
+
+  send(chunk: Buffer): void {
+    this.socket.send(chunk, BINARY);
+  }
+
+  end(reason: SinkEnd): void {
+    const s = this.socket;
+    switch (reason) {
+      case 'invalid-key':
+        this.log.warn('receiver key does not match the publisher');
+        s.send(StreamText.invalidStreamingKey);
+        s.close(StreamClose.invalidKey.code, StreamClose.invalidKey.reason);
+        return;
+      case 'publisher-ended':
+        s.close(StreamClose.publisherEnded.code, StreamClose.publisherEnded.reason);
+        return;
+      case 'probe-done':
+        s.close(StreamClose.probeDone.code, StreamClose.probeDone.reason);
+        return;
+      case 'too-slow':
+        // Its queue is full: a close frame would wait behind it, so cut the connection.
+        this.log.warn({ buffered: s.bufferedAmount }, 'receiver too slow; dropping it');
+        s.terminate();
+        return;
+    }
+  }
+}

@@ -1,0 +1,30 @@
+/** How a receiver asked to read a channel. */
+export type ReceiveMode = 'receive' | 'receive-clear-cache' | 'probe';
+
+/** Why the engine ends a receiver; the surface turns it into its wire form. */
+export type SinkEnd = 'publisher-ended' | 'probe-done' | 'too-slow' | 'invalid-key';
+
+/**
+ * A receiver's connection as the fan-out engine sees it. The engine never learns which
+ * protocol carries the bytes.
+ */
+export interface StreamSink {
+  /** Bytes handed to `send` and not yet written out. */
+  readonly bufferedAmount: number;
+  /** Must not copy `chunk`: the same buffer goes to every receiver. */
+  send(chunk: Buffer): void;
+  end(reason: SinkEnd): void;
+}
+
+/** What the engine needs from a publisher's connection. */
+export interface PublisherControl {
+  /** The coordinator (or an operator) stops this stream. */
+  kill(reason: string): void;
+}
+
+export interface FanOutPolicy {
+  /** Bytes that may wait for one receiver before it counts as too slow. */
+  receiverQueueBytes: number;
+  /** skip: drop chunks for it until its queue halves; close: end it. */
+  slowReceiver: 'skip' | 'close';
+}
