@@ -80,6 +80,8 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
     bodyLimit: config.http.bodyLimitBytes,
     trustProxy: config.http.trustProxy.length > 0 ? config.http.trustProxy : false,
     return503OnClosing: true,
+    // Stream channel and key may be up to ID_MAX_LENGTH (1024) characters.
+    routerOptions: { maxParamLength: 2048 },
     // One handler behind both listeners: TLS requests and upgrades reach the same routes.
     serverFactory: (handler) => {
       const http = createHttpServer(handler);

@@ -259,6 +259,7 @@ export const streamPlugin: FastifyPluginAsync<StreamSurfaceOptions> = async (app
       dropped: c?.dropped ?? 0,
       cacheBytes: c?.cacheBytes ?? 0,
       cacheChunks: c?.cacheChunks ?? 0,
+      maxReceiverQueueBytes: c?.maxQueuedBytes() ?? 0,
     };
   });
 

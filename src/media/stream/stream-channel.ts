@@ -77,6 +77,13 @@ export class StreamChannel {
     return this.cache.count;
   }
 
+  /** The longest send queue among playing receivers, in bytes (for stats and tests). */
+  maxQueuedBytes(): number {
+    let max = 0;
+    for (const r of this.playing) if (!r.removed) max = Math.max(max, r.sink.bufferedAmount);
+    return max;
+  }
+
   /** True when nothing holds the channel any more and it can be forgotten. */
   get idle(): boolean {
     return !this.publishing && !this.reserved && this.playing.length === 0 && this.waiting.size === 0;
