@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { IpMatcher } from '../server/ip-matcher.js';
 
 /**
  * Metadata every leaf of the config schema carries: the environment variable names that
@@ -49,6 +50,15 @@ export const list = z.preprocess(
       : v,
   z.array(z.string(), { error: 'expected a comma-separated list' }),
 );
+
+/** A list of IPs and CIDRs (v4/v6) or `*`; a bad entry is a config error, not a silent skip. */
+export const ipList = list.superRefine((entries, ctx) => {
+  try {
+    new IpMatcher(entries);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
+});
 
 /** A comma-separated list where an empty item is meaningful (e.g. the root prefix). */
 export function listKeepingEmpty<S extends z.ZodType>(item: S) {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { field, optionalField, flag, int, list, listKeepingEmpty, pathPrefix } from './fields.js';
+import { field, optionalField, flag, int, ipList, list, listKeepingEmpty, pathPrefix } from './fields.js';
 
 /**
  * The one configuration schema. Every leaf names the environment variables that set it;
@@ -165,7 +165,7 @@ export const configSchema = z.object({
       env: ['STREAM_SLOW_RECEIVER'],
       doc: '`skip`: a too-slow receiver misses chunks until its queue is half empty, then continues live. `close`: it is closed with 1013.',
     }),
-    playWhitelist: field(list, [], {
+    playWhitelist: field(ipList, [], {
       env: ['PLAY_WHITELIST'],
       doc: 'IPs and CIDRs (v4 and v6) allowed to receive; empty or `*` allows everyone.',
     }),
@@ -173,7 +173,7 @@ export const configSchema = z.object({
       env: ['MAX_IP_CONCURRENT_CONNECTIONS'],
       doc: 'Stream connections (any kind) one IP may hold at once; more get 429.',
     }),
-    concurrentLimitWhitelist: field(list, [], {
+    concurrentLimitWhitelist: field(ipList, [], {
       env: ['CONCURRENT_LIMIT_WHITELIST'],
       doc: 'IPs and CIDRs exempt from the per-IP limit; `*` exempts everyone.',
     }),

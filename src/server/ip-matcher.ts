@@ -15,7 +15,8 @@ export class IpMatcher {
   readonly matchesAll: boolean;
   readonly isEmpty: boolean;
 
-  constructor(entries: readonly string[]) {
+  constructor(rawEntries: readonly string[]) {
+    const entries = rawEntries.map((e) => e.trim()).filter((e) => e !== '');
     this.matchesAll = entries.includes('*');
     this.isEmpty = entries.length === 0;
     for (const entry of entries) {

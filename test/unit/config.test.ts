@@ -115,6 +115,20 @@ describe('loadConfig', () => {
     expect(errorsOf(() => loadConfig({ configFile: broken }))[0]).toMatch(/not valid \.json/);
   });
 
+  it('checks IP allow lists when loading', () => {
+    expect(loadConfig({ env: { PLAY_WHITELIST: '127.0.0.1, 10.0.0.0/8,::1' } }).stream.playWhitelist).toEqual([
+      '127.0.0.1',
+      '10.0.0.0/8',
+      '::1',
+    ]);
+    const lines = errorsOf(() => loadConfig({ env: { CONCURRENT_LIMIT_WHITELIST: '10.0.0.0/8,localhost' } }));
+    expect(lines).toEqual([expect.stringMatching(/^CONCURRENT_LIMIT_WHITELIST .*not an IP address or CIDR: "localhost"/)]);
+  });
+
+  it('treats an empty variable as unset for optional settings', () => {
+    expect(loadConfig({ env: { CONTROL_BASE_URL: '' } }).stream.controlBaseUrl).toBeUndefined();
+  });
+
   it('refuses short secrets', () => {
     const lines = errorsOf(() => loadConfig({ env: { ADMIN_TOKEN: 'short', COOKIE_SECRET: 'tiny' } }));
     expect(lines).toHaveLength(2);
