@@ -27,8 +27,14 @@ describe('PLAY_WHITELIST', () => {
 
   it('accepts bare IPs, and IPv6 clients by CIDR', async () => {
     const v4 = await startTestServer({ stream: { playWhitelist: [' 127.0.0.1 '] } });
-    const v6 = await startTestServer({ http: { bindAddress: '::1' }, stream: { playWhitelist: ['::1/128'] } });
-    const v6no = await startTestServer({ http: { bindAddress: '::1' }, stream: { playWhitelist: ['fd00::/8'] } });
+    const v6 = await startTestServer({
+      http: { bindAddress: '::1' },
+      stream: { playWhitelist: ['::1/128'] },
+    });
+    const v6no = await startTestServer({
+      http: { bindAddress: '::1' },
+      stream: { playWhitelist: ['fd00::/8'] },
+    });
     try {
       (await TestSocket.open(`${v4.wsUrl}/a/k/receive`)).close();
       expect(v6.wsUrl).toMatch(/^ws:\/\/\[::1\]:/);
@@ -51,7 +57,10 @@ describe('MAX_IP_CONCURRENT_CONNECTIONS', () => {
     try {
       const a = await TestSocket.open(`${t.wsUrl}/lim/k/receive`);
       const b = await TestSocket.open(`${t.wsUrl}/lim/k/publish`);
-      expect(await TestSocket.refusal(`${t.wsUrl}/lim/k/receive`)).toEqual({ status: 429, body: 'Too many requests.' });
+      expect(await TestSocket.refusal(`${t.wsUrl}/lim/k/receive`)).toEqual({
+        status: 429,
+        body: 'Too many requests.',
+      });
       // Refused requests (bad ids included) give their slot back.
       expect((await TestSocket.refusal(`${t.wsUrl}/lim/k/receive`)).status).toBe(429);
       a.close();

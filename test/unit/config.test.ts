@@ -116,13 +116,13 @@ describe('loadConfig', () => {
   });
 
   it('checks IP allow lists when loading', () => {
-    expect(loadConfig({ env: { PLAY_WHITELIST: '127.0.0.1, 10.0.0.0/8,::1' } }).stream.playWhitelist).toEqual([
-      '127.0.0.1',
-      '10.0.0.0/8',
-      '::1',
-    ]);
+    expect(loadConfig({ env: { PLAY_WHITELIST: '127.0.0.1, 10.0.0.0/8,::1' } }).stream.playWhitelist).toEqual(
+      ['127.0.0.1', '10.0.0.0/8', '::1'],
+    );
     const lines = errorsOf(() => loadConfig({ env: { CONCURRENT_LIMIT_WHITELIST: '10.0.0.0/8,localhost' } }));
-    expect(lines).toEqual([expect.stringMatching(/^CONCURRENT_LIMIT_WHITELIST .*not an IP address or CIDR: "localhost"/)]);
+    expect(lines).toEqual([
+      expect.stringMatching(/^CONCURRENT_LIMIT_WHITELIST .*not an IP address or CIDR: "localhost"/),
+    ]);
   });
 
   it('treats an empty variable as unset for optional settings', () => {

@@ -4,7 +4,12 @@ import { controlMessage, parseControl, serializeControl } from '../../src/api/st
 describe('coordinator control messages', () => {
   it('serialises method, Name:Value lines and a trailing newline', () => {
     const text = serializeControl(
-      controlMessage('publish-request', { 'Request-ID': '0', 'Stream-Channel': 'ch', 'Stream-Key': 'k', 'User-IP': '1.2.3.4' }),
+      controlMessage('publish-request', {
+        'Request-ID': '0',
+        'Stream-Channel': 'ch',
+        'Stream-Key': 'k',
+        'User-IP': '1.2.3.4',
+      }),
     );
     expect(text).toBe('PUBLISH-REQUEST\nRequest-ID:0\nStream-Channel:ch\nStream-Key:k\nUser-IP:1.2.3.4\n');
     expect(serializeControl(controlMessage('HEARTBEAT'))).toBe('HEARTBEAT\n');

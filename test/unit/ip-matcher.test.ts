@@ -26,7 +26,11 @@ describe('IpMatcher', () => {
 describe('IpConnectionLimiter', () => {
   it('counts per IP, releases, and exempts listed addresses', () => {
     const l = new IpConnectionLimiter(2, ['10.0.0.0/8']);
-    expect([l.acquire('1.1.1.1'), l.acquire('::ffff:1.1.1.1'), l.acquire('1.1.1.1')]).toEqual([true, true, false]);
+    expect([l.acquire('1.1.1.1'), l.acquire('::ffff:1.1.1.1'), l.acquire('1.1.1.1')]).toEqual([
+      true,
+      true,
+      false,
+    ]);
     l.release('1.1.1.1');
     expect(l.acquire('1.1.1.1')).toBe(true);
     for (let i = 0; i < 10; i++) expect(l.acquire('10.1.1.1')).toBe(true);
