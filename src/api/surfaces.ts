@@ -6,6 +6,7 @@ import type { ServerMetrics } from '../server/metrics.js';
 import type { WebSocketTracker } from '../server/websocket-tracker.js';
 import { signalPlugin } from './signal/signal-plugin.js';
 import { streamPlugin } from './stream/stream-plugin.js';
+import { blueSkyPlugin } from './bluesky/bluesky-plugin.js';
 
 export interface SurfaceContext {
   config: Config;
@@ -40,6 +41,23 @@ export const surfaces: readonly Surface[] = [
           presence: ctx.engine.presence('signal'),
           tracker: ctx.tracker,
           adminGuard: ctx.adminGuard,
+          log,
+        });
+      }
+    },
+  },
+  {
+    name: 'bluesky',
+    enabled: (c) => c.bluesky.enabled,
+    maxWebSocketMessage: () => 0,
+    async mount(app, ctx) {
+      const log = ctx.log.child({ surface: 'bluesky' });
+      for (const prefix of new Set(ctx.config.bluesky.prefixes)) {
+        await app.register(blueSkyPlugin, {
+          prefix,
+          directory: ctx.engine.roomDirectory('bluesky'),
+          rooms: ctx.engine.rooms,
+          sfu: ctx.engine.sfu,
           log,
         });
       }

@@ -138,6 +138,39 @@ export const configSchema = z.object({
       defaultDoc: 'generated',
     }),
   }),
+  webrtc: z.object({
+    udpPort: field(int(0, 65535), 7882, {
+      env: ['WEBRTC_UDP_PORT'],
+      doc: 'The one UDP port every WebRTC peer connection shares (ICE UDP mux). Open it in the firewall.',
+    }),
+    portRange: optionalField(
+      z.string().regex(/^\d{1,5}-\d{1,5}$/, { error: 'expected a range such as 50000-60000' }),
+      {
+        env: ['WEBRTC_PORT_RANGE'],
+        doc: 'Instead of the one mux port: a UDP port range, one port per peer connection (e.g. `50000-60000`).',
+      },
+    ),
+    bindAddress: optionalField(z.string().min(1), {
+      env: ['WEBRTC_BIND_ADDRESS'],
+      doc: 'Address the WebRTC UDP socket binds to. Unset: all interfaces.',
+    }),
+    nackHistoryPackets: field(int(0, 65536), 512, {
+      env: ['WEBRTC_NACK_HISTORY_PACKETS'],
+      doc: 'Packets each subscriber leg keeps for retransmission on NACK (about 1.2 KB each for video).',
+    }),
+    keyframeIntervalMs: field(int(100, 60000), 1000, {
+      env: ['WEBRTC_KEYFRAME_MIN_INTERVAL_MS'],
+      doc: 'Keyframe requests forwarded to a publisher, at most one per this many ms per track.',
+    }),
+  }),
+  bluesky: z.object({
+    enabled: field(flag, true, { env: ['BLUESKY_ENABLED'], doc: 'Mount the Blue Sky surface (seed 004).' }),
+    prefixes: field(listKeepingEmpty(pathPrefix), ['', '/api'], {
+      env: ['BLUESKY_PREFIXES'],
+      doc: 'Path prefixes of the Blue Sky routes (the original served them under `/api`).',
+      defaultDoc: '`,/api` (root and `/api`)',
+    }),
+  }),
   stream: z.object({
     enabled: field(flag, true, { env: ['STREAM_ENABLED'], doc: 'Mount the Stream surface (seed 002).' }),
     prefix: field(pathPrefix, '', {

@@ -2,7 +2,11 @@ import type { Logger } from 'pino';
 import type { Ports } from '../ports/create-ports.js';
 import { StreamRegistry } from '../media/stream/stream-registry.js';
 import type { FanOutPolicy } from '../media/stream/stream-sink.js';
+import type { WebRtcSettings } from '../media/webrtc/peer-config.js';
+import { Sfu } from '../media/webrtc/sfu.js';
 import { IdentityRegistry } from './identity-registry.js';
+import { RoomRegistry } from './room.js';
+import { RoomDirectory } from './room-directory.js';
 import { Presence } from './presence.js';
 
 /**
@@ -11,13 +15,18 @@ import { Presence } from './presence.js';
  */
 export interface EngineOptions {
   stream: { cacheBytes: number; policy: FanOutPolicy };
+  webrtc: WebRtcSettings;
 }
 
 export class Engine {
   /** Live-stream channels of this node (binary fan-out). */
   readonly streams: StreamRegistry;
+  /** Conference rooms of this node and the SFU that carries their media. */
+  readonly rooms: RoomRegistry;
+  readonly sfu: Sfu;
   private readonly presences = new Map<string, Presence>();
   private readonly identityRegistries = new Map<string, IdentityRegistry>();
+  private readonly directories = new Map<string, RoomDirectory>();
 
   constructor(
     private readonly ports: Ports,
@@ -25,6 +34,8 @@ export class Engine {
     options: EngineOptions,
   ) {
     this.streams = new StreamRegistry(options.stream.cacheBytes, options.stream.policy);
+    this.rooms = new RoomRegistry(log.child({ component: 'rooms' }));
+    this.sfu = new Sfu(options.webrtc, log.child({ component: 'sfu' }));
   }
 
   presence(namespace: string): Presence {
@@ -49,7 +60,18 @@ export class Engine {
     return r;
   }
 
+  /** Durable room records of one surface (each surface keeps its own rooms). */
+  roomDirectory(namespace: string): RoomDirectory {
+    let d = this.directories.get(namespace);
+    if (!d) {
+      d = new RoomDirectory(this.ports.store, namespace);
+      this.directories.set(namespace, d);
+    }
+    return d;
+  }
+
   close(): void {
+    this.sfu.close();
     for (const p of this.presences.values()) p.close();
   }
 }

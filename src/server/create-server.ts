@@ -7,6 +7,7 @@ import fastifyWebsocket from '@fastify/websocket';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { Engine } from '../core/engine.js';
+import { announcedAddress } from '../media/webrtc/peer-config.js';
 import { isChorusError } from '../core/errors.js';
 import { closePorts, createPorts, type Ports } from '../ports/create-ports.js';
 import { surfaces } from '../api/surfaces.js';
@@ -64,6 +65,14 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
         receiverQueueBytes: config.stream.receiverQueueBytes,
         slowReceiver: config.stream.slowReceiver,
       },
+    },
+    webrtc: {
+      udpPort: config.webrtc.udpPort,
+      portRange: config.webrtc.portRange,
+      bindAddress: config.webrtc.bindAddress,
+      announcedAddress: announcedAddress(config.network.externalIp, config.webrtc.bindAddress, log),
+      nackHistoryPackets: config.webrtc.nackHistoryPackets,
+      keyframeIntervalMs: config.webrtc.keyframeIntervalMs,
     },
   });
 
@@ -161,6 +170,7 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
   if (config.web.enabled) {
     const disabled = [
       ...(config.signal.enabled ? [] : ['signal']),
+      ...(config.bluesky.enabled ? [] : ['meet']),
       ...(config.stream.enabled && !config.stream.disableTestClient ? [] : ['stream']),
     ];
     await mountWeb(app, log, disabled);

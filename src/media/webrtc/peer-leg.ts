@@ -1,0 +1,101 @@
+import { PeerConnection } from 'node-datachannel';
+import type { Logger } from 'pino';
+import { guarded } from './native-guard.js';
+import { rtcConfig, type WebRtcSettings } from './peer-config.js';
+import { announceAddress } from './sdp.js';
+
+let counter = 0;
+
+/**
+ * A server-side peer connection and its lifetime: non-trickle answers (the whole answer
+ * after gathering), state changes, an idempotent close that runs the owner's teardown
+ * once. Every native callback is guarded.
+ */
+export class PeerLeg {
+  readonly id = `peer-${++counter}`;
+  readonly pc: PeerConnection;
+  private closedFlag = false;
+  private readonly onCloseHandlers: Array<() => void> = [];
+  private disconnectTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly settings: WebRtcSettings,
+    readonly log: Logger,
+  ) {
+    this.pc = new PeerConnection(this.id, rtcConfig(settings));
+    this.pc.onStateChange(
+      this.guard('onStateChange', (state: string) => {
+        this.log.debug({ state }, 'peer state');
+        if (state === 'connected') clearTimeout(this.disconnectTimer);
+        if (state === 'failed' || state === 'closed') this.close(`peer ${state}`);
+        // A disconnected peer may come back (ICE restart of a flaky link); give it a moment.
+        if (state === 'disconnected') {
+          this.disconnectTimer = setTimeout(() => this.close('peer disconnected'), 5000);
+          this.disconnectTimer.unref();
+        }
+      }),
+    );
+  }
+
+  get closed(): boolean {
+    return this.closedFlag;
+  }
+
+  /** Wraps a native callback: a throw closes this peer alone. */
+  guard<A extends unknown[]>(what: string, fn: (...args: A) => void): (...args: A) => void {
+    return guarded(this.log, what, () => this.close('callback failed'), fn);
+  }
+
+  onClose(fn: () => void): void {
+    if (this.closedFlag) fn();
+    else this.onCloseHandlers.push(fn);
+  }
+
+  /** Applies the (already filtered) offer and resolves with the complete answer. */
+  answer(offer: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const timeoutMs = this.settings.gatherTimeoutMs ?? 5000;
+      const timer = setTimeout(() => reject(new Error('ICE gathering did not complete')), timeoutMs);
+      const done = (): void => {
+        clearTimeout(timer);
+        const d = this.pc.localDescription();
+        if (!d) return reject(new Error('no local description'));
+        const sdp = this.settings.announcedAddress
+          ? announceAddress(d.sdp, this.settings.announcedAddress)
+          : d.sdp;
+        resolve(sdp);
+      };
+      this.pc.onGatheringStateChange(
+        this.guard('onGatheringStateChange', (state: string) => {
+          if (state === 'complete') done();
+        }),
+      );
+      this.pc.setRemoteDescription(offer, 'offer');
+      this.prepareAnswer?.();
+      this.pc.setLocalDescription('answer');
+      if (this.pc.gatheringState() === 'complete') done();
+    });
+  }
+
+  /** Set by the owner: runs between the remote offer and the local answer. */
+  prepareAnswer: (() => void) | undefined;
+
+  close(reason: string): void {
+    if (this.closedFlag) return;
+    this.closedFlag = true;
+    clearTimeout(this.disconnectTimer);
+    this.log.info({ reason }, 'peer closed');
+    for (const fn of this.onCloseHandlers.splice(0)) {
+      try {
+        fn();
+      } catch (err) {
+        this.log.error({ err }, 'peer close handler threw');
+      }
+    }
+    try {
+      this.pc.close();
+    } catch (err) {
+      this.log.warn({ err }, 'closing the native peer connection failed');
+    }
+  }
+}

@@ -1,0 +1,80 @@
+import type { Track } from 'node-datachannel';
+import type { CodecChoice } from './codec-policy.js';
+
+/** One subscriber's sending side of a published track. */
+export interface ForwardTarget {
+  readonly track: Track;
+  /** The payload type this subscriber negotiated for the codec. */
+  readonly payloadType: number;
+  open: boolean;
+}
+
+/**
+ * A track a publisher sends, and the subscribers it is forwarded to. Forwarding
+ * rewrites the SSRC once (to the track's outgoing SSRC, the same for every subscriber)
+ * and the payload type per subscriber, in the packet's own buffer: node-datachannel
+ * copies on send, so no buffer is allocated per subscriber.
+ */
+export class PublishedTrack {
+  readonly targets: ForwardTarget[] = [];
+  packetsIn = 0;
+  packetsOut = 0;
+  keyframeRequests = 0;
+  private lastKeyframeRequest = 0;
+  private ended = false;
+
+  constructor(
+    readonly kind: 'audio' | 'video',
+    readonly codec: CodecChoice,
+    readonly outSsrc: number,
+    readonly source: Track,
+    private readonly keyframeIntervalMs: number,
+  ) {}
+
+  get closed(): boolean {
+    return this.ended;
+  }
+
+  /** The hot path: one RTP packet from the publisher. */
+  forward(packet: Buffer): void {
+    this.packetsIn++;
+    if (packet.length < 12) return;
+    packet.writeUInt32BE(this.outSsrc, 8);
+    const marker = packet[1]! & 0x80;
+    const targets = this.targets;
+    for (let i = 0; i < targets.length; i++) {
+      const t = targets[i]!;
+      if (!t.open) continue;
+      packet[1] = marker | t.payloadType;
+      if (t.track.isOpen()) {
+        t.track.sendMessageBinary(packet);
+        this.packetsOut++;
+      }
+    }
+  }
+
+  /** Asks the publisher for a keyframe, at most once per interval (unless forced). */
+  requestKeyframe(force = false): boolean {
+    if (this.kind !== 'video' || this.ended) return false;
+    const now = Date.now();
+    if (!force && now - this.lastKeyframeRequest < this.keyframeIntervalMs) return false;
+    this.lastKeyframeRequest = now;
+    if (!this.source.isOpen()) return false;
+    this.keyframeRequests++;
+    return this.source.requestKeyframe();
+  }
+
+  addTarget(t: ForwardTarget): void {
+    this.targets.push(t);
+  }
+
+  removeTarget(t: ForwardTarget): void {
+    const i = this.targets.indexOf(t);
+    if (i >= 0) this.targets.splice(i, 1);
+  }
+
+  end(): void {
+    this.ended = true;
+    this.targets.length = 0;
+  }
+}

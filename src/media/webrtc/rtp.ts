@@ -1,0 +1,49 @@
+/** RTP/RTCP demultiplexing (RFC 5761): RTCP packet types 192-223 sit in byte 1. */
+export function isRtcp(packet: Buffer): boolean {
+  if (packet.length < 4) return false;
+  const pt = packet[1]!;
+  return pt >= 192 && pt <= 223;
+}
+
+export const RTCP_PSFB = 206;
+export const RTCP_RTPFB = 205;
+
+/**
+ * True when a (compound) RTCP packet asks for a keyframe: PLI (PSFB FMT 1) or FIR
+ * (PSFB FMT 4). Walks the compound without allocating.
+ */
+export function wantsKeyframe(packet: Buffer): boolean {
+  let off = 0;
+  while (off + 4 <= packet.length) {
+    const fmt = packet[off]! & 0x1f;
+    const pt = packet[off + 1]!;
+    const words = packet.readUInt16BE(off + 2);
+    if (pt === RTCP_PSFB && (fmt === 1 || fmt === 4)) return true;
+    off += (words + 1) * 4;
+  }
+  return false;
+}
+
+/** Builds a NACK (RTPFB FMT 1) for one sequence number: used by tests and the bench. */
+export function buildNack(senderSsrc: number, mediaSsrc: number, seq: number): Buffer {
+  const b = Buffer.alloc(16);
+  b[0] = 0x81;
+  b[1] = RTCP_RTPFB;
+  b.writeUInt16BE(3, 2);
+  b.writeUInt32BE(senderSsrc, 4);
+  b.writeUInt32BE(mediaSsrc, 8);
+  b.writeUInt16BE(seq, 12);
+  b.writeUInt16BE(0, 14);
+  return b;
+}
+
+/** Builds a PLI (PSFB FMT 1). */
+export function buildPli(senderSsrc: number, mediaSsrc: number): Buffer {
+  const b = Buffer.alloc(12);
+  b[0] = 0x81;
+  b[1] = RTCP_PSFB;
+  b.writeUInt16BE(2, 2);
+  b.writeUInt32BE(senderSsrc, 4);
+  b.writeUInt32BE(mediaSsrc, 8);
+  return b;
+}

@@ -1,0 +1,145 @@
+/**
+ * Just enough SDP to apply the codec policy: split an offer into media sections, read
+ * each section's codecs, rewrite the section. Line-based on purpose: the rest of the
+ * offer (ICE, DTLS, BUNDLE) passes through untouched to libdatachannel.
+ */
+export type MediaKind = 'audio' | 'video';
+
+export interface RtpCodec {
+  payloadType: number;
+  name: string; // as written: VP8, H264, opus, ...
+  clockRate: number;
+  channels: number | undefined;
+  fmtp: string | undefined;
+}
+
+export interface MediaSection {
+  kind: string;
+  mid: string;
+  direction: 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
+  codecs: RtpCodec[];
+  lines: string[];
+}
+
+export interface ParsedSdp {
+  session: string[];
+  media: MediaSection[];
+}
+
+export class SdpError extends Error {}
+
+export function parseSdp(sdp: string): ParsedSdp {
+  if (typeof sdp !== 'string' || !sdp.startsWith('v=0'))
+    throw new SdpError('not an SDP description (expected "v=0" first)');
+  const lines = sdp.split(/\r?\n/).filter((l) => l !== '');
+  const session: string[] = [];
+  const media: MediaSection[] = [];
+  let current: string[] | undefined;
+  for (const line of lines) {
+    if (line.startsWith('m=')) {
+      current = [line];
+      media.push({ kind: '', mid: '', direction: 'sendrecv', codecs: [], lines: current });
+    } else if (current) current.push(line);
+    else session.push(line);
+  }
+  for (const m of media) readSection(m);
+  if (media.length === 0) throw new SdpError('the description has no media sections');
+  return { session, media };
+}
+
+function readSection(m: MediaSection): void {
+  const mline = m.lines[0]!.split(' ');
+  m.kind = mline[0]!.slice(2);
+  const pts = mline.slice(3).map(Number);
+  const byPt = new Map<number, RtpCodec>();
+  for (const line of m.lines) {
+    if (line.startsWith('a=mid:')) m.mid = line.slice(6).trim();
+    else if (/^a=(sendrecv|sendonly|recvonly|inactive)$/.test(line))
+      m.direction = line.slice(2) as MediaSection['direction'];
+    else if (line.startsWith('a=rtpmap:')) {
+      const match = /^a=rtpmap:(\d+) ([^/]+)\/(\d+)(?:\/(\d+))?/.exec(line);
+      if (match) {
+        byPt.set(Number(match[1]), {
+          payloadType: Number(match[1]),
+          name: match[2]!,
+          clockRate: Number(match[3]),
+          channels: match[4] ? Number(match[4]) : undefined,
+          fmtp: undefined,
+        });
+      }
+    }
+  }
+  for (const line of m.lines) {
+    const f = /^a=fmtp:(\d+) (.*)$/.exec(line);
+    if (f) {
+      const c = byPt.get(Number(f[1]));
+      if (c) c.fmtp = f[2];
+    }
+  }
+  m.codecs = pts.map((pt) => byPt.get(pt)).filter((c): c is RtpCodec => c !== undefined);
+}
+
+export function writeSdp(p: ParsedSdp): string {
+  return [...p.session, ...p.media.flatMap((m) => m.lines)].join('\r\n') + '\r\n';
+}
+
+/** The a=ssrc lines' SSRCs that are retransmission (FID) companions. */
+function rtxSsrcs(lines: string[]): Set<string> {
+  const out = new Set<string>();
+  for (const l of lines) {
+    const g = /^a=ssrc-group:FID (\d+) (\d+)/.exec(l);
+    if (g) out.add(g[2]!);
+  }
+  return out;
+}
+
+/**
+ * Keeps one codec in a section and removes what Chorus does not forward: other codecs
+ * (RED, RTX, FEC, ...), header extensions, transport-cc feedback, simulcast, RTX SSRCs.
+ */
+export function keepOnlyCodec(m: MediaSection, codec: RtpCodec): void {
+  const pt = String(codec.payloadType);
+  const rtx = rtxSsrcs(m.lines);
+  const mline = m.lines[0]!.split(' ');
+  const out = [[...mline.slice(0, 3), pt].join(' ')];
+  for (const line of m.lines.slice(1)) {
+    const ptLine = /^a=(rtpmap|fmtp|rtcp-fb):(\d+|\*) ?(.*)$/.exec(line);
+    if (ptLine) {
+      if (ptLine[2] !== pt) continue;
+      if (ptLine[1] === 'rtcp-fb' && /transport-cc/.test(ptLine[3] ?? '')) continue;
+      out.push(line);
+      continue;
+    }
+    if (/^a=(extmap|extmap-allow-mixed|simulcast|rid|ssrc-group)/.test(line)) continue;
+    const ssrc = /^a=ssrc:(\d+) /.exec(line);
+    if (ssrc && rtx.has(ssrc[1]!)) continue;
+    out.push(line);
+  }
+  m.lines = out;
+  m.codecs = [codec];
+}
+
+/** Marks a section rejected (port 0): nothing usable in it. */
+export function rejectSection(m: MediaSection): void {
+  const mline = m.lines[0]!.split(' ');
+  mline[1] = '0';
+  m.lines[0] = mline.join(' ');
+  m.codecs = [];
+}
+
+/** Replaces the address of host candidates (and c= lines) with the announced one. */
+export function announceAddress(sdp: string, address: string): string {
+  return sdp
+    .split('\r\n')
+    .map((line) => {
+      if (line.startsWith('a=candidate:')) {
+        const parts = line.split(' ');
+        if (parts[7] === 'host') parts[4] = address;
+        return parts.join(' ');
+      }
+      if (line.startsWith('c=IN IP4 ') && !line.endsWith('0.0.0.0'))
+        return `c=IN ${address.includes(':') ? 'IP6' : 'IP4'} ${address}`;
+      return line;
+    })
+    .join('\r\n');
+}

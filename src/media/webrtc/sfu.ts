@@ -1,0 +1,141 @@
+import type { Logger } from 'pino';
+import type { UserId } from '../../core/ids.js';
+import type { Room } from '../../core/room.js';
+import type { WebRtcSettings } from './peer-config.js';
+import { PublisherPeer } from './publisher-peer.js';
+import { SfuError } from './sfu-error.js';
+import { SubscriberPeer } from './subscriber-peer.js';
+
+export interface SfuStats {
+  peers: number;
+  publishers: number;
+  subscribers: number;
+  publishedTracks: number;
+  forwardTargets: number;
+  packetsIn: number;
+  packetsOut: number;
+  keyframeRequests: number;
+}
+
+const key = (room: string, user: string): string => `${room}\u0000${user}`;
+
+/**
+ * The selective forwarding unit: publishers send into it, subscribers receive one
+ * publisher's tracks each. It keeps the room's participants and tracks up to date and
+ * ties lifetimes together: a publisher that leaves ends its subscribers' legs.
+ */
+export class Sfu {
+  private readonly publishers = new Map<string, PublisherPeer>();
+  private readonly subscribersOf = new Map<string, Set<SubscriberPeer>>();
+  private readonly subscriptions = new Map<string, SubscriberPeer>();
+  private retired = { packetsIn: 0, packetsOut: 0, keyframeRequests: 0 };
+
+  constructor(
+    private readonly settings: WebRtcSettings,
+    private readonly log: Logger,
+  ) {}
+
+  /** `user` publishes into `room` (replacing an earlier publish of theirs); returns the answer. */
+  async publish(room: Room, user: UserId, offer: string): Promise<string> {
+    const k = key(room.id, user);
+    this.publishers.get(k)?.leg.close('replaced by a new publish');
+    const peer = new PublisherPeer(this.settings, this.log.child({ room: room.id, user, role: 'publisher' }));
+    peer.onTrack((t) =>
+      room.publishTrack(user, { id: `${user}-${t.kind}`, kind: t.kind, codec: t.codec.name }),
+    );
+    this.publishers.set(k, peer);
+    peer.leg.onClose(() => {
+      for (const t of peer.tracks) {
+        this.retired.packetsIn += t.packetsIn;
+        this.retired.packetsOut += t.packetsOut;
+        this.retired.keyframeRequests += t.keyframeRequests;
+      }
+      if (this.publishers.get(k) === peer) {
+        this.publishers.delete(k);
+        room.leave(user);
+      }
+      const subs = this.subscribersOf.get(k);
+      this.subscribersOf.delete(k);
+      for (const s of subs ?? []) s.leg.close('publisher left');
+    });
+    try {
+      const { answer } = await peer.answer(offer);
+      return answer;
+    } catch (err) {
+      peer.leg.close('negotiation failed');
+      throw err instanceof SfuError ? err : new SfuError('negotiation_failed', (err as Error).message);
+    }
+  }
+
+  /** True when `user` has published tracks in the room. */
+  isPublishing(room: Room, user: UserId): boolean {
+    const p = this.publishers.get(key(room.id, user));
+    return p !== undefined && !p.leg.closed && p.tracks.length > 0;
+  }
+
+  /** `user` receives `publisher`'s tracks; returns the answer. */
+  async subscribe(room: Room, user: UserId, publisher: UserId, offer: string): Promise<string> {
+    const pk = key(room.id, publisher);
+    const source = this.publishers.get(pk);
+    if (!source || source.leg.closed || source.tracks.length === 0) {
+      throw new SfuError('nothing_to_subscribe', `peer ${publisher} is not publishing in room ${room.id}`);
+    }
+    const sk = `${pk}\u0000${user}`;
+    this.subscriptions.get(sk)?.leg.close('replaced by a new subscription');
+    const peer = new SubscriberPeer(
+      this.settings,
+      this.log.child({ room: room.id, user, publisher, role: 'subscriber' }),
+      publisher,
+    );
+    let set = this.subscribersOf.get(pk);
+    if (!set) this.subscribersOf.set(pk, (set = new Set()));
+    set.add(peer);
+    this.subscriptions.set(sk, peer);
+    peer.leg.onClose(() => {
+      this.subscribersOf.get(pk)?.delete(peer);
+      if (this.subscriptions.get(sk) === peer) this.subscriptions.delete(sk);
+    });
+    try {
+      const answer = await peer.answer(offer, source.tracks);
+      room.join(user);
+      room.events.emit('subscribed', { room: room.id, user, publisher });
+      return answer;
+    } catch (err) {
+      peer.leg.close('negotiation failed');
+      throw err instanceof SfuError ? err : new SfuError('negotiation_failed', (err as Error).message);
+    }
+  }
+
+  /** Ends every peer of a room. */
+  closeRoom(room: Room): void {
+    const prefix = `${room.id}\u0000`;
+    for (const [k, p] of [...this.publishers]) if (k.startsWith(prefix)) p.leg.close('room closed');
+    for (const [k, s] of [...this.subscriptions]) if (k.startsWith(prefix)) s.leg.close('room closed');
+  }
+
+  stats(): SfuStats {
+    const s: SfuStats = {
+      peers: this.publishers.size + this.subscriptions.size,
+      publishers: this.publishers.size,
+      subscribers: this.subscriptions.size,
+      publishedTracks: 0,
+      forwardTargets: 0,
+      ...this.retired,
+    };
+    for (const p of this.publishers.values()) {
+      for (const t of p.tracks) {
+        s.publishedTracks++;
+        s.forwardTargets += t.targets.length;
+        s.packetsIn += t.packetsIn;
+        s.packetsOut += t.packetsOut;
+        s.keyframeRequests += t.keyframeRequests;
+      }
+    }
+    return s;
+  }
+
+  close(): void {
+    for (const p of [...this.publishers.values()]) p.leg.close('server shutting down');
+    for (const s of [...this.subscriptions.values()]) s.leg.close('server shutting down');
+  }
+}

@@ -1,0 +1,124 @@
+import {
+  Audio,
+  RtcpNackResponder,
+  RtcpSrReporter,
+  RtpPacketizationConfig,
+  Video,
+  type Track,
+} from 'node-datachannel';
+import type { Logger } from 'pino';
+import { chooseCodec } from './codec-policy.js';
+import type { WebRtcSettings } from './peer-config.js';
+import { PeerLeg } from './peer-leg.js';
+import type { ForwardTarget, PublishedTrack } from './published-track.js';
+import { isRtcp, wantsKeyframe } from './rtp.js';
+import { keepOnlyCodec, parseSdp, rejectSection, writeSdp, type MediaSection } from './sdp.js';
+import { SfuError } from './sfu-error.js';
+
+interface Assignment {
+  section: MediaSection;
+  source: PublishedTrack;
+  payloadType: number;
+}
+
+/**
+ * A peer that receives one publisher's tracks. Each receiving section of its offer is
+ * matched to a published track of the same kind and codec; the answer sends that track
+ * with the SFU's SSRC, the subscriber's payload type, a NACK responder with a sized
+ * history and sender reports.
+ */
+export class SubscriberPeer {
+  readonly leg: PeerLeg;
+  readonly targets: Array<{ source: PublishedTrack; target: ForwardTarget }> = [];
+
+  constructor(
+    private readonly settings: WebRtcSettings,
+    log: Logger,
+    private readonly streamId: string,
+  ) {
+    this.leg = new PeerLeg(settings, log);
+    // libdatachannel announces the offer's receiving sections as tracks; the ones Chorus
+    // sends on are added by mid below and replace them.
+    this.leg.pc.onTrack(this.leg.guard('onTrack', () => undefined));
+    this.leg.onClose(() => {
+      for (const { source, target } of this.targets) {
+        target.open = false;
+        source.removeTarget(target);
+      }
+    });
+  }
+
+  async answer(offerSdp: string, sources: readonly PublishedTrack[]): Promise<string> {
+    const offer = parseSdp(offerSdp);
+    const free = sources.filter((s) => !s.closed);
+    const assignments: Assignment[] = [];
+    for (const m of offer.media) {
+      const receives = m.direction === 'recvonly' || m.direction === 'sendrecv';
+      const idx = receives
+        ? free.findIndex((s) => s.kind === m.kind && chooseCodec(m.kind, m.codecs, s.codec))
+        : -1;
+      if (idx < 0) {
+        rejectSection(m);
+        continue;
+      }
+      const source = free.splice(idx, 1)[0]!;
+      const codec = chooseCodec(m.kind, m.codecs, source.codec)!;
+      keepOnlyCodec(
+        m,
+        m.codecs.find((c) => c.payloadType === codec.payloadType)!,
+      );
+      assignments.push({ section: m, source, payloadType: codec.payloadType });
+    }
+    if (assignments.length === 0) {
+      throw new SfuError(
+        'nothing_to_subscribe',
+        'no receiving section of the offer matches a published track (kind and codec)',
+      );
+    }
+    this.leg.prepareAnswer = () => {
+      for (const a of assignments) this.addSendTrack(a);
+    };
+    return this.leg.answer(writeSdp(offer));
+  }
+
+  private addSendTrack(a: Assignment): void {
+    const { section, source, payloadType } = a;
+    const cname = `chorus-${this.streamId}`;
+    const trackId = `${this.streamId}-${source.kind}`;
+    let track: Track;
+    if (source.kind === 'video') {
+      const v = new Video(section.mid, 'SendOnly');
+      if (source.codec.fmtp) v.addVideoCodec(payloadType, source.codec.name, source.codec.fmtp);
+      else v.addVideoCodec(payloadType, source.codec.name);
+      v.addSSRC(source.outSsrc, cname, this.streamId, trackId);
+      track = this.leg.pc.addTrack(v);
+    } else {
+      const au = new Audio(section.mid, 'SendOnly');
+      if (source.codec.fmtp) au.addOpusCodec(payloadType, source.codec.fmtp);
+      else au.addOpusCodec(payloadType);
+      au.addSSRC(source.outSsrc, cname, this.streamId, trackId);
+      track = this.leg.pc.addTrack(au);
+    }
+    const sr = new RtcpSrReporter(
+      new RtpPacketizationConfig(source.outSsrc, cname, payloadType, source.codec.clockRate),
+    );
+    sr.addToChain(new RtcpNackResponder(this.settings.nackHistoryPackets));
+    track.setMediaHandler(sr);
+    const target: ForwardTarget = { track, payloadType, open: false };
+    this.targets.push({ source, target });
+    track.onMessage(
+      this.leg.guard('track.onMessage', (packet: Buffer) => {
+        // What comes back on a sending track is RTCP: PLI/FIR become a keyframe request.
+        if (isRtcp(packet) && wantsKeyframe(packet)) source.requestKeyframe();
+      }),
+    );
+    track.onOpen(
+      this.leg.guard('track.onOpen', () => {
+        target.open = true;
+        source.addTarget(target);
+        // A new subscriber needs a keyframe to start decoding: ask at once.
+        source.requestKeyframe(true);
+      }),
+    );
+  }
+}
