@@ -12,8 +12,8 @@ export class TypedEmitter<Events extends Record<string, unknown>> {
   on<K extends keyof Events>(event: K, fn: (e: Events[K]) => void): () => void {
     let set = this.listeners.get(event);
     if (!set) this.listeners.set(event, (set = new Set()));
-    set.add(fn as (e: never) => void);
-    return () => set.delete(fn as (e: never) => void);
+    set.add(fn);
+    return () => set.delete(fn);
   }
 
   emit<K extends keyof Events>(event: K, e: Events[K]): void {
