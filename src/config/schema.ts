@@ -158,6 +158,10 @@ export const configSchema = z.object({
       env: ['WEBRTC_NACK_HISTORY_PACKETS'],
       doc: 'Packets each subscriber leg keeps for retransmission on NACK (about 1.2 KB each for video).',
     }),
+    peerTimeoutSeconds: field(int(1, 3600), 15, {
+      env: ['WEBRTC_PEER_TIMEOUT_SECONDS'],
+      doc: 'A peer connection from which no media or RTCP arrives for this long is closed and its resources freed.',
+    }),
     keyframeIntervalMs: field(int(100, 60000), 1000, {
       env: ['WEBRTC_KEYFRAME_MIN_INTERVAL_MS'],
       doc: 'Keyframe requests forwarded to a publisher, at most one per this many ms per track.',

@@ -73,6 +73,7 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
       announcedAddress: announcedAddress(config.network.externalIp, config.webrtc.bindAddress, log),
       nackHistoryPackets: config.webrtc.nackHistoryPackets,
       keyframeIntervalMs: config.webrtc.keyframeIntervalMs,
+      peerTimeoutMs: config.webrtc.peerTimeoutSeconds * 1000,
     },
   });
 

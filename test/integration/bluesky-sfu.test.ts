@@ -1,10 +1,18 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../fixtures/test-server.js';
 import { eventually } from '../fixtures/ws-client.js';
 import { NdcPublisher, NdcSubscriber } from '../fixtures/ndc-peer.js';
 import { freeUdpPort } from '../fixtures/free-udp-port.js';
+import { buildNack, buildPli } from '../../src/media/webrtc/rtp.js';
+import { LossyUdpRelay } from '../fixtures/lossy-udp-relay.js';
 
 let t: TestServer;
+let udpPort: number;
+/** Clients and relays to close even when a test fails. */
+const toClose: Array<{ close(): void }> = [];
+afterEach(() => {
+  for (const c of toClose.splice(0)) c.close();
+});
 
 async function createRoom(admin: string): Promise<string> {
   const res = await fetch(`${t.url}/webrtc/room`, {
@@ -17,8 +25,9 @@ async function createRoom(admin: string): Promise<string> {
 }
 
 beforeAll(async () => {
+  udpPort = await freeUdpPort();
   t = await startTestServer({
-    webrtc: { udpPort: await freeUdpPort(), bindAddress: '127.0.0.1', keyframeIntervalMs: 1000 },
+    webrtc: { udpPort, bindAddress: '127.0.0.1', keyframeIntervalMs: 1000, peerTimeoutSeconds: 2 },
   });
 });
 afterAll(async () => {
@@ -29,6 +38,7 @@ describe('SFU through the Blue Sky routes', () => {
   it("forwards a publisher to a subscriber with the subscriber's payload types and the SFU's SSRCs", async () => {
     const room = await createRoom('alice');
     const pub = new NdcPublisher();
+    toClose.push(pub);
     const r = await pub.publish(t.url, room, 'alice');
     expect(r.status).toBe(200);
     // The answer keeps one codec per section: no RTX, no RED.
@@ -38,6 +48,7 @@ describe('SFU through the Blue Sky routes', () => {
     await eventually(() => t.server.engine.sfu.stats().publishedTracks === 2, 10_000, 'published tracks');
 
     const sub = new NdcSubscriber(100, 109);
+    toClose.push(sub);
     const s = await sub.subscribe(t.url, room, 'bob', 'alice');
     expect(s.status).toBe(200);
     const videoSsrc = Number(/m=video[\s\S]*?a=ssrc:(\d+) /.exec(s.answer!)![1]);
@@ -59,5 +70,123 @@ describe('SFU through the Blue Sky routes', () => {
     await eventually(() => pub.plis() >= 1, 5000, 'a PLI at the publisher');
     sub.close();
     pub.close();
+  }, 30_000);
+});
+
+describe('RTCP', () => {
+  it('throttles keyframe requests from subscribers to one a second per track', async () => {
+    const room = await createRoom('kf-admin');
+    const pub = new NdcPublisher();
+    toClose.push(pub);
+    await pub.publish(t.url, room, 'kf-pub');
+    pub.start();
+    const sub = new NdcSubscriber();
+    toClose.push(sub);
+    await sub.subscribe(t.url, room, 'kf-sub', 'kf-pub');
+    await eventually(() => sub.videoPackets.length > 5, 10_000, 'media');
+    await eventually(() => pub.plis() >= 1, 5000, 'the subscribe-time PLI');
+    await new Promise((r) => setTimeout(r, 1100)); // past the throttle window of that one
+    const before = pub.plis();
+    const ssrc = sub.videoPackets[0]!.readUInt32BE(8);
+    for (let i = 0; i < 20; i++) {
+      sub.video.sendMessageBinary(buildPli(0x1234, ssrc));
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    const burst = pub.plis() - before;
+    expect(burst).toBeGreaterThanOrEqual(1);
+    expect(burst).toBeLessThanOrEqual(2); // 20 requests in 0.5 s: at most one per second passes
+    sub.close();
+    pub.close();
+  }, 30_000);
+
+  it('resends a lost packet when the subscriber NACKs it', async () => {
+    const room = await createRoom('nack-admin');
+    const pub = new NdcPublisher();
+    toClose.push(pub);
+    await pub.publish(t.url, room, 'nack-pub');
+    pub.start();
+    // The subscriber reaches the server through a relay that loses three video packets.
+    let videoSeen = 0;
+    const relay = new LossyUdpRelay(udpPort, (_i, size) => size > 150 && [40, 41, 42].includes(videoSeen++));
+    const relayPort = await relay.start();
+    toClose.push(relay);
+    const sub = new NdcSubscriber();
+    toClose.push(sub);
+    const viaRelay = (sdp: string) =>
+      sdp
+        .split('\r\n')
+        .filter((l) => !l.startsWith('a=candidate:') || / udp /i.test(l))
+        .map((l) =>
+          l.startsWith('a=candidate:')
+            ? l.replace(/ \d+\.\d+\.\d+\.\d+ \d+ typ host/, ` 127.0.0.1 ${relayPort} typ host`)
+            : l,
+        )
+        .join('\r\n');
+    // Without its own candidates in the offer, the server can only reach the client
+    // through the relay (as a peer-reflexive candidate), so every packet crosses it.
+    const noCandidates = (sdp: string) =>
+      sdp
+        .split('\r\n')
+        .filter((l) => !l.startsWith('a=candidate:'))
+        .join('\r\n');
+    await sub.subscribe(t.url, room, 'nack-sub', 'nack-pub', viaRelay, noCandidates);
+    await eventually(() => relay.dropped === 3 && sub.videoPackets.length > 60, 10_000, 'media with losses');
+    const seqs = new Set(sub.videoPackets.map((p) => p.readUInt16BE(2)));
+    const sorted = [...seqs].sort((a, b) => a - b);
+    const missing: number[] = [];
+    for (let s = sorted[0]!; s < sorted[sorted.length - 1]!; s++) if (!seqs.has(s)) missing.push(s);
+    expect(missing).toHaveLength(3);
+    const ssrc = sub.videoPackets[0]!.readUInt32BE(8);
+    for (const m of missing) sub.video.sendMessageBinary(buildNack(0x4321, ssrc, m));
+    await eventually(
+      () => missing.every((m) => sub.videoPackets.some((p) => p.readUInt16BE(2) === m)),
+      5000,
+      'the retransmissions',
+    );
+    sub.close();
+    pub.close();
+    relay.close();
+  }, 30_000);
+});
+
+describe('lifetimes', () => {
+  it("a publisher leaving ends its subscribers' legs, and closed clients free everything", async () => {
+    // Earlier tests' legs are reaped by the silence timeout (2 s here).
+    await eventually(() => t.server.engine.sfu.stats().peers === 0, 10_000, 'a clean start');
+    const base = t.server.engine.sfu.stats();
+    const room = await createRoom('life-admin');
+    const pub = new NdcPublisher();
+    toClose.push(pub);
+    await pub.publish(t.url, room, 'life-pub');
+    pub.start();
+    const subs = [new NdcSubscriber(), new NdcSubscriber()];
+    toClose.push(...subs);
+    for (const [i, s] of subs.entries())
+      expect((await s.subscribe(t.url, room, `life-sub${i}`, 'life-pub')).status).toBe(200);
+    await eventually(() => subs.every((s) => s.videoPackets.length > 5), 10_000, 'media to both');
+    expect(t.server.engine.sfu.stats().peers).toBe(base.peers + 3);
+    const info = async () =>
+      (await (await fetch(`${t.url}/webrtc/room/${room}`)).json()) as { publishers: string[] };
+    expect((await info()).publishers).toEqual(['life-pub']);
+
+    // One subscriber hangs up: only its leg goes.
+    subs[0]!.close();
+    await eventually(
+      () => t.server.engine.sfu.stats().peers === base.peers + 2,
+      10_000,
+      'the subscriber leg to close',
+    );
+
+    // The publisher leaves: its remaining subscriber's leg is closed by the server.
+    pub.close();
+    await eventually(() => t.server.engine.sfu.stats().peers === base.peers, 10_000, 'every leg to close');
+    expect(t.server.engine.sfu.stats().forwardTargets).toBe(base.forwardTargets);
+    // Nothing more is forwarded to the remaining subscriber.
+    const received = subs[1]!.videoPackets.length;
+    await new Promise((r) => setTimeout(r, 300));
+    expect(subs[1]!.videoPackets.length).toBe(received);
+    expect((await info()).publishers).toEqual([]);
+    subs[1]!.close();
   }, 30_000);
 });

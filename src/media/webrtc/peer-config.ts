@@ -10,6 +10,8 @@ export interface WebRtcSettings {
   announcedAddress: string | undefined;
   nackHistoryPackets: number;
   keyframeIntervalMs: number;
+  /** A leg from which nothing (media or RTCP) arrives for this long is closed. */
+  peerTimeoutMs: number;
   gatherTimeoutMs?: number;
 }
 

@@ -17,6 +17,11 @@ export class PeerLeg {
   private closedFlag = false;
   private readonly onCloseHandlers: Array<() => void> = [];
   private disconnectTimer: NodeJS.Timeout | undefined;
+  /** When media or RTCP last arrived from the peer: a leg that goes silent is dead. */
+  lastHeard = Date.now();
+  /** Until connected, the silence timeout does not apply (setup has its own limit). */
+  connected = false;
+  readonly createdAt = Date.now();
 
   constructor(
     private readonly settings: WebRtcSettings,
@@ -26,7 +31,11 @@ export class PeerLeg {
     this.pc.onStateChange(
       this.guard('onStateChange', (state: string) => {
         this.log.debug({ state }, 'peer state');
-        if (state === 'connected') clearTimeout(this.disconnectTimer);
+        if (state === 'connected') {
+          clearTimeout(this.disconnectTimer);
+          this.connected = true;
+          this.lastHeard = Date.now();
+        }
         if (state === 'failed' || state === 'closed') this.close(`peer ${state}`);
         // A disconnected peer may come back (ICE restart of a flaky link); give it a moment.
         if (state === 'disconnected') {

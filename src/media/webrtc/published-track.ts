@@ -22,6 +22,8 @@ export class PublishedTrack {
   keyframeRequests = 0;
   private lastKeyframeRequest = 0;
   private ended = false;
+  /** A keyframe was wanted before the publisher's media flowed: ask on its next packet. */
+  private keyframePending = false;
 
   constructor(
     readonly kind: 'audio' | 'video',
@@ -39,6 +41,7 @@ export class PublishedTrack {
   forward(packet: Buffer): void {
     this.packetsIn++;
     if (packet.length < 12) return;
+    if (this.keyframePending) this.requestKeyframe(true);
     packet.writeUInt32BE(this.outSsrc, 8);
     const marker = packet[1]! & 0x80;
     const targets = this.targets;
@@ -58,10 +61,15 @@ export class PublishedTrack {
     if (this.kind !== 'video' || this.ended) return false;
     const now = Date.now();
     if (!force && now - this.lastKeyframeRequest < this.keyframeIntervalMs) return false;
+    // The PLI needs an open transport and the publisher's SSRC (seen on its first packet).
+    if (!this.source.isOpen() || this.packetsIn === 0 || !this.source.requestKeyframe()) {
+      this.keyframePending = true;
+      return false;
+    }
+    this.keyframePending = false;
     this.lastKeyframeRequest = now;
-    if (!this.source.isOpen()) return false;
     this.keyframeRequests++;
-    return this.source.requestKeyframe();
+    return true;
   }
 
   addTarget(t: ForwardTarget): void {

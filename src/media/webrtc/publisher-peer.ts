@@ -37,6 +37,7 @@ export class PublisherPeer {
         track.setMediaHandler(new RtcpReceivingSession());
         track.onMessage(
           this.leg.guard('track.onMessage', (packet: Buffer) => {
+            this.leg.lastHeard = Date.now();
             if (!isRtcp(packet)) published.forward(packet);
           }),
         );

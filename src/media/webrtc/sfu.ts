@@ -17,6 +17,9 @@ export interface SfuStats {
   keyframeRequests: number;
 }
 
+/** A peer that has not connected (ICE + DTLS) within this long is given up. */
+const CONNECT_TIMEOUT_MS = 20_000;
+
 const key = (room: string, user: string): string => `${room}\u0000${user}`;
 
 /**
@@ -29,11 +32,30 @@ export class Sfu {
   private readonly subscribersOf = new Map<string, Set<SubscriberPeer>>();
   private readonly subscriptions = new Map<string, SubscriberPeer>();
   private retired = { packetsIn: 0, packetsOut: 0, keyframeRequests: 0 };
+  private readonly watchdog: NodeJS.Timeout;
 
   constructor(
     private readonly settings: WebRtcSettings,
     private readonly log: Logger,
-  ) {}
+  ) {
+    // Browsers send RTCP every second or so; a leg silent past the timeout is gone even
+    // if ICE has not noticed yet (a killed tab, a lost network).
+    this.watchdog = setInterval(() => this.sweep(), Math.min(1000, settings.peerTimeoutMs / 2));
+    this.watchdog.unref();
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const leg of [...this.publishers.values(), ...this.subscriptions.values()].map((p) => p.leg)) {
+      if (
+        leg.connected
+          ? now - leg.lastHeard > this.settings.peerTimeoutMs
+          : now - leg.createdAt > CONNECT_TIMEOUT_MS
+      ) {
+        leg.close(leg.connected ? 'peer silent' : 'peer never connected');
+      }
+    }
+  }
 
   /** `user` publishes into `room` (replacing an earlier publish of theirs); returns the answer. */
   async publish(room: Room, user: UserId, offer: string): Promise<string> {
@@ -135,6 +157,7 @@ export class Sfu {
   }
 
   close(): void {
+    clearInterval(this.watchdog);
     for (const p of [...this.publishers.values()]) p.leg.close('server shutting down');
     for (const s of [...this.subscriptions.values()]) s.leg.close('server shutting down');
   }

@@ -108,6 +108,7 @@ export class SubscriberPeer {
     this.targets.push({ source, target });
     track.onMessage(
       this.leg.guard('track.onMessage', (packet: Buffer) => {
+        this.leg.lastHeard = Date.now();
         // What comes back on a sending track is RTCP: PLI/FIR become a keyframe request.
         if (isRtcp(packet) && wantsKeyframe(packet)) source.requestKeyframe();
       }),
