@@ -1,0 +1,82 @@
+import { mkdirSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { startTestServer, type TestServer } from '../fixtures/test-server.js';
+import { hasTool } from '../fixtures/system-tools.js';
+import { launchChromium, type TestBrowser } from '../fixtures/browser.js';
+import { freeUdpPort } from '../fixtures/free-udp-port.js';
+
+const haveChromium = hasTool('chromium', 'chromium');
+
+/** Per remote peer: video frames decoded and audio samples received, from getStats(). */
+async function received(page: Page): Promise<Record<string, { frames: number; samples: number }>> {
+  return page.evaluate(async () => {
+    const meet = (window as unknown as { chorusMeet: { receivers: Map<string, RTCPeerConnection> } })
+      .chorusMeet;
+    const out: Record<string, { frames: number; samples: number }> = {};
+    for (const [peer, pc] of meet.receivers) {
+      const r = { frames: 0, samples: 0 };
+      (await pc.getStats()).forEach(
+        (s: { type: string; kind?: string; framesDecoded?: number; totalSamplesReceived?: number }) => {
+          if (s.type !== 'inbound-rtp') return;
+          if (s.kind === 'video') r.frames += s.framesDecoded ?? 0;
+          if (s.kind === 'audio') r.samples += s.totalSamplesReceived ?? 0;
+        },
+      );
+      out[peer] = r;
+    }
+    return out;
+  });
+}
+
+describe.runIf(haveChromium)('Meet page in Chromium', () => {
+  let t: TestServer;
+  let b: TestBrowser;
+  beforeAll(async () => {
+    t = await startTestServer({ webrtc: { udpPort: await freeUdpPort(), bindAddress: '127.0.0.1' } });
+    b = await launchChromium();
+  }, 60_000);
+  afterAll(async () => {
+    await b?.close();
+    await t?.close();
+  });
+
+  it('three people join one room; each decodes video and receives audio from the other two', async () => {
+    const names = ['ada', 'grace', 'linus'];
+    const pages: Page[] = [];
+    let room = '';
+    for (const name of names) {
+      const page = await (await b.browser.newContext()).newPage();
+      pages.push(page);
+      await page.goto(`${t.url}/meet/`);
+      await page.fill('#name', name);
+      if (room) await page.fill('#room-id', room);
+      await page.click('#join');
+      await page.waitForSelector('#in-room:not(.hidden)');
+      if (!room) room = decodeURIComponent(/room=([^&]+)/.exec(page.url())![1]!);
+    }
+    for (const [i, page] of pages.entries()) {
+      const others = names.filter((_, j) => j !== i);
+      await expect
+        .poll(
+          async () => {
+            const r = await received(page);
+            return others.every((o) => (r[o]?.frames ?? 0) > 10 && (r[o]?.samples ?? 0) > 4800);
+          },
+          { timeout: 30_000, interval: 500 },
+        )
+        .toBe(true);
+    }
+    // Tiles for everyone, none stuck connecting.
+    await expect.poll(() => pages[0]!.locator('.tile').count(), { timeout: 5000 }).toBe(3);
+    await expect
+      .poll(() => pages[0]!.locator('.tile .state:not(.hidden)').count(), { timeout: 10_000 })
+      .toBe(0);
+    mkdirSync('test-artifacts', { recursive: true });
+    await pages[0]!.screenshot({ path: 'test-artifacts/meet-page.png' });
+
+    // One leaves: the others drop their tile.
+    await pages[2]!.click('#leave');
+    await expect.poll(() => pages[0]!.locator('.tile').count(), { timeout: 30_000 }).toBe(2);
+  }, 120_000);
+});
