@@ -3,6 +3,7 @@ import type { UserId } from '../../core/ids.js';
 import type { Room } from '../../core/room.js';
 import type { WebRtcSettings } from './peer-config.js';
 import { PublisherPeer } from './publisher-peer.js';
+import { SdpError } from './sdp.js';
 import { SfuError } from './sfu-error.js';
 import { SubscriberPeer } from './subscriber-peer.js';
 
@@ -15,6 +16,12 @@ export interface SfuStats {
   packetsIn: number;
   packetsOut: number;
   keyframeRequests: number;
+}
+
+function asSfuError(err: unknown): SfuError {
+  if (err instanceof SfuError) return err;
+  if (err instanceof SdpError) return new SfuError('bad_sdp', err.message);
+  return new SfuError('negotiation_failed', (err as Error).message);
 }
 
 /** A peer that has not connected (ICE + DTLS) within this long is given up. */
@@ -85,7 +92,7 @@ export class Sfu {
       return answer;
     } catch (err) {
       peer.leg.close('negotiation failed');
-      throw err instanceof SfuError ? err : new SfuError('negotiation_failed', (err as Error).message);
+      throw asSfuError(err);
     }
   }
 
@@ -124,7 +131,7 @@ export class Sfu {
       return answer;
     } catch (err) {
       peer.leg.close('negotiation failed');
-      throw err instanceof SfuError ? err : new SfuError('negotiation_failed', (err as Error).message);
+      throw asSfuError(err);
     }
   }
 
