@@ -40,6 +40,8 @@ export class Sfu {
   private readonly subscriptions = new Map<string, SubscriberPeer>();
   private retired = { packetsIn: 0, packetsOut: 0, keyframeRequests: 0 };
   private readonly watchdog: NodeJS.Timeout;
+  private readonly sweepEveryMs: number;
+  private lastSweep = Date.now();
 
   constructor(
     private readonly settings: WebRtcSettings,
@@ -47,12 +49,21 @@ export class Sfu {
   ) {
     // Browsers send RTCP every second or so; a leg silent past the timeout is gone even
     // if ICE has not noticed yet (a killed tab, a lost network).
-    this.watchdog = setInterval(() => this.sweep(), Math.min(1000, settings.peerTimeoutMs / 2));
+    this.sweepEveryMs = Math.min(1000, settings.peerTimeoutMs / 2);
+    this.watchdog = setInterval(() => this.sweep(), this.sweepEveryMs);
     this.watchdog.unref();
   }
 
   private sweep(): void {
     const now = Date.now();
+    const gapMs = now - this.lastSweep;
+    this.lastSweep = now;
+    // After an event-loop stall, what the peers sent meanwhile is still queued behind
+    // this timer: judging silence now would reap every leg at once. Judge next time.
+    if (gapMs > 3 * this.sweepEveryMs) {
+      this.log.warn({ stalledMs: gapMs }, 'event loop stalled; the peer watchdog skips a round');
+      return;
+    }
     for (const leg of [...this.publishers.values(), ...this.subscriptions.values()].map((p) => p.leg)) {
       if (
         leg.connected
