@@ -15,6 +15,7 @@ import { adminGuard } from './admin-guard.js';
 import { errorBody, errorTable } from './error-table.js';
 import { createLogger } from './logger.js';
 import { ServerMetrics } from './metrics.js';
+import { registerSfuMetrics } from './sfu-metrics.js';
 import { Readiness } from './readiness.js';
 import { persistentSecret } from './server-secret.js';
 import { readTlsFiles, watchTlsFiles } from './tls-credentials.js';
@@ -155,6 +156,7 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
     const snap = readiness.snapshot();
     return reply.code(snap.ready ? 200 : 503).send(snap);
   });
+  registerSfuMetrics(metrics.registry, () => engine.sfu.stats());
   if (config.metrics.enabled) {
     app.get('/metrics', async (_request, reply) =>
       reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),

@@ -71,6 +71,12 @@ describe('a libwebrtc publisher and subscriber', () => {
     expect(inbound.video!.packetsLost).toBe(0);
     // Subscribing asked the publisher for a keyframe.
     expect(t.server.engine.sfu.stats().keyframeRequests).toBeGreaterThan(before);
+    // The same figures are on /metrics.
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    expect(metrics).toMatch(/^chorus_sfu_peers\{role="subscriber"\} 1$/m);
+    expect(metrics).toMatch(/^chorus_sfu_published_tracks 2$/m);
+    const forwarded = Number(/^chorus_sfu_rtp_packets_forwarded_total (\d+)$/m.exec(metrics)?.[1]);
+    expect(forwarded).toBeGreaterThanOrEqual(inbound.video!.packetsReceived);
   }, 40_000);
 
   it('frees every leg when the clients go away', async () => {

@@ -1,0 +1,65 @@
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { SfuStats } from '../media/webrtc/sfu.js';
+
+/**
+ * SFU figures for /metrics, read from the SFU at scrape time: the per-packet path only
+ * bumps plain integer fields, never a prom-client call.
+ */
+export function registerSfuMetrics(registry: Registry, stats: () => SfuStats): void {
+  let last: SfuStats | undefined;
+  let lastAt = 0;
+  // One stats() per scrape, however many metrics read it.
+  const read = (): SfuStats => {
+    const now = Date.now();
+    if (!last || now - lastAt > 100) {
+      last = stats();
+      lastAt = now;
+    }
+    return last;
+  };
+  new Gauge({
+    name: 'chorus_sfu_peers',
+    help: 'WebRTC peer connections on the SFU by role.',
+    labelNames: ['role'],
+    registers: [registry],
+    collect() {
+      const s = read();
+      this.set({ role: 'publisher' }, s.publishers);
+      this.set({ role: 'subscriber' }, s.subscribers);
+    },
+  });
+  new Gauge({
+    name: 'chorus_sfu_published_tracks',
+    help: 'Tracks being published into the SFU.',
+    registers: [registry],
+    collect() {
+      this.set(read().publishedTracks);
+    },
+  });
+  const counter = (name: string, help: string, pick: (s: SfuStats) => number): void => {
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(pick(read()));
+      },
+    });
+  };
+  counter(
+    'chorus_sfu_rtp_packets_received_total',
+    'RTP packets received from publishers.',
+    (s) => s.packetsIn,
+  );
+  counter(
+    'chorus_sfu_rtp_packets_forwarded_total',
+    'RTP packets forwarded to subscribers.',
+    (s) => s.packetsOut,
+  );
+  counter(
+    'chorus_sfu_keyframe_requests_total',
+    'Keyframe requests (PLI) sent to publishers, after throttling.',
+    (s) => s.keyframeRequests,
+  );
+}
