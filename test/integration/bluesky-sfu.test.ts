@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../fixtures/test-server.js';
 import { eventually } from '../fixtures/ws-client.js';
@@ -151,6 +153,33 @@ describe('RTCP', () => {
 });
 
 describe('lifetimes', () => {
+  it('keeps forwarding across a full garbage collection', async () => {
+    // node-datachannel closes a native track when a JS wrapper of it is collected; the SFU
+    // must hold every wrapper it is given. (A dropped onTrack wrapper once silently
+    // stopped every subscriber at the first major GC.)
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const room = await createRoom('gc-admin');
+    const pub = new NdcPublisher();
+    toClose.push(pub);
+    await pub.publish(t.url, room, 'gc-pub');
+    pub.start();
+    const sub = new NdcSubscriber();
+    toClose.push(sub);
+    expect((await sub.subscribe(t.url, room, 'gc-sub', 'gc-pub')).status).toBe(200);
+    await eventually(() => sub.videoPackets.length > 10 && sub.audioPackets.length > 10, 10_000, 'media');
+    gc();
+    await new Promise((r) => setTimeout(r, 100));
+    gc();
+    const [v, a] = [sub.videoPackets.length, sub.audioPackets.length];
+    await eventually(
+      () => sub.videoPackets.length > v + 30 && sub.audioPackets.length > a + 30,
+      5000,
+      'media after the collection',
+    );
+    expect(pub.video.isOpen()).toBe(true);
+  }, 30_000);
+
   it("a publisher leaving ends its subscribers' legs, and closed clients free everything", async () => {
     // Earlier tests' legs are reaped by the silence timeout (2 s here).
     await eventually(() => t.server.engine.sfu.stats().peers === 0, 10_000, 'a clean start');

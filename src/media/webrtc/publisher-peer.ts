@@ -19,11 +19,15 @@ export class PublisherPeer {
   /** Resolved once per mid: the codec chosen for it. */
   private readonly chosen = new Map<string, CodecChoice>();
   private readonly onTrackHandlers: Array<(t: PublishedTrack) => void> = [];
+  private readonly wrappers: Track[] = [];
 
   constructor(settings: WebRtcSettings, log: Logger) {
     this.leg = new PeerLeg(settings, log);
     this.leg.pc.onTrack(
       this.leg.guard('onTrack', (track: Track) => {
+        // Every Track wrapper node-datachannel hands over must stay referenced while its
+        // peer lives: when one is garbage-collected it closes the native track.
+        this.wrappers.push(track);
         const codec = this.chosen.get(track.mid());
         if (!codec) return;
         const published = new PublishedTrack(

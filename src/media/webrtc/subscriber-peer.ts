@@ -37,9 +37,9 @@ export class SubscriberPeer {
     private readonly streamId: string,
   ) {
     this.leg = new PeerLeg(settings, log);
-    // libdatachannel announces the offer's receiving sections as tracks; the ones Chorus
-    // sends on are added by mid below and replace them.
-    this.leg.pc.onTrack(this.leg.guard('onTrack', () => undefined));
+    // No onTrack handler here, on purpose: node-datachannel would wrap each of the offer's
+    // receiving sections in a JS Track, and a wrapper that is garbage-collected closes its
+    // native track, which is the very track addTrack (by mid) sends on below.
     this.leg.onClose(() => {
       for (const { source, target } of this.targets) {
         target.open = false;

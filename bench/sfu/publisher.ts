@@ -1,0 +1,74 @@
+// A bench worker: one node-datachannel publisher sending fake VP8 and Opus RTP at a
+// fixed rate (default ~1.8 Mbit/s: 200 video packets of 1,100 bytes and 50 audio packets
+// of 160 bytes a second). Paced on elapsed time, not on timer ticks, so the rate holds.
+import { Audio, type PeerConnection, type Track, Video } from 'node-datachannel';
+import { NdcClient } from '../../test/fixtures/ndc-peer.js';
+
+const [, , base, room, user, videoPpsText] = process.argv;
+const VIDEO_PPS = Number(videoPpsText ?? 200);
+const AUDIO_PPS = 50;
+
+class BenchPublisher extends NdcClient {
+  video!: Track;
+  audio!: Track;
+  protected addTracks(pc: PeerConnection): void {
+    const v = new Video('video', 'SendOnly');
+    v.addVideoCodec(96, 'VP8');
+    v.addSSRC(1111, 'bench', 'bench', 'benchvideo');
+    this.video = pc.addTrack(v);
+    const a = new Audio('audio', 'SendOnly');
+    a.addOpusCodec(111);
+    a.addSSRC(2222, 'bench', 'bench', 'benchaudio');
+    this.audio = pc.addTrack(a);
+    // RTCP from the SFU (PLI, RR) is read and dropped.
+    this.video.onMessage(() => undefined);
+    this.audio.onMessage(() => undefined);
+  }
+  publish(): Promise<unknown> {
+    return this.connect(
+      base!,
+      `/webrtc/sdp/m/${room}/c/${user}/p/${user}/s/true`,
+      (s) => s,
+      (s) => s,
+    );
+  }
+}
+
+const pub = new BenchPublisher('bench-publisher');
+const r = (await pub.publish()) as { status: number };
+if (r.status !== 200) throw new Error(`publish refused: ${r.status}`);
+
+const video = Buffer.alloc(1100, 0x5a);
+video[0] = 0x80;
+video[1] = 96;
+video.writeUInt32BE(1111, 8);
+const audio = Buffer.alloc(160, 0x33);
+audio[0] = 0x80;
+audio[1] = 111;
+audio.writeUInt32BE(2222, 8);
+let vSent = 0;
+let aSent = 0;
+const t0 = performance.now();
+setInterval(() => {
+  const s = (performance.now() - t0) / 1000;
+  while (vSent < s * VIDEO_PPS) {
+    video.writeUInt16BE(vSent & 0xffff, 2);
+    video.writeUInt32BE(vSent * 450, 4);
+    pub.video.sendMessageBinary(video);
+    vSent++;
+  }
+  while (aSent < s * AUDIO_PPS) {
+    audio.writeUInt16BE(aSent & 0xffff, 2);
+    audio.writeUInt32BE(aSent * 960, 4);
+    pub.audio.sendMessageBinary(audio);
+    aSent++;
+  }
+}, 5);
+process.send!({ type: 'ready' });
+process.on('message', (m: { type: string }) => {
+  if (m.type === 'report') process.send!({ type: 'report', sent: vSent + aSent });
+  if (m.type === 'exit') {
+    pub.close();
+    process.exit(0);
+  }
+});

@@ -1,0 +1,106 @@
+// A bench worker: holds N node-datachannel subscribers to one publisher. Each counts the
+// packets it gets and, from RTP sequence numbers, the packets it should have got; it
+// sends a receiver report every second as a browser does. Nothing is kept per packet.
+import { Audio, type PeerConnection, type Track, Video } from 'node-datachannel';
+import { EMPTY_RR, NdcClient } from '../../test/fixtures/ndc-peer.js';
+import { isRtcp } from '../../src/media/webrtc/rtp.js';
+
+const [, , base, room, publisher, countText, prefix] = process.argv;
+const count = Number(countText);
+
+/** Received and expected packets on one stream, with 16-bit sequence numbers unwrapped. */
+class SeqCounter {
+  received = 0;
+  private first = -1;
+  private highest = -1;
+  add(seq: number): void {
+    this.received++;
+    if (this.first < 0) {
+      this.first = this.highest = seq;
+      return;
+    }
+    // Unwrap against the highest seen: the candidate closest to it.
+    const cycle = this.highest & ~0xffff;
+    let ext = cycle | seq;
+    if (ext - this.highest > 0x8000) ext -= 0x10000;
+    else if (this.highest - ext > 0x8000) ext += 0x10000;
+    if (ext > this.highest) this.highest = ext;
+  }
+  get expected(): number {
+    return this.first < 0 ? 0 : this.highest - this.first + 1;
+  }
+}
+
+class BenchSubscriber extends NdcClient {
+  video!: Track;
+  readonly counters = [new SeqCounter(), new SeqCounter()];
+  protected addTracks(pc: PeerConnection): void {
+    const v = new Video('v0', 'RecvOnly');
+    v.addVideoCodec(96, 'VP8');
+    this.video = pc.addTrack(v);
+    const a = new Audio('a0', 'RecvOnly');
+    a.addOpusCodec(111);
+    const audio = pc.addTrack(a);
+    const [vc, ac] = this.counters as [SeqCounter, SeqCounter];
+    // RTCP (the SFU's sender reports) shares the track.
+    this.video.onMessage((m) => {
+      if (!isRtcp(m)) vc.add(m.readUInt16BE(2));
+    });
+    audio.onMessage((m) => {
+      if (!isRtcp(m)) ac.add(m.readUInt16BE(2));
+    });
+  }
+  subscribe(user: string): Promise<{ status: number }> {
+    return this.connect(
+      base!,
+      `/webrtc/sdp/m/${room}/c/${user}/p/${publisher}/s/false`,
+      (s) => s,
+      (s) => s,
+    );
+  }
+}
+
+const subs: BenchSubscriber[] = [];
+let failed = 0;
+for (let i = 0; i < count; i += 10) {
+  await Promise.all(
+    Array.from({ length: Math.min(10, count - i) }, async (_, j) => {
+      const s = new BenchSubscriber('bench-subscriber');
+      try {
+        const r = await s.subscribe(`${prefix}-${i + j}`);
+        if (r.status === 200) subs.push(s);
+        else failed++;
+      } catch {
+        failed++;
+      }
+    }),
+  );
+}
+setInterval(() => {
+  for (const s of subs) if (s.video.isOpen()) s.video.sendMessageBinary(EMPTY_RR);
+}, 1000);
+
+process.send!({ type: 'ready', connected: subs.length, failed });
+process.on('message', (m: { type: string }) => {
+  if (m.type === 'report') {
+    let received = 0;
+    let expected = 0;
+    let worstLoss = 0;
+    for (const s of subs) {
+      let r = 0;
+      let e = 0;
+      for (const c of s.counters) {
+        r += c.received;
+        e += c.expected;
+      }
+      received += r;
+      expected += e;
+      if (e > 0) worstLoss = Math.max(worstLoss, 1 - r / e);
+    }
+    process.send!({ type: 'report', received, expected, worstLoss });
+  }
+  if (m.type === 'exit') {
+    for (const s of subs) s.close();
+    process.exit(0);
+  }
+});
