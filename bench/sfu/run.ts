@@ -2,8 +2,8 @@
 // its own process. Reports forwarded packets a second, server CPU and RSS, loss seen by
 // the subscribers, and packets forwarded per server CPU-second.
 //
-//   npm run bench:sfu -- [--subscribers 10,50,100,200,400] [--seconds 10] [--workers 3] [--video-pps 200] [--log-level warn]
-import { fork, type ChildProcess } from 'node:child_process';
+//   npm run bench:sfu -- [--subscribers 10,50,100,200,400] [--seconds 10] [--workers 3] [--video-pps 200] [--log-level warn] [--probes 10] [--no-pin]
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
@@ -16,12 +16,16 @@ const { values } = parseArgs({
     workers: { type: 'string', default: '3' },
     'video-pps': { type: 'string', default: '200' },
     'log-level': { type: 'string', default: 'warn' },
+    probes: { type: 'string', default: '10' },
+    pin: { type: 'boolean', default: true },
   },
 });
 const SIZES = values.subscribers.split(',').map(Number);
 const SECONDS = Number(values.seconds);
 const WORKERS = Number(values.workers);
 const VIDEO_PPS = Number(values['video-pps']);
+/** Subscribers per worker that count packets (see subscribers.ts). */
+const PROBES = Number(values.probes);
 
 interface Report {
   type: string;
@@ -43,8 +47,18 @@ function ask(w: ChildProcess, type: 'ready' | 'report'): Promise<Report> {
   });
 }
 
+/**
+ * With --pin (the default), the server gets CPU 0 and every client process CPU 1, so the
+ * clients' cost (decrypting, counting) does not starve the server being measured.
+ */
+function pin(pid: number, cpu: number): void {
+  if (values.pin && os.cpus().length > 1) execFileSync('taskset', ['-a', '-pc', String(cpu), String(pid)]);
+}
+
 function worker(file: string, args: string[]): ChildProcess {
-  return fork(new URL(file, import.meta.url).pathname, args, { execArgv: ['--import', 'tsx'] });
+  const w = fork(new URL(file, import.meta.url).pathname, args, { execArgv: ['--import', 'tsx'] });
+  pin(w.pid!, 1);
+  return w;
 }
 
 function freeUdpPort(): Promise<number> {
@@ -68,6 +82,7 @@ async function runOnce(n: number): Promise<Record<string, unknown>> {
     WEBRTC_BIND_ADDRESS: '127.0.0.1',
     LOG_LEVEL: values['log-level'],
   });
+  pin(server.pid, 0);
   const workers: ChildProcess[] = [];
   try {
     const res = await fetch(`${server.url}/webrtc/room`, {
@@ -84,17 +99,26 @@ async function runOnce(n: number): Promise<Record<string, unknown>> {
     const subs: ChildProcess[] = [];
     const per = Math.ceil(n / WORKERS);
     for (let i = 0, left = n; i < WORKERS && left > 0; i++, left -= per) {
-      const w = worker('./subscribers.ts', [server.url, room, 'pub', String(Math.min(per, left)), `s${i}`]);
+      const w = worker('./subscribers.ts', [
+        server.url,
+        room,
+        'pub',
+        String(Math.min(per, left)),
+        `s${i}`,
+        String(PROBES),
+      ]);
       subs.push(w);
       workers.push(w);
     }
     const ready = await Promise.all(subs.map((w) => ask(w, 'ready')));
     const connected = ready.reduce((s, r) => s + Number(r.connected), 0);
+    const probes = ready.reduce((s, r) => s + Number(r.probes), 0);
     const setupSeconds = (performance.now() - setup0) / 1000;
     await new Promise((r) => setTimeout(r, 2000)); // settle: keyframe requests, first SRs
 
-    const before = await Promise.all(subs.map((w) => ask(w, 'report')));
-    const sent0 = Number((await ask(pub, 'report')).sent);
+    // Publisher and subscribers are asked at the same instant at both ends of the window.
+    const [pub0, ...before] = await Promise.all([pub, ...subs].map((w) => ask(w, 'report')));
+    const sent0 = Number(pub0!.sent);
     const fwd0 = await forwardedPackets(server.url);
     const cpu0 = cpuSeconds(server.pid);
     const t0 = performance.now();
@@ -102,9 +126,8 @@ async function runOnce(n: number): Promise<Record<string, unknown>> {
     const elapsed = (performance.now() - t0) / 1000;
     const cpu = cpuSeconds(server.pid) - cpu0;
     const fwd = (await forwardedPackets(server.url)) - fwd0;
-    const sent = Number((await ask(pub, 'report')).sent) - sent0;
-    await new Promise((r) => setTimeout(r, 200)); // the last packets in flight
-    const after = await Promise.all(subs.map((w) => ask(w, 'report')));
+    const [pub1, ...after] = await Promise.all([pub, ...subs].map((w) => ask(w, 'report')));
+    const sent = Number(pub1!.sent) - sent0;
     const rss = rssBytes(server.pid);
     const sum = (rs: Report[], k: string): number => rs.reduce((s, r) => s + Number(r[k]), 0);
     const received = sum(after, 'received') - sum(before, 'received');
@@ -118,6 +141,9 @@ async function runOnce(n: number): Promise<Record<string, unknown>> {
       serverCpuPercent: Math.round((cpu / elapsed) * 100),
       packetsPerCpuSecond: cpu > 0 ? Math.round(fwd / cpu) : null,
       serverRssMiB: Number((rss / 2 ** 20).toFixed(1)),
+      probes,
+      deliveredPercent: Number(((received / (sent * probes)) * 100).toFixed(2)),
+      starvedSubscribers: sum(after, 'starved'),
       lossPercent: expected > 0 ? Number(((1 - received / expected) * 100).toFixed(3)) : null,
       worstSubscriberLossPercent: Number(
         (Math.max(...after.map((r) => Number(r.worstLoss))) * 100).toFixed(2),
@@ -137,6 +163,7 @@ console.log(
     node: process.version,
     seconds: SECONDS,
     workers: WORKERS,
+    pinned: values.pin,
     videoPps: VIDEO_PPS,
   }),
 );
