@@ -48,16 +48,17 @@ function ask(w: ChildProcess, type: 'ready' | 'report'): Promise<Report> {
 }
 
 /**
- * With --pin (the default), the server gets CPU 0 and every client process CPU 1, so the
- * clients' cost (decrypting, counting) does not starve the server being measured.
+ * With --pin (the default), the server (and the light publisher) get CPU 0 and every
+ * subscriber process CPU 1, so the clients' cost (decrypting, counting) does not starve
+ * the server being measured.
  */
 function pin(pid: number, cpu: number): void {
   if (values.pin && os.cpus().length > 1) execFileSync('taskset', ['-a', '-pc', String(cpu), String(pid)]);
 }
 
-function worker(file: string, args: string[]): ChildProcess {
+function worker(file: string, args: string[], cpu = 1): ChildProcess {
   const w = fork(new URL(file, import.meta.url).pathname, args, { execArgv: ['--import', 'tsx'] });
-  pin(w.pid!, 1);
+  pin(w.pid!, cpu);
   return w;
 }
 
@@ -91,7 +92,9 @@ async function runOnce(n: number): Promise<Record<string, unknown>> {
       body: JSON.stringify({ user_id: 'bench' }),
     });
     const room = ((await res.json()) as { id: string }).id;
-    const pub = worker('./publisher.ts', [server.url, room, 'pub', String(VIDEO_PPS)]);
+    // The publisher (about 2 % of a core) shares the server's CPU: on the clients' core it
+    // would be starved and then send in bursts.
+    const pub = worker('./publisher.ts', [server.url, room, 'pub', String(VIDEO_PPS)], 0);
     workers.push(pub);
     await ask(pub, 'ready');
 
