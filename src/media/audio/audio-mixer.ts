@@ -1,0 +1,213 @@
+import { createOpusEncoder, type AudioEncoder, type OpusSettings } from './audio-codec.js';
+import { FRAME_SAMPLES, frameBytes } from './pcm-frame.js';
+import type { PcmInput } from './pcm-input.js';
+
+/** What one listener gets each tick: its mix as PCM, and as Opus encoded on demand. */
+export interface MixFrame {
+  /** 20 ms of s16le mono 48 kHz (valid during the call only: copy to keep). */
+  readonly pcm: Buffer;
+  /** The same 20 ms as one Opus packet, encoded at most once per mix per tick. */
+  opus(): Uint8Array;
+}
+
+export interface MixListener {
+  onFrame(frame: MixFrame): void;
+}
+
+/** The key of the mix everyone hears who is not a speaker. */
+const FULL_MIX = '';
+
+/**
+ * One distinct mix: everyone minus one speaker (or the full mix), with the listeners
+ * who hear it, its own limiter state and Opus encoder (Opus is stateful: one encoder per
+ * continuous stream), and a short backlog of recent packets for late joiners.
+ */
+class MixBus implements MixFrame {
+  readonly listeners = new Set<MixListener>();
+  readonly pcmFrame = new Int16Array(FRAME_SAMPLES);
+  readonly pcm = frameBytes(this.pcmFrame);
+  private encoder: AudioEncoder | undefined;
+  private packet: Uint8Array | undefined;
+  /** Recent packets, oldest first, bounded by `backlogPackets`. */
+  readonly backlog: Uint8Array[] = [];
+  private gain = 1;
+
+  constructor(
+    private readonly opusSettings: OpusSettings,
+    private readonly backlogPackets: number,
+  ) {}
+
+  get preSkip(): number {
+    return this.ensureEncoder().preSkip;
+  }
+
+  /** Writes `sum - own` with a peak limiter; clamps what is left to 16 bits. */
+  render(sum: Int32Array, own: Int16Array | undefined): void {
+    let peak = 0;
+    for (let i = 0; i < FRAME_SAMPLES; i++) {
+      const v = Math.abs(sum[i]! - (own ? own[i]! : 0));
+      if (v > peak) peak = v;
+    }
+    // Instant attack to the gain that keeps this frame's peak in range, slow release
+    // (about 0.5 s back to unity): speakers summing past full scale are turned down
+    // smoothly instead of hard-clipped into distortion.
+    const from = this.gain;
+    const target = peak * from > 32767 ? 32767 / peak : Math.min(1, from + 0.04);
+    const step = (target - from) / FRAME_SAMPLES;
+    const out = this.pcmFrame;
+    for (let i = 0; i < FRAME_SAMPLES; i++) {
+      const g = from + step * (i + 1);
+      const v = Math.round((sum[i]! - (own ? own[i]! : 0)) * g);
+      out[i] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
+    }
+    this.gain = target;
+    this.packet = undefined;
+  }
+
+  opus(): Uint8Array {
+    if (!this.packet) {
+      this.packet = this.ensureEncoder().encode(this.pcmFrame);
+      if (this.backlogPackets > 0) {
+        this.backlog.push(this.packet);
+        if (this.backlog.length > this.backlogPackets) this.backlog.shift();
+      }
+    }
+    return this.packet;
+  }
+
+  private ensureEncoder(): AudioEncoder {
+    this.encoder ??= createOpusEncoder(this.opusSettings);
+    return this.encoder;
+  }
+}
+
+export interface MixerOptions {
+  opus: OpusSettings;
+  /** Opus packets (20 ms each) kept per mix for listeners who join late; 0 = none. */
+  backlogPackets: number;
+  /** Called with the error when a listener throws; the listener is removed. */
+  onListenerError(err: unknown): void;
+}
+
+/** A listener's place in the mixer: its mix's pre-skip and backlog, and how to leave. */
+export interface MixSubscription {
+  readonly preSkip: number;
+  /** Recent packets of this mix, oldest first (a copy). */
+  backlog(): Uint8Array[];
+  close(): void;
+}
+
+/**
+ * Mix-minus for a call or a room: every tick (20 ms) each speaker's next frame is
+ * summed once, and each distinct mix (the sum minus one speaker, or the whole sum) is
+ * rendered and encoded once however many listeners hear it. Nobody hears themself; a
+ * speaker who runs dry contributes silence; listeners of an empty room get silence so
+ * their streams keep flowing.
+ */
+export class AudioMixer {
+  private readonly inputs = new Map<string, { input: PcmInput; frame: Int16Array; has: boolean }>();
+  private readonly buses = new Map<string, MixBus>();
+  private readonly sum = new Int32Array(FRAME_SAMPLES);
+
+  constructor(private readonly options: MixerOptions) {}
+
+  get speakers(): number {
+    return this.inputs.size;
+  }
+
+  get listenerCount(): number {
+    let n = 0;
+    for (const bus of this.buses.values()) n += bus.listeners.size;
+    return n;
+  }
+
+  get idle(): boolean {
+    return this.inputs.size === 0 && this.listenerCount === 0;
+  }
+
+  /** Distinct mixes rendered per tick (for metrics and tests). */
+  get mixes(): number {
+    return this.buses.size;
+  }
+
+  addInput(id: string, input: PcmInput): void {
+    if (id === FULL_MIX) throw new RangeError('empty speaker id');
+    this.inputs.set(id, { input, frame: new Int16Array(FRAME_SAMPLES), has: false });
+    // With a backlog, the mixes a late listener might want exist (and encode) from the
+    // first word: everyone-but-this-speaker, and the full mix.
+    if (this.options.backlogPackets > 0) {
+      this.bus(id);
+      this.bus(FULL_MIX);
+    }
+  }
+
+  removeInput(id: string): void {
+    this.inputs.get(id)?.input.close();
+    this.inputs.delete(id);
+    this.prune();
+  }
+
+  /** Listen to everyone except `speakerId` (the listener's own voice), or to all. */
+  listen(listener: MixListener, speakerId?: string): MixSubscription {
+    const key = speakerId ?? FULL_MIX;
+    const bus = this.bus(key);
+    bus.listeners.add(listener);
+    return {
+      preSkip: bus.preSkip,
+      backlog: () => bus.backlog.slice(),
+      close: () => {
+        bus.listeners.delete(listener);
+        this.prune();
+      },
+    };
+  }
+
+  tick(): void {
+    const sum = this.sum;
+    sum.fill(0);
+    for (const slot of this.inputs.values()) {
+      slot.has = slot.input.readFrame(slot.frame);
+      if (!slot.has) continue;
+      const f = slot.frame;
+      for (let i = 0; i < FRAME_SAMPLES; i++) sum[i]! += f[i]!;
+    }
+    for (const [key, bus] of this.buses) {
+      const own = this.inputs.get(key);
+      bus.render(sum, own?.has ? own.frame : undefined);
+      if (this.options.backlogPackets > 0) bus.opus();
+      for (const listener of bus.listeners) {
+        try {
+          listener.onFrame(bus);
+        } catch (err) {
+          bus.listeners.delete(listener);
+          this.options.onListenerError(err);
+        }
+      }
+    }
+  }
+
+  close(): void {
+    for (const slot of this.inputs.values()) slot.input.close();
+    this.inputs.clear();
+    this.buses.clear();
+  }
+
+  private bus(key: string): MixBus {
+    let bus = this.buses.get(key);
+    if (!bus) {
+      bus = new MixBus(this.options.opus, this.options.backlogPackets);
+      this.buses.set(key, bus);
+    }
+    return bus;
+  }
+
+  /** Drops mixes nobody hears and no late listener could want. */
+  private prune(): void {
+    const keep = this.options.backlogPackets > 0;
+    for (const [key, bus] of this.buses) {
+      if (bus.listeners.size > 0) continue;
+      if (keep && (this.inputs.has(key) || (key === FULL_MIX && this.inputs.size > 0))) continue;
+      this.buses.delete(key);
+    }
+  }
+}
