@@ -7,6 +7,8 @@ import type { WebSocketTracker } from '../server/websocket-tracker.js';
 import { signalPlugin } from './signal/signal-plugin.js';
 import { streamPlugin } from './stream/stream-plugin.js';
 import { blueSkyPlugin } from './bluesky/bluesky-plugin.js';
+import { voipPlugin } from './voip/voip-plugin.js';
+import { loadResampler } from '../media/audio/resampler.js';
 
 export interface SurfaceContext {
   config: Config;
@@ -61,6 +63,21 @@ export const surfaces: readonly Surface[] = [
           log,
         });
       }
+    },
+  },
+  {
+    name: 'voip',
+    enabled: (c) => c.voip.enabled,
+    maxWebSocketMessage: (c) => c.voip.maxUploadFrameBytes,
+    async mount(app, ctx) {
+      await loadResampler();
+      await app.register(voipPlugin, {
+        prefix: ctx.config.voip.prefix,
+        config: ctx.config.voip,
+        audio: ctx.engine.audio,
+        tracker: ctx.tracker,
+        log: ctx.log.child({ surface: 'voip' }),
+      });
     },
   },
   {

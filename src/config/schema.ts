@@ -175,6 +175,82 @@ export const configSchema = z.object({
       defaultDoc: '`,/api` (root and `/api`)',
     }),
   }),
+  voip: z.object({
+    enabled: field(flag, true, { env: ['VOIP_ENABLED'], doc: 'Mount the VOIP surface (seed 000, gostream).' }),
+    prefix: field(pathPrefix, '', {
+      env: ['VOIP_PREFIX'],
+      doc: "Path prefix of the VOIP routes (`/messages`, `/newCall`, ...); the original served them at the root.",
+      defaultDoc: '(root)',
+    }),
+    siteEnabled: field(flag, false, {
+      env: ['SITE_ENABLED'],
+      doc: '`YES`: users are the side site\'s integer ids, authenticated by its `CSRFToken`s. `NO`: standalone, users are P-256 public keys proving themselves with signed challenges.',
+    }),
+    siteUrl: field(z.url({ error: 'expected an http(s) URL' }), 'http://localhost', {
+      env: ['SITE_URL'],
+      doc: 'Base URL of the side site API (`/Membres/crossLogin/{token}`, ...).',
+    }),
+    siteOrigin: field(z.string().min(1), 'http://localhost', {
+      env: ['SITE_ORIGIN'],
+      doc: 'The one origin allowed by CORS (with credentials) in side-site mode. Standalone mode allows any origin, without credentials.',
+    }),
+    siteTimeoutMs: field(int(100, 60_000), 3000, {
+      env: ['SITE_TIMEOUT_MS'],
+      doc: 'Timeout of each call to the side site; a site that does not answer in time refuses the request with 503.',
+    }),
+    siteCacheSeconds: field(int(0, 3600), 10, {
+      env: ['SITE_CACHE_SECONDS'],
+      doc: "How long the side site's answers (token to user, may-call, room access) are reused; `0` asks every time. Failures are never cached.",
+    }),
+    ringTimeoutSeconds: field(int(5, 3600), 45, {
+      env: ['VOIP_RING_TIMEOUT_SECONDS'],
+      doc: 'A call not accepted or rejected within this time ends; both parties get `declineCall`.',
+    }),
+    callIdleSeconds: field(int(5, 3600), 30, {
+      env: ['VOIP_CALL_IDLE_SECONDS'],
+      doc: 'An accepted call with no upload and no listener open for this long ends (`endCall` event).',
+    }),
+    challengeTtlSeconds: field(int(5, 3600), 120, {
+      env: ['VOIP_CHALLENGE_TTL_SECONDS'],
+      doc: 'Lifetime of a handshake challenge between two keys (standalone mode); each is single-use.',
+    }),
+    ticketTtlSeconds: field(int(5, 86_400), 3600, {
+      env: ['VOIP_TICKET_TTL_SECONDS'],
+      doc: 'Lifetime of a server challenge from `/getCallTicket` or `/newCall` (standalone mode).',
+    }),
+    keepAliveSeconds: field(int(1, 300), 15, {
+      env: ['VOIP_SSE_KEEPALIVE_SECONDS'],
+      doc: 'Interval of the `:` comment lines that keep `/messages` streams open through proxies.',
+    }),
+    replayEvents: field(int(0, 10_000), 50, {
+      env: ['VOIP_SSE_REPLAY_EVENTS'],
+      doc: 'Recent events kept per user (for 5 minutes) and replayed to a stream reconnecting with `Last-Event-ID`.',
+    }),
+    inputBufferMs: field(int(60, 10_000), 500, {
+      env: ['VOIP_INPUT_BUFFER_MS'],
+      doc: "Audio buffered per speaker; beyond it the oldest is dropped (WebSocket) or the upload is paused (POST).",
+    }),
+    oggBacklogMs: field(int(0, 60_000), 7000, {
+      env: ['VOIP_OGG_BACKLOG_MS'],
+      doc: 'Recent audio sent to a new Ogg/Opus listener at once, so browsers (which buffer about 32 KB before playing) start at once, this far behind live. `0`: none.',
+    }),
+    opusBitrate: field(int(6000, 510_000), 32_000, {
+      env: ['VOIP_OPUS_BITRATE'],
+      doc: 'Bitrate of the Opus streams served to listeners, bit/s.',
+    }),
+    maxRoomMembers: field(int(2, 10_000), 100, {
+      env: ['VOIP_MAX_ROOM_MEMBERS'],
+      doc: 'Members (speakers and listeners) one room admits; more get 429.',
+    }),
+    maxRooms: field(int(1, 1_000_000), 1000, {
+      env: ['VOIP_MAX_ROOMS'],
+      doc: 'Rooms that may exist at once; creating one more gets 429.',
+    }),
+    maxUploadFrameBytes: field(int(1024, 16 << 20), 256 * 1024, {
+      env: ['VOIP_MAX_UPLOAD_FRAME_BYTES'],
+      doc: 'Largest WebSocket message of raw PCM accepted; a larger one closes the upload with 1009.',
+    }),
+  }),
   stream: z.object({
     enabled: field(flag, true, { env: ['STREAM_ENABLED'], doc: 'Mount the Stream surface (seed 002).' }),
     prefix: field(pathPrefix, '', {

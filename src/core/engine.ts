@@ -4,6 +4,7 @@ import { StreamRegistry } from '../media/stream/stream-registry.js';
 import type { FanOutPolicy } from '../media/stream/stream-sink.js';
 import type { WebRtcSettings } from '../media/webrtc/peer-config.js';
 import { Sfu } from '../media/webrtc/sfu.js';
+import { AudioHub, type AudioHubOptions } from '../media/audio/audio-hub.js';
 import { IdentityRegistry } from './identity-registry.js';
 import { RoomRegistry } from './room.js';
 import { RoomDirectory } from './room-directory.js';
@@ -16,6 +17,7 @@ import { Presence } from './presence.js';
 export interface EngineOptions {
   stream: { cacheBytes: number; policy: FanOutPolicy };
   webrtc: WebRtcSettings;
+  audio: AudioHubOptions;
 }
 
 export class Engine {
@@ -24,6 +26,8 @@ export class Engine {
   /** Conference rooms of this node and the SFU that carries their media. */
   readonly rooms: RoomRegistry;
   readonly sfu: Sfu;
+  /** Audio mixers of calls and rooms (VOIP now; bites and recording later). */
+  readonly audio: AudioHub;
   private readonly presences = new Map<string, Presence>();
   private readonly identityRegistries = new Map<string, IdentityRegistry>();
   private readonly directories = new Map<string, RoomDirectory>();
@@ -36,6 +40,7 @@ export class Engine {
     this.streams = new StreamRegistry(options.stream.cacheBytes, options.stream.policy);
     this.rooms = new RoomRegistry(log.child({ component: 'rooms' }));
     this.sfu = new Sfu(options.webrtc, log.child({ component: 'sfu' }));
+    this.audio = new AudioHub(options.audio, log.child({ component: 'audio' }));
   }
 
   presence(namespace: string): Presence {
@@ -72,6 +77,7 @@ export class Engine {
 
   close(): void {
     this.sfu.close();
+    this.audio.closeAll();
     for (const p of this.presences.values()) p.close();
   }
 }

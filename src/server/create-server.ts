@@ -76,6 +76,10 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
       keyframeIntervalMs: config.webrtc.keyframeIntervalMs,
       peerTimeoutMs: config.webrtc.peerTimeoutSeconds * 1000,
     },
+    audio: {
+      opus: { bitrate: config.voip.opusBitrate, complexity: 5 },
+      backlogMs: config.voip.oggBacklogMs,
+    },
   });
 
   let tlsServer: HttpsServer | undefined;
@@ -95,9 +99,11 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
     routerOptions: { maxParamLength: 2048 },
     // One handler behind both listeners: TLS requests and upgrades reach the same routes.
     serverFactory: (handler) => {
-      const http = createHttpServer(handler);
+      // No whole-request deadline (Node's default is 5 minutes): audio uploads are
+      // request bodies that last as long as a call. Headers still have their timeout.
+      const http = createHttpServer({ requestTimeout: 0 }, handler);
       if (tlsFiles) {
-        tlsServer = createHttpsServer(readTlsFiles(tlsFiles), handler);
+        tlsServer = createHttpsServer({ ...readTlsFiles(tlsFiles), requestTimeout: 0 }, handler);
         tlsServer.on('upgrade', (req, socket, head) => http.emit('upgrade', req, socket, head));
         stopTlsWatch = watchTlsFiles(tlsServer, tlsFiles, config.tls.reloadSeconds, log);
       }
@@ -174,6 +180,7 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
     const disabled = [
       ...(config.signal.enabled ? [] : ['signal']),
       ...(config.bluesky.enabled ? [] : ['meet']),
+      ...(config.voip.enabled ? [] : ['call']),
       ...(config.stream.enabled && !config.stream.disableTestClient ? [] : ['stream']),
     ];
     await mountWeb(app, log, disabled);

@@ -248,3 +248,30 @@ describe('Opus, Ogg and WAV', () => {
     expect(endlessWavHeader().readUInt32LE(4)).toBe(0xffffffff);
   });
 });
+
+describe('AudioMixer listeners who speak', () => {
+  it('share the full mix until they speak, then hear everyone but themself', () => {
+    const m = mixer();
+    const a = new PcmInput();
+    m.addInput('a', a);
+    const toneA = new ToneSource(440);
+    const toneB = new ToneSource(1000);
+    const heardByB = record(m, 'b');
+    record(m);
+    expect(m.mixes).toBe(1); // b is not speaking: one mix for both
+    const b = new PcmInput();
+    m.addInput('b', b);
+    expect(m.mixes).toBe(2);
+    for (let t = 0; t < 50; t++) {
+      a.write(toneA.next(20));
+      b.write(toneB.next(20));
+      m.tick();
+    }
+    const heard = heardByB.samples();
+    expect(powerAt(heard, 440)).toBeGreaterThan(100 * powerAt(heard, 1000));
+    m.removeInput('b');
+    expect(m.mixes).toBe(1);
+    heardByB.sub.close();
+    m.close();
+  });
+});

@@ -107,6 +107,8 @@ export interface MixSubscription {
 export class AudioMixer {
   private readonly inputs = new Map<string, { input: PcmInput; frame: Int16Array; has: boolean }>();
   private readonly buses = new Map<string, MixBus>();
+  /** Whose voice each listener must not hear (undefined: a pure listener). */
+  private readonly wanted = new Map<MixListener, string | undefined>();
   private readonly sum = new Int32Array(FRAME_SAMPLES);
 
   constructor(private readonly options: MixerOptions) {}
@@ -133,6 +135,8 @@ export class AudioMixer {
   addInput(id: string, input: PcmInput): void {
     if (id === FULL_MIX) throw new RangeError('empty speaker id');
     this.inputs.set(id, { input, frame: new Int16Array(FRAME_SAMPLES), has: false });
+    // A listener who starts speaking moves from the full mix to the mix without them.
+    for (const [listener, speaker] of this.wanted) if (speaker === id) this.move(listener, FULL_MIX, id);
     // With a backlog, the mixes a late listener might want exist (and encode) from the
     // first word: everyone-but-this-speaker, and the full mix.
     if (this.options.backlogPackets > 0) {
@@ -144,22 +148,36 @@ export class AudioMixer {
   removeInput(id: string): void {
     this.inputs.get(id)?.input.close();
     this.inputs.delete(id);
+    for (const [listener, speaker] of this.wanted) if (speaker === id) this.move(listener, id, FULL_MIX);
     this.prune();
   }
 
-  /** Listen to everyone except `speakerId` (the listener's own voice), or to all. */
+  /**
+   * Listen to everyone except `speakerId` (the listener's own voice), or to all. While
+   * `speakerId` is not speaking the listener shares the full mix with everyone else.
+   */
   listen(listener: MixListener, speakerId?: string): MixSubscription {
-    const key = speakerId ?? FULL_MIX;
+    const key = speakerId !== undefined && this.inputs.has(speakerId) ? speakerId : FULL_MIX;
     const bus = this.bus(key);
     bus.listeners.add(listener);
+    this.wanted.set(listener, speakerId);
     return {
       preSkip: bus.preSkip,
       backlog: () => bus.backlog.slice(),
       close: () => {
-        bus.listeners.delete(listener);
+        const speaker = this.wanted.get(listener);
+        if (!this.wanted.delete(listener)) return;
+        const home = speaker !== undefined && this.inputs.has(speaker) ? speaker : FULL_MIX;
+        this.buses.get(home)?.listeners.delete(listener);
         this.prune();
       },
     };
+  }
+
+  private move(listener: MixListener, from: string, to: string): void {
+    this.buses.get(from)?.listeners.delete(listener);
+    this.bus(to).listeners.add(listener);
+    this.prune();
   }
 
   tick(): void {
@@ -180,6 +198,7 @@ export class AudioMixer {
           listener.onFrame(bus);
         } catch (err) {
           bus.listeners.delete(listener);
+          this.wanted.delete(listener);
           this.options.onListenerError(err);
         }
       }
@@ -190,6 +209,7 @@ export class AudioMixer {
     for (const slot of this.inputs.values()) slot.input.close();
     this.inputs.clear();
     this.buses.clear();
+    this.wanted.clear();
   }
 
   private bus(key: string): MixBus {

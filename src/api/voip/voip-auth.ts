@@ -1,0 +1,99 @@
+import type { FastifyRequest } from 'fastify';
+import type { ChallengeBook, TicketUse } from './challenge-book.js';
+import { parsePublicKey, verifyChallenge, type PublicKey } from './pkey.js';
+import { SiteUnavailableError, type SideSite } from './side-site.js';
+
+/** A request's form: query string merged with an urlencoded or multipart body. */
+export type Form = Record<string, string | undefined>;
+
+export interface Caller {
+  /** The user id on the wire: the site's integer as text, or the compressed key hex. */
+  id: string;
+  /** Side-site mode: the token, for the site's per-action checks. */
+  token?: string;
+  key?: PublicKey;
+}
+
+/** A refusal with the original's status and text (4xx where it used 500 for client errors). */
+export class VoipRefusal extends Error {
+  constructor(
+    readonly status: number,
+    readonly text: string,
+  ) {
+    super(text);
+  }
+}
+
+export function form(request: FastifyRequest): Form {
+  const out: Form = {};
+  const add = (src: unknown) => {
+    if (!src || typeof src !== 'object') return;
+    for (const [k, v] of Object.entries(src as Record<string, unknown>)) {
+      if (typeof v === 'string') out[k] = v;
+      else if (Array.isArray(v) && typeof v[0] === 'string') out[k] = v[0];
+    }
+  };
+  // Go's FormValue prefers the body over the query string.
+  add(request.query);
+  add(request.body);
+  return out;
+}
+
+function header(request: FastifyRequest, name: string): string | undefined {
+  const v = request.headers[name.toLowerCase()];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/**
+ * Who is asking, in either identity mode. Side site: the `CSRFToken` header (or the
+ * form's `token` / `CSRFtoken`) resolved by the site. Standalone: the `PKey` header
+ * (or form value); when `use` is given, the form's `Signature` must sign the key's
+ * current server ticket, which is then spent for that use.
+ */
+export class VoipAuth {
+  constructor(
+    readonly mode: 'site' | 'key',
+    private readonly site: SideSite | undefined,
+    private readonly challenges: ChallengeBook,
+  ) {}
+
+  async caller(request: FastifyRequest, f: Form, use?: TicketUse): Promise<Caller> {
+    if (this.mode === 'site') {
+      const token = header(request, 'CSRFToken') ?? f.token ?? f.CSRFtoken ?? f.CSRFToken;
+      if (!token) throw new VoipRefusal(403, 'mysite.checkCRSF API error');
+      const user = await this.siteCall(() => this.site!.userOf(token));
+      if (user === undefined) throw new VoipRefusal(403, 'mysite.checkCRSF API error');
+      return { id: String(user), token };
+    }
+    const key = parsePublicKey(header(request, 'PKey') ?? f.PKey);
+    if (!key) throw new VoipRefusal(403, 'bad PKey');
+    if (use) {
+      const ticket = this.challenges.ticketFor(key.id, use);
+      const signature = f.Signature ?? f.signature;
+      if (!ticket || !verifyChallenge(key, ticket, signature)) throw new VoipRefusal(403, 'bad signature');
+      this.challenges.spend(key.id, ticket, use);
+    }
+    return { id: key.id, key };
+  }
+
+  /** Runs a side-site question, turning "site down or slow" into a clear 503. */
+  async siteCall<T>(ask: () => Promise<T>): Promise<T> {
+    try {
+      return await ask();
+    } catch (err) {
+      if (err instanceof SiteUnavailableError) throw new VoipRefusal(503, 'side site unavailable');
+      throw err;
+    }
+  }
+
+  /** The other party named by a form field: a user id or a compressed key. */
+  party(raw: string | undefined, what: string): string {
+    if (this.mode === 'site') {
+      if (!raw || !/^[0-9]{1,15}$/.test(raw) || Number(raw) <= 0) throw new VoipRefusal(400, `bad ${what}`);
+      return String(Number(raw));
+    }
+    const key = parsePublicKey(raw);
+    if (!key) throw new VoipRefusal(400, `bad ${what}`);
+    return key.id;
+  }
+}

@@ -1,0 +1,472 @@
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { Busboy, type BusboyHeaders, type BusboyInstance } from '@fastify/busboy';
+import type { Logger } from 'pino';
+import type { WebSocket } from 'ws';
+import type { Config } from '../../config/schema.js';
+import type { AudioHub } from '../../media/audio/audio-hub.js';
+import { PcmInput } from '../../media/audio/pcm-input.js';
+import type { WebSocketTracker } from '../../server/websocket-tracker.js';
+import { ChallengeBook, type TicketUse } from './challenge-book.js';
+import { EventHub } from './event-hub.js';
+import { streamToResponse, streamToWebSocket } from './listen-session.js';
+import type { MediaGroup } from './media-group.js';
+import { serverPublicKeyHex } from './pkey.js';
+import { SideSite } from './side-site.js';
+import { uploadFromRequest, uploadFromWebSocket } from './upload-session.js';
+import { form, VoipAuth, VoipRefusal, type Caller, type Form } from './voip-auth.js';
+import { VoipCalls } from './voip-calls.js';
+import { VoipRooms, type VoipRoom } from './voip-rooms.js';
+import { listMembersJson, listRoomJson, newRoomData, parseFormat, type ListenFormat } from './voip-wire.js';
+import { VoipSignaling } from './voip-signaling.js';
+
+export interface VoipSurfaceOptions {
+  config: Config['voip'];
+  audio: AudioHub;
+  tracker: WebSocketTracker;
+  log: Logger;
+}
+
+const ALL_METHODS = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS'] as const;
+type Method = (typeof ALL_METHODS)[number];
+
+/** What a media route settled before the upgrade or the stream starts. */
+interface MediaPlan {
+  me: Caller;
+  group: MediaGroup;
+  format: ListenFormat;
+  input?: { rate: number; channels: number };
+  room?: VoipRoom;
+}
+const plans = new WeakMap<FastifyRequest, MediaPlan>();
+
+/**
+ * The VOIP surface (seed 000, gostream): SSE events, the call handshake, calls and
+ * rooms with raw PCM in and WAV / Ogg/Opus / raw Opus out. Errors are the original's
+ * plain-text bodies. See docs/voip.md.
+ */
+export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, opts) => {
+  const { config, audio, tracker, log } = opts;
+  const mode = config.siteEnabled ? 'site' : 'key';
+  const site = config.siteEnabled
+    ? new SideSite({
+        baseUrl: config.siteUrl,
+        timeoutMs: config.siteTimeoutMs,
+        cacheSeconds: config.siteCacheSeconds,
+        log,
+      })
+    : undefined;
+  const challenges = new ChallengeBook(config.ticketTtlSeconds * 1000, config.challengeTtlSeconds * 1000);
+  const auth = new VoipAuth(mode, site, challenges);
+  const serverKey = serverPublicKeyHex();
+  const events = new EventHub({
+    keepAliveMs: config.keepAliveSeconds * 1000,
+    replayEvents: config.replayEvents,
+    replayMs: 5 * 60_000,
+    maxQueuedBytes: 256 * 1024,
+    log,
+  });
+  const signaling = new VoipSignaling(mode, events);
+  const calls = new VoipCalls(
+    audio,
+    { ringTimeoutMs: config.ringTimeoutSeconds * 1000, idleTimeoutMs: config.callIdleSeconds * 1000 },
+    signaling.notify,
+    log,
+  );
+  const rooms = new VoipRooms(
+    audio,
+    config.maxRooms,
+    (room, id, mic, hds) => {
+      for (const other of room.group.ids()) {
+        if (other !== id)
+          signaling.notify(other, 'setAudioConf', { from: id, roomid: room.id, in: mic, out: hds });
+      }
+    },
+    (room) => events.broadcast('newRoom', newRoomData(rooms.summary(room))),
+  );
+
+  app.addHook('onClose', async () => {
+    calls.book.close();
+    rooms.closeAll();
+    events.close();
+  });
+
+  // CORS on every answer, hijacked streams included (hence on the raw response).
+  app.addHook('onRequest', async (request, reply) => {
+    if (mode === 'site') {
+      reply.raw.setHeader('Access-Control-Allow-Origin', config.siteOrigin);
+      reply.raw.setHeader('Access-Control-Allow-Credentials', 'true');
+      reply.raw.setHeader('Vary', 'Origin');
+    } else {
+      reply.raw.setHeader('Access-Control-Allow-Origin', '*');
+    }
+    reply.raw.setHeader('Access-Control-Allow-Headers', 'PKey,CSRFToken,Last-Event-ID,Content-Type');
+  });
+
+  app.setErrorHandler(async (err: Error & { statusCode?: number }, request, reply) => {
+    if (err instanceof VoipRefusal) {
+      request.log.info({ status: err.status, refusal: err.text }, 'voip request refused');
+      return reply.code(err.status).type('text/plain').send(`${err.text}\n`);
+    }
+    const status = err.statusCode ?? 500;
+    if (status < 500) return reply.code(status).type('text/plain').send(`${err.message}\n`);
+    request.log.error({ err }, 'voip: internal error');
+    return reply.code(500).type('text/plain').send('internal error\n');
+  });
+
+  addFormParsers(app);
+
+  /** The original answers any other method (the CORS preflight too) with an empty 200. */
+  const route = (
+    url: string,
+    methods: Method[],
+    handler: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>,
+  ) => {
+    app.route({ method: methods, url, handler });
+    const others = ALL_METHODS.filter(
+      (m) => !methods.includes(m) && !(m === 'HEAD' && methods.includes('GET')),
+    );
+    if (others.length > 0)
+      app.route({ method: others, url, handler: async (_req, reply) => reply.code(200).send('') });
+  };
+
+  // --- events -------------------------------------------------------------------
+  route('/messages', ['GET'], async (request, reply) => {
+    const f = form(request);
+    const me = await auth.caller(request, { ...f, token: f.CSRFtoken ?? f.token });
+    const last = Number(request.headers['last-event-id'] ?? f.lastEventId);
+    reply.hijack();
+    reply.raw.writeHead(200, {
+      'Content-Type': 'text/event-stream',
+      'Cache-Control': 'no-cache',
+      Connection: 'keep-alive',
+      'X-Accel-Buffering': 'no',
+    });
+    events.open(
+      me.id,
+      reply.raw,
+      `event: pubkey\ndata:${serverKey}\n\n`,
+      Number.isSafeInteger(last) ? last : undefined,
+    );
+    log.debug({ user: me.id }, 'voip event stream open');
+  });
+
+  route('/getCallTicket', ['GET'], async (request, reply) => {
+    if (mode === 'site') throw new VoipRefusal(404, 'no tickets in side-site mode');
+    const me = await auth.caller(request, form(request));
+    return reply.type('text/plain').send(challenges.issueTicket(me.id));
+  });
+
+  route('/tokenCheck', ['GET'], async (request, reply) => {
+    const me = await auth.caller(request, form(request));
+    return reply.type('text/plain').send(me.id);
+  });
+
+  // --- the call handshake ---------------------------------------------------------
+  route('/newCall', ['POST'], async (request, reply) => {
+    const f = form(request);
+    const me = await auth.caller(request, f, mode === 'key' ? 'newCall' : undefined);
+    const dest = auth.party(f.Destination, mode === 'site' ? 'destination id' : 'Destination');
+    if (dest === me.id) throw new VoipRefusal(400, 'bad Destination');
+    if (mode === 'site') {
+      if (!(await auth.siteCall(() => site!.mayCall(Number(dest), me.token!)))) {
+        throw new VoipRefusal(403, 'mysite.checkAppel API error');
+      }
+      calls.ring(me.id, dest);
+      signaling.notify(dest, 'newCall', { from: me.id });
+      return reply.type('text/plain').send('');
+    }
+    const challenge = signaling.challengeOf(f.challenge);
+    challenges.expect(dest, me.id, challenge);
+    calls.ring(me.id, dest);
+    signaling.notify(dest, 'newCall', { challenge, from: me.id });
+    return reply.type('text/plain').send(challenges.issueTicket(me.id));
+  });
+
+  /** answer and answer2: relay a signature over the peer's challenge and a new one. */
+  const relay = (name: 'answer' | 'answer2') =>
+    route(`/${name}`, ['POST'], async (request, reply) => {
+      if (mode === 'site') throw new VoipRefusal(404, `no ${name} in side-site mode`);
+      const f = form(request);
+      const me = await auth.caller(request, f);
+      const peer = auth.party(f.Destination, 'Destination');
+      const call = calls.book.between(me.id, peer);
+      if (call?.state !== 'ringing') throw new VoipRefusal(404, 'call not found');
+      const signature = signaling.proveTo(challenges, me, peer, f.signature, `bad ${name} signature`);
+      const challenge = signaling.challengeOf(f.challenge);
+      challenges.expect(peer, me.id, challenge);
+      signaling.notify(peer, name, { answer: signature, challenge, from: me.id });
+      return reply.type('text/plain').send('');
+    });
+  relay('answer');
+  relay('answer2');
+
+  const decide = (name: 'acceptCall' | 'rejectCall') =>
+    route(`/${name}`, ['POST'], async (request, reply) => {
+      const f = form(request);
+      const me = await auth.caller(request, f);
+      const caller = auth.party(f.From, mode === 'site' ? 'From id' : 'From');
+      const ringing = calls.book.between(me.id, caller);
+      if (ringing?.state !== 'ringing' || ringing.callee !== me.id)
+        throw new VoipRefusal(404, 'call not found');
+      let signature = '';
+      if (mode === 'key') {
+        signature = signaling.proveTo(
+          challenges,
+          me,
+          caller,
+          f.signature,
+          `bad ${name.toLowerCase()} signature`,
+        );
+      } else if (
+        name === 'acceptCall' &&
+        !(await auth.siteCall(() => site!.mayCall(Number(caller), me.token!)))
+      ) {
+        // The original asked this before parsing From, so always about user 0.
+        throw new VoipRefusal(403, 'mysite.checkAppel API error');
+      }
+      if (name === 'acceptCall') {
+        calls.accept(me.id, caller);
+        signaling.notify(caller, 'acceptedCall', { answer: signature, challenge: '', from: me.id });
+      } else {
+        calls.book.reject(me.id, caller);
+        signaling.notify(caller, 'declineCall', { answer: signature, from: me.id });
+      }
+      return reply.type('text/plain').send('');
+    });
+  decide('acceptCall');
+  decide('rejectCall');
+
+  // Chorus: hang up. The other party gets `endCall`.
+  route('/endCall', ['POST'], async (request, reply) => {
+    const f = form(request);
+    const me = await auth.caller(request, f);
+    const other = auth.party(f.Destination ?? f.From, 'Destination');
+    const call = calls.book.between(me.id, other);
+    if (!call) throw new VoipRefusal(404, 'call not found');
+    calls.book.end(call, 'hangup');
+    return reply.type('text/plain').send('');
+  });
+
+  // --- media ------------------------------------------------------------------------
+  const pcmFormat = (f: Form) => {
+    const rate = f.rate === undefined ? 48_000 : Number(f.rate);
+    const channels = f.channels === undefined ? 1 : Number(f.channels);
+    if (!Number.isInteger(rate) || rate < 8000 || rate > 192_000)
+      throw new VoipRefusal(400, 'bad rate: 8000-192000');
+    if (!Number.isInteger(channels) || channels < 1 || channels > 8)
+      throw new VoipRefusal(400, 'bad channels: 1-8');
+    return { rate, channels };
+  };
+
+  /** Settles who, which call or room, and which slot, before any stream starts. */
+  const plan = async (request: FastifyRequest, use: TicketUse): Promise<MediaPlan> => {
+    const f = form(request);
+    const upload = use === 'upCall' || use === 'upRoom';
+    const format = upload ? 'wav' : parseFormat(f.format);
+    if (!format) throw new VoipRefusal(400, 'bad format: wav, ogg, opus or vorbis');
+    const input = upload ? pcmFormat(f) : undefined;
+    const me = await auth.caller(request, f, use);
+    const slot = upload ? 'mic' : 'hds';
+    if (use === 'upCall' || use === 'joinCall') {
+      const other = auth.party(f.otherID, 'other id');
+      const group = calls.media(me.id, other);
+      if (!group) throw new VoipRefusal(404, 'call not found');
+      if (group.has(me.id, slot)) throw new VoipRefusal(409, 'user already connected');
+      return { me, group, format, ...(input ? { input } : {}) };
+    }
+    const room = await admitToRoom(me, f.roomID, slot);
+    return { me, group: room.group, format, room, ...(input ? { input } : {}) };
+  };
+
+  const admitToRoom = async (me: Caller, raw: string | undefined, slot: 'mic' | 'hds'): Promise<VoipRoom> => {
+    let key: number | string;
+    if (mode === 'site') {
+      if (!raw || !/^[0-9]{1,9}$/.test(raw)) throw new VoipRefusal(400, 'bad room id');
+      key = Number(raw);
+      const ok = await auth.siteCall(() =>
+        slot === 'mic'
+          ? site!.sendToRoom(Number(raw), me.token!, true)
+          : site!.listenToRoom(Number(raw), me.token!, true),
+      );
+      if (!ok)
+        throw new VoipRefusal(
+          403,
+          slot === 'mic' ? 'mysite.newInput API error' : 'mysite.newListener API error',
+        );
+    } else {
+      if (!raw || raw.length < 3 || raw.length > 64 || /\p{Cc}/u.test(raw))
+        throw new VoipRefusal(400, 'bad roomName');
+      key = raw;
+    }
+    const room = rooms.grab(key);
+    if (!room) throw new VoipRefusal(429, 'too many rooms');
+    if (room.group.has(me.id, slot)) throw new VoipRefusal(409, 'user already connected');
+    if (room.group.size >= config.maxRoomMembers && !room.group.ids().includes(me.id)) {
+      rooms.removeIfEmpty(room);
+      throw new VoipRefusal(429, 'room full');
+    }
+    return room;
+  };
+
+  /** Tells the site a room member stopped sending or listening (the `/0` calls). */
+  const leftRoom = (p: MediaPlan, slot: 'mic' | 'hds') => {
+    if (!site || !p.room || !p.me.token) return;
+    const call =
+      slot === 'mic'
+        ? site.sendToRoom(p.room.id, p.me.token, false)
+        : site.listenToRoom(p.room.id, p.me.token, false);
+    site.notify(call, slot === 'mic' ? 'envoieAudioGroup/0' : 'ecouteAudioGroup/0');
+  };
+
+  const startUpload = (p: MediaPlan, run: (input: PcmInput, done: () => void) => () => void) => {
+    const input = new PcmInput(p.input, config.inputBufferMs);
+    let stop = () => undefined as void;
+    const closer = () => stop();
+    if (!p.group.occupy(p.me.id, 'mic', closer)) throw new VoipRefusal(409, 'user already connected');
+    p.group.mixer.addInput(p.me.id, input);
+    stop = run(input, () => {
+      p.group.mixer.removeInput(p.me.id);
+      p.group.release(p.me.id, 'mic', closer);
+      leftRoom(p, 'mic');
+    });
+  };
+
+  const startListen = (p: MediaPlan, run: (done: () => void) => () => void) => {
+    let stop = () => undefined as void;
+    const closer = () => stop();
+    if (!p.group.occupy(p.me.id, 'hds', closer)) throw new VoipRefusal(409, 'user already connected');
+    stop = run(() => {
+      p.group.release(p.me.id, 'hds', closer);
+      leftRoom(p, 'hds');
+    });
+  };
+
+  const uploadRoute = (url: string, use: TicketUse) => {
+    app.route({
+      method: 'GET',
+      url,
+      preHandler: async (request) => {
+        if (request.ws) plans.set(request, await plan(request, use));
+      },
+      handler: async (_request, reply) =>
+        reply.code(426).type('text/plain').send('WebSocket or POST expected\n'),
+      wsHandler: (socket: WebSocket, request) => {
+        tracker.track('voip', socket);
+        startUpload(plans.get(request)!, (input, done) =>
+          uploadFromWebSocket(socket, input, config.maxUploadFrameBytes, done),
+        );
+      },
+    });
+  };
+
+  const listenRoute = (url: string, use: TicketUse) => {
+    const serve = async (request: FastifyRequest, reply: FastifyReply) => {
+      const p = await plan(request, use);
+      startListen(p, (done) => {
+        reply.hijack();
+        reply.raw.writeHead(200, {
+          'Content-Type': p.format === 'wav' ? 'audio/wav' : 'audio/ogg',
+          'Cache-Control': 'no-store',
+          'X-Accel-Buffering': 'no',
+        });
+        return streamToResponse(reply.raw, p.format, p.group.mixer, p.me.id, done);
+      });
+    };
+    app.route({ method: 'POST', url, handler: serve });
+    app.route({
+      method: 'GET',
+      url,
+      preHandler: async (request) => {
+        if (request.ws) plans.set(request, await plan(request, use));
+      },
+      handler: serve,
+      wsHandler: (socket: WebSocket, request) => {
+        tracker.track('voip', socket);
+        startListen(plans.get(request)!, (done) =>
+          streamToWebSocket(socket, plans.get(request)!.group.mixer, plans.get(request)!.me.id, done),
+        );
+      },
+    });
+  };
+
+  // Uploads: the raw body is the audio, so these POST routes take any content type
+  // unparsed, in their own context.
+  await app.register(async (raw) => {
+    raw.removeAllContentTypeParsers();
+    raw.addContentTypeParser('*', (_req, _payload, done) => done(null));
+    for (const [url, use] of [
+      ['/upCall', 'upCall'],
+      ['/upRoom', 'upRoom'],
+    ] as const) {
+      raw.post(url, async (request, reply) => {
+        const p = await plan(request, use);
+        await new Promise<void>((resolve) => {
+          startUpload(p, (input, done) =>
+            uploadFromRequest(request.raw, input, (complete) => {
+              done();
+              resolve();
+              if (complete) void reply.type('text/plain').send('');
+            }),
+          );
+        });
+        return reply;
+      });
+    }
+  });
+  uploadRoute('/upCall', 'upCall');
+  uploadRoute('/upRoom', 'upRoom');
+  listenRoute('/joinCall', 'joinCall');
+  listenRoute('/joinRoom', 'joinRoom');
+  for (const url of ['/upCall', '/upRoom', '/joinCall', '/joinRoom']) {
+    app.route({
+      method: ['OPTIONS', 'PUT', 'DELETE', 'PATCH'],
+      url,
+      handler: async (_r, reply) => reply.send(''),
+    });
+  }
+
+  // --- rooms --------------------------------------------------------------------------
+  app.all('/listRoom', async (_request, reply) =>
+    reply.type('application/json').send(listRoomJson(rooms.list())),
+  );
+
+  app.all('/listMembers', async (request, reply) => {
+    const raw = form(request).roomID;
+    const room =
+      raw === undefined ? undefined : /^[0-9]+$/.test(raw) ? rooms.find(Number(raw)) : rooms.find(raw);
+    if (raw === undefined || raw === '') throw new VoipRefusal(400, 'bad room id');
+    if (!room) throw new VoipRefusal(404, 'room not found');
+    return reply.type('application/json').send(listMembersJson(room.group.list()));
+  });
+
+  log.info({ mode }, 'voip surface ready');
+};
+
+/** Forms as Go's FormValue reads them: urlencoded or multipart bodies (fields only). */
+function addFormParsers(app: FastifyInstance): void {
+  app.addContentTypeParser(
+    'application/x-www-form-urlencoded',
+    { parseAs: 'string', bodyLimit: 64 * 1024 },
+    (_req, body, done) => {
+      done(null, Object.fromEntries(new URLSearchParams(body as string)));
+    },
+  );
+  app.addContentTypeParser('multipart/form-data', (request, payload, done) => {
+    const fields: Record<string, string> = {};
+    let parser: BusboyInstance;
+    try {
+      parser = new Busboy({
+        headers: request.headers as BusboyHeaders,
+        limits: { fields: 50, fieldSize: 64 * 1024, files: 0, parts: 60 },
+      });
+    } catch (err) {
+      done(Object.assign(err as Error, { statusCode: 400 }), undefined);
+      return;
+    }
+    parser.on('field', (name: string, value: string) => (fields[name] = value));
+    parser.on('file', (_name: string, file: NodeJS.ReadableStream) => file.resume());
+    parser.on('error', (err: Error) => done(Object.assign(err, { statusCode: 400 }), undefined));
+    parser.on('finish', () => done(null, fields));
+    payload.pipe(parser);
+  });
+}
