@@ -24,14 +24,18 @@ async function handshake(c: KeyUser, e: KeyUser, cEvents: SseClient, eEvents: Ss
   expect(newCall).toEqual({ challenge: c1, from: c.id });
 
   const c2 = 'fromTheCallee';
-  expect((await e.post('/answer', { Destination: c.id, challenge: c2, signature: e.sign(c1) })).status).toBe(200);
+  expect((await e.post('/answer', { Destination: c.id, challenge: c2, signature: e.sign(c1) })).status).toBe(
+    200,
+  );
   const answer = unhex((await cEvents.next('answer')).data);
   expect(answer.from).toBe(e.id);
   expect(answer.challenge).toBe(c2);
   expect(KeyUser.verify(e.id, c1, answer.answer as string)).toBe(true);
 
   const c3 = 'third-one';
-  expect((await c.post('/answer2', { Destination: e.id, challenge: c3, signature: c.sign(c2) })).status).toBe(200);
+  expect((await c.post('/answer2', { Destination: e.id, challenge: c3, signature: c.sign(c2) })).status).toBe(
+    200,
+  );
   const answer2 = unhex((await eEvents.next('answer2')).data);
   expect(KeyUser.verify(c.id, c2, answer2.answer as string)).toBe(true);
   expect(answer2.challenge).toBe(c3);
@@ -104,7 +108,9 @@ describe('VOIP standalone: events and handshake', () => {
     const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
     const jwk = publicKey.export({ format: 'jwk' });
     const y = Buffer.from(jwk.y!, 'base64url');
-    const id = Buffer.concat([Buffer.from([2 + (y[31]! & 1)]), Buffer.from(jwk.x!, 'base64url')]).toString('hex');
+    const id = Buffer.concat([Buffer.from([2 + (y[31]! & 1)]), Buffer.from(jwk.x!, 'base64url')]).toString(
+      'hex',
+    );
     const e = new KeyUser(t.url);
     const ticket = await (await fetch(`${t.url}/getCallTicket`, { headers: { PKey: id } })).text();
     const signer = createSign('sha256');
@@ -125,7 +131,9 @@ describe('VOIP standalone: events and handshake', () => {
     const [cEvents, eEvents] = await Promise.all([c.events(), e.events()]);
     await c.getTicket();
     const first = c.sign(c.ticket);
-    expect((await c.post('/newCall', { Destination: e.id, challenge: 'c1', signature: first })).status).toBe(200);
+    expect((await c.post('/newCall', { Destination: e.id, challenge: 'c1', signature: first })).status).toBe(
+      200,
+    );
     // The ticket was spent: the same signature again is a replay.
     const replay = await c.post('/newCall', { Destination: e.id, challenge: 'c1', signature: first });
     expect(replay).toEqual({ status: 403, text: 'bad signature\n' });
@@ -140,16 +148,22 @@ describe('VOIP standalone: events and handshake', () => {
 
     await eEvents.next('newCall');
     // A wrong answer is refused but does not burn the challenge; the right one works once.
-    expect(await e.post('/answer', { Destination: c.id, challenge: 'c2', signature: e.sign('not-c1') })).toEqual({
+    expect(
+      await e.post('/answer', { Destination: c.id, challenge: 'c2', signature: e.sign('not-c1') }),
+    ).toEqual({
       status: 403,
       text: 'bad answer signature\n',
     });
-    expect((await e.post('/answer', { Destination: c.id, challenge: 'c2', signature: e.sign('c1') })).status).toBe(200);
-    expect((await e.post('/answer', { Destination: c.id, challenge: 'c2', signature: e.sign('c1') })).status).toBe(403);
+    expect(
+      (await e.post('/answer', { Destination: c.id, challenge: 'c2', signature: e.sign('c1') })).status,
+    ).toBe(200);
+    expect(
+      (await e.post('/answer', { Destination: c.id, challenge: 'c2', signature: e.sign('c1') })).status,
+    ).toBe(403);
     // c1 was addressed to e by c: it cannot serve e in an exchange with mallory.
-    expect((await e.post('/answer', { Destination: mallory.id, challenge: 'x', signature: e.sign('c1') })).status).toBe(
-      404,
-    );
+    expect(
+      (await e.post('/answer', { Destination: mallory.id, challenge: 'x', signature: e.sign('c1') })).status,
+    ).toBe(404);
     // Accepting needs c3: the old c1 signature does not do.
     expect((await e.post('/acceptCall', { From: c.id, signature: e.sign('c1') })).status).toBe(403);
     cEvents.close();
@@ -168,7 +182,10 @@ describe('VOIP standalone: events and handshake', () => {
     const declined = unhex((await cEvents.next('declineCall')).data);
     expect(Object.keys(declined)).toEqual(['answer', 'from']);
     expect(declined.from).toBe(e.id);
-    const up = await fetch(`${t.url}/upCall?${await c.mediaQuery({ otherID: e.id })}`, { method: 'POST', body: '' });
+    const up = await fetch(`${t.url}/upCall?${await c.mediaQuery({ otherID: e.id })}`, {
+      method: 'POST',
+      body: '',
+    });
     expect(up.status).toBe(404);
     expect(await up.text()).toBe('call not found\n');
     cEvents.close();
@@ -184,15 +201,22 @@ describe('VOIP standalone: events and handshake', () => {
         body,
       }).then(async (r) => ({ status: r.status, text: await r.text() }));
     expect(await post('/newCall', 'Destination=x')).toEqual({ status: 403, text: 'bad PKey\n' });
-    expect(await post('/newCall', 'x', { PKey: '02' + 'zz'.repeat(32) })).toEqual({ status: 403, text: 'bad PKey\n' });
+    expect(await post('/newCall', 'x', { PKey: '02' + 'zz'.repeat(32) })).toEqual({
+      status: 403,
+      text: 'bad PKey\n',
+    });
     await u.getTicket();
-    expect(await u.post('/newCall', { Destination: 'nobody', challenge: 'a', signature: u.sign(u.ticket) })).toEqual({
+    expect(
+      await u.post('/newCall', { Destination: 'nobody', challenge: 'a', signature: u.sign(u.ticket) }),
+    ).toEqual({
       status: 400,
       text: 'bad Destination\n',
     });
     expect((await post('/newCall', '%%%', { PKey: u.id })).status).toBe(403);
     expect((await u.post('/acceptCall', { From: new KeyUser(t.url).id, signature: '00' })).status).toBe(404);
-    expect((await fetch(`${t.url}/joinCall?${await u.mediaQuery({ otherID: u.id, format: 'mp3' })}`)).status).toBe(400);
+    expect(
+      (await fetch(`${t.url}/joinCall?${await u.mediaQuery({ otherID: u.id, format: 'mp3' })}`)).status,
+    ).toBe(400);
     const big = await post('/newCall', 'a='.padEnd(100_000, 'x'), { PKey: u.id });
     expect(big.status).toBe(413);
     expect((await fetch(`${t.url}/newCall`, { method: 'OPTIONS' })).status).toBe(200);
@@ -240,11 +264,17 @@ describe('VOIP standalone: streams', () => {
 
   it('serves the raw-Opus WebSocket path', async () => {
     const { default: WebSocket } = await import('ws');
-    const ws = new WebSocket(`${t.url.replace('http', 'ws')}/joinCall?${await c.mediaQuery({ otherID: e.id })}`);
+    const ws = new WebSocket(
+      `${t.url.replace('http', 'ws')}/joinCall?${await c.mediaQuery({ otherID: e.id })}`,
+    );
     const messages: (Buffer | string)[] = [];
     ws.on('message', (d: Buffer, binary: boolean) => messages.push(binary ? d : d.toString()));
     await eventually(() => messages.length >= 11, 3000, 'opus packets');
-    expect(JSON.parse(messages[0] as string)).toMatchObject({ codec: 'opus', sampleRate: 48000, frameMs: 20 });
+    expect(JSON.parse(messages[0] as string)).toMatchObject({
+      codec: 'opus',
+      sampleRate: 48000,
+      frameMs: 20,
+    });
     expect(Buffer.isBuffer(messages[1])).toBe(true);
     ws.close();
     // The slot is free again once the server has seen the close.

@@ -1,0 +1,245 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  dominantFrequency,
+  ffmpegDecode,
+  powerAt,
+  runTool,
+  samplesOf,
+  ToneSource,
+} from '../fixtures/audio.js';
+import { hasTool } from '../fixtures/system-tools.js';
+import { startTestServer, type TestServer } from '../fixtures/test-server.js';
+import { KeyUser, listenFor, talk, unhex, type SseClient } from '../fixtures/voip-client.js';
+
+const haveFfmpeg = hasTool('ffmpeg', 'ffmpeg');
+const haveOpusinfo = hasTool('opusinfo', 'opus-tools');
+
+let t: TestServer;
+beforeAll(async () => {
+  t = await startTestServer();
+});
+afterAll(() => t.close());
+
+/** A call accepted through the standalone handshake (details in voip-call.test.ts). */
+async function acceptedCall(c: KeyUser, e: KeyUser, eEvents: SseClient) {
+  await c.getTicket();
+  await c.post('/newCall', { Destination: e.id, challenge: 'c1', signature: c.sign(c.ticket) });
+  await eEvents.next('newCall');
+  await e.post('/answer', { Destination: c.id, challenge: 'c2', signature: e.sign('c1') });
+  await c.post('/answer2', { Destination: e.id, challenge: 'c3', signature: c.sign('c2') });
+  const res = await e.post('/acceptCall', { From: c.id, signature: e.sign('c3') });
+  expect(res.status).toBe(200);
+}
+
+/** ffmpeg uploading a sine tone as raw PCM in a streaming POST, as the docs show. */
+function ffmpegUpload(url: string, freq: number, seconds: number, rate = 48_000) {
+  const child = spawn(
+    'ffmpeg',
+    [
+      '-hide_banner',
+      '-loglevel',
+      'error',
+      '-f',
+      'lavfi',
+      '-i',
+      `sine=frequency=${freq}:sample_rate=${rate}`,
+      '-t',
+      String(seconds),
+      '-f',
+      's16le',
+      '-ac',
+      '1',
+      '-ar',
+      String(rate),
+      '-method',
+      'POST',
+      url,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<{ code: number | null; stderr: string }>((resolve) =>
+    child.once('exit', (code) => resolve({ code, stderr })),
+  );
+  return { child, done };
+}
+
+describe.runIf(haveFfmpeg && haveOpusinfo)('VOIP with real clients', () => {
+  it('ffmpeg uploads a tone by POST; opusinfo and ffmpeg decode what /joinCall serves', async () => {
+    const c = new KeyUser(t.url);
+    const e = new KeyUser(t.url);
+    const eEvents = await e.events();
+    await acceptedCall(c, e, eEvents);
+    // 44.1 kHz declared in the query: the server resamples.
+    const upload = ffmpegUpload(
+      `${t.url}/upCall?${await c.mediaQuery({ otherID: e.id, rate: '44100' })}`,
+      440,
+      8,
+      44_100,
+    );
+    try {
+      const ogg = await listenFor(
+        `${t.url}/joinCall?${await e.mediaQuery({ otherID: c.id, format: 'opus' })}`,
+        {},
+        2500,
+      );
+      expect(ogg.type).toBe('audio/ogg');
+      const dir = mkdtempSync(join(tmpdir(), 'chorus-voip-'));
+      writeFileSync(join(dir, 'call.opus'), ogg.body);
+      const info = await runTool('opusinfo', [join(dir, 'call.opus')]);
+      const text = info.stdout.toString() + info.stderr;
+      expect(text).toContain('Pre-skip: 312');
+      expect(text.split('\n').filter((l) => /warning|error/i.test(l))).toEqual([
+        'WARNING: EOS not set on stream 1 (normal for live streams)',
+      ]);
+      const decoded = await ffmpegDecode(ogg.body, 'ogg');
+      expect(decoded.length).toBeGreaterThan(48_000);
+      expect(dominantFrequency(decoded.subarray(decoded.length - 48_000))).toBe(440);
+
+      // WAV, read by ffmpeg itself over HTTP (GET with the form in the query).
+      const wavUrl = `${t.url}/joinCall?${await e.mediaQuery({ otherID: c.id, format: 'wav' })}`;
+      const { stdout, code, stderr } = await runTool('ffmpeg', [
+        '-hide_banner',
+        '-loglevel',
+        'error',
+        '-t',
+        '2',
+        '-i',
+        wavUrl,
+        '-f',
+        's16le',
+        '-ac',
+        '1',
+        '-ar',
+        '48000',
+        'pipe:1',
+      ]);
+      expect(code, stderr).toBe(0);
+      const wav = samplesOf(stdout);
+      expect(wav.length).toBe(96_000);
+      expect(dominantFrequency(wav.subarray(48_000))).toBe(440);
+    } finally {
+      upload.child.kill('SIGKILL');
+      await upload.done;
+      eEvents.close();
+    }
+    // The uploader vanished mid-stream: its slot is free and a new upload is accepted.
+    const again = ffmpegUpload(`${t.url}/upCall?${await c.mediaQuery({ otherID: e.id })}`, 440, 0.2);
+    expect((await again.done).code).toBe(0);
+  });
+});
+
+describe('VOIP rooms', () => {
+  it('gives each speaker the others and a listener everyone', async () => {
+    const a = new KeyUser(t.url);
+    const b = new KeyUser(t.url);
+    const l = new KeyUser(t.url);
+    const watcher = new KeyUser(t.url);
+    const [aEvents, watch] = await Promise.all([a.events(), watcher.events()]);
+    const room = 'choir-practice';
+    const aUp = await a.uploadSocket('/upRoom', { roomID: room });
+    const newRoom = unhex((await watch.next('newRoom')).data);
+    expect(newRoom).toMatchObject({ name: room, type: 'no type', desc: 'no desc' });
+    const id = newRoom.roomid as number;
+    expect(id).toBeGreaterThanOrEqual(2);
+    const bUp = await b.uploadSocket('/upRoom', { roomID: room });
+    expect(unhex((await aEvents.next('setAudioConf')).data)).toMatchObject({
+      from: b.id,
+      roomid: String(id),
+      in: '1',
+    });
+
+    const join = async (u: KeyUser) =>
+      listenFor(`${t.url}/joinRoom?${await u.mediaQuery({ roomID: room, format: 'wav' })}`, {}, 1500);
+    const toneA = new ToneSource(440);
+    const toneB = new ToneSource(1000);
+    const [heardByA, heardByB, heardByL] = await Promise.all([
+      join(a),
+      join(b),
+      join(l),
+      talk(aUp, (ms) => toneA.next(ms), 1800),
+      talk(bUp, (ms) => toneB.next(ms), 1800),
+    ]);
+    const tail = (h: { body: Buffer }) => samplesOf(h.body.subarray(44 + 48_000));
+    const [ha, hb, hl] = [tail(heardByA), tail(heardByB), tail(heardByL)];
+    expect(powerAt(ha, 1000)).toBeGreaterThan(100 * powerAt(ha, 440));
+    expect(powerAt(hb, 440)).toBeGreaterThan(100 * powerAt(hb, 1000));
+    expect(powerAt(hl, 440)).toBeGreaterThan(0.3 * powerAt(hl, 1000));
+    expect(powerAt(hl, 1000)).toBeGreaterThan(0.3 * powerAt(hl, 440));
+
+    const rooms = (await (await fetch(`${t.url}/listRoom`)).json()) as {
+      id: number;
+      name: string;
+      count: number;
+    }[];
+    expect(rooms.find((r) => r.id === id)).toMatchObject({ name: room, count: 2 });
+    const members = (await (await fetch(`${t.url}/listMembers?roomID=${id}`)).json()) as unknown[];
+    expect(members).toEqual([
+      { pubkey: a.id, mic: 1, hds: 0 },
+      { pubkey: b.id, mic: 1, hds: 0 },
+    ]);
+    aUp.close();
+    bUp.close();
+    aEvents.close();
+    watch.close();
+    // Empty rooms go away.
+    for (let i = 0; i < 100; i++) {
+      const list = (await (await fetch(`${t.url}/listRoom`)).json()) as { id: number }[];
+      if (!list.some((r) => r.id === id)) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(
+      ((await (await fetch(`${t.url}/listRoom`)).json()) as { id: number }[]).some((r) => r.id === id),
+    ).toBe(false);
+    expect((await fetch(`${t.url}/listMembers?roomID=${id}`)).status).toBe(404);
+  });
+
+  it('starts a late Ogg listener with recent audio at once', async () => {
+    const a = new KeyUser(t.url);
+    const l = new KeyUser(t.url);
+    const room = 'late-joiners';
+    const aUp = await a.uploadSocket('/upRoom', { roomID: room });
+    const toneA = new ToneSource(440);
+    await talk(aUp, (ms) => toneA.next(ms), 1500);
+    const started = Date.now();
+    const [heard] = await Promise.all([
+      listenFor(`${t.url}/joinRoom?${await l.mediaQuery({ roomID: room })}`, {}, 300),
+      talk(aUp, (ms) => toneA.next(ms), 300),
+    ]);
+    expect(Date.now() - started).toBeLessThan(2000);
+    // Within 0.3 s the listener has well over a second of audio: the backlog.
+    expect(heard.body.length).toBeGreaterThan(4000);
+    if (haveFfmpeg) {
+      const decoded = await ffmpegDecode(heard.body, 'ogg');
+      expect(decoded.length).toBeGreaterThan(48_000);
+      expect(dominantFrequency(decoded)).toBe(440);
+    }
+    aUp.close();
+  });
+
+  it('refuses bad room names, a second upload, and the wrong format', async () => {
+    const a = new KeyUser(t.url);
+    const short = await fetch(`${t.url}/joinRoom?${await a.mediaQuery({ roomID: 'ab' })}`);
+    expect([short.status, await short.text()]).toEqual([400, 'bad roomName\n']);
+    const up = await a.uploadSocket('/upRoom', { roomID: 'solo-room' });
+    const second = await fetch(`${t.url}/upRoom?${await a.mediaQuery({ roomID: 'solo-room' })}`, {
+      method: 'POST',
+      body: '',
+    });
+    expect([second.status, await second.text()]).toEqual([409, 'user already connected\n']);
+    const fmt = await fetch(
+      `${t.url}/joinRoom?${await a.mediaQuery({ roomID: 'solo-room', format: 'flac' })}`,
+    );
+    expect(fmt.status).toBe(400);
+    // An oversize upload frame closes the socket with 1009; the server keeps serving.
+    const closed = new Promise<number>((resolve) => up.once('close', (code) => resolve(code)));
+    up.send(Buffer.alloc(300 * 1024));
+    expect(await closed).toBe(1009);
+    expect((await fetch(`${t.url}/listRoom`)).status).toBe(200);
+  });
+});
