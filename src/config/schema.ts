@@ -176,15 +176,18 @@ export const configSchema = z.object({
     }),
   }),
   voip: z.object({
-    enabled: field(flag, true, { env: ['VOIP_ENABLED'], doc: 'Mount the VOIP surface (seed 000, gostream).' }),
+    enabled: field(flag, true, {
+      env: ['VOIP_ENABLED'],
+      doc: 'Mount the VOIP surface (seed 000, gostream).',
+    }),
     prefix: field(pathPrefix, '', {
       env: ['VOIP_PREFIX'],
-      doc: "Path prefix of the VOIP routes (`/messages`, `/newCall`, ...); the original served them at the root.",
+      doc: 'Path prefix of the VOIP routes (`/messages`, `/newCall`, ...); the original served them at the root.',
       defaultDoc: '(root)',
     }),
     siteEnabled: field(flag, false, {
       env: ['SITE_ENABLED'],
-      doc: '`YES`: users are the side site\'s integer ids, authenticated by its `CSRFToken`s. `NO`: standalone, users are P-256 public keys proving themselves with signed challenges.',
+      doc: "`YES`: users are the side site's integer ids, authenticated by its `CSRFToken`s. `NO`: standalone, users are P-256 public keys proving themselves with signed challenges.",
     }),
     siteUrl: field(z.url({ error: 'expected an http(s) URL' }), 'http://localhost', {
       env: ['SITE_URL'],
@@ -228,7 +231,7 @@ export const configSchema = z.object({
     }),
     inputBufferMs: field(int(60, 10_000), 500, {
       env: ['VOIP_INPUT_BUFFER_MS'],
-      doc: "Audio buffered per speaker; beyond it the oldest is dropped (WebSocket) or the upload is paused (POST).",
+      doc: 'Audio buffered per speaker; beyond it the oldest is dropped (WebSocket) or the upload is paused (POST).',
     }),
     oggBacklogMs: field(int(0, 60_000), 7000, {
       env: ['VOIP_OGG_BACKLOG_MS'],

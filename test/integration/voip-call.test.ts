@@ -2,7 +2,7 @@ import { createSign, generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dominantFrequency, powerAt, samplesOf, ToneSource } from '../fixtures/audio.js';
 import { startTestServer, type TestServer } from '../fixtures/test-server.js';
-import { KeyUser, listenFor, talk, unhex, type SseClient } from '../fixtures/voip-client.js';
+import { KeyUser, listenFor, SseClient, talk, unhex } from '../fixtures/voip-client.js';
 import { eventually } from '../fixtures/ws-client.js';
 
 let t: TestServer;
@@ -102,6 +102,27 @@ describe('VOIP standalone: events and handshake', () => {
     eUp.close();
     cEvents.close();
     eEvents.close();
+  });
+
+  it('delivers to every tab of a user and replays missed events after Last-Event-ID', async () => {
+    const c = new KeyUser(t.url);
+    const e = new KeyUser(t.url);
+    const [tab1, tab2] = await Promise.all([e.events(), e.events()]);
+    await c.getTicket();
+    c.ticket = (
+      await c.post('/newCall', { Destination: e.id, challenge: 'first', signature: c.sign(c.ticket) })
+    ).text;
+    const seen = await tab1.next('newCall');
+    expect((await tab2.next('newCall')).id).toBe(seen.id);
+    tab1.close();
+    tab2.close();
+    // While e is away, a second call rings; reconnecting with the last id gets it.
+    await c.post('/newCall', { Destination: e.id, challenge: 'second', signature: c.sign(c.ticket) });
+    const back = await SseClient.open(`${t.url}/messages?PKey=${e.id}`, { 'Last-Event-ID': seen.id! });
+    const missed = await back.next('newCall');
+    expect(unhex(missed.data).challenge).toBe('second');
+    expect(back.events.filter((ev) => ev.event === 'newCall')).toHaveLength(0);
+    back.close();
   });
 
   it('accepts WebCrypto-style signatures (SHA-256, r||s)', async () => {
@@ -296,5 +317,23 @@ describe('VOIP standalone: streams', () => {
     expect(heard.status).toBe(200);
     expect(unhex((await cEvents.next('endCall')).data).from).toBe(e.id);
     expect((await fetch(`${t.url}/joinCall?${await c.mediaQuery({ otherID: e.id })}`)).status).toBe(404);
+  });
+});
+
+describe('VOIP shutdown', () => {
+  it('ends event and audio streams so the server stops within its grace', async () => {
+    const s = await startTestServer();
+    const c = new KeyUser(s.url);
+    const e = new KeyUser(s.url);
+    const [cEvents, eEvents] = await Promise.all([c.events(), e.events()]);
+    await handshake(c, e, cEvents, eEvents);
+    const listening = listenFor(`${s.url}/joinCall?${await c.mediaQuery({ otherID: e.id })}`, {}, 10_000);
+    await eEvents.next('setAudioConf');
+    const started = Date.now();
+    await s.close();
+    expect(Date.now() - started).toBeLessThan(1500);
+    expect((await listening).status).toBe(200);
+    cEvents.close();
+    eEvents.close();
   });
 });

@@ -84,7 +84,9 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
     (room) => events.broadcast('newRoom', newRoomData(rooms.summary(room))),
   );
 
-  app.addHook('onClose', async () => {
+  // Before the server waits for its connections to end: event and audio streams never
+  // end by themselves.
+  app.addHook('preClose', async () => {
     calls.book.close();
     rooms.closeAll();
     events.close();
