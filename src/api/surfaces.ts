@@ -76,6 +76,7 @@ export const surfaces: readonly Surface[] = [
         config: ctx.config.voip,
         audio: ctx.engine.audio,
         tracker: ctx.tracker,
+        registry: ctx.metrics.registry,
         log: ctx.log.child({ surface: 'voip' }),
       });
     },

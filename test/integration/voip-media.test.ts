@@ -126,11 +126,17 @@ describe.runIf(haveFfmpeg && haveOpusinfo)('VOIP with real clients', () => {
     } finally {
       upload.child.kill('SIGKILL');
       await upload.done;
-      eEvents.close();
     }
-    // The uploader vanished mid-stream: its slot is free and a new upload is accepted.
+    // The uploader vanished mid-stream: once the server has noticed, the other side is
+    // told, the slot is free, and a new upload is accepted.
+    for (;;) {
+      const conf = unhex((await eEvents.next('setAudioConf')).data);
+      if (conf.from === c.id && conf.in === '0') break;
+    }
     const again = ffmpegUpload(`${t.url}/upCall?${await c.mediaQuery({ otherID: e.id })}`, 440, 0.2);
-    expect((await again.done).code).toBe(0);
+    const result = await again.done;
+    expect(result.code, result.stderr).toBe(0);
+    eEvents.close();
   });
 });
 
@@ -172,6 +178,10 @@ describe('VOIP rooms', () => {
     expect(powerAt(hl, 440)).toBeGreaterThan(0.3 * powerAt(hl, 1000));
     expect(powerAt(hl, 1000)).toBeGreaterThan(0.3 * powerAt(hl, 440));
 
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    expect(metrics).toMatch(/^chorus_voip_rooms [1-9]/m);
+    expect(metrics).toMatch(/^chorus_audio_mixers [1-9]/m);
+    expect(metrics).toMatch(/^chorus_websockets_open\{surface="voip"\} [2-9]/m);
     const rooms = (await (await fetch(`${t.url}/listRoom`)).json()) as {
       id: number;
       name: string;
@@ -221,6 +231,29 @@ describe('VOIP rooms', () => {
     }
     aUp.close();
   });
+
+  it.runIf(hasTool('curl', 'curl'))(
+    'takes a room upload from `curl -T -` (PUT, streamed stdin)',
+    async () => {
+      const a = new KeyUser(t.url);
+      const l = new KeyUser(t.url);
+      const room = 'curl-room';
+      const listening = listenFor(
+        `${t.url}/joinRoom?${await l.mediaQuery({ roomID: room, format: 'wav' })}`,
+        {},
+        1500,
+      );
+      const url = `${t.url}/upRoom?${await a.mediaQuery({ roomID: room, rate: '16000' })}`;
+      const curl = await runTool(
+        'curl',
+        ['-sS', '--fail', '-T', '-', url],
+        new ToneSource(440, 16_000).next(1000),
+      );
+      expect(curl.code, curl.stderr).toBe(0);
+      const heard = samplesOf((await listening).body.subarray(44));
+      expect(dominantFrequency(heard)).toBe(440);
+    },
+  );
 
   it('refuses bad room names, a second upload, and the wrong format', async () => {
     const a = new KeyUser(t.url);

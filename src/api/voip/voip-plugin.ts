@@ -5,7 +5,9 @@ import type { WebSocket } from 'ws';
 import type { Config } from '../../config/schema.js';
 import type { AudioHub } from '../../media/audio/audio-hub.js';
 import { PcmInput } from '../../media/audio/pcm-input.js';
+import type { Registry } from 'prom-client';
 import type { WebSocketTracker } from '../../server/websocket-tracker.js';
+import { registerVoipMetrics } from './voip-metrics.js';
 import { ChallengeBook, type TicketUse } from './challenge-book.js';
 import { EventHub } from './event-hub.js';
 import { streamToResponse, streamToWebSocket } from './listen-session.js';
@@ -23,6 +25,7 @@ export interface VoipSurfaceOptions {
   config: Config['voip'];
   audio: AudioHub;
   tracker: WebSocketTracker;
+  registry: Registry;
   log: Logger;
 }
 
@@ -83,6 +86,15 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
     },
     (room) => events.broadcast('newRoom', newRoomData(rooms.summary(room))),
   );
+
+  registerVoipMetrics(opts.registry, () => ({
+    calls: calls.book.size,
+    callsWithMedia: calls.activeMedia,
+    rooms: rooms.size,
+    eventStreams: events.streamCount,
+    mixers: audio.size,
+    skippedTicks: audio.skippedTicks,
+  }));
 
   // Before the server waits for its connections to end: event and audio streams never
   // end by themselves.
@@ -400,18 +412,23 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
       ['/upCall', 'upCall'],
       ['/upRoom', 'upRoom'],
     ] as const) {
-      raw.post(url, async (request, reply) => {
-        const p = await plan(request, use);
-        await new Promise<void>((resolve) => {
-          startUpload(p, (input, done) =>
-            uploadFromRequest(request.raw, input, (complete) => {
-              done();
-              resolve();
-              if (complete) void reply.type('text/plain').send('');
-            }),
-          );
-        });
-        return reply;
+      // PUT as well: `curl -T -` streams stdin with PUT.
+      raw.route({
+        method: ['POST', 'PUT'],
+        url,
+        handler: async (request, reply) => {
+          const p = await plan(request, use);
+          await new Promise<void>((resolve) => {
+            startUpload(p, (input, done) =>
+              uploadFromRequest(request.raw, input, (complete) => {
+                done();
+                resolve();
+                if (complete) void reply.type('text/plain').send('');
+              }),
+            );
+          });
+          return reply;
+        },
       });
     }
   });
@@ -421,7 +438,7 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
   listenRoute('/joinRoom', 'joinRoom');
   for (const url of ['/upCall', '/upRoom', '/joinCall', '/joinRoom']) {
     app.route({
-      method: ['OPTIONS', 'PUT', 'DELETE', 'PATCH'],
+      method: url.startsWith('/up') ? ['OPTIONS', 'DELETE', 'PATCH'] : ['OPTIONS', 'PUT', 'DELETE', 'PATCH'],
       url,
       handler: async (_r, reply) => reply.send(''),
     });
