@@ -4,7 +4,7 @@
 // RSS, the audio bytes listeners received against what real time would give, and mixer
 // ticks the server skipped.
 //
-//   npm run bench:voip -- [--rooms 1,10,50] [--speakers 5] [--listeners 20] [--format ogg] [--seconds 10] [--no-pin]
+//   npm run bench:voip -- [--rooms 1,10,50] [--speakers 5] [--talking 5] [--listeners 20] [--format ogg] [--seconds 10] [--no-pin]
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import os from 'node:os';
@@ -16,6 +16,7 @@ const { values } = parseArgs({
   options: {
     rooms: { type: 'string', default: '1,10,50' },
     speakers: { type: 'string', default: '5' },
+    talking: { type: 'string', default: '5' },
     listeners: { type: 'string', default: '20' },
     format: { type: 'string', default: 'ogg' },
     seconds: { type: 'string', default: '10' },
@@ -24,6 +25,8 @@ const { values } = parseArgs({
   allowNegative: true,
 });
 const SPEAKERS = Number(values.speakers);
+/** Speakers per room sending a tone; the others send silence (a muted or quiet mic). */
+const TALKING = Number(values.talking);
 const LISTENERS = Number(values.listeners);
 const SECONDS = Number(values.seconds);
 const FORMAT = values.format;
@@ -100,12 +103,17 @@ async function runOnce(base: string, pid: number, rooms: number): Promise<Record
   const setupSeconds = (Date.now() - started) / 1000;
   // One timer sends every speaker's next frame, corrected against the clock.
   const frames = [440, 550, 660, 770, 880].map((f) => Array.from({ length: 50 }, (_, n) => frame(f, n)));
+  const silence = Buffer.alloc(1920);
   let tick = 0;
   const t0 = performance.now();
   let timer: NodeJS.Timeout;
   const send = () => {
     const due = Math.floor((performance.now() - t0) / 20);
-    for (; tick <= due; tick++) sockets.forEach((ws, i) => ws.send(frames[i % frames.length]![tick % 50]!));
+    for (; tick <= due; tick++) {
+      sockets.forEach((ws, i) =>
+        ws.send(i % SPEAKERS < TALKING ? frames[i % frames.length]![tick % 50]! : silence),
+      );
+    }
     timer = setTimeout(send, 20 - ((performance.now() - t0) % 20));
   };
   send();
@@ -149,13 +157,19 @@ console.log(
     node: process.version,
     format: FORMAT,
     speakersPerRoom: SPEAKERS,
+    talkingPerRoom: TALKING,
+    httpFlushMs: process.env.VOIP_HTTP_FLUSH_MS ?? '20',
     listenersPerRoom: LISTENERS,
     seconds: SECONDS,
   }),
 );
 pin(process.pid, 1);
 for (const rooms of values.rooms.split(',').map(Number)) {
-  const server = await startBenchServer({ VOIP_MAX_ROOM_MEMBERS: '10000', VOIP_MAX_ROOMS: '100000' });
+  const server = await startBenchServer({
+    VOIP_MAX_ROOM_MEMBERS: '10000',
+    VOIP_MAX_ROOMS: '100000',
+    VOIP_HTTP_FLUSH_MS: process.env.VOIP_HTTP_FLUSH_MS ?? '20',
+  });
   pin(server.pid, 0);
   try {
     console.log(JSON.stringify(await runOnce(server.url, server.pid, rooms)));

@@ -241,6 +241,14 @@ export const configSchema = z.object({
       env: ['VOIP_OPUS_BITRATE'],
       doc: 'Bitrate of the Opus streams served to listeners, bit/s.',
     }),
+    httpFlushMs: field(int(20, 1000), 20, {
+      env: ['VOIP_HTTP_FLUSH_MS'],
+      doc: 'How often HTTP listeners (WAV, Ogg) are written to: every 20 ms is live; 100 ms (the pace of the original) measured a quarter less server CPU and 20 % fewer bytes (BENCHMARKS.md). Rounded to 20 ms.',
+    }),
+    opusComplexity: field(int(0, 10), 10, {
+      env: ['VOIP_OPUS_COMPLEXITY'],
+      doc: 'Opus encoder complexity (0-10). In VoIP mode 8-10 measured fastest here (about 66 us a 20 ms frame; 5 took 160 us): see BENCHMARKS.md.',
+    }),
     maxRoomMembers: field(int(2, 10_000), 100, {
       env: ['VOIP_MAX_ROOM_MEMBERS'],
       doc: 'Members (speakers and listeners) one room admits; more get 429.',

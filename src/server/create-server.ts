@@ -77,7 +77,7 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
       peerTimeoutMs: config.webrtc.peerTimeoutSeconds * 1000,
     },
     audio: {
-      opus: { bitrate: config.voip.opusBitrate, complexity: 5 },
+      opus: { bitrate: config.voip.opusBitrate, complexity: config.voip.opusComplexity },
       backlogMs: config.voip.oggBacklogMs,
     },
   });

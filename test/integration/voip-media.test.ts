@@ -276,3 +276,37 @@ describe('VOIP rooms', () => {
     expect((await fetch(`${t.url}/listRoom`)).status).toBe(200);
   });
 });
+
+describe('VOIP with HTTP listeners flushed every 100 ms', () => {
+  it('writes 100 ms chunks that still decode to the tone', async () => {
+    const s = await startTestServer({ voip: { httpFlushMs: 100, oggBacklogMs: 0 } });
+    try {
+      const a = new KeyUser(s.url);
+      const l = new KeyUser(s.url);
+      const aUp = await a.uploadSocket('/upRoom', { roomID: 'slow-flush' });
+      const chunks: number[] = [];
+      const res = await fetch(
+        `${s.url}/joinRoom?${await l.mediaQuery({ roomID: 'slow-flush', format: 'wav' })}`,
+      );
+      const reading = (async () => {
+        const parts: Buffer[] = [];
+        for await (const c of res.body!) {
+          chunks.push(c.length);
+          parts.push(Buffer.from(c));
+          if (parts.reduce((n, p) => n + p.length, 0) >= 44 + 96_000) break;
+        }
+        return Buffer.concat(parts);
+      })();
+      const tone = new ToneSource(440);
+      await talk(aUp, (ms) => tone.next(ms), 1500);
+      const body = await reading;
+      // One second of audio arrives in about ten writes, not fifty (reads may merge
+      // writes, never split them into more on loopback at this size).
+      expect(chunks.length).toBeLessThanOrEqual(20);
+      expect(dominantFrequency(samplesOf(body.subarray(44 + 48_000)))).toBe(440);
+      aUp.close();
+    } finally {
+      await s.close();
+    }
+  });
+});

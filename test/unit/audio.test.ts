@@ -275,3 +275,31 @@ describe('AudioMixer listeners who speak', () => {
     m.close();
   });
 });
+
+describe('AudioMixer with quiet speakers', () => {
+  it('gives a speaker who is silent this tick the full mix, encoded once for all', () => {
+    const m = mixer();
+    const a = new PcmInput();
+    const b = new PcmInput();
+    m.addInput('a', a);
+    m.addInput('b', b);
+    const heardByA = record(m, 'a');
+    const heardByB = record(m, 'b');
+    const heardByL = record(m);
+    const toneA = new ToneSource(440);
+    for (let t = 0; t < 20; t++) {
+      a.write(toneA.next(20));
+      b.write(Buffer.alloc(1920)); // b's microphone is silent
+      m.tick();
+    }
+    // From the second tick (the first primes the jitter buffers).
+    for (let t = 2; t < 20; t++) {
+      expect(heardByB.packets[t]).toBe(heardByL.packets[t]);
+      expect(heardByA.packets[t]).not.toBe(heardByL.packets[t]);
+    }
+    // a hears nothing of itself; b (and the listener) hear a.
+    expect(rms(heardByA.samples())).toBeLessThan(1);
+    expect(dominantFrequency(heardByB.samples())).toBe(440);
+    m.close();
+  });
+});

@@ -12,13 +12,14 @@ const MAX_QUEUED_BYTES = 2 * SAMPLE_RATE * 2;
 /**
  * Streams a mix to an HTTP response until `stop()` or the client goes: WAV (the
  * endless header, then raw PCM) or Ogg/Opus (header pages, the mix's recent packets so
- * browsers start at once, then one page per 20 ms). `onEnd` runs once either way.
+ * browsers start at once, then a page every `flushTicks` ticks). `onEnd` runs once either way.
  */
 export function streamToResponse(
   res: ServerResponse,
   format: ListenFormat,
   mixer: AudioMixer,
   me: string,
+  flushTicks: number,
   onEnd: () => void,
 ): () => void {
   let sub: MixSubscription | undefined;
@@ -40,15 +41,39 @@ export function streamToResponse(
     }
     res.write(chunk);
   };
+  // Writes (syscalls) dominate the cost of HTTP listeners: `flushTicks` frames go out
+  // together, one Ogg page or one PCM chunk (see VOIP_HTTP_FLUSH_MS).
   if (format === 'wav') {
     res.write(endlessWavHeader());
-    // The mix's PCM buffer is reused every tick: each write gets a copy.
-    sub = mixer.listen({ onFrame: (f: MixFrame) => write(Buffer.from(f.pcm)) }, me);
+    const pending = Buffer.alloc(flushTicks * FRAME_SAMPLES * 2);
+    let at = 0;
+    sub = mixer.listen(
+      {
+        onFrame: (f: MixFrame) => {
+          // The mix's PCM buffer is reused every tick: copy it out.
+          f.pcm.copy(pending, at);
+          at += f.pcm.length;
+          if (at < pending.length) return;
+          write(Buffer.from(pending));
+          at = 0;
+        },
+      },
+      me,
+    );
   } else {
     // Frames may arrive once subscribed; the writer needs the subscription's pre-skip.
     const ogg: { writer?: OggOpusWriter } = {};
+    let pending: Uint8Array[] = [];
     sub = mixer.listen(
-      { onFrame: (f: MixFrame) => ogg.writer && write(ogg.writer.audio([f.opus()], FRAME_SAMPLES)) },
+      {
+        onFrame: (f: MixFrame) => {
+          if (!ogg.writer) return;
+          pending.push(f.opus());
+          if (pending.length < flushTicks) return;
+          write(ogg.writer.audio(pending, FRAME_SAMPLES));
+          pending = [];
+        },
+      },
       me,
     );
     const writer = new OggOpusWriter(sub.preSkip);

@@ -41,7 +41,9 @@ export function verifyChallenge(key: PublicKey, challenge: string, signatureHex:
   const signature = Buffer.from(signatureHex, 'hex');
   const message = Buffer.from(challenge, 'utf8');
   const format = signature.length === 64 ? 'compact' : 'der';
-  for (const prehash of [false, true]) {
+  // WebCrypto's r||s is nearly always over SHA-256, the original's DER over the raw
+  // challenge: try the likely form first (each verification costs about a millisecond).
+  for (const prehash of format === 'compact' ? [true, false] : [false, true]) {
     try {
       if (p256.verify(signature, message, key.compressed, { prehash, format, lowS: false })) return true;
     } catch {

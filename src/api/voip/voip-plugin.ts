@@ -5,6 +5,7 @@ import type { WebSocket } from 'ws';
 import type { Config } from '../../config/schema.js';
 import type { AudioHub } from '../../media/audio/audio-hub.js';
 import { PcmInput } from '../../media/audio/pcm-input.js';
+import { FRAME_MS } from '../../media/audio/pcm-frame.js';
 import type { Registry } from 'prom-client';
 import type { WebSocketTracker } from '../../server/websocket-tracker.js';
 import { registerVoipMetrics } from './voip-metrics.js';
@@ -69,6 +70,7 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
     log,
   });
   const signaling = new VoipSignaling(mode, events);
+  const flushTicks = Math.max(1, Math.round(config.httpFlushMs / FRAME_MS));
   const calls = new VoipCalls(
     audio,
     { ringTimeoutMs: config.ringTimeoutSeconds * 1000, idleTimeoutMs: config.callIdleSeconds * 1000 },
@@ -383,7 +385,7 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
           'Cache-Control': 'no-store',
           'X-Accel-Buffering': 'no',
         });
-        return streamToResponse(reply.raw, p.format, p.group.mixer, p.me.id, done);
+        return streamToResponse(reply.raw, p.format, p.group.mixer, p.me.id, flushTicks, done);
       });
     };
     app.route({ method: 'POST', url, handler: serve });

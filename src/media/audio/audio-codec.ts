@@ -23,7 +23,7 @@ export interface OpusSettings {
   complexity: number;
 }
 
-export const DEFAULT_OPUS: OpusSettings = { bitrate: 32_000, complexity: 5 };
+export const DEFAULT_OPUS: OpusSettings = { bitrate: 32_000, complexity: 10 };
 
 /** OPUS_GET_LOOKAHEAD: @evan/opus's typings misspell the getter. */
 const GET_LOOKAHEAD = 4027;

@@ -16,6 +16,8 @@ export interface MixListener {
 
 /** The key of the mix everyone hears who is not a speaker. */
 const FULL_MIX = '';
+/** A frame peaking below this (about -44 dBFS) is treated as silence from its speaker. */
+const QUIET_PEAK = 200;
 
 /**
  * One distinct mix: everyone minus one speaker (or the full mix), with the listeners
@@ -105,7 +107,10 @@ export interface MixSubscription {
  * their streams keep flowing.
  */
 export class AudioMixer {
-  private readonly inputs = new Map<string, { input: PcmInput; frame: Int16Array; has: boolean }>();
+  private readonly inputs = new Map<
+    string,
+    { input: PcmInput; frame: Int16Array; has: boolean; loud: boolean }
+  >();
   private readonly buses = new Map<string, MixBus>();
   /** Whose voice each listener must not hear (undefined: a pure listener). */
   private readonly wanted = new Map<MixListener, string | undefined>();
@@ -134,7 +139,7 @@ export class AudioMixer {
 
   addInput(id: string, input: PcmInput): void {
     if (id === FULL_MIX) throw new RangeError('empty speaker id');
-    this.inputs.set(id, { input, frame: new Int16Array(FRAME_SAMPLES), has: false });
+    this.inputs.set(id, { input, frame: new Int16Array(FRAME_SAMPLES), has: false, loud: false });
     // A listener who starts speaking moves from the full mix to the mix without them.
     for (const [listener, speaker] of this.wanted) if (speaker === id) this.move(listener, FULL_MIX, id);
     // With a backlog, the mixes a late listener might want exist (and encode) from the
@@ -185,17 +190,48 @@ export class AudioMixer {
     sum.fill(0);
     for (const slot of this.inputs.values()) {
       slot.has = slot.input.readFrame(slot.frame);
+      slot.loud = false;
       if (!slot.has) continue;
       const f = slot.frame;
-      for (let i = 0; i < FRAME_SAMPLES; i++) sum[i]! += f[i]!;
+      let peak = 0;
+      for (let i = 0; i < FRAME_SAMPLES; i++) {
+        const v = f[i]!;
+        sum[i]! += v;
+        if (v > peak) peak = v;
+        else if (-v > peak) peak = -v;
+      }
+      slot.loud = peak >= QUIET_PEAK;
     }
+    // A speaker who is quiet this tick hears the full mix: their own voice is below
+    // hearing, and the full mix is rendered and encoded once for all of them. In a
+    // room where one or two people talk, that is 2-3 encodes a tick instead of one
+    // per speaker.
+    let full: MixBus | undefined;
+    const fullMix = (): MixBus => {
+      if (!full) {
+        full = this.bus(FULL_MIX);
+        full.render(sum, undefined);
+        if (this.options.backlogPackets > 0) full.opus();
+      }
+      return full;
+    };
     for (const [key, bus] of this.buses) {
-      const own = this.inputs.get(key);
-      bus.render(sum, own?.has ? own.frame : undefined);
-      if (this.options.backlogPackets > 0) bus.opus();
+      let frame: MixBus;
+      if (key === FULL_MIX) {
+        frame = fullMix();
+      } else {
+        const own = this.inputs.get(key);
+        if (own?.loud) {
+          bus.render(sum, own.frame);
+          if (this.options.backlogPackets > 0) bus.opus();
+          frame = bus;
+        } else {
+          frame = fullMix();
+        }
+      }
       for (const listener of bus.listeners) {
         try {
-          listener.onFrame(bus);
+          listener.onFrame(frame);
         } catch (err) {
           bus.listeners.delete(listener);
           this.wanted.delete(listener);
