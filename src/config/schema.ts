@@ -205,11 +205,11 @@ export const configSchema = z.object({
       env: ['SITE_CACHE_SECONDS'],
       doc: "How long the side site's answers (token to user, may-call, room access) are reused; `0` asks every time. Failures are never cached.",
     }),
-    ringTimeoutSeconds: field(int(5, 3600), 45, {
+    ringTimeoutSeconds: field(int(1, 3600), 45, {
       env: ['VOIP_RING_TIMEOUT_SECONDS'],
       doc: 'A call not accepted or rejected within this time ends; both parties get `declineCall`.',
     }),
-    callIdleSeconds: field(int(5, 3600), 30, {
+    callIdleSeconds: field(int(1, 3600), 30, {
       env: ['VOIP_CALL_IDLE_SECONDS'],
       doc: 'An accepted call with no upload and no listener open for this long ends (`endCall` event).',
     }),

@@ -337,3 +337,64 @@ describe('VOIP shutdown', () => {
     eEvents.close();
   });
 });
+
+describe('VOIP timers', () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startTestServer({ voip: { ringTimeoutSeconds: 1, callIdleSeconds: 1, keepAliveSeconds: 1 } });
+  });
+  afterAll(() => s.close());
+
+  it('sends keep-alive comments on idle event streams', async () => {
+    const u = new KeyUser(s.url);
+    const events = await u.events();
+    await eventually(() => events.comments.length > 0, 3000, 'a keep-alive comment');
+    expect(events.comments[0]).toBe(': keep-alive');
+    events.close();
+  });
+
+  it('ends a call nobody answers; both parties are told', async () => {
+    const c = new KeyUser(s.url);
+    const e = new KeyUser(s.url);
+    const [cEvents, eEvents] = await Promise.all([c.events(), e.events()]);
+    await c.getTicket();
+    await c.post('/newCall', { Destination: e.id, challenge: 'c1', signature: c.sign(c.ticket) });
+    expect(unhex((await cEvents.next('declineCall', 3000)).data)).toEqual({ answer: '', from: e.id });
+    expect(unhex((await eEvents.next('declineCall', 3000)).data)).toEqual({ answer: '', from: c.id });
+    // Too late to answer.
+    expect(
+      (await e.post('/answer', { Destination: c.id, challenge: 'c2', signature: e.sign('c1') })).status,
+    ).toBe(404);
+    cEvents.close();
+    eEvents.close();
+  });
+
+  it('ends an accepted call in which nobody opens a stream', async () => {
+    const c = new KeyUser(s.url);
+    const e = new KeyUser(s.url);
+    const [cEvents, eEvents] = await Promise.all([c.events(), e.events()]);
+    await handshake(c, e, cEvents, eEvents);
+    expect(unhex((await cEvents.next('endCall', 3000)).data).from).toBe(e.id);
+    expect((await fetch(`${s.url}/joinCall?${await c.mediaQuery({ otherID: e.id })}`)).status).toBe(404);
+    cEvents.close();
+    eEvents.close();
+  });
+
+  it('keeps a call with an open stream, whatever the format name', async () => {
+    const c = new KeyUser(s.url);
+    const e = new KeyUser(s.url);
+    const [cEvents, eEvents] = await Promise.all([c.events(), e.events()]);
+    await handshake(c, e, cEvents, eEvents);
+    for (const format of ['ogg', 'VORBIS', 'Opus']) {
+      const heard = await listenFor(
+        `${s.url}/joinCall?${await c.mediaQuery({ otherID: e.id, format })}`,
+        {},
+        700,
+      );
+      expect([heard.status, heard.type]).toEqual([200, 'audio/ogg']);
+      expect(heard.body.subarray(0, 4).toString()).toBe('OggS');
+    }
+    cEvents.close();
+    eEvents.close();
+  });
+});
