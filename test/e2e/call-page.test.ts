@@ -1,8 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
-import { launchChromium, type TestBrowser } from '../fixtures/browser.js';
+import { browserSuite } from '../fixtures/browser.js';
 import { hasTool } from '../fixtures/system-tools.js';
-import { startTestServer, type TestServer } from '../fixtures/test-server.js';
 
 const haveChromium = hasTool('chromium', 'chromium');
 
@@ -21,22 +20,13 @@ const snapshot = (page: Page) =>
   });
 
 describe.runIf(haveChromium)('Call page in Chromium', () => {
-  let t: TestServer;
-  let b: TestBrowser;
-  beforeAll(async () => {
-    t = await startTestServer();
-    b = await launchChromium();
-  }, 60_000);
-  afterAll(async () => {
-    await b?.close();
-    await t?.close();
-  });
+  const suite = browserSuite();
 
   it('two browsers sign in with their own keys, call, accept, and hear each other', async () => {
     const pages: Page[] = [];
     for (let i = 0; i < 2; i++) {
-      const page = await (await b.browser.newContext()).newPage();
-      await page.goto(`${t.url}/call/`);
+      const page = await suite.newPage();
+      await page.goto(`${suite.server.url}/call/`);
       await page.waitForFunction(() => document.getElementById('status')?.textContent === 'ready');
       pages.push(page);
     }

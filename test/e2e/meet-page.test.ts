@@ -1,9 +1,8 @@
 import { mkdirSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
-import { startTestServer, type TestServer } from '../fixtures/test-server.js';
 import { hasTool } from '../fixtures/system-tools.js';
-import { launchChromium, type TestBrowser } from '../fixtures/browser.js';
+import { browserSuite } from '../fixtures/browser.js';
 import { freeUdpPort } from '../fixtures/free-udp-port.js';
 
 const haveChromium = hasTool('chromium', 'chromium');
@@ -30,25 +29,18 @@ async function received(page: Page): Promise<Record<string, { frames: number; sa
 }
 
 describe.runIf(haveChromium)('Meet page in Chromium', () => {
-  let t: TestServer;
-  let b: TestBrowser;
-  beforeAll(async () => {
-    t = await startTestServer({ webrtc: { udpPort: await freeUdpPort(), bindAddress: '127.0.0.1' } });
-    b = await launchChromium();
-  }, 60_000);
-  afterAll(async () => {
-    await b?.close();
-    await t?.close();
-  });
+  const suite = browserSuite(async () => ({
+    webrtc: { udpPort: await freeUdpPort(), bindAddress: '127.0.0.1' },
+  }));
 
   it('three people join one room; each decodes video and receives audio from the other two', async () => {
     const names = ['ada', 'grace', 'linus'];
     const pages: Page[] = [];
     let room = '';
     for (const name of names) {
-      const page = await (await b.browser.newContext()).newPage();
+      const page = await suite.newPage();
       pages.push(page);
-      await page.goto(`${t.url}/meet/`);
+      await page.goto(`${suite.server.url}/meet/`);
       await page.fill('#name', name);
       if (room) await page.fill('#room-id', room);
       await page.click('#join');

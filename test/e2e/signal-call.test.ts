@@ -1,9 +1,8 @@
 import { mkdirSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
-import { startTestServer, type TestServer } from '../fixtures/test-server.js';
 import { hasTool } from '../fixtures/system-tools.js';
-import { launchChromium, type TestBrowser } from '../fixtures/browser.js';
+import { browserSuite } from '../fixtures/browser.js';
 
 const haveChromium = hasTool('chromium', 'chromium');
 
@@ -21,26 +20,17 @@ async function framesDecoded(page: Page): Promise<number> {
 }
 
 describe.runIf(haveChromium)('Signal page in Chromium', () => {
-  let t: TestServer;
-  let b: TestBrowser;
-  beforeAll(async () => {
-    t = await startTestServer();
-    b = await launchChromium();
-  }, 60_000);
-  afterAll(async () => {
-    await b?.close();
-    await t?.close();
-  });
+  const suite = browserSuite();
 
   it('two people register, see each other, and hold a video call through the Signal surface', async () => {
     // Two browser contexts: two people with their own cookie jars.
-    const alice = await (await b.browser.newContext()).newPage();
-    const bob = await (await b.browser.newContext()).newPage();
+    const alice = await suite.newPage();
+    const bob = await suite.newPage();
     for (const [page, name] of [
       [alice, 'e2e-alice'],
       [bob, 'e2e-bob'],
     ] as const) {
-      await page.goto(`${t.url}/signal/`);
+      await page.goto(`${suite.server.url}/signal/`);
       await page.fill('#username', name);
       await page.click('#register');
       await page.waitForSelector(`#status:has-text("connected as ${name}")`);

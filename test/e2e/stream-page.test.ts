@@ -1,33 +1,23 @@
 import { mkdirSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestServer, type TestServer } from '../fixtures/test-server.js';
+import { describe, expect, it } from 'vitest';
 import { hasTool } from '../fixtures/system-tools.js';
-import { launchChromium, type TestBrowser } from '../fixtures/browser.js';
+import { browserSuite } from '../fixtures/browser.js';
 
 const haveChromium = hasTool('chromium', 'chromium');
 
 describe.runIf(haveChromium)('Stream test client in Chromium', () => {
-  let t: TestServer;
-  let b: TestBrowser;
-  beforeAll(async () => {
-    t = await startTestServer();
-    b = await launchChromium();
-  }, 60_000);
-  afterAll(async () => {
-    await b?.close();
-    await t?.close();
-  });
+  const suite = browserSuite();
 
   it('one page publishes the fake camera, another plays it back and the video advances', async () => {
-    const pub = await (await b.browser.newContext()).newPage();
-    const viewer = await (await b.browser.newContext()).newPage();
-    await pub.goto(`${t.url}/stream/`);
+    const pub = await suite.newPage();
+    const viewer = await suite.newPage();
+    await pub.goto(`${suite.server.url}/stream/`);
     await pub.fill('#pub-channel', 'e2e-live');
     await pub.fill('#pub-key', 'k1');
     await pub.click('#pub-start');
     await pub.waitForSelector('#pub-state:has-text("sent")');
 
-    await viewer.goto(`${t.url}/stream/`);
+    await viewer.goto(`${suite.server.url}/stream/`);
     await viewer.fill('#play-channel', 'e2e-live');
     await viewer.fill('#play-key', 'k1');
     await viewer.click('#play-start');

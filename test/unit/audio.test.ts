@@ -52,6 +52,16 @@ function record(m: AudioMixer, speaker?: string) {
   return { sub, packets, samples: () => samplesOf(Buffer.concat(pcm)) };
 }
 
+/** Speakers a and b in one mixer, each recorded, plus a pure listener. */
+function twoSpeakers() {
+  const m = mixer();
+  const a = new PcmInput();
+  const b = new PcmInput();
+  m.addInput('a', a);
+  m.addInput('b', b);
+  return { m, a, b, heardByA: record(m, 'a'), heardByB: record(m, 'b'), heardByL: record(m) };
+}
+
 describe('PcmInput', () => {
   it('reassembles odd-sized chunks into whole frames', () => {
     const input = new PcmInput();
@@ -102,14 +112,7 @@ describe('PcmInput', () => {
 
 describe('AudioMixer', () => {
   it('gives each speaker everyone but themself, and a listener everyone', () => {
-    const m = mixer();
-    const a = new PcmInput();
-    const b = new PcmInput();
-    m.addInput('a', a);
-    m.addInput('b', b);
-    const heardByA = record(m, 'a');
-    const heardByB = record(m, 'b');
-    const heardByL = record(m);
+    const { m, a, b, heardByA, heardByB, heardByL } = twoSpeakers();
     const toneA = new ToneSource(440);
     const toneB = new ToneSource(1000);
     for (let t = 0; t < 50; t++) {
@@ -278,14 +281,7 @@ describe('AudioMixer listeners who speak', () => {
 
 describe('AudioMixer with quiet speakers', () => {
   it('gives a speaker who is silent this tick the full mix, encoded once for all', () => {
-    const m = mixer();
-    const a = new PcmInput();
-    const b = new PcmInput();
-    m.addInput('a', a);
-    m.addInput('b', b);
-    const heardByA = record(m, 'a');
-    const heardByB = record(m, 'b');
-    const heardByL = record(m);
+    const { m, a, b, heardByA, heardByB, heardByL } = twoSpeakers();
     const toneA = new ToneSource(440);
     for (let t = 0; t < 20; t++) {
       a.write(toneA.next(20));
