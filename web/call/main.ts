@@ -35,7 +35,9 @@ function setStatus(text: string): void {
 /** Microphone up and the other side's (or the room's) audio down, over WebSockets. */
 async function startMedia(upPath: string, downPath: string, params: Record<string, string>): Promise<void> {
   stopMedia();
-  const ctx = new AudioContext();
+  // 48 kHz: the browser resamples the microphone, and the worklet produces what the
+  // server mixes (the rate is still declared, for browsers that ignore the option).
+  const ctx = new AudioContext({ sampleRate: 48_000 });
   await ctx.resume();
   const mic = await navigator.mediaDevices.getUserMedia({
     audio: { echoCancellation: true, noiseSuppression: true },
