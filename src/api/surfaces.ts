@@ -8,6 +8,7 @@ import { signalPlugin } from './signal/signal-plugin.js';
 import { streamPlugin } from './stream/stream-plugin.js';
 import { blueSkyPlugin } from './bluesky/bluesky-plugin.js';
 import { voipPlugin } from './voip/voip-plugin.js';
+import { beepPlugin } from './beep/beep-plugin.js';
 import { loadResampler } from '../media/audio/resampler.js';
 
 export interface SurfaceContext {
@@ -78,6 +79,23 @@ export const surfaces: readonly Surface[] = [
         tracker: ctx.tracker,
         registry: ctx.metrics.registry,
         log: ctx.log.child({ surface: 'voip' }),
+      });
+    },
+  },
+  {
+    name: 'beep',
+    enabled: (c) => c.beep.enabled,
+    maxWebSocketMessage: () => 256 * 1024,
+    async mount(app, ctx) {
+      await app.register(beepPlugin, {
+        prefix: ctx.config.beep.prefix,
+        config: ctx.config.beep,
+        audio: ctx.engine.audio,
+        sfu: ctx.engine.sfu,
+        sink: ctx.engine.sink,
+        tracker: ctx.tracker,
+        registry: ctx.metrics.registry,
+        log: ctx.log.child({ surface: 'beep' }),
       });
     },
   },

@@ -173,6 +173,12 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   if (errors.length > 0) throw new ConfigError(errors);
   const config = result.data!;
   if (config.log.debug && config.log.level === 'info') config.log.level = 'debug';
+  // LISTEN (the Beep seed's `[host]:port`) sets both halves of the HTTP address.
+  if (config.http.listen) {
+    const { host, port } = config.http.listen;
+    config.http.port = port;
+    if (host) config.http.bindAddress = host;
+  }
   return deepFreeze(config);
 }
 

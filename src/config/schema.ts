@@ -15,6 +15,22 @@ export const configSchema = z.object({
       env: ['BIND_ADDRESS', 'CHORUS_BIND_ADDRESS'],
       doc: 'Address the HTTP and TLS listeners bind to (`::` for all IPv4 and IPv6 addresses).',
     }),
+    listen: optionalField(
+      z
+        .string()
+        .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]*):\d{1,5}$/, {
+          error: 'expected [host]:port, e.g. :80 or 127.0.0.1:8080',
+        })
+        .transform((v) => {
+          const at = v.lastIndexOf(':');
+          return { host: v.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(v.slice(at + 1)) };
+        })
+        .refine((v) => v.port <= 65535, { error: 'port above 65535' }),
+      {
+        env: ['LISTEN'],
+        doc: "`[host]:port` of the HTTP listener (the Beep seed's variable); when set it overrides `HTTP_PORT` and, with a host, `BIND_ADDRESS`.",
+      },
+    ),
     bodyLimitBytes: field(int(1024, 1 << 30), 1 << 20, {
       env: ['HTTP_BODY_LIMIT_BYTES'],
       doc: 'Largest HTTP request body accepted; larger bodies get 413.',
@@ -260,6 +276,48 @@ export const configSchema = z.object({
     maxUploadFrameBytes: field(int(1024, 16 << 20), 256 * 1024, {
       env: ['VOIP_MAX_UPLOAD_FRAME_BYTES'],
       doc: 'Largest WebSocket message of raw PCM accepted; a larger one closes the upload with 1009.',
+    }),
+  }),
+  beep: z.object({
+    enabled: field(flag, true, { env: ['BEEP_ENABLED'], doc: 'Mount the Beep surface (seed 003).' }),
+    prefix: field(pathPrefix, '', {
+      env: ['BEEP_PREFIX'],
+      doc: 'Path prefix of the Beep routes (`/connect`, `/join/:conversationid`).',
+      defaultDoc: '(root)',
+    }),
+    trustedProxies: field(ipList, ['127.0.0.0/8', '::1'], {
+      env: ['BEEP_TRUSTED_PROXIES'],
+      doc: "Addresses (IPs, CIDRs) whose `X-User-Claim` header is believed: the reverse proxy that runs Beep's auth. Anyone can send the header, so by default only loopback is trusted.",
+      defaultDoc: '`127.0.0.0/8,::1`',
+    }),
+    tokenSecret: optionalField(z.string().min(16, { error: 'at least 16 characters' }), {
+      env: ['BEEP_TOKEN_SECRET'],
+      doc: 'When set, a `?token=` HS256 JWT signed with this secret (claims `userid`, `clientid`, and `exp`) is accepted instead of the header, from any address.',
+    }),
+    permissionsHost: field(z.url({ error: 'expected an http(s) URL' }), 'http://permissions', {
+      env: ['PERMISSIONS_HOST'],
+      doc: 'Base URL of backend-permissions, asked `GET /user/{userid}/conversation/{id}` before a join.',
+    }),
+    permissionsTimeoutMs: field(int(100, 60_000), 3000, {
+      env: ['PERMISSIONS_TIMEOUT_MS'],
+      doc: 'Timeout of the permission check; past it the join gets 503.',
+    }),
+    nats: optionalField(z.string().min(1), {
+      env: ['NATS'],
+      doc: "NATS server URL(s) (comma list) for audio bites, e.g. `nats://localhost:4222` (the seed's default). Unset: bites are not published.",
+    }),
+    biteSeconds: field(int(1, 60), 1, {
+      env: ['BEEP_BITE_SECONDS'],
+      doc: "Length of a bite: one speaker's audio, cut at wall-clock multiples of this.",
+    }),
+    storeSubjects: field(list, ['store'], {
+      env: ['BEEP_STORE_SUBJECTS'],
+      doc: 'Subjects each `Store` message is published on (the original: `store`; some consumers read `new_store`).',
+      defaultDoc: '`store`',
+    }),
+    allowedOrigins: field(list, [], {
+      env: ['BEEP_ALLOWED_ORIGINS'],
+      doc: 'Origins allowed to open `/connect` from a browser (`*` for any). Empty: same-origin pages and non-browser clients only.',
     }),
   }),
   stream: z.object({

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Ports } from '../ports/create-ports.js';
+import type { MessageSink } from '../ports/sinks/message-sink.js';
 import { StreamRegistry } from '../media/stream/stream-registry.js';
 import type { FanOutPolicy } from '../media/stream/stream-sink.js';
 import type { WebRtcSettings } from '../media/webrtc/peer-config.js';
@@ -41,6 +42,11 @@ export class Engine {
     this.rooms = new RoomRegistry(log.child({ component: 'rooms' }));
     this.sfu = new Sfu(options.webrtc, log.child({ component: 'sfu' }));
     this.audio = new AudioHub(options.audio, log.child({ component: 'audio' }));
+  }
+
+  /** Where derived media (audio bites) is published. */
+  get sink(): MessageSink {
+    return this.ports.sink;
   }
 
   presence(namespace: string): Presence {

@@ -25,7 +25,15 @@ describe('health, readiness, metrics', () => {
     expect(await ready.json()).toEqual({
       ready: true,
       draining: false,
-      components: { listeners: true, store: true, signal: true, stream: true, bluesky: true, voip: true },
+      components: {
+        listeners: true,
+        store: true,
+        signal: true,
+        stream: true,
+        bluesky: true,
+        voip: true,
+        beep: true,
+      },
     });
   });
 

@@ -47,3 +47,19 @@ export function buildPli(senderSsrc: number, mediaSsrc: number): Buffer {
   b.writeUInt32BE(mediaSsrc, 8);
   return b;
 }
+
+/**
+ * The payload of an RTP packet (after CSRCs and the header extension, before padding),
+ * as a view into `packet`; undefined when the packet is malformed.
+ */
+export function rtpPayload(packet: Buffer): Buffer | undefined {
+  if (packet.length < 12 || packet[0]! >> 6 !== 2) return undefined;
+  let off = 12 + (packet[0]! & 0x0f) * 4;
+  if (packet[0]! & 0x10) {
+    if (off + 4 > packet.length) return undefined;
+    off += 4 + packet.readUInt16BE(off + 2) * 4;
+  }
+  let end = packet.length;
+  if (packet[0]! & 0x20) end -= packet[packet.length - 1]!;
+  return off <= end ? packet.subarray(off, end) : undefined;
+}

@@ -4,6 +4,7 @@ import type { Room } from '../../core/room.js';
 import type { WebRtcSettings } from './peer-config.js';
 import { PublisherPeer } from './publisher-peer.js';
 import { SdpError } from './sdp.js';
+import { VoicePeer } from './voice-peer.js';
 import { SfuError } from './sfu-error.js';
 import { SubscriberPeer } from './subscriber-peer.js';
 
@@ -39,6 +40,8 @@ export class Sfu {
   private readonly subscribersOf = new Map<string, Set<SubscriberPeer>>();
   private readonly subscriptions = new Map<string, SubscriberPeer>();
   private retired = { packetsIn: 0, packetsOut: 0, keyframeRequests: 0 };
+  /** Voice peers (conversations mixed by the server), watched like the others. */
+  private readonly voices = new Set<VoicePeer>();
   private readonly watchdog: NodeJS.Timeout;
   private readonly sweepEveryMs: number;
   private lastSweep = Date.now();
@@ -64,7 +67,8 @@ export class Sfu {
       this.log.warn({ stalledMs: gapMs }, 'event loop stalled; the peer watchdog skips a round');
       return;
     }
-    for (const leg of [...this.publishers.values(), ...this.subscriptions.values()].map((p) => p.leg)) {
+    const peers = [...this.publishers.values(), ...this.subscriptions.values(), ...this.voices];
+    for (const leg of peers.map((p) => p.leg)) {
       if (
         leg.connected
           ? now - leg.lastHeard > this.settings.peerTimeoutMs
@@ -147,6 +151,14 @@ export class Sfu {
   }
 
   /** Ends every peer of a room. */
+  /** A new voice peer (one Opus section both ways), under the SFU's silence watchdog. */
+  voicePeer(cname: string, log: Logger): VoicePeer {
+    const peer = new VoicePeer(this.settings, log, cname);
+    this.voices.add(peer);
+    peer.leg.onClose(() => this.voices.delete(peer));
+    return peer;
+  }
+
   closeRoom(room: Room): void {
     const prefix = `${room.id}\u0000`;
     for (const [k, p] of [...this.publishers]) if (k.startsWith(prefix)) p.leg.close('room closed');
@@ -155,7 +167,7 @@ export class Sfu {
 
   stats(): SfuStats {
     const s: SfuStats = {
-      peers: this.publishers.size + this.subscriptions.size,
+      peers: this.publishers.size + this.subscriptions.size + this.voices.size,
       publishers: this.publishers.size,
       subscribers: this.subscriptions.size,
       publishedTracks: 0,
@@ -178,5 +190,6 @@ export class Sfu {
     clearInterval(this.watchdog);
     for (const p of [...this.publishers.values()]) p.leg.close('server shutting down');
     for (const s of [...this.subscriptions.values()]) s.leg.close('server shutting down');
+    for (const v of [...this.voices]) v.leg.close('server shutting down');
   }
 }

@@ -1,0 +1,56 @@
+import { readFileSync } from 'node:fs';
+import protobuf from 'protobufjs';
+import type { AudioBite } from '../../media/audio/bite-cutter.js';
+
+/** The checked-in schema (beep.proto), parsed once. */
+const root = protobuf.parse(readFileSync(new URL('./beep.proto', import.meta.url), 'utf8')).root;
+export const BiteMessage = root.lookupType('protobuf.Bite');
+export const StoreMessage = root.lookupType('protobuf.Store');
+
+export const BITE_CODEC = 'opus/48000/1-framed';
+
+/** Opus packets framed for `Bite.data`: each as a 16-bit big-endian length, then its bytes. */
+export function framePackets(packets: readonly Uint8Array[]): Buffer {
+  const out = Buffer.alloc(packets.reduce((n, p) => n + 2 + p.length, 0));
+  let at = 0;
+  for (const p of packets) {
+    out.writeUInt16BE(p.length, at);
+    out.set(p, at + 2);
+    at += 2 + p.length;
+  }
+  return out;
+}
+
+export function unframePackets(data: Uint8Array): Uint8Array[] {
+  const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const out: Uint8Array[] = [];
+  for (let at = 0; at + 2 <= b.length;) {
+    const n = b.readUInt16BE(at);
+    out.push(b.subarray(at + 2, at + 2 + n));
+    at += 2 + n;
+  }
+  return out;
+}
+
+/** `Bite` and `Store` for one bite of one speaker in one conversation. */
+export function encodeBite(
+  conversation: string,
+  user: string,
+  client: string,
+  bite: AudioBite,
+): { bite: Uint8Array; store: Uint8Array } {
+  const fields = {
+    key: conversation,
+    start: Math.floor(bite.startMs / 1000),
+    data: framePackets(bite.packets),
+    client: { key: user, client },
+    startMs: bite.startMs,
+    durationMs: Math.round(bite.durationMs),
+    codec: BITE_CODEC,
+  };
+  const message = BiteMessage.fromObject(fields);
+  return {
+    bite: BiteMessage.encode(message).finish(),
+    store: StoreMessage.encode(StoreMessage.fromObject({ type: 'bite', bite: fields })).finish(),
+  };
+}

@@ -1,0 +1,119 @@
+import type { Logger } from 'pino';
+import type { AudioHub } from '../../media/audio/audio-hub.js';
+import { BiteCutter, type AudioBite } from '../../media/audio/bite-cutter.js';
+import { VoiceConference } from '../../media/webrtc/voice-conference.js';
+import type { VoicePeer } from '../../media/webrtc/voice-peer.js';
+import type { MessageSink } from '../../ports/sinks/message-sink.js';
+import { encodeBite } from './beep-bites.js';
+import type { Claim } from './beep-identity.js';
+
+interface Connection {
+  claim: Claim;
+  peer: VoicePeer;
+}
+
+/**
+ * Who is connected and in which conversation. A user is in at most one conversation,
+ * with all their clients (devices); a client's new connection replaces its old one.
+ * Speech is cut into bites per (conversation, user, client) and published.
+ */
+export class BeepConversations {
+  private readonly connections = new Map<string, Connection>();
+  private readonly conversations = new Map<string, VoiceConference>();
+  private readonly userConversation = new Map<string, string>();
+  private readonly cutter: BiteCutter;
+  private readonly sweeper: NodeJS.Timeout;
+  bitesPublished = 0;
+
+  constructor(
+    private readonly audio: AudioHub,
+    private readonly sink: MessageSink,
+    private readonly storeSubjects: readonly string[],
+    biteSeconds: number,
+    private readonly log: Logger,
+  ) {
+    this.cutter = new BiteCutter(biteSeconds * 1000, (b) => this.publish(b));
+    this.sweeper = setInterval(() => this.cutter.sweep(Date.now()), 250);
+    this.sweeper.unref();
+  }
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  get conversationCount(): number {
+    return this.conversations.size;
+  }
+
+  /** A new connection of a client (replacing its previous one); joins the user's conversation. */
+  connect(claim: Claim, peer: VoicePeer): void {
+    const id = memberId(claim);
+    this.connections.get(id)?.peer.close('replaced by a new connection');
+    this.connections.set(id, { claim, peer });
+    peer.leg.onClose(() => {
+      if (this.connections.get(id)?.peer !== peer) return;
+      this.connections.delete(id);
+      this.leave(id);
+    });
+    const conversation = this.userConversation.get(claim.userid);
+    if (conversation) this.enter(conversation, id, peer);
+  }
+
+  /** Moves the user (every client) from their conversation, if any, into `conversation`. */
+  join(userid: string, conversation: string): void {
+    this.userConversation.set(userid, conversation);
+    for (const [id, c] of this.connections) {
+      if (c.claim.userid !== userid) continue;
+      this.leave(id);
+      this.enter(conversation, id, c.peer);
+    }
+    this.log.info({ user: userid, conversation }, 'beep: joined conversation');
+  }
+
+  /** Members of a conversation (for tests and metrics). */
+  members(conversation: string): number {
+    return this.conversations.get(conversation)?.size ?? 0;
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+    for (const c of [...this.connections.values()]) c.peer.close('server shutting down');
+    for (const conf of this.conversations.values()) conf.close();
+    this.conversations.clear();
+  }
+
+  private enter(conversation: string, id: string, peer: VoicePeer): void {
+    let conf = this.conversations.get(conversation);
+    if (!conf) {
+      conf = new VoiceConference(conversation, this.audio, (member, opus) =>
+        this.cutter.push(`${conversation}\u0000${member}`, opus, Date.now()),
+      );
+      this.conversations.set(conversation, conf);
+    }
+    conf.add(id, peer);
+  }
+
+  private leave(id: string): void {
+    for (const [name, conf] of this.conversations) {
+      if (!conf.has(id)) continue;
+      conf.remove(id);
+      this.cutter.flush(`${name}\u0000${id}`);
+      if (conf.size === 0) {
+        conf.close();
+        this.conversations.delete(name);
+      }
+    }
+  }
+
+  private publish(bite: AudioBite): void {
+    const [conversation, user, client] = bite.speaker.split('\u0000') as [string, string, string];
+    const { bite: biteBytes, store } = encodeBite(conversation, user, client, bite);
+    // Publishing never waits: while NATS is away the sink drops and counts.
+    if (this.sink.publish('bite', biteBytes)) this.bitesPublished++;
+    for (const subject of this.storeSubjects) this.sink.publish(subject, store);
+  }
+}
+
+function memberId(c: Claim): string {
+  return `${c.userid}\u0000${c.clientid}`;
+}

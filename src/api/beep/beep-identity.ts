@@ -1,0 +1,72 @@
+import type { FastifyRequest } from 'fastify';
+import { jwtVerify } from 'jose';
+import { IpMatcher, normalizeIp } from '../../server/ip-matcher.js';
+
+/** Who is calling: a user and one of their clients (devices). */
+export interface Claim {
+  userid: string;
+  clientid: string;
+}
+
+export class ClaimError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const ID = /^[^\u0000-\u001f/]{1,256}$/;
+
+function asClaim(v: unknown): Claim | undefined {
+  if (!v || typeof v !== 'object') return undefined;
+  const { userid, clientid } = v as Record<string, unknown>;
+  if (typeof userid !== 'string' || typeof clientid !== 'string') return undefined;
+  return ID.test(userid) && ID.test(clientid) ? { userid, clientid } : undefined;
+}
+
+/**
+ * The caller, as Beep's backend-auth hands it over: the `X-User-Claim` header, JSON
+ * `{"userid","clientid"}`, believed only from trusted proxies (anyone can send a
+ * header); or, with a secret configured, a `?token=` HS256 JWT carrying the same claims.
+ */
+export class BeepIdentity {
+  private readonly trusted: IpMatcher;
+  private readonly secret: Uint8Array | undefined;
+
+  constructor(trustedProxies: readonly string[], tokenSecret: string | undefined) {
+    this.trusted = new IpMatcher(trustedProxies);
+    this.secret = tokenSecret ? new TextEncoder().encode(tokenSecret) : undefined;
+  }
+
+  async claimOf(request: FastifyRequest): Promise<Claim> {
+    const token = (request.query as Record<string, unknown> | undefined)?.token;
+    if (this.secret && typeof token === 'string' && token !== '') {
+      try {
+        const { payload } = await jwtVerify(token, this.secret, { algorithms: ['HS256'] });
+        const claim = asClaim(payload);
+        if (claim) return claim;
+      } catch {
+        // fall through: refused below
+      }
+      throw new ClaimError(401, 'invalid token');
+    }
+    const header = request.headers['x-user-claim'];
+    if (typeof header !== 'string' || header === '')
+      throw new ClaimError(400, 'Error parsing X-User-Claims header');
+    // The socket's own address: X-Forwarded-For is exactly what an attacker would forge.
+    const peer = normalizeIp(request.socket.remoteAddress ?? '');
+    if (!this.trusted.matches(peer))
+      throw new ClaimError(403, 'X-User-Claim is not accepted from this address');
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(header);
+    } catch {
+      throw new ClaimError(400, 'Error parsing X-User-Claims header');
+    }
+    const claim = asClaim(parsed);
+    if (!claim) throw new ClaimError(400, 'Error parsing X-User-Claims header');
+    return claim;
+  }
+}

@@ -1,0 +1,148 @@
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { WebSocket } from 'ws';
+import type { Config } from '../../config/schema.js';
+import type { AudioHub } from '../../media/audio/audio-hub.js';
+import type { Sfu } from '../../media/webrtc/sfu.js';
+import type { MessageSink } from '../../ports/sinks/message-sink.js';
+import type { WebSocketTracker } from '../../server/websocket-tracker.js';
+import { BeepConversations } from './beep-conversations.js';
+import { BeepIdentity, ClaimError, type Claim } from './beep-identity.js';
+import { BeepPermissions } from './beep-permissions.js';
+import { runSignaling } from './beep-signaling.js';
+
+export interface BeepSurfaceOptions {
+  config: Config['beep'];
+  audio: AudioHub;
+  sfu: Sfu;
+  sink: MessageSink;
+  tracker: WebSocketTracker;
+  registry: Registry;
+  log: Logger;
+}
+
+const claims = new WeakMap<FastifyRequest, Claim>();
+
+/**
+ * The Beep surface (seed 003): `/connect` (SDP over a WebSocket) makes a voice peer,
+ * `/join/:conversationid` (after backend-permissions agrees) puts all of the user's
+ * clients in a conversation, where each hears the others, mixed by the server; speech is
+ * published to NATS as bites. Errors are plain text with the original's statuses.
+ */
+export const beepPlugin: FastifyPluginAsync<BeepSurfaceOptions> = async (app, opts) => {
+  const { config, log } = opts;
+  const identity = new BeepIdentity(config.trustedProxies, config.tokenSecret);
+  const permissions = new BeepPermissions(config.permissionsHost, config.permissionsTimeoutMs, log);
+  const conversations = new BeepConversations(
+    opts.audio,
+    opts.sink,
+    config.storeSubjects,
+    config.biteSeconds,
+    log,
+  );
+  const anyOrigin = config.allowedOrigins.includes('*');
+
+  app.addHook('preClose', async () => conversations.close());
+
+  new Gauge({
+    name: 'chorus_beep_connections',
+    help: 'Beep voice connections (one per user client).',
+    registers: [opts.registry],
+    collect() {
+      this.set(conversations.connectionCount);
+    },
+  });
+  new Gauge({
+    name: 'chorus_beep_conversations',
+    help: 'Beep conversations with someone connected in them.',
+    registers: [opts.registry],
+    collect() {
+      this.set(conversations.conversationCount);
+    },
+  });
+  for (const [name, help, pick] of [
+    ['chorus_bites_published_total', 'Audio bites handed to NATS.', () => conversations.bitesPublished],
+    [
+      'chorus_sink_messages_dropped_total',
+      'Messages (bites, stores) dropped because NATS was not connected.',
+      () => opts.sink.dropped,
+    ],
+  ] as const) {
+    let reported = 0;
+    new Counter({
+      name,
+      help,
+      registers: [opts.registry],
+      collect() {
+        const now = pick();
+        if (now > reported) this.inc(now - reported);
+        reported = now;
+      },
+    });
+  }
+
+  app.setErrorHandler(async (err: Error & { statusCode?: number }, request, reply) => {
+    if (err instanceof ClaimError) {
+      request.log.info({ status: err.status, refusal: err.message }, 'beep request refused');
+      return reply.code(err.status).type('text/plain').send(err.message);
+    }
+    const status = err.statusCode ?? 500;
+    if (status < 500) return reply.code(status).type('text/plain').send(err.message);
+    request.log.error({ err }, 'beep: internal error');
+    return reply.code(500).type('text/plain').send('Error establishing WebRTC connection');
+  });
+
+  /** Browsers send Origin: only this origin and the configured ones may connect. */
+  const checkOrigin = (request: FastifyRequest) => {
+    const origin = request.headers.origin;
+    if (!origin || anyOrigin || config.allowedOrigins.includes(origin)) return;
+    let host: string | undefined;
+    try {
+      host = new URL(origin).host;
+    } catch {
+      host = undefined;
+    }
+    if (host !== request.headers.host) throw new ClaimError(403, `origin not allowed: ${origin}`);
+  };
+
+  app.get(
+    '/connect',
+    {
+      websocket: true,
+      preHandler: async (request: FastifyRequest, _reply: FastifyReply) => {
+        checkOrigin(request);
+        claims.set(request, await identity.claimOf(request));
+      },
+    },
+    (socket: WebSocket, request) => {
+      opts.tracker.track('beep', socket);
+      const claim = claims.get(request)!;
+      const connLog = log.child({ user: claim.userid, client: claim.clientid });
+      const peer = opts.sfu.voicePeer(`beep-${claim.userid}`, connLog);
+      conversations.connect(claim, peer);
+      runSignaling(socket, peer, connLog);
+      connLog.info('beep connection');
+    },
+  );
+
+  app.post<{ Params: { conversationid: string } }>('/join/:conversationid', async (request, reply) => {
+    const claim = await identity.claimOf(request);
+    const conversation = request.params.conversationid;
+    if (!conversation || conversation.length > 256) throw new ClaimError(400, 'bad conversation id');
+    await permissions.check(claim.userid, conversation);
+    conversations.join(claim.userid, conversation);
+    return reply.code(200).send('');
+  });
+
+  // An empty id (`/join/`) is a 400, as in the original.
+  app.post('/join/', async () => {
+    throw new ClaimError(400, 'bad conversation id');
+  });
+
+  // Chorus: how many are in a conversation (for dashboards and tests).
+  app.get<{ Params: { conversationid: string } }>('/conversation/:conversationid', async (request) => {
+    await identity.claimOf(request);
+    return { members: conversations.members(request.params.conversationid) };
+  });
+};

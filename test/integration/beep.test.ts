@@ -1,0 +1,123 @@
+import { SignJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { dominantFrequency, powerAt } from '../fixtures/audio.js';
+import { BeepVoiceClient } from '../fixtures/beep-client.js';
+import { FakePermissions } from '../fixtures/fake-permissions.js';
+import { startTestServer, type TestServer } from '../fixtures/test-server.js';
+import { eventually } from '../fixtures/ws-client.js';
+
+const SECRET = 'a-test-secret-of-some-length';
+const perms = new FakePermissions();
+let t: TestServer;
+
+const claim = (userid: string, clientid = 'web') => ({
+  'X-User-Claim': JSON.stringify({ userid, clientid }),
+});
+const join = (conversation: string, headers: Record<string, string>) =>
+  fetch(`${t.url}/join/${conversation}`, { method: 'POST', headers }).then(async (r) => ({
+    status: r.status,
+    text: await r.text(),
+  }));
+
+beforeAll(async () => {
+  await perms.start();
+  perms.allow('alice', 'standup');
+  perms.allow('bob', 'standup');
+  perms.allow('alice', 'slow');
+  t = await startTestServer({
+    beep: { permissionsHost: perms.url, permissionsTimeoutMs: 300, tokenSecret: SECRET },
+    webrtc: { bindAddress: '127.0.0.1' },
+  });
+});
+afterAll(async () => {
+  await t.close();
+  await perms.stop();
+});
+
+describe('Beep: identity and permissions', () => {
+  it('refuses missing or unparsable claims with 400', async () => {
+    expect(await join('standup', {})).toEqual({ status: 400, text: 'Error parsing X-User-Claims header' });
+    expect((await join('standup', { 'X-User-Claim': '{not json' })).status).toBe(400);
+    expect((await join('standup', { 'X-User-Claim': '{"userid":"alice"}' })).status).toBe(400);
+    expect((await join('standup', { 'X-User-Claim': '{"userid":"","clientid":"x"}' })).status).toBe(400);
+  });
+
+  it('asks backend-permissions: allowed 200, denied 401, broken 502, slow 503', async () => {
+    expect(await join('standup', claim('alice'))).toEqual({ status: 200, text: '' });
+    expect(perms.asked).toContain('/user/alice/conversation/standup');
+    expect((await join('secret', claim('alice'))).status).toBe(401);
+    expect((await join('broken', claim('alice'))).status).toBe(502);
+    const started = Date.now();
+    expect(await join('slow', claim('alice'))).toEqual({
+      status: 503,
+      text: 'permissions service unreachable',
+    });
+    expect(Date.now() - started).toBeLessThan(1500);
+  });
+
+  it('accepts a signed token instead of the header, and refuses a forged one', async () => {
+    const sign = (secret: string) =>
+      new SignJWT({ userid: 'bob', clientid: 'phone' })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setExpirationTime('1m')
+        .sign(new TextEncoder().encode(secret));
+    const ok = await fetch(`${t.url}/join/standup?token=${await sign(SECRET)}`, { method: 'POST' });
+    expect(ok.status).toBe(200);
+    const forged = await fetch(`${t.url}/join/standup?token=${await sign('another-secret-entirely')}`, {
+      method: 'POST',
+    });
+    expect([forged.status, await forged.text()]).toEqual([401, 'invalid token']);
+  });
+
+  it('refuses a malformed offer with a close reason, and an upgrade without a claim', async () => {
+    const ws = new WebSocket(`${t.url.replace('http', 'ws')}/connect`, { headers: claim('alice') });
+    await new Promise((r) => ws.once('open', r));
+    const closed = new Promise<[number, string]>((r) =>
+      ws.once('close', (c, reason) => r([c, reason.toString()])),
+    );
+    ws.send('this is not SDP');
+    const [code, reason] = await closed;
+    expect(code).toBe(1007);
+    expect(reason).toMatch(/SDP/);
+    const refused = await new Promise<number>((resolve) => {
+      const bare = new WebSocket(`${t.url.replace('http', 'ws')}/connect`);
+      bare.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      bare.once('open', () => resolve(101));
+    });
+    expect(refused).toBe(400);
+  });
+});
+
+describe('Beep: a conversation', () => {
+  it('two clients, one per signalling style, join and hear each other (and not themselves)', async () => {
+    const alice = new BeepVoiceClient(440);
+    const bob = new BeepVoiceClient(1000);
+    try {
+      await alice.connect(`${t.url.replace('http', 'ws')}/connect`, 'bare', claim('alice'));
+      await bob.connect(`${t.url.replace('http', 'ws')}/connect`, 'tagged', claim('bob'));
+      // The signalling socket closes once the peer connection is up.
+      await eventually(
+        () => alice.closeEvent !== undefined && bob.closeEvent !== undefined,
+        3000,
+        'socket closes',
+      );
+      expect(alice.closeEvent).toEqual({ code: 1000, reason: 'connected' });
+      expect((await join('standup', claim('alice'))).status).toBe(200);
+      expect((await join('standup', claim('bob'))).status).toBe(200);
+      alice.speak();
+      bob.speak();
+      await eventually(() => alice.chunks > 150 && bob.chunks > 150, 10_000, 'audio both ways');
+      await new Promise((r) => setTimeout(r, 500));
+      const a = alice.recent(1000);
+      const b = bob.recent(1000);
+      expect(dominantFrequency(a)).toBe(1000);
+      expect(powerAt(a, 1000)).toBeGreaterThan(50 * powerAt(a, 440));
+      expect(dominantFrequency(b)).toBe(440);
+      expect(powerAt(b, 440)).toBeGreaterThan(50 * powerAt(b, 1000));
+    } finally {
+      alice.close();
+      bob.close();
+    }
+  });
+});
