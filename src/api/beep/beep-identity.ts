@@ -17,7 +17,8 @@ export class ClaimError extends Error {
   }
 }
 
-const ID = /^[^\u0000-\u001f/]{1,256}$/;
+/** 1-256 characters, no control characters and no `/` (ids go into permission URLs). */
+const ID = /^[^\p{Cc}/]{1,256}$/u;
 
 function asClaim(v: unknown): Claim | undefined {
   if (!v || typeof v !== 'object') return undefined;

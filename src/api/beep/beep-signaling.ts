@@ -80,7 +80,7 @@ export function runSignaling(socket: WebSocket, peer: VoicePeer, log: Logger): v
       peer.close('offer refused');
       closeWith(
         bad ? BAD_OFFER : FAILED,
-        bad ? (err as Error).message : 'Error establishing WebRTC connection',
+        bad ? err.message : 'Error establishing WebRTC connection',
       );
     }
   };
