@@ -14,7 +14,9 @@ import { eventually } from '../fixtures/ws-client.js';
 const haveNats = hasTool('nats-server', 'nats-server');
 
 /** The consumers' view: the checked-in schema, read here on its own. */
-const schema = protobuf.parse(readFileSync(new URL('../../src/api/beep/beep.proto', import.meta.url), 'utf8')).root;
+const schema = protobuf.parse(
+  readFileSync(new URL('../../src/api/beep/beep.proto', import.meta.url), 'utf8'),
+).root;
 const Bite = schema.lookupType('protobuf.Bite');
 const Store = schema.lookupType('protobuf.Store');
 
@@ -30,7 +32,8 @@ interface DecodedBite {
 function packetsOf(data: Uint8Array): Uint8Array[] {
   const b = Buffer.from(data);
   const out: Uint8Array[] = [];
-  for (let at = 0; at + 2 <= b.length; at += 2 + b.readUInt16BE(at)) out.push(b.subarray(at + 2, at + 2 + b.readUInt16BE(at)));
+  for (let at = 0; at + 2 <= b.length; at += 2 + b.readUInt16BE(at))
+    out.push(b.subarray(at + 2, at + 2 + b.readUInt16BE(at)));
   return out;
 }
 
@@ -65,11 +68,14 @@ describe.runIf(haveNats)('Beep bites on NATS', () => {
     });
     nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
     nc.subscribe('bite', {
-      callback: (_err, msg) => bites.push(Bite.toObject(Bite.decode(msg.data), { longs: Number }) as DecodedBite),
+      callback: (_err, msg) =>
+        bites.push(Bite.toObject(Bite.decode(msg.data), { longs: Number }) as DecodedBite),
     });
     nc.subscribe('new_store', {
       callback: (_err, msg) =>
-        stores.push(Store.toObject(Store.decode(msg.data), { longs: Number }) as { type: string; bite: DecodedBite }),
+        stores.push(
+          Store.toObject(Store.decode(msg.data), { longs: Number }) as { type: string; bite: DecodedBite },
+        ),
     });
     await nc.flush();
   }, 30_000);
@@ -90,7 +96,9 @@ describe.runIf(haveNats)('Beep bites on NATS', () => {
         [bob, 'bob'],
       ] as const) {
         await c.connect(`${t.url.replace('http', 'ws')}/connect`, 'bare', claim(user));
-        expect((await fetch(`${t.url}/join/standup`, { method: 'POST', headers: claim(user) })).status).toBe(200);
+        expect((await fetch(`${t.url}/join/standup`, { method: 'POST', headers: claim(user) })).status).toBe(
+          200,
+        );
         c.speak();
       }
       const of = (user: string) => bites.filter((b) => b.client.key === user);
@@ -122,10 +130,14 @@ describe.runIf(haveNats)('Beep bites on NATS', () => {
       // NATS goes away: audio keeps flowing, bites are counted as dropped.
       await nats.stop();
       const heard = alice.chunks;
-      await eventually(async () => {
-        const m = await (await fetch(`${t.url}/metrics`)).text();
-        return Number(/^chorus_sink_messages_dropped_total (\d+)/m.exec(m)?.[1] ?? 0) > 0;
-      }, 5000, 'dropped bites counted');
+      await eventually(
+        async () => {
+          const m = await (await fetch(`${t.url}/metrics`)).text();
+          return Number(/^chorus_sink_messages_dropped_total (\d+)/m.exec(m)?.[1] ?? 0) > 0;
+        },
+        5000,
+        'dropped bites counted',
+      );
       expect(alice.chunks).toBeGreaterThan(heard + 50);
       // NATS is back: publishing resumes.
       const before = bites.length;

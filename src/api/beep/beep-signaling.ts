@@ -78,10 +78,7 @@ export function runSignaling(socket: WebSocket, peer: VoicePeer, log: Logger): v
       const bad = err instanceof SdpError || err instanceof SfuError;
       log.warn({ err }, 'beep: offer refused');
       peer.close('offer refused');
-      closeWith(
-        bad ? BAD_OFFER : FAILED,
-        bad ? err.message : 'Error establishing WebRTC connection',
-      );
+      closeWith(bad ? BAD_OFFER : FAILED, bad ? err.message : 'Error establishing WebRTC connection');
     }
   };
 }

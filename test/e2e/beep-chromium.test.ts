@@ -1,0 +1,92 @@
+import { SignJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { browserSuite } from '../fixtures/browser.js';
+import { FakePermissions } from '../fixtures/fake-permissions.js';
+import { hasTool } from '../fixtures/system-tools.js';
+
+const haveChromium = hasTool('chromium', 'chromium');
+const SECRET = 'e2e-secret-for-beep-tokens';
+
+/** The README's client, run in the page: bare SDP over /connect, then /join. */
+async function joinFromPage(page: Page, token: string): Promise<void> {
+  await page.evaluate(async (tok) => {
+    const pc = new RTCPeerConnection();
+    (window as unknown as { beepPc: RTCPeerConnection }).beepPc = pc;
+    // Chromium only decodes (and counts) audio that is played somewhere.
+    pc.ontrack = (e) => {
+      const el = new Audio();
+      el.srcObject = e.streams[0] ?? new MediaStream([e.track]);
+      void el.play();
+    };
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    for (const track of stream.getAudioTracks()) pc.addTrack(track, stream);
+    const socket = new WebSocket(`${location.origin.replace('http', 'ws')}/connect?token=${tok}`);
+    const answered = new Promise<string>((resolve) => (socket.onmessage = (e) => resolve(e.data as string)));
+    await new Promise((r) => (socket.onopen = r));
+    const gathered = new Promise<void>(
+      (resolve) => (pc.onicecandidate = (e) => e.candidate === null && resolve()),
+    );
+    await pc.setLocalDescription(await pc.createOffer());
+    await gathered;
+    socket.send(pc.localDescription!.sdp);
+    await pc.setRemoteDescription({ type: 'answer', sdp: await answered });
+    const res = await fetch(`/join/standup?token=${tok}`, { method: 'POST' });
+    if (!res.ok) throw new Error(`join: ${res.status}`);
+  }, token);
+}
+
+/** Audio received, from getStats: samples and energy (the fake microphone beeps). */
+const received = (page: Page) =>
+  page.evaluate(async () => {
+    const pc = (window as unknown as { beepPc: RTCPeerConnection }).beepPc;
+    let samples = 0;
+    let energy = 0;
+    (await pc.getStats()).forEach(
+      (s: { type: string; kind?: string; totalSamplesReceived?: number; totalAudioEnergy?: number }) => {
+        if (s.type === 'inbound-rtp' && s.kind === 'audio') {
+          samples += s.totalSamplesReceived ?? 0;
+          energy += s.totalAudioEnergy ?? 0;
+        }
+      },
+    );
+    return { samples, energy };
+  });
+
+describe.runIf(haveChromium)('Beep in Chromium', () => {
+  const perms = new FakePermissions();
+  beforeAll(async () => {
+    await perms.start();
+    perms.allow('ada', 'standup');
+    perms.allow('linus', 'standup');
+  });
+  afterAll(() => perms.stop());
+  // Registered after the hook above, so the permissions service is up first.
+  const suite = browserSuite(async () => {
+    return {
+      beep: { permissionsHost: perms.url, tokenSecret: SECRET },
+      webrtc: { bindAddress: '127.0.0.1' },
+    };
+  });
+
+  it('two pages connect and join one conversation; each receives the other’s audio', async () => {
+    const token = (userid: string) =>
+      new SignJWT({ userid, clientid: 'browser' })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setExpirationTime('5m')
+        .sign(new TextEncoder().encode(SECRET));
+    const pages: Page[] = [];
+    for (const user of ['ada', 'linus']) {
+      const page = await suite.newPage();
+      await page.goto(`${suite.server.url}/healthz`);
+      await joinFromPage(page, await token(user));
+      pages.push(page);
+    }
+    for (const page of pages) {
+      await expect
+        .poll(async () => (await received(page)).samples, { timeout: 15_000 })
+        .toBeGreaterThan(48_000);
+      await expect.poll(async () => (await received(page)).energy, { timeout: 15_000 }).toBeGreaterThan(0);
+    }
+  }, 60_000);
+});
