@@ -121,3 +121,39 @@ describe('Beep: a conversation', () => {
     }
   });
 });
+
+describe('Beep: trust and reachability', () => {
+  it('refuses a claim header from an address that is not a trusted proxy, and foreign origins', async () => {
+    const s = await startTestServer({ beep: { trustedProxies: ['10.0.0.0/8'], permissionsHost: perms.url } });
+    try {
+      const res = await fetch(`${s.url}/join/standup`, { method: 'POST', headers: claim('alice') });
+      expect([res.status, await res.text()]).toEqual([403, 'X-User-Claim is not accepted from this address']);
+    } finally {
+      await s.close();
+    }
+    const origin = await new Promise<number>((resolve) => {
+      const ws = new WebSocket(`${t.url.replace('http', 'ws')}/connect`, {
+        headers: { ...claim('alice'), Origin: 'https://evil.example' },
+      });
+      ws.once('unexpected-response', (_req, r) => resolve(r.statusCode ?? 0));
+      ws.once('open', () => resolve(101));
+    });
+    expect(origin).toBe(403);
+  });
+
+  it('answers 503 when backend-permissions is down, and nothing changes', async () => {
+    const down = new FakePermissions();
+    await down.start();
+    const url = down.url;
+    await down.stop();
+    const s = await startTestServer({ beep: { permissionsHost: url } });
+    try {
+      const res = await fetch(`${s.url}/join/standup`, { method: 'POST', headers: claim('alice') });
+      expect([res.status, await res.text()]).toEqual([503, 'permissions service unreachable']);
+      const members = await fetch(`${s.url}/conversation/standup`, { headers: claim('alice') });
+      expect(await members.json()).toEqual({ members: 0 });
+    } finally {
+      await s.close();
+    }
+  });
+});

@@ -135,3 +135,12 @@ describe('loadConfig', () => {
     expect(lines.join('\n')).toMatch(/ADMIN_TOKEN .*at least 16/);
   });
 });
+
+describe('LISTEN (the Beep seed)', () => {
+  it('sets the HTTP port, and the address when it has a host', () => {
+    expect(loadConfig({ env: { LISTEN: ':8080' } }).http.port).toBe(8080);
+    const c = loadConfig({ env: { LISTEN: '127.0.0.2:9090' } });
+    expect([c.http.bindAddress, c.http.port]).toEqual(['127.0.0.2', 9090]);
+    expect(() => loadConfig({ env: { LISTEN: 'nonsense' } })).toThrow(/LISTEN/);
+  });
+});
