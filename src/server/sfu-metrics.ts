@@ -26,6 +26,7 @@ export function registerSfuMetrics(registry: Registry, stats: () => SfuStats): v
       const s = read();
       this.set({ role: 'publisher' }, s.publishers);
       this.set({ role: 'subscriber' }, s.subscribers);
+      this.set({ role: 'voice' }, s.voices);
     },
   });
   new Gauge({

@@ -115,6 +115,9 @@ describe('Beep: a conversation', () => {
       expect(powerAt(a, 1000)).toBeGreaterThan(50 * powerAt(a, 440));
       expect(dominantFrequency(b)).toBe(440);
       expect(powerAt(b, 440)).toBeGreaterThan(50 * powerAt(b, 1000));
+      const metrics = await (await fetch(`${t.url}/metrics`)).text();
+      expect(metrics).toMatch(/^chorus_sfu_peers\{role="voice"\} 2$/m);
+      expect(metrics).toMatch(/^chorus_beep_conversations 1$/m);
     } finally {
       alice.close();
       bob.close();

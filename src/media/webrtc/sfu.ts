@@ -12,6 +12,8 @@ export interface SfuStats {
   peers: number;
   publishers: number;
   subscribers: number;
+  /** Voice peers (server-mixed conversations). */
+  voices: number;
   publishedTracks: number;
   forwardTargets: number;
   packetsIn: number;
@@ -170,6 +172,7 @@ export class Sfu {
       peers: this.publishers.size + this.subscriptions.size + this.voices.size,
       publishers: this.publishers.size,
       subscribers: this.subscriptions.size,
+      voices: this.voices.size,
       publishedTracks: 0,
       forwardTargets: 0,
       ...this.retired,
