@@ -68,14 +68,16 @@ describe.runIf(haveNats)('Beep bites on NATS', () => {
     });
     nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
     nc.subscribe('bite', {
-      callback: (_err, msg) =>
-        bites.push(Bite.toObject(Bite.decode(msg.data), { longs: Number }) as DecodedBite),
+      callback: (_err, msg) => {
+        bites.push(Bite.toObject(Bite.decode(msg.data), { longs: Number }) as DecodedBite);
+      },
     });
     nc.subscribe('new_store', {
-      callback: (_err, msg) =>
+      callback: (_err, msg) => {
         stores.push(
           Store.toObject(Store.decode(msg.data), { longs: Number }) as { type: string; bite: DecodedBite },
-        ),
+        );
+      },
     });
     await nc.flush();
   }, 30_000);
