@@ -9,6 +9,7 @@ import type { Config } from '../config/schema.js';
 import { Engine } from '../core/engine.js';
 import { announcedAddress } from '../media/webrtc/peer-config.js';
 import { isChorusError } from '../core/errors.js';
+import { assertUdpPortFree } from '../media/webrtc/udp-port-check.js';
 import { closePorts, createPorts, type Ports } from '../ports/create-ports.js';
 import { surfaces } from '../api/surfaces.js';
 import { adminGuard } from './admin-guard.js';
@@ -57,6 +58,9 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
   readiness.expect('listeners');
   readiness.expect('store');
 
+  if ((config.bluesky.enabled || config.beep.enabled) && !config.webrtc.portRange) {
+    await assertUdpPortFree(config.webrtc.udpPort, config.webrtc.bindAddress);
+  }
   const ports = overrides.ports ?? createPorts(config, log);
   readiness.set('store', true);
   const engine = new Engine(ports, log, {

@@ -118,6 +118,16 @@ describe('Beep: a conversation', () => {
       const metrics = await (await fetch(`${t.url}/metrics`)).text();
       expect(metrics).toMatch(/^chorus_sfu_peers\{role="voice"\} 2$/m);
       expect(metrics).toMatch(/^chorus_beep_conversations 1$/m);
+      // Joining another conversation leaves the first.
+      perms.allow('alice', 'retro');
+      expect((await join('retro', claim('alice'))).status).toBe(200);
+      const members = async (c: string) =>
+        (
+          (await (await fetch(`${t.url}/conversation/${c}`, { headers: claim('alice') })).json()) as {
+            members: number;
+          }
+        ).members;
+      expect([await members('standup'), await members('retro')]).toEqual([1, 1]);
     } finally {
       alice.close();
       bob.close();

@@ -8,6 +8,8 @@ import { startTestServer, type TestServer } from '../fixtures/test-server.js';
 import { TestSocket, eventually } from '../fixtures/ws-client.js';
 import { selfSignedCert } from '../fixtures/self-signed.js';
 import { runChorus, runChorusToExit } from '../fixtures/chorus-process.js';
+import { freeUdpPort } from '../fixtures/free-udp-port.js';
+import { createSocket } from 'node:dgram';
 
 describe('health, readiness, metrics', () => {
   let t: TestServer;
@@ -129,6 +131,25 @@ describe('graceful shutdown', () => {
     expect(r.output).toMatch(/invalid configuration/);
     expect(r.output).toMatch(/HTTP_PORT \(http\.port\) = "abc": expected an integer from 0 to 65535/);
     expect(r.output).toMatch(/SIGNAL_RATE_LIMIT \(signal\.rateLimitPerSecond\) = "0"/);
+  });
+
+  it('refuses to start when the WebRTC UDP port is taken, instead of aborting later', async () => {
+    const taken = createSocket('udp4');
+    const port = await freeUdpPort();
+    await new Promise<void>((resolve) => taken.bind(port, '127.0.0.1', () => resolve()));
+    try {
+      const r = await runChorusToExit({
+        HTTP_PORT: '0',
+        BIND_ADDRESS: '127.0.0.1',
+        WEBRTC_UDP_PORT: String(port),
+        WEBRTC_BIND_ADDRESS: '127.0.0.1',
+        DATA_DIR: mkdtempSync(join(tmpdir(), 'chorus-udp-')),
+      });
+      expect(r.code).toBe(1);
+      expect(r.output).toContain(`WebRTC UDP port 127.0.0.1:${port} cannot be used (EADDRINUSE)`);
+    } finally {
+      taken.close();
+    }
   });
 });
 
