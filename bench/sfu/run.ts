@@ -7,7 +7,7 @@ import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { cpuSeconds, rssBytes, startBenchServer } from '../lib/server-process.js';
+import { cpuSeconds, cpuSplit, rssBytes, startBenchServer } from '../lib/server-process.js';
 
 const { values } = parseArgs({
   options: {
@@ -124,10 +124,13 @@ async function runOnce(n: number): Promise<Record<string, unknown>> {
     const sent0 = Number(pub0!.sent);
     const fwd0 = await forwardedPackets(server.url);
     const cpu0 = cpuSeconds(server.pid);
+    const split0 = cpuSplit(server.pid);
     const t0 = performance.now();
     await new Promise((r) => setTimeout(r, SECONDS * 1000));
     const elapsed = (performance.now() - t0) / 1000;
     const cpu = cpuSeconds(server.pid) - cpu0;
+    const split1 = cpuSplit(server.pid);
+    const kernelShare = (split1.system - split0.system) / Math.max(0.01, cpu);
     const fwd = (await forwardedPackets(server.url)) - fwd0;
     const [pub1, ...after] = await Promise.all([pub, ...subs].map((w) => ask(w, 'report')));
     const sent = Number(pub1!.sent) - sent0;
@@ -143,6 +146,8 @@ async function runOnce(n: number): Promise<Record<string, unknown>> {
       forwardedPps: Math.round(fwd / elapsed),
       serverCpuPercent: Math.round((cpu / elapsed) * 100),
       packetsPerCpuSecond: cpu > 0 ? Math.round(fwd / cpu) : null,
+      // On loopback the kernel share includes the receivers' side of the UDP stack.
+      kernelPercentOfCpu: Math.round(kernelShare * 100),
       serverRssMiB: Number((rss / 2 ** 20).toFixed(1)),
       probes,
       deliveredPercent: Number(((received / (sent * probes)) * 100).toFixed(2)),

@@ -37,6 +37,9 @@ export class PublishedTrack {
     return this.ended;
   }
 
+  /** Sends that threw (a track closing under the packet). */
+  sendErrors = 0;
+
   /** The hot path: one RTP packet from the publisher. */
   forward(packet: Buffer): void {
     this.packetsIn++;
@@ -49,9 +52,14 @@ export class PublishedTrack {
       const t = targets[i]!;
       if (!t.open) continue;
       packet[1] = marker | t.payloadType;
-      if (t.track.isOpen()) {
+      // No isOpen() first: that is a second native call per packet and subscriber. `open`
+      // follows the track's open/closed events; a send that races a close throws, and
+      // the closed event removes the target.
+      try {
         t.track.sendMessageBinary(packet);
         this.packetsOut++;
+      } catch {
+        this.sendErrors++;
       }
     }
   }

@@ -121,5 +121,11 @@ export class SubscriberPeer {
         source.requestKeyframe(true);
       }),
     );
+    track.onClosed(
+      this.leg.guard('track.onClosed', () => {
+        target.open = false;
+        source.removeTarget(target);
+      }),
+    );
   }
 }
