@@ -53,7 +53,7 @@ export class EventHub {
       if (set.size === 0 && this.streams.get(user) === set) this.streams.delete(user);
     };
     res.once('close', drop);
-    res.once('error', drop);
+    res.on('error', drop);
   }
 
   /** Whether `user` has a stream open. */
@@ -93,6 +93,7 @@ export class EventHub {
   }
 
   private write(res: ServerResponse, text: string): void {
+    if (res.destroyed || res.writableEnded) return;
     if (res.writableLength > this.opts.maxQueuedBytes) {
       this.opts.log.warn({ queued: res.writableLength }, 'voip: event stream not reading, closed');
       res.destroy();

@@ -32,8 +32,10 @@ export function streamToResponse(
     onEnd();
   };
   res.once('close', stop);
-  res.once('error', stop);
+  res.on('error', stop);
   const write = (chunk: Buffer) => {
+    // Between a destroy and its 'close' event, frames keep coming: drop them.
+    if (res.destroyed || res.writableEnded) return;
     if (res.writableLength > MAX_QUEUED_BYTES) {
       // Not reading: the client is gone or too slow to follow live audio.
       res.destroy();

@@ -33,7 +33,7 @@ export function uploadFromWebSocket(
     input.write(chunk);
   });
   socket.once('close', stop);
-  socket.once('error', stop);
+  socket.on('error', stop);
   return stop;
 }
 
@@ -79,6 +79,6 @@ export function uploadFromRequest(
   req.once('close', () => {
     if (!req.complete) stop(false);
   });
-  req.once('error', () => stop(false));
+  req.on('error', () => stop(false));
   return () => stop(false);
 }
