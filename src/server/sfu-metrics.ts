@@ -63,4 +63,9 @@ export function registerSfuMetrics(registry: Registry, stats: () => SfuStats): v
     'Keyframe requests (PLI) sent to publishers, after throttling.',
     (s) => s.keyframeRequests,
   );
+  counter(
+    'chorus_sfu_send_errors_total',
+    'Forwarded packets the WebRTC binding refused to send (a track closing, or a transient failure).',
+    (s) => s.sendErrors,
+  );
 }

@@ -19,6 +19,8 @@ export interface SfuStats {
   packetsIn: number;
   packetsOut: number;
   keyframeRequests: number;
+  /** Forwarding sends the binding refused (counted, not fatal). */
+  sendErrors: number;
 }
 
 function asSfuError(err: unknown): SfuError {
@@ -41,7 +43,7 @@ export class Sfu {
   private readonly publishers = new Map<string, PublisherPeer>();
   private readonly subscribersOf = new Map<string, Set<SubscriberPeer>>();
   private readonly subscriptions = new Map<string, SubscriberPeer>();
-  private retired = { packetsIn: 0, packetsOut: 0, keyframeRequests: 0 };
+  private retired = { packetsIn: 0, packetsOut: 0, keyframeRequests: 0, sendErrors: 0 };
   /** Voice peers (conversations mixed by the server), watched like the others. */
   private readonly voices = new Set<VoicePeer>();
   private readonly watchdog: NodeJS.Timeout;
@@ -95,6 +97,7 @@ export class Sfu {
         this.retired.packetsIn += t.packetsIn;
         this.retired.packetsOut += t.packetsOut;
         this.retired.keyframeRequests += t.keyframeRequests;
+        this.retired.sendErrors += t.sendErrors;
       }
       if (this.publishers.get(k) === peer) {
         this.publishers.delete(k);
@@ -184,6 +187,7 @@ export class Sfu {
         s.packetsIn += t.packetsIn;
         s.packetsOut += t.packetsOut;
         s.keyframeRequests += t.keyframeRequests;
+        s.sendErrors += t.sendErrors;
       }
     }
     return s;
