@@ -16,6 +16,8 @@ interface Member {
  */
 export class MediaGroup {
   private readonly members = new Map<string, Member>();
+  /** Set when its call ended or its room went away: no one may join it any more. */
+  closed = false;
 
   constructor(
     readonly mixer: AudioMixer,
@@ -26,8 +28,9 @@ export class MediaGroup {
     return this.members.get(id)?.[slot] !== undefined;
   }
 
-  /** Takes the slot, with how to close what holds it; false when already taken. */
+  /** Takes the slot, with how to close what holds it; false when taken (or closed). */
   occupy(id: string, slot: Slot, close: () => void): boolean {
+    if (this.closed) return false;
     let m = this.members.get(id);
     if (m?.[slot]) return false;
     if (!m) this.members.set(id, (m = {}));
@@ -60,6 +63,7 @@ export class MediaGroup {
 
   /** Closes every stream (each then releases its slot). */
   closeAll(): void {
+    this.closed = true;
     for (const m of [...this.members.values()]) {
       m.mic?.();
       m.hds?.();

@@ -40,6 +40,7 @@ interface MediaPlan {
   format: ListenFormat;
   input?: { rate: number; channels: number };
   room?: VoipRoom;
+  roomKey?: number | string;
 }
 const plans = new WeakMap<FastifyRequest, MediaPlan>();
 
@@ -291,7 +292,14 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
       return { me, group, format, ...(input ? { input } : {}) };
     }
     const room = await admitToRoom(me, f.roomID, slot);
-    return { me, group: room.group, format, room, ...(input ? { input } : {}) };
+    return {
+      me,
+      group: room.group,
+      format,
+      room,
+      roomKey: mode === 'site' ? room.id : room.name,
+      ...(input ? { input } : {}),
+    };
   };
 
   const admitToRoom = async (me: Caller, raw: string | undefined, slot: 'mic' | 'hds'): Promise<VoipRoom> => {
@@ -334,11 +342,37 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
     site.notify(call, slot === 'mic' ? 'envoieAudioGroup/0' : 'ecouteAudioGroup/0');
   };
 
+  /**
+   * Takes the slot in the plan's call or room. Between the plan and now (a WebSocket
+   * upgrade) the call may have ended, or the room emptied and gone: a room is then
+   * opened again, a call is not found.
+   */
+  const occupy = (p: MediaPlan, slot: 'mic' | 'hds', closer: () => void): void => {
+    if (p.group.closed && p.roomKey !== undefined) {
+      const room = rooms.grab(p.roomKey);
+      if (!room) throw new VoipRefusal(429, 'too many rooms');
+      p.room = room;
+      p.group = room.group;
+    }
+    if (p.group.closed) throw new VoipRefusal(404, 'call not found');
+    if (!p.group.occupy(p.me.id, slot, closer)) throw new VoipRefusal(409, 'user already connected');
+  };
+
+  /** After an upgrade a refusal can only be a close frame: 1008 with the original's text. */
+  const orClose = (socket: WebSocket, start: () => void) => {
+    try {
+      start();
+    } catch (err) {
+      if (!(err instanceof VoipRefusal)) throw err;
+      socket.close(1008, err.text);
+    }
+  };
+
   const startUpload = (p: MediaPlan, run: (input: PcmInput, done: () => void) => () => void) => {
-    const input = new PcmInput(p.input, config.inputBufferMs);
     let stop = () => undefined as void;
     const closer = () => stop();
-    if (!p.group.occupy(p.me.id, 'mic', closer)) throw new VoipRefusal(409, 'user already connected');
+    occupy(p, 'mic', closer);
+    const input = new PcmInput(p.input, config.inputBufferMs);
     p.group.mixer.addInput(p.me.id, input);
     stop = run(input, () => {
       p.group.mixer.removeInput(p.me.id);
@@ -350,7 +384,7 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
   const startListen = (p: MediaPlan, run: (done: () => void) => () => void) => {
     let stop = () => undefined as void;
     const closer = () => stop();
-    if (!p.group.occupy(p.me.id, 'hds', closer)) throw new VoipRefusal(409, 'user already connected');
+    occupy(p, 'hds', closer);
     stop = run(() => {
       p.group.release(p.me.id, 'hds', closer);
       leftRoom(p, 'hds');
@@ -368,8 +402,10 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
         reply.code(426).type('text/plain').send('WebSocket or POST expected\n'),
       wsHandler: (socket: WebSocket, request) => {
         tracker.track('voip', socket);
-        startUpload(plans.get(request)!, (input, done) =>
-          uploadFromWebSocket(socket, input, config.maxUploadFrameBytes, done),
+        orClose(socket, () =>
+          startUpload(plans.get(request)!, (input, done) =>
+            uploadFromWebSocket(socket, input, config.maxUploadFrameBytes, done),
+          ),
         );
       },
     });
@@ -398,8 +434,9 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
       handler: serve,
       wsHandler: (socket: WebSocket, request) => {
         tracker.track('voip', socket);
-        startListen(plans.get(request)!, (done) =>
-          streamToWebSocket(socket, plans.get(request)!.group.mixer, plans.get(request)!.me.id, done),
+        const p = plans.get(request)!;
+        orClose(socket, () =>
+          startListen(p, (done) => streamToWebSocket(socket, p.group.mixer, p.me.id, done)),
         );
       },
     });

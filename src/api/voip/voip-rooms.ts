@@ -76,6 +76,7 @@ export class VoipRooms {
     if (this.byId.get(room.id) !== room) return;
     this.byId.delete(room.id);
     if (this.byName.get(room.name) === room) this.byName.delete(room.name);
+    room.group.closed = true;
     this.audio.close(room.group.mixer);
   }
 }
