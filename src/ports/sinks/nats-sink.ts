@@ -20,6 +20,13 @@ export class NatsSink implements MessageSink {
     private readonly log: Logger,
   ) {
     void this.run();
+    // The first connection is retried silently by the client: say so once.
+    const warn = setTimeout(() => {
+      if (!this.connected && !this.closed) {
+        this.log.warn({ servers: this.servers }, 'nats not reachable yet: bites are dropped until it is');
+      }
+    }, 5000);
+    warn.unref();
   }
 
   /** While disconnected nothing reaches the client (which would buffer it): dropped. */
