@@ -1,4 +1,5 @@
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Gauge, type Registry } from 'prom-client';
+import { counterAtScrape } from './scrape-metrics.js';
 import type { SfuStats } from '../media/webrtc/sfu.js';
 
 /**
@@ -37,17 +38,8 @@ export function registerSfuMetrics(registry: Registry, stats: () => SfuStats): v
       this.set(read().publishedTracks);
     },
   });
-  const counter = (name: string, help: string, pick: (s: SfuStats) => number): void => {
-    new Counter({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.inc(pick(read()));
-      },
-    });
-  };
+  const counter = (name: string, help: string, pick: (s: SfuStats) => number): void =>
+    counterAtScrape(registry, name, help, () => pick(read()));
   counter(
     'chorus_sfu_rtp_packets_received_total',
     'RTP packets received from publishers.',

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { counterAtScrape, gaugeAtScrape } from '../../server/scrape-metrics.js';
 import type { WebSocket } from 'ws';
 import type { Config } from '../../config/schema.js';
 import type { AudioHub } from '../../media/audio/audio-hub.js';
@@ -45,42 +46,31 @@ export const beepPlugin: FastifyPluginAsync<BeepSurfaceOptions> = async (app, op
 
   app.addHook('preClose', async () => conversations.close());
 
-  new Gauge({
-    name: 'chorus_beep_connections',
-    help: 'Beep voice connections (one per user client).',
-    registers: [opts.registry],
-    collect() {
-      this.set(conversations.connectionCount);
-    },
-  });
-  new Gauge({
-    name: 'chorus_beep_conversations',
-    help: 'Beep conversations with someone connected in them.',
-    registers: [opts.registry],
-    collect() {
-      this.set(conversations.conversationCount);
-    },
-  });
-  for (const [name, help, pick] of [
-    ['chorus_bites_published_total', 'Audio bites handed to NATS.', () => conversations.bitesPublished],
-    [
-      'chorus_sink_messages_dropped_total',
-      'Messages (bites, stores) dropped because NATS was not connected.',
-      () => opts.sink.dropped,
-    ],
-  ] as const) {
-    let reported = 0;
-    new Counter({
-      name,
-      help,
-      registers: [opts.registry],
-      collect() {
-        const now = pick();
-        if (now > reported) this.inc(now - reported);
-        reported = now;
-      },
-    });
-  }
+  const { registry } = opts;
+  gaugeAtScrape(
+    registry,
+    'chorus_beep_connections',
+    'Beep voice connections (one per user client).',
+    () => conversations.connectionCount,
+  );
+  gaugeAtScrape(
+    registry,
+    'chorus_beep_conversations',
+    'Beep conversations with someone connected in them.',
+    () => conversations.conversationCount,
+  );
+  counterAtScrape(
+    registry,
+    'chorus_bites_published_total',
+    'Audio bites handed to NATS.',
+    () => conversations.bitesPublished,
+  );
+  counterAtScrape(
+    registry,
+    'chorus_sink_messages_dropped_total',
+    'Messages (bites, stores) dropped because NATS was not connected.',
+    () => opts.sink.dropped,
+  );
 
   app.setErrorHandler(async (err: Error & { statusCode?: number }, request, reply) => {
     if (err instanceof ClaimError) {

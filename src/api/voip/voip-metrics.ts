@@ -1,4 +1,5 @@
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { counterAtScrape, gaugeAtScrape } from '../../server/scrape-metrics.js';
 
 export interface VoipStats {
   calls: number;
@@ -12,28 +13,16 @@ export interface VoipStats {
 /** VOIP and audio figures for /metrics, read at scrape time. */
 export function registerVoipMetrics(registry: Registry, stats: () => VoipStats): void {
   const gauge = (name: string, help: string, pick: (s: VoipStats) => number) =>
-    new Gauge({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.set(pick(stats()));
-      },
-    });
+    gaugeAtScrape(registry, name, help, () => pick(stats()));
   gauge('chorus_voip_calls', 'VOIP calls ringing or accepted.', (s) => s.calls);
   gauge('chorus_voip_calls_with_media', 'Accepted VOIP calls (each has a mixer).', (s) => s.callsWithMedia);
   gauge('chorus_voip_rooms', 'VOIP group rooms with someone in them.', (s) => s.rooms);
   gauge('chorus_voip_event_streams', 'Open /messages event streams.', (s) => s.eventStreams);
   gauge('chorus_audio_mixers', 'Audio mixers ticking (calls and rooms).', (s) => s.mixers);
-  let reported = 0;
-  new Counter({
-    name: 'chorus_audio_skipped_ticks_total',
-    help: 'Mixer ticks (20 ms) skipped because the event loop stalled: audio listeners lost.',
-    registers: [registry],
-    collect() {
-      const now = stats().skippedTicks;
-      if (now > reported) this.inc(now - reported);
-      reported = now;
-    },
-  });
+  counterAtScrape(
+    registry,
+    'chorus_audio_skipped_ticks_total',
+    'Mixer ticks (20 ms) skipped because the event loop stalled: audio listeners lost.',
+    () => stats().skippedTicks,
+  );
 }
