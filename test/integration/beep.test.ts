@@ -170,3 +170,31 @@ describe('Beep: trust and reachability', () => {
     }
   });
 });
+
+describe('Beep: bad signalling', () => {
+  it('closes on a binary frame, and frees the peer of a client that vanishes before its offer', async () => {
+    const s = await startTestServer({ beep: { permissionsHost: perms.url } });
+    const voices = async () =>
+      Number(
+        /^chorus_sfu_peers\{role="voice"\} (\d+)/m.exec(await (await fetch(`${s.url}/metrics`)).text())?.[1],
+      );
+    try {
+      const ws = new WebSocket(`${s.url.replace('http', 'ws')}/connect`, { headers: claim('carol') });
+      await new Promise((r) => ws.once('open', r));
+      const closed = new Promise<[number, string]>((r) =>
+        ws.once('close', (c, reason) => r([c, reason.toString()])),
+      );
+      ws.send(Buffer.from([1, 2, 3]));
+      expect(await closed).toEqual([1007, 'expected text frames']);
+
+      const gone = new WebSocket(`${s.url.replace('http', 'ws')}/connect`, { headers: claim('dave') });
+      await new Promise((r) => gone.once('open', r));
+      await eventually(async () => (await voices()) === 1, 2000, 'a voice peer for dave');
+      gone.terminate();
+      await eventually(async () => (await voices()) === 0, 3000, 'the peer freed');
+      expect((await fetch(`${s.url}/healthz`)).status).toBe(200);
+    } finally {
+      await s.close();
+    }
+  });
+});

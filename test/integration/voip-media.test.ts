@@ -255,6 +255,26 @@ describe('VOIP rooms', () => {
     },
   );
 
+  it('frees a speaker whose connection drops without a close frame', async () => {
+    const a = new KeyUser(t.url);
+    const b = new KeyUser(t.url);
+    const bEvents = await b.events();
+    const room = 'abrupt-room';
+    const bUp = await b.uploadSocket('/upRoom', { roomID: room });
+    const aUp = await a.uploadSocket('/upRoom', { roomID: room });
+    expect(unhex((await bEvents.next('setAudioConf')).data)).toMatchObject({ from: a.id, in: '1' });
+    aUp.terminate();
+    expect(unhex((await bEvents.next('setAudioConf')).data)).toMatchObject({ from: a.id, in: '0', out: '0' });
+    const id = ((await (await fetch(`${t.url}/listRoom`)).json()) as { id: number; name: string }[]).find(
+      (r) => r.name === room,
+    )!.id;
+    expect(await (await fetch(`${t.url}/listMembers?roomID=${id}`)).json()).toEqual([
+      { pubkey: b.id, mic: 1, hds: 0 },
+    ]);
+    bUp.close();
+    bEvents.close();
+  });
+
   it('refuses bad room names, a second upload, and the wrong format', async () => {
     const a = new KeyUser(t.url);
     const short = await fetch(`${t.url}/joinRoom?${await a.mediaQuery({ roomID: 'ab' })}`);
