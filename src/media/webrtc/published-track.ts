@@ -53,8 +53,10 @@ export class PublishedTrack {
       if (!t.open) continue;
       packet[1] = marker | t.payloadType;
       // No isOpen() first: that is a second native call per packet and subscriber. `open`
-      // follows the track's open/closed events; a send that races a close throws, and
-      // the closed event removes the target.
+      // is set by the track's open event and cleared when its peer closes (which removes
+      // the target); a send that races a close throws and is counted. No onClosed per
+      // track on purpose: each native callback is a libuv async handle, and libuv scans
+      // all of them on every wake-up.
       try {
         t.track.sendMessageBinary(packet);
         this.packetsOut++;

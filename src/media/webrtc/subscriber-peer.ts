@@ -121,11 +121,5 @@ export class SubscriberPeer {
         source.requestKeyframe(true);
       }),
     );
-    track.onClosed(
-      this.leg.guard('track.onClosed', () => {
-        target.open = false;
-        source.removeTarget(target);
-      }),
-    );
   }
 }
