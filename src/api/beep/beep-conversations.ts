@@ -21,6 +21,8 @@ export class BeepConversations {
   private readonly connections = new Map<string, Connection>();
   private readonly conversations = new Map<string, VoiceConference>();
   private readonly userConversation = new Map<string, string>();
+  /** Which conversation each connection is in. */
+  private readonly memberConversation = new Map<string, string>();
   private readonly cutter: BiteCutter;
   private readonly sweeper: NodeJS.Timeout;
   bitesPublished = 0;
@@ -91,17 +93,20 @@ export class BeepConversations {
       this.conversations.set(conversation, conf);
     }
     conf.add(id, peer);
+    this.memberConversation.set(id, conversation);
   }
 
   private leave(id: string): void {
-    for (const [name, conf] of this.conversations) {
-      if (!conf.has(id)) continue;
-      conf.remove(id);
-      this.cutter.flush(`${name}\u0000${id}`);
-      if (conf.size === 0) {
-        conf.close();
-        this.conversations.delete(name);
-      }
+    const name = this.memberConversation.get(id);
+    if (name === undefined) return;
+    this.memberConversation.delete(id);
+    const conf = this.conversations.get(name);
+    if (!conf) return;
+    conf.remove(id);
+    this.cutter.flush(`${name}\u0000${id}`);
+    if (conf.size === 0) {
+      conf.close();
+      this.conversations.delete(name);
     }
   }
 
