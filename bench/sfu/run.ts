@@ -79,6 +79,7 @@ async function forwardedPackets(url: string): Promise<number> {
 
 async function runOnce(n: number): Promise<Record<string, unknown>> {
   const server = await startBenchServer({
+    WEBRTC_NACK_HISTORY_PACKETS: process.env.WEBRTC_NACK_HISTORY_PACKETS ?? '512',
     WEBRTC_UDP_PORT: String(await freeUdpPort()),
     WEBRTC_BIND_ADDRESS: '127.0.0.1',
     LOG_LEVEL: values['log-level'],

@@ -102,7 +102,9 @@ export class SubscriberPeer {
     const sr = new RtcpSrReporter(
       new RtpPacketizationConfig(source.outSsrc, cname, payloadType, source.codec.clockRate),
     );
-    sr.addToChain(new RtcpNackResponder(this.settings.nackHistoryPackets));
+    // 0: no retransmissions, and no per-packet copy into a history.
+    if (this.settings.nackHistoryPackets > 0)
+      sr.addToChain(new RtcpNackResponder(this.settings.nackHistoryPackets));
     track.setMediaHandler(sr);
     const target: ForwardTarget = { track, payloadType, open: false };
     this.targets.push({ source, target });
