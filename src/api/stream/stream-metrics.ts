@@ -1,4 +1,5 @@
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, type Registry } from 'prom-client';
+import { counterAtScrape, gaugeAtScrape } from '../../server/scrape-metrics.js';
 import type { StreamRegistry } from '../../media/stream/stream-registry.js';
 
 export type RefusalReason =
@@ -24,27 +25,10 @@ export class StreamMetrics {
       labelNames: ['reason'],
       registers: [registry],
     });
-    const gauge = (name: string, help: string, read: () => number): void => {
-      new Gauge({
-        name,
-        help,
-        registers: [registry],
-        collect() {
-          this.set(read());
-        },
-      });
-    };
-    const counter = (name: string, help: string, read: () => number): void => {
-      new Counter({
-        name,
-        help,
-        registers: [registry],
-        collect() {
-          this.reset();
-          this.inc(read());
-        },
-      });
-    };
+    const gauge = (name: string, help: string, read: () => number): void =>
+      gaugeAtScrape(registry, name, help, read);
+    const counter = (name: string, help: string, read: () => number): void =>
+      counterAtScrape(registry, name, help, read);
     gauge(
       'chorus_stream_channels',
       'Channels with a publisher or receivers.',
