@@ -1,5 +1,4 @@
-import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { Busboy, type BusboyHeaders, type BusboyInstance } from '@fastify/busboy';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import type { Config } from '../../config/schema.js';
@@ -16,6 +15,7 @@ import type { MediaGroup } from './media-group.js';
 import { serverPublicKeyHex } from './pkey.js';
 import { SideSite } from './side-site.js';
 import { uploadFromRequest, uploadFromWebSocket } from './upload-session.js';
+import { addFormParsers } from './voip-form-parsers.js';
 import { form, VoipAuth, VoipRefusal, type Caller, type Form } from './voip-auth.js';
 import { VoipCalls } from './voip-calls.js';
 import { VoipRooms, type VoipRoom } from './voip-rooms.js';
@@ -457,16 +457,16 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
         url,
         handler: async (request, reply) => {
           const p = await plan(request, use);
-          await new Promise<void>((resolve) => {
+          const complete = await new Promise<boolean>((resolve) =>
             startUpload(p, (input, done) =>
-              uploadFromRequest(request.raw, input, (complete) => {
+              uploadFromRequest(request.raw, input, (whole) => {
                 done();
-                resolve();
-                if (complete) void reply.type('text/plain').send('');
+                resolve(whole);
               }),
-            );
-          });
-          return reply;
+            ),
+          );
+          // A body cut short (client gone, call ended) has nobody left to answer.
+          return complete ? reply.type('text/plain').send('') : reply;
         },
       });
     }
@@ -499,32 +499,3 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
 
   log.info({ mode }, 'voip surface ready');
 };
-
-/** Forms as Go's FormValue reads them: urlencoded or multipart bodies (fields only). */
-function addFormParsers(app: FastifyInstance): void {
-  app.addContentTypeParser(
-    'application/x-www-form-urlencoded',
-    { parseAs: 'string', bodyLimit: 64 * 1024 },
-    (_req, body, done) => {
-      done(null, Object.fromEntries(new URLSearchParams(body as string)));
-    },
-  );
-  app.addContentTypeParser('multipart/form-data', (request, payload, done) => {
-    const fields: Record<string, string> = {};
-    let parser: BusboyInstance;
-    try {
-      parser = new Busboy({
-        headers: request.headers as BusboyHeaders,
-        limits: { fields: 50, fieldSize: 64 * 1024, files: 0, parts: 60 },
-      });
-    } catch (err) {
-      done(Object.assign(err as Error, { statusCode: 400 }), undefined);
-      return;
-    }
-    parser.on('field', (name: string, value: string) => (fields[name] = value));
-    parser.on('file', (_name: string, file: NodeJS.ReadableStream) => file.resume());
-    parser.on('error', (err: Error) => done(Object.assign(err, { statusCode: 400 }), undefined));
-    parser.on('finish', () => done(null, fields));
-    payload.pipe(parser);
-  });
-}
