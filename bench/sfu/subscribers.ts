@@ -1,8 +1,8 @@
 // A bench worker: holds N node-datachannel subscribers to one publisher. Each counts the
 // packets it gets and, from RTP sequence numbers, the packets it should have got; it
-// sends a receiver report every second as a browser does. Nothing is kept per packet.
-import { Audio, type PeerConnection, type Track, Video } from 'node-datachannel';
-import { EMPTY_RR, NdcClient } from '../../test/fixtures/ndc-peer.js';
+// answers sender reports with receiver reports as a browser does. Nothing is kept per packet.
+import { Audio, type PeerConnection, RtcpReceivingSession, type Track, Video } from 'node-datachannel';
+import { NdcClient } from '../../test/fixtures/ndc-peer.js';
 import { isRtcp } from '../../src/media/webrtc/rtp.js';
 
 const [, , base, room, publisher, countText, prefix, probesText] = process.argv;
@@ -54,6 +54,11 @@ class BenchSubscriber extends NdcClient {
     const a = new Audio('a0', 'RecvOnly');
     a.addOpusCodec(111);
     const audio = (this.audio = pc.addTrack(a));
+    // As a browser does: a receiver report answers each of the SFU's sender reports, with a
+    // report block for the stream (the SFU routes RTCP by that SSRC, and its silence
+    // watchdog closes a leg that sends none).
+    this.video.setMediaHandler(new RtcpReceivingSession());
+    audio.setMediaHandler(new RtcpReceivingSession());
     const [vc, ac] = this.counters as [SeqCounter, SeqCounter];
     if (!this.probe) return;
     // RTCP (the SFU's sender reports) shares the track.
@@ -90,10 +95,6 @@ for (let i = 0; i < count; i += 10) {
     }),
   );
 }
-setInterval(() => {
-  for (const s of subs) if (s.video.isOpen()) s.video.sendMessageBinary(EMPTY_RR);
-}, 1000);
-
 process.send!({ type: 'ready', connected: subs.length, failed, probes: subs.filter((s) => s.probe).length });
 process.on('message', (m: { type: string }) => {
   if (m.type === 'report') {
