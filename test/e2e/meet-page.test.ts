@@ -30,7 +30,9 @@ async function received(page: Page): Promise<Record<string, { frames: number; sa
 
 describe.runIf(haveChromium)('Meet page in Chromium', () => {
   const suite = browserSuite(async () => ({
-    webrtc: { udpPort: await freeUdpPort(), bindAddress: '127.0.0.1' },
+    // A short silence timeout: the call below outlasts it, so a leg whose RTCP the SFU did
+    // not see (and would reap as silent) shows up as media that stops.
+    webrtc: { udpPort: await freeUdpPort(), bindAddress: '127.0.0.1', peerTimeoutSeconds: 3 },
   }));
 
   it('three people join one room; each decodes video and receives audio from the other two', async () => {
@@ -64,6 +66,14 @@ describe.runIf(haveChromium)('Meet page in Chromium', () => {
     await expect
       .poll(() => pages[0]!.locator('.tile .state:not(.hidden)').count(), { timeout: 10_000 })
       .toBe(0);
+    // Past the silence timeout, every leg still flows: Chromium's receiver reports keep them.
+    const before = await Promise.all(pages.map((p) => received(p)));
+    await new Promise((r) => setTimeout(r, 4500));
+    for (const [i, page] of pages.entries()) {
+      const now = await received(page);
+      for (const o of names.filter((_, j) => j !== i))
+        expect(now[o]!.frames, `${names[i]} still decodes ${o}`).toBeGreaterThan(before[i]![o]!.frames + 20);
+    }
     mkdirSync('test-artifacts', { recursive: true });
     await pages[0]!.screenshot({ path: 'test-artifacts/meet-page.png' });
 

@@ -180,6 +180,32 @@ describe('lifetimes', () => {
     expect(pub.video.isOpen()).toBe(true);
   }, 30_000);
 
+  it('keeps a subscriber that answers sender reports past the silence timeout, and closes one that does not', async () => {
+    const room = await createRoom('quiet-admin');
+    const pub = new NdcPublisher();
+    toClose.push(pub);
+    await pub.publish(t.url, room, 'quiet-pub');
+    pub.start();
+    const talker = new NdcSubscriber();
+    const mute = new NdcSubscriber(100, 109, false);
+    toClose.push(talker, mute);
+    expect((await talker.subscribe(t.url, room, 'quiet-talker', 'quiet-pub')).status).toBe(200);
+    expect((await mute.subscribe(t.url, room, 'quiet-mute', 'quiet-pub')).status).toBe(200);
+    await eventually(
+      () => talker.videoPackets.length > 5 && mute.videoPackets.length > 5,
+      10_000,
+      'media to both',
+    );
+    // Three timeouts (2 s each) later: the one that reports still gets media; the mute
+    // one's leg was closed by the server, so its media stopped.
+    await new Promise((r) => setTimeout(r, 6000));
+    const talkerBefore = talker.videoPackets.length;
+    const muteBefore = mute.videoPackets.length;
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(talker.videoPackets.length).toBeGreaterThan(talkerBefore + 20);
+    expect(mute.videoPackets.length).toBe(muteBefore);
+  }, 30_000);
+
   it("a publisher leaving ends its subscribers' legs, and closed clients free everything", async () => {
     // Earlier tests' legs are reaped by the silence timeout (2 s here).
     await eventually(() => t.server.engine.sfu.stats().peers === 0, 10_000, 'a clean start');
