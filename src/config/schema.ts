@@ -172,7 +172,7 @@ export const configSchema = z.object({
     }),
     nackHistoryPackets: field(int(0, 65536), 512, {
       env: ['WEBRTC_NACK_HISTORY_PACKETS'],
-      doc: 'Packets each subscriber leg keeps for retransmission on NACK (about 1.2 KB each for video); `0` turns retransmission off (and its per-packet copy).',
+      doc: 'Packets each published track keeps for retransmission on NACK, one history shared by all its subscribers (about 1.2 KB each for video); `0` turns retransmission off.',
     }),
     peerTimeoutSeconds: field(int(1, 3600), 15, {
       env: ['WEBRTC_PEER_TIMEOUT_SECONDS'],

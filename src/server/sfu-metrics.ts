@@ -56,6 +56,11 @@ export function registerSfuMetrics(registry: Registry, stats: () => SfuStats): v
     (s) => s.keyframeRequests,
   );
   counter(
+    'chorus_sfu_rtp_packets_retransmitted_total',
+    "Packets resent from a published track's history on a subscriber's NACK.",
+    (s) => s.retransmissions,
+  );
+  counter(
     'chorus_sfu_send_errors_total',
     'Forwarded packets the WebRTC binding refused to send (a track closing, or a transient failure).',
     (s) => s.sendErrors,

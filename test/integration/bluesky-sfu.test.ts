@@ -140,12 +140,41 @@ describe('RTCP', () => {
     for (let s = sorted[0]!; s < sorted[sorted.length - 1]!; s++) if (!seqs.has(s)) missing.push(s);
     expect(missing).toHaveLength(3);
     const ssrc = sub.videoPackets[0]!.readUInt32BE(8);
-    for (const m of missing) sub.video.sendMessageBinary(buildNack(0x4321, ssrc, m));
+    const retransmitted = async () =>
+      Number(
+        /^chorus_sfu_rtp_packets_retransmitted_total (\d+)/m.exec(
+          await (await fetch(`${t.url}/metrics`)).text(),
+        )?.[1],
+      );
+    const before = await retransmitted();
+    // One NACK names all three: the first by PID, the next two by the bitmask.
+    expect(missing[1]).toBe(missing[0]! + 1);
+    expect(missing[2]).toBe(missing[0]! + 2);
+    sub.video.sendMessageBinary(buildNack(0x4321, ssrc, missing[0]!, 0b11));
     await eventually(
       () => missing.every((m) => sub.videoPackets.some((p) => p.readUInt16BE(2) === m)),
       5000,
       'the retransmissions',
     );
+    for (const m of missing) {
+      const resent = sub.videoPackets.find((p) => p.readUInt16BE(2) === m)!;
+      expect(resent[1]! & 0x7f).toBe(100); // the subscriber's payload type
+      expect(resent.readUInt32BE(8)).toBe(ssrc);
+    }
+    await new Promise((r) => setTimeout(r, 150)); // /metrics reads the SFU at most every 100 ms
+    expect(await retransmitted()).toBe(before + 3);
+
+    // A NACK flood (30 NACKs of 17 packets each, all still in the history) is served up to
+    // the per-leg ceiling of 400 a second, and the leg keeps receiving media.
+    await new Promise((r) => setTimeout(r, 1100));
+    const latest = sub.videoPackets[sub.videoPackets.length - 1]!.readUInt16BE(2);
+    const floodBefore = await retransmitted();
+    for (let i = 0; i < 30; i++)
+      sub.video.sendMessageBinary(buildNack(0x4321, ssrc, (latest - 100 + i) & 0xffff, 0xffff));
+    await new Promise((r) => setTimeout(r, 400));
+    expect(await retransmitted()).toBe(floodBefore + 400);
+    const count = sub.videoPackets.length;
+    await eventually(() => sub.videoPackets.length > count + 20, 5000, 'media after the flood');
     sub.close();
     pub.close();
     relay.close();

@@ -2,7 +2,7 @@ import pino from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import { chooseCodec } from '../../src/media/webrtc/codec-policy.js';
 import { guarded } from '../../src/media/webrtc/native-guard.js';
-import { buildNack, buildPli, isRtcp, wantsKeyframe } from '../../src/media/webrtc/rtp.js';
+import { buildNack, buildPli, forEachNackedSeq, isRtcp, wantsKeyframe } from '../../src/media/webrtc/rtp.js';
 import {
   SdpError,
   announceAddress,
@@ -128,6 +128,25 @@ describe('RTP helpers', () => {
     const fir = buildPli(1, 2);
     fir[0] = 0x84;
     expect(wantsKeyframe(fir)).toBe(true);
+  });
+
+  it('lists the sequence numbers of every NACK in a compound packet, bitmasks and wrap included', () => {
+    const rr = Buffer.from([0x80, 201, 0, 1, 0, 0, 0, 1]);
+    // A NACK with two FCIs: 100 (+102, +116 by bitmask) and 65535 (+0 by bitmask, wrapping).
+    const two = Buffer.alloc(20);
+    buildNack(1, 2, 100, (1 << 1) | (1 << 15)).copy(two);
+    two.writeUInt16BE(4, 2);
+    two.writeUInt16BE(65535, 16);
+    two.writeUInt16BE(1, 18);
+    const seen: number[] = [];
+    forEachNackedSeq(Buffer.concat([rr, buildPli(1, 2), two]), (s) => seen.push(s));
+    expect(seen).toEqual([100, 102, 116, 65535, 0]);
+    // A length field past the end is cut at the end, not read beyond it.
+    const bad = buildNack(1, 2, 7);
+    bad.writeUInt16BE(200, 2);
+    const got: number[] = [];
+    forEachNackedSeq(bad, (s) => got.push(s));
+    expect(got).toEqual([7]);
   });
 });
 

@@ -14,13 +14,22 @@ export interface ForwardTarget {
  * rewrites the SSRC once (to the track's outgoing SSRC, the same for every subscriber)
  * and the payload type per subscriber, in the packet's own buffer: node-datachannel
  * copies on send, so no buffer is allocated per subscriber.
+ *
+ * Retransmission: the track keeps its last packets, by sequence number, in one history
+ * shared by all its subscribers (the SFU passes sequence numbers through, so a
+ * subscriber's NACK names the publisher's packet). libdatachannel's own NACK responder
+ * would copy every packet into a history per subscriber: a copy and an allocation per
+ * packet and subscriber, and hundreds of KiB per leg.
  */
 export class PublishedTrack {
   readonly targets: ForwardTarget[] = [];
   packetsIn = 0;
   packetsOut = 0;
   keyframeRequests = 0;
+  retransmissions = 0;
   private lastKeyframeRequest = 0;
+  /** The packets node-datachannel handed us (a fresh buffer each): kept, not copied. */
+  private readonly history: Array<Buffer | undefined>;
   private ended = false;
   /** A keyframe was wanted before the publisher's media flowed: ask on its next packet. */
   private keyframePending = false;
@@ -31,7 +40,11 @@ export class PublishedTrack {
     readonly outSsrc: number,
     readonly source: Track,
     private readonly keyframeIntervalMs: number,
-  ) {}
+    /** Packets kept for retransmission; 0 turns it off. */
+    historyPackets: number,
+  ) {
+    this.history = new Array<Buffer | undefined>(historyPackets);
+  }
 
   get closed(): boolean {
     return this.ended;
@@ -46,6 +59,8 @@ export class PublishedTrack {
     if (packet.length < 12) return;
     if (this.keyframePending) this.requestKeyframe(true);
     packet.writeUInt32BE(this.outSsrc, 8);
+    const history = this.history;
+    if (history.length > 0) history[packet.readUInt16BE(2) % history.length] = packet;
     const marker = packet[1]! & 0x80;
     const targets = this.targets;
     for (let i = 0; i < targets.length; i++) {
@@ -63,6 +78,23 @@ export class PublishedTrack {
       } catch {
         this.sendErrors++;
       }
+    }
+  }
+
+  /** Resends a packet `target` NACKed, if the history still holds it. */
+  resend(seq: number, target: ForwardTarget): boolean {
+    const history = this.history;
+    if (history.length === 0 || !target.open) return false;
+    const packet = history[seq % history.length];
+    if (!packet || packet.readUInt16BE(2) !== seq) return false;
+    packet[1] = (packet[1]! & 0x80) | target.payloadType;
+    try {
+      target.track.sendMessageBinary(packet);
+      this.retransmissions++;
+      return true;
+    } catch {
+      this.sendErrors++;
+      return false;
     }
   }
 
@@ -94,5 +126,6 @@ export class PublishedTrack {
   end(): void {
     this.ended = true;
     this.targets.length = 0;
+    this.history.fill(undefined);
   }
 }

@@ -36,6 +36,7 @@ export class PublisherPeer {
           randomInt(1, 0xffffffff),
           track,
           settings.keyframeIntervalMs,
+          settings.nackHistoryPackets,
         );
         // Receiver reports and REMB to the publisher; keyframe requests go through it.
         track.setMediaHandler(new RtcpReceivingSession());

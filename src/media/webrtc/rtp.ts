@@ -24,8 +24,33 @@ export function wantsKeyframe(packet: Buffer): boolean {
   return false;
 }
 
-/** Builds a NACK (RTPFB FMT 1) for one sequence number: used by tests and the bench. */
-export function buildNack(senderSsrc: number, mediaSsrc: number, seq: number): Buffer {
+/**
+ * Calls `fn` with each sequence number a (compound) RTCP packet's generic NACKs (RTPFB
+ * FMT 1, RFC 4585 6.2.1) ask for: every FCI's PID and the bits of its BLP.
+ */
+export function forEachNackedSeq(packet: Buffer, fn: (seq: number) => void): void {
+  let off = 0;
+  while (off + 4 <= packet.length) {
+    const fmt = packet[off]! & 0x1f;
+    const pt = packet[off + 1]!;
+    const end = Math.min(packet.length, off + (packet.readUInt16BE(off + 2) + 1) * 4);
+    if (pt === RTCP_RTPFB && fmt === 1) {
+      for (let fci = off + 12; fci + 4 <= end; fci += 4) {
+        const pid = packet.readUInt16BE(fci);
+        const blp = packet.readUInt16BE(fci + 2);
+        fn(pid);
+        for (let bit = 0; bit < 16; bit++) if (blp & (1 << bit)) fn((pid + bit + 1) & 0xffff);
+      }
+    }
+    off = end;
+  }
+}
+
+/**
+ * Builds a NACK (RTPFB FMT 1) for `seq` and, through the bitmask `blp`, the 16 after it:
+ * used by tests and the bench.
+ */
+export function buildNack(senderSsrc: number, mediaSsrc: number, seq: number, blp = 0): Buffer {
   const b = Buffer.alloc(16);
   b[0] = 0x81;
   b[1] = RTCP_RTPFB;
@@ -33,7 +58,7 @@ export function buildNack(senderSsrc: number, mediaSsrc: number, seq: number): B
   b.writeUInt32BE(senderSsrc, 4);
   b.writeUInt32BE(mediaSsrc, 8);
   b.writeUInt16BE(seq, 12);
-  b.writeUInt16BE(0, 14);
+  b.writeUInt16BE(blp, 14);
   return b;
 }
 

@@ -21,6 +21,8 @@ export interface SfuStats {
   keyframeRequests: number;
   /** Forwarding sends the binding refused (counted, not fatal). */
   sendErrors: number;
+  /** Packets resent on a subscriber's NACK. */
+  retransmissions: number;
 }
 
 function asSfuError(err: unknown): SfuError {
@@ -43,7 +45,13 @@ export class Sfu {
   private readonly publishers = new Map<string, PublisherPeer>();
   private readonly subscribersOf = new Map<string, Set<SubscriberPeer>>();
   private readonly subscriptions = new Map<string, SubscriberPeer>();
-  private retired = { packetsIn: 0, packetsOut: 0, keyframeRequests: 0, sendErrors: 0 };
+  private retired = {
+    packetsIn: 0,
+    packetsOut: 0,
+    keyframeRequests: 0,
+    sendErrors: 0,
+    retransmissions: 0,
+  };
   /** Voice peers (conversations mixed by the server), watched like the others. */
   private readonly voices = new Set<VoicePeer>();
   private readonly watchdog: NodeJS.Timeout;
@@ -98,6 +106,7 @@ export class Sfu {
         this.retired.packetsOut += t.packetsOut;
         this.retired.keyframeRequests += t.keyframeRequests;
         this.retired.sendErrors += t.sendErrors;
+        this.retired.retransmissions += t.retransmissions;
       }
       if (this.publishers.get(k) === peer) {
         this.publishers.delete(k);
@@ -188,6 +197,7 @@ export class Sfu {
         s.packetsOut += t.packetsOut;
         s.keyframeRequests += t.keyframeRequests;
         s.sendErrors += t.sendErrors;
+        s.retransmissions += t.retransmissions;
       }
     }
     return s;

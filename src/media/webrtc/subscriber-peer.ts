@@ -1,19 +1,19 @@
-import {
-  Audio,
-  RtcpNackResponder,
-  RtcpSrReporter,
-  RtpPacketizationConfig,
-  Video,
-  type Track,
-} from 'node-datachannel';
+import { Audio, RtcpSrReporter, RtpPacketizationConfig, Video, type Track } from 'node-datachannel';
 import type { Logger } from 'pino';
 import { chooseCodec } from './codec-policy.js';
 import type { WebRtcSettings } from './peer-config.js';
 import { PeerLeg } from './peer-leg.js';
 import type { ForwardTarget, PublishedTrack } from './published-track.js';
-import { isRtcp, wantsKeyframe } from './rtp.js';
+import { forEachNackedSeq, isRtcp, wantsKeyframe } from './rtp.js';
 import { keepOnlyCodec, parseSdp, rejectSection, writeSdp, type MediaSection } from './sdp.js';
 import { SfuError } from './sfu-error.js';
+
+/**
+ * Retransmissions one leg may get a second. A NACK names up to 17 packets and costs the
+ * subscriber a few bytes; without a ceiling a client could make the SFU send its whole
+ * history again and again. 400/s is twice the packet rate of a 2 Mbit/s video.
+ */
+const MAX_RETRANSMITS_PER_SECOND = 400;
 
 interface Assignment {
   section: MediaSection;
@@ -24,15 +24,17 @@ interface Assignment {
 /**
  * A peer that receives one publisher's tracks. Each receiving section of its offer is
  * matched to a published track of the same kind and codec; the answer sends that track
- * with the SFU's SSRC, the subscriber's payload type, a NACK responder with a sized
- * history and sender reports.
+ * with the SFU's SSRC, the subscriber's payload type and sender reports; NACKs are
+ * answered from the published track's shared history.
  */
 export class SubscriberPeer {
   readonly leg: PeerLeg;
   readonly targets: Array<{ source: PublishedTrack; target: ForwardTarget }> = [];
+  private retransmitWindowStart = 0;
+  private retransmitsInWindow = 0;
 
   constructor(
-    private readonly settings: WebRtcSettings,
+    settings: WebRtcSettings,
     log: Logger,
     private readonly streamId: string,
   ) {
@@ -81,6 +83,15 @@ export class SubscriberPeer {
     return this.leg.answer(writeSdp(offer));
   }
 
+  private mayRetransmit(): boolean {
+    const now = Date.now();
+    if (now - this.retransmitWindowStart >= 1000) {
+      this.retransmitWindowStart = now;
+      this.retransmitsInWindow = 0;
+    }
+    return this.retransmitsInWindow++ < MAX_RETRANSMITS_PER_SECOND;
+  }
+
   private addSendTrack(a: Assignment): void {
     const { section, source, payloadType } = a;
     const cname = `chorus-${this.streamId}`;
@@ -102,17 +113,19 @@ export class SubscriberPeer {
     const sr = new RtcpSrReporter(
       new RtpPacketizationConfig(source.outSsrc, cname, payloadType, source.codec.clockRate),
     );
-    // 0: no retransmissions, and no per-packet copy into a history.
-    if (this.settings.nackHistoryPackets > 0)
-      sr.addToChain(new RtcpNackResponder(this.settings.nackHistoryPackets));
     track.setMediaHandler(sr);
     const target: ForwardTarget = { track, payloadType, open: false };
     this.targets.push({ source, target });
     track.onMessage(
       this.leg.guard('track.onMessage', (packet: Buffer) => {
         this.leg.lastHeard = Date.now();
-        // What comes back on a sending track is RTCP: PLI/FIR become a keyframe request.
-        if (isRtcp(packet) && wantsKeyframe(packet)) source.requestKeyframe();
+        // What comes back on a sending track is RTCP: PLI/FIR become a keyframe request,
+        // NACKs are answered from the published track's history.
+        if (!isRtcp(packet)) return;
+        if (wantsKeyframe(packet)) source.requestKeyframe();
+        forEachNackedSeq(packet, (seq) => {
+          if (this.mayRetransmit()) source.resend(seq, target);
+        });
       }),
     );
     track.onOpen(
