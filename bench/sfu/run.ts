@@ -72,9 +72,18 @@ function freeUdpPort(): Promise<number> {
   });
 }
 
-async function forwardedPackets(url: string): Promise<number> {
+/** The SFU's counters: forwarded packets, sends the binding refused, retransmissions. */
+async function sfuCounters(
+  url: string,
+): Promise<{ forwarded: number; sendErrors: number; retransmitted: number }> {
   const text = await (await fetch(`${url}/metrics`)).text();
-  return Number(/^chorus_sfu_rtp_packets_forwarded_total (\d+)/m.exec(text)?.[1] ?? NaN);
+  const read = (name: string): number =>
+    Number(new RegExp(`^chorus_sfu_${name} (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
+  return {
+    forwarded: read('rtp_packets_forwarded_total'),
+    sendErrors: read('send_errors_total'),
+    retransmitted: read('rtp_packets_retransmitted_total'),
+  };
 }
 
 async function runOnce(n: number): Promise<Record<string, unknown>> {
@@ -123,7 +132,7 @@ async function runOnce(n: number): Promise<Record<string, unknown>> {
     // Publisher and subscribers are asked at the same instant at both ends of the window.
     const [pub0, ...before] = await Promise.all([pub, ...subs].map((w) => ask(w, 'report')));
     const sent0 = Number(pub0!.sent);
-    const fwd0 = await forwardedPackets(server.url);
+    const counters0 = await sfuCounters(server.url);
     const cpu0 = cpuSeconds(server.pid);
     const split0 = cpuSplit(server.pid);
     const t0 = performance.now();
@@ -132,7 +141,8 @@ async function runOnce(n: number): Promise<Record<string, unknown>> {
     const cpu = cpuSeconds(server.pid) - cpu0;
     const split1 = cpuSplit(server.pid);
     const kernelShare = (split1.system - split0.system) / Math.max(0.01, cpu);
-    const fwd = (await forwardedPackets(server.url)) - fwd0;
+    const counters1 = await sfuCounters(server.url);
+    const fwd = counters1.forwarded - counters0.forwarded;
     const [pub1, ...after] = await Promise.all([pub, ...subs].map((w) => ask(w, 'report')));
     const sent = Number(pub1!.sent) - sent0;
     const rss = rssBytes(server.pid);
@@ -154,6 +164,8 @@ async function runOnce(n: number): Promise<Record<string, unknown>> {
       deliveredPercent: Number(((received / (sent * probes)) * 100).toFixed(2)),
       starvedSubscribers: sum(after, 'starved'),
       lossPercent: expected > 0 ? Number(((1 - received / expected) * 100).toFixed(3)) : null,
+      sendErrors: counters1.sendErrors - counters0.sendErrors,
+      retransmitted: counters1.retransmitted - counters0.retransmitted,
       worstSubscriberLossPercent: Number(
         (Math.max(...after.map((r) => Number(r.worstLoss))) * 100).toFixed(2),
       ),
