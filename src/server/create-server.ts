@@ -17,6 +17,7 @@ import { errorBody, errorTable } from './error-table.js';
 import { createLogger } from './logger.js';
 import { ServerMetrics } from './metrics.js';
 import { registerSfuMetrics } from './sfu-metrics.js';
+import { EventLoopLoad } from './event-loop-load.js';
 import { Readiness } from './readiness.js';
 import { persistentSecret } from './server-secret.js';
 import { readTlsFiles, watchTlsFiles } from './tls-credentials.js';
@@ -62,6 +63,8 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
     await assertUdpPortFree(config.webrtc.udpPort, config.webrtc.bindAddress);
   }
   const ports = overrides.ports ?? createPorts(config, log);
+  const lagLimitMs = config.webrtc.overloadLagMs;
+  const load = lagLimitMs > 0 ? new EventLoopLoad() : undefined;
   readiness.set('store', true);
   const engine = new Engine(ports, log, {
     stream: {
@@ -79,6 +82,13 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
       nackHistoryPackets: config.webrtc.nackHistoryPackets,
       keyframeIntervalMs: config.webrtc.keyframeIntervalMs,
       peerTimeoutMs: config.webrtc.peerTimeoutSeconds * 1000,
+      maxPeers: config.webrtc.maxPeers,
+      admission: () => {
+        const lag = load?.lagMs ?? 0;
+        return lag > lagLimitMs
+          ? `server overloaded: its event loop runs ${Math.round(lag)} ms late (limit ${lagLimitMs} ms)`
+          : undefined;
+      },
     },
     audio: {
       opus: { bitrate: config.voip.opusBitrate, complexity: config.voip.opusComplexity },
@@ -235,6 +245,7 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
         }
         await app.close();
         engine.close();
+        load?.close();
         await closePorts(ports);
         log.info('stopped');
       })();

@@ -61,6 +61,11 @@ export function registerSfuMetrics(registry: Registry, stats: () => SfuStats): v
     (s) => s.retransmissions,
   );
   counter(
+    'chorus_sfu_peers_refused_total',
+    'New peer connections refused: the peer limit (WEBRTC_MAX_PEERS) or an overloaded event loop.',
+    (s) => s.refused,
+  );
+  counter(
     'chorus_sfu_send_errors_total',
     'Forwarded packets the WebRTC binding refused to send (a track closing, or a transient failure).',
     (s) => s.sendErrors,

@@ -13,6 +13,9 @@ import { BeepIdentity, ClaimError, type Claim } from './beep-identity.js';
 import { BeepPermissions } from './beep-permissions.js';
 import { runSignaling } from './beep-signaling.js';
 
+/** Seconds a client refused for load is told to wait. */
+const RETRY_AFTER_SECONDS = 5;
+
 export interface BeepSurfaceOptions {
   config: Config['beep'];
   audio: AudioHub;
@@ -75,6 +78,7 @@ export const beepPlugin: FastifyPluginAsync<BeepSurfaceOptions> = async (app, op
   app.setErrorHandler(async (err: Error & { statusCode?: number }, request, reply) => {
     if (err instanceof ClaimError) {
       request.log.info({ status: err.status, refusal: err.message }, 'beep request refused');
+      if (err.status === 503) void reply.header('retry-after', String(RETRY_AFTER_SECONDS));
       return reply.code(err.status).type('text/plain').send(err.message);
     }
     const status = err.statusCode ?? 500;
@@ -103,13 +107,23 @@ export const beepPlugin: FastifyPluginAsync<BeepSurfaceOptions> = async (app, op
       preHandler: async (request: FastifyRequest, _reply: FastifyReply) => {
         checkOrigin(request);
         claims.set(request, await identity.claimOf(request));
+        // Refused before the upgrade, as a plain 503 a client can retry on.
+        const busy = opts.sfu.refusal();
+        if (busy) throw new ClaimError(503, busy);
       },
     },
     (socket: WebSocket, request) => {
       opts.tracker.track('beep', socket);
       const claim = claims.get(request)!;
       const connLog = log.child({ user: claim.userid, client: claim.clientid });
-      const peer = opts.sfu.voicePeer(`beep-${claim.userid}`, connLog);
+      let peer;
+      try {
+        peer = opts.sfu.voicePeer(`beep-${claim.userid}`, connLog);
+      } catch (err) {
+        // Overloaded between the check above and now: 1013 is "try again later".
+        socket.close(1013, (err as Error).message.slice(0, 120));
+        return;
+      }
       conversations.connect(claim, peer);
       runSignaling(socket, peer, connLog);
       connLog.info('beep connection');

@@ -104,6 +104,9 @@ export const blueSkyPlugin: FastifyPluginAsync<BlueSkySurfaceOptions> = async (a
           if (err.code === 'nothing_to_subscribe' && !sfu.isPublishing(found.room, asUserId(peerId))) {
             return fail(reply, 404, err.message);
           }
+          if (err.code === 'overloaded') {
+            return fail(reply.header('retry-after', '5'), 503, err.message);
+          }
           if (err.code === 'negotiation_failed') {
             request.log.error({ err }, 'bluesky: negotiation failed');
             return fail(reply, 500, err.message);

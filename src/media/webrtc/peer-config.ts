@@ -13,6 +13,10 @@ export interface WebRtcSettings {
   /** A leg from which nothing (media or RTCP) arrives for this long is closed. */
   peerTimeoutMs: number;
   gatherTimeoutMs?: number;
+  /** At most this many peer connections at once (publishers, subscribers, voices); 0: no cap. */
+  maxPeers?: number;
+  /** Why new peers should be refused right now (the process is overloaded), or undefined. */
+  admission?: () => string | undefined;
 }
 
 /** node-datachannel's configuration for every server-side peer connection. */

@@ -1,5 +1,11 @@
 /** Why the SFU refused an offer; surfaces map the code to their wire format. */
-export type SfuErrorCode = 'bad_sdp' | 'no_usable_codec' | 'nothing_to_subscribe' | 'negotiation_failed';
+export type SfuErrorCode =
+  | 'bad_sdp'
+  | 'no_usable_codec'
+  | 'nothing_to_subscribe'
+  | 'negotiation_failed'
+  /** No new peer now: the peer limit is reached or the process is overloaded (try later). */
+  | 'overloaded';
 
 export class SfuError extends Error {
   constructor(

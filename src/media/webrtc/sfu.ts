@@ -23,6 +23,8 @@ export interface SfuStats {
   sendErrors: number;
   /** Packets resent on a subscriber's NACK. */
   retransmissions: number;
+  /** New peers refused: the peer limit, or an overloaded process. */
+  refused: number;
 }
 
 function asSfuError(err: unknown): SfuError {
@@ -56,6 +58,7 @@ export class Sfu {
   private readonly voices = new Set<VoicePeer>();
   private readonly watchdog: NodeJS.Timeout;
   private readonly sweepEveryMs: number;
+  private refused = 0;
   private lastSweep = Date.now();
 
   constructor(
@@ -91,8 +94,32 @@ export class Sfu {
     }
   }
 
+  private get peerCount(): number {
+    return this.publishers.size + this.subscriptions.size + this.voices.size;
+  }
+
+  /**
+   * Why a new peer connection would be refused now, or undefined. Refusing at the door
+   * keeps the calls already running whole: a saturated SFU that takes one more leg makes
+   * every leg late, and the newcomer's connection times out anyway.
+   */
+  refusal(): string | undefined {
+    const max = this.settings.maxPeers ?? 0;
+    if (max > 0 && this.peerCount >= max) return `peer limit reached (${max} peer connections)`;
+    return this.settings.admission?.();
+  }
+
+  private admit(): void {
+    const why = this.refusal();
+    if (why === undefined) return;
+    this.refused++;
+    this.log.warn({ why, peers: this.peerCount }, 'new peer refused');
+    throw new SfuError('overloaded', why);
+  }
+
   /** `user` publishes into `room` (replacing an earlier publish of theirs); returns the answer. */
   async publish(room: Room, user: UserId, offer: string): Promise<string> {
+    this.admit();
     const k = key(room.id, user);
     this.publishers.get(k)?.leg.close('replaced by a new publish');
     const peer = new PublisherPeer(this.settings, this.log.child({ room: room.id, user, role: 'publisher' }));
@@ -138,6 +165,7 @@ export class Sfu {
     if (!source || source.leg.closed || source.tracks.length === 0) {
       throw new SfuError('nothing_to_subscribe', `peer ${publisher} is not publishing in room ${room.id}`);
     }
+    this.admit();
     const sk = `${pk}\u0000${user}`;
     this.subscriptions.get(sk)?.leg.close('replaced by a new subscription');
     const peer = new SubscriberPeer(
@@ -167,6 +195,7 @@ export class Sfu {
   /** Ends every peer of a room. */
   /** A new voice peer (one Opus section both ways), under the SFU's silence watchdog. */
   voicePeer(cname: string, log: Logger): VoicePeer {
+    this.admit();
     const peer = new VoicePeer(this.settings, log, cname);
     this.voices.add(peer);
     peer.leg.onClose(() => this.voices.delete(peer));
@@ -181,12 +210,13 @@ export class Sfu {
 
   stats(): SfuStats {
     const s: SfuStats = {
-      peers: this.publishers.size + this.subscriptions.size + this.voices.size,
+      peers: this.peerCount,
       publishers: this.publishers.size,
       subscribers: this.subscriptions.size,
       voices: this.voices.size,
       publishedTracks: 0,
       forwardTargets: 0,
+      refused: this.refused,
       ...this.retired,
     };
     for (const p of this.publishers.values()) {
