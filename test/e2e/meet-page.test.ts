@@ -82,3 +82,39 @@ describe.runIf(haveChromium)('Meet page in Chromium', () => {
     await expect.poll(() => pages[0]!.locator('.tile').count(), { timeout: 30_000 }).toBe(2);
   }, 120_000);
 });
+
+describe.runIf(haveChromium)('Meet page when the server is full', () => {
+  const suite = browserSuite(async () => ({
+    webrtc: { udpPort: await freeUdpPort(), bindAddress: '127.0.0.1', peerTimeoutSeconds: 3, maxPeers: 1 },
+  }));
+
+  it('says the server is busy, keeps trying, and gets in once there is room', async () => {
+    const first = await suite.newPage();
+    await first.goto(`${suite.server.url}/meet/`);
+    await first.fill('#name', 'ada');
+    await first.click('#join');
+    await first.waitForSelector('#in-room:not(.hidden)');
+    const room = decodeURIComponent(/room=([^&]+)/.exec(first.url())![1]!);
+
+    // The one peer connection allowed is ada's: grace's publish is refused as busy.
+    const second = await suite.newPage();
+    await second.goto(`${suite.server.url}/meet/`);
+    await second.fill('#name', 'grace');
+    await second.fill('#room-id', room);
+    await second.click('#join');
+    await second.waitForSelector('#in-room:not(.hidden)');
+    await expect
+      .poll(() => second.textContent('#media-error'), { timeout: 15_000 })
+      .toMatch(/The server is busy \(peer limit reached \(1 peer connections\)\): trying again in 5 s/);
+    await expect
+      .poll(() => second.textContent('#tile-ada .state'), { timeout: 15_000 })
+      .toBe('server busy, retrying…');
+
+    // Ada leaves; grace's next attempt gets in and her own tile connects.
+    await first.click('#leave');
+    await expect.poll(() => second.textContent('#media-error'), { timeout: 30_000 }).toBe('');
+    await expect
+      .poll(() => second.locator('#tile-me .state:not(.hidden)').count(), { timeout: 15_000 })
+      .toBe(0);
+  }, 90_000);
+});

@@ -10,6 +10,8 @@ let local: MediaStream | undefined;
 let publisher: RTCPeerConnection | undefined;
 const receivers = new Map<string, RTCPeerConnection>();
 let poll: number | undefined;
+/** A publish refused as busy, to be tried again. */
+let retryTimer: number | undefined;
 // For tests and the curious: the live peer connections.
 (window as unknown as { chorusMeet: unknown }).chorusMeet = { receivers, publisher: () => publisher };
 
@@ -45,7 +47,8 @@ function removeTile(id: string): void {
 
 async function publish(): Promise<void> {
   try {
-    local = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 360 } });
+    // Kept across republishing (a failed connection, a busy server): no second prompt.
+    local ??= await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 360 } });
   } catch (err) {
     const denied =
       err instanceof DOMException && (err.name === 'NotAllowedError' || err.name === 'SecurityError');
@@ -64,16 +67,25 @@ async function publish(): Promise<void> {
     setTileState('me', pc.connectionState === 'connected' ? undefined : `${pc.connectionState}…`);
     if (pc.connectionState === 'failed') void republish();
   });
-  await api.negotiate(pc, roomId, me, me, true);
+  try {
+    await api.negotiate(pc, roomId, me, me, true);
+    $('media-error').textContent = '';
+  } catch (err) {
+    if (!(err instanceof BlueSkyError && err.busy)) throw err;
+    // The server is full or overloaded: say so, and try again when it says to.
+    const wait = err.retryAfterSeconds ?? 5;
+    setTileState('me', 'server busy…');
+    $('media-error').textContent = `The server is busy (${err.message}): trying again in ${wait} s.`;
+    retryTimer = window.setTimeout(
+      () => void republish().catch((e: unknown) => setStatus(`error: ${String(e)}`)),
+      wait * 1000,
+    );
+  }
 }
 
 async function republish(): Promise<void> {
   publisher?.close();
   publisher = undefined;
-  if (local) {
-    local.getTracks().forEach((t) => t.stop());
-    local = undefined;
-  }
   if (roomId) await publish();
 }
 
@@ -100,8 +112,9 @@ async function subscribe(peer: string): Promise<void> {
   } catch (err) {
     pc.close();
     receivers.delete(peer);
-    // 404: not publishing yet (or any more); the next poll tries again.
-    if (!(err instanceof BlueSkyError && err.status === 404)) throw err;
+    // 404: not publishing yet (or any more); 503: the server is busy. The next poll tries again.
+    if (!(err instanceof BlueSkyError && (err.status === 404 || err.busy))) throw err;
+    if (err.busy) setTileState(peer, 'server busy, retrying…');
   }
 }
 
@@ -148,6 +161,7 @@ async function join(name: string, room: string): Promise<void> {
 
 function leave(message = ''): void {
   clearInterval(poll);
+  clearTimeout(retryTimer);
   publisher?.close();
   publisher = undefined;
   for (const pc of receivers.values()) pc.close();

@@ -13,8 +13,15 @@ export class BlueSkyError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** From `Retry-After` on a 503 (server full or overloaded): when to try again. */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
+  }
+
+  /** The server refused for load, not for the request: the same request may work later. */
+  get busy(): boolean {
+    return this.status === 503;
   }
 }
 
@@ -23,7 +30,14 @@ const decode = (s: string): RTCSessionDescriptionInit => JSON.parse(atob(s)) as 
 
 async function json<T>(res: Response): Promise<T> {
   const body = (await res.json().catch(() => ({}))) as T & { error?: string };
-  if (!res.ok) throw new BlueSkyError(res.status, body.error ?? `HTTP ${res.status}`);
+  if (!res.ok) {
+    const retry = Number(res.headers.get('retry-after'));
+    throw new BlueSkyError(
+      res.status,
+      body.error ?? `HTTP ${res.status}`,
+      Number.isFinite(retry) && retry > 0 ? retry : undefined,
+    );
+  }
   return body;
 }
 
