@@ -139,13 +139,18 @@ describe('RTP helpers', () => {
     two.writeUInt16BE(65535, 16);
     two.writeUInt16BE(1, 18);
     const seen: number[] = [];
-    forEachNackedSeq(Buffer.concat([rr, buildPli(1, 2), two]), (s) => seen.push(s));
+    // And a NACK for another stream (SSRC 3), which is not this history's to answer.
+    const other = buildNack(1, 3, 500);
+    forEachNackedSeq(Buffer.concat([rr, buildPli(1, 2), two, other]), 2, (s) => seen.push(s));
     expect(seen).toEqual([100, 102, 116, 65535, 0]);
+    const forOther: number[] = [];
+    forEachNackedSeq(Buffer.concat([two, other]), 3, (s) => forOther.push(s));
+    expect(forOther).toEqual([500]);
     // A length field past the end is cut at the end, not read beyond it.
     const bad = buildNack(1, 2, 7);
     bad.writeUInt16BE(200, 2);
     const got: number[] = [];
-    forEachNackedSeq(bad, (s) => got.push(s));
+    forEachNackedSeq(bad, 2, (s) => got.push(s));
     expect(got).toEqual([7]);
   });
 });

@@ -26,15 +26,17 @@ export function wantsKeyframe(packet: Buffer): boolean {
 
 /**
  * Calls `fn` with each sequence number a (compound) RTCP packet's generic NACKs (RTPFB
- * FMT 1, RFC 4585 6.2.1) ask for: every FCI's PID and the bits of its BLP.
+ * FMT 1, RFC 4585 6.2.1) for the stream `mediaSsrc` ask for: every FCI's PID and the bits
+ * of its BLP. NACKs for other streams in the same compound are skipped: their sequence
+ * numbers belong to another history.
  */
-export function forEachNackedSeq(packet: Buffer, fn: (seq: number) => void): void {
+export function forEachNackedSeq(packet: Buffer, mediaSsrc: number, fn: (seq: number) => void): void {
   let off = 0;
   while (off + 4 <= packet.length) {
     const fmt = packet[off]! & 0x1f;
     const pt = packet[off + 1]!;
     const end = Math.min(packet.length, off + (packet.readUInt16BE(off + 2) + 1) * 4);
-    if (pt === RTCP_RTPFB && fmt === 1) {
+    if (pt === RTCP_RTPFB && fmt === 1 && end - off >= 12 && packet.readUInt32BE(off + 8) === mediaSsrc) {
       for (let fci = off + 12; fci + 4 <= end; fci += 4) {
         const pid = packet.readUInt16BE(fci);
         const blp = packet.readUInt16BE(fci + 2);

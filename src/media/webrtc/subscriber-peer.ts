@@ -123,7 +123,7 @@ export class SubscriberPeer {
         // NACKs are answered from the published track's history.
         if (!isRtcp(packet)) return;
         if (wantsKeyframe(packet)) source.requestKeyframe();
-        forEachNackedSeq(packet, (seq) => {
+        forEachNackedSeq(packet, source.outSsrc, (seq) => {
           if (this.mayRetransmit()) source.resend(seq, target);
         });
       }),
