@@ -73,9 +73,13 @@ function freeUdpPort(): Promise<number> {
 }
 
 /** The SFU's counters: forwarded packets, sends the binding refused, retransmissions. */
-async function sfuCounters(
-  url: string,
-): Promise<{ forwarded: number; sendErrors: number; retransmitted: number }> {
+async function sfuCounters(url: string): Promise<{
+  forwarded: number;
+  sendErrors: number;
+  retransmitted: number;
+  reportedLost: number;
+  reportingLegs: number;
+}> {
   const text = await (await fetch(`${url}/metrics`)).text();
   const read = (name: string): number =>
     Number(new RegExp(`^chorus_sfu_${name} (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
@@ -83,6 +87,9 @@ async function sfuCounters(
     forwarded: read('rtp_packets_forwarded_total'),
     sendErrors: read('send_errors_total'),
     retransmitted: read('rtp_packets_retransmitted_total'),
+    // From every subscriber's receiver reports, not only the probes'.
+    reportedLost: read('subscriber_packets_lost'),
+    reportingLegs: read('subscriber_legs_reporting'),
   };
 }
 
@@ -165,6 +172,10 @@ async function runOnce(n: number): Promise<Record<string, unknown>> {
       starvedSubscribers: sum(after, 'starved'),
       lossPercent: expected > 0 ? Number(((1 - received / expected) * 100).toFixed(3)) : null,
       sendErrors: counters1.sendErrors - counters0.sendErrors,
+      reportingLegs: counters1.reportingLegs,
+      // Loss every leg's receiver reported in the window, against what was forwarded.
+      reportedLossPercent:
+        fwd > 0 ? Number((((counters1.reportedLost - counters0.reportedLost) / fwd) * 100).toFixed(3)) : null,
       retransmitted: counters1.retransmitted - counters0.retransmitted,
       worstSubscriberLossPercent: Number(
         (Math.max(...after.map((r) => Number(r.worstLoss))) * 100).toFixed(2),

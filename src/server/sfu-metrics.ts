@@ -38,6 +38,33 @@ export function registerSfuMetrics(registry: Registry, stats: () => SfuStats): v
       this.set(read().publishedTracks);
     },
   });
+  new Gauge({
+    name: 'chorus_sfu_subscriber_loss_ratio',
+    help: "Share of packets lost in subscribers' last receiver-report interval, over the legs that reported in the last 10 s: mean and max.",
+    labelNames: ['stat'],
+    registers: [registry],
+    collect() {
+      const r = read().reception;
+      this.set({ stat: 'mean' }, r.meanLoss);
+      this.set({ stat: 'max' }, r.maxLoss);
+    },
+  });
+  new Gauge({
+    name: 'chorus_sfu_subscriber_legs_reporting',
+    help: 'Subscriber legs whose receivers sent a report in the last 10 s.',
+    registers: [registry],
+    collect() {
+      this.set(read().reception.reportingLegs);
+    },
+  });
+  new Gauge({
+    name: 'chorus_sfu_subscriber_packets_lost',
+    help: "Packets the connected subscribers' receivers report lost since their legs began (falls when legs leave).",
+    registers: [registry],
+    collect() {
+      this.set(read().reception.lostPackets);
+    },
+  });
   const counter = (name: string, help: string, pick: (s: SfuStats) => number): void =>
     counterAtScrape(registry, name, help, () => pick(read()));
   counter(

@@ -5,7 +5,7 @@ import { startTestServer, type TestServer } from '../fixtures/test-server.js';
 import { eventually } from '../fixtures/ws-client.js';
 import { NdcPublisher, NdcSubscriber } from '../fixtures/ndc-peer.js';
 import { freeUdpPort } from '../fixtures/free-udp-port.js';
-import { buildNack, buildPli } from '../../src/media/webrtc/rtp.js';
+import { buildNack, buildPli, buildReceiverReport } from '../../src/media/webrtc/rtp.js';
 import { LossyUdpRelay } from '../fixtures/lossy-udp-relay.js';
 
 let t: TestServer;
@@ -178,6 +178,87 @@ describe('RTCP', () => {
     sub.close();
     pub.close();
     relay.close();
+  }, 30_000);
+});
+
+describe('reception stats', () => {
+  it("shows each subscriber's loss and jitter from its receiver reports, per room and in /metrics", async () => {
+    const room = await createRoom('stats-admin');
+    const pub = new NdcPublisher();
+    toClose.push(pub);
+    await pub.publish(t.url, room, 'stats-pub');
+    pub.start();
+    const sub = new NdcSubscriber();
+    toClose.push(sub);
+    expect((await sub.subscribe(t.url, room, 'stats-sub', 'stats-pub')).status).toBe(200);
+    await eventually(() => sub.videoPackets.length > 5, 10_000, 'media');
+    const ssrc = sub.videoPackets[0]!.readUInt32BE(8);
+    // As a browser on a bad link would: a quarter lost lately, 12 in all, 10 ms of jitter.
+    sub.video.sendMessageBinary(
+      buildReceiverReport(0x4321, ssrc, { fractionLost: 0.25, cumulativeLost: 12, jitter: 900 }),
+    );
+    type Stats = {
+      id: string;
+      publishers: Array<{
+        user: string;
+        tracks: Array<{
+          kind: string;
+          codec: string;
+          packetsIn: number;
+          subscribers: Array<{
+            user: string;
+            lossPercent: number;
+            cumulativeLost: number;
+            jitterMs: number;
+            reportAgeMs: number | null;
+          }>;
+        }>;
+      }>;
+    };
+    const stats = async (): Promise<Stats> =>
+      (await (await fetch(`${t.url}/webrtc/room/${room}/stats`)).json()) as Stats;
+    await eventually(
+      async () =>
+        (await stats()).publishers[0]?.tracks.find((x) => x.kind === 'video')?.subscribers[0]?.lossPercent ===
+        25,
+      5000,
+      'the report in the room stats',
+    );
+    const s = await stats();
+    expect(s.id).toBe(room);
+    expect(s.publishers.map((p) => p.user)).toEqual(['stats-pub']);
+    const video = s.publishers[0]!.tracks.find((x) => x.kind === 'video')!;
+    expect(video.codec).toBe('VP8');
+    expect(video.packetsIn).toBeGreaterThan(5);
+    expect(video.subscribers).toEqual([
+      {
+        user: 'stats-sub',
+        lossPercent: 25,
+        cumulativeLost: 12,
+        jitterMs: 10,
+        reportAgeMs: expect.any(Number),
+      },
+    ]);
+    // The audio leg's receiver (libdatachannel's RtcpReceivingSession) reports by itself.
+    await eventually(
+      async () =>
+        (await stats()).publishers[0]!.tracks.find((x) => x.kind === 'audio')!.subscribers[0]!.reportAgeMs !==
+        null,
+      5000,
+      'an audio receiver report',
+    );
+    await new Promise((r) => setTimeout(r, 150)); // /metrics reads the SFU at most every 100 ms
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    expect(
+      Number(/^chorus_sfu_subscriber_loss_ratio\{stat="max"\} (\S+)/m.exec(metrics)?.[1]),
+    ).toBeGreaterThanOrEqual(0.25);
+    expect(Number(/^chorus_sfu_subscriber_legs_reporting (\d+)/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(
+      2,
+    );
+    expect(Number(/^chorus_sfu_subscriber_packets_lost (\d+)/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(
+      12,
+    );
+    expect((await fetch(`${t.url}/webrtc/room/no-such-room/stats`)).status).toBe(404);
   }, 30_000);
 });
 

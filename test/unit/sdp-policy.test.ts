@@ -2,7 +2,15 @@ import pino from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import { chooseCodec } from '../../src/media/webrtc/codec-policy.js';
 import { guarded } from '../../src/media/webrtc/native-guard.js';
-import { buildNack, buildPli, forEachNackedSeq, isRtcp, wantsKeyframe } from '../../src/media/webrtc/rtp.js';
+import {
+  buildNack,
+  buildPli,
+  buildReceiverReport,
+  findReceptionReport,
+  forEachNackedSeq,
+  isRtcp,
+  wantsKeyframe,
+} from '../../src/media/webrtc/rtp.js';
 import {
   SdpError,
   announceAddress,
@@ -128,6 +136,32 @@ describe('RTP helpers', () => {
     const fir = buildPli(1, 2);
     fir[0] = 0x84;
     expect(wantsKeyframe(fir)).toBe(true);
+  });
+
+  it("reads a stream's report block from the SRs and RRs of a compound packet", () => {
+    const rr = buildReceiverReport(9, 1111, { fractionLost: 0.25, cumulativeLost: -3, jitter: 900 });
+    // An SR (sender info, then two blocks) whose second block is about 2222.
+    const sr = Buffer.alloc(28 + 48);
+    sr[0] = 0x82;
+    sr[1] = 200;
+    sr.writeUInt16BE(sr.length / 4 - 1, 2);
+    sr.writeUInt32BE(9, 4);
+    sr.writeUInt32BE(3333, 28);
+    sr.writeUInt32BE(2222, 52);
+    sr[56] = 128;
+    sr.writeIntBE(40, 57, 3);
+    sr.writeUInt32BE(480, 64);
+    const out = { fractionLost: 0, cumulativeLost: 0, jitter: 0 };
+    const compound = Buffer.concat([sr, rr, buildPli(9, 1111)]);
+    expect(findReceptionReport(compound, 1111, out)).toBe(true);
+    expect(out).toEqual({ fractionLost: 0.25, cumulativeLost: -3, jitter: 900 });
+    expect(findReceptionReport(compound, 2222, out)).toBe(true);
+    expect(out).toEqual({ fractionLost: 0.5, cumulativeLost: 40, jitter: 480 });
+    expect(findReceptionReport(compound, 4444, out)).toBe(false);
+    // A report count larger than the packet holds is read no further than the packet.
+    const lying = Buffer.from(rr);
+    lying[0] = 0x9f;
+    expect(findReceptionReport(lying.subarray(0, 20), 1111, out)).toBe(false);
   });
 
   it('lists the sequence numbers of every NACK in a compound packet, bitmasks and wrap included', () => {

@@ -64,6 +64,14 @@ export const blueSkyPlugin: FastifyPluginAsync<BlueSkySurfaceOptions> = async (a
     return { id: found.record.id, admin: found.record.admin, publishers: found.room.publishers() };
   });
 
+  // Chorus: each publisher's tracks and how every subscriber receives them (loss and jitter
+  // from their receiver reports), to answer "why is Bob's video choppy?".
+  app.get<{ Params: { meetingId: string } }>('/webrtc/room/:meetingId/stats', async (request, reply) => {
+    const found = await openRoom(request.params.meetingId);
+    if (!found) return fail(reply, 404, `room not found: ${request.params.meetingId}`);
+    return { id: found.record.id, ...sfu.roomStats(found.room) };
+  });
+
   app.delete<{ Params: { meetingId: string } }>('/webrtc/room/:meetingId', async (request, reply) => {
     const found = await openRoom(request.params.meetingId);
     if (!found) return fail(reply, 404, `room not found: ${request.params.meetingId}`);

@@ -1,5 +1,6 @@
 import type { Track } from 'node-datachannel';
 import type { CodecChoice } from './codec-policy.js';
+import type { ReceptionReport } from './rtp.js';
 
 /** One subscriber's sending side of a published track. */
 export interface ForwardTarget {
@@ -7,6 +8,10 @@ export interface ForwardTarget {
   /** The payload type this subscriber negotiated for the codec. */
   readonly payloadType: number;
   open: boolean;
+  /** Who receives (for stats). */
+  readonly subscriber: string;
+  /** The subscriber's last receiver report about this stream; `at` 0 until one came. */
+  readonly report: ReceptionReport & { at: number };
 }
 
 /**

@@ -5,6 +5,8 @@ export function isRtcp(packet: Buffer): boolean {
   return pt >= 192 && pt <= 223;
 }
 
+export const RTCP_SR = 200;
+export const RTCP_RR = 201;
 export const RTCP_PSFB = 206;
 export const RTCP_RTPFB = 205;
 
@@ -20,6 +22,40 @@ export function wantsKeyframe(packet: Buffer): boolean {
     const words = packet.readUInt16BE(off + 2);
     if (pt === RTCP_PSFB && (fmt === 1 || fmt === 4)) return true;
     off += (words + 1) * 4;
+  }
+  return false;
+}
+
+/** What a receiver last said about one stream in a report block (RFC 3550 6.4.1). */
+export interface ReceptionReport {
+  /** Share of packets lost in the interval before the report, 0 to 1. */
+  fractionLost: number;
+  /** Packets lost since the stream began (negative with duplicates). */
+  cumulativeLost: number;
+  /** Interarrival jitter, in RTP timestamp units. */
+  jitter: number;
+}
+
+/**
+ * Finds the report block about stream `ssrc` in the SRs and RRs of a (compound) RTCP
+ * packet and copies it into `out`, without allocating; false when there is none.
+ */
+export function findReceptionReport(packet: Buffer, ssrc: number, out: ReceptionReport): boolean {
+  let off = 0;
+  while (off + 8 <= packet.length) {
+    const count = packet[off]! & 0x1f;
+    const pt = packet[off + 1]!;
+    const end = Math.min(packet.length, off + (packet.readUInt16BE(off + 2) + 1) * 4);
+    // Report blocks follow the sender's SSRC (RR) or its 20-byte sender info too (SR).
+    const first = pt === RTCP_SR ? off + 28 : pt === RTCP_RR ? off + 8 : end;
+    for (let i = 0, b = first; i < count && b + 24 <= end; i++, b += 24) {
+      if (packet.readUInt32BE(b) !== ssrc) continue;
+      out.fractionLost = packet[b + 4]! / 256;
+      out.cumulativeLost = packet.readIntBE(b + 5, 3);
+      out.jitter = packet.readUInt32BE(b + 12);
+      return true;
+    }
+    off = end;
   }
   return false;
 }
@@ -61,6 +97,25 @@ export function buildNack(senderSsrc: number, mediaSsrc: number, seq: number, bl
   b.writeUInt32BE(mediaSsrc, 8);
   b.writeUInt16BE(seq, 12);
   b.writeUInt16BE(blp, 14);
+  return b;
+}
+
+/** Builds an RR with one report block about `mediaSsrc`: used by tests. */
+export function buildReceiverReport(
+  senderSsrc: number,
+  mediaSsrc: number,
+  report: { fractionLost: number; cumulativeLost: number; jitter: number; highestSeq?: number },
+): Buffer {
+  const b = Buffer.alloc(32);
+  b[0] = 0x81;
+  b[1] = RTCP_RR;
+  b.writeUInt16BE(7, 2);
+  b.writeUInt32BE(senderSsrc, 4);
+  b.writeUInt32BE(mediaSsrc, 8);
+  b[12] = Math.min(255, Math.round(report.fractionLost * 256));
+  b.writeIntBE(report.cumulativeLost, 13, 3);
+  b.writeUInt32BE(report.highestSeq ?? 0, 16);
+  b.writeUInt32BE(report.jitter, 20);
   return b;
 }
 

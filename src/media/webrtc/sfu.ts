@@ -1,3 +1,4 @@
+import { summarizeReception, trackStats, type ReceptionSummary, type TrackStats } from './track-stats.js';
 import type { Logger } from 'pino';
 import type { UserId } from '../../core/ids.js';
 import type { Room } from '../../core/room.js';
@@ -25,6 +26,13 @@ export interface SfuStats {
   retransmissions: number;
   /** New peers refused: the peer limit, or an overloaded process. */
   refused: number;
+  /** What subscribers' receivers report (loss, over every leg). */
+  reception: ReceptionSummary;
+}
+
+/** A room's publishers, their tracks and how each subscriber receives them. */
+export interface RoomMediaStats {
+  publishers: Array<{ user: string; tracks: TrackStats[] }>;
 }
 
 function asSfuError(err: unknown): SfuError {
@@ -172,6 +180,7 @@ export class Sfu {
       this.settings,
       this.log.child({ room: room.id, user, publisher, role: 'subscriber' }),
       publisher,
+      user,
     );
     let set = this.subscribersOf.get(pk);
     if (!set) this.subscribersOf.set(pk, (set = new Set()));
@@ -208,6 +217,17 @@ export class Sfu {
     for (const [k, s] of [...this.subscriptions]) if (k.startsWith(prefix)) s.leg.close('room closed');
   }
 
+  roomStats(room: Room): RoomMediaStats {
+    const prefix = `${room.id}\u0000`;
+    const now = Date.now();
+    const publishers: RoomMediaStats['publishers'] = [];
+    for (const [k, p] of this.publishers) {
+      if (!k.startsWith(prefix) || p.leg.closed) continue;
+      publishers.push({ user: k.slice(prefix.length), tracks: p.tracks.map((t) => trackStats(t, now)) });
+    }
+    return { publishers };
+  }
+
   stats(): SfuStats {
     const s: SfuStats = {
       peers: this.peerCount,
@@ -217,6 +237,7 @@ export class Sfu {
       publishedTracks: 0,
       forwardTargets: 0,
       refused: this.refused,
+      reception: summarizeReception([...this.publishers.values()].flatMap((p) => p.tracks)),
       ...this.retired,
     };
     for (const p of this.publishers.values()) {

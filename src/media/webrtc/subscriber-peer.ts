@@ -4,7 +4,7 @@ import { chooseCodec } from './codec-policy.js';
 import type { WebRtcSettings } from './peer-config.js';
 import { PeerLeg } from './peer-leg.js';
 import type { ForwardTarget, PublishedTrack } from './published-track.js';
-import { forEachNackedSeq, isRtcp, wantsKeyframe } from './rtp.js';
+import { findReceptionReport, forEachNackedSeq, isRtcp, wantsKeyframe } from './rtp.js';
 import { keepOnlyCodec, parseSdp, rejectSection, writeSdp, type MediaSection } from './sdp.js';
 import { SfuError } from './sfu-error.js';
 
@@ -37,6 +37,8 @@ export class SubscriberPeer {
     settings: WebRtcSettings,
     log: Logger,
     private readonly streamId: string,
+    /** The receiving user. */
+    private readonly user: string,
   ) {
     this.leg = new PeerLeg(settings, log);
     // No onTrack handler here, on purpose: node-datachannel would wrap each of the offer's
@@ -114,7 +116,13 @@ export class SubscriberPeer {
       new RtpPacketizationConfig(source.outSsrc, cname, payloadType, source.codec.clockRate),
     );
     track.setMediaHandler(sr);
-    const target: ForwardTarget = { track, payloadType, open: false };
+    const target: ForwardTarget = {
+      track,
+      payloadType,
+      open: false,
+      subscriber: this.user,
+      report: { fractionLost: 0, cumulativeLost: 0, jitter: 0, at: 0 },
+    };
     this.targets.push({ source, target });
     track.onMessage(
       this.leg.guard('track.onMessage', (packet: Buffer) => {
@@ -122,6 +130,7 @@ export class SubscriberPeer {
         // What comes back on a sending track is RTCP: PLI/FIR become a keyframe request,
         // NACKs are answered from the published track's history.
         if (!isRtcp(packet)) return;
+        if (findReceptionReport(packet, source.outSsrc, target.report)) target.report.at = Date.now();
         if (wantsKeyframe(packet)) source.requestKeyframe();
         forEachNackedSeq(packet, source.outSsrc, (seq) => {
           if (this.mayRetransmit()) source.resend(seq, target);

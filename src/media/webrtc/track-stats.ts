@@ -1,0 +1,73 @@
+import type { PublishedTrack } from './published-track.js';
+
+/** A receiver report older than this no longer describes its leg. */
+export const REPORT_FRESH_MS = 10_000;
+
+/** How one subscriber receives a track, from its last receiver report. */
+export interface SubscriberReception {
+  user: string;
+  /** Share of packets lost in the receiver's last report interval, in percent. */
+  lossPercent: number;
+  /** Packets lost since the leg began, as the receiver counts them. */
+  cumulativeLost: number;
+  /** Interarrival jitter, in milliseconds. */
+  jitterMs: number;
+  /** Age of that report; null when the receiver has not reported yet. */
+  reportAgeMs: number | null;
+}
+
+export interface TrackStats {
+  kind: 'audio' | 'video';
+  codec: string;
+  packetsIn: number;
+  packetsOut: number;
+  keyframeRequests: number;
+  retransmissions: number;
+  subscribers: SubscriberReception[];
+}
+
+/** A published track's counters and each subscriber's reception, for a room's stats. */
+export function trackStats(t: PublishedTrack, now = Date.now()): TrackStats {
+  return {
+    kind: t.kind,
+    codec: t.codec.name,
+    packetsIn: t.packetsIn,
+    packetsOut: t.packetsOut,
+    keyframeRequests: t.keyframeRequests,
+    retransmissions: t.retransmissions,
+    subscribers: t.targets.map(({ subscriber, report }) => ({
+      user: subscriber,
+      lossPercent: Math.round(report.fractionLost * 1000) / 10,
+      cumulativeLost: report.cumulativeLost,
+      jitterMs: Math.round((report.jitter / t.codec.clockRate) * 10_000) / 10,
+      reportAgeMs: report.at > 0 ? now - report.at : null,
+    })),
+  };
+}
+
+/** What the subscriber legs' receivers last reported, over every track. */
+export interface ReceptionSummary {
+  /** Legs with a report in the last REPORT_FRESH_MS. */
+  reportingLegs: number;
+  /** Mean and worst share lost in those legs' last report intervals (0 to 1). */
+  meanLoss: number;
+  maxLoss: number;
+  /** Packets those legs' receivers say they lost since they began. */
+  lostPackets: number;
+}
+
+export function summarizeReception(tracks: Iterable<PublishedTrack>, now = Date.now()): ReceptionSummary {
+  const s: ReceptionSummary = { reportingLegs: 0, meanLoss: 0, maxLoss: 0, lostPackets: 0 };
+  let sum = 0;
+  for (const t of tracks) {
+    for (const { report } of t.targets) {
+      if (report.at === 0 || now - report.at > REPORT_FRESH_MS) continue;
+      s.reportingLegs++;
+      sum += report.fractionLost;
+      s.maxLoss = Math.max(s.maxLoss, report.fractionLost);
+      s.lostPackets += Math.max(0, report.cumulativeLost);
+    }
+  }
+  s.meanLoss = s.reportingLegs > 0 ? sum / s.reportingLegs : 0;
+  return s;
+}
