@@ -1,5 +1,5 @@
 import { Gauge, type Registry } from 'prom-client';
-import { counterAtScrape } from './scrape-metrics.js';
+import { counterAtScrape, gaugeAtScrape } from './scrape-metrics.js';
 import type { SfuStats } from '../media/webrtc/sfu.js';
 
 /**
@@ -30,14 +30,12 @@ export function registerSfuMetrics(registry: Registry, stats: () => SfuStats): v
       this.set({ role: 'voice' }, s.voices);
     },
   });
-  new Gauge({
-    name: 'chorus_sfu_published_tracks',
-    help: 'Tracks being published into the SFU.',
-    registers: [registry],
-    collect() {
-      this.set(read().publishedTracks);
-    },
-  });
+  gaugeAtScrape(
+    registry,
+    'chorus_sfu_published_tracks',
+    'Tracks being published into the SFU.',
+    () => read().publishedTracks,
+  );
   new Gauge({
     name: 'chorus_sfu_subscriber_loss_ratio',
     help: "Share of packets lost in subscribers' last receiver-report interval, over the legs that reported in the last 10 s: mean and max.",
@@ -49,22 +47,18 @@ export function registerSfuMetrics(registry: Registry, stats: () => SfuStats): v
       this.set({ stat: 'max' }, r.maxLoss);
     },
   });
-  new Gauge({
-    name: 'chorus_sfu_subscriber_legs_reporting',
-    help: 'Subscriber legs whose receivers sent a report in the last 10 s.',
-    registers: [registry],
-    collect() {
-      this.set(read().reception.reportingLegs);
-    },
-  });
-  new Gauge({
-    name: 'chorus_sfu_subscriber_packets_lost',
-    help: "Packets the connected subscribers' receivers report lost since their legs began (falls when legs leave).",
-    registers: [registry],
-    collect() {
-      this.set(read().reception.lostPackets);
-    },
-  });
+  gaugeAtScrape(
+    registry,
+    'chorus_sfu_subscriber_legs_reporting',
+    'Subscriber legs whose receivers sent a report in the last 10 s.',
+    () => read().reception.reportingLegs,
+  );
+  gaugeAtScrape(
+    registry,
+    'chorus_sfu_subscriber_packets_lost',
+    "Packets the connected subscribers' receivers report lost since their legs began (falls when legs leave).",
+    () => read().reception.lostPackets,
+  );
   const counter = (name: string, help: string, pick: (s: SfuStats) => number): void =>
     counterAtScrape(registry, name, help, () => pick(read()));
   counter(

@@ -85,16 +85,32 @@ export function forEachNackedSeq(packet: Buffer, mediaSsrc: number, fn: (seq: nu
 }
 
 /**
+ * An RTCP packet of `bytes` with its header (count or FMT in the low bits of byte 0), the
+ * sender's SSRC and, in the next word, the media SSRC (feedback) or the first report
+ * block's SSRC (RR): the common start of the packets the helpers below build.
+ */
+function rtcpPacket(
+  bytes: number,
+  countOrFmt: number,
+  pt: number,
+  senderSsrc: number,
+  mediaSsrc: number,
+): Buffer {
+  const b = Buffer.alloc(bytes);
+  b[0] = 0x80 | countOrFmt;
+  b[1] = pt;
+  b.writeUInt16BE(bytes / 4 - 1, 2);
+  b.writeUInt32BE(senderSsrc, 4);
+  b.writeUInt32BE(mediaSsrc, 8);
+  return b;
+}
+
+/**
  * Builds a NACK (RTPFB FMT 1) for `seq` and, through the bitmask `blp`, the 16 after it:
  * used by tests and the bench.
  */
 export function buildNack(senderSsrc: number, mediaSsrc: number, seq: number, blp = 0): Buffer {
-  const b = Buffer.alloc(16);
-  b[0] = 0x81;
-  b[1] = RTCP_RTPFB;
-  b.writeUInt16BE(3, 2);
-  b.writeUInt32BE(senderSsrc, 4);
-  b.writeUInt32BE(mediaSsrc, 8);
+  const b = rtcpPacket(16, 1, RTCP_RTPFB, senderSsrc, mediaSsrc);
   b.writeUInt16BE(seq, 12);
   b.writeUInt16BE(blp, 14);
   return b;
@@ -106,12 +122,7 @@ export function buildReceiverReport(
   mediaSsrc: number,
   report: { fractionLost: number; cumulativeLost: number; jitter: number; highestSeq?: number },
 ): Buffer {
-  const b = Buffer.alloc(32);
-  b[0] = 0x81;
-  b[1] = RTCP_RR;
-  b.writeUInt16BE(7, 2);
-  b.writeUInt32BE(senderSsrc, 4);
-  b.writeUInt32BE(mediaSsrc, 8);
+  const b = rtcpPacket(32, 1, RTCP_RR, senderSsrc, mediaSsrc);
   b[12] = Math.min(255, Math.round(report.fractionLost * 256));
   b.writeIntBE(report.cumulativeLost, 13, 3);
   b.writeUInt32BE(report.highestSeq ?? 0, 16);
@@ -121,13 +132,7 @@ export function buildReceiverReport(
 
 /** Builds a PLI (PSFB FMT 1). */
 export function buildPli(senderSsrc: number, mediaSsrc: number): Buffer {
-  const b = Buffer.alloc(12);
-  b[0] = 0x81;
-  b[1] = RTCP_PSFB;
-  b.writeUInt16BE(2, 2);
-  b.writeUInt32BE(senderSsrc, 4);
-  b.writeUInt32BE(mediaSsrc, 8);
-  return b;
+  return rtcpPacket(12, 1, RTCP_PSFB, senderSsrc, mediaSsrc);
 }
 
 /**
