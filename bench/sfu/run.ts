@@ -96,6 +96,12 @@ async function sfuCounters(url: string): Promise<{
 async function runOnce(n: number): Promise<Record<string, unknown>> {
   const server = await startBenchServer({
     WEBRTC_NACK_HISTORY_PACKETS: process.env.WEBRTC_NACK_HISTORY_PACKETS ?? '512',
+    // Passed through when set, to try other admission settings.
+    ...Object.fromEntries(
+      ['WEBRTC_OVERLOAD_BUSY_PERCENT', 'WEBRTC_MAX_PEERS'].flatMap((k) =>
+        process.env[k] ? [[k, process.env[k]]] : [],
+      ),
+    ),
     WEBRTC_UDP_PORT: String(await freeUdpPort()),
     WEBRTC_BIND_ADDRESS: '127.0.0.1',
     LOG_LEVEL: values['log-level'],

@@ -182,9 +182,9 @@ export const configSchema = z.object({
       env: ['WEBRTC_MAX_PEERS'],
       doc: 'At most this many WebRTC peer connections at once (Blue Sky publishers and subscribers, Beep connections); more are refused with 503 and `Retry-After`. `0`: no fixed cap.',
     }),
-    overloadLagMs: field(int(0, 10000), 50, {
-      env: ['WEBRTC_OVERLOAD_LAG_MS'],
-      doc: "New WebRTC peer connections are refused (503, `Retry-After`) while the event loop's mean delay over the last second exceeds this many ms, so the calls already running stay whole; `0` turns the check off.",
+    overloadBusyPercent: field(int(0, 100), 98, {
+      env: ['WEBRTC_OVERLOAD_BUSY_PERCENT'],
+      doc: 'New WebRTC peer connections are refused (503, `Retry-After`) while the event loop was busy more than this share of the last 3 s (it forwards every packet), so the calls already running stay whole; `0` turns the check off.',
     }),
     keyframeIntervalMs: field(int(100, 60000), 1000, {
       env: ['WEBRTC_KEYFRAME_MIN_INTERVAL_MS'],

@@ -63,8 +63,8 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
     await assertUdpPortFree(config.webrtc.udpPort, config.webrtc.bindAddress);
   }
   const ports = overrides.ports ?? createPorts(config, log);
-  const lagLimitMs = config.webrtc.overloadLagMs;
-  const load = lagLimitMs > 0 ? new EventLoopLoad() : undefined;
+  const busyLimit = config.webrtc.overloadBusyPercent / 100;
+  const load = busyLimit > 0 ? new EventLoopLoad() : undefined;
   readiness.set('store', true);
   const engine = new Engine(ports, log, {
     stream: {
@@ -84,9 +84,9 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
       peerTimeoutMs: config.webrtc.peerTimeoutSeconds * 1000,
       maxPeers: config.webrtc.maxPeers,
       admission: () => {
-        const lag = load?.lagMs ?? 0;
-        return lag > lagLimitMs
-          ? `server overloaded: its event loop runs ${Math.round(lag)} ms late (limit ${lagLimitMs} ms)`
+        const busy = load?.utilization ?? 0;
+        return busy > busyLimit
+          ? `server overloaded: its event loop is ${Math.round(busy * 100)} % busy (limit ${config.webrtc.overloadBusyPercent} %)`
           : undefined;
       },
     },

@@ -1,45 +1,43 @@
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 
 /**
- * How late the event loop runs. Everything real-time in Chorus (forwarding, mixing,
- * signalling) runs on this one thread, so its delay is the load that matters: when it
- * grows, taking on more work degrades what is already being served.
+ * How busy the event loop is: the share of wall time it spent running callbacks rather
+ * than waiting for I/O (Node's event-loop utilization). The SFU forwards on this one
+ * thread (every send into libdatachannel is synchronous here), so when it is busy nearly
+ * all the time, packets queue in front of it and every call gets late. The event loop's
+ * timer delay does not show that: a saturated SFU still turns its loop quickly, with the
+ * backlog waiting in the native callback queues.
  *
- * The figure is the mean delay over the last window (1 s), or over the window so far when
- * that is worse, so a saturated loop shows within a second; one pause (a major GC) is
- * diluted by the timer's other samples.
+ * The figure is the mean of the last few samples (3 s by default): long enough that a
+ * burst of joins (each a few ms of SDP and ICE work) does not look like saturation,
+ * short enough that real saturation shows within seconds.
  */
 export class EventLoopLoad {
-  private readonly histogram: IntervalHistogram;
   private readonly timer: NodeJS.Timeout;
-  private lastWindowLagMs = 0;
+  private last: EventLoopUtilization;
+  private readonly samples: number[] = [];
 
   constructor(
-    windowMs = 1000,
-    private readonly resolutionMs = 10,
+    sampleMs = 500,
+    private readonly keep = 6,
   ) {
-    this.histogram = monitorEventLoopDelay({ resolution: resolutionMs });
-    this.histogram.enable();
+    this.last = performance.eventLoopUtilization();
     this.timer = setInterval(() => {
-      this.lastWindowLagMs = this.windowLagMs();
-      this.histogram.reset();
-    }, windowMs);
+      const now = performance.eventLoopUtilization();
+      this.samples.push(performance.eventLoopUtilization(now, this.last).utilization);
+      if (this.samples.length > this.keep) this.samples.shift();
+      this.last = now;
+    }, sampleMs);
     this.timer.unref();
   }
 
-  /** The histogram times its own timer: what exceeds the resolution is delay. */
-  private windowLagMs(): number {
-    const h = this.histogram;
-    return h.count > 0 ? Math.max(0, h.mean / 1e6 - this.resolutionMs) : 0;
-  }
-
-  /** Mean event-loop delay in ms, as above. */
-  get lagMs(): number {
-    return Math.max(this.lastWindowLagMs, this.windowLagMs());
+  /** Busy share of the event loop over the last samples, 0 to 1 (0 before the first). */
+  get utilization(): number {
+    const n = this.samples.length;
+    return n === 0 ? 0 : this.samples.reduce((a, b) => a + b, 0) / n;
   }
 
   close(): void {
     clearInterval(this.timer);
-    this.histogram.disable();
   }
 }
