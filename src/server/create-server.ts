@@ -18,6 +18,7 @@ import { createLogger } from './logger.js';
 import { ServerMetrics } from './metrics.js';
 import { registerSfuMetrics } from './sfu-metrics.js';
 import { EventLoopLoad } from './event-loop-load.js';
+import { gaugeAtScrape } from './scrape-metrics.js';
 import { Readiness } from './readiness.js';
 import { persistentSecret } from './server-secret.js';
 import { readTlsFiles, watchTlsFiles } from './tls-credentials.js';
@@ -177,6 +178,14 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
     return reply.code(snap.ready ? 200 : 503).send(snap);
   });
   registerSfuMetrics(metrics.registry, () => engine.sfu.stats());
+  if (load) {
+    gaugeAtScrape(
+      metrics.registry,
+      'chorus_event_loop_utilization',
+      'Share of the last 3 s the event loop was busy (0-1); new WebRTC legs are refused above WEBRTC_OVERLOAD_BUSY_PERCENT.',
+      () => load.utilization,
+    );
+  }
   if (config.metrics.enabled) {
     app.get('/metrics', async (_request, reply) =>
       reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),

@@ -102,6 +102,8 @@ describe('SFU admission', () => {
     expect(((await refused.json()) as { error: string }).error).toMatch(
       /server overloaded: its event loop is \d+ % busy \(limit 90 %\)/,
     );
+    const busy = /^chorus_event_loop_utilization (\S+)/m.exec(await (await fetch(`${t.url}/metrics`)).text());
+    expect(Number(busy?.[1])).toBeGreaterThan(0.9);
     // Idle again: once the 3 s of samples are quiet the server takes peers.
     await new Promise((r) => setTimeout(r, 4000));
     const pub = new NdcPublisher();
