@@ -11,10 +11,8 @@ import type { WebSocketTracker } from '../../server/websocket-tracker.js';
 import { BeepConversations } from './beep-conversations.js';
 import { BeepIdentity, ClaimError, type Claim } from './beep-identity.js';
 import { BeepPermissions } from './beep-permissions.js';
+import { OVERLOADED_RETRY_AFTER_SECONDS } from '../../media/webrtc/sfu-error.js';
 import { runSignaling } from './beep-signaling.js';
-
-/** Seconds a client refused for load is told to wait. */
-const RETRY_AFTER_SECONDS = 5;
 
 export interface BeepSurfaceOptions {
   config: Config['beep'];
@@ -78,7 +76,7 @@ export const beepPlugin: FastifyPluginAsync<BeepSurfaceOptions> = async (app, op
   app.setErrorHandler(async (err: Error & { statusCode?: number }, request, reply) => {
     if (err instanceof ClaimError) {
       request.log.info({ status: err.status, refusal: err.message }, 'beep request refused');
-      if (err.status === 503) void reply.header('retry-after', String(RETRY_AFTER_SECONDS));
+      if (err.status === 503) void reply.header('retry-after', String(OVERLOADED_RETRY_AFTER_SECONDS));
       return reply.code(err.status).type('text/plain').send(err.message);
     }
     const status = err.statusCode ?? 500;

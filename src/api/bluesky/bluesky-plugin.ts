@@ -5,7 +5,7 @@ import { asRoomId, type RoomRegistry } from '../../core/room.js';
 import type { RoomDirectory } from '../../core/room-directory.js';
 import type { Sfu } from '../../media/webrtc/sfu.js';
 import { SdpError } from '../../media/webrtc/sdp.js';
-import { SfuError } from '../../media/webrtc/sfu-error.js';
+import { OVERLOADED_RETRY_AFTER_SECONDS, SfuError } from '../../media/webrtc/sfu-error.js';
 import { SignalBodyError, decodeOffer, encodeAnswer } from './bluesky-wire.js';
 
 export interface BlueSkySurfaceOptions {
@@ -113,7 +113,11 @@ export const blueSkyPlugin: FastifyPluginAsync<BlueSkySurfaceOptions> = async (a
             return fail(reply, 404, err.message);
           }
           if (err.code === 'overloaded') {
-            return fail(reply.header('retry-after', '5'), 503, err.message);
+            return fail(
+              reply.header('retry-after', String(OVERLOADED_RETRY_AFTER_SECONDS)),
+              503,
+              err.message,
+            );
           }
           if (err.code === 'negotiation_failed') {
             request.log.error({ err }, 'bluesky: negotiation failed');

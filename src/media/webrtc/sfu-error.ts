@@ -7,6 +7,9 @@ export type SfuErrorCode =
   /** No new peer now: the peer limit is reached or the process is overloaded (try later). */
   | 'overloaded';
 
+/** Seconds a client refused as `overloaded` is told to wait (`Retry-After`). */
+export const OVERLOADED_RETRY_AFTER_SECONDS = 5;
+
 export class SfuError extends Error {
   constructor(
     readonly code: SfuErrorCode,

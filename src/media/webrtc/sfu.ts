@@ -229,27 +229,25 @@ export class Sfu {
   }
 
   stats(): SfuStats {
+    const tracks = [...this.publishers.values()].flatMap((p) => p.tracks);
     const s: SfuStats = {
       peers: this.peerCount,
       publishers: this.publishers.size,
       subscribers: this.subscriptions.size,
       voices: this.voices.size,
-      publishedTracks: 0,
+      publishedTracks: tracks.length,
       forwardTargets: 0,
       refused: this.refused,
-      reception: summarizeReception([...this.publishers.values()].flatMap((p) => p.tracks)),
+      reception: summarizeReception(tracks),
       ...this.retired,
     };
-    for (const p of this.publishers.values()) {
-      for (const t of p.tracks) {
-        s.publishedTracks++;
-        s.forwardTargets += t.targets.length;
-        s.packetsIn += t.packetsIn;
-        s.packetsOut += t.packetsOut;
-        s.keyframeRequests += t.keyframeRequests;
-        s.sendErrors += t.sendErrors;
-        s.retransmissions += t.retransmissions;
-      }
+    for (const t of tracks) {
+      s.forwardTargets += t.targets.length;
+      s.packetsIn += t.packetsIn;
+      s.packetsOut += t.packetsOut;
+      s.keyframeRequests += t.keyframeRequests;
+      s.sendErrors += t.sendErrors;
+      s.retransmissions += t.retransmissions;
     }
     return s;
   }

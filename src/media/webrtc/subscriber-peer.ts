@@ -124,6 +124,10 @@ export class SubscriberPeer {
       report: { fractionLost: 0, cumulativeLost: 0, jitter: 0, at: 0 },
     };
     this.targets.push({ source, target });
+    // Made once per leg, not per RTCP packet.
+    const resend = (seq: number): void => {
+      if (this.mayRetransmit()) source.resend(seq, target);
+    };
     track.onMessage(
       this.leg.guard('track.onMessage', (packet: Buffer) => {
         this.leg.lastHeard = Date.now();
@@ -132,9 +136,7 @@ export class SubscriberPeer {
         if (!isRtcp(packet)) return;
         if (findReceptionReport(packet, source.outSsrc, target.report)) target.report.at = Date.now();
         if (wantsKeyframe(packet)) source.requestKeyframe();
-        forEachNackedSeq(packet, source.outSsrc, (seq) => {
-          if (this.mayRetransmit()) source.resend(seq, target);
-        });
+        forEachNackedSeq(packet, source.outSsrc, resend);
       }),
     );
     track.onOpen(
