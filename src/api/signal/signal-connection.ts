@@ -35,7 +35,16 @@ export class SignalConnection {
       replaced: () => this.close(CloseCode.replaced),
       kicked: () => this.close(CloseCode.kicked),
     });
-    socket.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    socket.on('message', (data, isBinary) => {
+      // A throw here would escape ws's emitter as an uncaught exception: one client's
+      // frame must never reach the process. Refuse the frame, keep the connection.
+      try {
+        this.onMessage(data, isBinary);
+      } catch (err) {
+        this.log.warn({ err }, 'signal message could not be handled');
+        this.send(noticeFrame('INVALID_MESSAGE', 'message could not be handled'));
+      }
+    });
     socket.on('pong', () => {
       this.alive = true;
     });

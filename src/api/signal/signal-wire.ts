@@ -47,8 +47,36 @@ export interface InboundMessage {
   payload: unknown;
 }
 
+/**
+ * Deepest nesting of arrays and objects a frame may carry. The payload is re-serialised
+ * when forwarded, and JSON.stringify recurses: about 10,000 levels overflow the stack
+ * (a RangeError thrown inside the socket's message handler). Signalling payloads (SDP,
+ * ICE candidates) nest a few levels; 64 leaves room for any real application.
+ */
+export const MAX_NESTING_DEPTH = 64;
+
+/** How deep `text`'s arrays and objects nest, stopping early once past `limit`. */
+export function nestingDepthExceeds(text: string, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > limit) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
+}
+
 /** Parses a client frame; returns the reason as a string when it is not a valid message. */
 export function parseInbound(text: string): InboundMessage | string {
+  if (nestingDepthExceeds(text, MAX_NESTING_DEPTH)) {
+    return `JSON nested deeper than ${MAX_NESTING_DEPTH} levels`;
+  }
   let value: unknown;
   try {
     value = JSON.parse(text);
