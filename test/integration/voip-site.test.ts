@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeSideSite } from '../fixtures/fake-side-site.js';
 import { startTestServer, type TestServer } from '../fixtures/test-server.js';
 import { listenFor, SseClient } from '../fixtures/voip-client.js';
+import { eventually } from '../fixtures/ws-client.js';
 
 const ORIGIN = 'https://site.example';
 const site = new FakeSideSite();
@@ -12,6 +13,9 @@ beforeAll(async () => {
   await site.start();
   site.users.set('tokAlice', 12).set('tokBob', 13).set('tokSlow', 14);
   site.slowTokens.add('tokSlow');
+  // The slow token answers well past the server's deadline, which itself leaves a busy
+  // machine plenty of time for the fast answers.
+  site.slowMs = 20_000;
   site.forbiddenDestinations.add(99);
   site.sendRooms.add(5);
   site.listenRooms.add(5);
@@ -20,7 +24,7 @@ beforeAll(async () => {
       siteEnabled: true,
       siteUrl: site.url,
       siteOrigin: ORIGIN,
-      siteTimeoutMs: 300,
+      siteTimeoutMs: 3000,
       siteCacheSeconds: 0,
     },
   });
@@ -102,10 +106,8 @@ describe('VOIP with a side site', () => {
   });
 
   it('answers 503 when the site is slow, and keeps serving', async () => {
-    const started = Date.now();
     const res = await post('/newCall', 'tokSlow', { Destination: '13' });
     expect(res).toMatchObject({ status: 503, text: 'side site unavailable\n' });
-    expect(Date.now() - started).toBeLessThan(1500);
     expect((await post('/newCall', 'tokAlice', { Destination: '13' })).status).toBe(200);
   });
 
@@ -120,9 +122,11 @@ describe('VOIP with a side site', () => {
       200,
     );
     expect(res.status).toBe(200);
-    for (let i = 0; i < 100 && !site.asked.includes('/Groupes/ecouteAudioGroup/5/tokAlice/0'); i++) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await eventually(
+      () => site.asked.includes('/Groupes/ecouteAudioGroup/5/tokAlice/0'),
+      10_000,
+      'the site told of the leave',
+    );
     expect(site.asked).toContain('/Groupes/ecouteAudioGroup/5/tokAlice/1');
     expect(site.asked).toContain('/Groupes/ecouteAudioGroup/5/tokAlice/0');
   });
