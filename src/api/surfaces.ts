@@ -10,6 +10,8 @@ import { blueSkyPlugin } from './bluesky/bluesky-plugin.js';
 import { voipPlugin } from './voip/voip-plugin.js';
 import { beepPlugin } from './beep/beep-plugin.js';
 import { loadResampler } from '../media/audio/resampler.js';
+import { SignalQuotas } from './signal/signal-quotas.js';
+import { BlueSkyQuotas } from './bluesky/bluesky-quotas.js';
 
 export interface SurfaceContext {
   config: Config;
@@ -36,12 +38,17 @@ export const surfaces: readonly Surface[] = [
     maxWebSocketMessage: (c) => c.signal.maxFrameBytes,
     async mount(app, ctx) {
       const log = ctx.log.child({ surface: 'signal' });
+      const identities = ctx.engine.identities('signal');
+      const presence = ctx.engine.presence('signal');
+      const quotas = new SignalQuotas(ctx.config.signal, identities, presence, log);
+      app.addHook('onClose', async () => quotas.close());
       for (const prefix of new Set(ctx.config.signal.prefixes)) {
         await app.register(signalPlugin, {
           prefix,
           config: ctx.config.signal,
-          identities: ctx.engine.identities('signal'),
-          presence: ctx.engine.presence('signal'),
+          identities,
+          presence,
+          quotas,
           tracker: ctx.tracker,
           adminGuard: ctx.adminGuard,
           log,
@@ -55,10 +62,14 @@ export const surfaces: readonly Surface[] = [
     maxWebSocketMessage: () => 0,
     async mount(app, ctx) {
       const log = ctx.log.child({ surface: 'bluesky' });
+      const directory = ctx.engine.roomDirectory('bluesky');
+      const quotas = new BlueSkyQuotas(ctx.config.bluesky, directory, ctx.engine.rooms, ctx.engine.sfu, log);
+      app.addHook('onClose', async () => quotas.close());
       for (const prefix of new Set(ctx.config.bluesky.prefixes)) {
         await app.register(blueSkyPlugin, {
           prefix,
-          directory: ctx.engine.roomDirectory('bluesky'),
+          directory,
+          quotas,
           rooms: ctx.engine.rooms,
           sfu: ctx.engine.sfu,
           log,

@@ -148,6 +148,29 @@ export const configSchema = z.object({
       env: ['SIGNAL_USERNAME_MAX_LENGTH'],
       doc: 'Longest username accepted by `/v1/register` (letters, digits, `_`, `-`, `.`).',
     }),
+    registerRatePerMinute: field(int(0, 1_000_000), 60, {
+      env: ['SIGNAL_REGISTER_RATE_PER_MINUTE'],
+      doc: '`/v1/register` requests one client IP may make per minute (token bucket, burst `SIGNAL_REGISTER_BURST`); more get 429 with `Retry-After`. `0`: no limit.',
+    }),
+    registerBurst: field(int(1, 1_000_000), 60, {
+      env: ['SIGNAL_REGISTER_BURST'],
+      doc: '`/v1/register` requests one client IP may make at once above `SIGNAL_REGISTER_RATE_PER_MINUTE`.',
+    }),
+    maxNamesPerIpPerDay: field(int(0, 1_000_000), 200, {
+      env: ['SIGNAL_MAX_NAMES_PER_IP_PER_DAY'],
+      doc: 'New names one client IP may register in any 24 hours (counted on this node); more get 429. `0`: no cap.',
+    }),
+    nameTtlDays: field(
+      z.coerce
+        .number({ error: 'expected a number of days from 0 to 36500' })
+        .min(0, { error: 'expected a number of days from 0 to 36500' })
+        .max(36500, { error: 'expected a number of days from 0 to 36500' }),
+      180,
+      {
+        env: ['SIGNAL_NAME_TTL_DAYS'],
+        doc: 'A name not used (registered, connected, session checked) for this many days is deleted and free again; a connected name never is. Fractions allowed; `0`: names never expire.',
+      },
+    ),
     cookieSecret: optionalField(z.string().min(32, { error: 'expected at least 32 characters' }), {
       env: ['COOKIE_SECRET'],
       doc: 'Secret that signs session cookies. Unset: one is generated once and kept in the data directory.',
@@ -193,6 +216,29 @@ export const configSchema = z.object({
   }),
   bluesky: z.object({
     enabled: field(flag, true, { env: ['BLUESKY_ENABLED'], doc: 'Mount the Blue Sky surface (seed 004).' }),
+    roomCreateRatePerMinute: field(int(0, 1_000_000), 30, {
+      env: ['BLUESKY_ROOM_CREATE_RATE_PER_MINUTE'],
+      doc: '`PUT /webrtc/room` requests one client IP may make per minute (token bucket, burst `BLUESKY_ROOM_CREATE_BURST`); more get 429 with `Retry-After`. `0`: no limit.',
+    }),
+    roomCreateBurst: field(int(1, 1_000_000), 30, {
+      env: ['BLUESKY_ROOM_CREATE_BURST'],
+      doc: '`PUT /webrtc/room` requests one client IP may make at once above `BLUESKY_ROOM_CREATE_RATE_PER_MINUTE`.',
+    }),
+    maxOpenRoomsPerIp: field(int(0, 1_000_000), 100, {
+      env: ['BLUESKY_MAX_OPEN_ROOMS_PER_IP'],
+      doc: 'Rooms one client IP may have created that are still open (counted on this node since start); one more gets 429. `0`: no cap.',
+    }),
+    roomTtlHours: field(
+      z.coerce
+        .number({ error: 'expected a number of hours from 0 to 876000' })
+        .min(0, { error: 'expected a number of hours from 0 to 876000' })
+        .max(876000, { error: 'expected a number of hours from 0 to 876000' }),
+      24,
+      {
+        env: ['BLUESKY_ROOM_TTL_HOURS'],
+        doc: 'A room nobody has joined (an SDP exchange) for this many hours, with nobody publishing in it, is deleted. Fractions allowed; `0`: rooms never expire.',
+      },
+    ),
     prefixes: field(listKeepingEmpty(pathPrefix), ['', '/api'], {
       env: ['BLUESKY_PREFIXES'],
       doc: 'Path prefixes of the Blue Sky routes (the original served them under `/api`).',

@@ -29,6 +29,8 @@ const decoder = new TextDecoder();
  */
 export class Presence {
   private readonly local = new Set<LocalAttachment>();
+  /** Local attachments per user, for `has` (a user briefly has two while one replaces the other). */
+  private readonly perUser = new Map<string, number>();
   private readonly kickSub: BusSubscription;
 
   constructor(
@@ -49,13 +51,24 @@ export class Presence {
     return this.local.size;
   }
 
+  /** Whether `user` is connected to this node now. */
+  has(user: string): boolean {
+    return this.perUser.has(user);
+  }
+
   attach(user: UserId, endpoint: PresenceEndpoint): PresenceHandle {
     const token = subjectToken(user);
     const id = randomUUID();
     // Announce first, so the previous holder (here or on another node) lets go before
     // this one starts answering deliveries.
     this.bus.publish(`${this.namespace}.claim.${token}`, id);
-    const attachment = new LocalAttachment(user, endpoint, () => this.local.delete(attachment));
+    const attachment = new LocalAttachment(user, endpoint, () => {
+      this.local.delete(attachment);
+      const n = (this.perUser.get(user) ?? 1) - 1;
+      if (n > 0) this.perUser.set(user, n);
+      else this.perUser.delete(user);
+    });
+    this.perUser.set(user, (this.perUser.get(user) ?? 0) + 1);
     attachment.subs.push(
       this.bus.subscribe(`${this.namespace}.deliver.${token}`, (msg) => {
         const ok = endpoint.deliver(msg.data);

@@ -1,13 +1,17 @@
 import { randomBytes } from 'node:crypto';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { KvBucket, Store } from '../ports/store/store.js';
 import { asRoomId, type RoomId } from './room.js';
 import type { UserId } from './ids.js';
+import { SWEEP_BATCH } from './identity-registry.js';
 
 export interface RoomRecord {
   id: string;
   admin: string;
   createdAt: number;
   open: boolean;
+  /** Last time someone joined (an SDP exchange); absent in records from before. */
+  lastUsedAt?: number;
 }
 
 /**
@@ -46,5 +50,43 @@ export class RoomDirectory {
   async close(id: string): Promise<void> {
     const r = await this.bucket.get(id);
     if (r) await this.bucket.put(id, { ...r, open: false });
+  }
+
+  /**
+   * Marks an open room used now. The stamp is rewritten only when older than `everyMs`,
+   * so a busy room costs one store write an interval, not one per join.
+   */
+  async touch(id: string, everyMs: number, now: number = Date.now()): Promise<void> {
+    const r = await this.get(id);
+    if (r?.open && now - (r.lastUsedAt ?? r.createdAt) >= everyMs) {
+      await this.bucket.put(id, { ...r, lastUsedAt: now });
+    }
+  }
+
+  /**
+   * Deletes the rooms (open or closed) last used before `before`, except those `inUse`
+   * says have someone in them now. Walks the store in batches, yielding between them;
+   * stops early once `active()` is false. Returns the ids deleted.
+   */
+  async removeUnused(
+    before: number,
+    inUse: (id: string) => boolean,
+    active: () => boolean,
+  ): Promise<string[]> {
+    const removed: string[] = [];
+    let after: string | undefined;
+    while (active()) {
+      const keys = await this.bucket.keysPage(after, SWEEP_BATCH);
+      for (const key of keys) {
+        const r = await this.bucket.get(key);
+        if (!r || (r.lastUsedAt ?? r.createdAt) >= before || inUse(key)) continue;
+        await this.bucket.delete(key);
+        removed.push(key);
+      }
+      if (keys.length < SWEEP_BATCH) break;
+      after = keys[keys.length - 1];
+      await yieldToLoop();
+    }
+    return removed;
   }
 }

@@ -7,9 +7,12 @@ import type { Sfu } from '../../media/webrtc/sfu.js';
 import { SdpError } from '../../media/webrtc/sdp.js';
 import { OVERLOADED_RETRY_AFTER_SECONDS, SfuError } from '../../media/webrtc/sfu-error.js';
 import { SignalBodyError, decodeOffer, encodeAnswer } from './bluesky-wire.js';
+import type { BlueSkyQuotas } from './bluesky-quotas.js';
 
 export interface BlueSkySurfaceOptions {
   directory: RoomDirectory;
+  /** Shared by every prefix of the surface, so a second prefix is no second allowance. */
+  quotas: BlueSkyQuotas;
   rooms: RoomRegistry;
   sfu: Sfu;
   log: Logger;
@@ -31,7 +34,7 @@ function bodyUser(request: FastifyRequest): string | undefined {
  * original's.
  */
 export const blueSkyPlugin: FastifyPluginAsync<BlueSkySurfaceOptions> = async (app, opts) => {
-  const { directory, rooms, sfu, log } = opts;
+  const { directory, quotas, rooms, sfu, log } = opts;
 
   app.setErrorHandler(async (err: { statusCode?: number; message: string }, request, reply) => {
     const status = err.statusCode ?? 500;
@@ -50,7 +53,14 @@ export const blueSkyPlugin: FastifyPluginAsync<BlueSkySurfaceOptions> = async (a
   app.put('/webrtc/room', async (request, reply) => {
     const user = bodyUser(request);
     if (!user) return fail(reply, 400, 'user_id is required: 1-128 letters, digits, - _ . @');
+    const refusal = quotas.admitCreate(request.ip);
+    if (refusal) {
+      request.log.warn({ ip: request.ip }, `bluesky room creation refused: ${refusal.message}`);
+      if (refusal.retryAfterSeconds) reply.header('retry-after', String(refusal.retryAfterSeconds));
+      return fail(reply, 429, refusal.message);
+    }
     const record = await directory.create(asUserId(user));
+    quotas.created(request.ip, record.id);
     log.info({ room: record.id, admin: user }, 'bluesky room created');
     return reply.code(201).send({ id: record.id });
   });
@@ -79,6 +89,7 @@ export const blueSkyPlugin: FastifyPluginAsync<BlueSkySurfaceOptions> = async (a
     if (!user) return fail(reply, 400, 'user_id is required');
     if (user !== found.record.admin) return fail(reply, 403, 'only the room admin may close it');
     await directory.close(found.record.id);
+    quotas.released(found.record.id);
     sfu.closeRoom(found.room);
     rooms.close(found.room.id);
     log.info({ room: found.record.id }, 'bluesky room closed');
@@ -91,6 +102,7 @@ export const blueSkyPlugin: FastifyPluginAsync<BlueSkySurfaceOptions> = async (a
       const { meetingId, userID, peerId } = request.params;
       const found = await openRoom(meetingId);
       if (!found) return fail(reply, 404, `room not found: ${meetingId}`);
+      await directory.touch(found.record.id, quotas.touchEveryMs);
       if (!USER_ID.test(userID) || !USER_ID.test(peerId)) return fail(reply, 400, 'invalid user or peer id');
       // Go's strconv.ParseBool; anything else is false, as in the original.
       const isSender = ['1', 't', 'T', 'true', 'TRUE', 'True'].includes(request.params.isSender);

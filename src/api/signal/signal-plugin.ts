@@ -2,10 +2,12 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest, preHandlerAsyncH
 import type { Logger } from 'pino';
 import type { Config } from '../../config/schema.js';
 import { asUserId, type UserId } from '../../core/ids.js';
-import type { IdentityRegistry } from '../../core/identity-registry.js';
+import type { IdentityRecord, IdentityRegistry } from '../../core/identity-registry.js';
 import type { Presence } from '../../core/presence.js';
 import type { WebSocketTracker } from '../../server/websocket-tracker.js';
 import { SignalConnection } from './signal-connection.js';
+import { sessionCookieValue, sessionOf } from './signal-session.js';
+import type { QuotaRefusal, SignalQuotas } from './signal-quotas.js';
 import {
   COOKIE_MAX_AGE_SECONDS,
   COOKIE_NAME,
@@ -18,6 +20,8 @@ export interface SignalSurfaceOptions {
   config: Config['signal'];
   identities: IdentityRegistry;
   presence: Presence;
+  /** Shared by every prefix of the surface, so a second prefix is no second allowance. */
+  quotas: SignalQuotas;
   tracker: WebSocketTracker;
   adminGuard: preHandlerAsyncHookHandler;
   log: Logger;
@@ -28,7 +32,7 @@ export interface SignalSurfaceOptions {
  * IdentityRegistry, formats the original's bodies.
  */
 export const signalPlugin: FastifyPluginAsync<SignalSurfaceOptions> = async (app, opts) => {
-  const { config, identities, presence, tracker, log } = opts;
+  const { config, identities, presence, quotas, tracker, log } = opts;
   // The live connections of this mount, for the heartbeat.
   const connections = new Set<SignalConnection>();
 
@@ -52,17 +56,21 @@ export const signalPlugin: FastifyPluginAsync<SignalSurfaceOptions> = async (app
     return reply.code(500).send(registerReply('INVALID', 'internal error'));
   });
 
-  /** The user named by a valid signed cookie, if any, whether or not registered. */
-  const cookieUser = (request: FastifyRequest): UserId | undefined => {
-    const raw = request.cookies[COOKIE_NAME];
-    if (!raw) return undefined;
-    const unsigned = request.unsignCookie(raw);
-    return unsigned.valid && unsigned.value ? asUserId(unsigned.value) : undefined;
+  /** The registered user of a valid session cookie, marked used now. */
+  const sessionUser = async (request: FastifyRequest): Promise<UserId | undefined> => {
+    const session = await sessionOf(request, identities);
+    if (!session) return undefined;
+    await identities.touch(session.user, session.record, quotas.touchEveryMs);
+    return session.user;
   };
 
-  const setSessionCookie = (request: FastifyRequest, reply: FastifyReply, user: UserId): void => {
-    reply.setCookie(COOKIE_NAME, user, {
-      signed: true,
+  const setSessionCookie = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    user: UserId,
+    record: IdentityRecord,
+  ): void => {
+    reply.setCookie(COOKIE_NAME, sessionCookieValue(request, user, record), {
       path: '/',
       httpOnly: true,
       sameSite: 'lax',
@@ -78,7 +86,17 @@ export const signalPlugin: FastifyPluginAsync<SignalSurfaceOptions> = async (app
 
   app.get('/healthcheck', async (_request, reply) => reply.type('text/plain').send('success'));
 
+  const refuse = (request: FastifyRequest, reply: FastifyReply, refusal: QuotaRefusal) => {
+    request.log.warn({ ip: request.ip }, `signal register refused: ${refusal.message}`);
+    return reply
+      .code(429)
+      .header('retry-after', String(refusal.retryAfterSeconds))
+      .send(registerReply('RATE_LIMITED', refusal.message));
+  };
+
   app.post('/v1/register', async (request, reply) => {
+    const overRate = quotas.admitRequest(request.ip);
+    if (overRate) return refuse(request, reply, overRate);
     const body = request.body as { username?: unknown } | undefined;
     if (body === null || typeof body !== 'object') {
       return reply.code(400).send(registerReply('INVALID', 'invalid body'));
@@ -86,22 +104,28 @@ export const signalPlugin: FastifyPluginAsync<SignalSurfaceOptions> = async (app
     const problem = usernameProblem(body.username, config.usernameMaxLength);
     if (problem) return reply.code(400).send(registerReply('INVALID', problem));
     const user = asUserId(body.username as string);
+    // Out of new names for today: only a name that exists can still be answered (TAKEN,
+    // or SUCCESS to its holder).
+    const overDaily = quotas.newNameRefusal(request.ip);
+    if (overDaily && !(await identities.exists(user))) return refuse(request, reply, overDaily);
     if (await identities.register(user)) {
+      quotas.registered(request.ip);
       request.log.info({ user }, 'signal user registered');
-      setSessionCookie(request, reply, user);
+      const record = await identities.get(user);
+      if (record) setSessionCookie(request, reply, user, record);
       return reply.send(registerReply('SUCCESS'));
     }
     // Registering again with your own session is not a conflict (a person re-submitting).
-    if (cookieUser(request) === user) {
-      setSessionCookie(request, reply, user);
+    const session = await sessionOf(request, identities);
+    if (session?.user === user) {
+      setSessionCookie(request, reply, user, session.record);
       return reply.send(registerReply('SUCCESS'));
     }
     return reply.code(409).send(registerReply('TAKEN'));
   });
 
   app.get('/v1/user', async (request, reply) => {
-    const user = cookieUser(request);
-    if (user && (await identities.exists(user))) return reply.type('text/plain').send('OK');
+    if (await sessionUser(request)) return reply.type('text/plain').send('OK');
     clearSession(reply);
     return reply.code(404).type('text/plain').send('Not Found');
   });
@@ -119,9 +143,8 @@ export const signalPlugin: FastifyPluginAsync<SignalSurfaceOptions> = async (app
     {
       websocket: true,
       preHandler: async (request) => {
-        const user = cookieUser(request);
         (request as FastifyRequest & { signalUser?: UserId | undefined }).signalUser =
-          user && (await identities.exists(user)) ? user : undefined;
+          await sessionUser(request);
       },
     },
     (socket, request) => {
@@ -135,7 +158,16 @@ export const signalPlugin: FastifyPluginAsync<SignalSurfaceOptions> = async (app
       const connLog = log.child({ user, conn: request.id });
       const connection = new SignalConnection(socket, user, presence, config, connLog);
       connections.add(connection);
-      socket.once('close', () => connections.delete(connection));
+      socket.once('close', () => {
+        connections.delete(connection);
+        // The name was in use until now: a long connection must not leave an old stamp.
+        const marked = identities
+          .get(user)
+          .then((record) => (record ? identities.touch(user, record, quotas.touchEveryMs) : undefined));
+        marked.catch((err: unknown) => {
+          connLog.warn({ err }, 'signal: could not mark the name used');
+        });
+      });
       connLog.info({ ip: request.ip }, 'signal connection open');
     },
   );

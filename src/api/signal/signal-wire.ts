@@ -25,7 +25,8 @@ export const CloseCode = {
 } as const;
 
 export interface RegisterReply {
-  status: 'SUCCESS' | 'TAKEN' | 'INVALID';
+  /** `RATE_LIMITED` (Chorus, with 429): too many registrations from the client's address. */
+  status: 'SUCCESS' | 'TAKEN' | 'INVALID' | 'RATE_LIMITED';
   message: string;
 }
 

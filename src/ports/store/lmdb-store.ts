@@ -60,4 +60,11 @@ class LmdbBucket<T> implements KvBucket<T> {
   keys(): Promise<string[]> {
     return Promise.resolve(Array.from(this.db.getKeys()));
   }
+  keysPage(after: string | undefined, limit: number): Promise<string[]> {
+    // `start` is inclusive: ask for one more and drop the cursor itself.
+    const out = Array.from(
+      this.db.getKeys(after === undefined ? { limit } : { start: after, limit: limit + 1 }),
+    );
+    return Promise.resolve(after !== undefined && out[0] === after ? out.slice(1) : out.slice(0, limit));
+  }
 }

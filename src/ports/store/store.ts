@@ -10,6 +10,8 @@ export interface KvBucket<T> {
   create(key: string, value: T): Promise<boolean>;
   delete(key: string): Promise<void>;
   keys(): Promise<string[]>;
+  /** Up to `limit` keys in key order, after `after` (from the start when undefined): for sweeps in bounded batches. */
+  keysPage(after: string | undefined, limit: number): Promise<string[]>;
 }
 
 export interface Store {

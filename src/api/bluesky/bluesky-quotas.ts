@@ -1,0 +1,108 @@
+import type { Logger } from 'pino';
+import type { Config } from '../../config/schema.js';
+import { KeyedRateLimiter } from '../../core/keyed-rate-limiter.js';
+import { PeriodicSweep, sweepIntervalMs } from '../../core/periodic-sweep.js';
+import { asRoomId, type RoomRegistry } from '../../core/room.js';
+import type { RoomDirectory } from '../../core/room-directory.js';
+import type { Sfu } from '../../media/webrtc/sfu.js';
+
+const HOUR_MS = 3_600_000;
+
+/** A refusal of `PUT /webrtc/room` for the client's address: 429 with this message. */
+export interface RoomQuotaRefusal {
+  /** Absent when waiting does not help (the client must close rooms first). */
+  retryAfterSeconds?: number;
+  message: string;
+}
+
+/**
+ * What keeps Blue Sky rooms from piling up: a per-IP rate of room creation, a cap on
+ * the rooms one IP created that are still open, and the expiry of rooms nobody has
+ * joined for `BLUESKY_ROOM_TTL_HOURS`. One per surface, shared by its prefixes.
+ */
+export class BlueSkyQuotas {
+  /** How stale a room's last-used stamp may get before a join rewrites it. */
+  readonly touchEveryMs: number;
+  private readonly requests: KeyedRateLimiter | undefined;
+  /** Open rooms created on this node since start, per creator IP, and back. */
+  private readonly openByIp = new Map<string, Set<string>>();
+  private readonly creatorOf = new Map<string, string>();
+  private readonly sweep: PeriodicSweep | undefined;
+
+  constructor(
+    private readonly config: Config['bluesky'],
+    directory: RoomDirectory,
+    rooms: RoomRegistry,
+    sfu: Sfu,
+    log: Logger,
+  ) {
+    this.requests =
+      config.roomCreateRatePerMinute > 0
+        ? new KeyedRateLimiter({
+            ratePerSecond: config.roomCreateRatePerMinute / 60,
+            burst: config.roomCreateBurst,
+          })
+        : undefined;
+    const ttlMs = config.roomTtlHours * HOUR_MS;
+    this.touchEveryMs = ttlMs > 0 ? Math.min(HOUR_MS, ttlMs / 4) : Number.POSITIVE_INFINITY;
+    // A room with a publisher is in use (subscribers' legs end with their publisher's).
+    const inUse = (id: string) => (rooms.get(asRoomId(id))?.publishers().length ?? 0) > 0;
+    this.sweep =
+      ttlMs > 0
+        ? new PeriodicSweep(
+            'bluesky-rooms',
+            sweepIntervalMs(ttlMs),
+            async (active) => {
+              const removed = await directory.removeUnused(Date.now() - ttlMs, inUse, active);
+              for (const id of removed) {
+                const room = rooms.get(asRoomId(id));
+                if (room) {
+                  sfu.closeRoom(room);
+                  rooms.close(room.id);
+                }
+                this.released(id);
+              }
+              return removed.length;
+            },
+            log,
+          )
+        : undefined;
+  }
+
+  /** Counts one room creation request from `ip`; a refusal when over the rate or the cap. */
+  admitCreate(ip: string): RoomQuotaRefusal | undefined {
+    const waitMs = this.requests?.take(ip) ?? 0;
+    if (waitMs > 0) {
+      return {
+        retryAfterSeconds: Math.ceil(waitMs / 1000),
+        message: `too many rooms created from your address; at most ${this.config.roomCreateRatePerMinute} a minute`,
+      };
+    }
+    const cap = this.config.maxOpenRoomsPerIp;
+    if (cap > 0 && (this.openByIp.get(ip)?.size ?? 0) >= cap) {
+      return { message: `at most ${cap} open rooms per address; close one (DELETE /webrtc/room/:id) first` };
+    }
+    return undefined;
+  }
+
+  created(ip: string, id: string): void {
+    let set = this.openByIp.get(ip);
+    if (!set) this.openByIp.set(ip, (set = new Set()));
+    set.add(id);
+    this.creatorOf.set(id, ip);
+  }
+
+  /** The room was closed or expired: it no longer counts against its creator. */
+  released(id: string): void {
+    const ip = this.creatorOf.get(id);
+    if (ip === undefined) return;
+    this.creatorOf.delete(id);
+    const set = this.openByIp.get(ip);
+    set?.delete(id);
+    if (set?.size === 0) this.openByIp.delete(ip);
+  }
+
+  close(): void {
+    this.sweep?.close();
+  }
+}

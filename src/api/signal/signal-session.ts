@@ -1,0 +1,55 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+import type { IdentityRecord, IdentityRegistry } from '../../core/identity-registry.js';
+import { asUserId, type UserId } from '../../core/ids.js';
+import { COOKIE_NAME } from './signal-wire.js';
+
+export interface Session {
+  user: UserId;
+  record: IdentityRecord;
+}
+
+type Signer = Pick<FastifyRequest, 'signCookie'>;
+
+/** The HMAC (cookie secret) of the name and its registration time. */
+function signatureOf(signer: Signer, user: string, record: IdentityRecord): string {
+  const signed = signer.signCookie(`${user}|${record.registeredAt}`);
+  return signed.slice(signed.lastIndexOf('.') + 1);
+}
+
+/**
+ * The session cookie's value: `<name>.<signature>`, as before, but the signature also
+ * covers the registration, so once a name has expired and been registered again by
+ * someone else, the old holder's cookie no longer opens it.
+ */
+export function sessionCookieValue(signer: Signer, user: UserId, record: IdentityRecord): string {
+  return `${user}.${signatureOf(signer, user, record)}`;
+}
+
+/**
+ * The registered user the request's session cookie names, with its record; undefined
+ * when there is no cookie, it is forged, or it belongs to an earlier registration.
+ */
+export async function sessionOf(
+  request: FastifyRequest,
+  identities: IdentityRegistry,
+): Promise<Session | undefined> {
+  const raw = request.cookies[COOKIE_NAME];
+  if (!raw) return undefined;
+  const dot = raw.lastIndexOf('.');
+  // Names are letters, digits, `_`, `-`, `.`; nothing else is worth a store lookup.
+  if (dot <= 0 || dot > 256 || !/^[A-Za-z0-9_.-]+$/.test(raw.slice(0, dot))) return undefined;
+  const user = asUserId(raw.slice(0, dot));
+  const record = await identities.get(user);
+  if (!record) return undefined;
+  if (record.bound) {
+    const given = Buffer.from(raw.slice(dot + 1));
+    const expected = Buffer.from(signatureOf(request, user, record));
+    return given.length === expected.length && timingSafeEqual(given, expected)
+      ? { user, record }
+      : undefined;
+  }
+  // A name registered before sessions were bound: its cookie signs the bare name.
+  const unsigned = request.unsignCookie(raw);
+  return unsigned.valid && unsigned.value === user ? { user, record } : undefined;
+}
