@@ -244,6 +244,14 @@ export const configSchema = z.object({
       doc: 'Path prefixes of the Blue Sky routes (the original served them under `/api`).',
       defaultDoc: '`,/api` (root and `/api`)',
     }),
+    maxSdpBytes: field(int(1024, 16 << 20), 256 * 1024, {
+      env: ['BLUESKY_MAX_SDP_BYTES'],
+      doc: 'Largest session description the SDP route takes, after base64 and gzip are undone (gzip is inflated off the event loop and stopped at this size); larger ones get 413.',
+    }),
+    secureRooms: field(flag, false, {
+      env: ['BLUESKY_SECURE_ROOMS'],
+      doc: "`YES`: creating a room returns a secret admin key that closing it requires, and each participant joins for a secret key that its SDP requests must carry, so nobody can close a room or publish as someone else. `NO`: the original's behaviour (whoever names the admin is the admin). Recommended for anything public; see docs/bluesky.md.",
+    }),
   }),
   voip: z.object({
     enabled: field(flag, true, {

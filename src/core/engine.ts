@@ -9,6 +9,7 @@ import { AudioHub, type AudioHubOptions } from '../media/audio/audio-hub.js';
 import { IdentityRegistry } from './identity-registry.js';
 import { RoomRegistry } from './room.js';
 import { RoomDirectory } from './room-directory.js';
+import { RoomSecrets } from './room-secrets.js';
 import { Presence } from './presence.js';
 
 /**
@@ -32,6 +33,7 @@ export class Engine {
   private readonly presences = new Map<string, Presence>();
   private readonly identityRegistries = new Map<string, IdentityRegistry>();
   private readonly directories = new Map<string, RoomDirectory>();
+  private readonly secrets = new Map<string, RoomSecrets>();
 
   constructor(
     private readonly ports: Ports,
@@ -79,6 +81,16 @@ export class Engine {
       this.directories.set(namespace, d);
     }
     return d;
+  }
+
+  /** Admin and participant keys of one surface's rooms (rooms that are secured). */
+  roomSecrets(namespace: string): RoomSecrets {
+    let s = this.secrets.get(namespace);
+    if (!s) {
+      s = new RoomSecrets(this.ports.store, namespace);
+      this.secrets.set(namespace, s);
+    }
+    return s;
   }
 
   close(): void {

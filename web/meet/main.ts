@@ -144,6 +144,8 @@ async function refresh(): Promise<void> {
 async function join(name: string, room: string): Promise<void> {
   me = name;
   roomId = room || (await api.createRoom(name));
+  // With secured rooms this claims the name in the room (and gets the key to publish).
+  if (room) await api.joinRoom(room, name);
   const info = await api.room(roomId);
   admin = info.admin;
   location.hash = `room=${encodeURIComponent(roomId)}`;

@@ -41,7 +41,16 @@ async function json<T>(res: Response): Promise<T> {
   return body;
 }
 
+/** The keys a server with secured rooms hands out (none otherwise). */
+interface Keys {
+  admin?: string | undefined;
+  participant?: string | undefined;
+}
+
 export class BlueSkyClient {
+  /** Per room: the keys this client was given, sent back as headers. */
+  private readonly keys = new Map<string, Keys>();
+
   constructor(private readonly base = '') {}
 
   async createRoom(admin: string): Promise<string> {
@@ -50,7 +59,30 @@ export class BlueSkyClient {
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ user_id: admin }),
     });
-    return (await json<{ id: string }>(res)).id;
+    const created = await json<{ id: string; admin_key?: string; participant_key?: string }>(res);
+    this.keys.set(created.id, { admin: created.admin_key, participant: created.participant_key });
+    return created.id;
+  }
+
+  /**
+   * Joins a room someone else created: with secured rooms this claims `user` in it and
+   * keeps the key its media requests need (409 when the name is taken); otherwise it only
+   * checks the room exists.
+   */
+  async joinRoom(id: string, user: string): Promise<void> {
+    const res = await fetch(`${this.base}/webrtc/room/${encodeURIComponent(id)}/join`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ user_id: user }),
+    });
+    const joined = await json<{ participant_key?: string }>(res);
+    this.keys.set(id, { participant: joined.participant_key });
+  }
+
+  private keyHeaders(room: string, which: keyof Keys): Record<string, string> {
+    const key = this.keys.get(room)?.[which];
+    if (!key) return {};
+    return which === 'admin' ? { 'x-admin-key': key } : { 'x-participant-key': key };
   }
 
   async listRooms(): Promise<string[]> {
@@ -64,7 +96,7 @@ export class BlueSkyClient {
   async closeRoom(id: string, admin: string): Promise<void> {
     const res = await fetch(`${this.base}/webrtc/room/${encodeURIComponent(id)}`, {
       method: 'DELETE',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...this.keyHeaders(id, 'admin') },
       body: JSON.stringify({ user_id: admin }),
     });
     if (!res.ok) await json(res);
@@ -93,7 +125,7 @@ export class BlueSkyClient {
     const path = `/webrtc/sdp/m/${encodeURIComponent(room)}/c/${encodeURIComponent(me)}/p/${encodeURIComponent(peer)}/s/${sender}`;
     const res = await fetch(`${this.base}${path}`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...this.keyHeaders(room, 'participant') },
       body: JSON.stringify({ sdp: encode(pc.localDescription!) }),
     });
     const { sdp } = await json<{ sdp: string }>(res);

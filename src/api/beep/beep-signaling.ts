@@ -76,7 +76,9 @@ export function runSignaling(socket: WebSocket, peer: VoicePeer, log: Logger): v
       socket.send(tagged ? `answer::${sdp}` : sdp);
     } catch (err) {
       const bad = err instanceof SdpError || err instanceof SfuError;
-      log.warn({ err }, 'beep: offer refused');
+      // A client's bad offer is a warn line without a stack; its text is clipped by the validator.
+      if (bad) log.warn({ reason: err.message }, 'beep: offer refused');
+      else log.error({ err }, 'beep: negotiation failed');
       peer.close('offer refused');
       closeWith(bad ? BAD_OFFER : FAILED, bad ? err.message : 'Error establishing WebRTC connection');
     }

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { asUserId } from '../../core/ids.js';
 import { asRoomId, type RoomRegistry } from '../../core/room.js';
 import type { RoomDirectory } from '../../core/room-directory.js';
+import type { RoomSecrets } from '../../core/room-secrets.js';
 import type { Sfu } from '../../media/webrtc/sfu.js';
 import { SdpError } from '../../media/webrtc/sdp.js';
 import { OVERLOADED_RETRY_AFTER_SECONDS, SfuError } from '../../media/webrtc/sfu-error.js';
@@ -13,6 +14,12 @@ export interface BlueSkySurfaceOptions {
   directory: RoomDirectory;
   /** Shared by every prefix of the surface, so a second prefix is no second allowance. */
   quotas: BlueSkyQuotas;
+  /** Admin and participant keys; checked only when `secureRooms` is on. */
+  secrets: RoomSecrets;
+  /** Largest session description taken (after base64 and gzip); larger: 413. */
+  maxSdpBytes: number;
+  /** Rooms are closed with the admin key and joined for a participant key (docs/bluesky.md). */
+  secureRooms: boolean;
   rooms: RoomRegistry;
   sfu: Sfu;
   log: Logger;
@@ -22,6 +29,15 @@ export interface BlueSkySurfaceOptions {
 const USER_ID = /^[-_.@A-Za-z0-9]{1,128}$/;
 
 const fail = (reply: FastifyReply, status: number, error: string) => reply.code(status).send({ error });
+
+/** The secured mode's credentials travel in headers, so seed bodies keep their shape. */
+const ADMIN_KEY = 'x-admin-key';
+const PARTICIPANT_KEY = 'x-participant-key';
+
+function header(request: FastifyRequest, name: string): string | undefined {
+  const v = request.headers[name];
+  return typeof v === 'string' && v.length > 0 && v.length <= 256 ? v : undefined;
+}
 
 function bodyUser(request: FastifyRequest): string | undefined {
   const body = request.body as { user_id?: unknown } | undefined;
@@ -34,7 +50,31 @@ function bodyUser(request: FastifyRequest): string | undefined {
  * original's.
  */
 export const blueSkyPlugin: FastifyPluginAsync<BlueSkySurfaceOptions> = async (app, opts) => {
-  const { directory, quotas, rooms, sfu, log } = opts;
+  const { directory, quotas, secrets, rooms, sfu, log, maxSdpBytes, secureRooms } = opts;
+
+  /**
+   * Secured mode: false when `request` carries the key `check` accepts, else true once
+   * the refusal is sent (401 without a key, 403 with a wrong one). A boolean, not the
+   * reply: a reply is thenable, and awaiting it would wait for the response instead.
+   */
+  const refuseWithout = async (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    name: string,
+    check: (key: string | undefined) => Promise<boolean>,
+  ): Promise<boolean> => {
+    if (!secureRooms) return false;
+    const key = header(request, name);
+    if (key && (await check(key))) return false;
+    log.warn(
+      { route: request.routeOptions.url, header: name, given: key !== undefined },
+      'bluesky: key refused',
+    );
+    if (key === undefined)
+      fail(reply, 401, `this server's rooms are secured: send the key in the ${name} header`);
+    else fail(reply, 403, `wrong ${name} for this room`);
+    return true;
+  };
 
   app.setErrorHandler(async (err: { statusCode?: number; message: string }, request, reply) => {
     const status = err.statusCode ?? 500;
@@ -61,8 +101,27 @@ export const blueSkyPlugin: FastifyPluginAsync<BlueSkySurfaceOptions> = async (a
     }
     const record = await directory.create(asUserId(user));
     quotas.created(request.ip, record.id);
-    log.info({ room: record.id, admin: user }, 'bluesky room created');
-    return reply.code(201).send({ id: record.id });
+    log.info({ room: record.id, admin: user, secured: secureRooms }, 'bluesky room created');
+    if (!secureRooms) return reply.code(201).send({ id: record.id });
+    // Only the creator ever sees these; the admin is also the room's first participant.
+    const adminKey = await secrets.issueAdminKey(record.id);
+    const participantKey = await secrets.claimParticipant(record.id, user);
+    return reply.code(201).send({ id: record.id, admin_key: adminKey, participant_key: participantKey });
+  });
+
+  // Chorus: joining claims a user id in a room. Secured rooms answer the participant key
+  // its SDP requests must carry (once: a user id already claimed is 409); otherwise
+  // there is nothing to claim and the answer only confirms the room.
+  app.post<{ Params: { meetingId: string } }>('/webrtc/room/:meetingId/join', async (request, reply) => {
+    const found = await openRoom(request.params.meetingId);
+    if (!found) return fail(reply, 404, `room not found: ${request.params.meetingId}`);
+    const user = bodyUser(request);
+    if (!user) return fail(reply, 400, 'user_id is required: 1-128 letters, digits, - _ . @');
+    if (!secureRooms) return reply.code(200).send({ user_id: user });
+    const key = await secrets.claimParticipant(found.record.id, user);
+    if (!key) return fail(reply, 409, `${user} has already joined this room: pick another user_id`);
+    log.info({ room: found.record.id, user }, 'bluesky participant joined');
+    return reply.code(201).send({ user_id: user, participant_key: key });
   });
 
   app.get('/webrtc/room', async () => directory.listOpen());
@@ -85,11 +144,18 @@ export const blueSkyPlugin: FastifyPluginAsync<BlueSkySurfaceOptions> = async (a
   app.delete<{ Params: { meetingId: string } }>('/webrtc/room/:meetingId', async (request, reply) => {
     const found = await openRoom(request.params.meetingId);
     if (!found) return fail(reply, 404, `room not found: ${request.params.meetingId}`);
-    const user = bodyUser(request);
-    if (!user) return fail(reply, 400, 'user_id is required');
-    if (user !== found.record.admin) return fail(reply, 403, 'only the room admin may close it');
+    if (secureRooms) {
+      if (await refuseWithout(request, reply, ADMIN_KEY, (k) => secrets.checkAdminKey(found.record.id, k))) {
+        return reply;
+      }
+    } else {
+      const user = bodyUser(request);
+      if (!user) return fail(reply, 400, 'user_id is required');
+      if (user !== found.record.admin) return fail(reply, 403, 'only the room admin may close it');
+    }
     await directory.close(found.record.id);
     quotas.released(found.record.id);
+    if (secureRooms) await secrets.forget(found.record.id);
     sfu.closeRoom(found.room);
     rooms.close(found.room.id);
     log.info({ room: found.record.id }, 'bluesky room closed');
@@ -106,11 +172,21 @@ export const blueSkyPlugin: FastifyPluginAsync<BlueSkySurfaceOptions> = async (a
       if (!USER_ID.test(userID) || !USER_ID.test(peerId)) return fail(reply, 400, 'invalid user or peer id');
       // Go's strconv.ParseBool; anything else is false, as in the original.
       const isSender = ['1', 't', 'T', 'true', 'TRUE', 'True'].includes(request.params.isSender);
+      // Before the body is decoded: a stranger's request costs no inflating.
+      if (
+        await refuseWithout(request, reply, PARTICIPANT_KEY, (k) =>
+          secrets.checkParticipant(found.record.id, userID, k),
+        )
+      ) {
+        return reply;
+      }
       let offer;
       try {
-        offer = decodeOffer(request.body);
+        offer = await decodeOffer(request.body, maxSdpBytes);
       } catch (err) {
-        return fail(reply, 400, (err as Error).message);
+        if (!(err instanceof SignalBodyError)) throw err;
+        log.warn({ room: meetingId, user: userID, reason: err.message }, 'bluesky: offer body refused');
+        return fail(reply, err.status, err.message);
       }
       if (offer.type !== 'offer') return fail(reply, 400, `expected an offer, got ${offer.type}`);
       try {
@@ -119,7 +195,11 @@ export const blueSkyPlugin: FastifyPluginAsync<BlueSkySurfaceOptions> = async (a
           : await sfu.subscribe(found.room, asUserId(userID), asUserId(peerId), offer.sdp);
         return reply.send(encodeAnswer(answer, offer.encoding));
       } catch (err) {
-        if (err instanceof SdpError || err instanceof SignalBodyError) return fail(reply, 400, err.message);
+        if (err instanceof SdpError || (err instanceof SfuError && err.code === 'bad_sdp')) {
+          // The client's mistake: a warn line, its text clipped by the validator.
+          log.warn({ room: meetingId, user: userID, reason: err.message }, 'bluesky: offer refused');
+          return fail(reply, 400, err.message);
+        }
         if (err instanceof SfuError) {
           if (err.code === 'nothing_to_subscribe' && !sfu.isPublishing(found.room, asUserId(peerId))) {
             return fail(reply, 404, err.message);
@@ -132,7 +212,7 @@ export const blueSkyPlugin: FastifyPluginAsync<BlueSkySurfaceOptions> = async (a
             );
           }
           if (err.code === 'negotiation_failed') {
-            request.log.error({ err }, 'bluesky: negotiation failed');
+            request.log.error({ err: { message: err.message.slice(0, 200) } }, 'bluesky: negotiation failed');
             return fail(reply, 500, err.message);
           }
           return fail(reply, 400, err.message);

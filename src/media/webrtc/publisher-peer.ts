@@ -6,7 +6,8 @@ import type { WebRtcSettings } from './peer-config.js';
 import { PeerLeg } from './peer-leg.js';
 import { PublishedTrack } from './published-track.js';
 import { isRtcp } from './rtp.js';
-import { keepOnlyCodec, parseSdp, rejectSection, writeSdp } from './sdp.js';
+import { keepOnlyCodec, rejectSection, writeSdp } from './sdp.js';
+import { parseOffer } from './sdp-validation.js';
 import { SfuError } from './sfu-error.js';
 
 /**
@@ -61,7 +62,7 @@ export class PublisherPeer {
 
   /** Filters the offer to one forwardable codec per sending section; returns the answer. */
   async answer(offerSdp: string): Promise<{ answer: string; kinds: Array<'audio' | 'video'> }> {
-    const offer = parseSdp(offerSdp);
+    const offer = parseOffer(offerSdp);
     const kinds: Array<'audio' | 'video'> = [];
     for (const m of offer.media) {
       const sends = m.direction === 'sendonly' || m.direction === 'sendrecv';

@@ -5,7 +5,8 @@ import type { WebRtcSettings } from './peer-config.js';
 import { PeerLeg } from './peer-leg.js';
 import type { ForwardTarget, PublishedTrack } from './published-track.js';
 import { findReceptionReport, forEachNackedSeq, isRtcp, wantsKeyframe } from './rtp.js';
-import { keepOnlyCodec, parseSdp, rejectSection, writeSdp, type MediaSection } from './sdp.js';
+import { keepOnlyCodec, rejectSection, writeSdp, type MediaSection } from './sdp.js';
+import { parseOffer } from './sdp-validation.js';
 import { SfuError } from './sfu-error.js';
 
 /**
@@ -53,7 +54,7 @@ export class SubscriberPeer {
   }
 
   async answer(offerSdp: string, sources: readonly PublishedTrack[]): Promise<string> {
-    const offer = parseSdp(offerSdp);
+    const offer = parseOffer(offerSdp);
     const free = sources.filter((s) => !s.closed);
     const assignments: Assignment[] = [];
     for (const m of offer.media) {

@@ -11,7 +11,8 @@ import { chooseCodec } from './codec-policy.js';
 import type { WebRtcSettings } from './peer-config.js';
 import { PeerLeg } from './peer-leg.js';
 import { isRtcp, rtpPayload } from './rtp.js';
-import { keepOnlyCodec, parseSdp, rejectSection, writeSdp } from './sdp.js';
+import { keepOnlyCodec, rejectSection, writeSdp } from './sdp.js';
+import { parseOffer } from './sdp-validation.js';
 import { SfuError } from './sfu-error.js';
 
 /** Largest Opus packet sent (the RTP buffer is allocated once per peer). */
@@ -51,7 +52,7 @@ export class VoicePeer {
 
   /** Accepts an offer with an Opus audio section; resolves the complete answer. */
   async answer(offerSdp: string): Promise<string> {
-    const offer = parseSdp(offerSdp);
+    const offer = parseOffer(offerSdp);
     let chosen: { mid: string; direction: 'SendRecv' | 'SendOnly' | 'RecvOnly' } | undefined;
     for (const m of offer.media) {
       const codec =
