@@ -356,6 +356,10 @@ export const configSchema = z.object({
       env: ['BEEP_TOKEN_SECRET'],
       doc: 'When set, a `?token=` HS256 JWT signed with this secret (claims `userid`, `clientid`, and `exp`) is accepted instead of the header, from any address.',
     }),
+    tokenMaxLifetimeSeconds: field(int(1, 31_536_000), 86_400, {
+      env: ['BEEP_TOKEN_MAX_LIFETIME_SECONDS'],
+      doc: 'A `?token=` must carry `exp`, at most this many seconds from now and, when it has `iat`, from `iat`; otherwise 401.',
+    }),
     permissionsHost: field(z.url({ error: 'expected an http(s) URL' }), 'http://permissions', {
       env: ['PERMISSIONS_HOST'],
       doc: 'Base URL of backend-permissions, asked `GET /user/{userid}/conversation/{id}` before a join.',

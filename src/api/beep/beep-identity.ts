@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import { jwtVerify } from 'jose';
+import { errors, jwtVerify } from 'jose';
 import { IpMatcher, normalizeIp } from '../../server/ip-matcher.js';
 
 /** Who is calling: a user and one of their clients (devices). */
@@ -36,7 +36,15 @@ export class BeepIdentity {
   private readonly trusted: IpMatcher;
   private readonly secret: Uint8Array | undefined;
 
-  constructor(trustedProxies: readonly string[], tokenSecret: string | undefined) {
+  /**
+   * @param maxLifetimeSeconds the longest a token may be valid: `exp` at most this far
+   *   from now and, when the token has one, from its `iat`.
+   */
+  constructor(
+    trustedProxies: readonly string[],
+    tokenSecret: string | undefined,
+    private readonly maxLifetimeSeconds: number,
+  ) {
     this.trusted = new IpMatcher(trustedProxies);
     this.secret = tokenSecret ? new TextEncoder().encode(tokenSecret) : undefined;
   }
@@ -44,13 +52,27 @@ export class BeepIdentity {
   async claimOf(request: FastifyRequest): Promise<Claim> {
     const token = (request.query as Record<string, unknown> | undefined)?.token;
     if (this.secret && typeof token === 'string' && token !== '') {
+      let payload;
       try {
-        const { payload } = await jwtVerify(token, this.secret, { algorithms: ['HS256'] });
-        const claim = asClaim(payload);
-        if (claim) return claim;
-      } catch {
-        // fall through: refused below
+        // A token without `exp` would open the door forever to whoever saw it once.
+        ({ payload } = await jwtVerify(token, this.secret, {
+          algorithms: ['HS256'],
+          requiredClaims: ['exp'],
+        }));
+      } catch (err) {
+        if (err instanceof errors.JWTClaimValidationFailed && err.claim === 'exp' && err.reason === 'missing')
+          throw new ClaimError(401, 'invalid token: exp is required');
+        throw new ClaimError(401, 'invalid token');
       }
+      const now = Math.floor(Date.now() / 1000);
+      const exp = payload.exp!;
+      if (
+        exp - now > this.maxLifetimeSeconds ||
+        (payload.iat !== undefined && exp - payload.iat > this.maxLifetimeSeconds)
+      )
+        throw new ClaimError(401, `invalid token: valid for more than ${this.maxLifetimeSeconds} s`);
+      const claim = asClaim(payload);
+      if (claim) return claim;
       throw new ClaimError(401, 'invalid token');
     }
     const header = request.headers['x-user-claim'];
