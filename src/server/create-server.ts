@@ -24,6 +24,9 @@ import { persistentSecret } from './server-secret.js';
 import { readTlsFiles, watchTlsFiles } from './tls-credentials.js';
 import { mountWeb } from './web-assets.js';
 import { WebSocketTracker } from './websocket-tracker.js';
+import { ThrottledLog } from './throttled-log.js';
+import { websocketErrorHandler } from './websocket-error-handler.js';
+import { WebSocketPayloadLimits } from './websocket-payload-limits.js';
 
 export interface ServerOverrides {
   logger?: Logger;
@@ -102,6 +105,8 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
   const tlsFiles =
     config.tls.cert && config.tls.key ? { cert: config.tls.cert, key: config.tls.key } : undefined;
 
+  // Lines any client can cause (protocol errors, refused connections): throttled.
+  const clientLog = new ThrottledLog(log, 10);
   const app = Fastify({
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- types the app with Fastify's logger so plugin types line up
     loggerInstance: log as FastifyBaseLogger,
@@ -170,7 +175,11 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
     options: { maxPayload },
     // Shutdown closes sockets itself (1001, with a grace), before Fastify's close.
     preClose: (done) => done(),
+    errorHandler: websocketErrorHandler(clientLog, log),
   });
+  // Each surface's own message limit, refused by ws from the frame header (#11.5).
+  const payloadLimits = new WebSocketPayloadLimits();
+  payloadLimits.install(app.websocketServer);
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
@@ -195,7 +204,15 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
   const guard = adminGuard(config.admin);
   for (const surface of enabled) {
     readiness.expect(surface.name);
-    await surface.mount(app, { config, engine, tracker, metrics, adminGuard: guard, log });
+    // A scope per surface, only so its WebSocket upgrades carry its own message limit.
+    const wsLimit = surface.maxWebSocketMessage(config);
+    await app.register(async (scope) => {
+      scope.addHook('onRequest', (request, _reply, done) => {
+        if (request.ws) payloadLimits.set(request.raw, wsLimit);
+        done();
+      });
+      await surface.mount(scope, { config, engine, tracker, metrics, adminGuard: guard, log });
+    });
     readiness.set(surface.name, true);
     log.info({ surface: surface.name }, 'surface mounted');
   }
