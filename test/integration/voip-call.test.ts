@@ -104,7 +104,7 @@ describe('VOIP standalone: events and handshake', () => {
     eEvents.close();
   });
 
-  it('delivers to every tab of a user and replays missed events after Last-Event-ID', async () => {
+  it('delivers to every tab of a user and replays missed events after Last-Event-ID to the proven owner', async () => {
     const c = new KeyUser(t.url);
     const e = new KeyUser(t.url);
     const [tab1, tab2] = await Promise.all([e.events(), e.events()]);
@@ -116,13 +116,47 @@ describe('VOIP standalone: events and handshake', () => {
     expect((await tab2.next('newCall')).id).toBe(seen.id);
     tab1.close();
     tab2.close();
-    // While e is away, a second call rings; reconnecting with the last id gets it.
+    // While e is away, a second call rings; reconnecting with the last id and a signature
+    // over e's current ticket (proof of the key) gets it.
     await c.post('/newCall', { Destination: e.id, challenge: 'second', signature: c.sign(c.ticket) });
-    const back = await SseClient.open(`${t.url}/messages?PKey=${e.id}`, { 'Last-Event-ID': seen.id! });
+    const ticket = await e.getTicket();
+    const back = await SseClient.open(`${t.url}/messages?PKey=${e.id}&Signature=${e.sign(ticket)}`, {
+      'Last-Event-ID': seen.id!,
+    });
     const missed = await back.next('newCall');
     expect(unhex(missed.data).challenge).toBe('second');
     expect(back.events.filter((ev) => ev.event === 'newCall')).toHaveLength(0);
     back.close();
+  });
+
+  it('gives a stranger who knows a key live events only: no replay without proof of the key', async () => {
+    const c = new KeyUser(t.url);
+    const e = new KeyUser(t.url);
+    await c.getTicket();
+    c.ticket = (
+      await c.post('/newCall', { Destination: e.id, challenge: 'while-away', signature: c.sign(c.ticket) })
+    ).text;
+    // e is offline; a stranger opens e's stream asking for everything since id 0, once
+    // without a signature and once with a signature that is not e's.
+    const stranger = new KeyUser(t.url);
+    await e.getTicket();
+    const [bare, forged] = await Promise.all([
+      SseClient.open(`${t.url}/messages?PKey=${e.id}`, { 'Last-Event-ID': '0' }),
+      SseClient.open(`${t.url}/messages?PKey=${e.id}&Signature=${stranger.sign(e.ticket)}`, {
+        'Last-Event-ID': '0',
+      }),
+    ]);
+    expect([bare.status, forged.status]).toEqual([200, 200]);
+    await bare.next('pubkey');
+    await forged.next('pubkey');
+    // A live event still reaches both (as in the original), and it is the first newCall
+    // they see: the one rung while e was away was not replayed.
+    await c.post('/newCall', { Destination: e.id, challenge: 'live-one', signature: c.sign(c.ticket) });
+    for (const s of [bare, forged]) {
+      expect(unhex((await s.next('newCall')).data).challenge).toBe('live-one');
+      expect(s.events.filter((ev) => ev.event === 'newCall')).toHaveLength(0);
+      s.close();
+    }
   });
 
   it('accepts WebCrypto-style signatures (SHA-256, r||s)', async () => {

@@ -54,6 +54,12 @@ export class ChallengeBook {
     return t.value;
   }
 
+  /** `key`'s current ticket whatever it was used for, if not expired (read-only proofs). */
+  currentTicket(key: string): string | undefined {
+    const t = this.tickets.get(key);
+    return t && t.expires > this.now() ? t.value : undefined;
+  }
+
   spend(key: string, value: string, use: TicketUse): void {
     const t = this.tickets.get(key);
     if (!t || t.value !== value) return;

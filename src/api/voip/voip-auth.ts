@@ -76,6 +76,16 @@ export class VoipAuth {
     return { id: key.id, key };
   }
 
+  /**
+   * Whether `caller` (standalone) proved its key with `signature` over the key's current
+   * server ticket. The ticket is not spent: this proves ownership to read, nothing more.
+   */
+  provesKey(caller: Caller, signature: string | undefined): boolean {
+    if (!caller.key || !signature) return false;
+    const ticket = this.challenges.currentTicket(caller.key.id);
+    return ticket !== undefined && verifyChallenge(caller.key, ticket, signature);
+  }
+
   /** Runs a side-site question, turning "site down or slow" into a clear 503. */
   async siteCall<T>(ask: () => Promise<T>): Promise<T> {
     try {

@@ -151,6 +151,14 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
     const f = form(request);
     const me = await auth.caller(request, { ...f, token: f.CSRFtoken ?? f.token });
     const last = Number(request.headers['last-event-id'] ?? f.lastEventId);
+    // Replay (Chorus) is for the stream's owner only: the site's token says who that is;
+    // standalone, anyone who knows a key can open its stream (as in the original), so
+    // missed events go only to a reader whose `Signature` signs the key's current ticket.
+    // Others get live events, and a stale signature is not refused: EventSource would
+    // stop reconnecting altogether on a non-200 answer.
+    const owner = mode === 'site' || auth.provesKey(me, f.Signature ?? f.signature);
+    if (!owner && Number.isSafeInteger(last))
+      log.debug({ user: me.id }, 'voip replay withheld: key not proven');
     reply.hijack();
     reply.raw.writeHead(200, {
       'Content-Type': 'text/event-stream',
@@ -162,7 +170,7 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
       me.id,
       reply.raw,
       `event: pubkey\ndata:${serverKey}\n\n`,
-      Number.isSafeInteger(last) ? last : undefined,
+      owner && Number.isSafeInteger(last) ? last : undefined,
     );
     log.debug({ user: me.id }, 'voip event stream open');
   });
