@@ -35,6 +35,8 @@ export async function startBenchServer(env: Record<string, string>): Promise<Ben
       DATA_DIR: mkdtempSync(join(tmpdir(), 'chorus-bench-')),
       LOG_LEVEL: 'warn',
       LOG_PRETTY: 'no',
+      // Every load generator connects from this one address.
+      HTTP_MAX_CONNECTIONS_PER_IP: '0',
       ...env,
     },
     stdio: ['ignore', 'inherit', 'inherit'],

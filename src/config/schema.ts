@@ -39,6 +39,14 @@ export const configSchema = z.object({
       env: ['TRUST_PROXY'],
       doc: 'Addresses/CIDRs of reverse proxies whose X-Forwarded-For is believed. Empty: the socket address is the client.',
     }),
+    requestTimeoutSeconds: field(int(0, 3600), 30, {
+      env: ['HTTP_REQUEST_TIMEOUT_SECONDS'],
+      doc: 'Deadline for receiving a whole request (headers and body); a slower one gets 408 and its connection is closed (0: none). Streaming audio uploads have `VOIP_UPLOAD_IDLE_SECONDS` instead.',
+    }),
+    maxConnectionsPerIp: field(int(0, 1_000_000), 256, {
+      env: ['HTTP_MAX_CONNECTIONS_PER_IP'],
+      doc: 'Open TCP connections (HTTP and WebSocket, both listeners) one client address may hold; more are closed at once (0: no cap). Counted on the socket address: `TRUST_PROXY` addresses are not capped, so behind a proxy let the proxy cap each client.',
+    }),
   }),
   tls: z.object({
     port: field(int(0, 65535), 8443, {
@@ -338,6 +346,10 @@ export const configSchema = z.object({
     maxUploadFrameBytes: field(int(1024, 16 << 20), 256 * 1024, {
       env: ['VOIP_MAX_UPLOAD_FRAME_BYTES'],
       doc: 'Largest WebSocket message of raw PCM accepted; a larger one closes the upload with 1009.',
+    }),
+    uploadIdleSeconds: field(int(0, 3600), 20, {
+      env: ['VOIP_UPLOAD_IDLE_SECONDS'],
+      doc: 'An HTTP audio upload (`POST`/`PUT /upCall`, `/upRoom`) that sends no byte for this long is closed (0: never). Uploads have no whole-request deadline.',
     }),
   }),
   beep: z.object({

@@ -26,6 +26,8 @@ import { mountWeb } from './web-assets.js';
 import { WebSocketTracker } from './websocket-tracker.js';
 import { ThrottledLog } from './throttled-log.js';
 import { websocketErrorHandler } from './websocket-error-handler.js';
+import { capConnectionsPerIp } from './connection-cap.js';
+import { addRequestDeadline } from './request-deadline.js';
 import { WebSocketPayloadLimits } from './websocket-payload-limits.js';
 
 export interface ServerOverrides {
@@ -119,8 +121,9 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
     routerOptions: { maxParamLength: 2048 },
     // One handler behind both listeners: TLS requests and upgrades reach the same routes.
     serverFactory: (handler) => {
-      // No whole-request deadline (Node's default is 5 minutes): audio uploads are
-      // request bodies that last as long as a call. Headers still have their timeout.
+      // No whole-request deadline in Node (one value for every route, and audio uploads
+      // are bodies that last as long as a call): request-deadline.ts sets one per route.
+      // Headers still have Node's timeout.
       const http = createHttpServer({ requestTimeout: 0 }, handler);
       if (tlsFiles) {
         tlsServer = createHttpsServer({ ...readTlsFiles(tlsFiles), requestTimeout: 0 }, handler);
@@ -130,6 +133,14 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
       return http;
     },
   });
+  if (config.http.maxConnectionsPerIp > 0) {
+    capConnectionsPerIp(
+      tlsServer ? [app.server, tlsServer] : [app.server],
+      config.http.maxConnectionsPerIp,
+      config.http.trustProxy,
+      clientLog,
+    );
+  }
 
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
@@ -156,7 +167,7 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
     const status = err.statusCode ?? 500;
     if (status < 500) {
       request.log.warn({ code: err.code, status }, err.message);
-      const code = status === 413 ? 'too_large' : status === 415 ? 'invalid_argument' : 'invalid_argument';
+      const code = status === 413 ? 'too_large' : status === 408 ? 'timeout' : 'invalid_argument';
       return reply.code(status).send(errorBody(code, err.message));
     }
     request.log.error({ err }, 'internal error');
@@ -180,6 +191,7 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
   // Each surface's own message limit, refused by ws from the frame header (#11.5).
   const payloadLimits = new WebSocketPayloadLimits();
   payloadLimits.install(app.websocketServer);
+  addRequestDeadline(app, config.http.requestTimeoutSeconds * 1000, clientLog);
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {

@@ -1,31 +1,81 @@
 import type { FastifyInstance } from 'fastify';
 import { Busboy, type BusboyHeaders, type BusboyInstance } from '@fastify/busboy';
 
-/** Forms as Go's FormValue reads them: urlencoded or multipart bodies (fields only). */
+/** Bounds of a form: as many fields as any client sends, each as long as any sends. */
+export const FORM_LIMITS = { fields: 50, fieldSize: 64 * 1024, files: 10, parts: 60 } as const;
+
+type HttpError = Error & { statusCode: number };
+
+const refusal = (statusCode: number, message: string): HttpError =>
+  Object.assign(new Error(message), { statusCode });
+
+/**
+ * Forms as Go's FormValue reads them: urlencoded or multipart bodies. Of a multipart body
+ * only the fields are kept; file parts are read and dropped (Go parses them to a temporary
+ * store and FormValue ignores them), never left unread: an unread part stalls the parser
+ * and the request would never be answered. More fields, files or parts than FORM_LIMITS,
+ * a field longer than its limit or a body over the route's body limit: 413. A malformed
+ * body: 400. Either way the answer comes at once.
+ */
 export function addFormParsers(app: FastifyInstance): void {
   app.addContentTypeParser(
     'application/x-www-form-urlencoded',
-    { parseAs: 'string', bodyLimit: 64 * 1024 },
+    { parseAs: 'string', bodyLimit: FORM_LIMITS.fieldSize },
     (_req, body, done) => {
       done(null, Object.fromEntries(new URLSearchParams(body as string)));
     },
   );
   app.addContentTypeParser('multipart/form-data', (request, payload, done) => {
+    const bodyLimit = request.routeOptions.bodyLimit ?? 1 << 20;
     const fields: Record<string, string> = {};
-    let parser: BusboyInstance;
+    let settled = false;
+    let parser: BusboyInstance | undefined;
+    const finish = (err: HttpError | null): void => {
+      if (settled) return;
+      settled = true;
+      payload.off('data', count);
+      if (err) {
+        // Stop feeding the parser and discard the rest (the request deadline bounds it).
+        if (parser) payload.unpipe(parser);
+        payload.resume();
+        done(err, undefined);
+      } else {
+        done(null, fields);
+      }
+    };
+    let received = 0;
+    const count = (chunk: Buffer): void => {
+      received += chunk.length;
+      if (received > bodyLimit) finish(refusal(413, `form over ${bodyLimit} bytes`));
+    };
     try {
       parser = new Busboy({
         headers: request.headers as BusboyHeaders,
-        limits: { fields: 50, fieldSize: 64 * 1024, files: 0, parts: 60 },
+        limits: { ...FORM_LIMITS, headerPairs: 20 },
       });
     } catch (err) {
-      done(Object.assign(err as Error, { statusCode: 400 }), undefined);
+      finish(refusal(400, (err as Error).message));
       return;
     }
-    parser.on('field', (name: string, value: string) => (fields[name] = value));
-    parser.on('file', (_name: string, file: NodeJS.ReadableStream) => file.resume());
-    parser.on('error', (err: Error) => done(Object.assign(err, { statusCode: 400 }), undefined));
-    parser.on('finish', () => done(null, fields));
+    parser.on('field', (name: string, value: string, _nameTruncated: boolean, truncated: boolean) => {
+      if (truncated) finish(refusal(413, `form field over ${FORM_LIMITS.fieldSize} bytes`));
+      else fields[name] = value;
+    });
+    parser.on('file', (_name: string, file: NodeJS.ReadableStream) => {
+      file.on('error', () => undefined);
+      file.resume();
+    });
+    const tooMany = (what: string) => () => finish(refusal(413, `too many form ${what}`));
+    parser.on('fieldsLimit', tooMany('fields'));
+    parser.on('filesLimit', tooMany('files'));
+    parser.on('partsLimit', tooMany('parts'));
+    parser.on('error', (err: Error) => finish(refusal(400, err.message)));
+    parser.on('finish', () => finish(null));
+    // A body that fails (client gone, request deadline) fails the parse.
+    payload.on('error', (err: Error & { statusCode?: number }) =>
+      finish(refusal(err.statusCode ?? 400, err.message)),
+    );
+    payload.on('data', count);
     payload.pipe(parser);
   });
 }
