@@ -463,6 +463,8 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
       raw.route({
         method: ['POST', 'PUT'],
         url,
+        // A live body: no whole-request deadline, closed when idle instead.
+        config: { bodyIdleTimeoutMs: config.uploadIdleSeconds * 1000 },
         handler: async (request, reply) => {
           const p = await plan(request, use);
           const complete = await new Promise<boolean>((resolve) =>
