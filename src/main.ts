@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config/load-config.js';
 import { createServer } from './server/create-server.js';
+import { installProcessGuard } from './server/process-guard.js';
 
 const USAGE = `usage: chorus [serve] [--config FILE] [--env-file FILE]
 
@@ -44,6 +45,7 @@ async function main(): Promise<number> {
   const server = await createServer(config);
   const log = server.app.log;
   let stopping = false;
+  let exitCode = 0; // 1 once an uncaught exception has started the drain
   const stop = (signal: string): void => {
     if (stopping) {
       log.warn({ signal }, 'second signal: exiting now');
@@ -61,7 +63,7 @@ async function main(): Promise<number> {
     );
     deadline.unref();
     server.close().then(
-      () => process.exit(0),
+      () => process.exit(exitCode),
       (err: unknown) => {
         log.error({ err }, 'shutdown failed');
         process.exit(1);
@@ -70,6 +72,14 @@ async function main(): Promise<number> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  installProcessGuard({
+    log,
+    registry: server.metrics.registry,
+    drainAndExit: (why) => {
+      exitCode = 1;
+      if (!stopping) stop(why); // already draining on a signal: that drain now ends in 1
+    },
+  });
   await server.listen();
   return -1;
 }
