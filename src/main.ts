@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config/load-config.js';
 import { createServer } from './server/create-server.js';
+import { StartupError } from './server/startup-error.js';
 import { installProcessGuard } from './server/process-guard.js';
 
 const USAGE = `usage: chorus [serve] [--config FILE] [--env-file FILE]
@@ -42,7 +43,12 @@ async function main(): Promise<number> {
     throw err;
   }
 
-  const server = await createServer(config);
+  let server;
+  try {
+    server = await createServer(config);
+  } catch (err) {
+    return startupFailed(err);
+  }
   const log = server.app.log;
   let stopping = false;
   let exitCode = 0; // 1 once an uncaught exception has started the drain
@@ -80,8 +86,19 @@ async function main(): Promise<number> {
       if (!stopping) stop(why); // already draining on a signal: that drain now ends in 1
     },
   });
-  await server.listen();
+  try {
+    await server.listen();
+  } catch (err) {
+    return startupFailed(err);
+  }
   return -1;
+}
+
+/** A failure the operator can fix (port in use, unusable DATA_DIR) is one line and exit 2. */
+function startupFailed(err: unknown): number {
+  if (!(err instanceof StartupError)) throw err;
+  process.stderr.write(`chorus: ${err.message}\n`);
+  return 2;
 }
 
 main().then(

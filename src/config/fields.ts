@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { IpMatcher } from '../server/ip-matcher.js';
 
@@ -26,6 +27,54 @@ export const flag = z.preprocess(
   },
   z.boolean({ error: 'expected YES/NO, true/false or 1/0' }),
 );
+
+/**
+ * A three-way switch (`auto`, `yes`, `no`) that takes every form `flag` does, so
+ * `LOG_PRETTY=YES` works as the README says booleans do. Empty means `auto`.
+ */
+export const autoFlag = z.preprocess(
+  (v) => {
+    if (typeof v === 'boolean') return v ? 'yes' : 'no';
+    if (typeof v !== 'string') return v;
+    const w = v.trim().toLowerCase();
+    if (w === '' || w === 'auto') return 'auto';
+    if (TRUE_WORDS.has(w)) return 'yes';
+    if (FALSE_WORDS.has(w)) return 'no';
+    return v;
+  },
+  z.enum(['auto', 'yes', 'no'], { error: 'expected auto, YES/NO, true/false or 1/0' }),
+);
+
+/** A literal IPv4 or IPv6 address (what a coordinator or an ICE candidate can use). */
+export const ipAddress = z
+  .string()
+  .trim()
+  .refine((v) => isIP(v) !== 0, { error: 'expected an IP address such as 203.0.113.7 or 2001:db8::7' });
+
+/**
+ * An address to bind a listener to: a literal IP (`0.0.0.0`, `::`, `127.0.0.1`) or
+ * `localhost`; a typo is a config error rather than a failure when listening.
+ */
+export const bindAddress = z
+  .string()
+  .trim()
+  .refine((v) => v === 'localhost' || isIP(v) !== 0, {
+    error: 'expected an IP address to bind to, such as 0.0.0.0, ::, 127.0.0.1 (or localhost)',
+  });
+
+/** A UDP port range `first-last`, first no greater than last. */
+export const portRange = z
+  .string()
+  .trim()
+  .refine(
+    (v) => {
+      const m = /^(\d{1,5})-(\d{1,5})$/.exec(v);
+      if (!m) return false;
+      const [first, last] = [Number(m[1]), Number(m[2])];
+      return first >= 1 && last <= 65535 && first <= last;
+    },
+    { error: 'expected a range first-last with 1 <= first <= last <= 65535, e.g. 50000-60000' },
+  );
 
 /** An integer from an environment string or a config file number. */
 export function int(min: number, max: number) {

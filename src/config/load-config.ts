@@ -4,6 +4,7 @@ import { parse as parseDotenv } from 'dotenv';
 import { parse as parseYaml } from 'yaml';
 import { configSchema, type Config, type ConfigInput } from './schema.js';
 import { configFields, type ConfigField } from './config-fields.js';
+import { checkSettings } from './check-settings.js';
 
 /** Raised when configuration is invalid; `lines` has one entry per bad key. */
 export class ConfigError extends Error {
@@ -179,6 +180,13 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     config.http.port = port;
     if (host) config.http.bindAddress = host;
   }
+  for (const problem of checkSettings(config)) {
+    const dotted = problem.path.join('.');
+    const field = fields.find((f) => f.path.join('.') === dotted);
+    const shown = field ? describe(field, originOf.get(dotted) ?? 'default') : dotted;
+    errors.push(`${shown} = ${JSON.stringify(getPath(config, problem.path))}: ${problem.message}`);
+  }
+  if (errors.length > 0) throw new ConfigError(errors);
   return deepFreeze(config);
 }
 

@@ -1,5 +1,18 @@
 import { z } from 'zod';
-import { field, optionalField, flag, int, ipList, list, listKeepingEmpty, pathPrefix } from './fields.js';
+import {
+  autoFlag,
+  bindAddress,
+  field,
+  optionalField,
+  flag,
+  int,
+  ipAddress,
+  ipList,
+  list,
+  listKeepingEmpty,
+  pathPrefix,
+  portRange,
+} from './fields.js';
 
 /**
  * The one configuration schema. Every leaf names the environment variables that set it;
@@ -11,9 +24,9 @@ export const configSchema = z.object({
       env: ['HTTP_PORT', 'CHORUS_HTTP_PORT'],
       doc: 'TCP port of the plain HTTP/WebSocket listener (0 picks a free port).',
     }),
-    bindAddress: field(z.string().min(1), '0.0.0.0', {
+    bindAddress: field(bindAddress, '0.0.0.0', {
       env: ['BIND_ADDRESS', 'CHORUS_BIND_ADDRESS'],
-      doc: 'Address the HTTP and TLS listeners bind to (`::` for all IPv4 and IPv6 addresses).',
+      doc: 'IP address the HTTP and TLS listeners bind to (`::` for all IPv4 and IPv6 addresses; `localhost` is also accepted).',
     }),
     listen: optionalField(
       z
@@ -25,7 +38,10 @@ export const configSchema = z.object({
           const at = v.lastIndexOf(':');
           return { host: v.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(v.slice(at + 1)) };
         })
-        .refine((v) => v.port <= 65535, { error: 'port above 65535' }),
+        .refine((v) => v.port <= 65535, { error: 'port above 65535' })
+        .refine((v) => v.host === '' || bindAddress.safeParse(v.host).success, {
+          error: 'the host must be an IP address (or localhost), e.g. 127.0.0.1:8080',
+        }),
       {
         env: ['LISTEN'],
         doc: "`[host]:port` of the HTTP listener (the Beep seed's variable); when set it overrides `HTTP_PORT` and, with a host, `BIND_ADDRESS`.",
@@ -55,7 +71,7 @@ export const configSchema = z.object({
     }),
     cert: optionalField(z.string().min(1), {
       env: ['SSL_CERT', 'CHORUS_TLS_CERT'],
-      doc: 'Path of the PEM certificate (chain) for the TLS listener.',
+      doc: 'Path of the PEM certificate (chain) for the TLS listener; set together with `SSL_KEY` (one without the other is a config error). Both files are read and checked at start-up.',
     }),
     key: optionalField(z.string().min(1), {
       env: ['SSL_KEY', 'CHORUS_TLS_KEY'],
@@ -79,9 +95,9 @@ export const configSchema = z.object({
       env: ['LOG_REQUESTS'],
       doc: 'Log one line per HTTP request and WebSocket connection (`NO` to turn off).',
     }),
-    pretty: field(z.enum(['auto', 'yes', 'no']), 'auto', {
+    pretty: field(autoFlag, 'auto', {
       env: ['LOG_PRETTY'],
-      doc: 'Human-readable logs: `auto` when stdout is a terminal.',
+      doc: 'Human-readable logs: `auto` when stdout is a terminal; `YES`/`NO` (or any boolean form) to force.',
     }),
   }),
   shutdown: z.object({
@@ -108,11 +124,25 @@ export const configSchema = z.object({
   }),
   metrics: z.object({
     enabled: field(flag, true, { env: ['METRICS_ENABLED'], doc: 'Serve Prometheus metrics at `/metrics`.' }),
+    token: optionalField(z.string().min(16, { error: 'expected at least 16 characters' }), {
+      env: ['METRICS_TOKEN'],
+      doc: '`/metrics` then requires `Authorization: Bearer <token>` (401 otherwise). Unset: open to anyone who reaches its port.',
+    }),
+    port: optionalField(int(0, 65535), {
+      env: ['METRICS_PORT'],
+      doc: 'Serve `/metrics` on its own listener at this port instead of the HTTP port (which then answers 404 for it).',
+      defaultDoc: '(the HTTP port)',
+    }),
+    bindAddress: optionalField(bindAddress, {
+      env: ['METRICS_BIND_ADDRESS'],
+      doc: 'Address of the `METRICS_PORT` listener, e.g. `127.0.0.1` to keep metrics local while the main port is public. Unset: `BIND_ADDRESS`.',
+      defaultDoc: '`BIND_ADDRESS`',
+    }),
   }),
   network: z.object({
-    externalIp: optionalField(z.string().min(1), {
+    externalIp: optionalField(ipAddress, {
       env: ['EXTERNAL_IP'],
-      doc: 'The address other components and clients reach this server at, when it is behind NAT or a proxy (sent to the stream coordinator).',
+      doc: 'The IP address other components and clients reach this server at, when it is behind NAT or a proxy (sent to the stream coordinator, announced in ICE candidates). A literal IP: the coordinator ignores host names.',
     }),
     externalPort: optionalField(int(1, 65535), {
       env: ['EXTERNAL_PORT'],
@@ -190,16 +220,13 @@ export const configSchema = z.object({
       env: ['WEBRTC_UDP_PORT'],
       doc: 'The one UDP port every WebRTC peer connection shares (ICE UDP mux). Open it in the firewall.',
     }),
-    portRange: optionalField(
-      z.string().regex(/^\d{1,5}-\d{1,5}$/, { error: 'expected a range such as 50000-60000' }),
-      {
-        env: ['WEBRTC_PORT_RANGE'],
-        doc: 'Instead of the one mux port: a UDP port range, one port per peer connection (e.g. `50000-60000`).',
-      },
-    ),
-    bindAddress: optionalField(z.string().min(1), {
+    portRange: optionalField(portRange, {
+      env: ['WEBRTC_PORT_RANGE'],
+      doc: 'Instead of the one mux port: a UDP port range `first-last`, one port per peer connection (e.g. `50000-60000`).',
+    }),
+    bindAddress: optionalField(ipAddress, {
       env: ['WEBRTC_BIND_ADDRESS'],
-      doc: 'Address the WebRTC UDP socket binds to. Unset: all interfaces.',
+      doc: 'IP address the WebRTC UDP socket binds to. Unset: all interfaces.',
     }),
     nackHistoryPackets: field(int(0, 65536), 512, {
       env: ['WEBRTC_NACK_HISTORY_PACKETS'],

@@ -22,6 +22,8 @@ import { gaugeAtScrape } from './scrape-metrics.js';
 import { Readiness } from './readiness.js';
 import { persistentSecret } from './server-secret.js';
 import { readTlsFiles, watchTlsFiles } from './tls-credentials.js';
+import { listenOrExplain, reasonOf, StartupError } from './startup-error.js';
+import { serveMetrics } from './metrics-endpoint.js';
 import { mountWeb } from './web-assets.js';
 import { WebSocketTracker } from './websocket-tracker.js';
 import { ThrottledLog } from './throttled-log.js';
@@ -44,8 +46,8 @@ export interface ChorusServer {
   tracker: WebSocketTracker;
   /** Starts the listeners; resolves when all are bound. */
   listen(): Promise<void>;
-  /** Base URLs of the bound listeners (http always, https when TLS is configured). */
-  urls(): { http: string; https?: string };
+  /** Base URLs of the bound listeners (http always, https when TLS is configured, metrics with METRICS_PORT). */
+  urls(): { http: string; https?: string; metrics?: string };
   /** Graceful: not ready, close sockets with 1001, stop listeners, close ports. Idempotent. */
   close(): Promise<void>;
 }
@@ -66,9 +68,19 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
   readiness.expect('store');
 
   if ((config.bluesky.enabled || config.beep.enabled) && !config.webrtc.portRange) {
-    await assertUdpPortFree(config.webrtc.udpPort, config.webrtc.bindAddress);
+    try {
+      await assertUdpPortFree(config.webrtc.udpPort, config.webrtc.bindAddress);
+    } catch (err) {
+      throw new StartupError(reasonOf(err), { cause: err });
+    }
   }
-  const ports = overrides.ports ?? createPorts(config, log);
+  let ports: Ports;
+  try {
+    ports = overrides.ports ?? createPorts(config, log);
+  } catch (err) {
+    // Opening the data directory is what fails here (DATA_DIR unusable).
+    throw new StartupError(`${reasonOf(err)}; set DATA_DIR`, { cause: err });
+  }
   const busyLimit = config.webrtc.overloadBusyPercent / 100;
   const load = busyLimit > 0 ? new EventLoopLoad() : undefined;
   readiness.set('store', true);
@@ -126,7 +138,12 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
       // Headers still have Node's timeout.
       const http = createHttpServer({ requestTimeout: 0 }, handler);
       if (tlsFiles) {
-        tlsServer = createHttpsServer({ ...readTlsFiles(tlsFiles), requestTimeout: 0 }, handler);
+        // The files were checked with the config; this catches them changing since.
+        try {
+          tlsServer = createHttpsServer({ ...readTlsFiles(tlsFiles), requestTimeout: 0 }, handler);
+        } catch (err) {
+          throw new StartupError(`TLS: cannot use SSL_CERT and SSL_KEY: ${reasonOf(err)}`, { cause: err });
+        }
         tlsServer.on('upgrade', (req, socket, head) => http.emit('upgrade', req, socket, head));
         stopTlsWatch = watchTlsFiles(tlsServer, tlsFiles, config.tls.reloadSeconds, log);
       }
@@ -207,11 +224,7 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
       () => load.utilization,
     );
   }
-  if (config.metrics.enabled) {
-    app.get('/metrics', async (_request, reply) =>
-      reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
-    );
-  }
+  const metricsListener = serveMetrics(app, metrics.registry, config, log);
 
   const guard = adminGuard(config.admin);
   for (const surface of enabled) {
@@ -248,24 +261,37 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
     readiness,
     tracker,
     async listen() {
-      await app.listen({ port: config.http.port, host: config.http.bindAddress });
+      const host = config.http.bindAddress;
+      await listenOrExplain('HTTP', host, config.http.port, 'HTTP_PORT or BIND_ADDRESS', () =>
+        app.listen({ port: config.http.port, host }),
+      );
       if (tlsServer) {
         const tls = tlsServer;
-        await new Promise<void>((resolve, reject) => {
-          tls.once('error', reject);
-          tls.listen(config.tls.port, config.http.bindAddress, () => {
-            tls.off('error', reject);
-            resolve();
-          });
-        });
+        await listenOrExplain(
+          'HTTPS',
+          host,
+          config.tls.port,
+          'SSL_PORT or BIND_ADDRESS',
+          () =>
+            new Promise<void>((resolve, reject) => {
+              tls.once('error', reject);
+              tls.listen(config.tls.port, host, () => {
+                tls.off('error', reject);
+                resolve();
+              });
+            }),
+        );
       }
+      await metricsListener.listen();
       readiness.set('listeners', true);
       const u = server.urls();
       log.info({ http: u.http, https: u.https }, 'chorus listening');
     },
     urls() {
-      const out: { http: string; https?: string } = { http: urlOf(app.server, 'http') };
+      const out: { http: string; https?: string; metrics?: string } = { http: urlOf(app.server, 'http') };
       if (tlsServer?.listening) out.https = urlOf(tlsServer, 'https');
+      const metricsUrl = metricsListener.url();
+      if (metricsUrl) out.metrics = metricsUrl;
       return out;
     },
     close() {
@@ -282,6 +308,7 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
           });
         }
         await app.close();
+        await metricsListener.close();
         engine.close();
         load?.close();
         await closePorts(ports);

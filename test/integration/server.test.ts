@@ -145,8 +145,12 @@ describe('graceful shutdown', () => {
         WEBRTC_BIND_ADDRESS: '127.0.0.1',
         DATA_DIR: mkdtempSync(join(tmpdir(), 'chorus-udp-')),
       });
-      expect(r.code).toBe(1);
-      expect(r.output).toContain(`WebRTC UDP port 127.0.0.1:${port} cannot be used (EADDRINUSE)`);
+      // One line and exit 2, as every start-up failure an operator can fix (#11.12).
+      expect(r.code).toBe(2);
+      expect(r.output).toMatch(
+        new RegExp(`^chorus: WebRTC UDP port 127\\.0\\.0\\.1:${port} cannot be used \\(EADDRINUSE\\)`, 'm'),
+      );
+      expect(r.output).not.toMatch(/^\s+at /m);
     } finally {
       taken.close();
     }

@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/load-config.js';
+import { configFields } from '../../src/config/config-fields.js';
+import { selfSignedCert } from '../fixtures/self-signed.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'chorus-config-'));
 const file = (name: string, text: string): string => {
@@ -35,20 +37,22 @@ describe('loadConfig', () => {
   });
 
   it("accepts the seeds' variable names and their YES/NO booleans", () => {
+    // The files are read and checked when loading, so they must be real.
+    const { cert, key } = selfSignedCert(mkdtempSync(join(dir, 'seed-tls-')));
     const c = loadConfig({
       env: {
         HTTP_PORT: '9000',
         BIND_ADDRESS: '127.0.0.1',
         SSL_PORT: '9443',
-        SSL_CERT: '/c.pem',
-        SSL_KEY: '/k.pem',
+        SSL_CERT: cert,
+        SSL_KEY: key,
         LOG_REQUESTS: 'NO',
         LOG_DEBUG: 'YES',
       },
     });
     expect(c.http.port).toBe(9000);
     expect(c.http.bindAddress).toBe('127.0.0.1');
-    expect(c.tls).toMatchObject({ port: 9443, cert: '/c.pem', key: '/k.pem' });
+    expect(c.tls).toMatchObject({ port: 9443, cert, key });
     expect(c.log.requests).toBe(false);
     expect(c.log.level).toBe('debug');
   });
@@ -144,3 +148,112 @@ describe('LISTEN (the Beep seed)', () => {
     expect(() => loadConfig({ env: { LISTEN: 'nonsense' } })).toThrow(/LISTEN/);
   });
 });
+
+describe('start-up checks (#11.12)', () => {
+  const TRUE_FORMS = ['YES', 'yes', 'Yes', 'true', 'TRUE', '1', 'on', 'y'];
+  const FALSE_FORMS = ['NO', 'no', 'No', 'false', 'FALSE', '0', 'off', 'n'];
+
+  it('every boolean setting takes every documented form, LOG_PRETTY included', () => {
+    const booleans = configFields().filter((f) => typeof f.defaultValue === 'boolean');
+    expect(booleans.length).toBeGreaterThan(10);
+    for (const f of booleans) {
+      const name = f.meta.env[0]!;
+      const read = (v: string): unknown => getPath(loadConfig({ env: { [name]: v } }), f.path);
+      for (const v of TRUE_FORMS) expect(read(v), `${name}=${v}`).toBe(true);
+      for (const v of FALSE_FORMS) expect(read(v), `${name}=${v}`).toBe(false);
+    }
+    const pretty = (v: string): string => loadConfig({ env: { LOG_PRETTY: v } }).log.pretty;
+    for (const v of TRUE_FORMS) expect(pretty(v), `LOG_PRETTY=${v}`).toBe('yes');
+    for (const v of FALSE_FORMS) expect(pretty(v), `LOG_PRETTY=${v}`).toBe('no');
+    expect(pretty('auto')).toBe('auto');
+    expect(pretty('AUTO')).toBe('auto');
+    expect(loadConfig({ configFile: file('pretty.yaml', 'log:\n  pretty: true\n') }).log.pretty).toBe('yes');
+    expect(errorsOf(() => loadConfig({ env: { LOG_PRETTY: 'sometimes' } }))).toEqual([
+      expect.stringMatching(/^LOG_PRETTY \(log\.pretty\) = "sometimes": expected auto, YES\/NO/),
+    ]);
+  });
+
+  it('bind addresses must be IP addresses (or localhost)', () => {
+    for (const ok of ['0.0.0.0', '::', '127.0.0.1', '::1', 'localhost', ' 10.1.2.3 ']) {
+      expect(loadConfig({ env: { BIND_ADDRESS: ok } }).http.bindAddress).toBe(ok.trim());
+    }
+    for (const bad of ['not-an-address', '999.1.1.1', '127.0.0.1:8000', 'example.com']) {
+      expect(errorsOf(() => loadConfig({ env: { BIND_ADDRESS: bad } }))).toEqual([
+        expect.stringMatching(/^BIND_ADDRESS \(http\.bindAddress\) = .*expected an IP address to bind to/),
+      ]);
+    }
+    expect(errorsOf(() => loadConfig({ env: { LISTEN: 'nowhere:8080' } }))[0]).toMatch(
+      /^LISTEN .*host must be an IP address/,
+    );
+    expect(errorsOf(() => loadConfig({ env: { WEBRTC_BIND_ADDRESS: 'eth0' } }))[0]).toMatch(
+      /^WEBRTC_BIND_ADDRESS .*expected an IP address/,
+    );
+    expect(errorsOf(() => loadConfig({ env: { METRICS_BIND_ADDRESS: 'lo' } }))[0]).toMatch(
+      /^METRICS_BIND_ADDRESS .*expected an IP address/,
+    );
+  });
+
+  it('EXTERNAL_IP must be a literal IP address', () => {
+    expect(loadConfig({ env: { EXTERNAL_IP: '203.0.113.5' } }).network.externalIp).toBe('203.0.113.5');
+    expect(loadConfig({ env: { EXTERNAL_IP: '2001:db8::5' } }).network.externalIp).toBe('2001:db8::5');
+    for (const bad of ['garbage', 'media.example.com', '1.2.3', '203.0.113.5:443']) {
+      expect(errorsOf(() => loadConfig({ env: { EXTERNAL_IP: bad } }))).toEqual([
+        expect.stringMatching(/^EXTERNAL_IP \(network\.externalIp\) = .*expected an IP address/),
+      ]);
+    }
+  });
+
+  it('WEBRTC_PORT_RANGE must run from a lower to a higher port within 1-65535', () => {
+    expect(loadConfig({ env: { WEBRTC_PORT_RANGE: '50000-50100' } }).webrtc.portRange).toBe('50000-50100');
+    expect(loadConfig({ env: { WEBRTC_PORT_RANGE: '50000-50000' } }).webrtc.portRange).toBe('50000-50000');
+    for (const bad of ['50100-50000', '0-100', '60000-70000', '50000']) {
+      expect(errorsOf(() => loadConfig({ env: { WEBRTC_PORT_RANGE: bad } }))).toEqual([
+        expect.stringMatching(/^WEBRTC_PORT_RANGE \(webrtc\.portRange\) = /),
+      ]);
+    }
+    expect(errorsOf(() => loadConfig({ env: { WEBRTC_PORT_RANGE: '50100-50000' } }))[0]).toMatch(
+      /first <= last/,
+    );
+  });
+
+  it('TLS needs both files, readable, parseable and matching', () => {
+    const a = selfSignedCert(mkdtempSync(join(dir, 'tls-a-')), 'a');
+    const b = selfSignedCert(mkdtempSync(join(dir, 'tls-b-')), 'b');
+    expect(loadConfig({ env: { SSL_CERT: a.cert, SSL_KEY: a.key } }).tls.cert).toBe(a.cert);
+
+    expect(errorsOf(() => loadConfig({ env: { SSL_CERT: a.cert } }))).toEqual([
+      `SSL_CERT (tls.cert) = ${JSON.stringify(a.cert)}: set without SSL_KEY: TLS needs both the certificate and the key`,
+    ]);
+    expect(errorsOf(() => loadConfig({ env: { SSL_KEY: a.key } }))).toEqual([
+      expect.stringMatching(/^SSL_KEY \(tls\.key\) = .*set without SSL_CERT/),
+    ]);
+    expect(errorsOf(() => loadConfig({ env: { SSL_CERT: join(dir, 'none.pem'), SSL_KEY: a.key } }))).toEqual([
+      expect.stringMatching(/^SSL_CERT \(tls\.cert\) = .*cannot read the file: ENOENT/),
+    ]);
+    const junk = file('junk.pem', 'not a certificate\n');
+    expect(errorsOf(() => loadConfig({ env: { SSL_CERT: junk, SSL_KEY: junk } }))).toEqual([
+      expect.stringMatching(/^SSL_CERT \(tls\.cert\) = .*not a PEM certificate/),
+      expect.stringMatching(/^SSL_KEY \(tls\.key\) = .*not an unencrypted PEM private key/),
+    ]);
+    // The certificate where the key should be, and a key of another certificate.
+    expect(errorsOf(() => loadConfig({ env: { SSL_CERT: a.cert, SSL_KEY: a.cert } }))[0]).toMatch(
+      /^SSL_KEY .*not an unencrypted PEM private key/,
+    );
+    expect(errorsOf(() => loadConfig({ env: { SSL_CERT: a.cert, SSL_KEY: b.key } }))).toEqual([
+      expect.stringMatching(/^SSL_KEY \(tls\.key\) = .*does not match the certificate/),
+    ]);
+  });
+
+  it('METRICS_PORT cannot be the HTTP port', () => {
+    expect(loadConfig({ env: { METRICS_PORT: '9100' } }).metrics.port).toBe(9100);
+    expect(errorsOf(() => loadConfig({ env: { METRICS_PORT: '8000' } }))).toEqual([
+      expect.stringMatching(/^METRICS_PORT \(metrics\.port\) = 8000: is the HTTP port/),
+    ]);
+  });
+});
+
+function getPath(obj: unknown, path: readonly string[]): unknown {
+  let cur = obj;
+  for (const k of path) cur = (cur as Record<string, unknown>)[k];
+  return cur;
+}

@@ -13,8 +13,16 @@ export class LmdbStore implements Store {
   private readonly buckets = new Map<string, LmdbBucket<unknown>>();
 
   constructor(dataDir: string) {
-    mkdirSync(dataDir, { recursive: true });
-    this.root = open({ path: dataDir, maxDbs: 64, encoding: 'msgpack' });
+    try {
+      mkdirSync(dataDir, { recursive: true });
+      // noSubdir: false always: lmdb-js otherwise takes a path with an extension
+      // (`/var/lib/chorus.d`) for the data file itself and fails with "Is a directory".
+      // Paths without one already opened as directories, so their layout is unchanged.
+      this.root = open({ path: dataDir, noSubdir: false, maxDbs: 64, encoding: 'msgpack' });
+    } catch (err) {
+      const reason = (err as Error).message;
+      throw new Error(`cannot open the data directory ${JSON.stringify(dataDir)}: ${reason}`, { cause: err });
+    }
   }
 
   bucket<T>(name: string): KvBucket<T> {
