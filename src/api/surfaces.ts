@@ -63,14 +63,22 @@ export const surfaces: readonly Surface[] = [
     async mount(app, ctx) {
       const log = ctx.log.child({ surface: 'bluesky' });
       const directory = ctx.engine.roomDirectory('bluesky');
-      const quotas = new BlueSkyQuotas(ctx.config.bluesky, directory, ctx.engine.rooms, ctx.engine.sfu, log);
+      const secrets = ctx.engine.roomSecrets('bluesky');
+      const quotas = new BlueSkyQuotas(
+        ctx.config.bluesky,
+        directory,
+        secrets,
+        ctx.engine.rooms,
+        ctx.engine.sfu,
+        log,
+      );
       app.addHook('onClose', async () => quotas.close());
       for (const prefix of new Set(ctx.config.bluesky.prefixes)) {
         await app.register(blueSkyPlugin, {
           prefix,
           directory,
           quotas,
-          secrets: ctx.engine.roomSecrets('bluesky'),
+          secrets,
           maxSdpBytes: ctx.config.bluesky.maxSdpBytes,
           secureRooms: ctx.config.bluesky.secureRooms,
           rooms: ctx.engine.rooms,

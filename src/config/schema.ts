@@ -259,6 +259,14 @@ export const configSchema = z.object({
       env: ['BLUESKY_ROOM_CREATE_BURST'],
       doc: '`PUT /webrtc/room` requests one client IP may make at once above `BLUESKY_ROOM_CREATE_RATE_PER_MINUTE`.',
     }),
+    joinRatePerMinute: field(int(0, 1_000_000), 120, {
+      env: ['BLUESKY_JOIN_RATE_PER_MINUTE'],
+      doc: 'Secured mode: `POST /webrtc/room/:id/join` claims (each stores a participant key) one client IP may make per minute (burst `BLUESKY_JOIN_BURST`); more get 429 with `Retry-After`. `0`: no limit.',
+    }),
+    joinBurst: field(int(1, 1_000_000), 60, {
+      env: ['BLUESKY_JOIN_BURST'],
+      doc: 'Secured mode: join claims one client IP may make at once above `BLUESKY_JOIN_RATE_PER_MINUTE`.',
+    }),
     maxOpenRoomsPerIp: field(int(0, 1_000_000), 100, {
       env: ['BLUESKY_MAX_OPEN_ROOMS_PER_IP'],
       doc: 'Rooms one client IP may have created that are still open (counted on this node since start); one more gets 429. `0`: no cap.',

@@ -72,6 +72,7 @@ export class IdentityRegistry {
     while (active()) {
       const keys = await this.bucket.keysPage(after, SWEEP_BATCH);
       for (const key of keys) {
+        if (!active()) break;
         const record = await this.bucket.get(key);
         if (!record || (record.lastSeenAt ?? record.registeredAt) >= before || inUse(key)) continue;
         await this.bucket.delete(key);

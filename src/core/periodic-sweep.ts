@@ -13,6 +13,7 @@ export function sweepIntervalMs(ttlMs: number): number {
 export class PeriodicSweep {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  private running: Promise<void> | undefined;
 
   constructor(
     private readonly name: string,
@@ -24,14 +25,18 @@ export class PeriodicSweep {
     this.schedule();
   }
 
-  close(): void {
+  /** Stops; resolves once a run under way has stopped touching the store (close it after). */
+  async close(): Promise<void> {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
+    await this.running;
   }
 
   private schedule(): void {
     if (this.closed) return;
-    this.timer = setTimeout(() => void this.run(), this.everyMs);
+    this.timer = setTimeout(() => {
+      this.running = this.run();
+    }, this.everyMs);
     this.timer.unref();
   }
 

@@ -78,6 +78,7 @@ export class RoomDirectory {
     while (active()) {
       const keys = await this.bucket.keysPage(after, SWEEP_BATCH);
       for (const key of keys) {
+        if (!active()) break;
         const r = await this.bucket.get(key);
         if (!r || (r.lastUsedAt ?? r.createdAt) >= before || inUse(key)) continue;
         await this.bucket.delete(key);

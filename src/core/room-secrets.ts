@@ -58,8 +58,17 @@ export class RoomSecrets {
     return this.check(`${room}/p/${userKey(user)}`, secret);
   }
 
-  /** Forgets a closed room's secrets. */
+  /**
+   * Forgets a closed or expired room's secrets. Its keys sort together just after
+   * `<room>/`, so only they are read, a page at a time (the expiry sweep calls this for
+   * every room it deletes).
+   */
   async forget(room: string): Promise<void> {
-    for (const k of await this.bucket.keys()) if (k.startsWith(`${room}/`)) await this.bucket.delete(k);
+    const prefix = `${room}/`;
+    for (;;) {
+      const keys = (await this.bucket.keysPage(prefix, 256)).filter((k) => k.startsWith(prefix));
+      if (keys.length === 0) return;
+      for (const k of keys) await this.bucket.delete(k);
+    }
   }
 }

@@ -27,7 +27,7 @@ async function create(t: TestServer, ip: string, user = 'someone') {
   return {
     status: res.status,
     retryAfter: res.headers.get('retry-after'),
-    body: (await res.json()) as { id?: string; error?: string },
+    body: (await res.json()) as { id?: string; error?: string; admin_key?: string },
   };
 }
 
@@ -87,5 +87,40 @@ describe('Blue Sky: rooms unused for BLUESKY_ROOM_TTL_HOURS expire', () => {
     } finally {
       pub.close();
     }
+  });
+});
+
+describe('Blue Sky secured mode: join claims store keys, so they are limited too', () => {
+  const join = (t: TestServer, room: string, user: string, ip: string) =>
+    fetch(`${t.url}/webrtc/room/${room}/join`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-forwarded-for': ip },
+      body: JSON.stringify({ user_id: user }),
+    });
+
+  it('answers 429 with Retry-After past the join burst, while another IP still joins', async () => {
+    const t = await server({ secureRooms: true, joinRatePerMinute: 1, joinBurst: 2 });
+    const room = (await create(t, '203.0.113.40', 'host')).body.id!;
+    expect((await join(t, room, 'p1', '203.0.113.41')).status).toBe(201);
+    expect((await join(t, room, 'p2', '203.0.113.41')).status).toBe(201);
+    const refused = await join(t, room, 'p3', '203.0.113.41');
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(((await refused.json()) as { error: string }).error).toMatch(/too many joins from your address/);
+    expect((await join(t, room, 'p3', '203.0.113.42')).status).toBe(201);
+  });
+
+  it("forgets an expired room's keys with it", async () => {
+    const t = await server({ secureRooms: true, roomTtlHours: 1.5 / 3600 });
+    const created = await create(t, '203.0.113.50', 'host');
+    const room = created.body.id!;
+    const secrets = t.server.engine.roomSecrets('bluesky');
+    expect(await secrets.checkAdminKey(room, created.body.admin_key)).toBe(true);
+    await eventually(async () => !(await listed(t)).includes(room), 20_000, 'the room to expire');
+    await eventually(
+      async () => !(await secrets.checkAdminKey(room, created.body.admin_key)),
+      5000,
+      "the room's keys to be forgotten",
+    );
   });
 });

@@ -118,6 +118,12 @@ export const blueSkyPlugin: FastifyPluginAsync<BlueSkySurfaceOptions> = async (a
     const user = bodyUser(request);
     if (!user) return fail(reply, 400, 'user_id is required: 1-128 letters, digits, - _ . @');
     if (!secureRooms) return reply.code(200).send({ user_id: user });
+    // Each claim stores a key: limited per address like room creation.
+    const refusal = quotas.admitJoin(request.ip);
+    if (refusal) {
+      request.log.warn({ ip: request.ip }, `bluesky join refused: ${refusal.message}`);
+      return fail(reply.header('retry-after', String(refusal.retryAfterSeconds)), 429, refusal.message);
+    }
     const key = await secrets.claimParticipant(found.record.id, user);
     if (!key) return fail(reply, 409, `${user} has already joined this room: pick another user_id`);
     log.info({ room: found.record.id, user }, 'bluesky participant joined');

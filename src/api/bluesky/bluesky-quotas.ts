@@ -4,6 +4,7 @@ import { KeyedRateLimiter } from '../../core/keyed-rate-limiter.js';
 import { PeriodicSweep, sweepIntervalMs } from '../../core/periodic-sweep.js';
 import { asRoomId, type RoomRegistry } from '../../core/room.js';
 import type { RoomDirectory } from '../../core/room-directory.js';
+import type { RoomSecrets } from '../../core/room-secrets.js';
 import type { Sfu } from '../../media/webrtc/sfu.js';
 
 const HOUR_MS = 3_600_000;
@@ -24,6 +25,7 @@ export class BlueSkyQuotas {
   /** How stale a room's last-used stamp may get before a join rewrites it. */
   readonly touchEveryMs: number;
   private readonly requests: KeyedRateLimiter | undefined;
+  private readonly joins: KeyedRateLimiter | undefined;
   /** Open rooms created on this node since start, per creator IP, and back. */
   private readonly openByIp = new Map<string, Set<string>>();
   private readonly creatorOf = new Map<string, string>();
@@ -32,6 +34,7 @@ export class BlueSkyQuotas {
   constructor(
     private readonly config: Config['bluesky'],
     directory: RoomDirectory,
+    secrets: RoomSecrets,
     rooms: RoomRegistry,
     sfu: Sfu,
     log: Logger,
@@ -42,6 +45,10 @@ export class BlueSkyQuotas {
             ratePerSecond: config.roomCreateRatePerMinute / 60,
             burst: config.roomCreateBurst,
           })
+        : undefined;
+    this.joins =
+      config.joinRatePerMinute > 0
+        ? new KeyedRateLimiter({ ratePerSecond: config.joinRatePerMinute / 60, burst: config.joinBurst })
         : undefined;
     const ttlMs = config.roomTtlHours * HOUR_MS;
     this.touchEveryMs = ttlMs > 0 ? Math.min(HOUR_MS, ttlMs / 4) : Number.POSITIVE_INFINITY;
@@ -60,6 +67,8 @@ export class BlueSkyQuotas {
                   sfu.closeRoom(room);
                   rooms.close(room.id);
                 }
+                // Secured rooms' keys go with them (nothing when the room had none).
+                await secrets.forget(id);
                 this.released(id);
               }
               return removed.length;
@@ -85,6 +94,16 @@ export class BlueSkyQuotas {
     return undefined;
   }
 
+  /** Counts one participant claim (secured mode: a stored key) from `ip`. */
+  admitJoin(ip: string): RoomQuotaRefusal | undefined {
+    const waitMs = this.joins?.take(ip) ?? 0;
+    if (waitMs === 0) return undefined;
+    return {
+      retryAfterSeconds: Math.ceil(waitMs / 1000),
+      message: `too many joins from your address; at most ${this.config.joinRatePerMinute} a minute`,
+    };
+  }
+
   created(ip: string, id: string): void {
     let set = this.openByIp.get(ip);
     if (!set) this.openByIp.set(ip, (set = new Set()));
@@ -102,7 +121,8 @@ export class BlueSkyQuotas {
     if (set?.size === 0) this.openByIp.delete(ip);
   }
 
-  close(): void {
-    this.sweep?.close();
+  /** Stops the sweep; resolves when it no longer touches the store. */
+  async close(): Promise<void> {
+    await this.sweep?.close();
   }
 }

@@ -40,8 +40,11 @@ export const signalPlugin: FastifyPluginAsync<SignalSurfaceOptions> = async (app
     for (const c of connections) c.heartbeat();
   }, config.heartbeatSeconds * 1000);
   heartbeat.unref();
+  // Last-used stamps written as sockets close; the store must outlive them.
+  const marking = new Set<Promise<unknown>>();
   app.addHook('onClose', async () => {
     clearInterval(heartbeat);
+    await Promise.allSettled([...marking]);
   });
 
   // The original answers every unreadable body with this exact 400.
@@ -163,10 +166,10 @@ export const signalPlugin: FastifyPluginAsync<SignalSurfaceOptions> = async (app
         // The name was in use until now: a long connection must not leave an old stamp.
         const marked = identities
           .get(user)
-          .then((record) => (record ? identities.touch(user, record, quotas.touchEveryMs) : undefined));
-        marked.catch((err: unknown) => {
-          connLog.warn({ err }, 'signal: could not mark the name used');
-        });
+          .then((record) => (record ? identities.touch(user, record, quotas.touchEveryMs) : undefined))
+          .catch((err: unknown) => connLog.warn({ err }, 'signal: could not mark the name used'))
+          .finally(() => marking.delete(marked));
+        marking.add(marked);
       });
       connLog.info({ ip: request.ip }, 'signal connection open');
     },

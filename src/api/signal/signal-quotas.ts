@@ -87,7 +87,8 @@ export class SignalQuotas {
     this.newNames?.take(ip);
   }
 
-  close(): void {
-    this.sweep?.close();
+  /** Stops the sweep; resolves when it no longer touches the store. */
+  async close(): Promise<void> {
+    await this.sweep?.close();
   }
 }
