@@ -76,10 +76,19 @@ export class VoipClient {
     this.handlers.set(name, handler);
   }
 
-  /** Opens the event stream; events arrive hex-wrapped and are decoded here. */
-  connect(): Promise<void> {
+  /**
+   * Opens the event stream; events arrive hex-wrapped and are decoded here. The URL is
+   * signed over a fresh ticket, which proves the key is ours: only then does the server
+   * replay events missed while the stream was down (EventSource's own reconnects send
+   * Last-Event-ID; after the ticket has moved on they get live events only).
+   */
+  async connect(): Promise<void> {
+    const query = new URLSearchParams({ PKey: this.id });
+    // A server in side-site mode has no tickets: its streams are opened unsigned.
+    const ticket = await this.refreshTicket().catch(() => undefined);
+    if (ticket) query.set('Signature', await this.sign(ticket));
     return new Promise((resolve, reject) => {
-      const es = new EventSource(`${this.base}/messages?PKey=${this.id}`);
+      const es = new EventSource(`${this.base}/messages?${query.toString()}`);
       this.source = es;
       es.addEventListener('pubkey', () => resolve(), { once: true });
       es.addEventListener('error', () => reject(new Error('event stream failed')), { once: true });
