@@ -242,7 +242,7 @@ export const configSchema = z.object({
     }),
     overloadBusyPercent: field(int(0, 100), 98, {
       env: ['WEBRTC_OVERLOAD_BUSY_PERCENT'],
-      doc: 'New WebRTC peer connections are refused (503, `Retry-After`) while the event loop was busy more than this share of the last 3 s (it forwards every packet), so the calls already running stay whole; `0` turns the check off.',
+      doc: 'New WebRTC peer connections are refused (503, `Retry-After`) while the event loop was busy more than this share of the last 3 s (it forwards every packet), so the calls already running stay whole; meanwhile `/readyz` answers 503 (component `admission`). Measured from when the server listens; `0` turns the check off.',
     }),
     keyframeIntervalMs: field(int(100, 60000), 1000, {
       env: ['WEBRTC_KEYFRAME_MIN_INTERVAL_MS'],

@@ -83,6 +83,14 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
   }
   const busyLimit = config.webrtc.overloadBusyPercent / 100;
   const load = busyLimit > 0 ? new EventLoopLoad() : undefined;
+  // One answer for the SFU's admission and for /readyz, so that they never disagree.
+  const overloaded = (): string | undefined => {
+    const busy = load?.utilization ?? 0;
+    return busy > busyLimit
+      ? `server overloaded: its event loop is ${Math.round(busy * 100)} % busy (limit ${config.webrtc.overloadBusyPercent} %)`
+      : undefined;
+  };
+  if (load) readiness.check('admission', overloaded);
   readiness.set('store', true);
   const engine = new Engine(ports, log, {
     stream: {
@@ -101,12 +109,7 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
       keyframeIntervalMs: config.webrtc.keyframeIntervalMs,
       peerTimeoutMs: config.webrtc.peerTimeoutSeconds * 1000,
       maxPeers: config.webrtc.maxPeers,
-      admission: () => {
-        const busy = load?.utilization ?? 0;
-        return busy > busyLimit
-          ? `server overloaded: its event loop is ${Math.round(busy * 100)} % busy (limit ${config.webrtc.overloadBusyPercent} %)`
-          : undefined;
-      },
+      admission: overloaded,
     },
     audio: {
       opus: { bitrate: config.voip.opusBitrate, complexity: config.voip.opusComplexity },
@@ -283,6 +286,7 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
         );
       }
       await metricsListener.listen();
+      load?.restart(); // building the server is not load: measure from here
       readiness.set('listeners', true);
       const u = server.urls();
       log.info({ http: u.http, https: u.https }, 'chorus listening');

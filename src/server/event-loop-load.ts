@@ -10,7 +10,9 @@ import { performance, type EventLoopUtilization } from 'node:perf_hooks';
  *
  * The figure is the mean of the last few samples (3 s by default): long enough that a
  * burst of joins (each a few ms of SDP and ICE work) does not look like saturation,
- * short enough that real saturation shows within seconds.
+ * short enough that real saturation shows within seconds. Until the window is full
+ * (just after start or `restart()`), the time not yet measured counts as idle: one busy
+ * half-second alone is a burst, not saturation.
  */
 export class EventLoopLoad {
   private readonly timer: NodeJS.Timeout;
@@ -31,10 +33,22 @@ export class EventLoopLoad {
     this.timer.unref();
   }
 
-  /** Busy share of the event loop over the last samples, 0 to 1 (0 before the first). */
+  /**
+   * Forgets the samples so far and measures from now. Called once the server listens:
+   * building it (loading modules, compiling route schemas, mounting surfaces) keeps the
+   * loop nearly 100 % busy, and counting that would refuse the first joins for seconds
+   * after the server said it was ready.
+   */
+  restart(): void {
+    this.samples.length = 0;
+    this.last = performance.eventLoopUtilization();
+  }
+
+  /** Busy share of the event loop over the window, 0 to 1 (unmeasured time counts as idle). */
   get utilization(): number {
-    const n = this.samples.length;
-    return n === 0 ? 0 : this.samples.reduce((a, b) => a + b, 0) / n;
+    let sum = 0;
+    for (const s of this.samples) sum += s;
+    return sum / this.keep;
   }
 
   close(): void {

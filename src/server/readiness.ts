@@ -1,9 +1,16 @@
 /**
- * `/readyz` is true only when every registered component has said it is up and the
- * server is not draining.
+ * `/readyz` is true only when every registered component has said it is up, every
+ * check passes, and the server is not draining.
+ *
+ * Components are set when something happens (a listener bound, a surface mounted).
+ * Checks are asked at each snapshot, for conditions that come and go on their own, such
+ * as the SFU's overload guard: readiness then says exactly what the guard would answer
+ * at that moment, so a load balancer that waits for `/readyz` is not sent into a refusal.
  */
 export class Readiness {
   private readonly components = new Map<string, boolean>();
+  /** Each returns why the component is not ready, or undefined when it is. */
+  private readonly checks = new Map<string, () => string | undefined>();
   private drainingFlag = false;
 
   expect(name: string): void {
@@ -12,6 +19,11 @@ export class Readiness {
 
   set(name: string, up: boolean): void {
     this.components.set(name, up);
+  }
+
+  /** A component that is up while `notReadyBecause()` returns undefined. */
+  check(name: string, notReadyBecause: () => string | undefined): void {
+    this.checks.set(name, notReadyBecause);
   }
 
   drain(): void {
@@ -23,16 +35,29 @@ export class Readiness {
   }
 
   get ready(): boolean {
-    if (this.drainingFlag) return false;
-    for (const up of this.components.values()) if (!up) return false;
-    return true;
+    return this.snapshot().ready;
   }
 
-  snapshot(): { ready: boolean; draining: boolean; components: Record<string, boolean> } {
+  snapshot(): {
+    ready: boolean;
+    draining: boolean;
+    components: Record<string, boolean>;
+    /** Why each failing check fails (absent when none does). */
+    reasons?: Record<string, string>;
+  } {
+    const components = Object.fromEntries(this.components);
+    const reasons: Record<string, string> = {};
+    for (const [name, notReadyBecause] of this.checks) {
+      const why = notReadyBecause();
+      components[name] = why === undefined;
+      if (why !== undefined) reasons[name] = why;
+    }
+    const ready = !this.drainingFlag && Object.values(components).every(Boolean);
     return {
-      ready: this.ready,
+      ready,
       draining: this.drainingFlag,
-      components: Object.fromEntries(this.components),
+      components,
+      ...(Object.keys(reasons).length > 0 ? { reasons } : {}),
     };
   }
 }
