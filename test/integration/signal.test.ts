@@ -235,11 +235,17 @@ describe('GET /v1/connect', () => {
     // Under the 64 KiB frame limit, but JSON.stringify of it overflows the stack.
     s.send(`{"target":"deep-bob","type":"x","payload":${'['.repeat(20_000)}${']'.repeat(20_000)}}`);
     const reply = JSON.parse(await s.next()) as { type: string; payload: string };
-    expect(reply).toEqual({ target: '', type: 'INVALID_MESSAGE', payload: 'JSON nested deeper than 64 levels' });
+    expect(reply).toEqual({
+      target: '',
+      type: 'INVALID_MESSAGE',
+      payload: 'JSON nested deeper than 64 levels',
+    });
     // Nesting within the limit is forwarded untouched.
     const fine = `${'['.repeat(60)}1${']'.repeat(60)}`;
     s.send(`{"target":"deep-bob","type":"y","payload":${fine}}`);
-    expect(await sb.next()).toBe(`{"originator":"deep-alice","target":"deep-bob","type":"y","payload":${fine}}`);
+    expect(await sb.next()).toBe(
+      `{"originator":"deep-alice","target":"deep-bob","type":"y","payload":${fine}}`,
+    );
     const health = await fetch(`${t.url}/healthz`);
     expect(health.status).toBe(200);
     s.close();

@@ -34,7 +34,11 @@ const claims = new WeakMap<FastifyRequest, Claim>();
  */
 export const beepPlugin: FastifyPluginAsync<BeepSurfaceOptions> = async (app, opts) => {
   const { config, log } = opts;
-  const identity = new BeepIdentity(config.trustedProxies, config.tokenSecret, config.tokenMaxLifetimeSeconds);
+  const identity = new BeepIdentity(
+    config.trustedProxies,
+    config.tokenSecret,
+    config.tokenMaxLifetimeSeconds,
+  );
   const permissions = new BeepPermissions(config.permissionsHost, config.permissionsTimeoutMs, log);
   const conversations = new BeepConversations(
     opts.audio,

@@ -68,6 +68,7 @@ class LmdbBucket<T> implements KvBucket<T> {
   keys(): Promise<string[]> {
     return Promise.resolve(Array.from(this.db.getKeys()));
   }
+
   keysPage(after: string | undefined, limit: number): Promise<string[]> {
     // `start` is inclusive: ask for one more and drop the cursor itself.
     const out = Array.from(
