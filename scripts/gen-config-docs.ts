@@ -19,7 +19,8 @@ export function configTable(): string {
     const [first, ...rest] = f.meta.env;
     const names = [`\`${first}\``, ...rest.map((e) => `\`${e}\``)].join(', ');
     const def = f.meta.defaultDoc ?? shown(f.defaultValue);
-    return `| ${names} | \`${f.path.join('.')}\` | ${def} | ${f.meta.doc.replace(/\|/g, '\\|')} |`;
+    const former = (f.meta.formerKeys ?? []).map((k) => ` (or \`${k}\`)`).join('');
+    return `| ${names} | \`${f.path.join('.')}\`${former} | ${def} | ${f.meta.doc.replace(/\|/g, '\\|')} |`;
   });
   return ['| Variable | Config file key | Default | Meaning |', '|---|---|---|---|', ...rows].join('\n');
 }

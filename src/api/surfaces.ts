@@ -114,7 +114,7 @@ export const surfaces: readonly Surface[] = [
         config: ctx.config.beep,
         audio: ctx.engine.audio,
         sfu: ctx.engine.sfu,
-        sink: ctx.engine.sink,
+        bites: ctx.engine.bites,
         tracker: ctx.tracker,
         registry: ctx.metrics.registry,
         log: ctx.log.child({ surface: 'beep' }),

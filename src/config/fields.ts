@@ -11,6 +11,8 @@ export interface FieldMeta {
   doc: string;
   /** How the default reads in the docs when it is not a literal (e.g. "generated"). */
   defaultDoc?: string;
+  /** Keys this setting had in earlier versions, still accepted in files and overrides. */
+  formerKeys?: readonly string[];
 }
 
 const TRUE_WORDS = new Set(['yes', 'true', '1', 'on', 'y']);
@@ -134,3 +136,12 @@ export function field<S extends z.ZodType>(schema: S, defaultValue: z.output<S>,
 export function optionalField<S extends z.ZodType>(schema: S, meta: FieldMeta) {
   return schema.optional().meta({ ...meta });
 }
+
+/** NATS servers: a comma list (an array in a config file) of `nats://host:port` or `host:port`. */
+export const natsServers = list
+  .refine((servers) => servers.length > 0, {
+    error: 'expected at least one NATS server, e.g. nats://127.0.0.1:4222',
+  })
+  .refine((servers) => servers.every((s) => !/\s/.test(s)), {
+    error: 'a NATS server URL has no spaces, e.g. nats://127.0.0.1:4222',
+  });

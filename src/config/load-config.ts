@@ -79,7 +79,8 @@ function fileValues(
   const out = new Map<ConfigField, unknown>();
   const byEnv = new Map<string, ConfigField>();
   for (const f of fields) for (const e of f.meta.env) byEnv.set(e, f);
-  const known = new Set(fields.map((f) => f.path.join('.')));
+  const byKey = new Map<string, ConfigField>();
+  for (const f of fields) for (const k of [f.path.join('.'), ...(f.meta.formerKeys ?? [])]) byKey.set(k, f);
   const sections = new Set(fields.map((f) => f.path[0]));
 
   const visit = (obj: Raw, prefix: string[]): void => {
@@ -88,11 +89,8 @@ function fileValues(
       const dotted = path.join('.');
       if (prefix.length === 0 && byEnv.has(k)) {
         out.set(byEnv.get(k)!, v);
-      } else if (known.has(dotted)) {
-        out.set(
-          fields.find((f) => f.path.join('.') === dotted)!,
-          v,
-        );
+      } else if (byKey.has(dotted)) {
+        out.set(byKey.get(dotted)!, v);
       } else if (
         v !== null &&
         typeof v === 'object' &&
@@ -136,7 +134,10 @@ export function loadConfig(sources: ConfigSources = {}): Config {
 
   if (sources.overrides) {
     for (const f of fields) {
-      const v = getPath(sources.overrides, f.path);
+      // A key of an earlier version counts only when the current one is not given.
+      const v = [f.path, ...(f.meta.formerKeys ?? []).map((k) => k.split('.'))]
+        .map((path) => getPath(sources.overrides, path))
+        .find((value) => value !== undefined);
       if (v !== undefined) put(f, v, 'override');
     }
   }
@@ -180,6 +181,9 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     config.http.port = port;
     if (host) config.http.bindAddress = host;
   }
+  // Beep's NATS means "where bites go"; in a cluster they go to the cluster's NATS unless
+  // told otherwise. Resolved here so createPorts reads one top-level setting.
+  if (!config.sinks.natsUrl && config.cluster.natsUrl) config.sinks.natsUrl = config.cluster.natsUrl;
   for (const problem of checkSettings(config)) {
     const dotted = problem.path.join('.');
     const field = fields.find((f) => f.path.join('.') === dotted);

@@ -10,6 +10,7 @@ import {
   ipList,
   list,
   listKeepingEmpty,
+  natsServers,
   pathPrefix,
   portRange,
 } from './fields.js';
@@ -110,6 +111,27 @@ export const configSchema = z.object({
     dataDir: field(z.string().min(1), './data', {
       env: ['DATA_DIR', 'CHORUS_DATA_DIR'],
       doc: 'Directory of the embedded database (identities, rooms, secrets). Created when missing.',
+    }),
+  }),
+  cluster: z.object({
+    natsUrl: optionalField(natsServers, {
+      env: ['CLUSTER_NATS_URL'],
+      doc: 'NATS server URL(s) (comma list) of the cluster. Reserved for cluster mode: not yet used for the bus or the store (one process keeps its in-process bus and embedded store); Beep bites go there when `NATS` is unset.',
+    }),
+    nodeId: optionalField(
+      z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, { error: 'expected 1 to 64 letters, digits, - or _' }),
+      {
+        env: ['CLUSTER_NODE_ID'],
+        doc: "This node's id in the cluster. Reserved for cluster mode: not yet used.",
+      },
+    ),
+  }),
+  sinks: z.object({
+    natsUrl: optionalField(natsServers, {
+      env: ['NATS'],
+      formerKeys: ['beep.nats'],
+      doc: "NATS server URL(s) (comma list) where derived media goes: Beep's audio bites, e.g. `nats://localhost:4222` (the seed's default). Unset: `CLUSTER_NATS_URL`; both unset: bites are not published.",
+      defaultDoc: '`CLUSTER_NATS_URL`',
     }),
   }),
   admin: z.object({
@@ -415,10 +437,6 @@ export const configSchema = z.object({
       env: ['PERMISSIONS_TIMEOUT_MS'],
       doc: 'Timeout of the permission check; past it the join gets 503.',
     }),
-    nats: optionalField(z.string().min(1), {
-      env: ['NATS'],
-      doc: "NATS server URL(s) (comma list) for audio bites, e.g. `nats://localhost:4222` (the seed's default). Unset: bites are not published.",
-    }),
     biteSeconds: field(int(1, 60), 1, {
       env: ['BEEP_BITE_SECONDS'],
       doc: "Length of a bite: one speaker's audio, cut at wall-clock multiples of this.",
@@ -510,7 +528,14 @@ export const configSchema = z.object({
 /** The config as the schema outputs it. */
 export type Config = z.output<typeof configSchema>;
 /** Config as written in a file or passed to `createServer` in tests: every key optional. */
-export type ConfigInput = DeepPartial<z.input<typeof configSchema>>;
+export type ConfigInput = DeepPartial<z.input<typeof configSchema>> & FormerKeys;
+
+/** Keys of earlier versions that are still accepted (each field's `formerKeys`). */
+// A type alias, not an interface: test fixtures treat a ConfigInput as a plain record.
+type FormerKeys = {
+  /** Now `sinks.natsUrl`. */
+  beep?: { nats?: string | readonly string[] | undefined } | undefined;
+};
 
 export type DeepPartial<T> = T extends readonly unknown[]
   ? T

@@ -1,6 +1,5 @@
 import type { Logger } from 'pino';
-import type { Ports } from '../ports/create-ports.js';
-import type { MessageSink } from '../ports/sinks/message-sink.js';
+import type { Ports } from '../ports/ports.js';
 import { StreamRegistry } from '../media/stream/stream-registry.js';
 import type { FanOutPolicy } from '../media/stream/stream-sink.js';
 import type { WebRtcSettings } from '../media/webrtc/peer-config.js';
@@ -11,6 +10,7 @@ import { RoomRegistry } from './room.js';
 import { RoomDirectory } from './room-directory.js';
 import { RoomSecrets } from './room-secrets.js';
 import { Presence } from './presence.js';
+import { BitePublisher } from './bite-publisher.js';
 
 /**
  * The engine: domain services built on the ports. Surfaces ask it for what they need by
@@ -30,6 +30,8 @@ export class Engine {
   readonly sfu: Sfu;
   /** Audio mixers of calls and rooms (VOIP now; bites and recording later). */
   readonly audio: AudioHub;
+  /** Where surfaces publish derived media (audio bites); it owns the sink port. */
+  readonly bites: BitePublisher;
   private readonly presences = new Map<string, Presence>();
   private readonly identityRegistries = new Map<string, IdentityRegistry>();
   private readonly directories = new Map<string, RoomDirectory>();
@@ -44,11 +46,7 @@ export class Engine {
     this.rooms = new RoomRegistry(log.child({ component: 'rooms' }));
     this.sfu = new Sfu(options.webrtc, log.child({ component: 'sfu' }));
     this.audio = new AudioHub(options.audio, log.child({ component: 'audio' }));
-  }
-
-  /** Where derived media (audio bites) is published. */
-  get sink(): MessageSink {
-    return this.ports.sink;
+    this.bites = new BitePublisher(ports.sink);
   }
 
   presence(namespace: string): Presence {

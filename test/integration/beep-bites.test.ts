@@ -154,3 +154,58 @@ describe.runIf(haveNats)('Beep bites on NATS', () => {
     }
   }, 60_000);
 });
+
+// #12.4: the sink is chosen from the top-level cluster section when Beep's NATS is unset.
+describe.runIf(haveNats)('Beep bites with only the cluster NATS set', () => {
+  const nats = new NatsServerProcess();
+  const perms = new FakePermissions();
+  let t: TestServer;
+  let nc: NatsConnection;
+  const bites: DecodedBite[] = [];
+  let stored = 0;
+
+  beforeAll(async () => {
+    await nats.start();
+    await perms.start();
+    perms.allow('carol', 'retro');
+    t = await startTestServer({
+      cluster: { natsUrl: nats.url },
+      beep: { permissionsHost: perms.url },
+      webrtc: { bindAddress: '127.0.0.1' },
+    });
+    nc = await connect({ servers: nats.url });
+    nc.subscribe('bite', {
+      callback: (_err, msg) => {
+        bites.push(Bite.toObject(Bite.decode(msg.data), { longs: Number }) as DecodedBite);
+      },
+    });
+    nc.subscribe('store', {
+      callback: () => {
+        stored++;
+      },
+    });
+    await nc.flush();
+  }, 30_000);
+  afterAll(async () => {
+    await nc?.close();
+    await t?.close();
+    await perms.stop();
+    await nats.stop();
+  });
+
+  it('publishes bites (and their Store copies) on the cluster NATS', async () => {
+    expect(t.server.config.sinks.natsUrl).toEqual([nats.url]);
+    const claim = { 'X-User-Claim': JSON.stringify({ userid: 'carol', clientid: 'phone' }) };
+    const carol = new BeepVoiceClient(440);
+    try {
+      await carol.connect(`${t.wsUrl}/connect`, 'bare', claim);
+      expect((await fetch(`${t.url}/join/retro`, { method: 'POST', headers: claim })).status).toBe(200);
+      carol.speak();
+      await eventually(() => bites.length >= 2 && stored >= 2, 15_000, 'bites on the cluster NATS');
+      expect(bites[0]!.key).toBe('retro');
+      expect(bites[0]!.client).toEqual({ key: 'carol', client: 'phone' });
+    } finally {
+      carol.close();
+    }
+  }, 60_000);
+});

@@ -149,6 +149,69 @@ describe('LISTEN (the Beep seed)', () => {
   });
 });
 
+describe('the cluster section and where bites go (#12.4)', () => {
+  it('leaves cluster mode and the bite sink off by default', () => {
+    const c = loadConfig();
+    expect(c.cluster).toEqual({});
+    expect(c.sinks.natsUrl).toBeUndefined();
+  });
+
+  it("reads CLUSTER_NATS_URL and CLUSTER_NODE_ID; NATS (the Beep seed's) is where bites go", () => {
+    const c = loadConfig({
+      env: {
+        CLUSTER_NATS_URL: 'nats://10.0.0.1:4222, nats://10.0.0.2:4222',
+        CLUSTER_NODE_ID: 'node-a_1',
+        NATS: 'nats://bites:4222',
+      },
+    });
+    expect(c.cluster.natsUrl).toEqual(['nats://10.0.0.1:4222', 'nats://10.0.0.2:4222']);
+    expect(c.cluster.nodeId).toBe('node-a_1');
+    expect(c.sinks.natsUrl).toEqual(['nats://bites:4222']);
+    expect(loadConfig({ env: { NATS: 'a:4222,b:4222' } }).sinks.natsUrl).toEqual(['a:4222', 'b:4222']);
+  });
+
+  it('sends bites to the cluster NATS when NATS is unset (or empty)', () => {
+    for (const env of [
+      { CLUSTER_NATS_URL: 'nats://10.0.0.1:4222' },
+      { CLUSTER_NATS_URL: 'nats://10.0.0.1:4222', NATS: '' },
+    ]) {
+      const c = loadConfig({ env });
+      expect(c.sinks.natsUrl).toEqual(['nats://10.0.0.1:4222']);
+      expect(c.cluster.natsUrl).toEqual(['nats://10.0.0.1:4222']);
+    }
+    const fromFile = loadConfig({
+      configFile: file('cluster.yaml', 'cluster:\n  natsUrl: [nats://k:4222]\n'),
+    });
+    expect(fromFile.sinks.natsUrl).toEqual(['nats://k:4222']);
+  });
+
+  it('still accepts the earlier key beep.nats, in overrides and files', () => {
+    expect(loadConfig({ overrides: { beep: { nats: 'nats://old:4222' } } }).sinks.natsUrl).toEqual([
+      'nats://old:4222',
+    ]);
+    const yaml = file('old.yaml', 'beep:\n  nats: nats://old:4222,nats://old2:4222\n');
+    expect(loadConfig({ configFile: yaml }).sinks.natsUrl).toEqual(['nats://old:4222', 'nats://old2:4222']);
+    const both = loadConfig({
+      overrides: { beep: { nats: 'nats://old:4222' }, sinks: { natsUrl: 'nats://new:4222' } },
+    });
+    expect(both.sinks.natsUrl).toEqual(['nats://new:4222']);
+  });
+
+  it('refuses an empty server list, a URL with spaces and a bad node id, naming the variable', () => {
+    const lines = errorsOf(() =>
+      loadConfig({ env: { NATS: ' , ', CLUSTER_NATS_URL: 'nats://a b', CLUSTER_NODE_ID: 'node.1' } }),
+    );
+    expect(lines).toHaveLength(3);
+    expect(lines).toContainEqual(
+      expect.stringMatching(/^NATS \(sinks\.natsUrl\) .*at least one NATS server/),
+    );
+    expect(lines).toContainEqual(expect.stringMatching(/^CLUSTER_NATS_URL \(cluster\.natsUrl\) .*no spaces/));
+    expect(lines).toContainEqual(
+      expect.stringMatching(/^CLUSTER_NODE_ID \(cluster\.nodeId\) .*letters, digits/),
+    );
+  });
+});
+
 describe('start-up checks (#11.12)', () => {
   const TRUE_FORMS = ['YES', 'yes', 'Yes', 'true', 'TRUE', '1', 'on', 'y'];
   const FALSE_FORMS = ['NO', 'no', 'No', 'false', 'FALSE', '0', 'off', 'n'];

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import protobuf from 'protobufjs';
-import type { AudioBite } from '../../media/audio/bite-cutter.js';
+import type { Bite, BiteFormat } from '../../core/bite-publisher.js';
 
 /** The checked-in schema (beep.proto), parsed once. */
 const root = protobuf.parse(readFileSync(new URL('./beep.proto', import.meta.url), 'utf8')).root;
@@ -33,17 +33,12 @@ export function unframePackets(data: Uint8Array): Uint8Array[] {
 }
 
 /** `Bite` and `Store` for one bite of one speaker in one conversation. */
-export function encodeBite(
-  conversation: string,
-  user: string,
-  client: string,
-  bite: AudioBite,
-): { bite: Uint8Array; store: Uint8Array } {
+export function encodeBite(bite: Bite): { bite: Uint8Array; store: Uint8Array } {
   const fields = {
-    key: conversation,
+    key: bite.conversation,
     start: Math.floor(bite.startMs / 1000),
     data: framePackets(bite.packets),
-    client: { key: user, client },
+    client: { key: bite.user, client: bite.client },
     startMs: bite.startMs,
     durationMs: Math.round(bite.durationMs),
     codec: BITE_CODEC,
@@ -52,5 +47,21 @@ export function encodeBite(
   return {
     bite: BiteMessage.encode(message).finish(),
     store: StoreMessage.encode(StoreMessage.fromObject({ type: 'bite', bite: fields })).finish(),
+  };
+}
+
+/**
+ * The original's wire format for the engine's bite publisher: a `Bite` on subject `bite`,
+ * and a `Store` wrapping it on each of `storeSubjects` (the seed's consumers read both).
+ */
+export function beepBiteFormat(storeSubjects: readonly string[]): BiteFormat {
+  return {
+    encode(bite) {
+      const { bite: biteBytes, store } = encodeBite(bite);
+      return {
+        bite: { subject: 'bite', data: biteBytes },
+        also: storeSubjects.map((subject) => ({ subject, data: store })),
+      };
+    },
   };
 }

@@ -3,8 +3,7 @@ import type { AudioHub } from '../../media/audio/audio-hub.js';
 import { BiteCutter, type AudioBite } from '../../media/audio/bite-cutter.js';
 import { VoiceConference } from '../../media/webrtc/voice-conference.js';
 import type { VoicePeer } from '../../media/webrtc/voice-peer.js';
-import type { MessageSink } from '../../ports/sinks/message-sink.js';
-import { encodeBite } from './beep-bites.js';
+import type { BiteFormat, BitePublisher } from '../../core/bite-publisher.js';
 import type { Claim } from './beep-identity.js';
 
 interface Connection {
@@ -25,12 +24,11 @@ export class BeepConversations {
   private readonly memberConversation = new Map<string, string>();
   private readonly cutter: BiteCutter;
   private readonly sweeper: NodeJS.Timeout;
-  bitesPublished = 0;
 
   constructor(
     private readonly audio: AudioHub,
-    private readonly sink: MessageSink,
-    private readonly storeSubjects: readonly string[],
+    private readonly bites: BitePublisher,
+    private readonly biteFormat: BiteFormat,
     biteSeconds: number,
     private readonly log: Logger,
   ) {
@@ -112,10 +110,9 @@ export class BeepConversations {
 
   private publish(bite: AudioBite): void {
     const [conversation, user, client] = bite.speaker.split('\u0000') as [string, string, string];
-    const { bite: biteBytes, store } = encodeBite(conversation, user, client, bite);
-    // Publishing never waits: while NATS is away the sink drops and counts.
-    if (this.sink.publish('bite', biteBytes)) this.bitesPublished++;
-    for (const subject of this.storeSubjects) this.sink.publish(subject, store);
+    // Through the engine, which never waits: while NATS is away it drops and counts.
+    const { startMs, durationMs, packets } = bite;
+    this.bites.publish({ conversation, user, client, startMs, durationMs, packets }, this.biteFormat);
   }
 }
 

@@ -6,8 +6,9 @@ import type { WebSocket } from 'ws';
 import type { Config } from '../../config/schema.js';
 import type { AudioHub } from '../../media/audio/audio-hub.js';
 import type { Sfu } from '../../media/webrtc/sfu.js';
-import type { MessageSink } from '../../ports/sinks/message-sink.js';
+import type { BitePublisher } from '../../core/bite-publisher.js';
 import type { WebSocketTracker } from '../../server/websocket-tracker.js';
+import { beepBiteFormat } from './beep-bites.js';
 import { BeepConversations } from './beep-conversations.js';
 import { BeepIdentity, ClaimError, type Claim } from './beep-identity.js';
 import { BeepPermissions } from './beep-permissions.js';
@@ -18,7 +19,7 @@ export interface BeepSurfaceOptions {
   config: Config['beep'];
   audio: AudioHub;
   sfu: Sfu;
-  sink: MessageSink;
+  bites: BitePublisher;
   tracker: WebSocketTracker;
   registry: Registry;
   log: Logger;
@@ -42,8 +43,8 @@ export const beepPlugin: FastifyPluginAsync<BeepSurfaceOptions> = async (app, op
   const permissions = new BeepPermissions(config.permissionsHost, config.permissionsTimeoutMs, log);
   const conversations = new BeepConversations(
     opts.audio,
-    opts.sink,
-    config.storeSubjects,
+    opts.bites,
+    beepBiteFormat(config.storeSubjects),
     config.biteSeconds,
     log,
   );
@@ -68,13 +69,13 @@ export const beepPlugin: FastifyPluginAsync<BeepSurfaceOptions> = async (app, op
     registry,
     'chorus_bites_published_total',
     'Audio bites handed to NATS.',
-    () => conversations.bitesPublished,
+    () => opts.bites.published,
   );
   counterAtScrape(
     registry,
     'chorus_sink_messages_dropped_total',
     'Messages (bites, stores) dropped because NATS was not connected.',
-    () => opts.sink.dropped,
+    () => opts.bites.dropped,
   );
 
   app.setErrorHandler(async (err: Error & { statusCode?: number }, request, reply) => {

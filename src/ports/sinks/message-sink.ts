@@ -10,14 +10,3 @@ export interface MessageSink {
   readonly dropped: number;
   close(): Promise<void>;
 }
-
-/** The sink when none is configured: everything is dropped, nothing is counted as lost. */
-export class NoSink implements MessageSink {
-  readonly connected = false;
-  readonly published = 0;
-  readonly dropped = 0;
-  publish(): boolean {
-    return false;
-  }
-  async close(): Promise<void> {}
-}
