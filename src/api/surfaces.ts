@@ -64,14 +64,7 @@ export const surfaces: readonly Surface[] = [
       const log = ctx.log.child({ surface: 'bluesky' });
       const directory = ctx.engine.roomDirectory('bluesky');
       const secrets = ctx.engine.roomSecrets('bluesky');
-      const quotas = new BlueSkyQuotas(
-        ctx.config.bluesky,
-        directory,
-        secrets,
-        ctx.engine.rooms,
-        ctx.engine.sfu,
-        log,
-      );
+      const quotas = new BlueSkyQuotas(ctx.config.bluesky, directory, secrets, ctx.engine.rooms, log);
       app.addHook('onClose', async () => quotas.close());
       for (const prefix of new Set(ctx.config.bluesky.prefixes)) {
         await app.register(blueSkyPlugin, {
@@ -97,6 +90,7 @@ export const surfaces: readonly Surface[] = [
       await app.register(voipPlugin, {
         prefix: ctx.config.voip.prefix,
         config: ctx.config.voip,
+        rooms: ctx.engine.rooms,
         audio: ctx.engine.audio,
         tracker: ctx.tracker,
         registry: ctx.metrics.registry,

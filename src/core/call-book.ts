@@ -1,36 +1,31 @@
-export type CallState = 'ringing' | 'accepted' | 'rejected' | 'ended';
+import { Call, type CallEnd, type CallParties } from './call.js';
+import type { RoomRegistry } from './room-registry.js';
+import { asRoomId } from './room-types.js';
 
-/** Why a call left the ringing or accepted state (for events and logs). */
-export type CallEnd = 'rejected' | 'ring-timeout' | 'hangup' | 'idle' | 'replaced' | 'shutdown';
-
-export interface Call {
-  readonly caller: string;
-  readonly callee: string;
-  state: CallState;
-  readonly startedAt: number;
-  acceptedAt?: number;
-  /** Surface data attached to the live call (its mixer, streams); dropped when it ends. */
-  media?: unknown;
-}
+export { Call, type CallEnd, type CallState } from './call.js';
 
 export interface CallBookOptions {
   ringTimeoutMs: number;
   idleTimeoutMs: number;
-  /** Every end, once per call, with the reason. */
+  /** Every end, once per call, with the reason, after the call's room has closed. */
   onEnd(call: Call, reason: CallEnd): void;
 }
 
 /**
- * One-to-one calls between two parties: ringing until the callee accepts or rejects or
- * the ring times out; accepted until either hangs up, a new call between the same pair
- * replaces it, or it has been idle (no media open, as told by `setActive`) too long.
- * At most one live call per pair, whoever called.
+ * One-to-one calls between two parties, each a room in the registry: ringing until the
+ * callee accepts or rejects or the ring times out; accepted until either hangs up, a new
+ * call between the same pair replaces it, or it has been idle (nobody in its room, that
+ * is no media open) too long. At most one live call per pair, whoever called.
  */
 export class CallBook {
   private readonly calls = new Map<string, Call>();
   private readonly timers = new Map<Call, NodeJS.Timeout>();
+  private seq = 0;
 
-  constructor(private readonly opts: CallBookOptions) {}
+  constructor(
+    private readonly rooms: RoomRegistry,
+    private readonly opts: CallBookOptions,
+  ) {}
 
   /** The live (ringing or accepted) call between two parties, either way round. */
   between(a: string, b: string): Call | undefined {
@@ -40,7 +35,21 @@ export class CallBook {
   ring(caller: string, callee: string): Call {
     const old = this.between(caller, callee);
     if (old) this.end(old, 'replaced');
-    const call: Call = { caller, callee, state: 'ringing', startedAt: Date.now() };
+    // A fresh room per call: a replaced call's room may still be closing.
+    const room = this.rooms.create<CallParties>(asRoomId(`call-${++this.seq}`), {
+      kind: 'call',
+      capacity: 2,
+      leaveWhenIdle: true,
+      metadata: { caller, callee },
+    });
+    const call = new Call(room);
+    // Media in the room stops the idle clock; the last one leaving starts it.
+    room.events.on('participantJoined', () => {
+      if (call.state === 'accepted') this.disarm(call);
+    });
+    room.events.on('participantLeft', () => {
+      if (call.state === 'accepted' && room.size === 0) this.arm(call, this.opts.idleTimeoutMs, 'idle');
+    });
     this.calls.set(pair(caller, callee), call);
     this.arm(call, this.opts.ringTimeoutMs, 'ring-timeout');
     return call;
@@ -50,8 +59,7 @@ export class CallBook {
   accept(callee: string, caller: string): Call | undefined {
     const call = this.between(caller, callee);
     if (!call || call.state !== 'ringing' || call.callee !== callee) return undefined;
-    call.state = 'accepted';
-    call.acceptedAt = Date.now();
+    call.moveTo('accepted');
     // No media yet: the idle clock runs until the first stream opens.
     this.arm(call, this.opts.idleTimeoutMs, 'idle');
     return call;
@@ -64,21 +72,15 @@ export class CallBook {
     return call;
   }
 
-  /** Media opened (true) or all media closed (false) on an accepted call. */
-  setActive(call: Call, active: boolean): void {
-    if (call.state !== 'accepted') return;
-    if (active) this.disarm(call);
-    else this.arm(call, this.opts.idleTimeoutMs, 'idle');
-  }
-
+  /** Ends the call (idempotent): its room closes (media stops), then `onEnd`. */
   end(call: Call, reason: CallEnd): void {
-    if (call.state === 'ended' || call.state === 'rejected') return;
-    call.state = reason === 'rejected' ? 'rejected' : 'ended';
+    if (call.closed) return;
+    call.moveTo(reason === 'rejected' ? 'rejected' : 'ended');
     this.disarm(call);
     const key = pair(call.caller, call.callee);
     if (this.calls.get(key) === call) this.calls.delete(key);
+    call.room.close(reason);
     this.opts.onEnd(call, reason);
-    call.media = undefined;
   }
 
   get size(): number {

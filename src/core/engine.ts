@@ -6,7 +6,7 @@ import type { WebRtcSettings } from '../media/webrtc/peer-config.js';
 import { Sfu } from '../media/webrtc/sfu.js';
 import { AudioHub, type AudioHubOptions } from '../media/audio/audio-hub.js';
 import { IdentityRegistry } from './identity-registry.js';
-import { RoomRegistry } from './room.js';
+import { RoomRegistry } from './room-registry.js';
 import { RoomDirectory } from './room-directory.js';
 import { RoomSecrets } from './room-secrets.js';
 import { Presence } from './presence.js';
@@ -25,8 +25,9 @@ export interface EngineOptions {
 export class Engine {
   /** Live-stream channels of this node (binary fan-out). */
   readonly streams: StreamRegistry;
-  /** Conference rooms of this node and the SFU that carries their media. */
+  /** Rooms of every kind on this node (conferences, calls, group rooms, conversations). */
   readonly rooms: RoomRegistry;
+  /** The SFU that carries conference media (and Beep's voice legs). */
   readonly sfu: Sfu;
   /** Audio mixers of calls and rooms (VOIP now; bites and recording later). */
   readonly audio: AudioHub;

@@ -1,7 +1,9 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { asUserId } from '../../core/ids.js';
-import { asRoomId, type RoomRegistry } from '../../core/room.js';
+import { asRoomId } from '../../core/room.js';
+import type { RoomRegistry } from '../../core/room-registry.js';
+import { conferenceRoom } from './bluesky-quotas.js';
 import type { RoomDirectory } from '../../core/room-directory.js';
 import type { RoomSecrets } from '../../core/room-secrets.js';
 import type { Sfu } from '../../media/webrtc/sfu.js';
@@ -87,7 +89,7 @@ export const blueSkyPlugin: FastifyPluginAsync<BlueSkySurfaceOptions> = async (a
   const openRoom = async (id: string) => {
     const record = await directory.get(id);
     if (!record?.open) return undefined;
-    return { record, room: rooms.open(asRoomId(record.id)) };
+    return { record, room: rooms.open(asRoomId(record.id), conferenceRoom) };
   };
 
   app.put('/webrtc/room', async (request, reply) => {
@@ -162,8 +164,8 @@ export const blueSkyPlugin: FastifyPluginAsync<BlueSkySurfaceOptions> = async (a
     await directory.close(found.record.id);
     quotas.released(found.record.id);
     if (secureRooms) await secrets.forget(found.record.id);
-    sfu.closeRoom(found.room);
-    rooms.close(found.room.id);
+    // The cascade ends every participant's tracks and subscriptions, so every leg.
+    found.room.close('room closed');
     log.info({ room: found.record.id }, 'bluesky room closed');
     return reply.code(204).send();
   });

@@ -2,12 +2,19 @@ import type { Logger } from 'pino';
 import type { Config } from '../../config/schema.js';
 import { KeyedRateLimiter } from '../../core/keyed-rate-limiter.js';
 import { PeriodicSweep, sweepIntervalMs } from '../../core/periodic-sweep.js';
-import { asRoomId, type RoomRegistry } from '../../core/room.js';
+import type { RoomRegistry } from '../../core/room-registry.js';
+import type { RoomOptions } from '../../core/room-types.js';
 import type { RoomDirectory } from '../../core/room-directory.js';
 import type { RoomSecrets } from '../../core/room-secrets.js';
-import type { Sfu } from '../../media/webrtc/sfu.js';
 
 const HOUR_MS = 3_600_000;
+
+/**
+ * A Blue Sky room's live state: open from its first request until closed or expired
+ * (the durable record says whether it exists); participants who no longer publish or
+ * receive anything leave it.
+ */
+export const conferenceRoom: RoomOptions<null> = { kind: 'conference', leaveWhenIdle: true, metadata: null };
 
 /** A refusal of `PUT /webrtc/room` for the client's address: 429 with this message. */
 export interface RoomQuotaRefusal {
@@ -36,7 +43,6 @@ export class BlueSkyQuotas {
     directory: RoomDirectory,
     secrets: RoomSecrets,
     rooms: RoomRegistry,
-    sfu: Sfu,
     log: Logger,
   ) {
     this.requests =
@@ -53,7 +59,7 @@ export class BlueSkyQuotas {
     const ttlMs = config.roomTtlHours * HOUR_MS;
     this.touchEveryMs = ttlMs > 0 ? Math.min(HOUR_MS, ttlMs / 4) : Number.POSITIVE_INFINITY;
     // A room with a publisher is in use (subscribers' legs end with their publisher's).
-    const inUse = (id: string) => (rooms.get(asRoomId(id))?.publishers().length ?? 0) > 0;
+    const inUse = (id: string) => (rooms.get('conference', id)?.publishers().length ?? 0) > 0;
     this.sweep =
       ttlMs > 0
         ? new PeriodicSweep(
@@ -62,11 +68,7 @@ export class BlueSkyQuotas {
             async (active) => {
               const removed = await directory.removeUnused(Date.now() - ttlMs, inUse, active);
               for (const id of removed) {
-                const room = rooms.get(asRoomId(id));
-                if (room) {
-                  sfu.closeRoom(room);
-                  rooms.close(room.id);
-                }
+                rooms.close('conference', id, 'room expired');
                 // Secured rooms' keys go with them (nothing when the room had none).
                 await secrets.forget(id);
                 this.released(id);

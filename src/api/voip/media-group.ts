@@ -1,72 +1,112 @@
+import { ChorusError, isChorusError } from '../../core/errors.js';
+import type { Participant } from '../../core/participant.js';
+import type { Room } from '../../core/room.js';
+import { asParticipantId } from '../../core/room-types.js';
+import type { AudioHub } from '../../media/audio/audio-hub.js';
 import type { AudioMixer } from '../../media/audio/audio-mixer.js';
 
 /** `mic`: an upload is open; `hds` (headset): a listening stream is open. */
 export type Slot = 'mic' | 'hds';
 
-interface Member {
-  mic?: () => void;
-  hds?: () => void;
-}
+/** In the model, an upload is the member's microphone track and a listener receives the mix. */
+const MIC = { id: 'mic', kind: 'audio', source: 'microphone' } as const;
+const MIX = 'mix';
 
 /**
- * The people of one call or room and their media: at most one upload and one listening
- * stream each (a second gets "user already connected", as in the original), the mixer
- * they share, and a notice whenever someone's mic or headset turns on or off (the
- * `setAudioConf` event).
+ * The VOIP side of a call's or group room's Room: at most one upload and one listening
+ * stream per member (a second gets "user already connected", as in the original), the
+ * mixer they share, and a notice whenever someone's mic or headset turns on or off (the
+ * `setAudioConf` event). Membership, capacity and closing are the room's; a stream is
+ * stopped by the room's cascade (its track ended, its subscription dropped), and the
+ * mixer stops when the room closes.
  */
 export class MediaGroup {
-  private readonly members = new Map<string, Member>();
-  /** Set when its call ended or its room went away: no one may join it any more. */
-  closed = false;
+  readonly mixer: AudioMixer;
+  /** How to stop the stream holding each (member, slot). */
+  private readonly closers = new Map<string, () => void>();
 
   constructor(
-    readonly mixer: AudioMixer,
-    private readonly onChange: (id: string, mic: boolean, hds: boolean) => void,
-  ) {}
-
-  has(id: string, slot: Slot): boolean {
-    return this.members.get(id)?.[slot] !== undefined;
+    readonly room: Room,
+    audio: AudioHub,
+    onChange: (id: string, mic: boolean, hds: boolean) => void,
+  ) {
+    this.mixer = audio.open();
+    const changed = (p: Participant, slot: Slot) => {
+      // Ended by the model (the call ended, the room closed): stop the stream first.
+      const close = this.closers.get(slotKey(p.id, slot));
+      this.closers.delete(slotKey(p.id, slot));
+      close?.();
+      onChange(p.id, p.tracks.has(MIC.id), p.subscriptions.has(MIX));
+    };
+    room.events.on('trackPublished', (e) =>
+      onChange(e.participant.id, true, e.participant.subscriptions.has(MIX)),
+    );
+    room.events.on('subscribed', (e) => onChange(e.participant.id, e.participant.tracks.has(MIC.id), true));
+    room.events.on('trackEnded', (e) => changed(e.participant, 'mic'));
+    room.events.on('unsubscribed', (e) => changed(e.participant, 'hds'));
+    room.events.on('close', () => audio.close(this.mixer));
   }
 
-  /** Takes the slot, with how to close what holds it; false when taken (or closed). */
+  /** Its call ended or its room went away: no one may join it any more. */
+  get closed(): boolean {
+    return this.room.closed;
+  }
+
+  has(id: string, slot: Slot): boolean {
+    const p = this.room.participant(asParticipantId(id));
+    return slot === 'mic' ? p?.tracks.has(MIC.id) === true : p?.subscriptions.has(MIX) === true;
+  }
+
+  /**
+   * Takes the slot, with how to close what holds it; false when taken (or closed).
+   * Throws ChorusError `capacity` ("room full") when the room has no place left.
+   */
   occupy(id: string, slot: Slot, close: () => void): boolean {
-    if (this.closed) return false;
-    let m = this.members.get(id);
-    if (m?.[slot]) return false;
-    if (!m) this.members.set(id, (m = {}));
-    m[slot] = close;
-    this.onChange(id, m.mic !== undefined, m.hds !== undefined);
+    if (this.room.closed || this.has(id, slot)) return false;
+    let p: Participant;
+    try {
+      p = this.room.join(asParticipantId(id));
+    } catch (err) {
+      if (isChorusError(err) && err.code === 'capacity') throw new ChorusError('capacity', 'room full');
+      throw err;
+    }
+    this.closers.set(slotKey(id, slot), close);
+    if (slot === 'mic') p.publish(MIC);
+    else p.subscribe(MIX);
     return true;
   }
 
   /** Frees the slot if `close` still holds it. */
   release(id: string, slot: Slot, close: () => void): void {
-    const m = this.members.get(id);
-    if (!m || m[slot] !== close) return;
-    delete m[slot];
-    if (!m.mic && !m.hds) this.members.delete(id);
-    this.onChange(id, m.mic !== undefined, m.hds !== undefined);
+    const key = slotKey(id, slot);
+    if (this.closers.get(key) !== close) return;
+    this.closers.delete(key);
+    const p = this.room.participant(asParticipantId(id));
+    if (slot === 'mic') p?.tracks.get(MIC.id)?.close('upload ended');
+    else p?.unsubscribe(MIX, 'listener left');
   }
 
   /** Member ids with their mic and headset state, in joining order. */
   list(): { id: string; mic: boolean; hds: boolean }[] {
-    return [...this.members].map(([id, m]) => ({ id, mic: m.mic !== undefined, hds: m.hds !== undefined }));
+    return [...this.room.participants.values()].map((p) => ({
+      id: p.id,
+      mic: p.tracks.has(MIC.id),
+      hds: p.subscriptions.has(MIX),
+    }));
   }
 
   get size(): number {
-    return this.members.size;
+    return this.room.size;
   }
 
   ids(): string[] {
-    return [...this.members.keys()];
+    return [...this.room.participants.keys()];
   }
 
-  /** Closes every stream (each then releases its slot). */
-  closeAll(): void {
-    this.closed = true;
-    for (const m of [...this.members.values()]) {
-      m.mic?.();
-      m.hds?.();
-    }
+  /** Closes the room: its cascade closes every stream. */
+  closeAll(reason = 'closed'): void {
+    this.room.close(reason);
   }
 }
+
+const slotKey = (id: string, slot: Slot): string => `${slot}\u0000${id}`;

@@ -2,6 +2,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import type { Config } from '../../config/schema.js';
+import type { RoomRegistry } from '../../core/room-registry.js';
 import type { AudioHub } from '../../media/audio/audio-hub.js';
 import { PcmInput } from '../../media/audio/pcm-input.js';
 import { FRAME_MS } from '../../media/audio/pcm-frame.js';
@@ -24,6 +25,8 @@ import { VoipSignaling } from './voip-signaling.js';
 
 export interface VoipSurfaceOptions {
   config: Config['voip'];
+  /** Calls and group rooms are rooms of the engine's model. */
+  rooms: RoomRegistry;
   audio: AudioHub;
   tracker: WebSocketTracker;
   registry: Registry;
@@ -73,14 +76,17 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
   const signaling = new VoipSignaling(mode, events);
   const flushTicks = Math.max(1, Math.round(config.httpFlushMs / FRAME_MS));
   const calls = new VoipCalls(
+    opts.rooms,
     audio,
     { ringTimeoutMs: config.ringTimeoutSeconds * 1000, idleTimeoutMs: config.callIdleSeconds * 1000 },
     signaling.notify,
     log,
   );
   const rooms = new VoipRooms(
+    opts.rooms,
     audio,
     config.maxRooms,
+    config.maxRoomMembers,
     (room, id, mic, hds) => {
       for (const other of room.group.ids()) {
         if (other !== id)

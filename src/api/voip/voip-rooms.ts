@@ -1,3 +1,5 @@
+import type { RoomRegistry } from '../../core/room-registry.js';
+import { asRoomId } from '../../core/room-types.js';
 import type { AudioHub } from '../../media/audio/audio-hub.js';
 import { MediaGroup } from './media-group.js';
 import type { RoomSummary } from './voip-wire.js';
@@ -8,10 +10,17 @@ export interface VoipRoom {
   readonly group: MediaGroup;
 }
 
+/** What a VOIP group room carries in the model. */
+interface GroupNames {
+  id: number;
+  name: string;
+}
+
 /**
- * Group rooms. Side-site mode names rooms by the site's integer ids; standalone mode
- * by name (3 characters or more), giving each new name the next id from 2 up as the
- * original did. A room exists while anyone is in it; its mixer stops with it.
+ * Group rooms (kind `group` in the room registry). Side-site mode names rooms by the
+ * site's integer ids; standalone mode by name (3 characters or more), giving each new
+ * name the next id from 2 up as the original did. A room exists while anyone is in it
+ * (it closes when empty, and its mixer stops with it).
  */
 export class VoipRooms {
   private readonly byId = new Map<number, VoipRoom>();
@@ -19,8 +28,10 @@ export class VoipRooms {
   private lastId = 1;
 
   constructor(
+    private readonly registry: RoomRegistry,
     private readonly audio: AudioHub,
     private readonly maxRooms: number,
+    private readonly maxMembers: number,
     private readonly onMemberChange: (room: VoipRoom, id: string, mic: boolean, hds: boolean) => void,
     private readonly onCreate: (room: VoipRoom) => void,
   ) {}
@@ -36,15 +47,21 @@ export class VoipRooms {
     if (this.byId.size >= this.maxRooms) return undefined;
     const id = typeof key === 'number' ? key : ++this.lastId;
     const name = typeof key === 'number' ? 'my room' : key;
-    const mixer = this.audio.open();
+    const model = this.registry.create<GroupNames>(asRoomId(String(id)), {
+      kind: 'group',
+      capacity: this.maxMembers,
+      closeWhenEmpty: true,
+      leaveWhenIdle: true,
+      metadata: { id, name },
+    });
     const room: VoipRoom = {
       id,
       name,
-      group: new MediaGroup(mixer, (member, mic, hds) => {
-        this.onMemberChange(room, member, mic, hds);
-        if (room.group.size === 0) this.remove(room);
-      }),
+      group: new MediaGroup(model, this.audio, (member, mic, hds) =>
+        this.onMemberChange(room, member, mic, hds),
+      ),
     };
+    model.events.on('close', () => this.forget(room));
     this.byId.set(id, room);
     if (typeof key === 'string') this.byName.set(key, room);
     this.onCreate(room);
@@ -53,7 +70,7 @@ export class VoipRooms {
 
   /** Drops a room nobody joined after all (a refused first member). */
   removeIfEmpty(room: VoipRoom): void {
-    if (room.group.size === 0) this.remove(room);
+    if (room.group.size === 0) room.group.closeAll('empty');
   }
 
   list(): RoomSummary[] {
@@ -69,14 +86,11 @@ export class VoipRooms {
   }
 
   closeAll(): void {
-    for (const r of [...this.byId.values()]) r.group.closeAll();
+    for (const r of [...this.byId.values()]) r.group.closeAll('shutdown');
   }
 
-  private remove(room: VoipRoom): void {
-    if (this.byId.get(room.id) !== room) return;
-    this.byId.delete(room.id);
+  private forget(room: VoipRoom): void {
+    if (this.byId.get(room.id) === room) this.byId.delete(room.id);
     if (this.byName.get(room.name) === room) this.byName.delete(room.name);
-    room.group.closed = true;
-    this.audio.close(room.group.mixer);
   }
 }

@@ -2,6 +2,7 @@ import { summarizeReception, trackStats, type ReceptionSummary, type TrackStats 
 import type { Logger } from 'pino';
 import type { UserId } from '../../core/ids.js';
 import type { Room } from '../../core/room.js';
+import { asParticipantId } from '../../core/room-types.js';
 import type { WebRtcSettings } from './peer-config.js';
 import { PublisherPeer } from './publisher-peer.js';
 import { SdpError } from './sdp.js';
@@ -49,7 +50,9 @@ const key = (room: string, user: string): string => `${room}\u0000${user}`;
 /**
  * The selective forwarding unit: publishers send into it, subscribers receive one
  * publisher's tracks each. It keeps the room's participants and tracks up to date and
- * ties lifetimes together: a publisher that leaves ends its subscribers' legs.
+ * follows the room's closing cascade: a track that ends (its participant left, the room
+ * closed) stops the leg that carries it, a dropped subscription stops its leg; and a
+ * publisher that leaves ends its subscribers' legs.
  */
 export class Sfu {
   private readonly publishers = new Map<string, PublisherPeer>();
@@ -129,13 +132,27 @@ export class Sfu {
   async publish(room: Room, user: UserId, offer: string): Promise<string> {
     this.admit();
     const k = key(room.id, user);
-    this.publishers.get(k)?.leg.close('replaced by a new publish');
+    const who = asParticipantId(user);
+    room.join(who); // refused (not_found) once the room has closed
     const peer = new PublisherPeer(this.settings, this.log.child({ room: room.id, user, role: 'publisher' }));
-    peer.onTrack((t) =>
-      room.publishTrack(user, { id: `${user}-${t.kind}`, kind: t.kind, codec: t.codec.name }),
-    );
+    const previous = this.publishers.get(k);
     this.publishers.set(k, peer);
+    // The replaced leg's tracks stay until this one's replace them (same ids): a
+    // republish never shows the room without its publisher.
+    previous?.leg.close('replaced by a new publish');
+    peer.onTrack((t) => {
+      const track = room.join(who).publish({
+        id: `${user}-${t.kind}`,
+        kind: t.kind,
+        source: t.kind === 'audio' ? 'microphone' : 'camera',
+        codec: t.codec.name,
+      });
+      track.events.on('ended', (e) => peer.leg.close(e.reason));
+    });
+    // Before its first track, only the room's closing ends the leg.
+    const offRoom = room.events.on('close', (e) => peer.leg.close(e.reason));
     peer.leg.onClose(() => {
+      offRoom();
       for (const t of peer.tracks) {
         this.retired.packetsIn += t.packetsIn;
         this.retired.packetsOut += t.packetsOut;
@@ -145,7 +162,10 @@ export class Sfu {
       }
       if (this.publishers.get(k) === peer) {
         this.publishers.delete(k);
-        room.leave(user);
+        const p = room.participant(who);
+        for (const t of [...(p?.tracks.values() ?? [])]) t.close('publisher left');
+        // Still receiving others: stays (the room lets the idle leave by themselves).
+        if (p?.joined && p.idle) p.leave('publisher left');
       }
       const subs = this.subscribersOf.get(k);
       this.subscribersOf.delete(k);
@@ -186,14 +206,23 @@ export class Sfu {
     if (!set) this.subscribersOf.set(pk, (set = new Set()));
     set.add(peer);
     this.subscriptions.set(sk, peer);
+    let offDropped = (): void => undefined;
     peer.leg.onClose(() => {
+      offDropped();
       this.subscribersOf.get(pk)?.delete(peer);
-      if (this.subscriptions.get(sk) === peer) this.subscriptions.delete(sk);
+      if (this.subscriptions.get(sk) === peer) {
+        this.subscriptions.delete(sk);
+        room.participant(asParticipantId(user))?.unsubscribe(publisher, 'subscriber left');
+      }
     });
     try {
       const answer = await peer.answer(offer, source.tracks);
-      room.join(user);
-      room.events.emit('subscribed', { room: room.id, user, publisher });
+      const participant = room.join(asParticipantId(user)); // not_found once the room has closed
+      participant.subscribe(publisher);
+      // The participant left or the room closed: the subscription drops, the leg stops.
+      offDropped = participant.events.on('unsubscribed', (e) => {
+        if (e.source === publisher) peer.leg.close(e.reason);
+      });
       return answer;
     } catch (err) {
       peer.leg.close('negotiation failed');
@@ -201,7 +230,6 @@ export class Sfu {
     }
   }
 
-  /** Ends every peer of a room. */
   /** A new voice peer (one Opus section both ways), under the SFU's silence watchdog. */
   voicePeer(cname: string, log: Logger): VoicePeer {
     this.admit();
@@ -209,12 +237,6 @@ export class Sfu {
     this.voices.add(peer);
     peer.leg.onClose(() => this.voices.delete(peer));
     return peer;
-  }
-
-  closeRoom(room: Room): void {
-    const prefix = `${room.id}\u0000`;
-    for (const [k, p] of [...this.publishers]) if (k.startsWith(prefix)) p.leg.close('room closed');
-    for (const [k, s] of [...this.subscriptions]) if (k.startsWith(prefix)) s.leg.close('room closed');
   }
 
   roomStats(room: Room): RoomMediaStats {
