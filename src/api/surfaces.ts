@@ -106,6 +106,7 @@ export const surfaces: readonly Surface[] = [
       await app.register(beepPlugin, {
         prefix: ctx.config.beep.prefix,
         config: ctx.config.beep,
+        rooms: ctx.engine.rooms,
         audio: ctx.engine.audio,
         sfu: ctx.engine.sfu,
         bites: ctx.engine.bites,

@@ -1,4 +1,7 @@
 import type { Logger } from 'pino';
+import type { Room } from '../../core/room.js';
+import type { RoomRegistry } from '../../core/room-registry.js';
+import { asParticipantId, asRoomId } from '../../core/room-types.js';
 import type { AudioHub } from '../../media/audio/audio-hub.js';
 import { BiteCutter, type AudioBite } from '../../media/audio/bite-cutter.js';
 import { VoiceConference } from '../../media/webrtc/voice-conference.js';
@@ -11,14 +14,21 @@ interface Connection {
   peer: VoicePeer;
 }
 
+/** Each connection (a user's client) is a participant: its voice in, the mix out. */
+const VOICE = { id: 'voice', kind: 'audio', source: 'microphone' } as const;
+
 /**
  * Who is connected and in which conversation. A user is in at most one conversation,
  * with all their clients (devices); a client's new connection replaces its old one.
- * Speech is cut into bites per (conversation, user, client) and published.
+ * Conversations are rooms of the engine's model (kind `conversation`, closed when
+ * empty); each has a VoiceConference that follows it: a participant who leaves is taken
+ * out of the mix, and the mixer stops when the room closes. Speech is cut into bites
+ * per (conversation, user, client) and published.
  */
 export class BeepConversations {
   private readonly connections = new Map<string, Connection>();
-  private readonly conversations = new Map<string, VoiceConference>();
+  /** The media of each open conversation room. */
+  private readonly conferences = new Map<Room, VoiceConference>();
   private readonly userConversation = new Map<string, string>();
   /** Which conversation each connection is in. */
   private readonly memberConversation = new Map<string, string>();
@@ -26,6 +36,7 @@ export class BeepConversations {
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(
+    private readonly rooms: RoomRegistry,
     private readonly audio: AudioHub,
     private readonly bites: BitePublisher,
     private readonly biteFormat: BiteFormat,
@@ -42,7 +53,7 @@ export class BeepConversations {
   }
 
   get conversationCount(): number {
-    return this.conversations.size;
+    return this.rooms.count('conversation');
   }
 
   /** A new connection of a client (replacing its previous one); joins the user's conversation. */
@@ -72,40 +83,52 @@ export class BeepConversations {
 
   /** Members of a conversation (for tests and metrics). */
   members(conversation: string): number {
-    return this.conversations.get(conversation)?.size ?? 0;
+    return this.rooms.get('conversation', conversation)?.size ?? 0;
   }
 
   close(): void {
     clearInterval(this.sweeper);
     for (const c of [...this.connections.values()]) c.peer.close('server shutting down');
-    for (const conf of this.conversations.values()) conf.close();
-    this.conversations.clear();
+    this.rooms.closeAll('server shutting down', 'conversation');
   }
 
   private enter(conversation: string, id: string, peer: VoicePeer): void {
-    let conf = this.conversations.get(conversation);
-    if (!conf) {
-      conf = new VoiceConference(conversation, this.audio, (member, opus) =>
-        this.cutter.push(`${conversation}\u0000${member}`, opus, Date.now()),
-      );
-      this.conversations.set(conversation, conf);
-    }
-    conf.add(id, peer);
+    const room = this.rooms.get('conversation', conversation) ?? this.open(conversation);
+    const participant = room.join(asParticipantId(id));
+    participant.publish(VOICE);
+    participant.subscribe('mix');
+    this.conferences.get(room)?.add(id, peer);
     this.memberConversation.set(id, conversation);
+  }
+
+  /** A new conversation room and the voice conference that follows it. */
+  private open(conversation: string): Room {
+    const room = this.rooms.create(asRoomId(conversation), {
+      kind: 'conversation',
+      closeWhenEmpty: true,
+      metadata: null,
+    });
+    const conf = new VoiceConference(conversation, this.audio, (member, opus) =>
+      this.cutter.push(`${conversation}\u0000${member}`, opus, Date.now()),
+    );
+    this.conferences.set(room, conf);
+    room.events.on('participantLeft', (e) => {
+      conf.remove(e.participant.id);
+      this.cutter.flush(`${conversation}\u0000${e.participant.id}`);
+    });
+    room.events.on('close', () => {
+      this.conferences.delete(room);
+      conf.close();
+    });
+    return room;
   }
 
   private leave(id: string): void {
     const name = this.memberConversation.get(id);
     if (name === undefined) return;
     this.memberConversation.delete(id);
-    const conf = this.conversations.get(name);
-    if (!conf) return;
-    conf.remove(id);
-    this.cutter.flush(`${name}\u0000${id}`);
-    if (conf.size === 0) {
-      conf.close();
-      this.conversations.delete(name);
-    }
+    // The room's cascade takes the member out of the mix; the last one closes it.
+    this.rooms.get('conversation', name)?.leave(asParticipantId(id), 'left');
   }
 
   private publish(bite: AudioBite): void {

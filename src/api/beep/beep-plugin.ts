@@ -4,6 +4,7 @@ import type { Registry } from 'prom-client';
 import { counterAtScrape, gaugeAtScrape } from '../../server/scrape-metrics.js';
 import type { WebSocket } from 'ws';
 import type { Config } from '../../config/schema.js';
+import type { RoomRegistry } from '../../core/room-registry.js';
 import type { AudioHub } from '../../media/audio/audio-hub.js';
 import type { Sfu } from '../../media/webrtc/sfu.js';
 import type { BitePublisher } from '../../core/bite-publisher.js';
@@ -17,6 +18,8 @@ import { runSignaling } from './beep-signaling.js';
 
 export interface BeepSurfaceOptions {
   config: Config['beep'];
+  /** Conversations are rooms of the engine's model. */
+  rooms: RoomRegistry;
   audio: AudioHub;
   sfu: Sfu;
   bites: BitePublisher;
@@ -42,6 +45,7 @@ export const beepPlugin: FastifyPluginAsync<BeepSurfaceOptions> = async (app, op
   );
   const permissions = new BeepPermissions(config.permissionsHost, config.permissionsTimeoutMs, log);
   const conversations = new BeepConversations(
+    opts.rooms,
     opts.audio,
     opts.bites,
     beepBiteFormat(config.storeSubjects),
