@@ -8,6 +8,10 @@ import { freeUdpPort } from '../fixtures/free-udp-port.js';
 import { buildNack, buildPli, buildReceiverReport } from '../../src/media/webrtc/rtp.js';
 import { LossyUdpRelay } from '../fixtures/lossy-udp-relay.js';
 
+// No sleeps in this file: where a test shows that something does NOT happen (a throttled
+// request, a leg that is not reaped), time passing is shown by an observable instead (a
+// marker the server has demonstrably handled, a leg the same timeout did reap).
+
 let t: TestServer;
 let udpPort: number;
 /** Clients and relays to close even when a test fails. */
@@ -26,10 +30,77 @@ async function createRoom(admin: string): Promise<string> {
   return ((await res.json()) as { id: string }).id;
 }
 
+interface TrackStats {
+  kind: string;
+  codec: string;
+  packetsIn: number;
+  keyframeRequests: number;
+  retransmissions: number;
+  subscribers: Array<{
+    user: string;
+    lossPercent: number;
+    cumulativeLost: number;
+    jitterMs: number;
+    reportAgeMs: number | null;
+  }>;
+}
+interface RoomStats {
+  id: string;
+  publishers: Array<{ user: string; tracks: TrackStats[] }>;
+}
+
+/** A room's media stats (a plain REST route: no socket needed, so through inject). */
+async function roomStats(room: string): Promise<RoomStats> {
+  const res = await t.server.app.inject({ method: 'GET', url: `/webrtc/room/${room}/stats` });
+  expect(res.statusCode).toBe(200);
+  return res.json<RoomStats>();
+}
+
+/** The published video track of a one-publisher room (undefined until it is published). */
+async function videoStats(room: string): Promise<TrackStats | undefined> {
+  return (await roomStats(room)).publishers[0]?.tracks.find((x) => x.kind === 'video');
+}
+
+/** A counter of /metrics (one scrape). */
+async function metric(name: string): Promise<number> {
+  const text = (await t.server.app.inject({ method: 'GET', url: '/metrics' })).body;
+  return Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1]);
+}
+
+/**
+ * A receiver report about `ssrc` whose cumulative-loss field carries `marker`: sent in the
+ * same compound RTCP packet as other feedback, it shows in the room stats once the server
+ * has handled that packet, and so everything sent before it on the same leg.
+ */
+const marked = (ssrc: number, marker: number, ...rest: Buffer[]): Buffer =>
+  Buffer.concat([
+    buildReceiverReport(0x1234, ssrc, { fractionLost: 0, cumulativeLost: marker, jitter: 0 }),
+    ...rest,
+  ]);
+
+/** Waits until the server has handled the RTCP packet that carried `marker`. */
+async function handled(room: string, marker: number): Promise<void> {
+  await eventually(
+    async () => (await videoStats(room))?.subscribers.some((s) => s.cumulativeLost === marker) ?? false,
+    10_000,
+    `the server to handle the RTCP packet marked ${marker}`,
+  );
+}
+
+/** A few turns of the event loop: what finalizers queued by a collection need to run. */
+async function turns(n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+}
+
 beforeAll(async () => {
   udpPort = await freeUdpPort();
   t = await startTestServer({
-    webrtc: { udpPort, bindAddress: '127.0.0.1', keyframeIntervalMs: 1000, peerTimeoutSeconds: 2 },
+    // A 3 s keyframe interval: long enough that a burst of requests sent at once is handled
+    // well inside one interval, even on a loaded machine (see the throttle test).
+    webrtc: { udpPort, bindAddress: '127.0.0.1', keyframeIntervalMs: 3000, peerTimeoutSeconds: 2 },
+    // The stats are read through inject, whose requests light-my-request never marks
+    // complete: the request deadline would fire on each of them later and throw.
+    http: { requestTimeoutSeconds: 0 },
   });
 });
 afterAll(async () => {
@@ -76,7 +147,7 @@ describe('SFU through the Blue Sky routes', () => {
 });
 
 describe('RTCP', () => {
-  it('throttles keyframe requests from subscribers to one a second per track', async () => {
+  it('throttles keyframe requests from subscribers to one per interval per track', async () => {
     const room = await createRoom('kf-admin');
     const pub = new NdcPublisher();
     toClose.push(pub);
@@ -87,17 +158,29 @@ describe('RTCP', () => {
     await sub.subscribe(t.url, room, 'kf-sub', 'kf-pub');
     await eventually(() => sub.videoPackets.length > 5, 10_000, 'media');
     await eventually(() => pub.plis() >= 1, 5000, 'the subscribe-time PLI');
-    await new Promise((r) => setTimeout(r, 1100)); // past the throttle window of that one
-    const before = pub.plis();
     const ssrc = sub.videoPackets[0]!.readUInt32BE(8);
-    for (let i = 0; i < 20; i++) {
-      sub.video.sendMessageBinary(buildPli(0x1234, ssrc));
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    await new Promise((r) => setTimeout(r, 300));
-    const burst = pub.plis() - before;
-    expect(burst).toBeGreaterThanOrEqual(1);
-    expect(burst).toBeLessThanOrEqual(2); // 20 requests in 0.5 s: at most one per second passes
+    const requests = async () => (await videoStats(room))!.keyframeRequests;
+    // A subscriber's request passes once the interval after the last one is over: ask
+    // until one does (no guess at how long that takes on this machine).
+    const afterSubscribe = await requests();
+    await eventually(
+      async () => {
+        sub.video.sendMessageBinary(buildPli(0x1234, ssrc));
+        return (await requests()) > afterSubscribe;
+      },
+      15_000,
+      "a subscriber's keyframe request to pass",
+    );
+    const passed = await requests();
+    // A new interval has just begun. Twenty more requests at once, the last riding with a
+    // marker: once the server has handled it, it has handled all twenty, well inside the
+    // 3 s interval; none may pass (one, if this machine stalled for a whole interval).
+    for (let i = 0; i < 19; i++) sub.video.sendMessageBinary(buildPli(0x1234, ssrc));
+    sub.video.sendMessageBinary(marked(ssrc, 7001, buildPli(0x1234, ssrc)));
+    await handled(room, 7001);
+    expect((await requests()) - passed).toBeLessThanOrEqual(1);
+    // And each that passed reached the publisher.
+    await eventually(() => pub.plis() >= passed, 5000, 'the PLIs at the publisher');
     sub.close();
     pub.close();
   }, 30_000);
@@ -161,8 +244,9 @@ describe('RTCP', () => {
       expect(resent[1]! & 0x7f).toBe(100); // the subscriber's payload type
       expect(resent.readUInt32BE(8)).toBe(ssrc);
     }
-    await new Promise((r) => setTimeout(r, 150)); // /metrics reads the SFU at most every 100 ms
-    expect(await retransmitted()).toBe(before + 3);
+    // /metrics reads the SFU at most every 100 ms: wait for the figure, which must be exactly
+    // three more (a fourth would never make it equal).
+    await eventually(async () => (await retransmitted()) === before + 3, 5000, 'three retransmissions');
 
     // A NACK flood (30 NACKs of 17 packets each, all still in the history) is served up to
     // the per-leg ceiling of 400 a second, and the leg keeps receiving media.
@@ -197,26 +281,7 @@ describe('reception stats', () => {
     sub.video.sendMessageBinary(
       buildReceiverReport(0x4321, ssrc, { fractionLost: 0.25, cumulativeLost: 12, jitter: 900 }),
     );
-    type Stats = {
-      id: string;
-      publishers: Array<{
-        user: string;
-        tracks: Array<{
-          kind: string;
-          codec: string;
-          packetsIn: number;
-          subscribers: Array<{
-            user: string;
-            lossPercent: number;
-            cumulativeLost: number;
-            jitterMs: number;
-            reportAgeMs: number | null;
-          }>;
-        }>;
-      }>;
-    };
-    const stats = async (): Promise<Stats> =>
-      (await (await fetch(`${t.url}/webrtc/room/${room}/stats`)).json()) as Stats;
+    const stats = () => roomStats(room);
     await eventually(
       async () =>
         (await stats()).publishers[0]?.tracks.find((x) => x.kind === 'video')?.subscribers[0]?.lossPercent ===
@@ -247,16 +312,14 @@ describe('reception stats', () => {
       5000,
       'an audio receiver report',
     );
-    await new Promise((r) => setTimeout(r, 150)); // /metrics reads the SFU at most every 100 ms
-    const metrics = await (await fetch(`${t.url}/metrics`)).text();
-    expect(
-      Number(/^chorus_sfu_subscriber_loss_ratio\{stat="max"\} (\S+)/m.exec(metrics)?.[1]),
-    ).toBeGreaterThanOrEqual(0.25);
-    expect(Number(/^chorus_sfu_subscriber_legs_reporting (\d+)/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(
-      2,
-    );
-    expect(Number(/^chorus_sfu_subscriber_packets_lost (\d+)/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(
-      12,
+    // /metrics reads the SFU at most every 100 ms: wait until it shows what the room does.
+    await eventually(
+      async () =>
+        (await metric('chorus_sfu_subscriber_loss_ratio\\{stat="max"\\}')) >= 0.25 &&
+        (await metric('chorus_sfu_subscriber_legs_reporting')) >= 2 &&
+        (await metric('chorus_sfu_subscriber_packets_lost')) >= 12,
+      5000,
+      'the reports in /metrics',
     );
     expect((await fetch(`${t.url}/webrtc/room/no-such-room/stats`)).status).toBe(404);
   }, 30_000);
@@ -279,7 +342,7 @@ describe('lifetimes', () => {
     expect((await sub.subscribe(t.url, room, 'gc-sub', 'gc-pub')).status).toBe(200);
     await eventually(() => sub.videoPackets.length > 10 && sub.audioPackets.length > 10, 10_000, 'media');
     gc();
-    await new Promise((r) => setTimeout(r, 100));
+    await turns(5);
     gc();
     const [v, a] = [sub.videoPackets.length, sub.audioPackets.length];
     await eventually(
@@ -306,19 +369,43 @@ describe('lifetimes', () => {
       10_000,
       'media to both',
     );
-    // Three timeouts (2 s each) later: the one that reports still gets media; the mute
-    // one's leg was closed by the server, so its media stopped.
-    await new Promise((r) => setTimeout(r, 6000));
-    const talkerBefore = talker.videoPackets.length;
+    // The server closes the mute one's leg at the silence timeout (2 s). The talker
+    // subscribed first, so the same timeout has run out for it too: that it is still
+    // there shows its receiver reports kept it.
+    const receivers = async () => (await videoStats(room))!.subscribers.map((s) => s.user).sort();
+    expect(await receivers()).toEqual(['quiet-mute', 'quiet-talker']);
+    await eventually(
+      async () => (await receivers()).join() === 'quiet-talker',
+      15_000,
+      "the mute leg to be closed, the talker's kept",
+    );
+    // Media keeps reaching the talker; once it has got more (so what was already on its
+    // way to both has arrived), the mute one gets nothing while the talker gets plenty.
+    const reaped = talker.videoPackets.length;
+    await eventually(() => talker.videoPackets.length > reaped + 20, 10_000, 'media to the talker');
     const muteBefore = mute.videoPackets.length;
-    await new Promise((r) => setTimeout(r, 1000));
-    expect(talker.videoPackets.length).toBeGreaterThan(talkerBefore + 20);
+    const talkerBefore = talker.videoPackets.length;
+    await eventually(
+      () => talker.videoPackets.length > talkerBefore + 50,
+      10_000,
+      'more media to the talker',
+    );
     expect(mute.videoPackets.length).toBe(muteBefore);
-  }, 30_000);
+    expect(await receivers()).toEqual(['quiet-talker']);
+  }, 40_000);
 
   it("a publisher leaving ends its subscribers' legs, and closed clients free everything", async () => {
     // Earlier tests' legs are reaped by the silence timeout (2 s here).
     await eventually(() => t.server.engine.sfu.stats().peers === 0, 10_000, 'a clean start');
+    // Another room whose media keeps flowing: the clock for "nothing more arrives" below.
+    const clockRoom = await createRoom('clock-admin');
+    const clockPub = new NdcPublisher();
+    const clock = new NdcSubscriber();
+    toClose.push(clockPub, clock);
+    await clockPub.publish(t.url, clockRoom, 'clock-pub');
+    clockPub.start();
+    expect((await clock.subscribe(t.url, clockRoom, 'clock-sub', 'clock-pub')).status).toBe(200);
+    await eventually(() => clock.videoPackets.length > 5, 10_000, 'media in the other room');
     const base = t.server.engine.sfu.stats();
     const room = await createRoom('life-admin');
     const pub = new NdcPublisher();
@@ -347,9 +434,14 @@ describe('lifetimes', () => {
     pub.close();
     await eventually(() => t.server.engine.sfu.stats().peers === base.peers, 10_000, 'every leg to close');
     expect(t.server.engine.sfu.stats().forwardTargets).toBe(base.forwardTargets);
-    // Nothing more is forwarded to the remaining subscriber.
+    // Nothing more is forwarded to the remaining subscriber: once the other room's
+    // subscriber has got more (what was on its way has arrived), it gets nothing while
+    // the other room's gets plenty.
+    const flushed = clock.videoPackets.length;
+    await eventually(() => clock.videoPackets.length > flushed + 20, 10_000, 'media in the other room');
     const received = subs[1]!.videoPackets.length;
-    await new Promise((r) => setTimeout(r, 300));
+    const ticks = clock.videoPackets.length;
+    await eventually(() => clock.videoPackets.length > ticks + 50, 10_000, 'more media in the other room');
     expect(subs[1]!.videoPackets.length).toBe(received);
     expect((await info()).publishers).toEqual([]);
     subs[1]!.close();
