@@ -1,5 +1,6 @@
 import { Counter, type Registry } from 'prom-client';
 import type { BaseLogger } from 'pino';
+import { TokenBucket } from '../core/token-bucket.js';
 
 export interface ProcessGuardOptions {
   log: Pick<BaseLogger, 'error' | 'fatal'>;
@@ -16,7 +17,7 @@ const MAX_MESSAGE = 200;
 /** Stack frames kept: enough to find the code, never a dump of minified source. */
 const MAX_FRAMES = 12;
 const MAX_FRAME = 300;
-/** Unhandled rejections logged per window; beyond that they are only counted. */
+/** Unhandled rejections logged a minute (a burst of as many); beyond that they are only counted. */
 const REJECTION_LOGS_PER_MINUTE = 10;
 
 type Kind = 'exception' | 'rejection';
@@ -68,23 +69,16 @@ export function installProcessGuard({ log, registry, drainAndExit }: ProcessGuar
   for (const kind of ['exception', 'rejection'] satisfies Kind[]) counter.inc({ kind }, 0);
 
   let draining = false;
-  let windowStart = 0;
-  let loggedInWindow = 0;
+  const rejectionLines = TokenBucket.everyMs(60_000 / REJECTION_LOGS_PER_MINUTE, REJECTION_LOGS_PER_MINUTE);
   let suppressed = 0;
 
   const onRejection = (reason: unknown): void => {
     try {
       counter.inc({ kind: 'rejection' });
-      const now = Date.now();
-      if (now - windowStart >= 60_000) {
-        windowStart = now;
-        loggedInWindow = 0;
-      }
-      if (loggedInWindow >= REJECTION_LOGS_PER_MINUTE) {
+      if (!rejectionLines.take()) {
         suppressed++;
         return;
       }
-      loggedInWindow++;
       log.error(
         { kind: 'rejection', error: describeError(reason), ...(suppressed > 0 ? { suppressed } : {}) },
         'unhandled promise rejection; still serving',

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { TokenBucket } from '../core/token-bucket.js';
 
 /** Longest piece of client-supplied text copied into a log line. */
 export const CLIENT_TEXT_MAX = 200;
@@ -10,20 +11,22 @@ export function clipClientText(text: string, max = CLIENT_TEXT_MAX): string {
 
 /**
  * Log lines caused by clients (protocol errors, refused connections): any client can
- * make them, so at most `perSecond` lines a second are written, server-wide; the rest are
- * counted, and the count rides on the next line written (`suppressed`).
+ * make them, so at most `perSecond` lines a second are written, server-wide (a token
+ * bucket with a burst of one second's lines); the rest are counted, and the count rides
+ * on the next line written (`suppressed`).
  */
 export class ThrottledLog {
-  private windowStart = -Infinity;
-  private written = 0;
+  private readonly lines: TokenBucket;
   private pending = 0;
   private total = 0;
 
   constructor(
     private readonly log: Logger,
-    private readonly perSecond = 10,
+    perSecond = 10,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.lines = new TokenBucket(perSecond, perSecond, now());
+  }
 
   warn(fields: Record<string, unknown>, msg: string): void {
     this.write('warn', fields, msg);
@@ -40,17 +43,11 @@ export class ThrottledLog {
 
   private write(level: 'warn' | 'debug', fields: Record<string, unknown>, msg: string): void {
     if (!this.log.isLevelEnabled(level)) return;
-    const t = this.now();
-    if (t - this.windowStart >= 1000) {
-      this.windowStart = t;
-      this.written = 0;
-    }
-    if (this.written >= this.perSecond) {
+    if (!this.lines.take(this.now())) {
       this.pending++;
       this.total++;
       return;
     }
-    this.written++;
     if (this.pending > 0) {
       this.log[level]({ ...fields, suppressed: this.pending }, msg);
       this.pending = 0;

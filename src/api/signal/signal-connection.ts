@@ -19,8 +19,11 @@ export class SignalConnection {
   alive = true;
   private readonly handle: PresenceHandle;
   private readonly bucket: TokenBucket;
-  private droppedInWindow = 0;
-  private windowStart = Date.now();
+  /**
+   * Drops a client may cause before it is closed: a burst of `rateLimitBurst`, refilled
+   * at as many a second. A client that keeps sending while refused is flooding.
+   */
+  private readonly drops: TokenBucket;
 
   constructor(
     private readonly socket: WebSocket,
@@ -30,6 +33,7 @@ export class SignalConnection {
     private readonly log: Logger,
   ) {
     this.bucket = new TokenBucket(config.rateLimitPerSecond, config.rateLimitBurst);
+    this.drops = new TokenBucket(config.rateLimitBurst, config.rateLimitBurst);
     this.handle = presence.attach(user, {
       deliver: (data) => this.deliver(data),
       replaced: () => this.close(CloseCode.replaced),
@@ -124,13 +128,7 @@ export class SignalConnection {
   }
 
   private onRateLimited(): void {
-    const now = Date.now();
-    if (now - this.windowStart >= 1000) {
-      this.windowStart = now;
-      this.droppedInWindow = 0;
-    }
-    this.droppedInWindow += 1;
-    if (this.droppedInWindow > this.config.rateLimitBurst) {
+    if (!this.drops.take()) {
       this.log.warn('signal client flooding; closing it');
       this.close(CloseCode.rateLimited);
       return;

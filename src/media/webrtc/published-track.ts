@@ -1,4 +1,5 @@
 import type { Track } from 'node-datachannel';
+import { TokenBucket } from '../../core/token-bucket.js';
 import type { CodecChoice } from './codec-policy.js';
 import type { ReceptionReport } from './rtp.js';
 
@@ -32,7 +33,8 @@ export class PublishedTrack {
   packetsOut = 0;
   keyframeRequests = 0;
   retransmissions = 0;
-  private lastKeyframeRequest = 0;
+  /** One keyframe request per interval: a bucket of burst 1. */
+  private readonly keyframeThrottle: TokenBucket;
   /** The packets node-datachannel handed us (a fresh buffer each): kept, not copied. */
   private readonly history: Array<Buffer | undefined>;
   private ended = false;
@@ -44,10 +46,11 @@ export class PublishedTrack {
     readonly codec: CodecChoice,
     readonly outSsrc: number,
     readonly source: Track,
-    private readonly keyframeIntervalMs: number,
+    keyframeIntervalMs: number,
     /** Packets kept for retransmission; 0 turns it off. */
     historyPackets: number,
   ) {
+    this.keyframeThrottle = TokenBucket.everyMs(keyframeIntervalMs);
     this.history = new Array<Buffer | undefined>(historyPackets);
   }
 
@@ -107,14 +110,15 @@ export class PublishedTrack {
   requestKeyframe(force = false): boolean {
     if (this.kind !== 'video' || this.ended) return false;
     const now = Date.now();
-    if (!force && now - this.lastKeyframeRequest < this.keyframeIntervalMs) return false;
+    // Only looked at here; spent below once a PLI really went out.
+    if (!force && this.keyframeThrottle.msUntilToken(now) > 0) return false;
     // The PLI needs an open transport and the publisher's SSRC (seen on its first packet).
     if (!this.source.isOpen() || this.packetsIn === 0 || !this.source.requestKeyframe()) {
       this.keyframePending = true;
       return false;
     }
     this.keyframePending = false;
-    this.lastKeyframeRequest = now;
+    this.keyframeThrottle.drain(now);
     this.keyframeRequests++;
     return true;
   }

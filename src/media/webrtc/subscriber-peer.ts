@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { chooseCodec } from './codec-policy.js';
 import type { WebRtcSettings } from './peer-config.js';
 import { PeerLeg } from './peer-leg.js';
+import { TokenBucket } from '../../core/token-bucket.js';
 import type { ForwardTarget, PublishedTrack } from './published-track.js';
 import { findReceptionReport, forEachNackedSeq, isRtcp, wantsKeyframe } from './rtp.js';
 import { keepOnlyCodec, rejectSection, writeSdp, type MediaSection } from './sdp.js';
@@ -12,7 +13,8 @@ import { SfuError } from './sfu-error.js';
 /**
  * Retransmissions one leg may get a second. A NACK names up to 17 packets and costs the
  * subscriber a few bytes; without a ceiling a client could make the SFU send its whole
- * history again and again. 400/s is twice the packet rate of a 2 Mbit/s video.
+ * history again and again. 400/s is twice the packet rate of a 2 Mbit/s video; the burst
+ * is one second's worth, so a loss burst is answered at once and a flood gets the rate.
  */
 const MAX_RETRANSMITS_PER_SECOND = 400;
 
@@ -31,8 +33,9 @@ interface Assignment {
 export class SubscriberPeer {
   readonly leg: PeerLeg;
   readonly targets: Array<{ source: PublishedTrack; target: ForwardTarget }> = [];
-  private retransmitWindowStart = 0;
-  private retransmitsInWindow = 0;
+  private readonly retransmits = new TokenBucket(MAX_RETRANSMITS_PER_SECOND, MAX_RETRANSMITS_PER_SECOND);
+  /** The arrival time of the RTCP packet being handled: read once per packet, not per NACKed seq. */
+  private rtcpNow = 0;
 
   constructor(
     settings: WebRtcSettings,
@@ -86,15 +89,6 @@ export class SubscriberPeer {
     return this.leg.answer(writeSdp(offer));
   }
 
-  private mayRetransmit(): boolean {
-    const now = Date.now();
-    if (now - this.retransmitWindowStart >= 1000) {
-      this.retransmitWindowStart = now;
-      this.retransmitsInWindow = 0;
-    }
-    return this.retransmitsInWindow++ < MAX_RETRANSMITS_PER_SECOND;
-  }
-
   private addSendTrack(a: Assignment): void {
     const { section, source, payloadType } = a;
     const cname = `chorus-${this.streamId}`;
@@ -127,16 +121,18 @@ export class SubscriberPeer {
     this.targets.push({ source, target });
     // Made once per leg, not per RTCP packet.
     const resend = (seq: number): void => {
-      if (this.mayRetransmit()) source.resend(seq, target);
+      if (this.retransmits.take(this.rtcpNow)) source.resend(seq, target);
     };
     track.onMessage(
       this.leg.guard('track.onMessage', (packet: Buffer) => {
-        this.leg.lastHeard = Date.now();
+        const now = Date.now();
+        this.leg.lastHeard = now;
         // What comes back on a sending track is RTCP: PLI/FIR become a keyframe request,
         // NACKs are answered from the published track's history.
         if (!isRtcp(packet)) return;
-        if (findReceptionReport(packet, source.outSsrc, target.report)) target.report.at = Date.now();
+        if (findReceptionReport(packet, source.outSsrc, target.report)) target.report.at = now;
         if (wantsKeyframe(packet)) source.requestKeyframe();
+        this.rtcpNow = now;
         forEachNackedSeq(packet, source.outSsrc, resend);
       }),
     );
