@@ -251,6 +251,37 @@ describe('Call: a room of two with a state', () => {
     expect(calls.between('a', 'b')).toBe(second);
   });
 
+  it('times out unanswered, and idles out only while nobody has media in its room', () => {
+    vi.useFakeTimers();
+    try {
+      const ended: string[] = [];
+      const rooms = new RoomRegistry(silent);
+      const calls = new CallBook(rooms, {
+        ringTimeoutMs: 1000,
+        idleTimeoutMs: 500,
+        onEnd: (_c, reason) => ended.push(reason),
+      });
+      calls.ring('a', 'b');
+      vi.advanceTimersByTime(1000);
+      expect(ended).toEqual(['ring-timeout']);
+
+      const call = calls.ring('a', 'b');
+      calls.accept('b', 'a');
+      const mic = call.room.join(pid('a')).publish({ id: 'mic', kind: 'audio', source: 'microphone' });
+      vi.advanceTimersByTime(5000);
+      expect(call.state).toBe('accepted'); // media open: no idle clock
+      mic.close('upload ended'); // the idle participant leaves; the room is empty
+      expect(call.room.size).toBe(0);
+      vi.advanceTimersByTime(499);
+      expect(call.state).toBe('accepted');
+      vi.advanceTimersByTime(1);
+      expect(ended).toEqual(['ring-timeout', 'idle']);
+      expect(call.room.closed).toBe(true);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('only the callee accepts or rejects a ringing call', () => {
     const { calls } = book();
     const call = calls.ring('a', 'b');
