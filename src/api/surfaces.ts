@@ -2,6 +2,7 @@ import type { FastifyInstance, preHandlerAsyncHookHandler } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { Engine } from '../core/engine.js';
+import type { HeartbeatScheduler } from '../core/heartbeat-scheduler.js';
 import type { ServerMetrics } from '../server/metrics.js';
 import type { WebSocketTracker } from '../server/websocket-tracker.js';
 import { signalPlugin } from './signal/signal-plugin.js';
@@ -17,6 +18,8 @@ export interface SurfaceContext {
   config: Config;
   engine: Engine;
   tracker: WebSocketTracker;
+  /** Heartbeats and idle timeouts of long-lived connections, on one wheel. */
+  heartbeats: HeartbeatScheduler;
   metrics: ServerMetrics;
   adminGuard: preHandlerAsyncHookHandler;
   log: Logger;
@@ -50,6 +53,7 @@ export const surfaces: readonly Surface[] = [
           presence,
           quotas,
           tracker: ctx.tracker,
+          heartbeats: ctx.heartbeats,
           adminGuard: ctx.adminGuard,
           log,
         });
@@ -127,6 +131,7 @@ export const surfaces: readonly Surface[] = [
         network: ctx.config.network,
         streams: ctx.engine.streams,
         tracker: ctx.tracker,
+        heartbeats: ctx.heartbeats,
         registry: ctx.metrics.registry,
         log: ctx.log.child({ surface: 'stream' }),
       });

@@ -7,6 +7,7 @@ import fastifyWebsocket from '@fastify/websocket';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { Engine } from '../core/engine.js';
+import { HeartbeatScheduler } from '../core/heartbeat-scheduler.js';
 import { announcedAddress } from '../media/webrtc/peer-config.js';
 import { isChorusError } from '../core/errors.js';
 import { assertUdpPortFree } from '../media/webrtc/udp-port-check.js';
@@ -65,6 +66,7 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
   const metrics = new ServerMetrics();
   const readiness = new Readiness();
   const tracker = new WebSocketTracker(metrics);
+  const heartbeats = new HeartbeatScheduler({ log });
   readiness.expect('listeners');
   readiness.expect('store');
 
@@ -240,7 +242,7 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
         if (request.ws) payloadLimits.set(request.raw, wsLimit);
         done();
       });
-      await surface.mount(scope, { config, engine, tracker, metrics, adminGuard: guard, log });
+      await surface.mount(scope, { config, engine, tracker, heartbeats, metrics, adminGuard: guard, log });
     });
     readiness.set(surface.name, true);
     log.info({ surface: surface.name }, 'surface mounted');
@@ -305,6 +307,7 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
         log.info({ sockets: tracker.size }, 'shutting down');
         stopTlsWatch();
         await tracker.closeAll(1001, 'server shutting down', config.shutdown.graceSeconds * 1000);
+        heartbeats.close();
         if (tlsServer?.listening) {
           const tls = tlsServer;
           await new Promise<void>((resolve) => {

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { WebSocket, RawData } from 'ws';
 import type { UserId } from '../../core/ids.js';
 import type { Presence, PresenceHandle } from '../../core/presence.js';
+import type { HeartbeatScheduler, Watch } from '../../core/heartbeat-scheduler.js';
 import { TokenBucket } from '../../core/token-bucket.js';
 import type { Config } from '../../config/schema.js';
 import { CloseCode, TARGET_NOT_FOUND, forwardedFrame, noticeFrame, parseInbound } from './signal-wire.js';
@@ -16,8 +17,9 @@ const SEND_QUEUE_LIMIT_BYTES = 1 << 20;
  * go through `ws`, which serialises them.
  */
 export class SignalConnection {
-  alive = true;
   private readonly handle: PresenceHandle;
+  /** Pinged every `heartbeatSeconds`; a ping unanswered by the next one terminates it. */
+  private readonly liveness: Watch;
   private readonly bucket: TokenBucket;
   /**
    * Drops a client may cause before it is closed: a burst of `rateLimitBurst`, refilled
@@ -31,7 +33,12 @@ export class SignalConnection {
     private readonly presence: Presence,
     private readonly config: Config['signal'],
     private readonly log: Logger,
+    heartbeats: HeartbeatScheduler,
   ) {
+    this.liveness = heartbeats.watch(
+      { beat: () => socket.ping(), expire: () => this.missedHeartbeat() },
+      { beatMs: config.heartbeatSeconds * 1000, answerRequired: true },
+    );
     this.bucket = new TokenBucket(config.rateLimitPerSecond, config.rateLimitBurst);
     this.drops = new TokenBucket(config.rateLimitBurst, config.rateLimitBurst);
     this.handle = presence.attach(user, {
@@ -49,25 +56,18 @@ export class SignalConnection {
         this.send(noticeFrame('INVALID_MESSAGE', 'message could not be handled'));
       }
     });
-    socket.on('pong', () => {
-      this.alive = true;
-    });
+    socket.on('pong', () => this.liveness.heard());
     socket.once('close', (code) => {
+      this.liveness.stop();
       this.handle.detach();
       log.info({ code }, 'signal connection closed');
     });
   }
 
-  /** Heartbeat tick: terminate when the previous ping went unanswered. */
-  heartbeat(): void {
-    if (!this.alive) {
-      this.log.info('signal connection missed its heartbeat');
-      this.handle.detach();
-      this.socket.terminate();
-      return;
-    }
-    this.alive = false;
-    this.socket.ping();
+  private missedHeartbeat(): void {
+    this.log.info('signal connection missed its heartbeat');
+    this.handle.detach();
+    this.socket.terminate();
   }
 
   close(how: { code: number; reason: string }): void {
@@ -93,7 +93,7 @@ export class SignalConnection {
   }
 
   private onMessage(data: RawData, isBinary: boolean): void {
-    this.alive = true;
+    this.liveness.heard();
     const size = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength;
     if (size > this.config.maxFrameBytes) {
       this.log.warn({ size, limit: this.config.maxFrameBytes }, 'signal message too big');

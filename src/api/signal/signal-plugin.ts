@@ -2,6 +2,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest, preHandlerAsyncH
 import type { Logger } from 'pino';
 import type { Config } from '../../config/schema.js';
 import { asUserId, type UserId } from '../../core/ids.js';
+import type { HeartbeatScheduler } from '../../core/heartbeat-scheduler.js';
 import type { IdentityRecord, IdentityRegistry } from '../../core/identity-registry.js';
 import type { Presence } from '../../core/presence.js';
 import type { WebSocketTracker } from '../../server/websocket-tracker.js';
@@ -23,6 +24,8 @@ export interface SignalSurfaceOptions {
   /** Shared by every prefix of the surface, so a second prefix is no second allowance. */
   quotas: SignalQuotas;
   tracker: WebSocketTracker;
+  /** The server's heartbeat wheel: pings each connection, terminates the silent. */
+  heartbeats: HeartbeatScheduler;
   adminGuard: preHandlerAsyncHookHandler;
   log: Logger;
 }
@@ -32,18 +35,10 @@ export interface SignalSurfaceOptions {
  * IdentityRegistry, formats the original's bodies.
  */
 export const signalPlugin: FastifyPluginAsync<SignalSurfaceOptions> = async (app, opts) => {
-  const { config, identities, presence, quotas, tracker, log } = opts;
-  // The live connections of this mount, for the heartbeat.
-  const connections = new Set<SignalConnection>();
-
-  const heartbeat = setInterval(() => {
-    for (const c of connections) c.heartbeat();
-  }, config.heartbeatSeconds * 1000);
-  heartbeat.unref();
+  const { config, identities, presence, quotas, tracker, heartbeats, log } = opts;
   // Last-used stamps written as sockets close; the store must outlive them.
   const marking = new Set<Promise<unknown>>();
   app.addHook('onClose', async () => {
-    clearInterval(heartbeat);
     await Promise.allSettled([...marking]);
   });
 
@@ -159,10 +154,9 @@ export const signalPlugin: FastifyPluginAsync<SignalSurfaceOptions> = async (app
         return;
       }
       const connLog = log.child({ user, conn: request.id });
-      const connection = new SignalConnection(socket, user, presence, config, connLog);
-      connections.add(connection);
+      // Lives as long as its socket, whose listeners hold it.
+      new SignalConnection(socket, user, presence, config, connLog, heartbeats);
       socket.once('close', () => {
-        connections.delete(connection);
         // The name was in use until now: a long connection must not leave an old stamp.
         const marked = identities
           .get(user)

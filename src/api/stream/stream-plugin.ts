@@ -2,6 +2,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Config } from '../../config/schema.js';
+import type { HeartbeatScheduler } from '../../core/heartbeat-scheduler.js';
 import type { StreamChannel } from '../../media/stream/stream-channel.js';
 import type { StreamRegistry } from '../../media/stream/stream-registry.js';
 import { IpConnectionLimiter } from '../../server/ip-connection-limiter.js';
@@ -9,7 +10,7 @@ import { IpMatcher } from '../../server/ip-matcher.js';
 import type { WebSocketTracker } from '../../server/websocket-tracker.js';
 import { CoordinatorClient } from './coordinator-client.js';
 import { StreamMetrics, type RefusalReason } from './stream-metrics.js';
-import { PublisherSession, ReceiverSession, type StreamSession } from './stream-session.js';
+import { PublisherSession, ReceiverSession, type StreamLiveness } from './stream-session.js';
 import { StreamText, isStreamKind, validStreamId, type StreamKind } from './stream-wire.js';
 
 export interface StreamSurfaceOptions {
@@ -17,6 +18,8 @@ export interface StreamSurfaceOptions {
   network: Config['network'];
   streams: StreamRegistry;
   tracker: WebSocketTracker;
+  /** The server's heartbeat wheel: the text heartbeat and the idle timeout. */
+  heartbeats: HeartbeatScheduler;
   registry: Registry;
   log: Logger;
 }
@@ -50,7 +53,6 @@ export const streamPlugin: FastifyPluginAsync<StreamSurfaceOptions> = async (app
   const { config, network, streams, tracker, log } = opts;
   const playWhitelist = new IpMatcher(config.playWhitelist);
   const limiter = new IpConnectionLimiter(config.maxIpConcurrentConnections, config.concurrentLimitWhitelist);
-  const sessions = new Set<StreamSession>();
 
   const coordinator = config.controlBaseUrl
     ? new CoordinatorClient(
@@ -81,22 +83,12 @@ export const streamPlugin: FastifyPluginAsync<StreamSurfaceOptions> = async (app
 
   const metrics = new StreamMetrics(opts.registry, streams, () => coordinator?.connected);
 
-  const heartbeat = setInterval(() => {
-    for (const s of sessions) s.heartbeat();
-  }, config.heartbeatSeconds * 1000);
-  const idleMs = config.idleTimeoutSeconds * 1000;
-  const idleCheck = setInterval(
-    () => {
-      const now = Date.now();
-      for (const s of sessions) if (now - s.lastHeard > idleMs) s.closeIdle();
-    },
-    Math.max(250, Math.min(5000, idleMs / 4)),
-  );
-  heartbeat.unref();
-  idleCheck.unref();
+  const liveness: StreamLiveness = {
+    heartbeats: opts.heartbeats,
+    heartbeatMs: config.heartbeatSeconds * 1000,
+    idleMs: config.idleTimeoutSeconds * 1000,
+  };
   app.addHook('onClose', async () => {
-    clearInterval(heartbeat);
-    clearInterval(idleCheck);
     await coordinator?.close();
   });
 
@@ -211,27 +203,22 @@ export const streamPlugin: FastifyPluginAsync<StreamSurfaceOptions> = async (app
       a.taken = true;
       tracker.track('stream', socket);
       const connLog = log.child({ channel: a.channel.id, kind: a.kind, conn: request.id });
-      let session: StreamSession;
       if (a.kind === 'publish') {
-        const publisher = new PublisherSession(socket, connLog, a.channel, config.maxMessageBytes);
+        const publisher = new PublisherSession(socket, connLog, liveness, a.channel, config.maxMessageBytes);
         a.channel.startPublishing(a.key, a.streamId ?? '', publisher);
-        session = publisher;
         socket.once('close', () => {
           a.channel.endPublishing();
           if (coordinator && a.streamId !== undefined) coordinator.publishEnd(a.channel.id, a.streamId);
           limiterRelease(a);
         });
       } else {
-        const receiver = new ReceiverSession(socket, connLog, a.channel, a.key, a.kind);
-        session = receiver;
+        const receiver = new ReceiverSession(socket, connLog, liveness, a.channel, a.key, a.kind);
         socket.once('close', () => {
           a.channel.removeReceiver(receiver.receiver);
           limiterRelease(a);
         });
       }
-      sessions.add(session);
       socket.once('close', (code) => {
-        sessions.delete(session);
         connLog.info({ code }, 'stream connection closed');
       });
       connLog.info({ ip: a.ip }, 'stream connection open');

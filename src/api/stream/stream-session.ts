@@ -1,27 +1,42 @@
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
+import type { HeartbeatScheduler, Watch } from '../../core/heartbeat-scheduler.js';
 import type { StreamChannel, StreamReceiver } from '../../media/stream/stream-channel.js';
 import type { ReceiveMode, SinkEnd, StreamSink } from '../../media/stream/stream-sink.js';
 import { StreamClose, StreamText } from './stream-wire.js';
 
 const BINARY = { binary: true } as const;
 
+/** How often the text heartbeat goes out, and how long a silent connection is kept. */
+export interface StreamLiveness {
+  heartbeats: HeartbeatScheduler;
+  heartbeatMs: number;
+  idleMs: number;
+}
+
 /** Common to publishers and receivers: liveness for the heartbeat and idle timeout. */
 export abstract class StreamSession {
-  lastHeard = Date.now();
+  /** Anything the client sends (a chunk, text, a pong) counts as a sign of life. */
+  protected readonly liveness: Watch;
 
   constructor(
     readonly socket: WebSocket,
     protected readonly log: Logger,
+    { heartbeats, heartbeatMs, idleMs }: StreamLiveness,
   ) {
-    socket.on('pong', () => (this.lastHeard = Date.now()));
+    this.liveness = heartbeats.watch(
+      { beat: () => this.heartbeat(), expire: () => this.closeIdle() },
+      { beatMs: heartbeatMs, idleMs },
+    );
+    socket.on('pong', () => this.liveness.heard());
+    socket.once('close', () => this.liveness.stop());
   }
 
-  heartbeat(): void {
+  private heartbeat(): void {
     if (this.socket.readyState === this.socket.OPEN) this.socket.send(StreamText.heartbeat);
   }
 
-  closeIdle(): void {
+  private closeIdle(): void {
     this.log.info('stream connection idle past the timeout');
     this.socket.close(StreamClose.idle.code, StreamClose.idle.reason);
     setTimeout(() => this.socket.terminate(), 2000).unref();
@@ -33,12 +48,13 @@ export class PublisherSession extends StreamSession {
   constructor(
     socket: WebSocket,
     log: Logger,
+    liveness: StreamLiveness,
     private readonly channel: StreamChannel,
     maxMessageBytes: number,
   ) {
-    super(socket, log);
+    super(socket, log, liveness);
     socket.on('message', (data, isBinary) => {
-      this.lastHeard = Date.now();
+      this.liveness.heard();
       if (!isBinary) return; // text only keeps the connection alive
       const chunk = data as Buffer;
       if (chunk.length > maxMessageBytes) {
@@ -60,10 +76,17 @@ export class PublisherSession extends StreamSession {
 export class ReceiverSession extends StreamSession implements StreamSink {
   readonly receiver: StreamReceiver;
 
-  constructor(socket: WebSocket, log: Logger, channel: StreamChannel, key: string, mode: ReceiveMode) {
-    super(socket, log);
+  constructor(
+    socket: WebSocket,
+    log: Logger,
+    liveness: StreamLiveness,
+    channel: StreamChannel,
+    key: string,
+    mode: ReceiveMode,
+  ) {
+    super(socket, log, liveness);
     socket.on('message', (_data, isBinary) => {
-      this.lastHeard = Date.now();
+      this.liveness.heard();
       if (isBinary) {
         this.log.warn('a receiver sent binary data; closing it');
         socket.close(StreamClose.receiverSentData.code, StreamClose.receiverSentData.reason);
