@@ -32,6 +32,8 @@ const postOffer = (t: TestServer, room: string, user: string, peer: string, send
     body: JSON.stringify({ type: 'offer', sdp: 'v=0\r\n' }),
   });
 
+const readyz = async (t: TestServer) => (await fetch(`${t.url}/readyz`)).status;
+
 const refusedTotal = async (t: TestServer) =>
   Number(/^chorus_sfu_peers_refused_total (\d+)/m.exec(await (await fetch(`${t.url}/metrics`)).text())?.[1]);
 
@@ -95,20 +97,26 @@ describe('SFU admission', () => {
   it('refuses new peers while the event loop is saturated, and admits them again when it recovers', async () => {
     const t = await server({ overloadBusyPercent: 90 });
     const room = await createRoom(t);
-    await saturate(3500);
+    // Busy for longer than the guard's 3 s window, and the join is tried while it still is:
+    // once /readyz (the same check) says the server is overloaded, not after a guessed time.
+    const busy = saturate(6000);
+    await eventually(async () => (await readyz(t)) === 503, 10_000, 'the guard to see the load');
     const refused = await postOffer(t, room, 'late', 'late', true);
     expect(refused.status).toBe(503);
     expect(refused.headers.get('retry-after')).toBe('5');
     expect(((await refused.json()) as { error: string }).error).toMatch(
       /server overloaded: its event loop is \d+ % busy \(limit 90 %\)/,
     );
-    const busy = /^chorus_event_loop_utilization (\S+)/m.exec(await (await fetch(`${t.url}/metrics`)).text());
-    expect(Number(busy?.[1])).toBeGreaterThan(0.9);
-    // Idle again: once the 3 s of samples are quiet the server takes peers.
-    await new Promise((r) => setTimeout(r, 4000));
+    const utilization = /^chorus_event_loop_utilization (\S+)/m.exec(
+      await (await fetch(`${t.url}/metrics`)).text(),
+    );
+    expect(Number(utilization?.[1])).toBeGreaterThan(0.9);
+    await busy;
+    // Idle again: once the window's samples are quiet the server takes peers.
+    await eventually(async () => (await readyz(t)) === 200, 15_000, 'the load to pass');
     const pub = new NdcPublisher();
     toClose.push(pub);
     expect((await pub.publish(t.url, room, 'late')).status).toBe(200);
     expect(await refusedTotal(t)).toBe(1);
-  }, 30_000);
+  }, 40_000);
 });
