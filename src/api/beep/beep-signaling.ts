@@ -30,19 +30,15 @@ export function runSignaling(socket: WebSocket, peer: VoicePeer, log: Logger): v
     clearTimeout(timer);
     if (socket.readyState === socket.OPEN) socket.close(code, reason.slice(0, 120));
   };
-  const poll = setInterval(() => {
-    if (peer.connected) {
-      clearInterval(poll);
-      closeWith(1000, 'connected');
-    } else if (peer.leg.closed) {
-      clearInterval(poll);
-      closeWith(FAILED, 'peer connection failed');
-    }
-  }, 50);
-  poll.unref();
+  // The peer's own events end the exchange (they run inside its guarded state callback):
+  // connected closes the socket with 1000, a failed or closed peer with 1011.
+  const offConnected = peer.leg.onConnected(() => closeWith(1000, 'connected'));
+  const offClosed = peer.leg.onClose(() => closeWith(FAILED, 'peer connection failed'));
   socket.once('close', () => {
     clearTimeout(timer);
-    clearInterval(poll);
+    // The peer outlives its signalling socket: it must not keep the socket referenced.
+    offConnected();
+    offClosed();
     // A socket that goes before the exchange finished leaves nothing behind.
     if (!answered) peer.close('signalling socket closed before the answer');
   });
@@ -79,6 +75,7 @@ export function runSignaling(socket: WebSocket, peer: VoicePeer, log: Logger): v
       // A client's bad offer is a warn line without a stack; its text is clipped by the validator.
       if (bad) log.warn({ reason: err.message }, 'beep: offer refused');
       else log.error({ err }, 'beep: negotiation failed');
+      offClosed(); // this socket's close code says why, not "peer connection failed"
       peer.close('offer refused');
       closeWith(bad ? BAD_OFFER : FAILED, bad ? err.message : 'Error establishing WebRTC connection');
     }

@@ -17,6 +17,7 @@ export class PeerLeg {
   readonly pc: PeerConnection;
   private closedFlag = false;
   private readonly onCloseHandlers: Array<() => void> = [];
+  private readonly onConnectedHandlers: Array<() => void> = [];
   private disconnectTimer: NodeJS.Timeout | undefined;
   /** When media or RTCP last arrived from the peer: a leg that goes silent is dead. */
   lastHeard = Date.now();
@@ -36,6 +37,8 @@ export class PeerLeg {
           clearTimeout(this.disconnectTimer);
           this.connected = true;
           this.lastHeard = Date.now();
+          // Still inside this guarded callback: a throwing handler closes this peer alone.
+          for (const fn of this.onConnectedHandlers.splice(0)) fn();
         }
         if (state === 'failed' || state === 'closed') this.close(`peer ${state}`);
         // A disconnected peer may come back (ICE restart of a flaky link); give it a moment.
@@ -56,9 +59,22 @@ export class PeerLeg {
     return guarded(this.log, what, () => this.close('callback failed'), fn);
   }
 
-  onClose(fn: () => void): void {
+  /** Runs `fn` when the leg closes (at once if it has); returns a function that cancels it. */
+  onClose(fn: () => void): () => void {
     if (this.closedFlag) fn();
     else this.onCloseHandlers.push(fn);
+    return () => remove(this.onCloseHandlers, fn);
+  }
+
+  /**
+   * Runs `fn` once, when ICE and DTLS first reach `connected` (at once if they have and
+   * the leg is open); returns a function that cancels it. Never runs after a close.
+   */
+  onConnected(fn: () => void): () => void {
+    if (this.closedFlag) return () => undefined;
+    if (this.connected) fn();
+    else this.onConnectedHandlers.push(fn);
+    return () => remove(this.onConnectedHandlers, fn);
   }
 
   /** Applies the (already filtered) offer and resolves with the complete answer. */
@@ -102,6 +118,7 @@ export class PeerLeg {
     if (this.closedFlag) return;
     this.closedFlag = true;
     clearTimeout(this.disconnectTimer);
+    this.onConnectedHandlers.length = 0;
     this.log.info({ reason }, 'peer closed');
     for (const fn of this.onCloseHandlers.splice(0)) {
       try {
@@ -116,4 +133,9 @@ export class PeerLeg {
       this.log.warn({ err }, 'closing the native peer connection failed');
     }
   }
+}
+
+function remove(list: Array<() => void>, fn: () => void): void {
+  const i = list.indexOf(fn);
+  if (i >= 0) list.splice(i, 1);
 }
