@@ -25,8 +25,12 @@ beforeAll(async () => {
   perms.allow('alice', 'standup');
   perms.allow('bob', 'standup');
   perms.allow('alice', 'slow');
+  // The slow conversation is answered (200: alice may join it) only long after this test
+  // has ended, so a 503 can only come from the server giving up at its own deadline. That
+  // deadline is generous: the fast answers must not miss it on a loaded machine.
+  perms.slowMs = 120_000;
   t = await startTestServer({
-    beep: { permissionsHost: perms.url, permissionsTimeoutMs: 300, tokenSecret: SECRET },
+    beep: { permissionsHost: perms.url, permissionsTimeoutMs: 3000, tokenSecret: SECRET },
     webrtc: { bindAddress: '127.0.0.1' },
   });
 });
@@ -48,12 +52,10 @@ describe('Beep: identity and permissions', () => {
     expect(perms.asked).toContain('/user/alice/conversation/standup');
     expect((await join('secret', claim('alice'))).status).toBe(401);
     expect((await join('broken', claim('alice'))).status).toBe(502);
-    const started = Date.now();
     expect(await join('slow', claim('alice'))).toEqual({
       status: 503,
       text: 'permissions service unreachable',
     });
-    expect(Date.now() - started).toBeLessThan(1500);
   });
 
   it('accepts a signed token instead of the header, and refuses a forged one', async () => {
@@ -99,7 +101,7 @@ describe('Beep: a conversation', () => {
       // The signalling socket closes once the peer connection is up.
       await eventually(
         () => alice.closeEvent !== undefined && bob.closeEvent !== undefined,
-        3000,
+        10_000,
         'socket closes',
       );
       expect(alice.closeEvent).toEqual({ code: 1000, reason: 'connected' });
@@ -108,7 +110,13 @@ describe('Beep: a conversation', () => {
       alice.speak();
       bob.speak();
       await eventually(() => alice.chunks > 150 && bob.chunks > 150, 10_000, 'audio both ways');
-      await new Promise((r) => setTimeout(r, 500));
+      // Each hears the other once the last second they heard is the other's tone (the
+      // first chunks can be silence while the mix fills), however long that takes here.
+      await eventually(
+        () => dominantFrequency(alice.recent(1000)) === 1000 && dominantFrequency(bob.recent(1000)) === 440,
+        15_000,
+        "each to hear the other's tone",
+      );
       const a = alice.recent(1000);
       const b = bob.recent(1000);
       expect(dominantFrequency(a)).toBe(1000);
@@ -189,9 +197,9 @@ describe('Beep: bad signalling', () => {
 
       const gone = new WebSocket(`${s.url.replace('http', 'ws')}/connect`, { headers: claim('dave') });
       await new Promise((r) => gone.once('open', r));
-      await eventually(async () => (await voices()) === 1, 2000, 'a voice peer for dave');
+      await eventually(async () => (await voices()) === 1, 10_000, 'a voice peer for dave');
       gone.terminate();
-      await eventually(async () => (await voices()) === 0, 3000, 'the peer freed');
+      await eventually(async () => (await voices()) === 0, 10_000, 'the peer freed');
       expect((await fetch(`${s.url}/healthz`)).status).toBe(200);
     } finally {
       await s.close();
