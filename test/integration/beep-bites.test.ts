@@ -104,7 +104,15 @@ describe.runIf(haveNats)('Beep bites on NATS', () => {
         c.speak();
       }
       const of = (user: string) => bites.filter((b) => b.client.key === user);
-      await eventually(() => of('alice').length >= 3 && of('bob').length >= 3, 10_000, 'three bites each');
+      await eventually(() => of('alice').length >= 3 && of('bob').length >= 3, 15_000, 'three bites each');
+      // A whole bite (not the first, which starts mid-second) holds most of its window. On
+      // a busy machine the test's own audio thread lags now and then and leaves a bite
+      // short, so wait for a whole one rather than judging the first few.
+      const whole = (user: string) =>
+        of(user)
+          .slice(1)
+          .find((b) => b.durationMs > 500);
+      await eventually(() => !!whole('alice') && !!whole('bob'), 30_000, 'a whole bite each');
 
       for (const [user, freq] of [
         ['alice', 440],
@@ -119,13 +127,9 @@ describe.runIf(haveNats)('Beep bites on NATS', () => {
         }
         // In order, one per second, never two with one start.
         for (let i = 1; i < mine.length; i++) expect(mine[i]!.startMs).toBeGreaterThan(mine[i - 1]!.startMs);
-        // A bite never holds more than its window; a whole one (not the first, which
-        // starts mid-second) holds most of it. On a busy machine the test's own audio
-        // thread lags now and then, so the fullest of the later bites is the one judged.
+        // A bite never holds more than its window; a whole one holds what was said.
         for (const b of mine) expect(b.durationMs).toBeLessThanOrEqual(1000);
-        const whole = mine.slice(1).reduce((a, b) => (b.durationMs > a.durationMs ? b : a));
-        expect(whole.durationMs).toBeGreaterThan(500);
-        expect(dominantFrequency(pcmOf(whole))).toBe(freq);
+        expect(dominantFrequency(pcmOf(whole(user)!))).toBe(freq);
       }
       expect(stores.length).toBeGreaterThan(0);
       expect(stores[0]!.type).toBe('bite');
@@ -139,20 +143,20 @@ describe.runIf(haveNats)('Beep bites on NATS', () => {
           const m = await (await fetch(`${t.url}/metrics`)).text();
           return Number(/^chorus_sink_messages_dropped_total (\d+)/m.exec(m)?.[1] ?? 0) > 0;
         },
-        5000,
+        15_000,
         'dropped bites counted',
       );
-      expect(alice.chunks).toBeGreaterThan(heard + 50);
+      await eventually(() => alice.chunks > heard + 50, 10_000, 'audio still flowing');
       // NATS is back: publishing resumes.
       const before = bites.length;
       await nats.start();
       await eventually(() => bites.length > before + 2, 15_000, 'bites after NATS returns');
-      expect(alice.chunks).toBeGreaterThan(heard + 100);
+      await eventually(() => alice.chunks > heard + 100, 10_000, 'audio still flowing');
     } finally {
       alice.close();
       bob.close();
     }
-  }, 60_000);
+  }, 90_000);
 });
 
 // #12.4: the sink is chosen from the top-level cluster section when Beep's NATS is unset.
