@@ -97,6 +97,7 @@ export const surfaces: readonly Surface[] = [
         rooms: ctx.engine.rooms,
         audio: ctx.engine.audio,
         tracker: ctx.tracker,
+        heartbeats: ctx.heartbeats,
         registry: ctx.metrics.registry,
         log: ctx.log.child({ surface: 'voip' }),
       });

@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
+import type { HeartbeatScheduler } from '../../core/heartbeat-scheduler.js';
 
 interface StoredEvent {
   id: number;
@@ -9,7 +10,10 @@ interface StoredEvent {
 }
 
 export interface EventHubOptions {
+  /** Interval of each stream's `: keep-alive` comment (and of pruning old events). */
   keepAliveMs: number;
+  /** The server's heartbeat wheel: keep-alives go out per stream, spread, not in one sweep. */
+  heartbeats: HeartbeatScheduler;
   /** Recent events kept per user for `Last-Event-ID` replay. */
   replayEvents: number;
   replayMs: number;
@@ -32,7 +36,7 @@ export class EventHub {
   private readonly timer: NodeJS.Timeout;
 
   constructor(private readonly opts: EventHubOptions) {
-    this.timer = setInterval(() => this.keepAlive(), opts.keepAliveMs);
+    this.timer = setInterval(() => this.prune(), opts.keepAliveMs);
     this.timer.unref();
   }
 
@@ -48,7 +52,12 @@ export class EventHub {
     let set = this.streams.get(user);
     if (!set) this.streams.set(user, (set = new Set()));
     set.add(res);
+    const keepAlive = this.opts.heartbeats.watch(
+      { beat: () => this.write(res, ': keep-alive\n\n'), expire: () => undefined },
+      { beatMs: this.opts.keepAliveMs },
+    );
     const drop = () => {
+      keepAlive.stop();
       set.delete(res);
       if (set.size === 0 && this.streams.get(user) === set) this.streams.delete(user);
     };
@@ -102,13 +111,13 @@ export class EventHub {
     res.write(text);
   }
 
-  private keepAlive(): void {
+  /** Forgets events past the replay window (also those of users who never came back). */
+  private prune(): void {
     const now = Date.now();
     for (const [user, list] of this.recent) {
       while (list.length > 0 && list[0]!.at < now - this.opts.replayMs) list.shift();
       if (list.length === 0) this.recent.delete(user);
     }
-    for (const set of this.streams.values()) for (const res of set) this.write(res, ': keep-alive\n\n');
   }
 }
 

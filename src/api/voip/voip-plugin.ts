@@ -8,6 +8,7 @@ import { PcmInput } from '../../media/audio/pcm-input.js';
 import { FRAME_MS } from '../../media/audio/pcm-frame.js';
 import type { Registry } from 'prom-client';
 import type { WebSocketTracker } from '../../server/websocket-tracker.js';
+import type { HeartbeatScheduler } from '../../core/heartbeat-scheduler.js';
 import { registerVoipMetrics } from './voip-metrics.js';
 import { ChallengeBook, type TicketUse } from './challenge-book.js';
 import { EventHub } from './event-hub.js';
@@ -29,6 +30,8 @@ export interface VoipSurfaceOptions {
   rooms: RoomRegistry;
   audio: AudioHub;
   tracker: WebSocketTracker;
+  /** The server's heartbeat wheel: the event streams' keep-alive comments. */
+  heartbeats: HeartbeatScheduler;
   registry: Registry;
   log: Logger;
 }
@@ -68,6 +71,7 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
   const serverKey = serverPublicKeyHex();
   const events = new EventHub({
     keepAliveMs: config.keepAliveSeconds * 1000,
+    heartbeats: opts.heartbeats,
     replayEvents: config.replayEvents,
     replayMs: 5 * 60_000,
     maxQueuedBytes: 256 * 1024,
