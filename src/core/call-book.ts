@@ -42,7 +42,7 @@ export class CallBook {
       leaveWhenIdle: true,
       metadata: { caller, callee },
     });
-    const call = new Call(room);
+    const call = new Call(room, (c, reason) => this.end(c, reason));
     // Media in the room stops the idle clock; the last one leaving starts it.
     room.events.on('participantJoined', () => {
       if (call.state === 'accepted') this.disarm(call);

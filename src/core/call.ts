@@ -21,7 +21,11 @@ export class Call {
   private current: CallState = 'ringing';
   private acceptedStamp: number | undefined;
 
-  constructor(readonly room: Room<CallParties>) {}
+  /** @param end the CallBook's ending (state, timers, room, `onEnd`). */
+  constructor(
+    readonly room: Room<CallParties>,
+    private readonly end: (call: Call, reason: CallEnd) => void,
+  ) {}
 
   get caller(): string {
     return this.room.metadata.caller;
@@ -42,6 +46,11 @@ export class Call {
   /** Rejected or ended. */
   get closed(): boolean {
     return this.current === 'rejected' || this.current === 'ended';
+  }
+
+  /** Ends the call (idempotent): its room closes, so its media stops. */
+  close(reason: CallEnd = 'hangup'): void {
+    this.end(this, reason);
   }
 
   /** The other party of `id`'s call. */

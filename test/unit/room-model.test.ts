@@ -234,7 +234,9 @@ describe('Call: a room of two with a state', () => {
     expect(calls.between('a', 'b')).toBeUndefined();
     expect(rooms.count('call')).toBe(0);
     calls.end(call, 'hangup');
+    call.close();
     expect(order).toHaveLength(3);
+    expect(call.closed).toBe(true);
   });
 
   it('a call is two at most; a new call between the pair replaces the old one', () => {
@@ -249,6 +251,9 @@ describe('Call: a room of two with a state', () => {
     expect(first.room.closed).toBe(true);
     expect(second.room).not.toBe(first.room);
     expect(calls.between('a', 'b')).toBe(second);
+    second.close(); // a hangup, as CallBook.end(second, 'hangup')
+    expect(ended).toEqual(['replaced', 'hangup']);
+    expect(second.room.closed && calls.between('a', 'b') === undefined).toBe(true);
   });
 
   it('times out unanswered, and idles out only while nobody has media in its room', () => {
