@@ -1,7 +1,7 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config/schema.js';
-import { errorBody } from './error-table.js';
+import { errorBody } from '../api/error-table.js';
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 

@@ -9,13 +9,13 @@ import type { Config } from '../config/schema.js';
 import { Engine } from '../core/engine.js';
 import { HeartbeatScheduler } from '../core/heartbeat-scheduler.js';
 import { announcedAddress } from '../media/webrtc/peer-config.js';
-import { isChorusError } from '../core/errors.js';
 import { assertUdpPortFree } from '../media/webrtc/udp-port-check.js';
 import { createPorts } from '../ports/create-ports.js';
 import { closePorts, type Ports } from '../ports/ports.js';
 import { surfaces } from '../api/surfaces.js';
 import { adminGuard } from './admin-guard.js';
-import { errorBody, errorTable } from './error-table.js';
+import { chorusErrors, errorBody } from '../api/error-table.js';
+import { surfaceErrorHandler } from '../api/surface-error-handler.js';
 import { createLogger } from './logger.js';
 import { ServerMetrics } from './metrics.js';
 import { registerSfuMetrics } from './sfu-metrics.js';
@@ -182,20 +182,8 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
     }
   });
 
-  app.setErrorHandler(async (err: Error & { statusCode?: number; code?: string }, request, reply) => {
-    if (isChorusError(err)) {
-      request.log.warn({ code: err.code }, err.message);
-      return reply.code(errorTable[err.code].http).send(errorBody(err.code, err.message));
-    }
-    const status = err.statusCode ?? 500;
-    if (status < 500) {
-      request.log.warn({ code: err.code, status }, err.message);
-      const code = status === 413 ? 'too_large' : status === 408 ? 'timeout' : 'invalid_argument';
-      return reply.code(status).send(errorBody(code, err.message));
-    }
-    request.log.error({ err }, 'internal error');
-    return reply.code(500).send(errorBody('internal', 'internal server error'));
-  });
+  // Chorus's own routes and the Stream surface (whose seed has no error body of its own).
+  app.setErrorHandler(surfaceErrorHandler(chorusErrors));
   app.setNotFoundHandler(async (request, reply) =>
     reply.code(404).send(errorBody('not_found', `no route ${request.method} ${request.url.split('?')[0]}`)),
   );

@@ -4,7 +4,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
-import { errorBody } from './error-table.js';
+import { errorBody } from '../api/error-table.js';
 import { IpMatcher } from './ip-matcher.js';
 import { listenOrExplain } from './startup-error.js';
 

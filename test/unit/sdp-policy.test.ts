@@ -1,5 +1,6 @@
 import pino from 'pino';
 import { describe, expect, it, vi } from 'vitest';
+import { ChorusError } from '../../src/core/errors.js';
 import { chooseCodec } from '../../src/media/webrtc/codec-policy.js';
 import { guarded } from '../../src/media/webrtc/native-guard.js';
 import {
@@ -12,7 +13,6 @@ import {
   wantsKeyframe,
 } from '../../src/media/webrtc/rtp.js';
 import {
-  SdpError,
   announceAddress,
   keepOnlyCodec,
   parseSdp,
@@ -112,7 +112,8 @@ describe('SDP codec policy', () => {
   });
 
   it('rejects what is not SDP', () => {
-    expect(() => parseSdp('hello')).toThrow(SdpError);
+    expect(() => parseSdp('hello')).toThrow(ChorusError);
+    expect(() => parseSdp('hello')).toThrow(expect.objectContaining({ code: 'invalid_sdp' }));
     expect(() => parseSdp('v=0\r\ns=-\r\n')).toThrow(/no media/);
   });
 

@@ -1,20 +1,12 @@
 import type { FastifyRequest } from 'fastify';
 import { errors, jwtVerify } from 'jose';
+import { ChorusError } from '../../core/errors.js';
 import { IpMatcher, normalizeIp } from '../../server/ip-matcher.js';
 
 /** Who is calling: a user and one of their clients (devices). */
 export interface Claim {
   userid: string;
   clientid: string;
-}
-
-export class ClaimError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 /** 1-256 characters, no control characters and no `/` (ids go into permission URLs). */
@@ -61,8 +53,8 @@ export class BeepIdentity {
         }));
       } catch (err) {
         if (err instanceof errors.JWTClaimValidationFailed && err.claim === 'exp' && err.reason === 'missing')
-          throw new ClaimError(401, 'invalid token: exp is required');
-        throw new ClaimError(401, 'invalid token');
+          throw new ChorusError('unauthenticated', 'invalid token: exp is required');
+        throw new ChorusError('unauthenticated', 'invalid token');
       }
       const now = Math.floor(Date.now() / 1000);
       const exp = payload.exp!;
@@ -70,26 +62,29 @@ export class BeepIdentity {
         exp - now > this.maxLifetimeSeconds ||
         (payload.iat !== undefined && exp - payload.iat > this.maxLifetimeSeconds)
       )
-        throw new ClaimError(401, `invalid token: valid for more than ${this.maxLifetimeSeconds} s`);
+        throw new ChorusError(
+          'unauthenticated',
+          `invalid token: valid for more than ${this.maxLifetimeSeconds} s`,
+        );
       const claim = asClaim(payload);
       if (claim) return claim;
-      throw new ClaimError(401, 'invalid token');
+      throw new ChorusError('unauthenticated', 'invalid token');
     }
     const header = request.headers['x-user-claim'];
     if (typeof header !== 'string' || header === '')
-      throw new ClaimError(400, 'Error parsing X-User-Claims header');
+      throw new ChorusError('invalid_argument', 'Error parsing X-User-Claims header');
     // The socket's own address: X-Forwarded-For is exactly what an attacker would forge.
     const peer = normalizeIp(request.socket.remoteAddress ?? '');
     if (!this.trusted.matches(peer))
-      throw new ClaimError(403, 'X-User-Claim is not accepted from this address');
+      throw new ChorusError('forbidden', 'X-User-Claim is not accepted from this address');
     let parsed: unknown;
     try {
       parsed = JSON.parse(header);
     } catch {
-      throw new ClaimError(400, 'Error parsing X-User-Claims header');
+      throw new ChorusError('invalid_argument', 'Error parsing X-User-Claims header');
     }
     const claim = asClaim(parsed);
-    if (!claim) throw new ClaimError(400, 'Error parsing X-User-Claims header');
+    if (!claim) throw new ChorusError('invalid_argument', 'Error parsing X-User-Claims header');
     return claim;
   }
 }

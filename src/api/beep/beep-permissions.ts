@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { ClaimError } from './beep-identity.js';
+import { ChorusError } from '../../core/errors.js';
 
 /**
  * backend-permissions: `GET {host}/user/{userid}/conversation/{id}`. 2xx allows;
@@ -26,13 +26,14 @@ export class BeepPermissions {
       await res.body?.cancel();
     } catch (err) {
       this.log.warn({ err, conversation }, 'permissions service unreachable');
-      throw new ClaimError(503, 'permissions service unreachable');
+      throw new ChorusError('unavailable', 'permissions service unreachable');
     }
     if (status >= 200 && status < 300) return;
     if (status === 401 || status === 403 || status === 404) {
-      throw new ClaimError(401, 'not allowed to join this conversation');
+      // A 401, as the original answered every refusal.
+      throw new ChorusError('unauthenticated', 'not allowed to join this conversation');
     }
     this.log.warn({ status, conversation }, 'permissions service failed');
-    throw new ClaimError(502, `permissions service failed (${status})`);
+    throw new ChorusError('upstream_failed', `permissions service failed (${status})`);
   }
 }

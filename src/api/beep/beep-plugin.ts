@@ -11,9 +11,12 @@ import type { BitePublisher } from '../../core/bite-publisher.js';
 import type { WebSocketTracker } from '../../server/websocket-tracker.js';
 import { beepBiteFormat } from './beep-bites.js';
 import { BeepConversations } from './beep-conversations.js';
-import { BeepIdentity, ClaimError, type Claim } from './beep-identity.js';
+import { BeepIdentity, type Claim } from './beep-identity.js';
 import { BeepPermissions } from './beep-permissions.js';
-import { OVERLOADED_RETRY_AFTER_SECONDS } from '../../media/webrtc/sfu-error.js';
+import { ChorusError } from '../../core/errors.js';
+import { OVERLOADED_RETRY_AFTER_SECONDS } from '../../media/webrtc/sfu.js';
+import { closeAnswerFor, surfaceErrorHandler } from '../surface-error-handler.js';
+import { beepErrors } from './beep-errors.js';
 import { runSignaling } from './beep-signaling.js';
 
 export interface BeepSurfaceOptions {
@@ -82,17 +85,7 @@ export const beepPlugin: FastifyPluginAsync<BeepSurfaceOptions> = async (app, op
     () => opts.bites.dropped,
   );
 
-  app.setErrorHandler(async (err: Error & { statusCode?: number }, request, reply) => {
-    if (err instanceof ClaimError) {
-      request.log.info({ status: err.status, refusal: err.message }, 'beep request refused');
-      if (err.status === 503) void reply.header('retry-after', String(OVERLOADED_RETRY_AFTER_SECONDS));
-      return reply.code(err.status).type('text/plain').send(err.message);
-    }
-    const status = err.statusCode ?? 500;
-    if (status < 500) return reply.code(status).type('text/plain').send(err.message);
-    request.log.error({ err }, 'beep: internal error');
-    return reply.code(500).type('text/plain').send('Error establishing WebRTC connection');
-  });
+  app.setErrorHandler(surfaceErrorHandler(beepErrors));
 
   /** Browsers send Origin: only this origin and the configured ones may connect. */
   const checkOrigin = (request: FastifyRequest) => {
@@ -104,7 +97,7 @@ export const beepPlugin: FastifyPluginAsync<BeepSurfaceOptions> = async (app, op
     } catch {
       host = undefined;
     }
-    if (host !== request.headers.host) throw new ClaimError(403, `origin not allowed: ${origin}`);
+    if (host !== request.headers.host) throw new ChorusError('forbidden', `origin not allowed: ${origin}`);
   };
 
   app.get(
@@ -116,7 +109,9 @@ export const beepPlugin: FastifyPluginAsync<BeepSurfaceOptions> = async (app, op
         claims.set(request, await identity.claimOf(request));
         // Refused before the upgrade, as a plain 503 a client can retry on.
         const busy = opts.sfu.refusal();
-        if (busy) throw new ClaimError(503, busy);
+        if (busy) {
+          throw new ChorusError('overloaded', busy, { retryAfterSeconds: OVERLOADED_RETRY_AFTER_SECONDS });
+        }
       },
     },
     (socket: WebSocket, request) => {
@@ -128,7 +123,8 @@ export const beepPlugin: FastifyPluginAsync<BeepSurfaceOptions> = async (app, op
         peer = opts.sfu.voicePeer(`beep-${claim.userid}`, connLog);
       } catch (err) {
         // Overloaded between the check above and now: 1013 is "try again later".
-        socket.close(1013, (err as Error).message.slice(0, 120));
+        const { code, reason } = closeAnswerFor(beepErrors, err, connLog);
+        socket.close(code, reason);
         return;
       }
       conversations.connect(claim, peer);
@@ -140,7 +136,8 @@ export const beepPlugin: FastifyPluginAsync<BeepSurfaceOptions> = async (app, op
   app.post<{ Params: { conversationid: string } }>('/join/:conversationid', async (request, reply) => {
     const claim = await identity.claimOf(request);
     const conversation = request.params.conversationid;
-    if (!conversation || conversation.length > 256) throw new ClaimError(400, 'bad conversation id');
+    if (!conversation || conversation.length > 256)
+      throw new ChorusError('invalid_argument', 'bad conversation id');
     await permissions.check(claim.userid, conversation);
     conversations.join(claim.userid, conversation);
     return reply.code(200).send('');
@@ -148,7 +145,7 @@ export const beepPlugin: FastifyPluginAsync<BeepSurfaceOptions> = async (app, op
 
   // An empty id (`/join/`) is a 400, as in the original.
   app.post('/join/', async () => {
-    throw new ClaimError(400, 'bad conversation id');
+    throw new ChorusError('invalid_argument', 'bad conversation id');
   });
 
   // Chorus: how many are in a conversation (for dashboards and tests).

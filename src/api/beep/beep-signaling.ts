@@ -1,8 +1,8 @@
 import type { WebSocket } from 'ws';
 import type { Logger } from 'pino';
-import { SdpError } from '../../media/webrtc/sdp.js';
-import { SfuError } from '../../media/webrtc/sfu-error.js';
 import type { VoicePeer } from '../../media/webrtc/voice-peer.js';
+import { closeAnswerFor } from '../surface-error-handler.js';
+import { beepErrors } from './beep-errors.js';
 
 /** Close codes after the upgrade: the reason says what failed. */
 const BAD_OFFER = 1007;
@@ -71,13 +71,11 @@ export function runSignaling(socket: WebSocket, peer: VoicePeer, log: Logger): v
       if (socket.readyState !== socket.OPEN) return;
       socket.send(tagged ? `answer::${sdp}` : sdp);
     } catch (err) {
-      const bad = err instanceof SdpError || err instanceof SfuError;
-      // A client's bad offer is a warn line without a stack; its text is clipped by the validator.
-      if (bad) log.warn({ reason: err.message }, 'beep: offer refused');
-      else log.error({ err }, 'beep: negotiation failed');
+      // A client's bad offer is a warn line without a stack and a 1007; anything else 1011.
+      const { code, reason } = closeAnswerFor(beepErrors, err, log);
       offClosed(); // this socket's close code says why, not "peer connection failed"
       peer.close('offer refused');
-      closeWith(bad ? BAD_OFFER : FAILED, bad ? err.message : 'Error establishing WebRTC connection');
+      closeWith(code, reason);
     }
   };
 }

@@ -7,9 +7,9 @@ import { conferenceRoom } from './bluesky-quotas.js';
 import type { RoomDirectory } from '../../core/room-directory.js';
 import type { RoomSecrets } from '../../core/room-secrets.js';
 import type { Sfu } from '../../media/webrtc/sfu.js';
-import { SdpError } from '../../media/webrtc/sdp.js';
-import { OVERLOADED_RETRY_AFTER_SECONDS, SfuError } from '../../media/webrtc/sfu-error.js';
-import { SignalBodyError, decodeOffer, encodeAnswer } from './bluesky-wire.js';
+import { surfaceErrorHandler } from '../surface-error-handler.js';
+import { blueSkyErrors } from './bluesky-errors.js';
+import { decodeOffer, encodeAnswer } from './bluesky-wire.js';
 import type { BlueSkyQuotas } from './bluesky-quotas.js';
 
 export interface BlueSkySurfaceOptions {
@@ -78,12 +78,8 @@ export const blueSkyPlugin: FastifyPluginAsync<BlueSkySurfaceOptions> = async (a
     return true;
   };
 
-  app.setErrorHandler(async (err: { statusCode?: number; message: string }, request, reply) => {
-    const status = err.statusCode ?? 500;
-    if (status < 500) return fail(reply, status === 415 ? 400 : status, err.message);
-    request.log.error({ err }, 'bluesky: internal error');
-    return fail(reply, 500, 'internal error');
-  });
+  // Bodies, offers and the SFU's refusals (busy: 503 with Retry-After) are mapped there.
+  app.setErrorHandler(surfaceErrorHandler(blueSkyErrors));
 
   /** The open room, with its live state; undefined when unknown or closed. */
   const openRoom = async (id: string) => {
@@ -188,45 +184,14 @@ export const blueSkyPlugin: FastifyPluginAsync<BlueSkySurfaceOptions> = async (a
       ) {
         return reply;
       }
-      let offer;
-      try {
-        offer = await decodeOffer(request.body, maxSdpBytes);
-      } catch (err) {
-        if (!(err instanceof SignalBodyError)) throw err;
-        log.warn({ room: meetingId, user: userID, reason: err.message }, 'bluesky: offer body refused');
-        return fail(reply, err.status, err.message);
-      }
+      // Refusals from here on (a bad body or offer, a peer not publishing, a busy SFU) are
+      // coded errors, answered by the error handler.
+      const offer = await decodeOffer(request.body, maxSdpBytes);
       if (offer.type !== 'offer') return fail(reply, 400, `expected an offer, got ${offer.type}`);
-      try {
-        const answer = isSender
-          ? await sfu.publish(found.room, asUserId(userID), offer.sdp)
-          : await sfu.subscribe(found.room, asUserId(userID), asUserId(peerId), offer.sdp);
-        return reply.send(encodeAnswer(answer, offer.encoding));
-      } catch (err) {
-        if (err instanceof SdpError || (err instanceof SfuError && err.code === 'bad_sdp')) {
-          // The client's mistake: a warn line, its text clipped by the validator.
-          log.warn({ room: meetingId, user: userID, reason: err.message }, 'bluesky: offer refused');
-          return fail(reply, 400, err.message);
-        }
-        if (err instanceof SfuError) {
-          if (err.code === 'nothing_to_subscribe' && !sfu.isPublishing(found.room, asUserId(peerId))) {
-            return fail(reply, 404, err.message);
-          }
-          if (err.code === 'overloaded') {
-            return fail(
-              reply.header('retry-after', String(OVERLOADED_RETRY_AFTER_SECONDS)),
-              503,
-              err.message,
-            );
-          }
-          if (err.code === 'negotiation_failed') {
-            request.log.error({ err: { message: err.message.slice(0, 200) } }, 'bluesky: negotiation failed');
-            return fail(reply, 500, err.message);
-          }
-          return fail(reply, 400, err.message);
-        }
-        throw err;
-      }
+      const answer = isSender
+        ? await sfu.publish(found.room, asUserId(userID), offer.sdp)
+        : await sfu.subscribe(found.room, asUserId(userID), asUserId(peerId), offer.sdp);
+      return reply.send(encodeAnswer(answer, offer.encoding));
     },
   );
 };

@@ -1,5 +1,6 @@
 import { gunzip, gzipSync } from 'node:zlib';
 import { promisify } from 'node:util';
+import { ChorusError } from '../../core/errors.js';
 
 const gunzipAsync = promisify(gunzip);
 
@@ -21,35 +22,27 @@ export interface DecodedOffer {
   encoding: SignalEncoding;
 }
 
-export class SignalBodyError extends Error {
-  constructor(
-    message: string,
-    /** 400, or 413 for a session description over the size cap. */
-    readonly status: 400 | 413 = 400,
-  ) {
-    super(message);
-  }
-}
-
 const tooLarge = (maxBytes: number) =>
-  new SignalBodyError(`the session description is larger than ${maxBytes} bytes`, 413);
+  new ChorusError('too_large', `the session description is larger than ${maxBytes} bytes`);
 
 /**
- * Decodes an offer body. The gzip a client sends is inflated off the event loop (zlib's
+ * Decodes an offer body; a body that is not one is `invalid_argument`, one too large
+ * `too_large`. The gzip a client sends is inflated off the event loop (zlib's
  * thread pool) and stops at `maxBytes`: 600 KB of gzip can inflate to 450 MiB, which
  * inflated synchronously stalls every call on the server for seconds.
  */
 export async function decodeOffer(body: unknown, maxBytes: number): Promise<DecodedOffer> {
-  if (body === null || typeof body !== 'object') throw new SignalBodyError('expected a JSON object body');
+  if (body === null || typeof body !== 'object')
+    throw new ChorusError('invalid_argument', 'expected a JSON object body');
   const b = body as Record<string, unknown>;
   if (typeof b.type === 'string' && typeof b.sdp === 'string' && b.sdp.startsWith('v=0')) {
     if (Buffer.byteLength(b.sdp) > maxBytes) throw tooLarge(maxBytes);
     return { type: b.type, sdp: b.sdp, encoding: { kind: 'plain', gzip: false, key: 'sdp' } };
   }
   const key = typeof b.sdp === 'string' ? 'sdp' : typeof b.Sdp === 'string' ? 'Sdp' : undefined;
-  if (!key) throw new SignalBodyError('expected {"sdp": "<base64 session description>"}');
+  if (!key) throw new ChorusError('invalid_argument', 'expected {"sdp": "<base64 session description>"}');
   const raw = Buffer.from(b[key] as string, 'base64');
-  if (raw.length === 0) throw new SignalBodyError('sdp is not base64');
+  if (raw.length === 0) throw new ChorusError('invalid_argument', 'sdp is not base64');
   const gzip = raw[0] === 0x1f && raw[1] === 0x8b;
   // The JSON wrapper adds a few bytes to the description itself.
   const maxJson = maxBytes + 1024;
@@ -59,7 +52,7 @@ export async function decodeOffer(body: unknown, maxBytes: number): Promise<Deco
       text = await gunzipAsync(raw, { maxOutputLength: maxJson });
     } catch (err) {
       if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge(maxBytes);
-      throw new SignalBodyError('sdp is not base64 of a (gzipped) JSON session description');
+      throw new ChorusError('invalid_argument', 'sdp is not base64 of a (gzipped) JSON session description');
     }
   }
   if (text.length > maxJson) throw tooLarge(maxBytes);
@@ -67,14 +60,14 @@ export async function decodeOffer(body: unknown, maxBytes: number): Promise<Deco
   try {
     json = JSON.parse(text.toString('utf8'));
   } catch {
-    throw new SignalBodyError('sdp is not base64 of a (gzipped) JSON session description');
+    throw new ChorusError('invalid_argument', 'sdp is not base64 of a (gzipped) JSON session description');
   }
   if (json === null || typeof json !== 'object') {
-    throw new SignalBodyError('the session description needs string "type" and "sdp"');
+    throw new ChorusError('invalid_argument', 'the session description needs string "type" and "sdp"');
   }
   const d = json as { type?: unknown; sdp?: unknown };
   if (typeof d.type !== 'string' || typeof d.sdp !== 'string') {
-    throw new SignalBodyError('the session description needs string "type" and "sdp"');
+    throw new ChorusError('invalid_argument', 'the session description needs string "type" and "sdp"');
   }
   if (Buffer.byteLength(d.sdp) > maxBytes) throw tooLarge(maxBytes);
   return { type: d.type, sdp: d.sdp, encoding: { kind: 'base64', gzip, key } };

@@ -6,7 +6,9 @@ import type { HeartbeatScheduler } from '../../core/heartbeat-scheduler.js';
 import type { IdentityRecord, IdentityRegistry } from '../../core/identity-registry.js';
 import type { Presence } from '../../core/presence.js';
 import type { WebSocketTracker } from '../../server/websocket-tracker.js';
+import { surfaceErrorHandler } from '../surface-error-handler.js';
 import { SignalConnection } from './signal-connection.js';
+import { signalErrors } from './signal-errors.js';
 import { sessionCookieValue, sessionOf } from './signal-session.js';
 import type { QuotaRefusal, SignalQuotas } from './signal-quotas.js';
 import {
@@ -43,16 +45,7 @@ export const signalPlugin: FastifyPluginAsync<SignalSurfaceOptions> = async (app
   });
 
   // The original answers every unreadable body with this exact 400.
-  app.setErrorHandler(async (err: { statusCode?: number; code?: string }, request, reply) => {
-    const status = err.statusCode ?? 500;
-    if (status === 413) return reply.code(413).send(registerReply('INVALID', 'body too large'));
-    if (status >= 400 && status < 500) {
-      request.log.warn({ code: err.code }, 'signal: invalid body');
-      return reply.code(400).send(registerReply('INVALID', 'invalid body'));
-    }
-    request.log.error({ err }, 'signal: internal error');
-    return reply.code(500).send(registerReply('INVALID', 'internal error'));
-  });
+  app.setErrorHandler(surfaceErrorHandler(signalErrors));
 
   /** The registered user of a valid session cookie, marked used now. */
   const sessionUser = async (request: FastifyRequest): Promise<UserId | undefined> => {

@@ -1,14 +1,5 @@
 import type { Logger } from 'pino';
-
-/** The side site did not answer (down, slow, or an unusable reply). */
-export class SiteUnavailableError extends Error {
-  constructor(
-    readonly path: string,
-    cause: unknown,
-  ) {
-    super(`side site unavailable: ${path}`, { cause });
-  }
-}
+import { ChorusError } from '../../core/errors.js';
 
 export interface SideSiteOptions {
   baseUrl: string;
@@ -21,7 +12,8 @@ export interface SideSiteOptions {
  * The side site's API (side-site mode), over real HTTP with a timeout on every call.
  * Successful answers are cached briefly per path, so a page making ten requests does
  * not cost ten round trips; failures are never cached. Tokens are part of the paths
- * and are validated (`[a-zA-Z0-9]+`) before any request is made.
+ * and are validated (`[a-zA-Z0-9]+`) before any request is made. A site that does not
+ * answer (down, slow, unreachable) is an `unavailable` error: the client gets a 503.
  */
 export class SideSite {
   private readonly cache = new Map<string, { value: number; expires: number }>();
@@ -68,7 +60,8 @@ export class SideSite {
       text = await res.text();
     } catch (err) {
       this.opts.log.warn({ err, path: redact(path) }, 'side site unavailable');
-      throw new SiteUnavailableError(redact(path), err);
+      // A clear 503 for the client: the site's own error is in the line above.
+      throw new ChorusError('unavailable', 'side site unavailable', { path: redact(path) });
     }
     // The original parses the body as an integer and ignores the status.
     const value = /^\s*-?\d+\s*$/.test(text) ? Number(text.trim()) : Number.NaN;

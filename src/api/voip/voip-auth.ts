@@ -1,7 +1,8 @@
 import type { FastifyRequest } from 'fastify';
+import { ChorusError } from '../../core/errors.js';
 import type { ChallengeBook, TicketUse } from './challenge-book.js';
 import { parsePublicKey, verifyChallenge, type PublicKey } from './pkey.js';
-import { SiteUnavailableError, type SideSite } from './side-site.js';
+import type { SideSite } from './side-site.js';
 
 /** A request's form: query string merged with an urlencoded or multipart body. */
 export type Form = Record<string, string | undefined>;
@@ -12,16 +13,6 @@ export interface Caller {
   /** Side-site mode: the token, for the site's per-action checks. */
   token?: string;
   key?: PublicKey;
-}
-
-/** A refusal with the original's status and text (4xx where it used 500 for client errors). */
-export class VoipRefusal extends Error {
-  constructor(
-    readonly status: number,
-    readonly text: string,
-  ) {
-    super(text);
-  }
 }
 
 export function form(request: FastifyRequest): Form {
@@ -60,17 +51,18 @@ export class VoipAuth {
   async caller(request: FastifyRequest, f: Form, use?: TicketUse): Promise<Caller> {
     if (this.mode === 'site') {
       const token = header(request, 'CSRFToken') ?? f.token ?? f.CSRFtoken ?? f.CSRFToken;
-      if (!token) throw new VoipRefusal(403, 'mysite.checkCRSF API error');
-      const user = await this.siteCall(() => this.site!.userOf(token));
-      if (user === undefined) throw new VoipRefusal(403, 'mysite.checkCRSF API error');
+      if (!token) throw new ChorusError('unauthenticated', 'mysite.checkCRSF API error');
+      const user = await this.site!.userOf(token);
+      if (user === undefined) throw new ChorusError('unauthenticated', 'mysite.checkCRSF API error');
       return { id: String(user), token };
     }
     const key = parsePublicKey(header(request, 'PKey') ?? f.PKey);
-    if (!key) throw new VoipRefusal(403, 'bad PKey');
+    if (!key) throw new ChorusError('unauthenticated', 'bad PKey');
     if (use) {
       const ticket = this.challenges.ticketFor(key.id, use);
       const signature = f.Signature ?? f.signature;
-      if (!ticket || !verifyChallenge(key, ticket, signature)) throw new VoipRefusal(403, 'bad signature');
+      if (!ticket || !verifyChallenge(key, ticket, signature))
+        throw new ChorusError('unauthenticated', 'bad signature');
       this.challenges.spend(key.id, ticket, use);
     }
     return { id: key.id, key };
@@ -86,24 +78,15 @@ export class VoipAuth {
     return ticket !== undefined && verifyChallenge(caller.key, ticket, signature);
   }
 
-  /** Runs a side-site question, turning "site down or slow" into a clear 503. */
-  async siteCall<T>(ask: () => Promise<T>): Promise<T> {
-    try {
-      return await ask();
-    } catch (err) {
-      if (err instanceof SiteUnavailableError) throw new VoipRefusal(503, 'side site unavailable');
-      throw err;
-    }
-  }
-
   /** The other party named by a form field: a user id or a compressed key. */
   party(raw: string | undefined, what: string): string {
     if (this.mode === 'site') {
-      if (!raw || !/^[0-9]{1,15}$/.test(raw) || Number(raw) <= 0) throw new VoipRefusal(400, `bad ${what}`);
+      if (!raw || !/^[0-9]{1,15}$/.test(raw) || Number(raw) <= 0)
+        throw new ChorusError('invalid_argument', `bad ${what}`);
       return String(Number(raw));
     }
     const key = parsePublicKey(raw);
-    if (!key) throw new VoipRefusal(400, `bad ${what}`);
+    if (!key) throw new ChorusError('invalid_argument', `bad ${what}`);
     return key.id;
   }
 }

@@ -1,13 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import { Busboy, type BusboyHeaders, type BusboyInstance } from '@fastify/busboy';
+import { ChorusError } from '../../core/errors.js';
+import { fromFastifyError } from '../surface-error-handler.js';
 
 /** Bounds of a form: as many fields as any client sends, each as long as any sends. */
 export const FORM_LIMITS = { fields: 50, fieldSize: 64 * 1024, files: 10, parts: 60 } as const;
-
-type HttpError = Error & { statusCode: number };
-
-const refusal = (statusCode: number, message: string): HttpError =>
-  Object.assign(new Error(message), { statusCode });
 
 /**
  * Forms as Go's FormValue reads them: urlencoded or multipart bodies. Of a multipart body
@@ -30,7 +27,7 @@ export function addFormParsers(app: FastifyInstance): void {
     const fields: Record<string, string> = {};
     let settled = false;
     let parser: BusboyInstance | undefined;
-    const finish = (err: HttpError | null): void => {
+    const finish = (err: ChorusError | null): void => {
       if (settled) return;
       settled = true;
       payload.off('data', count);
@@ -46,7 +43,7 @@ export function addFormParsers(app: FastifyInstance): void {
     let received = 0;
     const count = (chunk: Buffer): void => {
       received += chunk.length;
-      if (received > bodyLimit) finish(refusal(413, `form over ${bodyLimit} bytes`));
+      if (received > bodyLimit) finish(new ChorusError('too_large', `form over ${bodyLimit} bytes`));
     };
     try {
       parser = new Busboy({
@@ -54,26 +51,26 @@ export function addFormParsers(app: FastifyInstance): void {
         limits: { ...FORM_LIMITS, headerPairs: 20 },
       });
     } catch (err) {
-      finish(refusal(400, (err as Error).message));
+      finish(new ChorusError('invalid_argument', (err as Error).message));
       return;
     }
     parser.on('field', (name: string, value: string, _nameTruncated: boolean, truncated: boolean) => {
-      if (truncated) finish(refusal(413, `form field over ${FORM_LIMITS.fieldSize} bytes`));
+      if (truncated) finish(new ChorusError('too_large', `form field over ${FORM_LIMITS.fieldSize} bytes`));
       else fields[name] = value;
     });
     parser.on('file', (_name: string, file: NodeJS.ReadableStream) => {
       file.on('error', () => undefined);
       file.resume();
     });
-    const tooMany = (what: string) => () => finish(refusal(413, `too many form ${what}`));
+    const tooMany = (what: string) => () => finish(new ChorusError('too_large', `too many form ${what}`));
     parser.on('fieldsLimit', tooMany('fields'));
     parser.on('filesLimit', tooMany('files'));
     parser.on('partsLimit', tooMany('parts'));
-    parser.on('error', (err: Error) => finish(refusal(400, err.message)));
+    parser.on('error', (err: Error) => finish(new ChorusError('invalid_argument', err.message)));
     parser.on('finish', () => finish(null));
-    // A body that fails (client gone, request deadline) fails the parse.
-    payload.on('error', (err: Error & { statusCode?: number }) =>
-      finish(refusal(err.statusCode ?? 400, err.message)),
+    // A body that fails (client gone, request deadline's 408) fails the parse.
+    payload.on('error', (err: Error) =>
+      finish(fromFastifyError(err) ?? new ChorusError('invalid_argument', err.message)),
     );
     payload.on('data', count);
     payload.pipe(parser);

@@ -9,6 +9,8 @@ import { FRAME_MS } from '../../media/audio/pcm-frame.js';
 import type { Registry } from 'prom-client';
 import type { WebSocketTracker } from '../../server/websocket-tracker.js';
 import type { HeartbeatScheduler } from '../../core/heartbeat-scheduler.js';
+import { ChorusError } from '../../core/errors.js';
+import { closeAnswerFor, surfaceErrorHandler } from '../surface-error-handler.js';
 import { registerVoipMetrics } from './voip-metrics.js';
 import { ChallengeBook, type TicketUse } from './challenge-book.js';
 import { EventHub } from './event-hub.js';
@@ -18,7 +20,8 @@ import { serverPublicKeyHex } from './pkey.js';
 import { SideSite } from './side-site.js';
 import { uploadFromRequest, uploadFromWebSocket } from './upload-session.js';
 import { addFormParsers } from './voip-form-parsers.js';
-import { form, VoipAuth, VoipRefusal, type Caller, type Form } from './voip-auth.js';
+import { form, VoipAuth, type Caller, type Form } from './voip-auth.js';
+import { voipErrors } from './voip-errors.js';
 import { VoipCalls } from './voip-calls.js';
 import { VoipRooms, type VoipRoom } from './voip-rooms.js';
 import { listMembersJson, listRoomJson, newRoomData, parseFormat, type ListenFormat } from './voip-wire.js';
@@ -129,16 +132,7 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
     reply.raw.setHeader('Access-Control-Allow-Headers', 'PKey,CSRFToken,Last-Event-ID,Content-Type');
   });
 
-  app.setErrorHandler(async (err: Error & { statusCode?: number }, request, reply) => {
-    if (err instanceof VoipRefusal) {
-      request.log.info({ status: err.status, refusal: err.text }, 'voip request refused');
-      return reply.code(err.status).type('text/plain').send(`${err.text}\n`);
-    }
-    const status = err.statusCode ?? 500;
-    if (status < 500) return reply.code(status).type('text/plain').send(`${err.message}\n`);
-    request.log.error({ err }, 'voip: internal error');
-    return reply.code(500).type('text/plain').send('internal error\n');
-  });
+  app.setErrorHandler(surfaceErrorHandler(voipErrors));
 
   addFormParsers(app);
 
@@ -186,7 +180,7 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
   });
 
   route('/getCallTicket', ['GET'], async (request, reply) => {
-    if (mode === 'site') throw new VoipRefusal(404, 'no tickets in side-site mode');
+    if (mode === 'site') throw new ChorusError('not_found', 'no tickets in side-site mode');
     const me = await auth.caller(request, form(request));
     return reply.type('text/plain').send(challenges.issueTicket(me.id));
   });
@@ -201,10 +195,10 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
     const f = form(request);
     const me = await auth.caller(request, f, mode === 'key' ? 'newCall' : undefined);
     const dest = auth.party(f.Destination, mode === 'site' ? 'destination id' : 'Destination');
-    if (dest === me.id) throw new VoipRefusal(400, 'bad Destination');
+    if (dest === me.id) throw new ChorusError('invalid_argument', 'bad Destination');
     if (mode === 'site') {
-      if (!(await auth.siteCall(() => site!.mayCall(Number(dest), me.token!)))) {
-        throw new VoipRefusal(403, 'mysite.checkAppel API error');
+      if (!(await site!.mayCall(Number(dest), me.token!))) {
+        throw new ChorusError('forbidden', 'mysite.checkAppel API error');
       }
       calls.ring(me.id, dest);
       signaling.notify(dest, 'newCall', { from: me.id });
@@ -220,12 +214,12 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
   /** answer and answer2: relay a signature over the peer's challenge and a new one. */
   const relay = (name: 'answer' | 'answer2') =>
     route(`/${name}`, ['POST'], async (request, reply) => {
-      if (mode === 'site') throw new VoipRefusal(404, `no ${name} in side-site mode`);
+      if (mode === 'site') throw new ChorusError('not_found', `no ${name} in side-site mode`);
       const f = form(request);
       const me = await auth.caller(request, f);
       const peer = auth.party(f.Destination, 'Destination');
       const call = calls.book.between(me.id, peer);
-      if (call?.state !== 'ringing') throw new VoipRefusal(404, 'call not found');
+      if (call?.state !== 'ringing') throw new ChorusError('not_found', 'call not found');
       const signature = signaling.proveTo(challenges, me, peer, f.signature, `bad ${name} signature`);
       const challenge = signaling.challengeOf(f.challenge);
       challenges.expect(peer, me.id, challenge);
@@ -242,7 +236,7 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
       const caller = auth.party(f.From, mode === 'site' ? 'From id' : 'From');
       const ringing = calls.book.between(me.id, caller);
       if (ringing?.state !== 'ringing' || ringing.callee !== me.id)
-        throw new VoipRefusal(404, 'call not found');
+        throw new ChorusError('not_found', 'call not found');
       let signature = '';
       if (mode === 'key') {
         signature = signaling.proveTo(
@@ -252,12 +246,9 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
           f.signature,
           `bad ${name.toLowerCase()} signature`,
         );
-      } else if (
-        name === 'acceptCall' &&
-        !(await auth.siteCall(() => site!.mayCall(Number(caller), me.token!)))
-      ) {
+      } else if (name === 'acceptCall' && !(await site!.mayCall(Number(caller), me.token!))) {
         // The original asked this before parsing From, so always about user 0.
-        throw new VoipRefusal(403, 'mysite.checkAppel API error');
+        throw new ChorusError('forbidden', 'mysite.checkAppel API error');
       }
       if (name === 'acceptCall') {
         calls.accept(me.id, caller);
@@ -277,7 +268,7 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
     const me = await auth.caller(request, f);
     const other = auth.party(f.Destination ?? f.From, 'Destination');
     const call = calls.book.between(me.id, other);
-    if (!call) throw new VoipRefusal(404, 'call not found');
+    if (!call) throw new ChorusError('not_found', 'call not found');
     calls.book.end(call, 'hangup');
     return reply.type('text/plain').send('');
   });
@@ -287,9 +278,9 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
     const rate = f.rate === undefined ? 48_000 : Number(f.rate);
     const channels = f.channels === undefined ? 1 : Number(f.channels);
     if (!Number.isInteger(rate) || rate < 8000 || rate > 192_000)
-      throw new VoipRefusal(400, 'bad rate: 8000-192000');
+      throw new ChorusError('invalid_argument', 'bad rate: 8000-192000');
     if (!Number.isInteger(channels) || channels < 1 || channels > 8)
-      throw new VoipRefusal(400, 'bad channels: 1-8');
+      throw new ChorusError('invalid_argument', 'bad channels: 1-8');
     return { rate, channels };
   };
 
@@ -298,15 +289,15 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
     const f = form(request);
     const upload = use === 'upCall' || use === 'upRoom';
     const format = upload ? 'wav' : parseFormat(f.format);
-    if (!format) throw new VoipRefusal(400, 'bad format: wav, ogg, opus or vorbis');
+    if (!format) throw new ChorusError('invalid_argument', 'bad format: wav, ogg, opus or vorbis');
     const input = upload ? pcmFormat(f) : undefined;
     const me = await auth.caller(request, f, use);
     const slot = upload ? 'mic' : 'hds';
     if (use === 'upCall' || use === 'joinCall') {
       const other = auth.party(f.otherID, 'other id');
       const group = calls.media(me.id, other);
-      if (!group) throw new VoipRefusal(404, 'call not found');
-      if (group.has(me.id, slot)) throw new VoipRefusal(409, 'user already connected');
+      if (!group) throw new ChorusError('not_found', 'call not found');
+      if (group.has(me.id, slot)) throw new ChorusError('conflict', 'user already connected');
       return { me, group, format, ...(input ? { input } : {}) };
     }
     const room = await admitToRoom(me, f.roomID, slot);
@@ -323,29 +314,27 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
   const admitToRoom = async (me: Caller, raw: string | undefined, slot: 'mic' | 'hds'): Promise<VoipRoom> => {
     let key: number | string;
     if (mode === 'site') {
-      if (!raw || !/^[0-9]{1,9}$/.test(raw)) throw new VoipRefusal(400, 'bad room id');
+      if (!raw || !/^[0-9]{1,9}$/.test(raw)) throw new ChorusError('invalid_argument', 'bad room id');
       key = Number(raw);
-      const ok = await auth.siteCall(() =>
-        slot === 'mic'
-          ? site!.sendToRoom(Number(raw), me.token!, true)
-          : site!.listenToRoom(Number(raw), me.token!, true),
-      );
+      const ok = await (slot === 'mic'
+        ? site!.sendToRoom(Number(raw), me.token!, true)
+        : site!.listenToRoom(Number(raw), me.token!, true));
       if (!ok)
-        throw new VoipRefusal(
-          403,
+        throw new ChorusError(
+          'forbidden',
           slot === 'mic' ? 'mysite.newInput API error' : 'mysite.newListener API error',
         );
     } else {
       if (!raw || raw.length < 3 || raw.length > 64 || /\p{Cc}/u.test(raw))
-        throw new VoipRefusal(400, 'bad roomName');
+        throw new ChorusError('invalid_argument', 'bad roomName');
       key = raw;
     }
     const room = rooms.grab(key);
-    if (!room) throw new VoipRefusal(429, 'too many rooms');
-    if (room.group.has(me.id, slot)) throw new VoipRefusal(409, 'user already connected');
+    if (!room) throw new ChorusError('capacity', 'too many rooms');
+    if (room.group.has(me.id, slot)) throw new ChorusError('conflict', 'user already connected');
     if (room.group.size >= config.maxRoomMembers && !room.group.ids().includes(me.id)) {
       rooms.removeIfEmpty(room);
-      throw new VoipRefusal(429, 'room full');
+      throw new ChorusError('capacity', 'room full');
     }
     return room;
   };
@@ -368,12 +357,12 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
   const occupy = (p: MediaPlan, slot: 'mic' | 'hds', closer: () => void): void => {
     if (p.group.closed && p.roomKey !== undefined) {
       const room = rooms.grab(p.roomKey);
-      if (!room) throw new VoipRefusal(429, 'too many rooms');
+      if (!room) throw new ChorusError('capacity', 'too many rooms');
       p.room = room;
       p.group = room.group;
     }
-    if (p.group.closed) throw new VoipRefusal(404, 'call not found');
-    if (!p.group.occupy(p.me.id, slot, closer)) throw new VoipRefusal(409, 'user already connected');
+    if (p.group.closed) throw new ChorusError('not_found', 'call not found');
+    if (!p.group.occupy(p.me.id, slot, closer)) throw new ChorusError('conflict', 'user already connected');
   };
 
   /** After an upgrade a refusal can only be a close frame: 1008 with the original's text. */
@@ -381,8 +370,8 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
     try {
       start();
     } catch (err) {
-      if (!(err instanceof VoipRefusal)) throw err;
-      socket.close(1008, err.text);
+      const { code, reason } = closeAnswerFor(voipErrors, err, log);
+      socket.close(code, reason);
     }
   };
 
@@ -512,8 +501,8 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
     const raw = form(request).roomID;
     const room =
       raw === undefined ? undefined : /^[0-9]+$/.test(raw) ? rooms.find(Number(raw)) : rooms.find(raw);
-    if (raw === undefined || raw === '') throw new VoipRefusal(400, 'bad room id');
-    if (!room) throw new VoipRefusal(404, 'room not found');
+    if (raw === undefined || raw === '') throw new ChorusError('invalid_argument', 'bad room id');
+    if (!room) throw new ChorusError('not_found', 'room not found');
     return reply.type('application/json').send(listMembersJson(room.group.list()));
   });
 

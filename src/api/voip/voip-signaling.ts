@@ -1,8 +1,8 @@
+import { ChorusError } from '../../core/errors.js';
 import type { ChallengeBook } from './challenge-book.js';
 import type { EventHub } from './event-hub.js';
 import { verifyChallenge } from './pkey.js';
 import type { Caller } from './voip-auth.js';
-import { VoipRefusal } from './voip-auth.js';
 import { keyEventData, siteEventData, type EventFields, type EventName } from './voip-wire.js';
 
 /** Sends events in the mode's encoding, and checks the handshake's signatures. */
@@ -22,7 +22,8 @@ export class VoipSignaling {
 
   /** A client-chosen challenge: 1-128 printable characters (the original allowed empty). */
   challengeOf(raw: string | undefined): string {
-    if (!raw || raw.length > 128 || !/^[\x21-\x7e]+$/.test(raw)) throw new VoipRefusal(400, 'bad challenge');
+    if (!raw || raw.length > 128 || !/^[\x21-\x7e]+$/.test(raw))
+      throw new ChorusError('invalid_argument', 'bad challenge');
     return raw;
   }
 
@@ -38,10 +39,10 @@ export class VoipSignaling {
     refusal: string,
   ): string {
     const challenge = book.take(me.id, peer);
-    if (challenge === undefined) throw new VoipRefusal(403, refusal);
+    if (challenge === undefined) throw new ChorusError('unauthenticated', refusal);
     if (!me.key || !verifyChallenge(me.key, challenge, signature)) {
       book.restore(me.id, peer, challenge);
-      throw new VoipRefusal(403, refusal);
+      throw new ChorusError('unauthenticated', refusal);
     }
     return signature!.toLowerCase();
   }

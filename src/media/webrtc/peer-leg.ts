@@ -2,7 +2,8 @@ import { PeerConnection } from 'node-datachannel';
 import type { Logger } from 'pino';
 import { guarded } from './native-guard.js';
 import { rtcConfig, type WebRtcSettings } from './peer-config.js';
-import { SdpError, announceAddress } from './sdp.js';
+import { ChorusError } from '../../core/errors.js';
+import { announceAddress } from './sdp.js';
 import { clip } from './sdp-validation.js';
 
 let counter = 0;
@@ -102,7 +103,12 @@ export class PeerLeg {
         // The offer passed validation but libdatachannel still refused it: the client's
         // input, so a 400 (its text quotes the offer: clipped).
         clearTimeout(timer);
-        reject(new SdpError(`the offer was refused: ${clip(String((err as Error).message ?? err), 120)}`));
+        reject(
+          new ChorusError(
+            'invalid_sdp',
+            `the offer was refused: ${clip(String((err as Error).message ?? err), 120)}`,
+          ),
+        );
         return;
       }
       this.prepareAnswer?.();

@@ -8,7 +8,7 @@ import { PublishedTrack } from './published-track.js';
 import { isRtcp } from './rtp.js';
 import { keepOnlyCodec, rejectSection, writeSdp } from './sdp.js';
 import { parseOffer } from './sdp-validation.js';
-import { SfuError } from './sfu-error.js';
+import { ChorusError } from '../../core/errors.js';
 
 /**
  * A peer that sends media into the SFU. Its offer is filtered to the codecs Chorus
@@ -76,9 +76,10 @@ export class PublisherPeer {
       kinds.push(codec.kind);
     }
     if (kinds.length === 0) {
-      throw new SfuError(
-        'no_usable_codec',
+      throw new ChorusError(
+        'invalid_sdp',
         'the offer sends nothing Chorus forwards: audio must offer opus/48000, video VP8 or H.264 constrained baseline',
+        { reason: 'no_usable_codec' },
       );
     }
     return { answer: await this.leg.answer(writeSdp(offer)), kinds };

@@ -1,4 +1,5 @@
-import { SdpError, parseSdp, type ParsedSdp } from './sdp.js';
+import { ChorusError } from '../../core/errors.js';
+import { parseSdp, type ParsedSdp } from './sdp.js';
 
 /**
  * Checks a client's session description before anything else reads it. libdatachannel
@@ -228,9 +229,9 @@ export function sdpProblem(sdp: unknown): string | undefined {
   return undefined;
 }
 
-/** Validates a client's offer and splits it into sections; throws SdpError naming the problem. */
+/** Validates a client's offer and splits it into sections; throws `invalid_sdp` naming the problem. */
 export function parseOffer(sdp: string): ParsedSdp {
   const problem = sdpProblem(sdp);
-  if (problem) throw new SdpError(problem);
+  if (problem) throw new ChorusError('invalid_sdp', problem);
   return parseSdp(sdp);
 }

@@ -1,3 +1,5 @@
+import { ChorusError } from '../../core/errors.js';
+
 /**
  * Just enough SDP to apply the codec policy: split an offer into media sections, read
  * each section's codecs, rewrite the section. Line-based on purpose: the rest of the
@@ -26,11 +28,9 @@ export interface ParsedSdp {
   media: MediaSection[];
 }
 
-export class SdpError extends Error {}
-
 export function parseSdp(sdp: string): ParsedSdp {
   if (typeof sdp !== 'string' || !sdp.startsWith('v=0'))
-    throw new SdpError('not an SDP description (expected "v=0" first)');
+    throw new ChorusError('invalid_sdp', 'not an SDP description (expected "v=0" first)');
   const lines = sdp.split(/\r?\n/).filter((l) => l !== '');
   const session: string[] = [];
   const media: MediaSection[] = [];
@@ -43,7 +43,7 @@ export function parseSdp(sdp: string): ParsedSdp {
     else session.push(line);
   }
   for (const m of media) readSection(m);
-  if (media.length === 0) throw new SdpError('the description has no media sections');
+  if (media.length === 0) throw new ChorusError('invalid_sdp', 'the description has no media sections');
   return { session, media };
 }
 

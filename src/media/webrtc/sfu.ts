@@ -1,13 +1,12 @@
 import { summarizeReception, trackStats, type ReceptionSummary, type TrackStats } from './track-stats.js';
 import type { Logger } from 'pino';
+import { ChorusError, isChorusError } from '../../core/errors.js';
 import type { UserId } from '../../core/ids.js';
 import type { Room } from '../../core/room.js';
 import { asParticipantId } from '../../core/room-types.js';
 import type { WebRtcSettings } from './peer-config.js';
 import { PublisherPeer } from './publisher-peer.js';
-import { SdpError } from './sdp.js';
 import { VoicePeer } from './voice-peer.js';
-import { SfuError } from './sfu-error.js';
 import { SubscriberPeer } from './subscriber-peer.js';
 
 export interface SfuStats {
@@ -36,10 +35,16 @@ export interface RoomMediaStats {
   publishers: Array<{ user: string; tracks: TrackStats[] }>;
 }
 
-function asSfuError(err: unknown): SfuError {
-  if (err instanceof SfuError) return err;
-  if (err instanceof SdpError) return new SfuError('bad_sdp', err.message);
-  return new SfuError('negotiation_failed', (err as Error).message);
+/** Seconds a client refused as `overloaded` is told to wait (`Retry-After`). */
+export const OVERLOADED_RETRY_AFTER_SECONDS = 5;
+
+/**
+ * A failed negotiation as a coded error: the offer's faults are already coded
+ * (`invalid_sdp`); anything else failed inside libdatachannel, the server's own failure.
+ */
+function negotiationFailure(err: unknown): ChorusError {
+  if (isChorusError(err)) return err;
+  return new ChorusError('internal', (err as Error).message, { reason: 'negotiation_failed' });
 }
 
 /** A peer that has not connected (ICE + DTLS) within this long is given up. */
@@ -125,7 +130,7 @@ export class Sfu {
     if (why === undefined) return;
     this.refused++;
     this.log.warn({ why, peers: this.peerCount }, 'new peer refused');
-    throw new SfuError('overloaded', why);
+    throw new ChorusError('overloaded', why, { retryAfterSeconds: OVERLOADED_RETRY_AFTER_SECONDS });
   }
 
   /** `user` publishes into `room` (replacing an earlier publish of theirs); returns the answer. */
@@ -176,7 +181,7 @@ export class Sfu {
       return answer;
     } catch (err) {
       peer.leg.close('negotiation failed');
-      throw asSfuError(err);
+      throw negotiationFailure(err);
     }
   }
 
@@ -191,7 +196,7 @@ export class Sfu {
     const pk = key(room.id, publisher);
     const source = this.publishers.get(pk);
     if (!source || source.leg.closed || source.tracks.length === 0) {
-      throw new SfuError('nothing_to_subscribe', `peer ${publisher} is not publishing in room ${room.id}`);
+      throw new ChorusError('not_found', `peer ${publisher} is not publishing in room ${room.id}`);
     }
     this.admit();
     const sk = `${pk}\u0000${user}`;
@@ -226,7 +231,7 @@ export class Sfu {
       return answer;
     } catch (err) {
       peer.leg.close('negotiation failed');
-      throw asSfuError(err);
+      throw negotiationFailure(err);
     }
   }
 

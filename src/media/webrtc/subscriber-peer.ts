@@ -8,7 +8,7 @@ import type { ForwardTarget, PublishedTrack } from './published-track.js';
 import { findReceptionReport, forEachNackedSeq, isRtcp, wantsKeyframe } from './rtp.js';
 import { keepOnlyCodec, rejectSection, writeSdp, type MediaSection } from './sdp.js';
 import { parseOffer } from './sdp-validation.js';
-import { SfuError } from './sfu-error.js';
+import { ChorusError } from '../../core/errors.js';
 
 /**
  * Retransmissions one leg may get a second. A NACK names up to 17 packets and costs the
@@ -78,8 +78,9 @@ export class SubscriberPeer {
       assignments.push({ section: m, source, payloadType: codec.payloadType });
     }
     if (assignments.length === 0) {
-      throw new SfuError(
-        'nothing_to_subscribe',
+      // The publisher is there: it is the offer that asks for nothing it sends.
+      throw new ChorusError(
+        'invalid_sdp',
         'no receiving section of the offer matches a published track (kind and codec)',
       );
     }

@@ -13,7 +13,7 @@ import { PeerLeg } from './peer-leg.js';
 import { isRtcp, rtpPayload } from './rtp.js';
 import { keepOnlyCodec, rejectSection, writeSdp } from './sdp.js';
 import { parseOffer } from './sdp-validation.js';
-import { SfuError } from './sfu-error.js';
+import { ChorusError } from '../../core/errors.js';
 
 /** Largest Opus packet sent (the RTP buffer is allocated once per peer). */
 const MAX_PACKET = 1500;
@@ -73,7 +73,10 @@ export class VoicePeer {
         m.direction === 'sendrecv' ? 'SendRecv' : m.direction === 'sendonly' ? 'RecvOnly' : 'SendOnly';
       chosen = { mid: m.mid, direction };
     }
-    if (!chosen) throw new SfuError('no_usable_codec', 'the offer has no audio section with opus/48000');
+    if (!chosen)
+      throw new ChorusError('invalid_sdp', 'the offer has no audio section with opus/48000', {
+        reason: 'no_usable_codec',
+      });
     const { mid, direction } = chosen;
     this.leg.prepareAnswer = () => this.addTrack(mid, direction);
     return this.leg.answer(writeSdp(offer));
