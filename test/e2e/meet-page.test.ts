@@ -4,6 +4,8 @@ import type { Page } from 'playwright-core';
 import { hasTool } from '../fixtures/system-tools.js';
 import { browserSuite } from '../fixtures/browser.js';
 import { freeUdpPort } from '../fixtures/free-udp-port.js';
+import { NdcPublisher } from '../fixtures/ndc-peer.js';
+import { eventually } from '../fixtures/ws-client.js';
 
 const haveChromium = hasTool('chromium', 'chromium');
 
@@ -67,13 +69,40 @@ describe.runIf(haveChromium)('Meet page in Chromium', () => {
       .poll(() => pages[0]!.locator('.tile .state:not(.hidden)').count(), { timeout: 10_000 })
       .toBe(0);
     // Past the silence timeout, every leg still flows: Chromium's receiver reports keep them.
-    const before = await Promise.all(pages.map((p) => received(p)));
-    await new Promise((r) => setTimeout(r, 4500));
-    for (const [i, page] of pages.entries()) {
-      const now = await received(page);
-      for (const o of names.filter((_, j) => j !== i))
-        expect(now[o]!.frames, `${names[i]} still decodes ${o}`).toBeGreaterThan(before[i]![o]!.frames + 20);
+    // The timeout's passing is shown, not slept for: a canary leg that connects now (in a
+    // room of its own) and sends nothing is closed by the server once the timeout has run
+    // out for it, and so for every browser leg too, all of which connected before it.
+    const sfu = suite.server.server.engine.sfu;
+    const browserLegs = sfu.stats().peers;
+    const canaryRoom = (await (
+      await fetch(`${suite.server.url}/webrtc/room`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ user_id: 'canary' }),
+      })
+    ).json()) as { id: string };
+    const canary = new NdcPublisher();
+    try {
+      expect((await canary.publish(suite.server.url, canaryRoom.id, 'canary')).status).toBe(200);
+      await eventually(() => sfu.stats().peers === browserLegs + 1, 10_000, 'the canary leg');
+      await eventually(() => sfu.stats().peers === browserLegs, 30_000, 'the silent canary leg to be closed');
+    } finally {
+      canary.close();
     }
+    // Every browser leg outlived it, and media still flows on each.
+    const before = await Promise.all(pages.map((p) => received(p)));
+    for (const [i, page] of pages.entries()) {
+      await expect
+        .poll(
+          async () => {
+            const now = await received(page);
+            return names.filter((_, j) => j !== i).every((o) => now[o]!.frames > before[i]![o]!.frames + 20);
+          },
+          { timeout: 30_000, interval: 500 },
+        )
+        .toBe(true);
+    }
+    expect(sfu.stats().peers).toBe(browserLegs);
     mkdirSync('test-artifacts', { recursive: true });
     await pages[0]!.screenshot({ path: 'test-artifacts/meet-page.png' });
 
