@@ -11,20 +11,29 @@ import { runChorus, runChorusToExit } from '../fixtures/chorus-process.js';
 import { freeUdpPort } from '../fixtures/free-udp-port.js';
 import { createSocket } from 'node:dgram';
 
+/**
+ * Plain REST routes need no socket: they are driven through inject. Such a server runs
+ * without the request deadline: light-my-request never marks an injected request
+ * complete, so the deadline's timer would fire on each one later and throw (a server bug
+ * to fix in src/server/request-deadline.ts).
+ */
+const INJECTED = { http: { requestTimeoutSeconds: 0 } };
+const get = (t: TestServer, url: string) => t.server.app.inject({ method: 'GET', url });
+
 describe('health, readiness, metrics', () => {
   let t: TestServer;
   beforeAll(async () => {
-    t = await startTestServer();
+    t = await startTestServer(INJECTED);
   });
   afterAll(async () => {
     await t.close();
   });
 
   it('serves /healthz and /readyz with every component up', async () => {
-    expect(await (await fetch(`${t.url}/healthz`)).json()).toEqual({ status: 'ok' });
-    const ready = await fetch(`${t.url}/readyz`);
-    expect(ready.status).toBe(200);
-    expect(await ready.json()).toEqual({
+    expect((await get(t, '/healthz')).json()).toEqual({ status: 'ok' });
+    const ready = await get(t, '/readyz');
+    expect(ready.statusCode).toBe(200);
+    expect(ready.json()).toEqual({
       ready: true,
       draining: false,
       components: {
@@ -40,11 +49,11 @@ describe('health, readiness, metrics', () => {
   });
 
   it('serves Prometheus metrics: process, HTTP by route and status, WebSockets by surface', async () => {
-    await fetch(`${t.url}/healthz`);
-    await fetch(`${t.url}/no-such-route`);
-    const res = await fetch(`${t.url}/metrics`);
-    expect(res.headers.get('content-type')).toMatch(/text\/plain/);
-    const text = await res.text();
+    await get(t, '/healthz');
+    await get(t, '/no-such-route');
+    const res = await get(t, '/metrics');
+    expect(res.headers['content-type']).toMatch(/text\/plain/);
+    const text = res.body;
     expect(text).toMatch(/^chorus_process_resident_memory_bytes \d+/m);
     expect(text).toMatch(/chorus_http_requests_total\{method="GET",route="\/healthz",status="200"\} \d+/);
     expect(text).toMatch(/chorus_http_requests_total\{method="GET",route="unmatched",status="404"\} \d+/);
@@ -52,30 +61,30 @@ describe('health, readiness, metrics', () => {
   });
 
   it('answers unknown routes with a JSON 404', async () => {
-    const res = await fetch(`${t.url}/nope?x=1`);
-    expect(res.status).toBe(404);
-    expect(await res.json()).toEqual({ error: { code: 'not_found', message: 'no route GET /nope' } });
+    const res = await get(t, '/nope?x=1');
+    expect(res.statusCode).toBe(404);
+    expect(res.json()).toEqual({ error: { code: 'not_found', message: 'no route GET /nope' } });
   });
 
   it('serves the Signal page', async () => {
-    const page = await fetch(`${t.url}/signal/`);
-    expect(page.status).toBe(200);
-    expect(await page.text()).toMatch(/<title>Chorus · Signal call<\/title>/);
-    expect((await fetch(`${t.url}/signal/main.js`)).headers.get('content-type')).toMatch(/javascript/);
+    const page = await get(t, '/signal/');
+    expect(page.statusCode).toBe(200);
+    expect(page.body).toMatch(/<title>Chorus · Signal call<\/title>/);
+    expect((await get(t, '/signal/main.js')).headers['content-type']).toMatch(/javascript/);
   });
 });
 
 describe('surfaces by config', () => {
   it('can disable a surface and move it under another prefix', async () => {
-    const off = await startTestServer({ signal: { enabled: false } });
-    const moved = await startTestServer({ signal: { prefixes: ['/sig'] } });
+    const off = await startTestServer({ ...INJECTED, signal: { enabled: false } });
+    const moved = await startTestServer({ ...INJECTED, signal: { prefixes: ['/sig'] } });
     try {
-      expect((await fetch(`${off.url}/healthcheck`)).status).toBe(404);
-      expect(await (await fetch(`${off.url}/readyz`)).json()).toMatchObject({
+      expect((await get(off, '/healthcheck')).statusCode).toBe(404);
+      expect((await get(off, '/readyz')).json()).toMatchObject({
         components: { listeners: true, store: true },
       });
-      expect((await fetch(`${moved.url}/sig/healthcheck`)).status).toBe(200);
-      expect((await fetch(`${moved.url}/healthcheck`)).status).toBe(404);
+      expect((await get(moved, '/sig/healthcheck')).statusCode).toBe(200);
+      expect((await get(moved, '/healthcheck')).statusCode).toBe(404);
     } finally {
       await off.close();
       await moved.close();
