@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { ChorusError, isChorusError } from '../core/errors.js';
-import { clipClientText } from '../server/throttled-log.js';
+import { clipClientText } from '../lib/throttled-log.js';
 
 /** One HTTP answer: a status, a body (JSON unless `type` says otherwise), headers. */
 export interface HttpAnswer {

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { IpMatcher } from '../server/ip-matcher.js';
+import { IpMatcher } from '../lib/ip-matcher.js';
 
 /**
  * Metadata every leaf of the config schema carries: the environment variable names that

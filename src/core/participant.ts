@@ -8,7 +8,7 @@ import type {
 } from './room-types.js';
 import { ChorusError } from './errors.js';
 import { Track } from './track.js';
-import { TypedEmitter } from './typed-emitter.js';
+import { TypedEmitter } from '../lib/typed-emitter.js';
 
 /** What a participant tells its room; set by the room that creates it. */
 export interface ParticipantOwner {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { NoRespondersError, subjectToken, type Bus, type BusSubscription } from '../ports/bus/bus.js';
 import type { UserId } from './ids.js';
-import { safeCall } from './safe-emit.js';
+import { safeCall } from '../lib/safe-emit.js';
 
 /** What a connected user's connection offers the engine. */
 export interface PresenceEndpoint {

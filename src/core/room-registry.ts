@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { ChorusError } from './errors.js';
 import { Room } from './room.js';
 import type { CloseReason, RoomId, RoomKind, RoomOptions, RoomRegistryObserverEvents } from './room-types.js';
-import { TypedEmitter } from './typed-emitter.js';
+import { TypedEmitter } from '../lib/typed-emitter.js';
 
 const keyOf = (kind: RoomKind, id: string): string => `${kind}\u0000${id}`;
 

@@ -10,7 +10,7 @@ import type {
   RoomObserverEvents,
   RoomOptions,
 } from './room-types.js';
-import { TypedEmitter } from './typed-emitter.js';
+import { TypedEmitter } from '../lib/typed-emitter.js';
 
 export { asRoomId, type RoomId, type TrackInfo, type TrackKind } from './room-types.js';
 

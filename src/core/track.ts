@@ -9,7 +9,7 @@ import type {
   TrackObserverEvents,
   TrackSource,
 } from './room-types.js';
-import { TypedEmitter } from './typed-emitter.js';
+import { TypedEmitter } from '../lib/typed-emitter.js';
 
 /**
  * One media track a participant publishes (a microphone, a camera). The model only

@@ -1,6 +1,6 @@
 import type { Server, Socket } from 'node:net';
-import { IpConnectionLimiter } from './ip-connection-limiter.js';
-import type { ThrottledLog } from './throttled-log.js';
+import { IpConnectionLimiter } from '../lib/ip-connection-limiter.js';
+import type { ThrottledLog } from '../lib/throttled-log.js';
 
 /** proxy-addr's names (accepted in TRUST_PROXY by Fastify) as the ranges they stand for. */
 const NAMED_RANGES: Record<string, string[]> = {

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import { errorBody } from '../api/error-table.js';
-import { IpMatcher } from './ip-matcher.js';
+import { IpMatcher } from '../lib/ip-matcher.js';
 import { listenOrExplain } from './startup-error.js';
 
 /** The `/metrics` listener when it has its own port; a no-op when it shares the HTTP one. */

@@ -1,6 +1,6 @@
 import { Counter, type Registry } from 'prom-client';
 import type { BaseLogger } from 'pino';
-import { TokenBucket } from '../core/token-bucket.js';
+import { TokenBucket } from '../lib/token-bucket.js';
 
 export interface ProcessGuardOptions {
   log: Pick<BaseLogger, 'error' | 'fatal'>;

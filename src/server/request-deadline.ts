@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { ThrottledLog } from './throttled-log.js';
+import type { ThrottledLog } from '../lib/throttled-log.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {

@@ -1,5 +1,5 @@
 import { Gauge, type Registry } from 'prom-client';
-import { counterAtScrape, gaugeAtScrape } from './scrape-metrics.js';
+import { counterAtScrape, gaugeAtScrape } from '../lib/scrape-metrics.js';
 import type { SfuStats } from '../media/webrtc/sfu.js';
 
 /**

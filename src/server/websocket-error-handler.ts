@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
-import { clipClientText, type ThrottledLog } from './throttled-log.js';
+import { clipClientText, type ThrottledLog } from '../lib/throttled-log.js';
 
 /**
  * What @fastify/websocket calls with errors of an open socket. Its default logs each at

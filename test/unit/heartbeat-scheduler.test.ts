@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { HeartbeatScheduler, type HeartbeatTarget } from '../../src/core/heartbeat-scheduler.js';
+import { HeartbeatScheduler, type HeartbeatTarget } from '../../src/lib/heartbeat-scheduler.js';
 
 /** A target that records what the scheduler did to it, and when. */
 function recorder(clock: () => number) {

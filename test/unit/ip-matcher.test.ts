@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { IpMatcher, normalizeIp } from '../../src/server/ip-matcher.js';
-import { IpConnectionLimiter } from '../../src/server/ip-connection-limiter.js';
+import { IpMatcher, normalizeIp } from '../../src/lib/ip-matcher.js';
+import { IpConnectionLimiter } from '../../src/lib/ip-connection-limiter.js';
 
 describe('IpMatcher', () => {
   it('matches bare IPs and CIDRs, IPv4 and IPv6, and IPv4-mapped addresses', () => {

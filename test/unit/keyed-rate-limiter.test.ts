@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { KeyedRateLimiter } from '../../src/core/keyed-rate-limiter.js';
-import { TokenBucket } from '../../src/core/token-bucket.js';
+import { KeyedRateLimiter } from '../../src/lib/keyed-rate-limiter.js';
+import { TokenBucket } from '../../src/lib/token-bucket.js';
 
 describe('KeyedRateLimiter', () => {
   it('gives each key its own burst, then says how long to wait', () => {

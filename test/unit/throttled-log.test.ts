@@ -1,6 +1,6 @@
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { clipClientText, ThrottledLog } from '../../src/server/throttled-log.js';
+import { clipClientText, ThrottledLog } from '../../src/lib/throttled-log.js';
 
 describe('ThrottledLog', () => {
   it('writes at most perSecond lines a second and reports the suppressed count on the next', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TokenBucket } from '../../src/core/token-bucket.js';
+import { TokenBucket } from '../../src/lib/token-bucket.js';
 
 describe('TokenBucket', () => {
   it('allows a burst, then the rate', () => {

@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import { errors, jwtVerify } from 'jose';
 import { ChorusError } from '../../core/errors.js';
-import { IpMatcher, normalizeIp } from '../../server/ip-matcher.js';
+import { IpMatcher, normalizeIp } from '../../lib/ip-matcher.js';
 
 /** Who is calling: a user and one of their clients (devices). */
 export interface Claim {

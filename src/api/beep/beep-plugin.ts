@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { counterAtScrape, gaugeAtScrape } from '../../server/scrape-metrics.js';
+import { counterAtScrape, gaugeAtScrape } from '../../lib/scrape-metrics.js';
 import type { WebSocket } from 'ws';
 import type { Config } from '../../config/schema.js';
 import type { RoomRegistry } from '../../core/room-registry.js';

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../../config/schema.js';
-import { KeyedRateLimiter } from '../../core/keyed-rate-limiter.js';
-import { PeriodicSweep, sweepIntervalMs } from '../../core/periodic-sweep.js';
+import { KeyedRateLimiter } from '../../lib/keyed-rate-limiter.js';
+import { PeriodicSweep, sweepIntervalMs } from '../../lib/periodic-sweep.js';
 import type { RoomRegistry } from '../../core/room-registry.js';
 import type { RoomOptions } from '../../core/room-types.js';
 import type { RoomDirectory } from '../../core/room-directory.js';

@@ -2,7 +2,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest, preHandlerAsyncH
 import type { Logger } from 'pino';
 import type { Config } from '../../config/schema.js';
 import { asUserId, type UserId } from '../../core/ids.js';
-import type { HeartbeatScheduler } from '../../core/heartbeat-scheduler.js';
+import type { HeartbeatScheduler } from '../../lib/heartbeat-scheduler.js';
 import type { IdentityRecord, IdentityRegistry } from '../../core/identity-registry.js';
 import type { Presence } from '../../core/presence.js';
 import type { WebSocketTracker } from '../../server/websocket-tracker.js';

@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
 import type { Config } from '../../config/schema.js';
 import type { IdentityRegistry } from '../../core/identity-registry.js';
-import { KeyedRateLimiter } from '../../core/keyed-rate-limiter.js';
-import { PeriodicSweep, sweepIntervalMs } from '../../core/periodic-sweep.js';
+import { KeyedRateLimiter } from '../../lib/keyed-rate-limiter.js';
+import { PeriodicSweep, sweepIntervalMs } from '../../lib/periodic-sweep.js';
 import type { Presence } from '../../core/presence.js';
 
 const DAY_MS = 86_400_000;

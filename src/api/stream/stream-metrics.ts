@@ -1,5 +1,5 @@
 import { Counter, type Registry } from 'prom-client';
-import { counterAtScrape, gaugeAtScrape } from '../../server/scrape-metrics.js';
+import { counterAtScrape, gaugeAtScrape } from '../../lib/scrape-metrics.js';
 import type { StreamRegistry } from '../../media/stream/stream-registry.js';
 
 export type RefusalReason =

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
-import type { HeartbeatScheduler, Watch } from '../../core/heartbeat-scheduler.js';
+import type { HeartbeatScheduler, Watch } from '../../lib/heartbeat-scheduler.js';
 import type { StreamChannel, StreamReceiver } from '../../media/stream/stream-channel.js';
 import type { ReceiveMode, SinkEnd, StreamSink } from '../../media/stream/stream-sink.js';
 import { StreamClose, StreamText } from './stream-wire.js';

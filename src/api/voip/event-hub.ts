@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { HeartbeatScheduler } from '../../core/heartbeat-scheduler.js';
+import type { HeartbeatScheduler } from '../../lib/heartbeat-scheduler.js';
 
 interface StoredEvent {
   id: number;

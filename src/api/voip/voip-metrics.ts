@@ -1,5 +1,5 @@
 import type { Registry } from 'prom-client';
-import { counterAtScrape, gaugeAtScrape } from '../../server/scrape-metrics.js';
+import { counterAtScrape, gaugeAtScrape } from '../../lib/scrape-metrics.js';
 
 export interface VoipStats {
   calls: number;

@@ -8,7 +8,7 @@ import { PcmInput } from '../../media/audio/pcm-input.js';
 import { FRAME_MS } from '../../media/audio/pcm-frame.js';
 import type { Registry } from 'prom-client';
 import type { WebSocketTracker } from '../../server/websocket-tracker.js';
-import type { HeartbeatScheduler } from '../../core/heartbeat-scheduler.js';
+import type { HeartbeatScheduler } from '../../lib/heartbeat-scheduler.js';
 import { ChorusError } from '../../core/errors.js';
 import { closeAnswerFor, surfaceErrorHandler } from '../surface-error-handler.js';
 import { registerVoipMetrics } from './voip-metrics.js';

@@ -1,5 +1,5 @@
 import type { Track } from 'node-datachannel';
-import { TokenBucket } from '../../core/token-bucket.js';
+import { TokenBucket } from '../../lib/token-bucket.js';
 import type { CodecChoice } from './codec-policy.js';
 import type { ReceptionReport } from './rtp.js';
 

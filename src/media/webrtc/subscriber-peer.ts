@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { chooseCodec } from './codec-policy.js';
 import type { WebRtcSettings } from './peer-config.js';
 import { PeerLeg } from './peer-leg.js';
-import { TokenBucket } from '../../core/token-bucket.js';
+import { TokenBucket } from '../../lib/token-bucket.js';
 import type { ForwardTarget, PublishedTrack } from './published-track.js';
 import { findReceptionReport, forEachNackedSeq, isRtcp, wantsKeyframe } from './rtp.js';
 import { keepOnlyCodec, rejectSection, writeSdp, type MediaSection } from './sdp.js';

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { TokenBucket } from '../core/token-bucket.js';
+import { TokenBucket } from './token-bucket.js';
 
 /** Longest piece of client-supplied text copied into a log line. */
 export const CLIENT_TEXT_MAX = 200;
