@@ -10,20 +10,27 @@ import { NdcPublisher, exchange } from '../fixtures/ndc-peer.js';
 let t: TestServer;
 let dataDir: string;
 
-const put = (body: unknown, base = t.url) =>
-  fetch(`${base}/webrtc/room`, {
-    method: 'PUT',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
+/**
+ * The room and SDP routes are plain REST: driven through inject, no socket. The answer
+ * keeps fetch's shape (`status`, `json()`), so the checks read as before.
+ */
+async function call(method: 'GET' | 'PUT' | 'POST' | 'DELETE', url: string, payload?: string) {
+  const res = await t.server.app.inject({
+    method,
+    url,
+    ...(payload === undefined ? {} : { headers: { 'content-type': 'application/json' }, payload }),
   });
-const del = (id: string, body: unknown) =>
-  fetch(`${t.url}/webrtc/room/${id}`, {
-    method: 'DELETE',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-const sdpPost = (path: string, body: string) =>
-  fetch(`${t.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+  return { status: res.statusCode, json: (): unknown => res.json() };
+}
+const get = (url: string) => call('GET', url);
+const put = (body: unknown, prefix = '') => call('PUT', `${prefix}/webrtc/room`, JSON.stringify(body));
+const del = (id: string, body: unknown) => call('DELETE', `/webrtc/room/${id}`, JSON.stringify(body));
+const sdpPost = (path: string, body: string) => call('POST', path, body);
+/** Servers here are driven through inject, so without the request deadline (see server.test.ts). */
+const config = async () => ({
+  webrtc: { udpPort: await freeUdpPort(), bindAddress: '127.0.0.1' },
+  http: { requestTimeoutSeconds: 0 },
+});
 const b64 = (o: unknown, gz = false) => {
   const raw = Buffer.from(JSON.stringify(o));
   return (gz ? gzipSync(raw) : raw).toString('base64');
@@ -31,10 +38,7 @@ const b64 = (o: unknown, gz = false) => {
 
 beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'chorus-bluesky-'));
-  t = await startTestServer(
-    { webrtc: { udpPort: await freeUdpPort(), bindAddress: '127.0.0.1' } },
-    { dataDir },
-  );
+  t = await startTestServer(await config(), { dataDir });
 });
 afterAll(async () => {
   await t.close();
@@ -43,16 +47,14 @@ afterAll(async () => {
 
 describe('rooms', () => {
   it('lists [] when there are none, creates unique rooms (201), lists them, also under /api', async () => {
-    expect(await (await fetch(`${t.url}/webrtc/room`)).json()).toEqual([]);
+    expect(await (await get('/webrtc/room')).json()).toEqual([]);
     const a = await put({ user_id: 'admin-a' });
     expect(a.status).toBe(201);
     const { id: ida } = (await a.json()) as { id: string };
-    const { id: idb } = (await (await put({ user_id: 'admin-b' }, `${t.url}/api`)).json()) as { id: string };
+    const { id: idb } = (await (await put({ user_id: 'admin-b' }, '/api')).json()) as { id: string };
     expect(ida).not.toBe(idb);
-    expect(((await (await fetch(`${t.url}/api/webrtc/room`)).json()) as string[]).sort()).toEqual(
-      [ida, idb].sort(),
-    );
-    expect(await (await fetch(`${t.url}/webrtc/room/${ida}`)).json()).toEqual({
+    expect(((await (await get('/api/webrtc/room')).json()) as string[]).sort()).toEqual([ida, idb].sort());
+    expect(await (await get(`/webrtc/room/${ida}`)).json()).toEqual({
       id: ida,
       admin: 'admin-a',
       publishers: [],
@@ -65,11 +67,7 @@ describe('rooms', () => {
       expect(res.status).toBe(400);
       expect(((await res.json()) as { error: string }).error).toMatch(/user_id/);
     }
-    const malformed = await fetch(`${t.url}/webrtc/room`, {
-      method: 'PUT',
-      headers: { 'content-type': 'application/json' },
-      body: '{"user_id":',
-    });
+    const malformed = await call('PUT', '/webrtc/room', '{"user_id":');
     expect(malformed.status).toBe(400);
   });
 
@@ -85,7 +83,7 @@ describe('rooms', () => {
       expect((await del(id, { user_id: 'owner' })).status).toBe(204);
       // Every peer in it is closed; it is no longer listed nor usable.
       expect(t.server.engine.sfu.stats().publishers).toBe(before - 1);
-      expect(await (await fetch(`${t.url}/webrtc/room`)).json()).not.toContain(id);
+      expect(await (await get('/webrtc/room')).json()).not.toContain(id);
       expect((await del(id, { user_id: 'owner' })).status).toBe(404);
       const late = await exchange(t.url, `/webrtc/sdp/m/${id}/c/x/p/x/s/true`, 'v=0\r\n');
       expect(late).toEqual({ status: 404, error: `room not found: ${id}` });
@@ -97,14 +95,9 @@ describe('rooms', () => {
   it('keeps rooms across a restart', async () => {
     const { id } = (await (await put({ user_id: 'keeper' })).json()) as { id: string };
     await t.close();
-    t = await startTestServer(
-      { webrtc: { udpPort: await freeUdpPort(), bindAddress: '127.0.0.1' } },
-      { dataDir },
-    );
-    expect(await (await fetch(`${t.url}/webrtc/room`)).json()).toContain(id);
-    expect(((await (await fetch(`${t.url}/webrtc/room/${id}`)).json()) as { admin: string }).admin).toBe(
-      'keeper',
-    );
+    t = await startTestServer(await config(), { dataDir });
+    expect(await (await get('/webrtc/room')).json()).toContain(id);
+    expect(((await (await get(`/webrtc/room/${id}`)).json()) as { admin: string }).admin).toBe('keeper');
   });
 });
 
@@ -198,7 +191,7 @@ describe('SDP exchange: bad requests', () => {
       const answer = (await res.json()) as { type: string; sdp: string };
       expect(answer.type).toBe('answer');
       expect(answer.sdp).toMatch(/^v=0/);
-      expect((await fetch(`${t.url}/healthz`)).status).toBe(200);
+      expect((await get('/healthz')).status).toBe(200);
     } finally {
       pub.close();
     }
