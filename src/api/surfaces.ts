@@ -1,7 +1,7 @@
 import type { FastifyInstance, preHandlerAsyncHookHandler } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import type { Engine } from '../core/engine.js';
+import type { Engine } from '../engine/engine.js';
 import type { HeartbeatScheduler } from '../lib/heartbeat-scheduler.js';
 import type { ServerMetrics } from '../server/metrics.js';
 import type { WebSocketTracker } from '../server/websocket-tracker.js';

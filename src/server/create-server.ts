@@ -6,7 +6,7 @@ import fastifyCookie from '@fastify/cookie';
 import fastifyWebsocket from '@fastify/websocket';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import { Engine } from '../core/engine.js';
+import { Engine } from '../engine/engine.js';
 import { HeartbeatScheduler } from '../lib/heartbeat-scheduler.js';
 import { announcedAddress } from '../media/webrtc/peer-config.js';
 import { assertUdpPortFree } from '../media/webrtc/udp-port-check.js';

@@ -5,12 +5,12 @@ import type { FanOutPolicy } from '../media/stream/stream-sink.js';
 import type { WebRtcSettings } from '../media/webrtc/peer-config.js';
 import { Sfu } from '../media/webrtc/sfu.js';
 import { AudioHub, type AudioHubOptions } from '../media/audio/audio-hub.js';
-import { IdentityRegistry } from './identity-registry.js';
-import { RoomRegistry } from './room-registry.js';
-import { RoomDirectory } from './room-directory.js';
-import { RoomSecrets } from './room-secrets.js';
-import { Presence } from './presence.js';
-import { BitePublisher } from './bite-publisher.js';
+import { IdentityRegistry } from '../core/identity-registry.js';
+import { RoomRegistry } from '../core/room-registry.js';
+import { RoomDirectory } from '../core/room-directory.js';
+import { RoomSecrets } from '../core/room-secrets.js';
+import { Presence } from '../core/presence.js';
+import { BitePublisher } from '../core/bite-publisher.js';
 
 /**
  * The engine: domain services built on the ports. Surfaces ask it for what they need by
