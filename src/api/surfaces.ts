@@ -1,10 +1,6 @@
-import type { FastifyInstance, preHandlerAsyncHookHandler } from 'fastify';
-import type { Logger } from 'pino';
+import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/schema.js';
-import type { Engine } from '../engine/engine.js';
-import type { HeartbeatScheduler } from '../lib/heartbeat-scheduler.js';
-import type { ServerMetrics } from '../server/metrics.js';
-import type { WebSocketTracker } from '../server/websocket-tracker.js';
+import type { SurfaceContext } from './surface-context.js';
 import { signalPlugin } from './signal/signal-plugin.js';
 import { streamPlugin } from './stream/stream-plugin.js';
 import { blueSkyPlugin } from './bluesky/bluesky-plugin.js';
@@ -13,17 +9,6 @@ import { beepPlugin } from './beep/beep-plugin.js';
 import { loadResampler } from '../media/audio/resampler.js';
 import { SignalQuotas } from './signal/signal-quotas.js';
 import { BlueSkyQuotas } from './bluesky/bluesky-quotas.js';
-
-export interface SurfaceContext {
-  config: Config;
-  engine: Engine;
-  tracker: WebSocketTracker;
-  /** Heartbeats and idle timeouts of long-lived connections, on one wheel. */
-  heartbeats: HeartbeatScheduler;
-  metrics: ServerMetrics;
-  adminGuard: preHandlerAsyncHookHandler;
-  log: Logger;
-}
 
 export interface Surface {
   name: string;

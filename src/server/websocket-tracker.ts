@@ -1,11 +1,12 @@
 import type { WebSocket } from 'ws';
+import type { SocketTracker } from '../api/surface-context.js';
 import type { ServerMetrics } from './metrics.js';
 
 /**
  * Knows every open WebSocket of every surface: feeds the open-sockets gauge and closes
  * them all with 1001 on shutdown.
  */
-export class WebSocketTracker {
+export class WebSocketTracker implements SocketTracker {
   private readonly open = new Set<WebSocket>();
 
   constructor(private readonly metrics: ServerMetrics) {}

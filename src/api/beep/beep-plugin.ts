@@ -8,7 +8,7 @@ import type { RoomRegistry } from '../../core/room-registry.js';
 import type { AudioHub } from '../../media/audio/audio-hub.js';
 import type { Sfu } from '../../media/webrtc/sfu.js';
 import type { BitePublisher } from '../../core/bite-publisher.js';
-import type { WebSocketTracker } from '../../server/websocket-tracker.js';
+import type { SocketTracker } from '../surface-context.js';
 import { beepBiteFormat } from './beep-bites.js';
 import { BeepConversations } from './beep-conversations.js';
 import { BeepIdentity, type Claim } from './beep-identity.js';
@@ -26,7 +26,7 @@ export interface BeepSurfaceOptions {
   audio: AudioHub;
   sfu: Sfu;
   bites: BitePublisher;
-  tracker: WebSocketTracker;
+  tracker: SocketTracker;
   registry: Registry;
   log: Logger;
 }

@@ -5,7 +5,7 @@ import { asUserId, type UserId } from '../../core/ids.js';
 import type { HeartbeatScheduler } from '../../lib/heartbeat-scheduler.js';
 import type { IdentityRecord, IdentityRegistry } from '../../core/identity-registry.js';
 import type { Presence } from '../../core/presence.js';
-import type { WebSocketTracker } from '../../server/websocket-tracker.js';
+import type { SocketTracker } from '../surface-context.js';
 import { surfaceErrorHandler } from '../surface-error-handler.js';
 import { SignalConnection } from './signal-connection.js';
 import { signalErrors } from './signal-errors.js';
@@ -25,7 +25,7 @@ export interface SignalSurfaceOptions {
   presence: Presence;
   /** Shared by every prefix of the surface, so a second prefix is no second allowance. */
   quotas: SignalQuotas;
-  tracker: WebSocketTracker;
+  tracker: SocketTracker;
   /** The server's heartbeat wheel: pings each connection, terminates the silent. */
   heartbeats: HeartbeatScheduler;
   adminGuard: preHandlerAsyncHookHandler;

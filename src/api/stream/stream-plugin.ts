@@ -7,7 +7,7 @@ import type { StreamChannel } from '../../media/stream/stream-channel.js';
 import type { StreamRegistry } from '../../media/stream/stream-registry.js';
 import { IpConnectionLimiter } from '../../lib/ip-connection-limiter.js';
 import { IpMatcher } from '../../lib/ip-matcher.js';
-import type { WebSocketTracker } from '../../server/websocket-tracker.js';
+import type { SocketTracker } from '../surface-context.js';
 import { CoordinatorClient } from './coordinator-client.js';
 import { StreamMetrics, type RefusalReason } from './stream-metrics.js';
 import { PublisherSession, ReceiverSession, type StreamLiveness } from './stream-session.js';
@@ -17,7 +17,7 @@ export interface StreamSurfaceOptions {
   config: Config['stream'];
   network: Config['network'];
   streams: StreamRegistry;
-  tracker: WebSocketTracker;
+  tracker: SocketTracker;
   /** The server's heartbeat wheel: the text heartbeat and the idle timeout. */
   heartbeats: HeartbeatScheduler;
   registry: Registry;

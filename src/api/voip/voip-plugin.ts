@@ -7,7 +7,7 @@ import type { AudioHub } from '../../media/audio/audio-hub.js';
 import { PcmInput } from '../../media/audio/pcm-input.js';
 import { FRAME_MS } from '../../media/audio/pcm-frame.js';
 import type { Registry } from 'prom-client';
-import type { WebSocketTracker } from '../../server/websocket-tracker.js';
+import type { SocketTracker } from '../surface-context.js';
 import type { HeartbeatScheduler } from '../../lib/heartbeat-scheduler.js';
 import { ChorusError } from '../../core/errors.js';
 import { closeAnswerFor, surfaceErrorHandler } from '../surface-error-handler.js';
@@ -32,7 +32,7 @@ export interface VoipSurfaceOptions {
   /** Calls and group rooms are rooms of the engine's model. */
   rooms: RoomRegistry;
   audio: AudioHub;
-  tracker: WebSocketTracker;
+  tracker: SocketTracker;
   /** The server's heartbeat wheel: the event streams' keep-alive comments. */
   heartbeats: HeartbeatScheduler;
   registry: Registry;
