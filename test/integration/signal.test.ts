@@ -292,11 +292,22 @@ describe('GET /v1/connect', () => {
     const s = await connect(a.cookie);
     s.ws.terminate();
     const sb = await connect(b.cookie);
-    await eventually(async () => {
-      sb.send({ target: 'abrupt-alice', type: 'ping' });
-      await sb.next((m) => m.includes('TARGET_NOT_FOUND'), 1000, sb.messages.length);
-      return true;
-    });
+    // Until the server has noticed alice is gone, a message to her is not refused: ask
+    // again until it is.
+    await eventually(
+      async () => {
+        const from = sb.messages.length;
+        sb.send({ target: 'abrupt-alice', type: 'ping' });
+        return sb
+          .next((m) => m.includes('TARGET_NOT_FOUND'), 1000, from)
+          .then(
+            () => true,
+            () => false,
+          );
+      },
+      15_000,
+      'a message to alice to be refused',
+    );
     const again = await connect(a.cookie);
     sb.send({ target: 'abrupt-alice', type: 'back' });
     expect(JSON.parse(await again.next()).type).toBe('back');

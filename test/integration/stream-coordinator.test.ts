@@ -169,7 +169,7 @@ describe('CoordinatorClient link upkeep', () => {
     );
     client.start();
     cleanups.push(() => client.close());
-    await eventually(() => coord.messages('HEARTBEAT').length >= 2, 3000, 'heartbeats');
+    await eventually(() => coord.messages('HEARTBEAT').length >= 2, 10_000, 'heartbeats');
     // The fake never sends anything back, so the client gives up on the link and dials again.
     await eventually(() => connects >= 2, 5000, 'a reconnect after the read timeout');
   });

@@ -88,7 +88,7 @@ describe('publish and receive', () => {
       const r = await TestSocket.open(`${hb.wsUrl}/hb/k/receive`);
       pub.send('this is not media, just text garbage {{{');
       pub.ws.send(chunk(1));
-      expect(await r.next((m) => m === 'h', 3000)).toBe('h');
+      expect(await r.next((m) => m === 'h', 10_000)).toBe('h');
       expect((await r.binaryCount(1))[0]!.equals(chunk(1))).toBe(true);
       expect(r.binaries).toHaveLength(1);
       pub.close();

@@ -324,7 +324,7 @@ describe('VOIP standalone: streams', () => {
     );
     const messages: (Buffer | string)[] = [];
     ws.on('message', (d: Buffer, binary: boolean) => messages.push(binary ? d : d.toString()));
-    await eventually(() => messages.length >= 11, 3000, 'opus packets');
+    await eventually(() => messages.length >= 11, 10_000, 'opus packets');
     expect(JSON.parse(messages[0] as string)).toMatchObject({
       codec: 'opus',
       sampleRate: 48000,
@@ -382,7 +382,7 @@ describe('VOIP timers', () => {
   it('sends keep-alive comments on idle event streams', async () => {
     const u = new KeyUser(s.url);
     const events = await u.events();
-    await eventually(() => events.comments.length > 0, 3000, 'a keep-alive comment');
+    await eventually(() => events.comments.length > 0, 10_000, 'a keep-alive comment');
     expect(events.comments[0]).toBe(': keep-alive');
     events.close();
   });
@@ -393,8 +393,8 @@ describe('VOIP timers', () => {
     const [cEvents, eEvents] = await Promise.all([c.events(), e.events()]);
     await c.getTicket();
     await c.post('/newCall', { Destination: e.id, challenge: 'c1', signature: c.sign(c.ticket) });
-    expect(unhex((await cEvents.next('declineCall', 3000)).data)).toEqual({ answer: '', from: e.id });
-    expect(unhex((await eEvents.next('declineCall', 3000)).data)).toEqual({ answer: '', from: c.id });
+    expect(unhex((await cEvents.next('declineCall', 10_000)).data)).toEqual({ answer: '', from: e.id });
+    expect(unhex((await eEvents.next('declineCall', 10_000)).data)).toEqual({ answer: '', from: c.id });
     // Too late to answer.
     expect(
       (await e.post('/answer', { Destination: c.id, challenge: 'c2', signature: e.sign('c1') })).status,
@@ -408,7 +408,7 @@ describe('VOIP timers', () => {
     const e = new KeyUser(s.url);
     const [cEvents, eEvents] = await Promise.all([c.events(), e.events()]);
     await handshake(c, e, cEvents, eEvents);
-    expect(unhex((await cEvents.next('endCall', 3000)).data).from).toBe(e.id);
+    expect(unhex((await cEvents.next('endCall', 10_000)).data).from).toBe(e.id);
     expect((await fetch(`${s.url}/joinCall?${await c.mediaQuery({ otherID: e.id })}`)).status).toBe(404);
     cEvents.close();
     eEvents.close();
