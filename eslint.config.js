@@ -2,6 +2,7 @@
 // server cannot afford (a floating promise in a socket handler is a silent leak).
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import { layerRules } from './eslint-layers.js';
 
 export default tseslint.config(
   { ignores: ['node_modules/**', 'dist/**', 'web/dist/**', 'data/**', 'coverage/**', 'test-artifacts/**'] },
@@ -24,6 +25,8 @@ export default tseslint.config(
       '@typescript-eslint/require-await': 'off',
     },
   },
+  // Layers without cycles: no folder of src/ imports one above it (eslint-layers.js).
+  ...layerRules(import.meta.dirname),
   {
     // Scripts, benchmarks and browser pages talk to a person on a console by design.
     files: ['scripts/**', 'bench/**', 'web/**'],
