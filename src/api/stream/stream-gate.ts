@@ -1,0 +1,171 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import type { Config } from '../../config/schema.js';
+import { IpConnectionLimiter } from '../../lib/ip-connection-limiter.js';
+import { IpMatcher } from '../../lib/ip-matcher.js';
+import type { StreamChannel } from '../../media/stream/stream-channel.js';
+import type { StreamRegistry } from '../../media/stream/stream-registry.js';
+import type { CoordinatorClient } from './coordinator-client.js';
+import type { RefusalReason, StreamMetrics } from './stream-metrics.js';
+import { StreamText, isStreamKind, validStreamId, type StreamKind } from './stream-wire.js';
+
+export interface StreamParams {
+  channel: string;
+  key: string;
+  kind: string;
+}
+
+/** What the checks before the upgrade settled for one request. */
+export interface Admission {
+  ip: string;
+  channel: StreamChannel;
+  kind: StreamKind;
+  key: string;
+  /** Set for an authorized publish: the coordinator's stream id ('' standalone). */
+  streamId?: string;
+  /** True once a WebSocket session owns the admission (and will release it). */
+  taken: boolean;
+  release: () => void;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The Stream surface's admission, from its preHandler to its wsHandler (null elsewhere). */
+    streamAdmission: Admission | null;
+  }
+}
+
+export interface StreamGateOptions {
+  config: Config['stream'];
+  streams: StreamRegistry;
+  coordinator: CoordinatorClient | undefined;
+  metrics: StreamMetrics;
+  log: Logger;
+}
+
+/**
+ * The checks before a Stream upgrade, in the original's order, with its plain-text
+ * refusals: per-IP concurrency, ids, kind, one publisher per channel (and the
+ * coordinator's word), the play allow list. Owns the per-IP connection counts.
+ */
+export class StreamGate {
+  private readonly playWhitelist: IpMatcher;
+  private readonly limiter: IpConnectionLimiter;
+
+  constructor(private readonly opts: StreamGateOptions) {
+    const { config } = opts;
+    this.playWhitelist = new IpMatcher(config.playWhitelist);
+    this.limiter = new IpConnectionLimiter(
+      config.maxIpConcurrentConnections,
+      config.concurrentLimitWhitelist,
+    );
+  }
+
+  /** The preHandler: refuses, or leaves the request's `streamAdmission` set for the socket. */
+  readonly admit = async (
+    request: FastifyRequest<{ Params: StreamParams }>,
+    reply: FastifyReply,
+  ): Promise<FastifyReply | undefined> => {
+    const { config, streams } = this.opts;
+    const { channel: channelId, key, kind } = request.params;
+    const ip = request.ip;
+    // 1. Per-IP concurrency, before anything else (as the original).
+    if (!this.limiter.acquire(ip))
+      return this.refuse(request, reply, 429, StreamText.tooManyRequests, 'too_many_connections');
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      this.limiter.release(ip);
+    };
+    // 2. Ids, 3. kind.
+    let problem: [number, string, RefusalReason] | undefined;
+    if (!validStreamId(channelId, config.idMaxLength))
+      problem = [404, StreamText.invalidChannel, 'invalid_channel'];
+    else if (!validStreamId(key, config.idMaxLength)) problem = [404, StreamText.invalidKey, 'invalid_key'];
+    else if (!isStreamKind(kind)) problem = [404, StreamText.invalidKind, 'invalid_kind'];
+    if (problem) {
+      release();
+      return this.refuse(request, reply, ...problem);
+    }
+    const channel = streams.channel(channelId);
+    const admission: Admission = {
+      ip,
+      channel,
+      kind: kind as StreamKind,
+      key,
+      taken: false,
+      release: () => {
+        release();
+        streams.release(channel);
+      },
+    };
+    request.streamAdmission = admission;
+    if (kind === 'publish') return this.admitPublisher(request, reply, admission);
+    // 5. Receivers must come from an allowed address.
+    if (!this.playWhitelist.isEmpty && !this.playWhitelist.matches(ip)) {
+      return this.refuse(request, reply, 403, StreamText.notWhitelisted, 'not_whitelisted');
+    }
+    return undefined;
+  };
+
+  /** After a session ends: the IP slot and, when idle, the channel. */
+  sessionEnded(a: Admission): void {
+    this.limiter.release(a.ip);
+    this.opts.streams.release(a.channel);
+  }
+
+  /** 4. One publisher per channel; the slot is held while the coordinator decides. */
+  private async admitPublisher(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    admission: Admission,
+  ): Promise<FastifyReply | undefined> {
+    const { coordinator, log } = this.opts;
+    const { channel } = admission;
+    if (!channel.reserve())
+      return this.refuse(request, reply, 403, StreamText.alreadyPublishing, 'already_publishing');
+    const unreserve = admission.release;
+    admission.release = () => {
+      channel.unreserve();
+      unreserve();
+    };
+    if (!coordinator) {
+      admission.streamId = '';
+      return undefined;
+    }
+    const decision = await coordinator.requestPublish(channel.id, admission.key, admission.ip);
+    if (!decision.accepted) {
+      log.warn({ channel: channel.id, reason: decision.reason }, 'coordinator did not authorize the publish');
+      return this.refuse(request, reply, 403, StreamText.publishDenied, 'publish_denied');
+    }
+    admission.streamId = decision.streamId;
+    const base = admission.release;
+    admission.release = () => {
+      // Accepted but the publisher never arrived: the coordinator must not think it is live.
+      coordinator.publishEnd(channel.id, decision.streamId);
+      base();
+    };
+    if (request.raw.socket.destroyed) {
+      admission.release();
+      admission.taken = true;
+      return reply;
+    }
+    return undefined;
+  }
+
+  private refuse(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    status: number,
+    text: string,
+    reason: RefusalReason,
+  ): FastifyReply {
+    this.opts.metrics.refusals.inc({ reason });
+    this.opts.log.warn(
+      { ip: request.ip, url: request.url.split('?')[0], reason, status },
+      'stream connection refused',
+    );
+    return reply.code(status).type('text/plain; charset=utf-8').send(text);
+  }
+}
