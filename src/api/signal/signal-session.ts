@@ -53,3 +53,15 @@ export async function sessionOf(
   const unsigned = request.unsignCookie(raw);
   return unsigned.valid && unsigned.value === user ? { user, record } : undefined;
 }
+
+/** The registered user of a valid session cookie, marked used now (at most every `touchEveryMs`). */
+export async function signedInUser(
+  request: FastifyRequest,
+  identities: IdentityRegistry,
+  touchEveryMs: number,
+): Promise<UserId | undefined> {
+  const session = await sessionOf(request, identities);
+  if (!session) return undefined;
+  await identities.touch(session.user, session.record, touchEveryMs);
+  return session.user;
+}

@@ -1,0 +1,74 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { Logger } from 'pino';
+import type { Config } from '../../config/schema.js';
+import type { IdentityRegistry } from '../../core/identity-registry.js';
+import type { UserId } from '../../core/ids.js';
+import type { Presence } from '../../core/presence.js';
+import type { HeartbeatScheduler } from '../../lib/heartbeat-scheduler.js';
+import type { SocketTracker } from '../surface-context.js';
+import { SignalConnection } from './signal-connection.js';
+import type { SignalQuotas } from './signal-quotas.js';
+import { signedInUser } from './signal-session.js';
+import { CloseCode } from './signal-wire.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Signal's `/v1/connect`: the session's user, settled before the upgrade (null: none). */
+    signalUser: UserId | null;
+  }
+}
+
+export interface SignalConnectRouteOptions {
+  config: Config['signal'];
+  identities: IdentityRegistry;
+  presence: Presence;
+  quotas: SignalQuotas;
+  tracker: SocketTracker;
+  heartbeats: HeartbeatScheduler;
+  log: Logger;
+}
+
+/** `/v1/connect`: the WebSocket of a registered user (the session cookie says who). */
+export const signalConnectRoute: FastifyPluginAsync<SignalConnectRouteOptions> = async (app, opts) => {
+  const { config, identities, presence, quotas, tracker, heartbeats, log } = opts;
+  // Last-used stamps written as sockets close; the store must outlive them.
+  const marking = new Set<Promise<unknown>>();
+  app.addHook('onClose', async () => {
+    await Promise.allSettled([...marking]);
+  });
+  app.decorateRequest('signalUser', null);
+
+  // Who connects is settled before the upgrade, so the socket handler is synchronous and
+  // no early message can arrive before the user is attached.
+  app.get(
+    '/v1/connect',
+    {
+      websocket: true,
+      preHandler: async (request) => {
+        request.signalUser = (await signedInUser(request, identities, quotas.touchEveryMs)) ?? null;
+      },
+    },
+    (socket, request) => {
+      tracker.track('signal', socket);
+      const user = request.signalUser;
+      if (!user) {
+        log.warn({ ip: request.ip }, 'signal connect refused: no registered identity');
+        socket.close(CloseCode.unauthenticated.code, CloseCode.unauthenticated.reason);
+        return;
+      }
+      const connLog = log.child({ user, conn: request.id });
+      // Lives as long as its socket, whose listeners hold it.
+      new SignalConnection(socket, user, presence, config, connLog, heartbeats);
+      socket.once('close', () => {
+        // The name was in use until now: a long connection must not leave an old stamp.
+        const marked = identities
+          .get(user)
+          .then((record) => (record ? identities.touch(user, record, quotas.touchEveryMs) : undefined))
+          .catch((err: unknown) => connLog.warn({ err }, 'signal: could not mark the name used'))
+          .finally(() => marking.delete(marked));
+        marking.add(marked);
+      });
+      connLog.info({ ip: request.ip }, 'signal connection open');
+    },
+  );
+};
