@@ -110,19 +110,18 @@ describe('Beep: a conversation', () => {
       alice.speak();
       bob.speak();
       await eventually(() => alice.chunks > 150 && bob.chunks > 150, 10_000, 'audio both ways');
-      // Each hears the other once the last second they heard is the other's tone (the
-      // first chunks can be silence while the mix fills), however long that takes here.
+      // Each hears the other, and not themselves: the last second each heard is the other's
+      // tone, 50 times stronger than their own. Waited for, not judged at once: the first
+      // chunks can be silence while the mix fills, and on a loaded machine glitches (late
+      // chunks, concealment) smear a tone's power for a moment. Hearing oneself never
+      // passes, however long it runs.
+      const clear = (heard: Int16Array, want: number, own: number) =>
+        dominantFrequency(heard) === want && powerAt(heard, want) > 50 * powerAt(heard, own);
       await eventually(
-        () => dominantFrequency(alice.recent(1000)) === 1000 && dominantFrequency(bob.recent(1000)) === 440,
-        15_000,
-        "each to hear the other's tone",
+        () => clear(alice.recent(1000), 1000, 440) && clear(bob.recent(1000), 440, 1000),
+        20_000,
+        'each to hear the other clearly',
       );
-      const a = alice.recent(1000);
-      const b = bob.recent(1000);
-      expect(dominantFrequency(a)).toBe(1000);
-      expect(powerAt(a, 1000)).toBeGreaterThan(50 * powerAt(a, 440));
-      expect(dominantFrequency(b)).toBe(440);
-      expect(powerAt(b, 440)).toBeGreaterThan(50 * powerAt(b, 1000));
       const metrics = await (await fetch(`${t.url}/metrics`)).text();
       expect(metrics).toMatch(/^chorus_sfu_peers\{role="voice"\} 2$/m);
       expect(metrics).toMatch(/^chorus_beep_conversations 1$/m);
@@ -140,7 +139,7 @@ describe('Beep: a conversation', () => {
       alice.close();
       bob.close();
     }
-  });
+  }, 60_000);
 });
 
 describe('Beep: trust and reachability', () => {
