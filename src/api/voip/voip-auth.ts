@@ -1,11 +1,9 @@
 import type { FastifyRequest } from 'fastify';
-import { ChorusError } from '../../core/errors.js';
-import type { ChallengeBook, TicketUse } from './challenge-book.js';
-import { parsePublicKey, verifyChallenge, type PublicKey } from './pkey.js';
-import type { SideSite } from './side-site.js';
-
-/** A request's form: query string merged with an urlencoded or multipart body. */
-export type Form = Record<string, string | undefined>;
+import type { TicketUse } from './challenge-book.js';
+import type { PublicKey } from './pkey.js';
+import type { VoipRoom } from './voip-rooms.js';
+import type { EventFields, EventName } from './voip-wire.js';
+import type { Form } from './form.js';
 
 export interface Caller {
   /** The user id on the wire: the site's integer as text, or the compressed key hex. */
@@ -15,78 +13,62 @@ export interface Caller {
   key?: PublicKey;
 }
 
-export function form(request: FastifyRequest): Form {
-  const out: Form = {};
-  const add = (src: unknown) => {
-    if (!src || typeof src !== 'object') return;
-    for (const [k, v] of Object.entries(src as Record<string, unknown>)) {
-      if (typeof v === 'string') out[k] = v;
-      else if (Array.isArray(v) && typeof v[0] === 'string') out[k] = v[0];
-    }
-  };
-  // Go's FormValue prefers the body over the query string.
-  add(request.query);
-  add(request.body);
-  return out;
-}
-
-function header(request: FastifyRequest, name: string): string | undefined {
-  const v = request.headers[name.toLowerCase()];
-  return Array.isArray(v) ? v[0] : v;
-}
+/** The handshake steps that carry a signature (standalone) or a site check (side site). */
+export type Decision = 'acceptCall' | 'rejectCall';
+export type Relay = 'answer' | 'answer2';
 
 /**
- * Who is asking, in either identity mode. Side site: the `CSRFToken` header (or the
- * form's `token` / `CSRFtoken`) resolved by the site. Standalone: the `PKey` header
- * (or form value); when `use` is given, the form's `Signature` must sign the key's
- * current server ticket, which is then spent for that use.
+ * Everything the surface's two identity modes do differently, chosen once when the
+ * surface is built: `SiteAuth` (a side site vouches for callers by token and allows each
+ * call and room) or `KeyAuth` (callers are P-256 keys proving themselves with signed
+ * challenges). Routes call these at the points where the original's two modes part, in
+ * the original's order, so each answer stays what it was.
  */
-export class VoipAuth {
-  constructor(
-    readonly mode: 'site' | 'key',
-    private readonly site: SideSite | undefined,
-    private readonly challenges: ChallengeBook,
-  ) {}
-
-  async caller(request: FastifyRequest, f: Form, use?: TicketUse): Promise<Caller> {
-    if (this.mode === 'site') {
-      const token = header(request, 'CSRFToken') ?? f.token ?? f.CSRFtoken ?? f.CSRFToken;
-      if (!token) throw new ChorusError('unauthenticated', 'mysite.checkCRSF API error');
-      const user = await this.site!.userOf(token);
-      if (user === undefined) throw new ChorusError('unauthenticated', 'mysite.checkCRSF API error');
-      return { id: String(user), token };
-    }
-    const key = parsePublicKey(header(request, 'PKey') ?? f.PKey);
-    if (!key) throw new ChorusError('unauthenticated', 'bad PKey');
-    if (use) {
-      const ticket = this.challenges.ticketFor(key.id, use);
-      const signature = f.Signature ?? f.signature;
-      if (!ticket || !verifyChallenge(key, ticket, signature))
-        throw new ChorusError('unauthenticated', 'bad signature');
-      this.challenges.spend(key.id, ticket, use);
-    }
-    return { id: key.id, key };
-  }
+export interface VoipAuth {
+  /** For the ready log line. */
+  readonly mode: 'site' | 'key';
+  /** CORS headers every answer carries, in this order. */
+  readonly corsHeaders: readonly (readonly [string, string])[];
+  /** What a bad `Destination` (`/newCall`) and `From` (`/acceptCall`, `/rejectCall`) are called. */
+  readonly labels: { readonly destination: string; readonly from: string };
 
   /**
-   * Whether `caller` (standalone) proved its key with `signature` over the key's current
-   * server ticket. The ticket is not spent: this proves ownership to read, nothing more.
+   * Who is asking. Side site: the `CSRFToken` header (or the form's `token` /
+   * `CSRFtoken`) resolved by the site. Standalone: the `PKey` header (or form value);
+   * when `use` is given, the form's `Signature` must sign the key's current server
+   * ticket, which is then spent for that use.
    */
-  provesKey(caller: Caller, signature: string | undefined): boolean {
-    if (!caller.key || !signature) return false;
-    const ticket = this.challenges.currentTicket(caller.key.id);
-    return ticket !== undefined && verifyChallenge(caller.key, ticket, signature);
-  }
-
+  caller(request: FastifyRequest, f: Form, use?: TicketUse): Promise<Caller>;
   /** The other party named by a form field: a user id or a compressed key. */
-  party(raw: string | undefined, what: string): string {
-    if (this.mode === 'site') {
-      if (!raw || !/^[0-9]{1,15}$/.test(raw) || Number(raw) <= 0)
-        throw new ChorusError('invalid_argument', `bad ${what}`);
-      return String(Number(raw));
-    }
-    const key = parsePublicKey(raw);
-    if (!key) throw new ChorusError('invalid_argument', `bad ${what}`);
-    return key.id;
-  }
+  party(raw: string | undefined, what: string): string;
+  /**
+   * Whether `me` may have missed events replayed on its stream: the site's token says
+   * who owns a stream; a key must sign its current ticket (the form's `Signature`).
+   */
+  ownsStream(me: Caller, f: Form): boolean;
+  /** An event's `data:` in the mode's encoding. */
+  eventData(name: EventName, fields: EventFields): string;
+
+  /** Throws `not_found` for the routes of the standalone handshake in side-site mode. */
+  requireKeys(what: string): void;
+  /** A fresh server ticket for `me` (`/getCallTicket`). */
+  issueTicket(me: Caller): string;
+  /**
+   * `/newCall`, before the call rings: checks `me` may call `dest` and returns what the
+   * callee's `newCall` event carries besides `from`.
+   */
+  offerCall(me: Caller, dest: string, f: Form): Promise<Pick<EventFields, 'challenge'>>;
+  /** `/newCall`'s body once the call rings: empty, or the caller's next ticket. */
+  callPlaced(me: Caller): string;
+  /** `/answer`, `/answer2`: `me`'s signature over `peer`'s challenge and a new challenge. */
+  relay(name: Relay, me: Caller, peer: string, f: Form): { answer: string; challenge: string };
+  /** `/acceptCall`, `/rejectCall` of a ringing call: the `answer` the caller is sent. */
+  decide(name: Decision, me: Caller, caller: string, f: Form): Promise<string>;
+
+  /** The room a media route names (`roomID`), once `me` may use `slot` in it. */
+  roomKey(raw: string | undefined, me: Caller, slot: 'mic' | 'hds'): Promise<number | string>;
+  /** The key that finds `room` again (by id on the side site, by name standalone). */
+  keyOf(room: VoipRoom): number | string;
+  /** `me` stopped sending or listening in `room` (the side site's `/0` calls). */
+  leftRoom(room: VoipRoom, me: Caller, slot: 'mic' | 'hds'): void;
 }

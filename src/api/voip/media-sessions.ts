@@ -1,0 +1,130 @@
+import type { FastifyRequest } from 'fastify';
+import { ChorusError } from '../../core/errors.js';
+import { PcmInput } from '../../media/audio/pcm-input.js';
+import type { TicketUse } from './challenge-book.js';
+import { form, type Form } from './form.js';
+import type { MediaGroup, Slot } from './media-group.js';
+import type { Caller, VoipAuth } from './voip-auth.js';
+import type { VoipCalls } from './voip-calls.js';
+import type { VoipRoom, VoipRooms } from './voip-rooms.js';
+import { parseFormat, type ListenFormat } from './voip-wire.js';
+
+/** What a media route settled before the upgrade or the stream starts. */
+export interface MediaPlan {
+  me: Caller;
+  group: MediaGroup;
+  format: ListenFormat;
+  input?: { rate: number; channels: number };
+  room?: VoipRoom;
+  roomKey?: number | string;
+}
+
+export interface MediaSessionsOptions {
+  auth: VoipAuth;
+  calls: VoipCalls;
+  rooms: VoipRooms;
+  maxRoomMembers: number;
+  /** Jitter buffer of an upload's PCM input. */
+  inputBufferMs: number;
+}
+
+/**
+ * The media routes' shared steps, whatever carries the audio (a WebSocket, a request
+ * body, a response): `plan` settles who, which call or room, and which slot, before any
+ * stream starts; `startUpload` and `startListen` take the slot and run the stream until
+ * it ends, then free the slot and tell the side site.
+ */
+export class MediaSessions {
+  constructor(private readonly opts: MediaSessionsOptions) {}
+
+  async plan(request: FastifyRequest, use: TicketUse): Promise<MediaPlan> {
+    const { auth, calls } = this.opts;
+    const f = form(request);
+    const upload = use === 'upCall' || use === 'upRoom';
+    const format = upload ? 'wav' : parseFormat(f.format);
+    if (!format) throw new ChorusError('invalid_argument', 'bad format: wav, ogg, opus or vorbis');
+    const input = upload ? pcmFormat(f) : undefined;
+    const me = await auth.caller(request, f, use);
+    const slot = upload ? 'mic' : 'hds';
+    if (use === 'upCall' || use === 'joinCall') {
+      const other = auth.party(f.otherID, 'other id');
+      const group = calls.media(me.id, other);
+      if (!group) throw new ChorusError('not_found', 'call not found');
+      if (group.has(me.id, slot)) throw new ChorusError('conflict', 'user already connected');
+      return { me, group, format, ...(input ? { input } : {}) };
+    }
+    const room = await this.admitToRoom(me, f.roomID, slot);
+    return { me, group: room.group, format, room, roomKey: auth.keyOf(room), ...(input ? { input } : {}) };
+  }
+
+  /**
+   * Feeds an upload to the plan's mixer: `run` starts the transport and returns how to
+   * stop it; it calls `done` once when the upload ends.
+   */
+  startUpload(p: MediaPlan, run: (input: PcmInput, done: () => void) => () => void): void {
+    let stop = () => undefined as void;
+    const closer = () => stop();
+    this.occupy(p, 'mic', closer);
+    const input = new PcmInput(p.input, this.opts.inputBufferMs);
+    p.group.mixer.addInput(p.me.id, input);
+    stop = run(input, () => {
+      p.group.mixer.removeInput(p.me.id);
+      p.group.release(p.me.id, 'mic', closer);
+      this.left(p, 'mic');
+    });
+  }
+
+  /** Streams the plan's mix: `run` as for uploads. */
+  startListen(p: MediaPlan, run: (done: () => void) => () => void): void {
+    let stop = () => undefined as void;
+    const closer = () => stop();
+    this.occupy(p, 'hds', closer);
+    stop = run(() => {
+      p.group.release(p.me.id, 'hds', closer);
+      this.left(p, 'hds');
+    });
+  }
+
+  private async admitToRoom(me: Caller, raw: string | undefined, slot: Slot): Promise<VoipRoom> {
+    const { auth, rooms, maxRoomMembers } = this.opts;
+    const room = rooms.grab(await auth.roomKey(raw, me, slot));
+    if (!room) throw new ChorusError('capacity', 'too many rooms');
+    if (room.group.has(me.id, slot)) throw new ChorusError('conflict', 'user already connected');
+    if (room.group.size >= maxRoomMembers && !room.group.ids().includes(me.id)) {
+      rooms.removeIfEmpty(room);
+      throw new ChorusError('capacity', 'room full');
+    }
+    return room;
+  }
+
+  /**
+   * Takes the slot in the plan's call or room. Between the plan and now (a WebSocket
+   * upgrade) the call may have ended, or the room emptied and gone: a room is then
+   * opened again, a call is not found.
+   */
+  private occupy(p: MediaPlan, slot: Slot, closer: () => void): void {
+    if (p.group.closed && p.roomKey !== undefined) {
+      const room = this.opts.rooms.grab(p.roomKey);
+      if (!room) throw new ChorusError('capacity', 'too many rooms');
+      p.room = room;
+      p.group = room.group;
+    }
+    if (p.group.closed) throw new ChorusError('not_found', 'call not found');
+    if (!p.group.occupy(p.me.id, slot, closer)) throw new ChorusError('conflict', 'user already connected');
+  }
+
+  /** Tells the side site a room member stopped sending or listening. */
+  private left(p: MediaPlan, slot: Slot): void {
+    if (p.room) this.opts.auth.leftRoom(p.room, p.me, slot);
+  }
+}
+
+function pcmFormat(f: Form): { rate: number; channels: number } {
+  const rate = f.rate === undefined ? 48_000 : Number(f.rate);
+  const channels = f.channels === undefined ? 1 : Number(f.channels);
+  if (!Number.isInteger(rate) || rate < 8000 || rate > 192_000)
+    throw new ChorusError('invalid_argument', 'bad rate: 8000-192000');
+  if (!Number.isInteger(channels) || channels < 1 || channels > 8)
+    throw new ChorusError('invalid_argument', 'bad channels: 1-8');
+  return { rate, channels };
+}
