@@ -1,0 +1,43 @@
+import type { FastifyInstance } from 'fastify';
+import type { SurfaceContext } from '../api/surface-context.js';
+import type { Surface } from '../api/surfaces.js';
+import type { Readiness } from './readiness.js';
+import { mountWeb } from './web-assets.js';
+import type { WebSocketPayloadLimits } from './websocket-payload-limits.js';
+
+/**
+ * Mounts each enabled surface in its own scope (ready once mounted), then the web pages
+ * of the surfaces that are on.
+ */
+export async function mountSurfaces(
+  app: FastifyInstance,
+  enabled: readonly Surface[],
+  ctx: SurfaceContext,
+  payloadLimits: WebSocketPayloadLimits,
+  readiness: Readiness,
+): Promise<void> {
+  const { config, log } = ctx;
+  for (const surface of enabled) {
+    readiness.expect(surface.name);
+    // A scope per surface, only so its WebSocket upgrades carry its own message limit.
+    const wsLimit = surface.maxWebSocketMessage(config);
+    await app.register(async (scope) => {
+      scope.addHook('onRequest', (request, _reply, done) => {
+        if (request.ws) payloadLimits.set(request.raw, wsLimit);
+        done();
+      });
+      await surface.mount(scope, ctx);
+    });
+    readiness.set(surface.name, true);
+    log.info({ surface: surface.name }, 'surface mounted');
+  }
+  if (config.web.enabled) {
+    const disabled = [
+      ...(config.signal.enabled ? [] : ['signal']),
+      ...(config.bluesky.enabled ? [] : ['meet']),
+      ...(config.voip.enabled ? [] : ['call']),
+      ...(config.stream.enabled && !config.stream.disableTestClient ? [] : ['stream']),
+    ];
+    await mountWeb(app, log, disabled);
+  }
+}
