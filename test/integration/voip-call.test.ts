@@ -277,6 +277,30 @@ describe('VOIP standalone: events and handshake', () => {
     expect((await fetch(`${t.url}/newCall`, { method: 'OPTIONS' })).status).toBe(200);
     expect((await fetch(`${t.url}/listRoom`)).status).toBe(200);
   });
+
+  it('answers any origin, the CORS preflight and stray methods as the original does', async () => {
+    const preflight = await t.server.app.inject({ method: 'OPTIONS', url: '/newCall' });
+    expect([preflight.statusCode, preflight.body]).toEqual([200, '']);
+    expect(preflight.headers).toMatchObject({
+      'access-control-allow-origin': '*',
+      'access-control-allow-headers': 'PKey,CSRFToken,Last-Event-ID,Content-Type',
+    });
+    expect(preflight.headers['access-control-allow-credentials']).toBeUndefined();
+    const refused = await t.server.app.inject({ method: 'GET', url: '/tokenCheck' });
+    expect([refused.statusCode, refused.body]).toEqual([403, 'bad PKey\n']);
+    expect(refused.headers['access-control-allow-origin']).toBe('*');
+    for (const [method, url] of [
+      ['PUT', '/messages'],
+      ['GET', '/newCall'],
+      ['DELETE', '/upRoom'],
+      ['PATCH', '/joinCall'],
+    ] as const) {
+      const res = await t.server.app.inject({ method, url });
+      expect([method, url, res.statusCode, res.body]).toEqual([method, url, 200, '']);
+    }
+    const plain = await t.server.app.inject({ method: 'GET', url: '/upCall' });
+    expect([plain.statusCode, plain.body]).toEqual([426, 'WebSocket or POST expected\n']);
+  });
 });
 
 describe('VOIP standalone: streams', () => {

@@ -105,6 +105,36 @@ describe('VOIP with a side site', () => {
     expect([denied.status, await denied.text()]).toEqual([403, 'mysite.newListener API error\n']);
   });
 
+  it('has no tickets or relayed answers, and declines a call without asking the site', async () => {
+    // Refused before anyone is asked who is calling.
+    const ticket = await t.server.app.inject({ method: 'GET', url: '/getCallTicket' });
+    expect([ticket.statusCode, ticket.body]).toEqual([404, 'no tickets in side-site mode\n']);
+    for (const name of ['answer', 'answer2']) {
+      const res = await post(`/${name}`, 'tokAlice', { Destination: '13' });
+      expect(res).toMatchObject({ status: 404, text: `no ${name} in side-site mode\n`, cors: ORIGIN });
+    }
+    const preflight = await t.server.app.inject({ method: 'OPTIONS', url: '/acceptCall' });
+    expect([preflight.statusCode, preflight.body]).toEqual([200, '']);
+    expect(preflight.headers).toMatchObject({
+      'access-control-allow-origin': ORIGIN,
+      'access-control-allow-credentials': 'true',
+      vary: 'Origin',
+      'access-control-allow-headers': 'PKey,CSRFToken,Last-Event-ID,Content-Type',
+    });
+
+    const alice = await SseClient.open(`${t.url}/messages?CSRFtoken=tokAlice`);
+    expect((await post('/newCall', 'tokAlice', { Destination: '13' })).status).toBe(200);
+    const asked = site.asked.length;
+    expect(await post('/rejectCall', 'tokBob', { From: 'x' })).toMatchObject({
+      status: 400,
+      text: 'bad From id\n',
+    });
+    expect((await post('/rejectCall', 'tokBob', { From: '12' })).status).toBe(200);
+    expect((await alice.next('declineCall')).data).toBe('{"from": 13}');
+    expect(site.asked.slice(asked).filter((p) => p.startsWith('/Membres/peuxAppeller'))).toEqual([]);
+    alice.close();
+  });
+
   it('answers 503 when the site is slow, and keeps serving', async () => {
     const res = await post('/newCall', 'tokSlow', { Destination: '13' });
     expect(res).toMatchObject({ status: 503, text: 'side site unavailable\n' });
