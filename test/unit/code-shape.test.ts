@@ -12,7 +12,7 @@ const MAX_FUNCTION_LINES = 120;
 const LONG_ALLOWED = ['src/config/schema.ts'];
 // Surfaces whose split is another change of #12.5, still under way: drop them from here
 // when it lands, so the rule covers them too.
-const PENDING = ['src/api/beep/'];
+const PENDING: string[] = [];
 
 function sources(dir: string): string[] {
   return readdirSync(join(root, dir), { withFileTypes: true }).flatMap((e) =>

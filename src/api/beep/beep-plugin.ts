@@ -31,7 +31,12 @@ export interface BeepSurfaceOptions {
   log: Logger;
 }
 
-const claims = new WeakMap<FastifyRequest, Claim>();
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Beep's `/connect`: who connects, settled before the upgrade (null: not yet). */
+    beepClaim: Claim | null;
+  }
+}
 
 /**
  * The Beep surface (seed 003): `/connect` (SDP over a WebSocket) makes a voice peer,
@@ -55,58 +60,23 @@ export const beepPlugin: FastifyPluginAsync<BeepSurfaceOptions> = async (app, op
     config.biteSeconds,
     log,
   );
-  const anyOrigin = config.allowedOrigins.includes('*');
 
   app.addHook('preClose', async () => conversations.close());
 
-  const { registry } = opts;
-  gaugeAtScrape(
-    registry,
-    'chorus_beep_connections',
-    'Beep voice connections (one per user client).',
-    () => conversations.connectionCount,
-  );
-  gaugeAtScrape(
-    registry,
-    'chorus_beep_conversations',
-    'Beep conversations with someone connected in them.',
-    () => conversations.conversationCount,
-  );
-  counterAtScrape(
-    registry,
-    'chorus_bites_published_total',
-    'Audio bites handed to NATS.',
-    () => opts.bites.published,
-  );
-  counterAtScrape(
-    registry,
-    'chorus_sink_messages_dropped_total',
-    'Messages (bites, stores) dropped because NATS was not connected.',
-    () => opts.bites.dropped,
-  );
+  registerBeepMetrics(opts.registry, conversations, opts.bites);
 
   app.setErrorHandler(surfaceErrorHandler(beepErrors));
 
-  /** Browsers send Origin: only this origin and the configured ones may connect. */
-  const checkOrigin = (request: FastifyRequest) => {
-    const origin = request.headers.origin;
-    if (!origin || anyOrigin || config.allowedOrigins.includes(origin)) return;
-    let host: string | undefined;
-    try {
-      host = new URL(origin).host;
-    } catch {
-      host = undefined;
-    }
-    if (host !== request.headers.host) throw new ChorusError('forbidden', `origin not allowed: ${origin}`);
-  };
+  const checkOrigin = (request: FastifyRequest) => checkBeepOrigin(request, config.allowedOrigins);
 
+  app.decorateRequest('beepClaim', null);
   app.get(
     '/connect',
     {
       websocket: true,
       preHandler: async (request: FastifyRequest, _reply: FastifyReply) => {
         checkOrigin(request);
-        claims.set(request, await identity.claimOf(request));
+        request.beepClaim = await identity.claimOf(request);
         // Refused before the upgrade, as a plain 503 a client can retry on.
         const busy = opts.sfu.refusal();
         if (busy) {
@@ -116,7 +86,12 @@ export const beepPlugin: FastifyPluginAsync<BeepSurfaceOptions> = async (app, op
     },
     (socket: WebSocket, request) => {
       opts.tracker.track('beep', socket);
-      const claim = claims.get(request)!;
+      const claim = request.beepClaim;
+      if (!claim) {
+        // The preHandler settles the claim or refuses; reaching here without one is a bug.
+        socket.close(1011, 'internal error');
+        return;
+      }
       const connLog = log.child({ user: claim.userid, client: claim.clientid });
       let peer;
       try {
@@ -154,3 +129,48 @@ export const beepPlugin: FastifyPluginAsync<BeepSurfaceOptions> = async (app, op
     return { members: conversations.members(request.params.conversationid) };
   });
 };
+
+/** Beep's gauges and counters, read at scrape time. */
+function registerBeepMetrics(
+  registry: Registry,
+  conversations: BeepConversations,
+  bites: BitePublisher,
+): void {
+  gaugeAtScrape(
+    registry,
+    'chorus_beep_connections',
+    'Beep voice connections (one per user client).',
+    () => conversations.connectionCount,
+  );
+  gaugeAtScrape(
+    registry,
+    'chorus_beep_conversations',
+    'Beep conversations with someone connected in them.',
+    () => conversations.conversationCount,
+  );
+  counterAtScrape(
+    registry,
+    'chorus_bites_published_total',
+    'Audio bites handed to NATS.',
+    () => bites.published,
+  );
+  counterAtScrape(
+    registry,
+    'chorus_sink_messages_dropped_total',
+    'Messages (bites, stores) dropped because NATS was not connected.',
+    () => bites.dropped,
+  );
+}
+
+/** Browsers send Origin: only the page's own origin and the configured ones may connect. */
+function checkBeepOrigin(request: FastifyRequest, allowed: readonly string[]): void {
+  const origin = request.headers.origin;
+  if (!origin || allowed.includes('*') || allowed.includes(origin)) return;
+  let host: string | undefined;
+  try {
+    host = new URL(origin).host;
+  } catch {
+    host = undefined;
+  }
+  if (host !== request.headers.host) throw new ChorusError('forbidden', `origin not allowed: ${origin}`);
+}
