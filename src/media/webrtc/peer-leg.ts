@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { PeerConnection } from 'node-datachannel';
 import type { Logger } from 'pino';
 import { guarded } from './native-guard.js';
@@ -6,15 +7,14 @@ import { ChorusError } from '../../core/errors.js';
 import { announceAddress } from './sdp.js';
 import { clip } from './sdp-validation.js';
 
-let counter = 0;
-
 /**
  * A server-side peer connection and its lifetime: non-trickle answers (the whole answer
  * after gathering), state changes, an idempotent close that runs the owner's teardown
  * once. Every native callback is guarded.
  */
 export class PeerLeg {
-  readonly id = `peer-${++counter}`;
+  /** Unique without a process-wide counter: 48 random bits, short enough for log lines. */
+  readonly id = `peer-${randomBytes(6).toString('base64url')}`;
   readonly pc: PeerConnection;
   private closedFlag = false;
   private readonly onCloseHandlers: Array<() => void> = [];
