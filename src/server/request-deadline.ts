@@ -1,3 +1,4 @@
+import { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { ThrottledLog } from '../lib/throttled-log.js';
 
@@ -28,7 +29,9 @@ export function addRequestDeadline(app: FastifyInstance, ms: number, clientLog: 
       done();
       return;
     }
-    if (ms <= 0 || request.ws) {
+    // An in-process request (`app.inject`) has no network peer that could be slow, and
+    // its stand-in socket can neither complete nor be destroyed.
+    if (ms <= 0 || request.ws || !(raw.socket instanceof Socket)) {
       done();
       return;
     }

@@ -26,10 +26,9 @@ const get = (url: string) => call('GET', url);
 const put = (body: unknown, prefix = '') => call('PUT', `${prefix}/webrtc/room`, JSON.stringify(body));
 const del = (id: string, body: unknown) => call('DELETE', `/webrtc/room/${id}`, JSON.stringify(body));
 const sdpPost = (path: string, body: string) => call('POST', path, body);
-/** Servers here are driven through inject, so without the request deadline (see server.test.ts). */
+/** Servers here are driven through inject. */
 const config = async () => ({
   webrtc: { udpPort: await freeUdpPort(), bindAddress: '127.0.0.1' },
-  http: { requestTimeoutSeconds: 0 },
 });
 const b64 = (o: unknown, gz = false) => {
   const raw = Buffer.from(JSON.stringify(o));

@@ -98,9 +98,6 @@ beforeAll(async () => {
     // A 3 s keyframe interval: long enough that a burst of requests sent at once is handled
     // well inside one interval, even on a loaded machine (see the throttle test).
     webrtc: { udpPort, bindAddress: '127.0.0.1', keyframeIntervalMs: 3000, peerTimeoutSeconds: 2 },
-    // The stats are read through inject, whose requests light-my-request never marks
-    // complete: the request deadline would fire on each of them later and throw.
-    http: { requestTimeoutSeconds: 0 },
   });
 });
 afterAll(async () => {

@@ -6,13 +6,8 @@ import { TestSocket, eventually, within } from '../fixtures/ws-client.js';
 let t: TestServer;
 const ADMIN = 'admin-token-0123456789';
 
-/**
- * Registration and the other plain REST routes need no socket: they go through inject.
- * Servers driven so run without the request deadline: light-my-request never marks an
- * injected request complete, and the deadline's timer would throw on it later (a bug in
- * src/server/request-deadline.ts).
- */
-const INJECTED = { http: { requestTimeoutSeconds: 0 } };
+/** Registration and the other plain REST routes need no socket: they go through inject. */
+const INJECTED = {};
 
 async function register(
   server: TestServer,
