@@ -35,8 +35,13 @@ export async function startBenchServer(env: Record<string, string>): Promise<Ben
       DATA_DIR: mkdtempSync(join(tmpdir(), 'chorus-bench-')),
       LOG_LEVEL: 'warn',
       LOG_PRETTY: 'no',
-      // Every load generator connects from this one address.
+      // Every load generator connects from this one address: the per-address limits
+      // meant for strangers (#11) would refuse the load itself.
       HTTP_MAX_CONNECTIONS_PER_IP: '0',
+      SIGNAL_REGISTER_RATE_PER_MINUTE: '0',
+      SIGNAL_MAX_NAMES_PER_IP_PER_DAY: '0',
+      BLUESKY_ROOM_CREATE_RATE_PER_MINUTE: '0',
+      BLUESKY_MAX_OPEN_ROOMS_PER_IP: '0',
       ...env,
     },
     stdio: ['ignore', 'inherit', 'inherit'],
