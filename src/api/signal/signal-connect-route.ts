@@ -1,13 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
-import type { Logger } from 'pino';
-import type { Config } from '../../config/schema.js';
-import type { IdentityRegistry } from '../../core/identity-registry.js';
 import type { UserId } from '../../core/ids.js';
-import type { Presence } from '../../core/presence.js';
-import type { HeartbeatScheduler } from '../../lib/heartbeat-scheduler.js';
-import type { SocketTracker } from '../surface-context.js';
 import { SignalConnection } from './signal-connection.js';
-import type { SignalQuotas } from './signal-quotas.js';
+import type { SignalSurfaceOptions } from './signal-plugin.js';
 import { signedInUser } from './signal-session.js';
 import { CloseCode } from './signal-wire.js';
 
@@ -18,15 +12,8 @@ declare module 'fastify' {
   }
 }
 
-export interface SignalConnectRouteOptions {
-  config: Config['signal'];
-  identities: IdentityRegistry;
-  presence: Presence;
-  quotas: SignalQuotas;
-  tracker: SocketTracker;
-  heartbeats: HeartbeatScheduler;
-  log: Logger;
-}
+/** What `/v1/connect` needs: the surface's options less the admin guard. */
+export type SignalConnectRouteOptions = Omit<SignalSurfaceOptions, 'adminGuard'>;
 
 /** `/v1/connect`: the WebSocket of a registered user (the session cookie says who). */
 export const signalConnectRoute: FastifyPluginAsync<SignalConnectRouteOptions> = async (app, opts) => {
