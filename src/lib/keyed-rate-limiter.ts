@@ -73,3 +73,15 @@ export class KeyedRateLimiter {
     }
   }
 }
+
+/**
+ * A per-key limiter of `count` per `periodSeconds` with bursts of `burst`, or none when
+ * `count` is 0 (the settings' "off"): how every per-IP quota is declared.
+ */
+export function keyedLimiterOrNone(
+  count: number,
+  periodSeconds: number,
+  burst: number,
+): KeyedRateLimiter | undefined {
+  return count > 0 ? new KeyedRateLimiter({ ratePerSecond: count / periodSeconds, burst }) : undefined;
+}

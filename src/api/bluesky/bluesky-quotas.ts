@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Config } from '../../config/schema.js';
-import { KeyedRateLimiter } from '../../lib/keyed-rate-limiter.js';
+import { keyedLimiterOrNone, type KeyedRateLimiter } from '../../lib/keyed-rate-limiter.js';
 import { PeriodicSweep, sweepIntervalMs } from '../../lib/periodic-sweep.js';
 import type { RoomRegistry } from '../../core/room-registry.js';
 import type { RoomOptions } from '../../core/room-types.js';
@@ -45,17 +45,8 @@ export class BlueSkyQuotas {
     rooms: RoomRegistry,
     log: Logger,
   ) {
-    this.requests =
-      config.roomCreateRatePerMinute > 0
-        ? new KeyedRateLimiter({
-            ratePerSecond: config.roomCreateRatePerMinute / 60,
-            burst: config.roomCreateBurst,
-          })
-        : undefined;
-    this.joins =
-      config.joinRatePerMinute > 0
-        ? new KeyedRateLimiter({ ratePerSecond: config.joinRatePerMinute / 60, burst: config.joinBurst })
-        : undefined;
+    this.requests = keyedLimiterOrNone(config.roomCreateRatePerMinute, 60, config.roomCreateBurst);
+    this.joins = keyedLimiterOrNone(config.joinRatePerMinute, 60, config.joinBurst);
     const ttlMs = config.roomTtlHours * HOUR_MS;
     this.touchEveryMs = ttlMs > 0 ? Math.min(HOUR_MS, ttlMs / 4) : Number.POSITIVE_INFINITY;
     // A room with a publisher is in use (subscribers' legs end with their publisher's).

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../../config/schema.js';
 import type { IdentityRegistry } from '../../core/identity-registry.js';
-import { KeyedRateLimiter } from '../../lib/keyed-rate-limiter.js';
+import { keyedLimiterOrNone, type KeyedRateLimiter } from '../../lib/keyed-rate-limiter.js';
 import { PeriodicSweep, sweepIntervalMs } from '../../lib/periodic-sweep.js';
 import type { Presence } from '../../core/presence.js';
 
@@ -33,21 +33,9 @@ export class SignalQuotas {
     presence: Presence,
     log: Logger,
   ) {
-    this.requests =
-      config.registerRatePerMinute > 0
-        ? new KeyedRateLimiter({
-            ratePerSecond: config.registerRatePerMinute / 60,
-            burst: config.registerBurst,
-          })
-        : undefined;
+    this.requests = keyedLimiterOrNone(config.registerRatePerMinute, 60, config.registerBurst);
     // N names a day as a bucket of N refilling over 24 h: a rolling day, no calendar.
-    this.newNames =
-      config.maxNamesPerIpPerDay > 0
-        ? new KeyedRateLimiter({
-            ratePerSecond: config.maxNamesPerIpPerDay / (DAY_MS / 1000),
-            burst: config.maxNamesPerIpPerDay,
-          })
-        : undefined;
+    this.newNames = keyedLimiterOrNone(config.maxNamesPerIpPerDay, DAY_MS / 1000, config.maxNamesPerIpPerDay);
     const ttlMs = config.nameTtlDays * DAY_MS;
     this.touchEveryMs = ttlMs > 0 ? Math.min(TOUCH_EVERY_MS, ttlMs / 4) : Number.POSITIVE_INFINITY;
     this.sweep =
