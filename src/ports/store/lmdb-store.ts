@@ -1,6 +1,7 @@
+import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { assertKey, type KvBucket, type Store } from './store.js';
+import { assertKey, type KvBucket, type KvEntry, type Revision, type Store } from './store.js';
 
 /**
  * The embedded store: LMDB in the data directory. Chosen over SQLite because its
@@ -47,6 +48,24 @@ class LmdbBucket<T> implements KvBucket<T> {
     return Promise.resolve(this.db.get(key));
   }
 
+  entry(key: string): Promise<KvEntry<T> | undefined> {
+    assertKey(key);
+    const bytes = this.db.getBinary(key);
+    if (bytes === undefined) return Promise.resolve(undefined);
+    return Promise.resolve({ value: this.db.get(key) as T, revision: digest(bytes) });
+  }
+
+  update(key: string, value: T, revision: Revision): Promise<boolean> {
+    assertKey(key);
+    // Read, compare and write in one write transaction: no other writer in between.
+    return this.db.transaction(() => {
+      const bytes = this.db.getBinary(key);
+      if (bytes === undefined || digest(bytes) !== revision) return false;
+      void this.db.put(key, value);
+      return true;
+    });
+  }
+
   async put(key: string, value: T): Promise<void> {
     assertKey(key);
     await this.db.put(key, value);
@@ -76,4 +95,9 @@ class LmdbBucket<T> implements KvBucket<T> {
     );
     return Promise.resolve(after !== undefined && out[0] === after ? out.slice(1) : out.slice(0, limit));
   }
+}
+
+/** LMDB has no per-key version here: the digest of the stored bytes stands for one. */
+function digest(bytes: Uint8Array): Revision {
+  return createHash('sha1').update(bytes).digest('base64url') as Revision;
 }
