@@ -60,7 +60,7 @@ describe('Signal: per-IP limits on /v1/register', () => {
     expect(third.retryAfter).not.toBeNull();
     // The holder registering again is not a new name; someone else's name is still TAKEN.
     expect((await register(t, 'daily-a', '198.51.100.7', first.cookie)).status).toBe(200);
-    expect((await register(t, 'daily-b', '198.51.100.7')).status).toBe(409);
+    expect((await register(t, 'daily-b', '198.51.100.7')).body.status).toBe('TAKEN');
     // Refused registrations do not count: another address gets the name.
     expect((await register(t, 'daily-c', '198.51.100.8')).status).toBe(200);
   });
@@ -76,15 +76,15 @@ describe('Signal: names unused for SIGNAL_NAME_TTL_DAYS expire', () => {
     try {
       // Registering does not mark a name used, so polling with it keeps nothing alive.
       await eventually(
-        async () => (await register(t, 'ttl-idle', '192.0.2.2')).status === 200,
+        async () => (await register(t, 'ttl-idle', '192.0.2.2')).body.status === 'SUCCESS',
         20_000,
         'the idle name to expire and be free again',
       );
       // The idle name is gone for its old holder too.
       const user = await fetch(`${t.url}/v1/user`, { headers: { cookie: idle.cookie } });
-      expect(user.status).toBe(404);
+      expect(user.status).toBe(401);
       // The connected name outlived its TTL many times over.
-      expect((await register(t, 'ttl-busy', '192.0.2.2')).status).toBe(409);
+      expect((await register(t, 'ttl-busy', '192.0.2.2')).body.status).toBe('TAKEN');
       expect(socket.ws.readyState).toBe(socket.ws.OPEN);
     } finally {
       socket.close();
@@ -112,7 +112,7 @@ describe('Signal: sessions of names registered before expiry existed', () => {
       });
       socket.close();
       const forged = `user_username=${sign('legacy-user', 'another-secret-of-at-least-32-characters')}`;
-      expect((await fetch(`${t.url}/v1/user`, { headers: { cookie: forged } })).status).toBe(404);
+      expect((await fetch(`${t.url}/v1/user`, { headers: { cookie: forged } })).status).toBe(401);
       await t.close();
       started.splice(started.indexOf(t), 1);
     } finally {

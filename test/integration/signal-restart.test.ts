@@ -27,7 +27,7 @@ it('a registered user and their session survive a server restart', async () => {
         headers: { 'content-type': 'application/json' },
         body: '{"username":"durable-dora"}',
       });
-      expect(taken.status).toBe(409);
+      expect(await taken.json()).toEqual({ status: 'TAKEN', message: '' });
       const s = await TestSocket.open(`${second.wsUrl}/v1/connect`, { cookie });
       s.send({ target: 'durable-dora', type: 'echo', payload: 'after restart' });
       expect(JSON.parse(await s.next()).payload).toBe('after restart');

@@ -22,13 +22,16 @@ async function register(
     payload: JSON.stringify({ username }),
   });
   const header = res.headers['set-cookie'];
-  const setCookie = (Array.isArray(header) ? header[0] : header) ?? '';
+  const all = Array.isArray(header) ? header : header ? [header] : [];
+  const setCookie = all[0] ?? '';
   const cookie = setCookie.split(';')[0] ?? '';
   return {
     status: res.statusCode,
     body: res.json<{ status: string; message: string }>(),
     cookie,
     setCookie,
+    /** The script-readable name cookie's Set-Cookie line. */
+    nameCookie: all[1] ?? '',
   };
 }
 
@@ -51,21 +54,23 @@ afterAll(async () => {
 });
 
 describe('POST /v1/register', () => {
-  it('registers a new name and sets a signed, HttpOnly, SameSite=Lax session cookie', async () => {
+  it('registers a new name and sets a signed, HttpOnly, SameSite=Lax session cookie and the bare name for scripts', async () => {
     const r = await register(t, 'reg-alice');
     expect(r.status).toBe(200);
     expect(r.body).toEqual({ status: 'SUCCESS', message: '' });
-    expect(r.setCookie).toMatch(/^user_username=reg-alice\.[^;]+;/);
+    expect(r.nameCookie).toMatch(/^user_username=reg-alice;/);
+    expect(r.nameCookie).not.toMatch(/HttpOnly/);
+    expect(r.setCookie).toMatch(/^chorus_session=reg-alice\.[^;]+;/);
     expect(r.setCookie).toMatch(/HttpOnly/);
     expect(r.setCookie).toMatch(/SameSite=Lax/);
     expect(r.setCookie).toMatch(/Path=\//);
     expect(r.setCookie).not.toMatch(/Secure/);
   });
 
-  it('answers 409 TAKEN to someone else, and SUCCESS to the holder registering again', async () => {
+  it('answers 200 TAKEN (as the original) to someone else, and SUCCESS to the holder registering again', async () => {
     const first = await register(t, 'reg-bob');
     const other = await register(t, 'reg-bob');
-    expect(other.status).toBe(409);
+    expect(other.status).toBe(200);
     expect(other.body).toEqual({ status: 'TAKEN', message: '' });
     expect(other.cookie).toBe('');
     const again = await register(t, 'reg-bob', { cookie: first.cookie });
@@ -110,7 +115,7 @@ describe('POST /v1/register', () => {
     });
     expect(huge.status).toBe(413);
     // The server still serves, and nothing stored was lost.
-    expect((await register(t, 'reg-bob')).status).toBe(409);
+    expect((await register(t, 'reg-bob')).body.status).toBe('TAKEN');
   });
 
   it('is also served under /api for the original web app', async () => {
@@ -129,18 +134,38 @@ describe('GET /v1/user', () => {
     expect(res.body).toBe('OK');
   });
 
-  it('is 404 and clears the cookie without a session, or with a forged one', async () => {
+  it('is 401 (as the original) and clears both cookies without a session, or with a forged one', async () => {
     for (const cookie of [
       '',
       'user_username=user-ok',
       'user_username=user-ok.forgedsignature',
+      'chorus_session=user-ok.forgedsignature; user_username=user-ok',
+      'chorus_session=user-ok',
       'user_username=',
     ]) {
       const res = await get(t, '/v1/user', cookie ? { cookie } : {});
-      expect(res.statusCode).toBe(404);
+      expect(res.statusCode).toBe(401);
+      expect(res.body).toBe('Unauthorized');
       expect(res.headers['clear-site-data']).toBe('"cookies"');
-      expect(res.headers['set-cookie']).toMatch(/user_username=;.*Expires=Thu, 01 Jan 1970/);
+      const cleared = String(res.headers['set-cookie']);
+      expect(cleared).toMatch(/chorus_session=;.*Expires=Thu, 01 Jan 1970/);
+      expect(cleared).toMatch(/user_username=;.*Expires=Thu, 01 Jan 1970/);
     }
+  });
+
+  it('accepts a session from before the split (user_username=<name>.<signature>) and sets both cookies', async () => {
+    const r = await register(t, 'user-old');
+    const oldCookie = r.cookie.replace(/^chorus_session=/, 'user_username=');
+    const res = await get(t, '/v1/user', { cookie: oldCookie });
+    expect(res.statusCode).toBe(200);
+    const set = String(res.headers['set-cookie']);
+    expect(set).toContain(r.cookie);
+    expect(set).toMatch(/user_username=user-old;/);
+    // The socket accepts it too: a message to no one is answered, not closed with 4000.
+    const s = await connect(oldCookie);
+    s.send({ target: 'nobody-here', type: 'x' });
+    expect(await s.next()).toContain('TARGET_NOT_FOUND');
+    s.close();
   });
 
   it('answers /healthcheck with the original body', async () => {
@@ -198,7 +223,12 @@ describe('GET /v1/connect', () => {
   });
 
   it('closes with 4000 UNAUTHENTICATED without a registered identity', async () => {
-    for (const cookie of ['', 'user_username=fw-alice', 'user_username=ghost.c2lnbmF0dXJl']) {
+    for (const cookie of [
+      '',
+      'user_username=fw-alice',
+      'user_username=ghost.c2lnbmF0dXJl',
+      'chorus_session=ghost.c2lnbmF0dXJl',
+    ]) {
       const s = await connect(cookie);
       expect(await s.closed).toEqual({ code: 4000, reason: 'UNAUTHENTICATED' });
     }

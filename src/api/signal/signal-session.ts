@@ -4,6 +4,18 @@ import type { IdentityRecord, IdentityRegistry } from '../../core/identity-regis
 import { asUserId, type UserId } from '../../core/ids.js';
 import { COOKIE_NAME } from './signal-wire.js';
 
+/**
+ * The signed, HttpOnly session cookie: `<name>.<signature>`. Scripts cannot read it, so
+ * the name itself goes in a second cookie the seed's web app reads (`user_username`).
+ */
+export const SESSION_COOKIE = 'chorus_session';
+/**
+ * The bare name, readable by scripts (`document.cookie`), as the original set it. It
+ * authenticates nothing; before `chorus_session` it held the signed session, which is
+ * still accepted so that existing sessions keep working.
+ */
+export const USERNAME_COOKIE = COOKIE_NAME;
+
 export interface Session {
   user: UserId;
   record: IdentityRecord;
@@ -29,13 +41,26 @@ export function sessionCookieValue(signer: Signer, user: UserId, record: Identit
 /**
  * The registered user the request's session cookie names, with its record; undefined
  * when there is no cookie, it is forged, or it belongs to an earlier registration.
+ * `legacy` says the session came in the old cookie (`user_username=<name>.<signature>`).
  */
 export async function sessionOf(
   request: FastifyRequest,
   identities: IdentityRegistry,
+): Promise<(Session & { legacy: boolean }) | undefined> {
+  const current = request.cookies[SESSION_COOKIE];
+  const found = current ? await verifiedSession(request, identities, current) : undefined;
+  if (found) return { ...found, legacy: false };
+  const old = request.cookies[USERNAME_COOKIE];
+  // Today that cookie holds the bare name, whose "signature" never verifies.
+  const legacy = old ? await verifiedSession(request, identities, old) : undefined;
+  return legacy ? { ...legacy, legacy: true } : undefined;
+}
+
+async function verifiedSession(
+  request: FastifyRequest,
+  identities: IdentityRegistry,
+  raw: string,
 ): Promise<Session | undefined> {
-  const raw = request.cookies[COOKIE_NAME];
-  if (!raw) return undefined;
   const dot = raw.lastIndexOf('.');
   // Names are letters, digits, `_`, `-`, `.`; nothing else is worth a store lookup.
   if (dot <= 0 || dot > 256 || !/^[A-Za-z0-9_.-]+$/.test(raw.slice(0, dot))) return undefined;

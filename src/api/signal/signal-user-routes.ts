@@ -3,8 +3,8 @@ import type { Config } from '../../config/schema.js';
 import type { IdentityRecord, IdentityRegistry } from '../../core/identity-registry.js';
 import { asUserId, type UserId } from '../../core/ids.js';
 import type { QuotaRefusal, SignalQuotas } from './signal-quotas.js';
-import { sessionCookieValue, sessionOf, signedInUser } from './signal-session.js';
-import { COOKIE_MAX_AGE_SECONDS, COOKIE_NAME, registerReply, usernameProblem } from './signal-wire.js';
+import { SESSION_COOKIE, USERNAME_COOKIE, sessionCookieValue, sessionOf } from './signal-session.js';
+import { COOKIE_MAX_AGE_SECONDS, registerReply, usernameProblem } from './signal-wire.js';
 
 export interface SignalUserRoutesOptions {
   config: Config['signal'];
@@ -12,24 +12,32 @@ export interface SignalUserRoutesOptions {
   quotas: SignalQuotas;
 }
 
-function setSessionCookie(
+/**
+ * The signed HttpOnly session, and the bare name where the seed's web app reads it
+ * (`document.cookie`), with the same lifetime.
+ */
+function setSessionCookies(
   request: FastifyRequest,
   reply: FastifyReply,
   user: UserId,
   record: IdentityRecord,
 ): void {
-  reply.setCookie(COOKIE_NAME, sessionCookieValue(request, user, record), {
+  const common = {
     path: '/',
-    httpOnly: true,
     sameSite: 'lax',
     secure: request.protocol === 'https',
     maxAge: COOKIE_MAX_AGE_SECONDS,
-  });
+  } as const;
+  reply.setCookie(SESSION_COOKIE, sessionCookieValue(request, user, record), { ...common, httpOnly: true });
+  reply.setCookie(USERNAME_COOKIE, user, { ...common, httpOnly: false });
 }
 
 function clearSession(reply: FastifyReply): void {
+  // Clear-Site-Data only acts in secure contexts (HTTPS, localhost): the cookies are
+  // also expired one by one.
   reply.header('clear-site-data', '"cookies"');
-  reply.clearCookie(COOKIE_NAME, { path: '/' });
+  reply.clearCookie(SESSION_COOKIE, { path: '/' });
+  reply.clearCookie(USERNAME_COOKIE, { path: '/' });
 }
 
 function refuse(request: FastifyRequest, reply: FastifyReply, refusal: QuotaRefusal): FastifyReply {
@@ -64,22 +72,32 @@ export const signalUserRoutes: FastifyPluginAsync<SignalUserRoutesOptions> = asy
       quotas.registered(request.ip);
       request.log.info({ user }, 'signal user registered');
       const record = await identities.get(user);
-      if (record) setSessionCookie(request, reply, user, record);
+      if (record) setSessionCookies(request, reply, user, record);
       return reply.send(registerReply('SUCCESS'));
     }
     // Registering again with your own session is not a conflict (a person re-submitting).
     const session = await sessionOf(request, identities);
     if (session?.user === user) {
-      setSessionCookie(request, reply, user, session.record);
+      setSessionCookies(request, reply, user, session.record);
       return reply.send(registerReply('SUCCESS'));
     }
-    return reply.code(409).send(registerReply('TAKEN'));
+    // 200, as the original: the seed's web app reads the body's status only on a 200.
+    return reply.send(registerReply('TAKEN'));
   });
 
   app.get('/v1/user', async (request, reply) => {
-    if (await signedInUser(request, identities, quotas.touchEveryMs))
-      return reply.type('text/plain').send('OK');
-    clearSession(reply);
-    return reply.code(404).type('text/plain').send('Not Found');
+    const session = await sessionOf(request, identities);
+    if (!session) {
+      clearSession(reply);
+      // 401, as the original's code: its web app sends the user to registration on it.
+      return reply.code(401).type('text/plain').send('Unauthorized');
+    }
+    await identities.touch(session.user, session.record, quotas.touchEveryMs);
+    // A session from before the cookie was split, or a name cookie the app lost: both
+    // cookies again, so the app can read the name.
+    if (session.legacy || request.cookies[USERNAME_COOKIE] !== session.user) {
+      setSessionCookies(request, reply, session.user, session.record);
+    }
+    return reply.type('text/plain').send('OK');
   });
 };
