@@ -59,12 +59,16 @@ export class IdentityRegistry {
 
   /**
    * Deletes the names last used before `before`, except those `inUse` says are held
-   * right now. Walks the store in batches of SWEEP_BATCH, yielding between them; stops
-   * early once `active()` is false. Returns how many were deleted.
+   * right now (on any node). Walks the store in batches of SWEEP_BATCH, yielding between
+   * them; stops early once `active()` is false. Returns how many were deleted.
+   *
+   * Several nodes may sweep at once: a name is deleted only if its record is still the
+   * one judged (a compare-and-set on its revision first), so a sweep that read a stale
+   * record never deletes the same name registered again, or used, meanwhile.
    */
   async removeUnused(
     before: number,
-    inUse: (user: string) => boolean,
+    inUse: (user: string) => Promise<boolean>,
     active: () => boolean,
   ): Promise<number> {
     let removed = 0;
@@ -73,8 +77,12 @@ export class IdentityRegistry {
       const keys = await this.bucket.keysPage(after, SWEEP_BATCH);
       for (const key of keys) {
         if (!active()) break;
-        const record = await this.bucket.get(key);
-        if (!record || (record.lastSeenAt ?? record.registeredAt) >= before || inUse(key)) continue;
+        const found = await this.bucket.entry(key);
+        if (!found || (found.value.lastSeenAt ?? found.value.registeredAt) >= before) continue;
+        if (await inUse(key)) continue;
+        // Still the record judged? Then no new registration can come before the delete
+        // (the key exists); a use landing in that one round trip is the window left.
+        if (!(await this.bucket.update(key, found.value, found.revision))) continue;
         await this.bucket.delete(key);
         removed++;
       }

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { NoRespondersError, subjectToken, type Bus, type BusSubscription } from '../ports/bus/bus.js';
 import type { UserId } from './ids.js';
 import { safeCall } from '../lib/safe-emit.js';
+import { ThrottledLog } from '../lib/throttled-log.js';
 
 /** What a connected user's connection offers the engine. */
 export interface PresenceEndpoint {
@@ -19,19 +20,62 @@ export interface PresenceHandle {
   detach(): void;
 }
 
+/**
+ * A connection's claim on its user: `at` orders claims (newest wins), `id` breaks ties
+ * and tells a connection its own claim. `at` is a hybrid clock: wall time, but past every
+ * claim this node has heard, so a claim made after hearing another is always newer.
+ */
+interface Claim {
+  id: string;
+  at: number;
+}
+
 const decoder = new TextDecoder();
+const CLAIM_ID = /^[0-9a-f-]{36}$/;
+/** How far ahead of this node's clock a claim may be (clock skew); further is not a claim. */
+const MAX_CLAIM_AHEAD_MS = 60_000;
+
+/** A claim off the bus (untrusted), or undefined when it is not one. */
+function parseClaim(data: Uint8Array): Claim | undefined {
+  if (data.length > 256) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(decoder.decode(data));
+  } catch {
+    return undefined;
+  }
+  if (value === null || typeof value !== 'object') return undefined;
+  const { id, at } = value as Record<string, unknown>;
+  if (typeof id !== 'string' || !CLAIM_ID.test(id)) return undefined;
+  if (typeof at !== 'number' || !Number.isSafeInteger(at) || at < 0) return undefined;
+  // A claim from far in the future would push every later claim past it.
+  if (at > Date.now() + MAX_CLAIM_AHEAD_MS) return undefined;
+  return { id, at };
+}
+
+const newer = (a: Claim, b: Claim): boolean => a.at > b.at || (a.at === b.at && a.id > b.id);
 
 /**
  * Who is reachable right now, one active connection per user. Everything goes over the
  * bus, so the same code works when the sender and the target are on different nodes:
- * delivery is a request to `<ns>.deliver.<user>` (no responder = offline), a new
- * connection announces itself on `<ns>.claim.<user>` and the previous one steps aside.
+ * delivery is a request to `<ns>.deliver.<user>` (no responder = offline), and a new
+ * connection announces its claim on `<ns>.claim.<user>`; of two claims the newer wins.
+ * Every node listens to every claim (`<ns>.claim.*`) from the start, so two connections
+ * of one user made at the same instant on two nodes still hear each other: the older
+ * steps aside, and a connection that hears an older claim repeats its own so that the
+ * older one (which may have missed it) hears it too.
  */
 export class Presence {
   private readonly local = new Set<LocalAttachment>();
-  /** Local attachments per user, for `has` (a user briefly has two while one replaces the other). */
-  private readonly perUser = new Map<string, number>();
-  private readonly kickSub: BusSubscription;
+  /**
+   * Local attachments per user, keyed by the user's subject token (what a claim's
+   * subject names); a user briefly has two while one replaces the other.
+   */
+  private readonly perUser = new Map<string, Set<LocalAttachment>>();
+  private readonly subs: BusSubscription[];
+  private readonly badInput: ThrottledLog;
+  /** The newest claim time made or heard here. */
+  private clock = 0;
 
   constructor(
     private readonly bus: Bus,
@@ -39,12 +83,16 @@ export class Presence {
     private readonly log: Logger,
     private readonly deliverTimeoutMs = 2000,
   ) {
-    this.kickSub = bus.subscribe(`${namespace}.kickall`, () => {
-      for (const a of [...this.local]) {
-        a.detach();
-        safeCall(this.log, 'presence.kicked', () => a.endpoint.kicked());
-      }
-    });
+    this.badInput = new ThrottledLog(log, 5);
+    this.subs = [
+      bus.subscribe(`${namespace}.kickall`, () => {
+        for (const a of [...this.local]) {
+          a.detach();
+          safeCall(this.log, 'presence.kicked', () => a.endpoint.kicked());
+        }
+      }),
+      bus.subscribe(`${namespace}.claim.*`, (msg) => this.onClaim(msg.subject, msg.data)),
+    ];
   }
 
   get size(): number {
@@ -53,32 +101,50 @@ export class Presence {
 
   /** Whether `user` is connected to this node now. */
   has(user: string): boolean {
-    return this.perUser.has(user);
+    return this.perUser.has(subjectToken(user));
+  }
+
+  /**
+   * Whether `user` is connected to any node now. A node that cannot tell (the bus down or
+   * slow) says yes: callers use this to keep what a user holds, and keeping is safe.
+   */
+  async connectedAnywhere(user: string): Promise<boolean> {
+    if (this.has(user)) return true;
+    try {
+      await this.bus.request(`${this.namespace}.here.${subjectToken(user)}`, '', {
+        timeoutMs: this.deliverTimeoutMs,
+      });
+      return true;
+    } catch (err) {
+      if (err instanceof NoRespondersError) return false;
+      this.log.warn({ err, user }, 'presence: could not ask the cluster whether a user is connected');
+      return true;
+    }
   }
 
   attach(user: UserId, endpoint: PresenceEndpoint): PresenceHandle {
     const token = subjectToken(user);
-    const id = randomUUID();
-    // Announce first, so the previous holder (here or on another node) lets go before
-    // this one starts answering deliveries.
-    this.bus.publish(`${this.namespace}.claim.${token}`, id);
-    const attachment = new LocalAttachment(user, endpoint, () => {
+    this.clock = Math.max(Date.now(), this.clock + 1);
+    const claim: Claim = { id: randomUUID(), at: this.clock };
+    const attachment = new LocalAttachment(user, endpoint, claim, () => {
       this.local.delete(attachment);
-      const n = (this.perUser.get(user) ?? 1) - 1;
-      if (n > 0) this.perUser.set(user, n);
-      else this.perUser.delete(user);
+      const mine = this.perUser.get(token);
+      mine?.delete(attachment);
+      if (mine?.size === 0) this.perUser.delete(token);
     });
-    this.perUser.set(user, (this.perUser.get(user) ?? 0) + 1);
+    // Announce first: the older holder on this node lets go (synchronously on the local
+    // bus) before this one starts answering deliveries. The claim subscription is the
+    // node's own, older than any attachment, so the announcement is heard everywhere.
+    this.bus.publish(`${this.namespace}.claim.${token}`, JSON.stringify(claim));
+    let mine = this.perUser.get(token);
+    if (!mine) this.perUser.set(token, (mine = new Set()));
+    mine.add(attachment);
     attachment.subs.push(
       this.bus.subscribe(`${this.namespace}.deliver.${token}`, (msg) => {
         const ok = endpoint.deliver(msg.data);
         msg.respond?.(ok ? '1' : '0');
       }),
-      this.bus.subscribe(`${this.namespace}.claim.${token}`, (msg) => {
-        if (decoder.decode(msg.data) === id) return;
-        attachment.detach();
-        safeCall(this.log, 'presence.replaced', () => endpoint.replaced());
-      }),
+      this.bus.subscribe(`${this.namespace}.here.${token}`, (msg) => msg.respond?.('1')),
     );
     this.local.add(attachment);
     return attachment;
@@ -86,6 +152,8 @@ export class Presence {
 
   /** True when the target took the message; false when it is offline or refused it. */
   async send(user: UserId, data: Uint8Array | string): Promise<boolean> {
+    // The request is published before this returns (on both buses), so sends from one
+    // connection reach the target's node in the order they were made.
     try {
       const answer = await this.bus.request(`${this.namespace}.deliver.${subjectToken(user)}`, data, {
         timeoutMs: this.deliverTimeoutMs,
@@ -104,8 +172,29 @@ export class Presence {
   }
 
   close(): void {
-    this.kickSub.unsubscribe();
+    for (const s of this.subs) s.unsubscribe();
     for (const a of [...this.local]) a.detach();
+  }
+
+  private onClaim(subject: string, data: Uint8Array): void {
+    const claim = parseClaim(data);
+    if (!claim) {
+      this.badInput.warn({ subject, bytes: data.length }, 'presence: malformed claim on the bus dropped');
+      return;
+    }
+    this.clock = Math.max(this.clock, claim.at);
+    const holders = this.perUser.get(subject.slice(subject.lastIndexOf('.') + 1));
+    if (!holders) return;
+    for (const a of [...holders]) {
+      if (a.claim.id === claim.id) continue;
+      if (newer(claim, a.claim)) {
+        a.detach();
+        safeCall(this.log, 'presence.replaced', () => a.endpoint.replaced());
+      } else {
+        // An older claim, made before this one was heard: say again who holds the user.
+        this.bus.publish(subject, JSON.stringify(a.claim));
+      }
+    }
   }
 }
 
@@ -116,6 +205,7 @@ class LocalAttachment implements PresenceHandle {
   constructor(
     readonly user: UserId,
     readonly endpoint: PresenceEndpoint,
+    readonly claim: Claim,
     private readonly onDetach: () => void,
   ) {}
 

@@ -1,9 +1,39 @@
 import { randomBytes } from 'node:crypto';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { subjectToken, type Bus, type BusSubscription } from '../ports/bus/bus.js';
 import type { KvBucket, Store } from '../ports/store/store.js';
+import { ThrottledLog } from '../lib/throttled-log.js';
 import { asRoomId, type RoomId } from './room.js';
 import type { UserId } from './ids.js';
 import { SWEEP_BATCH } from './identity-registry.js';
+
+/** A room id as the directory makes them (base64url); anything else names no room. */
+const ROOM_ID = /^[-_A-Za-z0-9]{1,64}$/;
+const REASON = /^[ -~]{1,64}$/;
+const decoder = new TextDecoder();
+
+/** A room closed (or expired) somewhere in the cluster: every node ends its live state. */
+export interface RoomClosed {
+  id: string;
+  reason: string;
+}
+
+/** A `closed` event off the bus (untrusted), or undefined when it is not one. */
+function parseClosed(data: Uint8Array): RoomClosed | undefined {
+  if (data.length > 512) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(decoder.decode(data));
+  } catch {
+    return undefined;
+  }
+  if (value === null || typeof value !== 'object') return undefined;
+  const { id, reason } = value as Record<string, unknown>;
+  if (typeof id !== 'string' || !ROOM_ID.test(id)) return undefined;
+  if (typeof reason !== 'string' || !REASON.test(reason)) return undefined;
+  return { id, reason };
+}
 
 export interface RoomRecord {
   id: string;
@@ -16,13 +46,53 @@ export interface RoomRecord {
 
 /**
  * Durable room records (who created a room, whether it is open), kept in the store so
- * rooms outlive a restart; live participants and media are in Room and the SFU.
+ * rooms outlive a restart and any node serves any room; live participants and media are
+ * in Room and the SFU, on each node that has some. Closing or expiring a room is
+ * announced on `chorus.<ns>.room.<id>.closed`, which every node acts on.
  */
 export class RoomDirectory {
   private readonly bucket: KvBucket<RoomRecord>;
+  private readonly badInput: ThrottledLog;
 
-  constructor(store: Store, namespace: string) {
+  constructor(
+    store: Store,
+    private readonly bus: Bus,
+    private readonly namespace: string,
+    private readonly log: Logger,
+  ) {
     this.bucket = store.bucket<RoomRecord>(`rooms-${namespace}`);
+    this.badInput = new ThrottledLog(log, 5);
+  }
+
+  /**
+   * Calls `listener` for every room closed or expired on any node (this one included).
+   * A malformed event is logged (throttled) and dropped.
+   */
+  onClosed(listener: (event: RoomClosed) => void): BusSubscription {
+    return this.bus.subscribe(`chorus.${this.namespace}.room.*.closed`, (msg) => {
+      const event = parseClosed(msg.data);
+      // The subject names the room too: both must agree, or the event is not one.
+      if (!event || msg.subject !== this.closedSubject(event.id)) {
+        this.badInput.warn(
+          { subject: msg.subject, bytes: msg.data.length },
+          'room directory: malformed closed event dropped',
+        );
+        return;
+      }
+      try {
+        listener(event);
+      } catch (err) {
+        this.log.error({ err, room: event.id }, 'room directory: closed listener threw');
+      }
+    });
+  }
+
+  private closedSubject(id: string): string {
+    return `chorus.${this.namespace}.room.${subjectToken(id)}.closed`;
+  }
+
+  private announceClosed(id: string, reason: string): void {
+    this.bus.publish(this.closedSubject(id), JSON.stringify({ id, reason } satisfies RoomClosed));
   }
 
   async create(admin: UserId): Promise<RoomRecord> {
@@ -34,7 +104,7 @@ export class RoomDirectory {
   }
 
   async get(id: string): Promise<RoomRecord | undefined> {
-    if (!/^[-_A-Za-z0-9]{1,64}$/.test(id)) return undefined;
+    if (!ROOM_ID.test(id)) return undefined;
     return this.bucket.get(id);
   }
 
@@ -47,9 +117,11 @@ export class RoomDirectory {
     return out;
   }
 
-  async close(id: string): Promise<void> {
+  /** Marks the room closed and tells every node, whose live rooms close with it. */
+  async close(id: string, reason = 'room closed'): Promise<void> {
     const r = await this.bucket.get(id);
     if (r) await this.bucket.put(id, { ...r, open: false });
+    this.announceClosed(id, reason);
   }
 
   /**
@@ -65,8 +137,13 @@ export class RoomDirectory {
 
   /**
    * Deletes the rooms (open or closed) last used before `before`, except those `inUse`
-   * says have someone in them now. Walks the store in batches, yielding between them;
+   * says have someone publishing on this node (nodes keep the rooms they carry fresh with
+   * `touch`), and tells every node. Walks the store in batches, yielding between them;
    * stops early once `active()` is false. Returns the ids deleted.
+   *
+   * Several nodes may sweep at once: a room is deleted only if its record is still the
+   * one judged (a compare-and-set on its revision first), so a sweep that read a stale
+   * record never deletes a room touched meanwhile.
    */
   async removeUnused(
     before: number,
@@ -79,9 +156,11 @@ export class RoomDirectory {
       const keys = await this.bucket.keysPage(after, SWEEP_BATCH);
       for (const key of keys) {
         if (!active()) break;
-        const r = await this.bucket.get(key);
-        if (!r || (r.lastUsedAt ?? r.createdAt) >= before || inUse(key)) continue;
+        const found = await this.bucket.entry(key);
+        if (!found || (found.value.lastUsedAt ?? found.value.createdAt) >= before || inUse(key)) continue;
+        if (!(await this.bucket.update(key, found.value, found.revision))) continue;
         await this.bucket.delete(key);
+        this.announceClosed(key, 'room expired');
         removed.push(key);
       }
       if (keys.length < SWEEP_BATCH) break;

@@ -76,7 +76,12 @@ export class Engine {
   roomDirectory(namespace: string): RoomDirectory {
     let d = this.directories.get(namespace);
     if (!d) {
-      d = new RoomDirectory(this.ports.store, namespace);
+      d = new RoomDirectory(
+        this.ports.store,
+        this.ports.bus,
+        namespace,
+        this.log.child({ directory: namespace }),
+      );
       this.directories.set(namespace, d);
     }
     return d;

@@ -5,6 +5,7 @@ import { PeriodicSweep, sweepIntervalMs } from '../../lib/periodic-sweep.js';
 import type { RoomRegistry } from '../../core/room-registry.js';
 import type { RoomOptions } from '../../core/room-types.js';
 import type { RoomDirectory } from '../../core/room-directory.js';
+import type { BusSubscription } from '../../ports/bus/bus.js';
 import type { RoomSecrets } from '../../core/room-secrets.js';
 
 const HOUR_MS = 3_600_000;
@@ -27,6 +28,12 @@ export interface RoomQuotaRefusal {
  * What keeps Blue Sky rooms from piling up: a per-IP rate of room creation, a cap on
  * the rooms one IP created that are still open, and the expiry of rooms nobody has
  * joined for `BLUESKY_ROOM_TTL_HOURS`. One per surface, shared by its prefixes.
+ *
+ * In a cluster: the rate and the open-room cap count on this node (what this node
+ * created; a room closed on another node is released here by the directory's `closed`
+ * event). Expiry is cluster-wide: every node sweeps the shared directory, and keeps the
+ * rooms it carries publishers of fresh (`lease`), so no node expires a room in use on
+ * another. Every node closes its live room when any node closes or expires it.
  */
 export class BlueSkyQuotas {
   /** How stale a room's last-used stamp may get before a join rewrites it. */
@@ -37,6 +44,9 @@ export class BlueSkyQuotas {
   private readonly openByIp = new Map<string, Set<string>>();
   private readonly creatorOf = new Map<string, string>();
   private readonly sweep: PeriodicSweep | undefined;
+  /** Re-stamps the rooms this node carries publishers of, so other nodes' sweeps keep them. */
+  private readonly lease: PeriodicSweep | undefined;
+  private readonly closedSub: BusSubscription;
 
   constructor(
     private readonly config: Config['bluesky'],
@@ -57,18 +67,35 @@ export class BlueSkyQuotas {
             'bluesky-rooms',
             sweepIntervalMs(ttlMs),
             async (active) => {
+              // Every node closes its live room on the directory's `closed` event.
               const removed = await directory.removeUnused(Date.now() - ttlMs, inUse, active);
-              for (const id of removed) {
-                rooms.close('conference', id, 'room expired');
-                // Secured rooms' keys go with them (nothing when the room had none).
-                await secrets.forget(id);
-                this.released(id);
-              }
+              // Secured rooms' keys go with them (nothing when the room had none).
+              for (const id of removed) await secrets.forget(id);
               return removed.length;
             },
             log,
           )
         : undefined;
+    this.lease =
+      ttlMs > 0
+        ? new PeriodicSweep(
+            'bluesky-room-lease',
+            this.touchEveryMs,
+            async (active) => {
+              for (const room of rooms.list('conference')) {
+                if (!active()) break;
+                if (inUse(room.id)) await directory.touch(room.id, this.touchEveryMs);
+              }
+              return 0;
+            },
+            log,
+          )
+        : undefined;
+    this.closedSub = directory.onClosed(({ id, reason }) => {
+      // The cascade ends every participant's tracks and subscriptions, so every leg here.
+      rooms.close('conference', id, reason);
+      this.released(id);
+    });
   }
 
   /** Counts one room creation request from `ip`; a refusal when over the rate or the cap. */
@@ -114,8 +141,9 @@ export class BlueSkyQuotas {
     if (set?.size === 0) this.openByIp.delete(ip);
   }
 
-  /** Stops the sweep; resolves when it no longer touches the store. */
+  /** Stops the sweeps; resolves when they no longer touch the store. */
   async close(): Promise<void> {
-    await this.sweep?.close();
+    this.closedSub.unsubscribe();
+    await Promise.all([this.sweep?.close(), this.lease?.close()]);
   }
 }

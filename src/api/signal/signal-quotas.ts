@@ -43,8 +43,10 @@ export class SignalQuotas {
         ? new PeriodicSweep(
             'signal-names',
             sweepIntervalMs(ttlMs),
-            // A connected user is never expired, however old its stamp.
-            (active) => identities.removeUnused(Date.now() - ttlMs, (user) => presence.has(user), active),
+            // A user connected to any node is never expired, however old its stamp: the
+            // cluster is asked (a bus request answered by the node holding the user).
+            (active) =>
+              identities.removeUnused(Date.now() - ttlMs, (user) => presence.connectedAnywhere(user), active),
             log,
           )
         : undefined;
