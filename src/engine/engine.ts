@@ -39,7 +39,8 @@ export class Engine {
   private readonly secrets = new Map<string, RoomSecrets>();
 
   constructor(
-    private readonly ports: Ports,
+    /** The ports, for surfaces whose live state is owned per node and reached over the bus (VOIP calls). */
+    readonly ports: Ports,
     private readonly log: Logger,
     options: EngineOptions,
   ) {
