@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { ChorusError, isChorusError } from '../core/errors.js';
 import { clipClientText } from '../lib/throttled-log.js';
+import { isPortUnavailable } from '../ports/port-errors.js';
 
 /** One HTTP answer: a status, a body (JSON unless `type` says otherwise), headers. */
 export interface HttpAnswer {
@@ -48,6 +49,13 @@ const CLOSE_REASON_MAX = 120;
  */
 export function fromFastifyError(err: unknown): ChorusError | undefined {
   if (isChorusError(err)) return err;
+  // The cluster's NATS out of reach (store or bus): 503 with Retry-After, never a hang or a 500.
+  if (isPortUnavailable(err)) {
+    return new ChorusError('unavailable', err.message, {
+      retryAfterSeconds: err.retryAfterSeconds,
+      port: err.port,
+    });
+  }
   const status = (err as { statusCode?: unknown } | null)?.statusCode;
   if (typeof status !== 'number' || status < 400 || status >= 500) return undefined;
   const code = status === 413 ? 'too_large' : status === 408 ? 'timeout' : 'invalid_argument';
@@ -75,7 +83,7 @@ export function surfaceErrorHandler(
   return async (err, request, reply) => {
     const coded = fromFastifyError(err);
     if (coded && coded.code !== 'internal') {
-      const answer = errors.http(coded);
+      const answer = withPortRetryAfter(errors.http(coded), coded);
       request.log.warn(
         { ...refusalFields(coded), status: answer.status },
         errors.refusalLine?.(coded) ?? `${errors.surface}: request refused`,
@@ -92,13 +100,22 @@ export function surfaceErrorHandler(
  * logs: a coded refusal at `warn`, anything else at `error` with its stack.
  */
 export function closeAnswerFor(errors: SurfaceErrors, err: unknown, log: Logger): CloseAnswer {
-  if (isChorusError(err) && err.code !== 'internal') {
-    log.warn(refusalFields(err), errors.refusalLine?.(err) ?? `${errors.surface}: request refused`);
-    const answer = errors.close(err);
+  const coded = isPortUnavailable(err) ? fromFastifyError(err) : err;
+  if (isChorusError(coded) && coded.code !== 'internal') {
+    log.warn(refusalFields(coded), errors.refusalLine?.(coded) ?? `${errors.surface}: request refused`);
+    const answer = errors.close(coded);
     return { code: answer.code, reason: answer.reason.slice(0, CLOSE_REASON_MAX) };
   }
   log.error({ err }, `${errors.surface}: internal error`);
   return errors.hiddenClose;
+}
+
+/** A port outage's answer says when to come back on every surface, whatever its seed's form. */
+function withPortRetryAfter(answer: HttpAnswer, err: ChorusError): HttpAnswer {
+  const seconds = err.details.retryAfterSeconds;
+  if (err.details.port === undefined || seconds === undefined || answer.headers?.['retry-after'])
+    return answer;
+  return { ...answer, headers: { ...answer.headers, 'retry-after': String(seconds) } };
 }
 
 function send(reply: FastifyReply, answer: HttpAnswer): FastifyReply {

@@ -116,15 +116,24 @@ export const configSchema = z.object({
   cluster: z.object({
     natsUrl: optionalField(natsServers, {
       env: ['CLUSTER_NATS_URL'],
-      doc: 'NATS server URL(s) (comma list) of the cluster. Reserved for cluster mode: not yet used for the bus or the store (one process keeps its in-process bus and embedded store); Beep bites go there when `NATS` is unset.',
+      doc: 'NATS server URL(s) (comma list) of the cluster; setting it switches cluster mode on: the bus is NATS core and the store JetStream KV (the server needs `-js`), over one connection per node. Unset: one process with its in-process bus and the embedded store in `DATA_DIR`. Beep bites go there too when `NATS` is unset.',
     }),
     nodeId: optionalField(
       z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, { error: 'expected 1 to 64 letters, digits, - or _' }),
       {
         env: ['CLUSTER_NODE_ID'],
-        doc: "This node's id in the cluster. Reserved for cluster mode: not yet used.",
+        doc: "This node's id in the cluster (unique per node). Unset: generated on the first start and kept in `DATA_DIR/node-id`, so a restarted node keeps it.",
+        defaultDoc: '(generated, kept in `DATA_DIR`)',
       },
     ),
+    connectTimeoutSeconds: field(int(1, 600), 10, {
+      env: ['CLUSTER_CONNECT_TIMEOUT_SECONDS'],
+      doc: 'At start-up, how long to wait for the first connection to `CLUSTER_NATS_URL` before exiting with an error (later losses are retried forever).',
+    }),
+    kvReplicas: field(int(1, 5), 1, {
+      env: ['CLUSTER_KV_REPLICAS'],
+      doc: "Copies JetStream keeps of each store bucket when it creates one (at most the NATS cluster's server count; 1 for a single nats-server).",
+    }),
   }),
   sinks: z.object({
     natsUrl: optionalField(natsServers, {

@@ -1,23 +1,63 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { LocalBus } from './bus/local-bus.js';
+import { NatsBus } from './bus/nats-bus.js';
+import { NatsLink } from './nats/nats-link.js';
+import { nodeIdFor } from './node-id.js';
+import { KvStore } from './store/kv-store.js';
 import { LmdbStore } from './store/lmdb-store.js';
 import { NatsSink } from './sinks/nats-sink.js';
 import { NoSink } from './sinks/no-sink.js';
 import type { Ports } from './ports.js';
 
+/** Bound of every store call in cluster mode: past it, PortUnavailableError (503). */
+const STORE_TIMEOUT_MS = 5000;
+
 /**
  * The one place where single node vs cluster is decided, from top-level config sections
- * only (never a surface's slice). Today the bus and the store are always the embedded
- * ones; the NATS bus and JetStream KV store plug in here, chosen by `cluster.natsUrl`.
- * The sink publishes to `sinks.natsUrl`, which defaults to the cluster's NATS when
- * loading the config.
+ * only (never a surface's slice). No `cluster.natsUrl`: the in-process bus and LMDB, no
+ * NATS needed. With it: one NatsLink (the process's one connection, waited for at
+ * start-up), the NATS bus and the JetStream KV store on it. The sink publishes to
+ * `sinks.natsUrl` (the cluster's NATS unless set), on the cluster's connection when that
+ * names the same servers.
  */
-export function createPorts(config: Pick<Config, 'store' | 'sinks'>, log: Logger): Ports {
-  const sinkServers = config.sinks.natsUrl;
+export async function createPorts(
+  config: Pick<Config, 'store' | 'sinks' | 'cluster'>,
+  log: Logger,
+): Promise<Ports> {
+  const clusterServers = config.cluster.natsUrl;
+  if (!clusterServers) {
+    const store = new LmdbStore(config.store.dataDir);
+    return {
+      bus: new LocalBus(log.child({ port: 'bus' })),
+      store,
+      sink: sinkFor(config, log, undefined),
+      nodeId: nodeIdFor(config.cluster.nodeId, config.store.dataDir),
+    };
+  }
+  const nodeId = nodeIdFor(config.cluster.nodeId, config.store.dataDir);
+  const link = await NatsLink.open({
+    servers: clusterServers,
+    nodeId,
+    connectTimeoutMs: config.cluster.connectTimeoutSeconds * 1000,
+    log: log.child({ port: 'nats' }),
+  });
   return {
-    bus: new LocalBus(log.child({ port: 'bus' })),
-    store: new LmdbStore(config.store.dataDir),
-    sink: sinkServers ? new NatsSink([...sinkServers], log.child({ port: 'sink' })) : new NoSink(),
+    bus: new NatsBus(link, log.child({ port: 'bus' })),
+    store: new KvStore(link, { replicas: config.cluster.kvReplicas, timeoutMs: STORE_TIMEOUT_MS }),
+    sink: sinkFor(config, log, link),
+    nodeId,
+    cluster: link,
   };
+}
+
+function sinkFor(
+  config: Pick<Config, 'sinks' | 'cluster'>,
+  log: Logger,
+  link: NatsLink | undefined,
+): Ports['sink'] {
+  const servers = config.sinks.natsUrl;
+  if (!servers) return new NoSink();
+  const shared = link && servers.join(',') === config.cluster.natsUrl?.join(',');
+  return new NatsSink([...servers], log.child({ port: 'sink' }), shared ? link : undefined);
 }

@@ -2,6 +2,14 @@ import type { Bus } from './bus/bus.js';
 import type { MessageSink } from './sinks/message-sink.js';
 import type { Store } from './store/store.js';
 
+/** The cluster connection as the server's readiness sees it (absent on one node). */
+export interface ClusterLink {
+  readonly connected: boolean;
+  /** The NATS server connected to (or last connected to). */
+  readonly server: string;
+  close(): Promise<void>;
+}
+
 /**
  * What the engine reaches other nodes and outside systems through. Each port is an
  * interface beside its implementations; `createPorts` picks the implementations once,
@@ -12,11 +20,16 @@ export interface Ports {
   store: Store;
   /** Where derived media (audio bites) goes: NATS when configured, nowhere otherwise. */
   sink: MessageSink;
+  /** This node's id: `CLUSTER_NODE_ID`, or generated once and kept in the data directory. */
+  nodeId: string;
+  /** The NATS connection the cluster's ports share; absent on one node (embedded ports). */
+  cluster?: ClusterLink;
 }
 
-/** Closes every port; the engine has stopped using them by then. */
+/** Closes every port; the engine has stopped using them by then. The shared connection last. */
 export async function closePorts(ports: Ports): Promise<void> {
   await ports.bus.close();
   await ports.store.close();
   await ports.sink.close();
+  await ports.cluster?.close();
 }

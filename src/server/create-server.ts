@@ -62,6 +62,12 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
   const { load, overloaded } = overloadCheck(config.webrtc);
   if (load) readiness.check('admission', overloaded);
   readiness.set('store', true);
+  const cluster = ports.cluster;
+  if (cluster) {
+    readiness.check('cluster', () =>
+      cluster.connected ? undefined : `not connected to NATS (${cluster.server})`,
+    );
+  }
   const engine = buildEngine(config, ports, log, overloaded);
 
   // Lines any client can cause (protocol errors, refused connections): throttled.

@@ -13,7 +13,9 @@ export const signalErrors: SurfaceErrors = {
   http: (err) =>
     err.code === 'too_large'
       ? { status: 413, body: registerReply('INVALID', 'body too large') }
-      : { status: 400, body: registerReply('INVALID', 'invalid body') },
+      : err.code === 'unavailable' // the cluster's store or bus out of reach (Chorus)
+        ? { status: 503, body: registerReply('UNAVAILABLE', err.message) }
+        : { status: 400, body: registerReply('INVALID', 'invalid body') },
   hidden: { status: 500, body: registerReply('INVALID', 'internal error') },
   close: (err) => ({ code: errorTable[err.code].wsClose, reason: err.message }),
   hiddenClose: { code: errorTable.internal.wsClose, reason: 'internal error' },

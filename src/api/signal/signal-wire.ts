@@ -25,8 +25,11 @@ export const CloseCode = {
 } as const;
 
 export interface RegisterReply {
-  /** `RATE_LIMITED` (Chorus, with 429): too many registrations from the client's address. */
-  status: 'SUCCESS' | 'TAKEN' | 'INVALID' | 'RATE_LIMITED';
+  /**
+   * `RATE_LIMITED` (Chorus, with 429): too many registrations from the client's address.
+   * `UNAVAILABLE` (Chorus, with 503): the cluster's store is out of reach; try again.
+   */
+  status: 'SUCCESS' | 'TAKEN' | 'INVALID' | 'RATE_LIMITED' | 'UNAVAILABLE';
   message: string;
 }
 

@@ -1,12 +1,14 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
+import type { NatsLink } from '../nats/nats-link.js';
 import type { MessageSink } from './message-sink.js';
 
 /**
  * Publishes to NATS. Connects in the background and keeps reconnecting for as long as
  * the process runs (the original exited when NATS was down at start-up). While not
  * connected, messages are dropped and counted: they are live media, and replaying
- * minutes of stale audio after an outage would help nobody.
+ * minutes of stale audio after an outage would help nobody. Given the cluster's NatsLink
+ * (when `NATS` names the cluster's own servers) it publishes on that one connection.
  */
 export class NatsSink implements MessageSink {
   private nc: NatsConnection | undefined;
@@ -15,10 +17,22 @@ export class NatsSink implements MessageSink {
   published = 0;
   dropped = 0;
 
+  /** Set when the sink rides on the cluster's connection (same servers): not ours to close. */
+  private readonly link: NatsLink | undefined;
+
   constructor(
     private readonly servers: string[],
     private readonly log: Logger,
+    link?: NatsLink,
   ) {
+    this.link = link;
+    if (link) {
+      this.nc = link.nc;
+      this.connected = link.connected;
+      link.events.on('down', () => (this.connected = false));
+      link.events.on('up', () => (this.connected = !this.closed));
+      return;
+    }
     void this.run();
     // The first connection is retried silently by the client: say so once.
     const warn = setTimeout(() => {
@@ -48,7 +62,7 @@ export class NatsSink implements MessageSink {
   async close(): Promise<void> {
     this.closed = true;
     this.connected = false;
-    await this.nc?.drain().catch(() => undefined);
+    if (!this.link) await this.nc?.drain().catch(() => undefined);
   }
 
   private async run(): Promise<void> {
