@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Ports } from '../ports/ports.js';
 import { StreamRegistry } from '../media/stream/stream-registry.js';
+import type { CacheMode } from '../media/stream/gop-cache.js';
 import type { FanOutPolicy } from '../media/stream/stream-sink.js';
 import type { WebRtcSettings } from '../media/webrtc/peer-config.js';
 import { Sfu } from '../media/webrtc/sfu.js';
@@ -17,7 +18,7 @@ import { BitePublisher } from '../core/bite-publisher.js';
  * namespace (each surface keeps its own users), and never see the ports' implementations.
  */
 export interface EngineOptions {
-  stream: { cacheBytes: number; policy: FanOutPolicy };
+  stream: { cacheBytes: number; cacheMode?: CacheMode; policy: FanOutPolicy };
   webrtc: WebRtcSettings;
   audio: AudioHubOptions;
 }
@@ -44,7 +45,7 @@ export class Engine {
     private readonly log: Logger,
     options: EngineOptions,
   ) {
-    this.streams = new StreamRegistry(options.stream.cacheBytes, options.stream.policy);
+    this.streams = new StreamRegistry(options.stream.cacheBytes, options.stream.policy, options.stream.cacheMode);
     this.rooms = new RoomRegistry(log.child({ component: 'rooms' }));
     this.sfu = new Sfu(options.webrtc, log.child({ component: 'sfu' }));
     this.audio = new AudioHub(options.audio, log.child({ component: 'audio' }));

@@ -14,6 +14,7 @@ export function buildEngine(
   return new Engine(ports, log, {
     stream: {
       cacheBytes: config.stream.gopCacheSizeMb * 1024 * 1024,
+      cacheMode: config.stream.cacheMode,
       policy: {
         receiverQueueBytes: config.stream.receiverQueueBytes,
         slowReceiver: config.stream.slowReceiver,

@@ -70,6 +70,15 @@ export class PublisherSession extends StreamSession {
     this.log.info({ reason }, 'publisher killed');
     this.socket.close(StreamClose.killed.code, StreamClose.killed.reason);
   }
+
+  /** The channel's fan-out backlog is full: stop reading so TCP pushes back on the publisher. */
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
 }
 
 /** A receiver: the engine writes chunks to it through the StreamSink interface. */

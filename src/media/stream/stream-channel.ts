@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
-import { GopCache } from './gop-cache.js';
+import { GopCache, type CacheMode } from './gop-cache.js';
 import type { FanOutPolicy, PublisherControl, ReceiveMode, SinkEnd, StreamSink } from './stream-sink.js';
 
 /** A receiver attached to a channel. */
@@ -16,6 +16,14 @@ export class StreamReceiver {
     readonly mode: ReceiveMode,
   ) {}
 }
+
+/**
+ * Sends per turn of the event loop when a chunk goes to many receivers. A send costs
+ * about 15 us, so a slice holds the loop for some milliseconds.
+ */
+export const FANOUT_SLICE_SENDS = 512;
+/** Chunk bytes waiting for fan-out past which the publisher's socket stops being read. */
+const BACKLOG_PAUSE_BYTES = 4 << 20;
 
 interface Publishing {
   key: string;
@@ -43,6 +51,17 @@ export class StreamChannel {
   /** receive-clear-cache turns the cache off for the rest of the publishing session. */
   private cacheOff = false;
   private pendingRemovals = 0;
+  // Fan-out in slices: chunks waiting, the receiver the current chunk has reached, and
+  // how many receivers it goes to (those that joined before it began).
+  private backlog: Buffer[] = [];
+  private backlogHead = 0;
+  private backlogBytes = 0;
+  private cursor = 0;
+  private fanEnd = 0;
+  private pumping = false;
+  private publisherPaused = false;
+  /** The publisher left while chunks still wait: it ends when they are out. */
+  private endPending = false;
 
   bytesIn = 0;
   chunksIn = 0;
@@ -53,8 +72,9 @@ export class StreamChannel {
     readonly id: string,
     cacheBytes: number,
     private readonly policy: FanOutPolicy,
+    cacheMode: CacheMode = 'auto',
   ) {
-    this.cache = new GopCache(cacheBytes);
+    this.cache = new GopCache(cacheBytes, cacheMode);
   }
 
   get isPublishing(): boolean {
@@ -75,6 +95,11 @@ export class StreamChannel {
 
   get cacheChunks(): number {
     return this.cache.count;
+  }
+
+  /** The container the cache follows (`webm`, `mpegts`), if it recognised one. */
+  get cacheFormat(): string | undefined {
+    return this.cache.format;
   }
 
   /** The longest send queue among playing receivers, in bytes (for stats and tests). */
@@ -111,10 +136,19 @@ export class StreamChannel {
     }
   }
 
-  /** The publisher left: playing receivers end, the cache goes. */
+  /** The publisher left: playing receivers end (once the backlog is out), the cache goes. */
   endPublishing(): void {
     if (!this.publishing) return;
+    if (this.pumping) {
+      this.endPending = true;
+      return;
+    }
+    this.finishPublishing();
+  }
+
+  private finishPublishing(): void {
     this.publishing = undefined;
+    this.publisherPaused = false;
     this.cache.clear();
     const playing = this.playing;
     this.playing = [];
@@ -133,14 +167,87 @@ export class StreamChannel {
     return true;
   }
 
-  /** The hot path: one chunk from the publisher. */
+  /**
+   * The hot path: one chunk from the publisher. Small channels get it at once. Where the
+   * receivers outnumber one slice, or chunks are already waiting, it joins the backlog,
+   * which goes out FANOUT_SLICE_SENDS sends per turn of the event loop: one socket read
+   * can hold a hundred chunks, and sending them all to 2,000 receivers at once held the
+   * loop for seconds, so new connections' handshakes and every timer waited.
+   */
   publish(chunk: Buffer): void {
     this.bytesIn += chunk.length;
     this.chunksIn++;
+    if (this.backlogCount() === 0 && this.playing.length <= FANOUT_SLICE_SENDS) {
+      this.beginChunk(chunk);
+      this.sendRange(chunk, 0, this.fanEnd);
+      if (this.pendingRemovals > 0) this.compact();
+      return;
+    }
+    this.backlog.push(chunk);
+    this.backlogBytes += chunk.length;
+    if (!this.pumping) {
+      this.pumping = true;
+      this.pump();
+    }
+    if (this.backlogBytes > BACKLOG_PAUSE_BYTES && !this.publisherPaused && this.publishing) {
+      this.publisherPaused = true;
+      this.publishing.control.pause?.();
+    }
+  }
+
+  private backlogCount(): number {
+    return this.backlog.length - this.backlogHead;
+  }
+
+  /** One slice of the backlog; the rest waits for the next turn (setImmediate: after I/O). */
+  private pump(): void {
+    let budget = FANOUT_SLICE_SENDS;
+    while (budget > 0 && this.backlogHead < this.backlog.length) {
+      const chunk = this.backlog[this.backlogHead]!;
+      if (this.cursor === 0) this.beginChunk(chunk);
+      const to = Math.min(this.fanEnd, this.cursor + budget);
+      this.sendRange(chunk, this.cursor, to);
+      budget -= Math.max(1, to - this.cursor);
+      this.cursor = to;
+      if (to < this.fanEnd) break;
+      // Every receiver has this chunk.
+      this.cursor = 0;
+      this.backlog[this.backlogHead++] = EMPTY;
+      this.backlogBytes -= chunk.length;
+      if (this.pendingRemovals > 0) this.compact();
+    }
+    if (this.publisherPaused && this.backlogBytes <= BACKLOG_PAUSE_BYTES / 2) {
+      this.publisherPaused = false;
+      this.publishing?.control.resume?.();
+    }
+    if (this.backlogHead < this.backlog.length) {
+      setImmediate(this.pumpLater);
+      return;
+    }
+    this.backlog = [];
+    this.backlogHead = 0;
+    this.pumping = false;
+    if (this.endPending) {
+      this.endPending = false;
+      this.finishPublishing();
+    }
+  }
+
+  private readonly pumpLater = (): void => {
+    if (this.pumping) this.pump();
+  };
+
+  /** A chunk starts going out: it enters the cache, and receivers that join from now on get it from there. */
+  private beginChunk(chunk: Buffer): void {
+    if (this.pendingRemovals > 0) this.compact();
     if (!this.cacheOff) this.cache.push(chunk);
+    this.fanEnd = this.playing.length;
+  }
+
+  private sendRange(chunk: Buffer, from: number, to: number): void {
     const limit = this.policy.receiverQueueBytes;
     const playing = this.playing;
-    for (let i = 0; i < playing.length; i++) {
+    for (let i = from; i < to; i++) {
       const r = playing[i]!;
       if (r.removed) continue;
       const queued = r.sink.bufferedAmount;
@@ -167,7 +274,6 @@ export class StreamChannel {
       this.bytesOut += chunk.length;
       if (r.mode === 'probe') this.detach(r, 'probe-done');
     }
-    if (this.pendingRemovals > 0) this.compact();
   }
 
   /** A receiver arrives: it starts now if the channel is live, else it waits. */
@@ -183,7 +289,8 @@ export class StreamChannel {
     if (r.removed) return;
     r.removed = true;
     this.pendingRemovals++;
-    this.compact();
+    // Not while a chunk is part-way through the list: the cursor indexes it.
+    if (this.cursor === 0) this.compact();
   }
 
   private start(r: StreamReceiver): void {
@@ -226,3 +333,5 @@ export class StreamChannel {
     this.pendingRemovals = 0;
   }
 }
+
+const EMPTY = Buffer.alloc(0);

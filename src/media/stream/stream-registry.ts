@@ -1,3 +1,4 @@
+import type { CacheMode } from './gop-cache.js';
 import type { FanOutPolicy } from './stream-sink.js';
 import { StreamChannel } from './stream-channel.js';
 
@@ -19,12 +20,13 @@ export class StreamRegistry {
   constructor(
     private readonly cacheBytes: number,
     private readonly policy: FanOutPolicy,
+    private readonly cacheMode: CacheMode = 'auto',
   ) {}
 
   channel(id: string): StreamChannel {
     let c = this.channels.get(id);
     if (!c) {
-      c = new StreamChannel(id, this.cacheBytes, this.policy);
+      c = new StreamChannel(id, this.cacheBytes, this.policy, this.cacheMode);
       this.channels.set(id, c);
     }
     return c;

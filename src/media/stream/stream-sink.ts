@@ -20,6 +20,9 @@ export interface StreamSink {
 export interface PublisherControl {
   /** The coordinator (or an operator) stops this stream. */
   kill(reason: string): void;
+  /** Stop reading the publisher for now: the fan-out backlog is full (TCP pushes back). */
+  pause?(): void;
+  resume?(): void;
 }
 
 export interface FanOutPolicy {
