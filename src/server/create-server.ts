@@ -11,6 +11,7 @@ import { buildEngine } from './build-engine.js';
 import { createHttpApp } from './http-app.js';
 import { Listeners } from './listeners.js';
 import { createLogger } from './logger.js';
+import { mountFrontDoor } from './front-door.js';
 import { ServerMetrics } from './metrics.js';
 import { mountOpsRoutes } from './ops-routes.js';
 import { mountSurfaces } from './mount-surfaces.js';
@@ -22,6 +23,7 @@ import { persistentSecret } from './server-secret.js';
 import { shutdown } from './shutdown.js';
 import { setupWebSockets } from './websocket-setup.js';
 import { WebSocketTracker } from './websocket-tracker.js';
+import { webPages } from './web-pages.js';
 import { ThrottledLog } from '../lib/throttled-log.js';
 
 export interface ServerOverrides {
@@ -81,6 +83,7 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
   const payloadLimits = await setupWebSockets(app, config, enabled, clientLog, log);
   addRequestDeadline(app, config.http.requestTimeoutSeconds * 1000, clientLog);
   const metricsListener = mountOpsRoutes(app, { config, readiness, metrics, engine, load, log });
+  mountFrontDoor(app, { config, readiness });
   const ctx = { config, engine, tracker, heartbeats, metrics, adminGuard: adminGuard(config.admin), log };
   await mountSurfaces(app, enabled, ctx, payloadLimits, readiness);
 
@@ -98,7 +101,10 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
       load?.restart(); // building the server is not load: measure from here
       readiness.set('listeners', true);
       const u = server.urls();
-      log.info({ http: u.http, https: u.https }, 'chorus listening');
+      // The URLs a person opens, once, where `npm start` shows them.
+      const base = u.https ?? u.http;
+      const pages = Object.fromEntries(webPages(config).map((p) => [p.name, `${base}/${p.name}/`]));
+      log.info({ http: u.http, https: u.https, frontDoor: `${base}/`, pages }, 'chorus listening');
     },
     urls() {
       const out: { http: string; https?: string; metrics?: string } = listeners.urls(app);

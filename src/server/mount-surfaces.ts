@@ -3,6 +3,7 @@ import type { SurfaceContext } from '../api/surface-context.js';
 import type { Surface } from '../api/surfaces.js';
 import type { Readiness } from './readiness.js';
 import { mountWeb } from './web-assets.js';
+import { disabledWebPages } from './web-pages.js';
 import type { WebSocketPayloadLimits } from './websocket-payload-limits.js';
 
 /**
@@ -32,12 +33,6 @@ export async function mountSurfaces(
     log.info({ surface: surface.name }, 'surface mounted');
   }
   if (config.web.enabled) {
-    const disabled = [
-      ...(config.signal.enabled ? [] : ['signal']),
-      ...(config.bluesky.enabled ? [] : ['meet']),
-      ...(config.voip.enabled ? [] : ['call']),
-      ...(config.stream.enabled && !config.stream.disableTestClient ? [] : ['stream']),
-    ];
-    await mountWeb(app, log, disabled);
+    await mountWeb(app, log, disabledWebPages(config));
   }
 }

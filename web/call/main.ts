@@ -1,4 +1,8 @@
 import { startMicUpload, startOpusPlayback, VoipClient, type PlaybackStats } from '../sdk/voip-client.js';
+import { warnIfInsecure } from '../sdk/secure-context.js';
+
+// First, before anything reaches for what an insecure context hides.
+warnIfInsecure('the microphone and the encryption keys (WebCrypto) this page signs with');
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
 const show = (id: string, on: boolean) => $(id).classList.toggle('hidden', !on);

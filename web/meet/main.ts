@@ -1,4 +1,8 @@
 import { BlueSkyClient, BlueSkyError } from '../sdk/bluesky-client.js';
+import { warnIfInsecure } from '../sdk/secure-context.js';
+
+// First, before anything reaches for what an insecure context hides.
+warnIfInsecure('the camera and microphone');
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
 const api = new BlueSkyClient();

@@ -1,4 +1,8 @@
 import { SignalClient, type SignalMessage } from '../sdk/signal-client.js';
+import { warnIfInsecure } from '../sdk/secure-context.js';
+
+// First, before anything reaches for what an insecure context hides.
+warnIfInsecure('the camera and microphone');
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
 const ui = {

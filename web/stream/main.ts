@@ -1,4 +1,8 @@
 import { StreamConnection, webmMimeFromHeader } from '../sdk/stream-client.js';
+import { warnIfInsecure } from '../sdk/secure-context.js';
+
+// First, before anything reaches for what an insecure context hides.
+warnIfInsecure('the camera and microphone (publishing; watching a channel still works)');
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
 const logList = $('log');
