@@ -134,6 +134,11 @@ export const configSchema = z.object({
       env: ['CLUSTER_KV_REPLICAS'],
       doc: "Copies JetStream keeps of each store bucket when it creates one (at most the NATS cluster's server count; 1 for a single nats-server).",
     }),
+    wireProtocol: optionalField(int(1, 1_000_000), {
+      env: ['CLUSTER_WIRE_PROTOCOL'],
+      doc: "For tests only: the cluster wire-protocol version this node claims instead of its own, to check that a node whose version differs from the running cluster's refuses to start (exit 2).",
+      defaultDoc: "(this release's)",
+    }),
   }),
   sinks: z.object({
     natsUrl: optionalField(natsServers, {

@@ -2,7 +2,12 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { LocalBus } from './bus/local-bus.js';
 import { NatsBus } from './bus/nats-bus.js';
+import { LocalMembership } from './membership/local-membership.js';
+import type { Membership } from './membership/membership.js';
+import { NatsMembership } from './membership/nats-membership.js';
+import { natsReason } from './nats/nats-errors.js';
 import { NatsLink } from './nats/nats-link.js';
+import { PortStartError } from './port-errors.js';
 import { nodeIdFor } from './node-id.js';
 import { KvStore } from './store/kv-store.js';
 import { LmdbStore } from './store/lmdb-store.js';
@@ -28,11 +33,14 @@ export async function createPorts(
   const clusterServers = config.cluster.natsUrl;
   if (!clusterServers) {
     const store = new LmdbStore(config.store.dataDir);
+    const bus = new LocalBus(log.child({ port: 'bus' }));
+    const nodeId = nodeIdFor(config.cluster.nodeId, config.store.dataDir);
     return {
-      bus: new LocalBus(log.child({ port: 'bus' })),
+      bus,
       store,
       sink: sinkFor(config, log, undefined),
-      nodeId: nodeIdFor(config.cluster.nodeId, config.store.dataDir),
+      nodeId,
+      membership: new LocalMembership(nodeId, bus, log.child({ port: 'membership' })),
     };
   }
   const nodeId = nodeIdFor(config.cluster.nodeId, config.store.dataDir);
@@ -42,13 +50,44 @@ export async function createPorts(
     connectTimeoutMs: config.cluster.connectTimeoutSeconds * 1000,
     log: log.child({ port: 'nats' }),
   });
+  const bus = new NatsBus(link, log.child({ port: 'bus' }));
+  const membership = await joinCluster(config.cluster, link, bus, nodeId, log);
   return {
-    bus: new NatsBus(link, log.child({ port: 'bus' })),
+    bus,
     store: new KvStore(link, { replicas: config.cluster.kvReplicas, timeoutMs: STORE_TIMEOUT_MS }),
     sink: sinkFor(config, log, link),
     nodeId,
     cluster: link,
+    membership,
   };
+}
+
+/**
+ * Announces this node (NatsMembership.join): a refusal (its id held by a live node, another
+ * wire protocol) or a failure closes the connection and stops the start with one line.
+ */
+async function joinCluster(
+  cluster: Config['cluster'],
+  link: NatsLink,
+  bus: NatsBus,
+  nodeId: string,
+  log: Logger,
+): Promise<Membership> {
+  try {
+    return await NatsMembership.join({
+      nc: link.nc,
+      bus,
+      nodeId,
+      log: log.child({ port: 'membership' }),
+      replicas: cluster.kvReplicas,
+      ...(cluster.wireProtocol === undefined ? {} : { protocol: cluster.wireProtocol }),
+    });
+  } catch (err) {
+    await bus.close();
+    await link.close();
+    if (err instanceof PortStartError) throw err;
+    throw new PortStartError(`cannot join the cluster: ${natsReason(err)}`, { cause: err });
+  }
 }
 
 function sinkFor(

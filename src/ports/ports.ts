@@ -1,4 +1,5 @@
 import type { Bus } from './bus/bus.js';
+import type { Membership } from './membership/membership.js';
 import type { MessageSink } from './sinks/message-sink.js';
 import type { Store } from './store/store.js';
 
@@ -24,10 +25,14 @@ export interface Ports {
   nodeId: string;
   /** The NATS connection the cluster's ports share; absent on one node (embedded ports). */
   cluster?: ClusterLink;
+  /** The live nodes and `nodeGone` (one node: itself, never gone). */
+  membership: Membership;
 }
 
 /** Closes every port; the engine has stopped using them by then. The shared connection last. */
 export async function closePorts(ports: Ports): Promise<void> {
+  // First: leaving deletes this node's entry, which needs the store's connection.
+  await ports.membership.close();
   await ports.bus.close();
   await ports.store.close();
   await ports.sink.close();

@@ -8,6 +8,7 @@ import type { Ports } from '../ports/ports.js';
 import { surfaces } from '../api/surfaces.js';
 import { adminGuard } from './admin-guard.js';
 import { buildEngine } from './build-engine.js';
+import { setupCluster } from './cluster-setup.js';
 import { createHttpApp } from './http-app.js';
 import { Listeners } from './listeners.js';
 import { createLogger } from './logger.js';
@@ -83,6 +84,15 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
   const payloadLimits = await setupWebSockets(app, config, enabled, clientLog, log);
   addRequestDeadline(app, config.http.requestTimeoutSeconds * 1000, clientLog);
   const metricsListener = mountOpsRoutes(app, { config, readiness, metrics, engine, load, log });
+  const clusterOps = setupCluster(app, {
+    config,
+    ports,
+    metrics,
+    readiness,
+    tracker,
+    adminGuard: adminGuard(config.admin),
+    log,
+  });
   mountFrontDoor(app, { config, readiness });
   const ctx = { config, engine, tracker, heartbeats, metrics, adminGuard: adminGuard(config.admin), log };
   await mountSurfaces(app, enabled, ctx, payloadLimits, readiness);
@@ -101,6 +111,7 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
       load?.restart(); // building the server is not load: measure from here
       readiness.set('listeners', true);
       const u = server.urls();
+      clusterOps.announce(u.http, load);
       // The URLs a person opens, once, where `npm start` shows them.
       const base = u.https ?? u.http;
       const pages = Object.fromEntries(webPages(config).map((p) => [p.name, `${base}/${p.name}/`]));
@@ -113,6 +124,7 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
       return out;
     },
     close() {
+      clusterOps.stop();
       closing ??= shutdown({
         readiness,
         listeners,

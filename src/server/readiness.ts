@@ -11,6 +11,8 @@ export class Readiness {
   private readonly components = new Map<string, boolean>();
   /** Each returns why the component is not ready, or undefined when it is. */
   private readonly checks = new Map<string, () => string | undefined>();
+  /** Figures shown with the snapshot that do not decide readiness (the cluster's nodes). */
+  private readonly details = new Map<string, () => unknown>();
   private drainingFlag = false;
 
   expect(name: string): void {
@@ -24,6 +26,11 @@ export class Readiness {
   /** A component that is up while `notReadyBecause()` returns undefined. */
   check(name: string, notReadyBecause: () => string | undefined): void {
     this.checks.set(name, notReadyBecause);
+  }
+
+  /** Shows `read()` under `details.<name>` in each snapshot; it never makes the node unready. */
+  detail(name: string, read: () => unknown): void {
+    this.details.set(name, read);
   }
 
   drain(): void {
@@ -44,6 +51,7 @@ export class Readiness {
     components: Record<string, boolean>;
     /** Why each failing check fails (absent when none does). */
     reasons?: Record<string, string>;
+    details?: Record<string, unknown>;
   } {
     const components = Object.fromEntries(this.components);
     const reasons: Record<string, string> = {};
@@ -58,6 +66,9 @@ export class Readiness {
       draining: this.drainingFlag,
       components,
       ...(Object.keys(reasons).length > 0 ? { reasons } : {}),
+      ...(this.details.size > 0
+        ? { details: Object.fromEntries([...this.details].map(([name, read]) => [name, read()])) }
+        : {}),
     };
   }
 }

@@ -44,7 +44,7 @@ export class SiteAuth implements VoipAuth {
   }
 
   /** The site's token said whose stream it is. */
-  async ownsStream(): Promise<boolean> {
+  ownsStream(): boolean {
     return true;
   }
 
@@ -66,7 +66,7 @@ export class SiteAuth implements VoipAuth {
     return {};
   }
 
-  async callPlaced(): Promise<string> {
+  callPlaced(): string {
     return '';
   }
 

@@ -1,0 +1,18 @@
+import type { FastifyInstance, preHandlerAsyncHookHandler } from 'fastify';
+import type { Membership } from '../ports/membership/membership.js';
+
+/**
+ * `GET /cluster/nodes` (admin): the live nodes as this node sees them, with their
+ * URLs, WebRTC ports, load and versions: what an operator checks first when a node
+ * seems missing. On one node it lists itself.
+ */
+export function mountClusterRoutes(
+  app: FastifyInstance,
+  membership: Membership,
+  guard: preHandlerAsyncHookHandler,
+): void {
+  app.get('/cluster/nodes', { preHandler: guard }, async () => ({
+    self: membership.selfId,
+    nodes: membership.nodes().sort((a, b) => a.id.localeCompare(b.id)),
+  }));
+}
