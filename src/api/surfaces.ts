@@ -81,6 +81,7 @@ export const surfaces: readonly Surface[] = [
         config: ctx.config.voip,
         rooms: ctx.engine.rooms,
         audio: ctx.engine.audio,
+        ports: ctx.engine.ports,
         tracker: ctx.tracker,
         heartbeats: ctx.heartbeats,
         registry: ctx.metrics.registry,

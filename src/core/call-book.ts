@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Call, type CallEnd, type CallParties } from './call.js';
 import type { RoomRegistry } from './room-registry.js';
 import { asRoomId } from './room-types.js';
@@ -19,8 +20,8 @@ export interface CallBookOptions {
  */
 export class CallBook {
   private readonly calls = new Map<string, Call>();
+  private readonly byId = new Map<string, Call>();
   private readonly timers = new Map<Call, NodeJS.Timeout>();
-  private seq = 0;
 
   constructor(
     private readonly rooms: RoomRegistry,
@@ -32,17 +33,23 @@ export class CallBook {
     return this.calls.get(pair(a, b));
   }
 
-  ring(caller: string, callee: string): Call {
+  /** The live call of this book with that id. */
+  find(id: string): Call | undefined {
+    return this.byId.get(id);
+  }
+
+  /** @param id the call's id, unique across the cluster (random by default). */
+  ring(caller: string, callee: string, id: string = randomUUID()): Call {
     const old = this.between(caller, callee);
     if (old) this.end(old, 'replaced');
     // A fresh room per call: a replaced call's room may still be closing.
-    const room = this.rooms.create<CallParties>(asRoomId(`call-${++this.seq}`), {
+    const room = this.rooms.create<CallParties>(asRoomId(`call-${id}`), {
       kind: 'call',
       capacity: 2,
       leaveWhenIdle: true,
       metadata: { caller, callee },
     });
-    const call = new Call(room, (c, reason) => this.end(c, reason));
+    const call = new Call(id, room, (c, reason) => this.end(c, reason));
     // Media in the room stops the idle clock; the last one leaving starts it.
     room.events.on('participantJoined', () => {
       if (call.state === 'accepted') this.disarm(call);
@@ -51,6 +58,7 @@ export class CallBook {
       if (call.state === 'accepted' && room.size === 0) this.arm(call, this.opts.idleTimeoutMs, 'idle');
     });
     this.calls.set(pair(caller, callee), call);
+    this.byId.set(id, call);
     this.arm(call, this.opts.ringTimeoutMs, 'ring-timeout');
     return call;
   }
@@ -79,6 +87,7 @@ export class CallBook {
     this.disarm(call);
     const key = pair(call.caller, call.callee);
     if (this.calls.get(key) === call) this.calls.delete(key);
+    this.byId.delete(call.id);
     call.room.close(reason);
     this.opts.onEnd(call, reason);
   }

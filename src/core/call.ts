@@ -2,8 +2,12 @@ import type { Room } from './room.js';
 
 export type CallState = 'ringing' | 'accepted' | 'rejected' | 'ended';
 
-/** Why a call left the ringing or accepted state (for events and logs). */
-export type CallEnd = 'rejected' | 'ring-timeout' | 'hangup' | 'idle' | 'replaced' | 'shutdown';
+/**
+ * Why a call left the ringing or accepted state (for events and logs). `lost`: another
+ * node's call between the same pair took the pair's record first (nobody was told of
+ * this one yet).
+ */
+export type CallEnd = 'rejected' | 'ring-timeout' | 'hangup' | 'idle' | 'replaced' | 'shutdown' | 'lost';
 
 /** What a call's room carries: its two parties. */
 export interface CallParties {
@@ -21,8 +25,12 @@ export class Call {
   private current: CallState = 'ringing';
   private acceptedStamp: number | undefined;
 
-  /** @param end the CallBook's ending (state, timers, room, `onEnd`). */
+  /**
+   * @param id unique across the cluster: names the call in the store and on the bus.
+   * @param end the CallBook's ending (state, timers, room, `onEnd`).
+   */
   constructor(
+    readonly id: string,
     readonly room: Room<CallParties>,
     private readonly end: (call: Call, reason: CallEnd) => void,
   ) {}

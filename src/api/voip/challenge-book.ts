@@ -1,18 +1,26 @@
+import type { KvBucket, Store } from '../../ports/store/store.js';
 import { newChallenge } from './pkey.js';
+import { storeKey } from './store-key.js';
 
 /** Media routes a server ticket may authorize, each at most once per ticket. */
 export type TicketUse = 'newCall' | 'upCall' | 'joinCall' | 'upRoom' | 'joinRoom';
 
 interface Ticket {
   value: string;
+  /** 0: spent entirely (by `/newCall`). */
   expires: number;
-  used: Set<TicketUse>;
+  used: TicketUse[];
 }
 
 interface PeerChallenge {
   value: string;
+  /** 0: taken. */
   expires: number;
 }
+
+/** How long a dead record stays before a sweep deletes it (see `sweep`). */
+const SWEEP_GRACE_MS = 60_000;
+const SWEEP_PAGE = 256;
 
 /**
  * Challenge state of the standalone handshake, keyed by the full key (the original
@@ -25,81 +33,98 @@ interface PeerChallenge {
  *   and one session of each media route.
  * - Peer challenges are chosen by one party for the other (c1, c2, c3) and must be
  *   signed by the party they were sent to, in the call with that peer.
+ *
+ * Both live in the store, so a ticket issued by one node verifies on any other. Every
+ * use is a compare-and-set on the record's revision: of two nodes spending one ticket
+ * for the same use (or taking one peer challenge) at the same instant, exactly one wins.
  */
 export class ChallengeBook {
-  private readonly tickets = new Map<string, Ticket>();
-  private readonly peer = new Map<string, PeerChallenge>();
-  private sweeps = 0;
+  private readonly tickets: KvBucket<Ticket>;
+  private readonly peer: KvBucket<PeerChallenge>;
 
   constructor(
+    store: Store,
     private readonly ticketTtlMs: number,
     private readonly challengeTtlMs: number,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.tickets = store.bucket<Ticket>('voip-tickets');
+    this.peer = store.bucket<PeerChallenge>('voip-challenges');
+  }
 
-  issueTicket(key: string): string {
-    this.sweepSometimes();
+  async issueTicket(key: string): Promise<string> {
     const value = newChallenge();
-    this.tickets.set(key, { value, expires: this.now() + this.ticketTtlMs, used: new Set() });
+    await this.tickets.put(storeKey(key), { value, expires: this.now() + this.ticketTtlMs, used: [] });
     return value;
   }
 
   /**
-   * The ticket `key` must have signed for `use`, if it is current and not yet used for
-   * it. The caller verifies the signature, then calls `spend`.
+   * Spends `key`'s current ticket for `use` if `verify` accepts it (the caller checks a
+   * signature over it): true once per ticket and use, cluster-wide. `newCall` spends the
+   * whole ticket.
    */
-  ticketFor(key: string, use: TicketUse): string | undefined {
-    const t = this.tickets.get(key);
-    if (!t || t.expires <= this.now() || t.used.has(use)) return undefined;
-    return t.value;
+  async spendTicket(key: string, use: TicketUse, verify: (ticket: string) => boolean): Promise<boolean> {
+    const k = storeKey(key);
+    const e = await this.tickets.entry(k);
+    if (!e || e.value.expires <= this.now() || e.value.used.includes(use)) return false;
+    if (!verify(e.value.value)) return false;
+    const spent: Ticket =
+      use === 'newCall' ? { ...e.value, expires: 0 } : { ...e.value, used: [...e.value.used, use] };
+    // Someone spent or replaced it since we read it: that one won.
+    return this.tickets.update(k, spent, e.revision);
   }
 
   /** `key`'s current ticket whatever it was used for, if not expired (read-only proofs). */
-  currentTicket(key: string): string | undefined {
-    const t = this.tickets.get(key);
+  async currentTicket(key: string): Promise<string | undefined> {
+    const t = await this.tickets.get(storeKey(key));
     return t && t.expires > this.now() ? t.value : undefined;
   }
 
-  spend(key: string, value: string, use: TicketUse): void {
-    const t = this.tickets.get(key);
-    if (!t || t.value !== value) return;
-    if (use === 'newCall') this.tickets.delete(key);
-    else t.used.add(use);
-  }
-
   /** Records the challenge `signer` must sign next in its exchange with `peer`. */
-  expect(signer: string, peer: string, challenge: string): void {
-    this.sweepSometimes();
-    this.peer.set(pairKey(signer, peer), { value: challenge, expires: this.now() + this.challengeTtlMs });
+  async expect(signer: string, peer: string, challenge: string): Promise<void> {
+    await this.peer.put(pairKey(signer, peer), {
+      value: challenge,
+      expires: this.now() + this.challengeTtlMs,
+    });
   }
 
-  /** Takes (single use) the challenge `signer` owes `peer`; undefined if none or expired. */
-  take(signer: string, peer: string): string | undefined {
+  /** Takes (single use, cluster-wide) the challenge `signer` owes `peer`; undefined if none or expired. */
+  async take(signer: string, peer: string): Promise<string | undefined> {
     const k = pairKey(signer, peer);
-    const c = this.peer.get(k);
-    this.peer.delete(k);
-    if (!c || c.expires <= this.now()) return undefined;
-    return c.value;
+    const e = await this.peer.entry(k);
+    if (!e || e.value.expires <= this.now()) return undefined;
+    if (!(await this.peer.update(k, { value: '', expires: 0 }, e.revision))) return undefined;
+    return e.value.value;
   }
 
   /** Puts back a challenge whose signature failed, so a typo does not kill the call. */
-  restore(signer: string, peer: string, challenge: string): void {
-    this.peer.set(pairKey(signer, peer), { value: challenge, expires: this.now() + this.challengeTtlMs });
+  restore(signer: string, peer: string, challenge: string): Promise<void> {
+    return this.expect(signer, peer, challenge);
   }
 
-  get size(): number {
-    return this.tickets.size + this.peer.size;
-  }
-
-  /** Expired entries are dropped every 256 writes, so the maps stay bounded by activity. */
-  private sweepSometimes(): void {
-    if (++this.sweeps % 256 !== 0) return;
-    const now = this.now();
-    for (const [k, t] of this.tickets) if (t.expires <= now) this.tickets.delete(k);
-    for (const [k, c] of this.peer) if (c.expires <= now) this.peer.delete(k);
+  /**
+   * Deletes records dead (expired, spent or taken) for over a minute, a page at a time,
+   * so the buckets stay bounded by recent activity. Any node may run it; a record
+   * written again between the read and the delete is lost (its owner asks again), which
+   * the grace minute makes unlikely.
+   */
+  async sweep(): Promise<void> {
+    const before = this.now() - SWEEP_GRACE_MS;
+    for (const bucket of [this.tickets, this.peer] as KvBucket<{ expires: number }>[]) {
+      let after: string | undefined;
+      for (;;) {
+        const keys = await bucket.keysPage(after, SWEEP_PAGE);
+        for (const k of keys) {
+          const r = await bucket.get(k);
+          if (r && r.expires < before) await bucket.delete(k);
+        }
+        if (keys.length < SWEEP_PAGE) break;
+        after = keys[keys.length - 1];
+      }
+    }
   }
 }
 
 function pairKey(signer: string, peer: string): string {
-  return `${signer}>${peer}`;
+  return `${storeKey(signer)}.${storeKey(peer)}`;
 }

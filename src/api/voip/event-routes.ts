@@ -18,7 +18,7 @@ export const eventRoutes: FastifyPluginAsync<VoipServices> = async (app, voip) =
     // missed events go only to its proven owner. Others get live events, and a stale
     // signature is not refused: EventSource would stop reconnecting altogether on a
     // non-200 answer.
-    const owner = auth.ownsStream(me, f);
+    const owner = await auth.ownsStream(me, f);
     if (!owner && Number.isSafeInteger(last))
       log.debug({ user: me.id }, 'voip replay withheld: key not proven');
     reply.hijack();

@@ -19,9 +19,9 @@ export const handshakeRoutes: FastifyPluginAsync<VoipServices> = async (app, voi
     const dest = auth.party(f.Destination, auth.labels.destination);
     if (dest === me.id) throw new ChorusError('invalid_argument', 'bad Destination');
     const offer = await auth.offerCall(me, dest, f);
-    calls.ring(me.id, dest);
+    await calls.ring(me.id, dest);
     notify(dest, 'newCall', { ...offer, from: me.id });
-    return reply.type('text/plain').send(auth.callPlaced(me));
+    return reply.type('text/plain').send(await auth.callPlaced(me));
   });
 
   /** answer and answer2: relay a signature over the peer's challenge and a new one. */
@@ -31,9 +31,9 @@ export const handshakeRoutes: FastifyPluginAsync<VoipServices> = async (app, voi
       const f = form(request);
       const me = await auth.caller(request, f);
       const peer = auth.party(f.Destination, 'Destination');
-      const call = calls.book.between(me.id, peer);
+      const call = await calls.find(me.id, peer);
       if (call?.state !== 'ringing') throw new ChorusError('not_found', 'call not found');
-      const { answer, challenge } = auth.relay(name, me, peer, f);
+      const { answer, challenge } = await auth.relay(name, me, peer, f);
       notify(peer, name, { answer, challenge, from: me.id });
       return reply.type('text/plain').send('');
     });
@@ -45,15 +45,16 @@ export const handshakeRoutes: FastifyPluginAsync<VoipServices> = async (app, voi
       const f = form(request);
       const me = await auth.caller(request, f);
       const caller = auth.party(f.From, auth.labels.from);
-      const ringing = calls.book.between(me.id, caller);
+      const ringing = await calls.find(me.id, caller);
       if (ringing?.state !== 'ringing' || ringing.callee !== me.id)
         throw new ChorusError('not_found', 'call not found');
       const answer = await auth.decide(name, me, caller, f);
+      // On the call's owner, wherever it is; it may have ended meanwhile.
       if (name === 'acceptCall') {
-        calls.accept(me.id, caller);
+        if (!(await calls.accept(me.id, caller))) throw new ChorusError('not_found', 'call not found');
         notify(caller, 'acceptedCall', { answer, challenge: '', from: me.id });
       } else {
-        calls.book.reject(me.id, caller);
+        if (!(await calls.reject(me.id, caller))) throw new ChorusError('not_found', 'call not found');
         notify(caller, 'declineCall', { answer, from: me.id });
       }
       return reply.type('text/plain').send('');
@@ -66,9 +67,7 @@ export const handshakeRoutes: FastifyPluginAsync<VoipServices> = async (app, voi
     const f = form(request);
     const me = await auth.caller(request, f);
     const other = auth.party(f.Destination ?? f.From, 'Destination');
-    const call = calls.book.between(me.id, other);
-    if (!call) throw new ChorusError('not_found', 'call not found');
-    calls.book.end(call, 'hangup');
+    if (!(await calls.hangUp(me.id, other))) throw new ChorusError('not_found', 'call not found');
     return reply.type('text/plain').send('');
   });
 };

@@ -26,11 +26,11 @@ export class KeyAuth implements VoipAuth {
     const key = parsePublicKey(header(request, 'PKey') ?? f.PKey);
     if (!key) throw new ChorusError('unauthenticated', 'bad PKey');
     if (use) {
-      const ticket = this.challenges.ticketFor(key.id, use);
       const signature = f.Signature ?? f.signature;
-      if (!ticket || !verifyChallenge(key, ticket, signature))
-        throw new ChorusError('unauthenticated', 'bad signature');
-      this.challenges.spend(key.id, ticket, use);
+      const spent = await this.challenges.spendTicket(key.id, use, (ticket) =>
+        verifyChallenge(key, ticket, signature),
+      );
+      if (!spent) throw new ChorusError('unauthenticated', 'bad signature');
     }
     return { id: key.id, key };
   }
@@ -46,10 +46,10 @@ export class KeyAuth implements VoipAuth {
    * whose `Signature` signs the key's current server ticket owns it. The ticket is not
    * spent: this proves ownership to read, nothing more.
    */
-  ownsStream(me: Caller, f: Form): boolean {
+  async ownsStream(me: Caller, f: Form): Promise<boolean> {
     const signature = f.Signature ?? f.signature;
     if (!me.key || !signature) return false;
-    const ticket = this.challenges.currentTicket(me.key.id);
+    const ticket = await this.challenges.currentTicket(me.key.id);
     return ticket !== undefined && verifyChallenge(me.key, ticket, signature);
   }
 
@@ -59,24 +59,29 @@ export class KeyAuth implements VoipAuth {
 
   requireKeys(): void {}
 
-  issueTicket(me: Caller): string {
+  issueTicket(me: Caller): Promise<string> {
     return this.challenges.issueTicket(me.id);
   }
 
   async offerCall(me: Caller, dest: string, f: Form): Promise<Pick<EventFields, 'challenge'>> {
     const challenge = challengeOf(f.challenge);
-    this.challenges.expect(dest, me.id, challenge);
+    await this.challenges.expect(dest, me.id, challenge);
     return { challenge };
   }
 
-  callPlaced(me: Caller): string {
+  callPlaced(me: Caller): Promise<string> {
     return this.challenges.issueTicket(me.id);
   }
 
-  relay(name: Relay, me: Caller, peer: string, f: Form): { answer: string; challenge: string } {
-    const answer = this.proveTo(me, peer, f.signature, `bad ${name} signature`);
+  async relay(
+    name: Relay,
+    me: Caller,
+    peer: string,
+    f: Form,
+  ): Promise<{ answer: string; challenge: string }> {
+    const answer = await this.proveTo(me, peer, f.signature, `bad ${name} signature`);
     const challenge = challengeOf(f.challenge);
-    this.challenges.expect(peer, me.id, challenge);
+    await this.challenges.expect(peer, me.id, challenge);
     return { answer, challenge };
   }
 
@@ -101,11 +106,16 @@ export class KeyAuth implements VoipAuth {
    * Checks that `me` signed the challenge `peer` sent it in this exchange; the
    * challenge is used up by a valid signature, and kept after an invalid one.
    */
-  private proveTo(me: Caller, peer: string, signature: string | undefined, refusal: string): string {
-    const challenge = this.challenges.take(me.id, peer);
+  private async proveTo(
+    me: Caller,
+    peer: string,
+    signature: string | undefined,
+    refusal: string,
+  ): Promise<string> {
+    const challenge = await this.challenges.take(me.id, peer);
     if (challenge === undefined) throw new ChorusError('unauthenticated', refusal);
     if (!me.key || !verifyChallenge(me.key, challenge, signature)) {
-      this.challenges.restore(me.id, peer, challenge);
+      await this.challenges.restore(me.id, peer, challenge);
       throw new ChorusError('unauthenticated', refusal);
     }
     return signature!.toLowerCase();

@@ -17,6 +17,7 @@ export interface MediaPlan {
   input?: { rate: number; channels: number };
   room?: VoipRoom;
   roomKey?: number | string;
+  roomId?: number;
 }
 
 export interface MediaSessionsOptions {
@@ -49,12 +50,17 @@ export class MediaSessions {
     if (use === 'upCall' || use === 'joinCall') {
       const other = auth.party(f.otherID, 'other id');
       const group = calls.media(me.id, other);
-      if (!group) throw new ChorusError('not_found', 'call not found');
+      if (!group) {
+        const node = await calls.mediaNode(me.id, other);
+        if (node !== undefined) throw mediaElsewhere('call', node);
+        throw new ChorusError('not_found', 'call not found');
+      }
       if (group.has(me.id, slot)) throw new ChorusError('conflict', 'user already connected');
       return { me, group, format, ...(input ? { input } : {}) };
     }
     const room = await this.admitToRoom(me, f.roomID, slot);
-    return { me, group: room.group, format, room, roomKey: auth.keyOf(room), ...(input ? { input } : {}) };
+    const roomKey = auth.keyOf(room);
+    return { me, group: room.group, format, room, roomKey, roomId: room.id, ...(input ? { input } : {}) };
   }
 
   /**
@@ -87,7 +93,10 @@ export class MediaSessions {
 
   private async admitToRoom(me: Caller, raw: string | undefined, slot: Slot): Promise<VoipRoom> {
     const { auth, rooms, maxRoomMembers } = this.opts;
-    const room = rooms.grab(await auth.roomKey(raw, me, slot));
+    const key = await auth.roomKey(raw, me, slot);
+    const place = await rooms.place(key);
+    if (place.node !== undefined) throw mediaElsewhere('room', place.node);
+    const room = rooms.grab(key, place.id);
     if (!room) throw new ChorusError('capacity', 'too many rooms');
     if (room.group.has(me.id, slot)) throw new ChorusError('conflict', 'user already connected');
     if (room.group.size >= maxRoomMembers && !room.group.ids().includes(me.id)) {
@@ -103,8 +112,8 @@ export class MediaSessions {
    * opened again, a call is not found.
    */
   private occupy(p: MediaPlan, slot: Slot, closer: () => void): void {
-    if (p.group.closed && p.roomKey !== undefined) {
-      const room = this.opts.rooms.grab(p.roomKey);
+    if (p.group.closed && p.roomKey !== undefined && p.roomId !== undefined) {
+      const room = this.opts.rooms.grab(p.roomKey, p.roomId);
       if (!room) throw new ChorusError('capacity', 'too many rooms');
       p.room = room;
       p.group = room.group;
@@ -127,4 +136,12 @@ function pcmFormat(f: Form): { rate: number; channels: number } {
   if (!Number.isInteger(channels) || channels < 1 || channels > 8)
     throw new ChorusError('invalid_argument', 'bad channels: 1-8');
   return { rate, channels };
+}
+
+/**
+ * A call or room whose mixer another node holds: 421 Misdirected Request naming that
+ * node, never a second mixer here (media across nodes is issue 14's part 2).
+ */
+export function mediaElsewhere(what: 'call' | 'room', node: string): ChorusError {
+  return new ChorusError('conflict', `${what} media is on node ${node}`, { httpStatus: 421, node });
 }

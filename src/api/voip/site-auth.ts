@@ -44,7 +44,7 @@ export class SiteAuth implements VoipAuth {
   }
 
   /** The site's token said whose stream it is. */
-  ownsStream(): boolean {
+  async ownsStream(): Promise<boolean> {
     return true;
   }
 
@@ -66,7 +66,7 @@ export class SiteAuth implements VoipAuth {
     return {};
   }
 
-  callPlaced(): string {
+  async callPlaced(): Promise<string> {
     return '';
   }
 

@@ -8,7 +8,7 @@ export const ticketRoutes: FastifyPluginAsync<VoipServices> = async (app, { auth
   seedRoute(app, '/getCallTicket', ['GET'], async (request, reply) => {
     auth.requireKeys('tickets');
     const me = await auth.caller(request, form(request));
-    return reply.type('text/plain').send(auth.issueTicket(me));
+    return reply.type('text/plain').send(await auth.issueTicket(me));
   });
 
   seedRoute(app, '/tokenCheck', ['GET'], async (request, reply) => {

@@ -45,23 +45,23 @@ export interface VoipAuth {
    * Whether `me` may have missed events replayed on its stream: the site's token says
    * who owns a stream; a key must sign its current ticket (the form's `Signature`).
    */
-  ownsStream(me: Caller, f: Form): boolean;
+  ownsStream(me: Caller, f: Form): Promise<boolean>;
   /** An event's `data:` in the mode's encoding. */
   eventData(name: EventName, fields: EventFields): string;
 
   /** Throws `not_found` for the routes of the standalone handshake in side-site mode. */
   requireKeys(what: string): void;
   /** A fresh server ticket for `me` (`/getCallTicket`). */
-  issueTicket(me: Caller): string;
+  issueTicket(me: Caller): Promise<string>;
   /**
    * `/newCall`, before the call rings: checks `me` may call `dest` and returns what the
    * callee's `newCall` event carries besides `from`.
    */
   offerCall(me: Caller, dest: string, f: Form): Promise<Pick<EventFields, 'challenge'>>;
   /** `/newCall`'s body once the call rings: empty, or the caller's next ticket. */
-  callPlaced(me: Caller): string;
+  callPlaced(me: Caller): Promise<string>;
   /** `/answer`, `/answer2`: `me`'s signature over `peer`'s challenge and a new challenge. */
-  relay(name: Relay, me: Caller, peer: string, f: Form): { answer: string; challenge: string };
+  relay(name: Relay, me: Caller, peer: string, f: Form): Promise<{ answer: string; challenge: string }>;
   /** `/acceptCall`, `/rejectCall` of a ringing call: the `answer` the caller is sent. */
   decide(name: Decision, me: Caller, caller: string, f: Form): Promise<string>;
 

@@ -35,8 +35,11 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
   // Before the server waits for its connections to end: event and audio streams never
   // end by themselves.
   app.addHook('preClose', async () => {
-    calls.book.close();
-    rooms.closeAll();
+    clearInterval(voip.sweeper);
+    await calls.close();
+    await rooms.closeAll();
+    // The parties of the calls ended here are told on their nodes before the bus closes.
+    await events.flushed();
     events.close();
   });
 

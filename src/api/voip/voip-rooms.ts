@@ -1,7 +1,11 @@
+import type { Logger } from 'pino';
 import type { RoomRegistry } from '../../core/room-registry.js';
 import { asRoomId } from '../../core/room-types.js';
 import type { AudioHub } from '../../media/audio/audio-hub.js';
+import type { Store } from '../../ports/store/store.js';
 import { MediaGroup } from './media-group.js';
+import { RoomRecords, sameNode, type RoomRecord } from './room-records.js';
+import type { VoipNode } from './voip-node.js';
 import type { RoomSummary } from './voip-wire.js';
 
 export interface VoipRoom {
@@ -16,40 +20,76 @@ interface GroupNames {
   name: string;
 }
 
+export interface VoipRoomsOptions {
+  registry: RoomRegistry;
+  audio: AudioHub;
+  store: Store;
+  node: VoipNode;
+  /** Rooms this node holds at most. */
+  maxRooms: number;
+  maxMembers: number;
+  onMemberChange(room: VoipRoom, id: string, mic: boolean, hds: boolean): void;
+  onCreate(room: VoipRoom): void;
+  log: Logger;
+}
+
+/** Where a room key leads: the id it has (or is given now), or the node holding it. */
+export type RoomPlace = { id: number; node?: undefined } | { id: number; node: string };
+
 /**
  * Group rooms (kind `group` in the room registry). Side-site mode names rooms by the
  * site's integer ids; standalone mode by name (3 characters or more), giving each new
  * name the next id from 2 up as the original did. A room exists while anyone is in it
  * (it closes when empty, and its mixer stops with it).
+ *
+ * Across nodes: a room's mixer is held by the node where it was opened; its record in
+ * the store (RoomRecords) names that node and lists the members, so every node lists
+ * it and its members, and a name gets one id cluster-wide. Media for a room held
+ * elsewhere is refused with that node's name (`place`) until media crosses nodes.
  */
 export class VoipRooms {
   private readonly byId = new Map<number, VoipRoom>();
   private readonly byName = new Map<string, VoipRoom>();
-  private lastId = 1;
+  private readonly records: RoomRecords;
+  /** Per room, this node's record writes in order. */
+  private readonly writes = new Map<number, Promise<void>>();
 
-  constructor(
-    private readonly registry: RoomRegistry,
-    private readonly audio: AudioHub,
-    private readonly maxRooms: number,
-    private readonly maxMembers: number,
-    private readonly onMemberChange: (room: VoipRoom, id: string, mic: boolean, hds: boolean) => void,
-    private readonly onCreate: (room: VoipRoom) => void,
-  ) {}
+  constructor(private readonly opts: VoipRoomsOptions) {
+    this.records = new RoomRecords(opts.store);
+    opts.node.onNodeGone((node) => void this.ownerGone(node));
+  }
 
+  /** The room held by this node. */
   find(key: number | string): VoipRoom | undefined {
     return typeof key === 'number' ? this.byId.get(key) : this.byName.get(key);
   }
 
-  /** The room, created if new; undefined when the room limit is reached. */
-  grab(key: number | string): VoipRoom | undefined {
+  /**
+   * Where `key`'s room is: here or nowhere yet (its id, a standalone name given one
+   * now), or held by another live node.
+   */
+  async place(key: number | string): Promise<RoomPlace> {
+    const local = this.find(key);
+    if (local) return { id: local.id };
+    const id = typeof key === 'number' ? key : (await this.records.idOfName(key, true))!;
+    const rec = await this.records.get(id);
+    if (rec && this.heldElsewhere(rec)) return { id, node: rec.owner.id };
+    return { id };
+  }
+
+  /**
+   * The room held here, opened if new (with the id `place` gave); undefined when this
+   * node holds its room limit. A room opened here claims its record; if another node
+   * claimed it first, this one closes again (its streams end).
+   */
+  grab(key: number | string, id: number): VoipRoom | undefined {
     const found = this.find(key);
     if (found) return found;
-    if (this.byId.size >= this.maxRooms) return undefined;
-    const id = typeof key === 'number' ? key : ++this.lastId;
+    if (this.byId.size >= this.opts.maxRooms) return undefined;
     const name = typeof key === 'number' ? 'my room' : key;
-    const model = this.registry.create<GroupNames>(asRoomId(String(id)), {
+    const model = this.opts.registry.create<GroupNames>(asRoomId(String(id)), {
       kind: 'group',
-      capacity: this.maxMembers,
+      capacity: this.opts.maxMembers,
       closeWhenEmpty: true,
       leaveWhenIdle: true,
       metadata: { id, name },
@@ -57,14 +97,21 @@ export class VoipRooms {
     const room: VoipRoom = {
       id,
       name,
-      group: new MediaGroup(model, this.audio, (member, mic, hds) =>
-        this.onMemberChange(room, member, mic, hds),
-      ),
+      group: new MediaGroup(model, this.opts.audio, (member, mic, hds) => {
+        this.write(room, () => this.records.save(this.recordOf(room)));
+        this.opts.onMemberChange(room, member, mic, hds);
+      }),
     };
     model.events.on('close', () => this.forget(room));
     this.byId.set(id, room);
     if (typeof key === 'string') this.byName.set(key, room);
-    this.onCreate(room);
+    this.write(room, async () => {
+      const live = (owner: RoomRecord['owner']) => this.opts.node.isAlive(owner.id);
+      if (await this.records.claim(this.recordOf(room), live)) return;
+      this.opts.log.info({ room: id }, 'voip room opened on another node first: closed here');
+      room.group.closeAll('taken');
+    });
+    this.opts.onCreate(room);
     return room;
   }
 
@@ -73,24 +120,75 @@ export class VoipRooms {
     if (room.group.size === 0) room.group.closeAll('empty');
   }
 
-  list(): RoomSummary[] {
-    return [...this.byId.values()].map((r) => this.summary(r));
+  /** Every room of the cluster, by id. */
+  async list(): Promise<RoomSummary[]> {
+    const out = new Map<number, RoomSummary>();
+    for await (const rec of this.records.all()) {
+      if (!this.heldElsewhere(rec)) continue;
+      out.set(rec.id, { ...summaryBase(rec.id, rec.name), count: rec.members.length });
+    }
+    for (const r of this.byId.values()) out.set(r.id, this.summary(r));
+    return [...out.values()].sort((a, b) => a.id - b.id);
+  }
+
+  /** The members of `key`'s room, wherever it is; undefined when there is no such room. */
+  async members(key: number | string): Promise<RoomRecord['members'] | undefined> {
+    const local = this.find(key);
+    if (local) return local.group.list();
+    const id = typeof key === 'number' ? key : await this.records.idOfName(key, false);
+    const rec = id === undefined ? undefined : await this.records.get(id);
+    return rec && this.heldElsewhere(rec) ? rec.members : undefined;
   }
 
   summary(r: VoipRoom): RoomSummary {
-    return { id: r.id, name: r.name, type: 'no type', desc: 'no desc', count: r.group.size };
+    return { ...summaryBase(r.id, r.name), count: r.group.size };
   }
 
   get size(): number {
     return this.byId.size;
   }
 
-  closeAll(): void {
+  /** Closes this node's rooms and waits for their records to go. */
+  async closeAll(): Promise<void> {
     for (const r of [...this.byId.values()]) r.group.closeAll('shutdown');
+    await Promise.allSettled([...this.writes.values()]);
+  }
+
+  private heldElsewhere(rec: RoomRecord): boolean {
+    return !sameNode(rec.owner, this.opts.node.self) && this.opts.node.isAlive(rec.owner.id);
+  }
+
+  private recordOf(room: VoipRoom): RoomRecord {
+    return { id: room.id, name: room.name, owner: this.opts.node.self, members: room.group.list() };
+  }
+
+  /** Runs `op` after the room's earlier writes; a failure is logged. */
+  private write(room: VoipRoom, op: () => Promise<void>): void {
+    const next = (this.writes.get(room.id) ?? Promise.resolve())
+      .then(op)
+      .catch((err: unknown) => this.opts.log.warn({ err, room: room.id }, 'voip: room record not written'));
+    this.writes.set(room.id, next);
+    void next.finally(() => {
+      if (this.writes.get(room.id) === next) this.writes.delete(room.id);
+    });
   }
 
   private forget(room: VoipRoom): void {
     if (this.byId.get(room.id) === room) this.byId.delete(room.id);
     if (this.byName.get(room.name) === room) this.byName.delete(room.name);
+    this.write(room, () => this.records.drop(room.id, this.opts.node.self));
   }
+
+  private async ownerGone(node: RoomRecord['owner']): Promise<void> {
+    try {
+      for await (const rec of this.records.all())
+        if (sameNode(rec.owner, node)) await this.records.drop(rec.id, node);
+    } catch (err) {
+      this.opts.log.warn({ err, node: node.id }, 'voip: rooms of a gone node not all forgotten');
+    }
+  }
+}
+
+function summaryBase(id: number, name: string): Omit<RoomSummary, 'count'> {
+  return { id, name, type: 'no type', desc: 'no desc' };
 }

@@ -3,7 +3,9 @@ import type { Registry } from 'prom-client';
 import type { Config } from '../../config/schema.js';
 import type { RoomRegistry } from '../../core/room-registry.js';
 import type { HeartbeatScheduler } from '../../lib/heartbeat-scheduler.js';
+import { ThrottledLog } from '../../lib/throttled-log.js';
 import type { AudioHub } from '../../media/audio/audio-hub.js';
+import type { Ports } from '../../ports/ports.js';
 import type { SocketTracker } from '../surface-context.js';
 import { ChallengeBook } from './challenge-book.js';
 import { EventHub } from './event-hub.js';
@@ -14,6 +16,7 @@ import { SideSite } from './side-site.js';
 import { SiteAuth } from './site-auth.js';
 import type { VoipAuth } from './voip-auth.js';
 import { VoipCalls, type Notify } from './voip-calls.js';
+import { voipNode } from './voip-node.js';
 import { VoipRooms } from './voip-rooms.js';
 import { newRoomData } from './voip-wire.js';
 
@@ -22,6 +25,8 @@ export interface VoipSurfaceOptions {
   /** Calls and group rooms are rooms of the engine's model. */
   rooms: RoomRegistry;
   audio: AudioHub;
+  /** The bus and the store: calls, rooms, tickets and events are shared by every node. */
+  ports: Ports;
   tracker: SocketTracker;
   /** The server's heartbeat wheel: the event streams' keep-alive comments. */
   heartbeats: HeartbeatScheduler;
@@ -43,13 +48,26 @@ export interface VoipServices {
   tracker: SocketTracker;
   /** The server's public key, the first event of every stream (new at every start). */
   serverKey: string;
+  /** Sweeps spent tickets and challenges out of the store, now and then. */
+  sweeper: NodeJS.Timeout | undefined;
   log: Logger;
 }
 
+/** How often spent and expired tickets and challenges are swept from the store. */
+const SWEEP_MS = 5 * 60_000;
+
 export function createVoipServices(opts: VoipSurfaceOptions): VoipServices {
-  const { config, audio, log } = opts;
-  const auth = createAuth(config, log);
+  const { config, audio, log, ports } = opts;
+  const busLog = new ThrottledLog(log, 10);
+  const node = voipNode(ports);
+  const challenges = config.siteEnabled
+    ? undefined
+    : new ChallengeBook(ports.store, config.ticketTtlSeconds * 1000, config.challengeTtlSeconds * 1000);
+  const auth = challenges ? new KeyAuth(challenges) : siteAuth(config, log);
   const events = new EventHub({
+    bus: ports.bus,
+    store: ports.store,
+    busLog,
     keepAliveMs: config.keepAliveSeconds * 1000,
     heartbeats: opts.heartbeats,
     replayEvents: config.replayEvents,
@@ -58,25 +76,33 @@ export function createVoipServices(opts: VoipSurfaceOptions): VoipServices {
     log,
   });
   const notify: Notify = (to, name, fields) => events.send(to, name, auth.eventData(name, fields));
-  const calls = new VoipCalls(
-    opts.rooms,
+  const calls = new VoipCalls({
+    rooms: opts.rooms,
     audio,
-    { ringTimeoutMs: config.ringTimeoutSeconds * 1000, idleTimeoutMs: config.callIdleSeconds * 1000 },
+    ringTimeoutMs: config.ringTimeoutSeconds * 1000,
+    idleTimeoutMs: config.callIdleSeconds * 1000,
     notify,
+    bus: ports.bus,
+    store: ports.store,
+    node,
     log,
-  );
-  const rooms: VoipRooms = new VoipRooms(
-    opts.rooms,
+    busLog,
+  });
+  const rooms: VoipRooms = new VoipRooms({
+    registry: opts.rooms,
     audio,
-    config.maxRooms,
-    config.maxRoomMembers,
-    (room, id, mic, hds) => {
+    store: ports.store,
+    node,
+    maxRooms: config.maxRooms,
+    maxMembers: config.maxRoomMembers,
+    onMemberChange: (room, id, mic, hds) => {
       for (const other of room.group.ids()) {
         if (other !== id) notify(other, 'setAudioConf', { from: id, roomid: room.id, in: mic, out: hds });
       }
     },
-    (room) => events.broadcast('newRoom', newRoomData(rooms.summary(room))),
-  );
+    onCreate: (room) => events.broadcast('newRoom', newRoomData(rooms.summary(room))),
+    log,
+  });
   const media = new MediaSessions({
     auth,
     calls,
@@ -85,12 +111,28 @@ export function createVoipServices(opts: VoipSurfaceOptions): VoipServices {
     inputBufferMs: config.inputBufferMs,
   });
   const serverKey = serverPublicKeyHex();
-  return { config, auth, events, notify, calls, rooms, media, tracker: opts.tracker, serverKey, log };
+  const sweeper = challenges ? setInterval(() => sweep(challenges, log), SWEEP_MS) : undefined;
+  sweeper?.unref();
+  return {
+    config,
+    auth,
+    events,
+    notify,
+    calls,
+    rooms,
+    media,
+    tracker: opts.tracker,
+    serverKey,
+    sweeper,
+    log,
+  };
 }
 
-function createAuth(config: Config['voip'], log: Logger): VoipAuth {
-  if (!config.siteEnabled)
-    return new KeyAuth(new ChallengeBook(config.ticketTtlSeconds * 1000, config.challengeTtlSeconds * 1000));
+function sweep(challenges: ChallengeBook, log: Logger): void {
+  challenges.sweep().catch((err: unknown) => log.warn({ err }, 'voip: ticket sweep failed'));
+}
+
+function siteAuth(config: Config['voip'], log: Logger): VoipAuth {
   const site = new SideSite({
     baseUrl: config.siteUrl,
     timeoutMs: config.siteTimeoutMs,
