@@ -94,7 +94,7 @@ export const configSchema = z.object({
     }),
     requests: field(flag, true, {
       env: ['LOG_REQUESTS'],
-      doc: 'Log one line per HTTP request and WebSocket connection (`NO` to turn off).',
+      doc: 'Log one line per HTTP request: at `debug` for answers below 400, at `info` for 4xx and 5xx (`NO` to turn off).',
     }),
     pretty: field(autoFlag, 'auto', {
       env: ['LOG_PRETTY'],

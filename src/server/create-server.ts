@@ -13,6 +13,7 @@ import { createHttpApp } from './http-app.js';
 import { Listeners } from './listeners.js';
 import { createLogger } from './logger.js';
 import { mountFrontDoor } from './front-door.js';
+import { logDomainEvents } from './domain-log.js';
 import { ServerMetrics } from './metrics.js';
 import { mountOpsRoutes } from './ops-routes.js';
 import { mountSurfaces } from './mount-surfaces.js';
@@ -72,6 +73,7 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
     );
   }
   const engine = buildEngine(config, ports, log, overloaded);
+  logDomainEvents(engine, log);
 
   // Lines any client can cause (protocol errors, refused connections): throttled.
   const clientLog = new ThrottledLog(log, 10);

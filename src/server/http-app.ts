@@ -38,7 +38,9 @@ export function createHttpApp(
     metrics.httpRequests.inc({ method: request.method, route, status: String(reply.statusCode) });
     metrics.httpDuration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
     if (config.log.requests) {
-      request.log.info(
+      // A person reads the domain events at info; answers that went well are detail.
+      const level = reply.statusCode >= 400 ? 'info' : 'debug';
+      request.log[level](
         {
           method: request.method,
           url: request.url,
