@@ -74,6 +74,8 @@ export class Presence {
   private readonly perUser = new Map<string, Set<LocalAttachment>>();
   private readonly subs: BusSubscription[];
   private readonly badInput: ThrottledLog;
+  /** Deliveries and questions the bus could not carry (NATS down: one per message otherwise). */
+  private readonly busTrouble: ThrottledLog;
   /** The newest claim time made or heard here. */
   private clock = 0;
 
@@ -84,6 +86,7 @@ export class Presence {
     private readonly deliverTimeoutMs = 2000,
   ) {
     this.badInput = new ThrottledLog(log, 5);
+    this.busTrouble = new ThrottledLog(log, 1);
     this.subs = [
       bus.subscribe(`${namespace}.kickall`, () => {
         for (const a of [...this.local]) {
@@ -117,7 +120,7 @@ export class Presence {
       return true;
     } catch (err) {
       if (err instanceof NoRespondersError) return false;
-      this.log.warn({ err, user }, 'presence: could not ask the cluster whether a user is connected');
+      this.busTrouble.warn({ err, user }, 'presence: could not ask the cluster whether a user is connected');
       return true;
     }
   }
@@ -161,7 +164,7 @@ export class Presence {
       return answer.length === 1 && answer[0] === 0x31; // '1'
     } catch (err) {
       if (err instanceof NoRespondersError) return false;
-      this.log.warn({ err, user }, 'presence delivery failed');
+      this.busTrouble.warn({ err, user }, 'presence delivery failed');
       return false;
     }
   }
