@@ -139,9 +139,10 @@ function pcmFormat(f: Form): { rate: number; channels: number } {
 }
 
 /**
- * A call or room whose mixer another node holds: 421 Misdirected Request naming that
- * node, never a second mixer here (media across nodes is issue 14's part 2).
+ * A call or room whose mixer another node holds: 409 naming that node, never a second
+ * mixer here (media across nodes is issue 14's part 2). Not 421 Misdirected Request:
+ * fetch (undici) and browsers retry a 421 by themselves, which spends the ticket twice.
  */
 export function mediaElsewhere(what: 'call' | 'room', node: string): ChorusError {
-  return new ChorusError('conflict', `${what} media is on node ${node}`, { httpStatus: 421, node });
+  return new ChorusError('conflict', `${what} media is on node ${node}`, { node });
 }
