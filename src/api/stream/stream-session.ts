@@ -6,6 +6,8 @@ import type { ReceiveMode, SinkEnd, StreamSink } from '../../media/stream/stream
 import { StreamClose, StreamText } from './stream-wire.js';
 
 const BINARY = { binary: true } as const;
+/** How long a receiver closed as too slow has to read its queue and the close frame. */
+const TOO_SLOW_CLOSE_GRACE_MS = 10_000;
 
 /** How often the text heartbeat goes out, and how long a silent connection is kept. */
 export interface StreamLiveness {
@@ -127,9 +129,11 @@ export class ReceiverSession extends StreamSession implements StreamSink {
         s.close(StreamClose.probeDone.code, StreamClose.probeDone.reason);
         return;
       case 'too-slow':
-        // Its queue is full: a close frame would wait behind it, so cut the connection.
-        this.log.warn({ buffered: s.bufferedAmount }, 'receiver too slow; dropping it');
-        s.terminate();
+        // A close frame the client can act on (1013: try again later), as documented. It
+        // waits behind the full queue, so a receiver that still reads nothing is cut.
+        this.log.warn({ buffered: s.bufferedAmount }, 'receiver too slow; closing it');
+        s.close(StreamClose.tooSlow.code, StreamClose.tooSlow.reason);
+        setTimeout(() => s.terminate(), TOO_SLOW_CLOSE_GRACE_MS).unref();
         return;
     }
   }
