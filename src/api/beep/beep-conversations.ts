@@ -14,12 +14,22 @@ interface Connection {
   peer: VoicePeer;
 }
 
+/** Told when a user's connections on this node come and go (the cluster keeps the record). */
+export interface BeepUserListener {
+  /** Each new connection: it enters the user's conversation once that is known. */
+  connected(claim: Claim): void;
+  /** The user's last connection on this node closed. */
+  allGone(userid: string): void;
+}
+
 /** Each connection (a user's client) is a participant: its voice in, the mix out. */
 const VOICE = { id: 'voice', kind: 'audio', source: 'microphone' } as const;
 
 /**
- * Who is connected and in which conversation. A user is in at most one conversation,
- * with all their clients (devices); a client's new connection replaces its old one.
+ * Who is connected on this node and in which conversation. A user is in at most one
+ * conversation, with all their clients (devices); a client's new connection replaces its
+ * old one. Which conversation that is lives in the store, across nodes (`BeepCluster`,
+ * told through the `BeepUserListener`), which calls `place` to move the connections.
  * Conversations are rooms of the engine's model (kind `conversation`, closed when
  * empty); each has a VoiceConference that follows it: a participant who leaves is taken
  * out of the mix, and the mixer stops when the room closes. Speech is cut into bites
@@ -29,7 +39,9 @@ export class BeepConversations {
   private readonly connections = new Map<string, Connection>();
   /** The media of each open conversation room. */
   private readonly conferences = new Map<Room, VoiceConference>();
-  private readonly userConversation = new Map<string, string>();
+  /** Connections of each user on this node. */
+  private readonly userConnections = new Map<string, number>();
+  private listener: BeepUserListener | undefined;
   /** Which conversation each connection is in. */
   private readonly memberConversation = new Map<string, string>();
   private readonly cutter: BiteCutter;
@@ -56,32 +68,52 @@ export class BeepConversations {
     return this.rooms.count('conversation');
   }
 
-  /** A new connection of a client (replacing its previous one); joins the user's conversation. */
+  setUserListener(listener: BeepUserListener): void {
+    this.listener = listener;
+  }
+
+  /** A new connection of a client (replacing its previous one); the listener places it. */
   connect(claim: Claim, peer: VoicePeer): void {
     const id = memberId(claim);
-    this.connections.get(id)?.peer.close('replaced by a new connection');
+    const old = this.connections.get(id);
+    if (old) {
+      this.connections.delete(id);
+      this.leave(id);
+      old.peer.close('replaced by a new connection');
+    } else {
+      this.userConnections.set(claim.userid, (this.userConnections.get(claim.userid) ?? 0) + 1);
+    }
     this.connections.set(id, { claim, peer });
     peer.leg.onClose(() => {
       if (this.connections.get(id)?.peer !== peer) return;
       this.connections.delete(id);
       this.leave(id);
+      const left = (this.userConnections.get(claim.userid) ?? 1) - 1;
+      if (left > 0) this.userConnections.set(claim.userid, left);
+      else {
+        this.userConnections.delete(claim.userid);
+        this.listener?.allGone(claim.userid);
+      }
     });
-    const conversation = this.userConversation.get(claim.userid);
-    if (conversation) this.enter(conversation, id, peer);
+    this.listener?.connected(claim);
   }
 
-  /** Moves the user (every client) from their conversation, if any, into `conversation`. */
-  join(userid: string, conversation: string): void {
-    this.userConversation.set(userid, conversation);
+  /** Moves the user's connections on this node that are elsewhere into `conversation`. */
+  place(userid: string, conversation: string): void {
     for (const [id, c] of this.connections) {
-      if (c.claim.userid !== userid) continue;
+      if (c.claim.userid !== userid || this.memberConversation.get(id) === conversation) continue;
       this.leave(id);
       this.enter(conversation, id, c.peer);
+      this.log.debug({ user: userid, client: c.claim.clientid, conversation }, 'beep: connection placed');
     }
-    this.log.info({ user: userid, conversation }, 'beep: joined conversation');
   }
 
-  /** Members of a conversation (for tests and metrics). */
+  /** Closes a client's connection here (its user connected it again on another node). */
+  drop(userid: string, clientid: string): void {
+    this.connections.get(memberId({ userid, clientid }))?.peer.close('replaced by a new connection');
+  }
+
+  /** Members of a conversation on this node (for tests and metrics). */
   members(conversation: string): number {
     return this.rooms.get('conversation', conversation)?.size ?? 0;
   }

@@ -8,8 +8,12 @@ import type { RoomRegistry } from '../../core/room-registry.js';
 import type { AudioHub } from '../../media/audio/audio-hub.js';
 import type { Sfu } from '../../media/webrtc/sfu.js';
 import type { BitePublisher } from '../../core/bite-publisher.js';
+import type { Bus } from '../../ports/bus/bus.js';
+import type { Membership } from '../../ports/membership/membership.js';
+import type { Store } from '../../ports/store/store.js';
 import type { SocketTracker } from '../surface-context.js';
 import { beepBiteFormat } from './beep-bites.js';
+import { BeepCluster } from './beep-cluster.js';
 import { BeepConversations } from './beep-conversations.js';
 import { BeepIdentity, type Claim } from './beep-identity.js';
 import { BeepPermissions } from './beep-permissions.js';
@@ -26,6 +30,10 @@ export interface BeepSurfaceOptions {
   audio: AudioHub;
   sfu: Sfu;
   bites: BitePublisher;
+  /** Users' conversations and the nodes holding their connections are shared through these. */
+  bus: Bus;
+  store: Store;
+  membership: Membership;
   tracker: SocketTracker;
   registry: Registry;
   log: Logger;
@@ -61,7 +69,13 @@ export const beepPlugin: FastifyPluginAsync<BeepSurfaceOptions> = async (app, op
     log,
   );
 
-  app.addHook('preClose', async () => conversations.close());
+  const cluster = new BeepCluster(opts.bus, opts.store, opts.membership, conversations, log);
+  cluster.start();
+
+  app.addHook('preClose', async () => {
+    cluster.close();
+    conversations.close();
+  });
 
   registerBeepMetrics(opts.registry, conversations, opts.bites);
 
@@ -114,7 +128,7 @@ export const beepPlugin: FastifyPluginAsync<BeepSurfaceOptions> = async (app, op
     if (!conversation || conversation.length > 256)
       throw new ChorusError('invalid_argument', 'bad conversation id');
     await permissions.check(claim.userid, conversation);
-    conversations.join(claim.userid, conversation);
+    await cluster.join(claim.userid, conversation);
     return reply.code(200).send('');
   });
 
@@ -123,10 +137,13 @@ export const beepPlugin: FastifyPluginAsync<BeepSurfaceOptions> = async (app, op
     throw new ChorusError('invalid_argument', 'bad conversation id');
   });
 
-  // Chorus: how many are in a conversation (for dashboards and tests).
+  // Chorus: how many are in a conversation on every node (for dashboards and tests).
   app.get<{ Params: { conversationid: string } }>('/conversation/:conversationid', async (request) => {
     await identity.claimOf(request);
-    return { members: conversations.members(request.params.conversationid) };
+    const conversation = request.params.conversationid;
+    if (!conversation || conversation.length > 256)
+      throw new ChorusError('invalid_argument', 'bad conversation id');
+    return { members: await cluster.members(conversation) };
   });
 };
 

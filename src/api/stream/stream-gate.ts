@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../../config/schema.js';
@@ -6,6 +7,7 @@ import { IpMatcher } from '../../lib/ip-matcher.js';
 import type { StreamChannel } from '../../media/stream/stream-channel.js';
 import type { StreamRegistry } from '../../media/stream/stream-registry.js';
 import type { CoordinatorClient } from './coordinator-client.js';
+import type { PublisherClaims } from './publisher-claims.js';
 import type { RefusalReason, StreamMetrics } from './stream-metrics.js';
 import { StreamText, isStreamKind, validStreamId, type StreamKind } from './stream-wire.js';
 
@@ -25,6 +27,10 @@ export interface Admission {
   streamId?: string;
   /** True once a WebSocket session owns the admission (and will release it). */
   taken: boolean;
+  /** A publisher holding the channel's cluster-wide claim (given back when its session ends). */
+  claimed?: boolean;
+  /** A receiver whose key is not the one the channel is published with on another node. */
+  wrongKey?: boolean;
   release: () => void;
 }
 
@@ -39,6 +45,8 @@ export interface StreamGateOptions {
   config: Config['stream'];
   streams: StreamRegistry;
   coordinator: CoordinatorClient | undefined;
+  /** One publisher per channel across the nodes, and its key. */
+  claims: PublisherClaims;
   metrics: StreamMetrics;
   log: Logger;
 }
@@ -106,13 +114,40 @@ export class StreamGate {
     if (!this.playWhitelist.isEmpty && !this.playWhitelist.matches(ip)) {
       return this.refuse(request, reply, 403, StreamText.notWhitelisted, 'not_whitelisted');
     }
+    if (!channel.isPublishing) admission.wrongKey = await this.wrongKeyElsewhere(channel.id, key);
     return undefined;
   };
 
-  /** After a session ends: the IP slot and, when idle, the channel. */
+  /** After a session ends: the IP slot, the channel's claim and, when idle, the channel. */
   sessionEnded(a: Admission): void {
     this.limiter.release(a.ip);
+    if (a.claimed) this.unclaim(a);
     this.opts.streams.release(a.channel);
+  }
+
+  /**
+   * A receiver here for a channel published on another node must present that
+   * publisher's key, as on one node. The store being out of reach is no refusal: the
+   * receiver waits, and its key is checked when the stream starts.
+   */
+  private async wrongKeyElsewhere(channelId: string, key: string): Promise<boolean> {
+    const { claims, log } = this.opts;
+    try {
+      const holder = await claims.holder(channelId);
+      return holder !== undefined && !claims.isMine(holder) && !sameKey(holder.key, key);
+    } catch (err) {
+      log.debug({ err, channel: channelId }, 'stream: could not read the channel claim for a receiver');
+      return false;
+    }
+  }
+
+  private unclaim(a: Admission): void {
+    a.claimed = false;
+    this.opts.claims
+      .release(a.channel.id)
+      .catch((err: unknown) =>
+        this.opts.log.warn({ err, channel: a.channel.id }, 'stream: could not release the channel claim'),
+      );
   }
 
   /** 4. One publisher per channel; the slot is held while the coordinator decides. */
@@ -129,6 +164,21 @@ export class StreamGate {
     admission.release = () => {
       channel.unreserve();
       unreserve();
+    };
+    // One publisher per channel across the nodes: the store's create-if-absent decides.
+    let claimed: boolean;
+    try {
+      claimed = await this.opts.claims.claim(channel.id, admission.key);
+    } catch (err) {
+      log.warn({ err, channel: channel.id }, 'stream: the cluster store did not answer a publish');
+      return this.refuse(request, reply, 503, StreamText.unavailable, 'cluster_unavailable');
+    }
+    if (!claimed) return this.refuse(request, reply, 403, StreamText.alreadyPublishing, 'already_publishing');
+    admission.claimed = true;
+    const unclaimed = admission.release;
+    admission.release = () => {
+      if (admission.claimed) this.unclaim(admission);
+      unclaimed();
     };
     if (!coordinator) {
       admission.streamId = '';
@@ -168,4 +218,11 @@ export class StreamGate {
     );
     return reply.code(status).type('text/plain; charset=utf-8').send(text);
   }
+}
+
+/** Keys compared in constant time (through digests, so lengths do not show either). */
+function sameKey(a: string, b: string): boolean {
+  const ha = createHash('sha256').update(a).digest();
+  const hb = createHash('sha256').update(b).digest();
+  return timingSafeEqual(ha, hb);
 }

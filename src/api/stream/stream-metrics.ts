@@ -9,6 +9,7 @@ export type RefusalReason =
   | 'invalid_kind'
   | 'already_publishing'
   | 'publish_denied'
+  | 'cluster_unavailable'
   | 'not_whitelisted';
 
 /**

@@ -3,8 +3,12 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Config } from '../../config/schema.js';
 import type { HeartbeatScheduler } from '../../lib/heartbeat-scheduler.js';
+import type { Bus } from '../../ports/bus/bus.js';
+import type { Membership } from '../../ports/membership/membership.js';
+import type { Store } from '../../ports/store/store.js';
 import type { StreamRegistry } from '../../media/stream/stream-registry.js';
 import type { SocketTracker } from '../surface-context.js';
+import { StreamCluster } from './stream-cluster.js';
 import { streamCoordinator } from './stream-coordinator.js';
 import { StreamGate } from './stream-gate.js';
 import { streamHttpRoutes } from './stream-http-routes.js';
@@ -16,6 +20,10 @@ export interface StreamSurfaceOptions {
   config: Config['stream'];
   network: Config['network'];
   streams: StreamRegistry;
+  /** Channel claims and the cluster-wide stats go through these. */
+  bus: Bus;
+  store: Store;
+  membership: Membership;
   tracker: SocketTracker;
   /** The server's heartbeat wheel: the text heartbeat and the idle timeout. */
   heartbeats: HeartbeatScheduler;
@@ -26,6 +34,10 @@ export interface StreamSurfaceOptions {
 /**
  * The ws-stream-server surface (seed 002): `/{channel}/{key}/{kind}` WebSockets with the
  * original's plain-text refusals before the upgrade, the coordinator link, limits.
+ * Across nodes: one publisher per channel (`PublisherClaims`), stats summed over the
+ * nodes, and each node its own link to the coordinator (as several original servers
+ * were: the coordinator sends encoders to the node that publishes, by its external
+ * address). Per-IP limits count each node's own connections.
  */
 export const streamPlugin: FastifyPluginAsync<StreamSurfaceOptions> = async (app, opts) => {
   const { config, network, streams, tracker, log } = opts;
@@ -36,8 +48,12 @@ export const streamPlugin: FastifyPluginAsync<StreamSurfaceOptions> = async (app
     await coordinator?.close();
   });
 
+  const cluster = new StreamCluster(opts.bus, opts.store, opts.membership, streams, log);
+  cluster.start();
+  app.addHook('onClose', async () => cluster.close());
+
   const metrics = new StreamMetrics(opts.registry, streams, () => coordinator?.connected);
-  const gate = new StreamGate({ config, streams, coordinator, metrics, log });
+  const gate = new StreamGate({ config, streams, coordinator, claims: cluster.claims, metrics, log });
   const liveness: StreamLiveness = {
     heartbeats: opts.heartbeats,
     heartbeatMs: config.heartbeatSeconds * 1000,
@@ -45,5 +61,5 @@ export const streamPlugin: FastifyPluginAsync<StreamSurfaceOptions> = async (app
   };
 
   await app.register(streamSocketRoutes, { config, gate, coordinator, liveness, tracker, log });
-  await app.register(streamHttpRoutes, { config, streams });
+  await app.register(streamHttpRoutes, { config, cluster });
 };

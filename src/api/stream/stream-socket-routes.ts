@@ -5,6 +5,7 @@ import type { SocketTracker } from '../surface-context.js';
 import type { CoordinatorClient } from './coordinator-client.js';
 import type { StreamGate, StreamParams } from './stream-gate.js';
 import { PublisherSession, ReceiverSession, type StreamLiveness } from './stream-session.js';
+import { StreamClose, StreamText } from './stream-wire.js';
 
 export interface StreamSocketRoutesOptions {
   config: Config['stream'];
@@ -45,6 +46,14 @@ export const streamSocketRoutes: FastifyPluginAsync<StreamSocketRoutesOptions> =
       a.taken = true;
       tracker.track('stream', socket);
       const connLog = log.child({ channel: a.channel.id, kind: a.kind, conn: request.id });
+      if (a.wrongKey) {
+        // Published on another node with another key: refused as a local publisher's would be.
+        connLog.warn('receiver key does not match the publisher (on another node)');
+        socket.once('close', () => gate.sessionEnded(a));
+        socket.send(StreamText.invalidStreamingKey);
+        socket.close(StreamClose.invalidKey.code, StreamClose.invalidKey.reason);
+        return;
+      }
       if (a.kind === 'publish') {
         const publisher = new PublisherSession(socket, connLog, liveness, a.channel, config.maxMessageBytes);
         a.channel.startPublishing(a.key, a.streamId ?? '', publisher);

@@ -11,6 +11,8 @@ export const StreamText = {
   publishDenied: 'Invalid Key.',
   notWhitelisted: 'Cannot play: Not whitelisted.',
   notFound: 'Not found.',
+  /** Chorus: the cluster's store is out of reach, so no node can tell who publishes. */
+  unavailable: 'Service unavailable: the cluster store is out of reach.',
   banner: 'Websocket streaming server - Version 1.0.0',
   heartbeat: 'h',
   invalidStreamingKey: 'ERROR: Invalid streaming key',
