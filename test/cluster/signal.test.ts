@@ -177,6 +177,38 @@ describe.skipIf(!run)('Signal across nodes', () => {
     sa.close();
   });
 
+  it("answers TARGET_NOT_FOUND once a target on another node stops reading, and keeps the sender's other messages flowing in order", async () => {
+    const [s, slow, fast] = await Promise.all([
+      register(0, 'slow-sender'),
+      register(1, 'slow-target'),
+      register(2, 'slow-other'),
+    ]);
+    const ss = await connect(0, s.cookie);
+    const st = await connect(1, slow.cookie);
+    const sf = await connect(2, fast.cookie);
+    await reachable(ss, 'slow-target', st);
+    await reachable(ss, 'slow-other', sf);
+    const [fromS, fromF] = [ss.messages.length, sf.messages.length];
+    // The target's client stops reading: node 1's queue to it grows until it is closed.
+    (st.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    const big = 'x'.repeat(48 * 1024);
+    let n = 0;
+    await eventually(
+      () => {
+        for (let i = 0; i < 10; i++) ss.send({ target: 'slow-target', type: 'big', payload: big });
+        ss.send({ target: 'slow-other', type: 'n', payload: n++ });
+        return payloads(ss, 'TARGET_NOT_FOUND', fromS).length > 0;
+      },
+      30_000,
+      'the sender to hear TARGET_NOT_FOUND for the stalled target',
+    );
+    await eventually(() => payloads(sf, 'n', fromF).length === n, 10_000, 'every message to the other user');
+    expect(payloads(sf, 'n', fromF)).toEqual(Array.from({ length: n }, (_, i) => i));
+    ss.close();
+    sf.close();
+    st.ws.terminate();
+  }, 60_000);
+
   it('replaces a connection by a newer one of the same user on another node (4001), as on one node', async () => {
     const a = await register(0, 'rep-a');
     const b = await register(1, 'rep-b');
