@@ -265,11 +265,19 @@ describe.skipIf(!run)('VOIP across nodes', () => {
     const watcher = new KeyUser(url(1));
     const watch = await events(watcher, 1);
     const m = new KeyUser(url(0));
+    const mEvents = await events(m, 2);
     const room = `room-${Date.now()}`;
     const up = await m.uploadSocket('/upRoom', { roomID: room });
     const announced = unhex((await watch.next('newRoom', 10_000)).data);
     expect(announced).toMatchObject({ name: room });
     const id = announced.roomid as number;
+    // A second member joins on the room's node; the first, listening on node 2, hears of it.
+    const m2 = new KeyUser(url(0));
+    const up2 = await m2.uploadSocket('/upRoom', { roomID: room });
+    let conf = unhex((await mEvents.next('setAudioConf', 10_000)).data);
+    while (conf.from !== m2.id) conf = unhex((await mEvents.next('setAudioConf', 10_000)).data);
+    expect(conf).toMatchObject({ from: m2.id, roomid: String(id), in: '1' });
+    up2.close();
     // Listed with its member on node 2.
     await eventually(
       async () => {
@@ -277,7 +285,7 @@ describe.skipIf(!run)('VOIP across nodes', () => {
         return list.some((r) => r.id === id && r.count === 1);
       },
       10_000,
-      'room listed on node 2',
+      'room listed on node 2 with one member',
     );
     const members = (await (await fetch(`${url(2)}/listMembers?roomID=${id}`)).json()) as {
       pubkey: string;
@@ -295,6 +303,12 @@ describe.skipIf(!run)('VOIP across nodes', () => {
       10_000,
       'room gone',
     );
+    // Nothing holds the name: node 1 opens it again, under a new id, announced as before.
+    const again = await other.uploadSocket('/upRoom', { roomID: room });
+    const reopened = unhex((await watch.next('newRoom', 10_000)).data);
+    expect(reopened.name).toBe(room);
+    expect(reopened.roomid as number).toBeGreaterThan(id);
+    again.close();
   });
 
   it('drops malformed bus messages, and the nodes go on', async () => {

@@ -143,6 +143,25 @@ export class EventHub {
     return n;
   }
 
+  /**
+   * Deletes the logs of users with no event in the replay window (and a minute more):
+   * ids start from the clock, so a user's next log still numbers after the old one. An
+   * event appended between the read and the delete loses its replay, not its delivery.
+   */
+  async sweep(): Promise<void> {
+    const before = Date.now() - this.opts.replayMs - 60_000;
+    let after: string | undefined;
+    for (;;) {
+      const keys = await this.logs.keysPage(after, 256);
+      for (const k of keys) {
+        const log = await this.logs.get(k);
+        if (log && log.last < before) await this.logs.delete(k);
+      }
+      if (keys.length < 256) return;
+      after = keys[keys.length - 1];
+    }
+  }
+
   /** Resolves once this node's pending sends have left (tests, shutdown). */
   async flushed(): Promise<void> {
     await Promise.all([...this.sending.values()]);

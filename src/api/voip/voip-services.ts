@@ -48,12 +48,12 @@ export interface VoipServices {
   tracker: SocketTracker;
   /** The server's public key, the first event of every stream (new at every start). */
   serverKey: string;
-  /** Sweeps spent tickets and challenges out of the store, now and then. */
-  sweeper: NodeJS.Timeout | undefined;
+  /** Sweeps old event logs, spent tickets and challenges out of the store, now and then. */
+  sweeper: NodeJS.Timeout;
   log: Logger;
 }
 
-/** How often spent and expired tickets and challenges are swept from the store. */
+/** How often old event logs and dead tickets and challenges are swept from the store. */
 const SWEEP_MS = 5 * 60_000;
 
 export function createVoipServices(opts: VoipSurfaceOptions): VoipServices {
@@ -111,8 +111,8 @@ export function createVoipServices(opts: VoipSurfaceOptions): VoipServices {
     inputBufferMs: config.inputBufferMs,
   });
   const serverKey = serverPublicKeyHex();
-  const sweeper = challenges ? setInterval(() => sweep(challenges, log), SWEEP_MS) : undefined;
-  sweeper?.unref();
+  const sweeper = setInterval(() => sweep(events, challenges, log), SWEEP_MS);
+  sweeper.unref();
   return {
     config,
     auth,
@@ -128,8 +128,10 @@ export function createVoipServices(opts: VoipSurfaceOptions): VoipServices {
   };
 }
 
-function sweep(challenges: ChallengeBook, log: Logger): void {
-  challenges.sweep().catch((err: unknown) => log.warn({ err }, 'voip: ticket sweep failed'));
+/** Every node sweeps; deleting what another node deleted first is harmless. */
+function sweep(events: EventHub, challenges: ChallengeBook | undefined, log: Logger): void {
+  events.sweep().catch((err: unknown) => log.warn({ err }, 'voip: event log sweep failed'));
+  challenges?.sweep().catch((err: unknown) => log.warn({ err }, 'voip: ticket sweep failed'));
 }
 
 function siteAuth(config: Config['voip'], log: Logger): VoipAuth {
