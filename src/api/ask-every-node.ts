@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { subjectToken, type Bus } from '../ports/bus/bus.js';
+import { isPortUnavailable } from '../ports/port-errors.js';
 import type { ThrottledLog } from '../lib/throttled-log.js';
 import { busJson, readBusJson } from './bus-json.js';
 
@@ -15,7 +16,7 @@ export interface EveryNodeAnswers<T> {
  * all at once, and waits for every answer or its timeout. Answers are untrusted: one that
  * does not parse counts as missing. For views that add up what each node holds (a
  * channel's receivers, a conversation's members), where a node that left simply adds
- * nothing.
+ * nothing. The bus itself out of reach is no view at all: that rejects (503 at the edge).
  */
 export async function askEveryNode<T>(
   bus: Bus,
@@ -36,7 +37,8 @@ export async function askEveryNode<T>(
         const value = readBusJson(schema, reply, { surface: opts.surface, subject }, opts.log);
         if (value === undefined) missing.push(node);
         else answers.set(node, value);
-      } catch {
+      } catch (err) {
+        if (isPortUnavailable(err)) throw err;
         // No responders (it left) or no answer in time: it adds nothing to the view.
         missing.push(node);
       }

@@ -156,4 +156,25 @@ describe.runIf(enabled)('Beep across nodes', () => {
     expect(await join(0, 'standup', 'dave')).toEqual({ status: 200, text: '' });
     expect(await members(2, 'standup')).toBe(1);
   }, 90_000);
+
+  it('while NATS is out of reach a join answers 503 with Retry-After, and works again once it is back', async () => {
+    await cluster.nats.stop();
+    try {
+      const r = await fetch(`${node(0)}/join/standup`, { method: 'POST', headers: claim('carol') });
+      expect(r.status).toBe(503);
+      expect(r.headers.get('retry-after')).toMatch(/^\d+$/);
+      expect(await r.text()).not.toBe('');
+    } finally {
+      await cluster.nats.start();
+    }
+    await eventually(async () => (await join(0, 'standup', 'carol')).status === 200, 30_000, 'joins again');
+    // The test's own reads may time out while JetStream recovers: asked again until they answer.
+    await eventually(
+      async () =>
+        ((await userRecord('carol').catch(() => undefined)) as { conversation?: string } | undefined)
+          ?.conversation === 'standup',
+      30_000,
+      "carol's record in standup",
+    );
+  }, 60_000);
 });

@@ -184,4 +184,27 @@ describe.runIf(enabled)('Stream across nodes', () => {
     await eventually(async () => (await stats(1, 'orphan')).nodes === 2, 10_000, 'two nodes in the stats');
     expect(await stats(1, 'orphan')).toMatchObject({ publishing: true, nodes: 2 });
   }, 60_000);
+
+  it('while NATS is out of reach a publish answers 503 with a clear body, and works again once it is back', async () => {
+    await cluster.nats.stop();
+    try {
+      expect(await TestSocket.refusal(`${ws(0)}/offline/k/publish`)).toEqual({
+        status: 503,
+        body: 'Service unavailable: the cluster store is out of reach.',
+      });
+      expect((await fetch(`${cluster.nodes[1]!.url}/stream-stats/offline`)).status).toBe(503);
+    } finally {
+      await cluster.nats.start();
+    }
+    let back: TestSocket | undefined;
+    await eventually(
+      async () => {
+        back = await open(0, '/offline/k/publish').catch(() => undefined);
+        return back !== undefined;
+      },
+      30_000,
+      'publishing again',
+    );
+    back!.close();
+  }, 60_000);
 });
