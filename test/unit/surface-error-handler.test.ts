@@ -13,6 +13,7 @@ import { beepErrors } from '../../src/api/beep/beep-errors.js';
 import { blueSkyErrors } from '../../src/api/bluesky/bluesky-errors.js';
 import { signalErrors } from '../../src/api/signal/signal-errors.js';
 import { voipErrors } from '../../src/api/voip/voip-errors.js';
+import { PortUnavailableError } from '../../src/ports/port-errors.js';
 
 interface Line {
   level: number;
@@ -116,9 +117,13 @@ const expected: Record<string, { errors: SurfaceErrors; http: Record<ErrorCode, 
     },
     signal: {
       errors: signalErrors,
-      // The original answers every unreadable body with one 400; Chorus adds the 413.
+      // The original answers every unreadable body with one 400; Chorus adds the 413, and the
+      // 503 while the cluster's store is out of reach.
       http: Object.fromEntries(
-        CODES.map((c) => [c, c === 'too_large' ? 413 : c === 'internal' ? 500 : 400]),
+        CODES.map((c) => [
+          c,
+          c === 'too_large' ? 413 : c === 'internal' ? 500 : c === 'unavailable' ? 503 : 400,
+        ]),
       ) as Record<ErrorCode, number>,
       close: CODES.map((c) => errorTable[c].wsClose),
     },
@@ -205,6 +210,9 @@ describe('surfaceErrorHandler', () => {
       const { code } = request.params as { code: ErrorCode };
       throw new ChorusError(code, `refused: ${'x'.repeat(1000)}`);
     });
+    app.get('/port', async () => {
+      throw new PortUnavailableError('store', "the cluster's NATS is not reachable; try again shortly");
+    });
     app.get('/bug', async () => {
       throw new Error('a bug of the server: secret detail');
     });
@@ -261,6 +269,34 @@ describe('surfaceErrorHandler', () => {
     expect(res.statusCode).toBe(500);
     expect(res.json()).toEqual({ error: `refused: ${'x'.repeat(1000)}` });
     expect(lines.filter((l) => l.level >= 50)).toHaveLength(1);
+  });
+
+  it('answers a port outage (NATS out of reach) with 503, Retry-After and a clear body in every form', async () => {
+    const text = "the cluster's NATS is not reachable; try again shortly";
+    for (const [errors, body] of [
+      [chorusErrors, JSON.stringify({ error: { code: 'unavailable', message: text } })],
+      [voipErrors, `${text}\n`],
+      [beepErrors, text],
+      [blueSkyErrors, JSON.stringify({ error: text })],
+      [signalErrors, JSON.stringify({ status: 'UNAVAILABLE', message: text })],
+    ] as const) {
+      const lines = await serve(errors);
+      const res = await app!.inject({ method: 'GET', url: '/port' });
+      expect(res.statusCode, errors.surface).toBe(503);
+      expect(res.headers['retry-after'], errors.surface).toMatch(/^\d+$/);
+      expect(res.body, errors.surface).toBe(body);
+      // An outage is not a bug of the server: one warn line, no error line.
+      expect(
+        lines.filter((l) => l.level >= 50),
+        errors.surface,
+      ).toEqual([]);
+      expect(
+        lines.filter((l) => l.level === 40),
+        errors.surface,
+      ).toHaveLength(1);
+      await app!.close();
+      app = undefined;
+    }
   });
 
   it('maps Fastify’s own 4xx: unreadable JSON, a body too large, an unsupported type', async () => {
@@ -321,5 +357,12 @@ describe('closeAnswerFor', () => {
     const errorLines = lines.filter((l) => l.level >= 50);
     expect(errorLines).toHaveLength(1);
     expect(errorLines[0]!.err?.stack).toMatch(/native failure/);
+  });
+
+  it('closes with "try again later" (1013) when the cluster is out of reach, logged as a refusal', () => {
+    const { log, lines } = capture();
+    const outage = new PortUnavailableError('bus', "the cluster's NATS is not reachable; try again shortly");
+    expect(closeAnswerFor(chorusErrors, outage, log)).toEqual({ code: 1013, reason: outage.message });
+    expect(lines.map((l) => [l.level, l.code])).toEqual([[40, 'unavailable']]);
   });
 });
