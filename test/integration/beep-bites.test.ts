@@ -161,7 +161,8 @@ describe.runIf(haveNats)('Beep bites on NATS', () => {
 
 // #12.4: the sink is chosen from the top-level cluster section when Beep's NATS is unset.
 describe.runIf(haveNats)('Beep bites with only the cluster NATS set', () => {
-  const nats = new NatsServerProcess();
+  // The cluster's NATS carries the store too (JetStream KV): a cluster node refuses one without it.
+  const nats = new NatsServerProcess({ jetstream: true });
   const perms = new FakePermissions();
   let t: TestServer;
   let nc: NatsConnection;
@@ -194,7 +195,7 @@ describe.runIf(haveNats)('Beep bites with only the cluster NATS set', () => {
     await nc?.close();
     await t?.close();
     await perms.stop();
-    await nats.stop();
+    await nats.dispose();
   });
 
   it('publishes bites (and their Store copies) on the cluster NATS', async () => {
