@@ -12,6 +12,7 @@ import {
 } from './bus.js';
 
 const encoder = new TextEncoder();
+const NO_SUBSCRIPTION: BusSubscription = { unsubscribe: () => undefined };
 const toBytes = (d: Uint8Array | string | undefined): Uint8Array =>
   d === undefined ? new Uint8Array(0) : typeof d === 'string' ? encoder.encode(d) : d;
 
@@ -54,16 +55,24 @@ export class NatsBus implements Bus {
   }
 
   subscribe(subject: string, handler: BusHandler): BusSubscription {
-    if (this.closed) return { unsubscribe: () => undefined };
-    const sub = this.link.nc.subscribe(subject, {
-      callback: (err, msg) => {
-        if (err) {
-          this.log.warn({ err, subject }, 'bus: subscription error');
-          return;
-        }
-        this.deliver(handler, msg);
-      },
-    });
+    if (this.closed) return NO_SUBSCRIPTION;
+    let sub: Subscription;
+    try {
+      // While disconnected the client keeps the subscription and renews it on reconnect.
+      sub = this.link.nc.subscribe(subject, {
+        callback: (err, msg) => {
+          if (err) {
+            this.log.warn({ err, subject }, 'bus: subscription error');
+            return;
+          }
+          this.deliver(handler, msg);
+        },
+      });
+    } catch (err) {
+      // The connection closed for good (shutting down) or an invalid subject: nothing to deliver.
+      this.warnings.warn({ subject, reason: (err as Error).message }, 'bus: cannot subscribe');
+      return NO_SUBSCRIPTION;
+    }
     this.subs.add(sub);
     return {
       unsubscribe: () => {
