@@ -51,8 +51,8 @@ const enabled = hasTool('nats-server', 'nats-server');
 describe.runIf(enabled)('Beep across nodes', () => {
   beforeAll(async () => {
     await perms.start();
-    for (const user of ['alice', 'bob', 'carol', 'dave', 'erin'])
-      for (const c of ['standup', 'retro']) perms.allow(user, c);
+    for (const user of ['alice', 'bob', 'carol', 'dave', 'erin', 'frank'])
+      for (const c of ['standup', 'retro', 'race-a', 'race-b']) perms.allow(user, c);
     cluster = await startCluster({
       env: { PERMISSIONS_HOST: perms.url, WEBRTC_BIND_ADDRESS: '127.0.0.1' },
     });
@@ -110,6 +110,17 @@ describe.runIf(enabled)('Beep across nodes', () => {
       'only node-2 holds erin',
     );
   }, 30_000);
+
+  it('two joins racing on two nodes end where the store ended: the user is in exactly that one', async () => {
+    await connectTo(1, 'frank');
+    for (let round = 0; round < 5; round++) {
+      const [a, b] = await Promise.all([join(0, 'race-a', 'frank'), join(2, 'race-b', 'frank')]);
+      expect([a.status, b.status]).toEqual([200, 200]);
+      const won = ((await userRecord('frank')) as { conversation: string }).conversation;
+      const lost = won === 'race-a' ? 'race-b' : 'race-a';
+      expect([await members(0, won), await members(0, lost)]).toEqual([1, 0]);
+    }
+  }, 60_000);
 
   it('the record goes with the last connection', async () => {
     const bob = clients[1]!;

@@ -150,6 +150,20 @@ describe.runIf(enabled)('Stream across nodes', () => {
     await next!.closed;
   }, 30_000);
 
+  it('two publishers racing on two nodes for one channel: exactly one wins', async () => {
+    for (let round = 0; round < 5; round++) {
+      const tries = await Promise.allSettled([
+        open(0, `/race${round}/a/publish`),
+        open(1, `/race${round}/b/publish`),
+      ]);
+      const won = tries.filter((t) => t.status === 'fulfilled');
+      expect(won).toHaveLength(1);
+      const lost = tries.find((t) => t.status === 'rejected') as PromiseRejectedResult;
+      expect(String(lost.reason)).toMatch(/unexpected response 403/);
+      (won[0] as PromiseFulfilledResult<TestSocket>).value.close();
+    }
+  }, 30_000);
+
   it('malformed stats questions on the bus are logged and dropped; the route still answers', async () => {
     const subject = 'chorus.node.node-0.stream.stats';
     nats.publish(subject, '{{{');
