@@ -4,12 +4,20 @@ import { ConfigError, loadConfig } from './config/load-config.js';
 import { createServer } from './server/create-server.js';
 import { StartupError } from './server/startup-error.js';
 import { installProcessGuard } from './server/process-guard.js';
+import { loadOrCreateKey, signedTicket } from './api/voip/ticket-signer.js';
 
 const USAGE = `usage: chorus [serve] [--config FILE] [--env-file FILE]
+       chorus voip sign [--server URL] [--key FILE]
 
   serve            run the server (the default)
   --config FILE    JSON or YAML settings (see the README's config table)
   --env-file FILE  dotenv file to read (default: ./.env when present)
+
+  voip sign        print ME (a VOIP key's id) and SIG (its signature of a fresh server
+                   ticket) as shell variables, for docs/voip.md's curl and ffmpeg examples:
+                   eval "$(chorus voip sign)"
+  --server URL     the Chorus server (default http://127.0.0.1:8000, plus VOIP_PREFIX)
+  --key FILE       the private key, made there on first use (default ./.chorus-voip-key)
 
 Precedence, lowest to highest: defaults, --config file, .env file, environment.`;
 
@@ -20,9 +28,14 @@ async function main(): Promise<number> {
       config: { type: 'string' },
       'env-file': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
+      server: { type: 'string' },
+      key: { type: 'string' },
     },
   });
   const command = positionals[0] ?? 'serve';
+  if (command === 'voip' && positionals[1] === 'sign' && !values.help) {
+    return voipSign(values.server ?? 'http://127.0.0.1:8000', values.key ?? '.chorus-voip-key');
+  }
   if (values.help || command !== 'serve') {
     process.stdout.write(USAGE + '\n');
     return values.help ? 0 : 2;
@@ -92,6 +105,18 @@ async function main(): Promise<number> {
     return startupFailed(err);
   }
   return -1;
+}
+
+/** `chorus voip sign`: `ME=... SIG=...` lines a shell can eval; exit 1 with one line on failure. */
+async function voipSign(server: string, keyFile: string): Promise<number> {
+  try {
+    const { me, sig } = await signedTicket(server, loadOrCreateKey(keyFile));
+    process.stdout.write(`ME=${me}\nSIG=${sig}\n`);
+    return 0;
+  } catch (err) {
+    process.stderr.write(`chorus voip sign: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  }
 }
 
 /** A failure the operator can fix (port in use, unusable DATA_DIR) is one line and exit 2. */

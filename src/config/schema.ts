@@ -151,7 +151,7 @@ export const configSchema = z.object({
   admin: z.object({
     token: optionalField(z.string().min(16, { error: 'expected at least 16 characters' }), {
       env: ['ADMIN_TOKEN'],
-      doc: 'Bearer token for admin routes (e.g. `/v1/kick-active-users`). Unset: admin routes answer 403 unless `ADMIN_OPEN`.',
+      doc: 'Bearer token for admin routes (e.g. `/v1/kick-active-users`), at least 16 characters (shorter stops start-up; `openssl rand -hex 16` makes one). Unset: admin routes answer 403 unless `ADMIN_OPEN`.',
     }),
     open: field(flag, false, {
       env: ['ADMIN_OPEN'],
@@ -162,7 +162,7 @@ export const configSchema = z.object({
     enabled: field(flag, true, { env: ['METRICS_ENABLED'], doc: 'Serve Prometheus metrics at `/metrics`.' }),
     token: optionalField(z.string().min(16, { error: 'expected at least 16 characters' }), {
       env: ['METRICS_TOKEN'],
-      doc: '`/metrics` then requires `Authorization: Bearer <token>` (401 otherwise). Unset: open to anyone who reaches its port.',
+      doc: '`/metrics` then requires `Authorization: Bearer <token>` (401 otherwise); at least 16 characters (shorter stops start-up). Unset: open to anyone who reaches its port.',
     }),
     port: optionalField(int(0, 65535), {
       env: ['METRICS_PORT'],
