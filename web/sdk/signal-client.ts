@@ -30,8 +30,17 @@ export class SignalClient extends EventTarget {
 
   /** True when the browser holds a valid session cookie. */
   async hasSession(): Promise<boolean> {
-    const res = await fetch(`${this.base}/v1/user`, { credentials: 'same-origin' });
-    return res.ok;
+    return (await this.session()) === 'valid';
+  }
+
+  /**
+   * What the server says of this browser's session: valid, unknown (401/404: the name
+   * is gone), or unavailable (it answered 5xx: not back yet). A network failure throws.
+   */
+  async session(): Promise<'valid' | 'unknown' | 'unavailable'> {
+    const res = await fetch(`${this.base}/v1/user`, { credentials: 'same-origin', cache: 'no-store' });
+    if (res.ok) return 'valid';
+    return res.status === 401 || res.status === 404 ? 'unknown' : 'unavailable';
   }
 
   connect(): Promise<void> {

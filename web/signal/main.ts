@@ -1,5 +1,6 @@
 import { SignalClient, type SignalMessage } from '../sdk/signal-client.js';
 import { warnIfInsecure } from '../sdk/secure-context.js';
+import { reconnector, ServerAway } from '../sdk/reconnect.js';
 
 // First, before anything reaches for what an insecure context hides.
 warnIfInsecure('the camera and microphone');
@@ -16,6 +17,7 @@ const ui = {
   peer: $<HTMLInputElement>('peer'),
   call: $<HTMLButtonElement>('call'),
   hangup: $<HTMLButtonElement>('hangup'),
+  mute: $<HTMLButtonElement>('mute'),
   peerState: $('peer-state'),
   incoming: $('incoming'),
   incomingText: $('incoming-text'),
@@ -34,6 +36,8 @@ let pc: RTCPeerConnection | undefined;
 let pendingOffer: { from: string; sdp: RTCSessionDescriptionInit } | undefined;
 const pendingCandidates: RTCIceCandidateInit[] = [];
 let lastSentType = '';
+/** My camera and microphone while in a call (muting disables its audio track). */
+let localStream: MediaStream | undefined;
 
 function log(text: string): void {
   const li = document.createElement('li');
@@ -47,13 +51,26 @@ function setStatus(text: string): void {
 
 function send(target: string, type: string, payload: unknown = null): void {
   lastSentType = type;
-  client.send(target, type, payload);
+  try {
+    client.send(target, type, payload);
+  } catch {
+    // Away from the server (reconnecting): the peer-to-peer call goes on without it.
+    log(`not sent while reconnecting: ${type}`);
+  }
 }
 
 async function localMedia(): Promise<MediaStream> {
   const stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
   ui.local.srcObject = stream;
+  localStream = stream;
+  setMuted(false);
   return stream;
+}
+
+function setMuted(muted: boolean): void {
+  for (const t of localStream?.getAudioTracks() ?? []) t.enabled = !muted;
+  ui.mute.textContent = muted ? 'Unmute' : 'Mute';
+  ui.mute.setAttribute('aria-pressed', String(muted));
 }
 
 function newPeerConnection(remote: string): RTCPeerConnection {
@@ -66,11 +83,16 @@ function newPeerConnection(remote: string): RTCPeerConnection {
     ui.remoteName.textContent = remote;
   });
   conn.addEventListener('connectionstatechange', () => {
-    setStatus(`${me} · call with ${remote}: ${conn.connectionState}`);
+    if (!away.active) setStatus(`${me} · call with ${remote}: ${conn.connectionState}`);
     if (conn.connectionState === 'failed') endCall('connection failed');
   });
   pc = conn;
-  (window as unknown as { chorusSignalDemo: unknown }).chorusSignalDemo = { pc: conn };
+  (window as unknown as { chorusSignalDemo: unknown }).chorusSignalDemo = {
+    pc: conn,
+    get local() {
+      return localStream;
+    },
+  };
   return conn;
 }
 
@@ -86,8 +108,12 @@ function endCall(why: string): void {
   ui.remote.srcObject = null;
   ui.remoteName.textContent = '—';
   ui.hangup.classList.add('hidden');
+  ui.mute.classList.add('hidden');
+  localStream?.getTracks().forEach((t) => t.stop());
+  localStream = undefined;
+  ui.local.srcObject = null;
   ui.call.disabled = false;
-  setStatus(`connected as ${me}`);
+  if (!away.active) setStatus(`connected as ${me}`);
   log(`call ended: ${why}`);
 }
 
@@ -101,6 +127,7 @@ async function startCall(remote: string): Promise<void> {
   send(remote, 'video-offer', { type: offer.type, sdp: offer.sdp });
   ui.call.disabled = true;
   ui.hangup.classList.remove('hidden');
+  ui.mute.classList.remove('hidden');
   log(`calling ${remote}…`);
 }
 
@@ -120,6 +147,7 @@ async function acceptCall(): Promise<void> {
   await flushCandidates();
   ui.call.disabled = true;
   ui.hangup.classList.remove('hidden');
+  ui.mute.classList.remove('hidden');
   log(`accepted call from ${from}`);
 }
 
@@ -168,7 +196,7 @@ async function onMessage(msg: SignalMessage): Promise<void> {
 
 async function connect(): Promise<void> {
   await client.connect();
-  setStatus(`connected as ${me}`);
+  setStatus(pc ? `${me} · call with ${peerName}: ${pc.connectionState}` : `connected as ${me}`);
   ui.registerCard.classList.add('hidden');
   ui.callCard.classList.remove('hidden');
   log(`connected as ${me}`);
@@ -177,12 +205,44 @@ async function connect(): Promise<void> {
 client.addEventListener('message', (ev) => {
   onMessage((ev as CustomEvent<SignalMessage>).detail).catch((err: unknown) => log(`error: ${String(err)}`));
 });
+/**
+ * The server went away (restart, network): the call, peer to peer, goes on; the page
+ * keeps its call controls, says "reconnecting...", and reconnects with the session
+ * cookie, which the server keeps across restarts. If the server no longer knows the
+ * name, it says so and asks for one again.
+ */
+const away = reconnector({
+  status: setStatus,
+  async rejoin() {
+    const session = await client.session();
+    if (session === 'unavailable') throw new ServerAway('not ready');
+    if (session === 'unknown') throw new Error(`the server no longer knows the name "${me}"`);
+    await client.connect().catch(() => {
+      throw new ServerAway('socket refused');
+    });
+    setStatus(pc ? `${me} · call with ${peerName}: ${pc.connectionState}` : `connected as ${me}`);
+    log(`reconnected as ${me}`);
+  },
+  lost(why) {
+    setStatus('not connected');
+    ui.callCard.classList.add('hidden');
+    ui.registerCard.classList.remove('hidden');
+    ui.registerError.textContent = `Reconnected, but ${why}: pick a name again${pc ? ' (your call goes on)' : ''}.`;
+  },
+});
+
 client.addEventListener('close', (ev) => {
   const { code, reason } = (ev as CustomEvent<{ code: number; reason: string }>).detail;
-  setStatus(`disconnected (${code} ${reason})`);
-  if (code === 4001) log('this name connected from another tab or device');
-  ui.callCard.classList.add('hidden');
-  ui.registerCard.classList.remove('hidden');
+  if (away.active || !me) return; // a reconnect attempt that failed: the loop goes on
+  if (code === 4001) {
+    setStatus(`disconnected (${code} ${reason})`);
+    log('this name connected from another tab or device');
+    ui.callCard.classList.add('hidden');
+    ui.registerCard.classList.remove('hidden');
+    return;
+  }
+  log(`lost the server (${code}${reason ? ` ${reason}` : ''})`);
+  away.start();
 });
 
 ui.registerForm.addEventListener('submit', (ev) => {
@@ -199,6 +259,7 @@ ui.registerForm.addEventListener('submit', (ev) => {
       ui.registerError.textContent = res.message || 'could not register';
       return;
     }
+    away.cancel();
     me = name;
     localStorage.setItem('chorus.signal.username', name);
     await connect();
@@ -230,6 +291,7 @@ ui.decline.addEventListener('click', () => {
   pendingOffer = undefined;
   ui.incoming.classList.add('hidden');
 });
+ui.mute.addEventListener('click', () => setMuted(ui.mute.getAttribute('aria-pressed') !== 'true'));
 ui.hangup.addEventListener('click', () => {
   if (peerName) send(peerName, 'hang-up');
   endCall('you hung up');
