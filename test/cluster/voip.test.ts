@@ -378,4 +378,27 @@ describe.skipIf(!run)('VOIP across nodes', () => {
     expect((await newCall(c.at(url(0)), e, 'after-death')).status).toBe(200);
     expect(unhex((await eEvents.next('newCall', 10_000)).data).challenge).toBe('after-death');
   }, 60_000);
+
+  it('answers 503 in plain text while NATS is gone, and a ticket issued before it still verifies after', async () => {
+    const c = new KeyUser(url(0));
+    const e = new KeyUser(url(1));
+    const ticket = await c.getTicket();
+    const readyz = async (i: number): Promise<number> => (await fetch(`${url(i)}/readyz`)).status;
+    await cluster.nats.stop();
+    for (const i of [0, 1])
+      await eventually(async () => (await readyz(i)) === 503, 15_000, `node ${i} not ready`);
+    const refused = await fetch(`${url(0)}/getCallTicket`, { headers: { PKey: e.id } });
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('content-type')).toMatch(/^text\/plain/);
+    expect(await refused.text()).toMatch(/NATS/);
+    const form = { Destination: e.id, challenge: 'after-outage', signature: c.sign(ticket) };
+    expect((await c.at(url(1)).post('/newCall', form)).status).toBe(503);
+    await cluster.nats.start();
+    for (const i of [0, 1])
+      await eventually(async () => (await readyz(i)) === 200, 30_000, `node ${i} ready`);
+    // The ticket was not spent by the refused attempt, and survived in JetStream.
+    const placed = await c.at(url(1)).post('/newCall', form);
+    expect(placed.status).toBe(200);
+    await c.at(url(0)).post('/endCall', { Destination: e.id });
+  }, 90_000);
 });
