@@ -17,6 +17,8 @@ import { TestSocket, eventually } from '../fixtures/ws-client.js';
 const ADMIN = 'cluster-admin-token-0123456789';
 /** The issue's bound for "a node that stops is seen as gone" (heartbeat 2 s, stale 6 s, sweep 1 s). */
 const GONE_WITHIN_MS = 10_000;
+/** Heartbeats older than this make a node stale (src/ports/membership/nats-membership.ts). */
+const STALE_MS = 6_000;
 /** Slack for a 2-core box shared by other test processes: timers run late under load. */
 const SLACK_MS = 5_000;
 
@@ -27,6 +29,7 @@ interface NodeView {
   protocol: number;
   version: string;
   load: { connections: number; eventLoopUtilization: number };
+  heardMsAgo: number | null;
 }
 
 let cluster: Cluster;
@@ -92,6 +95,8 @@ async function reaches(
     `a ${type} message to ${target}`,
   );
 }
+
+const output = (i: number): string => cluster.nodes[i]!.process.output();
 
 /** Lines of a node's log that say a node is gone (one per instance and observer). */
 function goneLines(i: number, goneId: string): string[] {
@@ -230,6 +235,49 @@ describe.skipIf(!run)('cluster membership', () => {
       /^chorus: the cluster speaks wire protocol 1 \(node node-\d, Chorus [^)]+\) but this node speaks 2 .*; run one Chorus release on every node$/m,
     );
     expect(ids(await nodesSeenBy(2))).toEqual(['node-0', 'node-1', 'node-2']);
+  });
+
+  it('NATS down for longer than the stale period: nobody is declared gone, all three are heard again after', async () => {
+    await cluster.nats.stop();
+    try {
+      // Wait until every node has not heard from the others for longer than the stale
+      // period (6 s): they are still listed, since the silence is each node's own.
+      for (const i of [0, 1, 2]) {
+        await eventually(
+          async () =>
+            (await nodesSeenBy(i)).every(
+              (n) => n.id === `node-${i}` || (n.heardMsAgo ?? 0) > STALE_MS + 1000,
+            ),
+          30_000,
+          `node-${i} has heard nobody for longer than the stale period`,
+        );
+        expect(ids(await nodesSeenBy(i))).toEqual(['node-0', 'node-1', 'node-2']);
+        expect(output(i)).toContain('cluster view paused');
+      }
+      const down = await fetch(`${url(0)}/readyz`);
+      expect(down.status).toBe(503);
+      expect(((await down.json()) as { components: Record<string, boolean> }).components.cluster).toBe(false);
+      expect(ids(await nodesSeenBy(0))).toEqual(['node-0', 'node-1', 'node-2']);
+    } finally {
+      await cluster.nats.start();
+    }
+    for (const i of [0, 1, 2]) {
+      await eventually(
+        () => output(i).includes('cluster view resumed'),
+        30_000,
+        `node-${i} resumes its view`,
+      );
+    }
+    // Heard again from everyone (heartbeats every 2 s): nobody will go stale from here.
+    for (const i of [0, 1, 2]) {
+      await eventually(
+        async () => (await nodesSeenBy(i)).every((n) => n.heardMsAgo !== null && n.heardMsAgo < 3000),
+        15_000,
+        `node-${i} hears all three again`,
+      );
+      expect(ids(await nodesSeenBy(i))).toEqual(['node-0', 'node-1', 'node-2']);
+      expect(output(i)).not.toContain('"msg":"node gone"');
+    }
   });
 
   it('SIGKILL: its Signal user connects to another node at once and gets messages there; the others drop it within 10 s, once each', async () => {

@@ -34,6 +34,10 @@ export class LocalMembership implements Membership {
     return nodeId === this.selfId;
   }
 
+  heardMsAgo(nodeId: string): number | undefined {
+    return nodeId === this.selfId ? 0 : undefined;
+  }
+
   on<K extends keyof MembershipEvents>(event: K, fn: (e: MembershipEvents[K]) => void): () => void {
     return this.events.on(event, fn);
   }

@@ -9,13 +9,16 @@ interface Member {
 /**
  * Who is alive, from the heartbeats this node has seen: pure bookkeeping, no I/O, so the
  * rules are in one place. A node is gone when it deleted its entry (a clean stop), when
- * its id comes back with another instance (it restarted), or when no heartbeat of it has
- * been seen for `staleMs`. Ages are measured on this node's clock from when each
- * heartbeat arrived, so clocks of different machines never need to agree.
+ * its id comes back with another instance (it restarted), or when it is stale: this
+ * node's own heartbeat came back through the watch more than `staleMs` after that node's
+ * last one. Ages are measured on this node's clock from when each heartbeat arrived, so
+ * clocks of different machines never need to agree.
  *
- * While this node's own heartbeats stop coming back (its NATS link is down), nobody is
- * declared gone: the silence is ours, not theirs. When they come back, every node gets a
- * fresh `staleMs` to be heard again.
+ * Judging staleness only when our own heartbeat comes back means the watch is shown to
+ * work at that moment: while our own heartbeats do not come back (our NATS link is down,
+ * the watch is stuck) nobody is declared gone, since the silence is ours, not theirs.
+ * When ours come back after a gap longer than `selfGapMs` (about one and a half
+ * heartbeats), every node gets a fresh `staleMs` to be heard again.
  */
 export class MemberTable {
   private readonly members = new Map<string, Member>();
@@ -27,6 +30,7 @@ export class MemberTable {
     private readonly staleMs: number,
     private readonly emit: (event: 'nodeJoined' | 'nodeGone', info: NodeInfo) => void,
     now: number,
+    private readonly selfGapMs = staleMs / 2,
   ) {
     this.members.set(self.id, { info: self, seenAt: now });
     this.selfSeenAt = now;
@@ -37,11 +41,7 @@ export class MemberTable {
     if (info.id === this.self.id) {
       // Another instance under our id was refused at its start; its entry is not ours.
       if (info.instance !== this.self.instance) return;
-      this.selfSeenAt = now;
-      if (this.suspended) {
-        this.suspended = false;
-        for (const m of this.members.values()) m.seenAt = now;
-      }
+      this.ownHeartbeat(now);
       return;
     }
     const known = this.members.get(info.id);
@@ -58,19 +58,12 @@ export class MemberTable {
     this.emit('nodeJoined', info);
   }
 
-  /** Its entry was deleted: it left cleanly. */
-  left(id: string): void {
-    if (id === this.self.id) return;
-    const known = this.members.get(id);
-    if (!known) return;
-    this.members.delete(id);
-    this.emit('nodeGone', known.info);
-  }
-
-  /** Drops the nodes not heard from for `staleMs`; called about once a second. */
-  sweep(now: number): void {
-    if (now - this.selfSeenAt > this.staleMs) {
-      this.suspended = true;
+  private ownHeartbeat(now: number): void {
+    const gap = now - this.selfSeenAt;
+    this.selfSeenAt = now;
+    this.suspended = false;
+    if (gap > this.selfGapMs) {
+      for (const m of this.members.values()) m.seenAt = now;
       return;
     }
     for (const [id, m] of this.members) {
@@ -80,10 +73,29 @@ export class MemberTable {
     }
   }
 
+  /** Its entry was deleted: it left cleanly. */
+  left(id: string): void {
+    if (id === this.self.id) return;
+    const known = this.members.get(id);
+    if (!known) return;
+    this.members.delete(id);
+    this.emit('nodeGone', known.info);
+  }
+
+  /** Notes, about once a second, whether our own heartbeats have stopped coming back. */
+  sweep(now: number): void {
+    if (now - this.selfSeenAt > this.selfGapMs) this.suspended = true;
+  }
+
   /** Updates what this node says about itself (its own entry is not echoed into the table). */
   setSelf(info: NodeInfo): void {
     const me = this.members.get(this.self.id);
     if (me) me.info = info;
+  }
+
+  /** True while this node's own heartbeats are not coming back (nobody is judged meanwhile). */
+  get paused(): boolean {
+    return this.suspended;
   }
 
   /** How long this node's own heartbeats have not come back through the watch. */
@@ -99,10 +111,10 @@ export class MemberTable {
     return this.members.has(id);
   }
 
-  /** Milliseconds since each node was last heard from (for the ops route). */
-  ages(now: number): Map<string, number> {
-    return new Map(
-      [...this.members].map(([id, m]) => [id, id === this.self.id ? now - this.selfSeenAt : now - m.seenAt]),
-    );
+  /** Milliseconds since `id` was last heard from; undefined when it is not live. */
+  heardMsAgo(id: string, now: number): number | undefined {
+    if (id === this.self.id) return now - this.selfSeenAt;
+    const m = this.members.get(id);
+    return m ? now - m.seenAt : undefined;
   }
 }

@@ -49,6 +49,8 @@ export interface Membership {
   /** The live nodes, this one included. */
   nodes(): NodeInfo[];
   isAlive(nodeId: string): boolean;
+  /** Milliseconds since a live node's last heartbeat was seen here (undefined: not live). */
+  heardMsAgo(nodeId: string): number | undefined;
   /** Listeners are called safely (a throw is logged); returns the unsubscribe. */
   on<K extends keyof MembershipEvents>(event: K, fn: (e: MembershipEvents[K]) => void): () => void;
   /** Fills in what the node knows only once it listens (HTTP URL) and its load. */

@@ -30,7 +30,10 @@ export interface NatsMembershipOptions {
  * dash keeps it apart from the store port's buckets, which are all `chorus_<name>`. */
 export const MEMBERS_BUCKET = 'chorus-nodes';
 const HEARTBEAT_MS = 2000;
-/** Three missed heartbeats; with the 1 s sweep, a dead node is dropped within about 7 s. */
+/**
+ * Three missed heartbeats. Judged when our own heartbeat comes back (every 2 s), so a dead
+ * node is dropped 6 to 8 s after its last heartbeat, so at most 8 s after it died.
+ */
 const STALE_MS = 6000;
 const SWEEP_MS = 1000;
 /**
@@ -83,6 +86,7 @@ export class NatsMembership implements Membership {
         this.events.emit(event, info);
       },
       performance.now(),
+      heartbeatMs * 1.5,
     );
   }
 
@@ -134,9 +138,9 @@ export class NatsMembership implements Membership {
     this.heartbeat(); // tell the others the URL now, not at the next beat
   }
 
-  /** Milliseconds since each live node was last heard from. */
-  ages(): Map<string, number> {
-    return this.table.ages(performance.now());
+  heardMsAgo(nodeId: string): number | undefined {
+    const ms = this.table.heardMsAgo(nodeId, performance.now());
+    return ms === undefined ? undefined : Math.round(ms);
   }
 
   close(): Promise<void> {
@@ -183,7 +187,13 @@ export class NatsMembership implements Membership {
 
   private sweep(): void {
     const now = performance.now();
+    const wasPaused = this.table.paused;
     this.table.sweep(now);
+    if (!wasPaused && this.table.paused) {
+      this.log.warn(
+        "cluster view paused: this node's own heartbeats are not coming back; nobody is declared gone meanwhile",
+      );
+    }
     // Our own beats have not come back for long: the watch may be stuck; start it again.
     if (this.table.selfSilentFor(now) > 2 * this.staleMs) this.watcher?.stop();
   }
@@ -213,6 +223,9 @@ export class NatsMembership implements Membership {
       this.badEntries.warn({ key: e.key }, 'malformed cluster member entry dropped');
       return;
     }
+    const wasPaused = this.table.paused;
     this.table.seen(info, performance.now());
+    if (wasPaused && !this.table.paused)
+      this.log.info('cluster view resumed: every node has a fresh stale period');
   }
 }
