@@ -1,12 +1,17 @@
 // bench/stream: one publisher at a fixed bitrate and N receivers in other processes.
 // Reports delivered Mbit/s, server CPU and RSS, and chunks dropped for slow receivers.
+// With --probe-ms N, a new receiver connects every N ms while the stream runs: the time
+// its WebSocket handshake takes to be answered, and the server's longest event-loop
+// delay over the window (prom-client's nodejs_eventloop_lag_max_seconds, reset by a
+// scrape just before it) show whether fan-out leaves room for new connections and timers.
 //
 //   npm run bench:stream -- [--receivers 10,100,500,1000] [--mbps 3] [--chunk 16384] [--seconds 10] [--workers 2]
+//                           [--probe-ms 500]
 import { fork, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
-import { cpuSeconds, rssBytes, startBenchServer } from '../lib/server-process.js';
+import { cpuSeconds, percentile, rssBytes, startBenchServer } from '../lib/server-process.js';
 
 const { values } = parseArgs({
   options: {
@@ -15,6 +20,7 @@ const { values } = parseArgs({
     chunk: { type: 'string', default: '16384' },
     seconds: { type: 'string', default: '10' },
     workers: { type: 'string', default: '2' },
+    'probe-ms': { type: 'string', default: '0' },
   },
 });
 const SIZES = values.receivers.split(',').map(Number);
@@ -22,6 +28,25 @@ const MBPS = Number(values.mbps);
 const CHUNK = Number(values.chunk);
 const SECONDS = Number(values.seconds);
 const WORKERS = Number(values.workers);
+const PROBE_MS = Number(values['probe-ms']);
+
+/** Time from opening a receiver's connection to the server's 101, in ms (Infinity on refusal). */
+function handshakeMs(url: string): Promise<number> {
+  const t0 = performance.now();
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url, { perMessageDeflate: false });
+    ws.once('upgrade', () => resolve(performance.now() - t0));
+    ws.once('open', () => ws.terminate());
+    ws.once('error', () => resolve(Infinity));
+  });
+}
+
+/** The server's longest event-loop delay since the last scrape, in ms. */
+async function loopLagMaxMs(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const m = /^chorus_nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(text);
+  return m ? Number(m[1]) * 1000 : NaN;
+}
 
 interface Report {
   type: string;
@@ -77,10 +102,18 @@ async function runOnce(n: number): Promise<Record<string, unknown>> {
     const base = Buffer.alloc(CHUNK, 0x5a);
     let sent = 0;
     const startReports = await Promise.all(workers.map((w) => ask(w, 'report')));
+    const probeUrl = `${server.url.replace('http', 'ws')}/${channel}/k/receive`;
+    const handshakes: Array<Promise<number>> = [];
+    if (PROBE_MS > 0) await loopLagMaxMs(server.url);
     const cpu0 = cpuSeconds(server.pid);
     const t0 = performance.now();
+    let nextProbe = PROBE_MS;
     await new Promise<void>((resolve) => {
       const tick = (): void => {
+        if (PROBE_MS > 0 && performance.now() - t0 >= nextProbe) {
+          nextProbe += PROBE_MS;
+          handshakes.push(handshakeMs(probeUrl));
+        }
         const due = Math.floor((performance.now() - t0) / interval);
         while (sent < due) {
           const c = Buffer.from(base);
@@ -95,6 +128,8 @@ async function runOnce(n: number): Promise<Record<string, unknown>> {
     });
     const elapsed = (performance.now() - t0) / 1000;
     const cpu = cpuSeconds(server.pid) - cpu0;
+    const lagMaxMs = PROBE_MS > 0 ? await loopLagMaxMs(server.url) : NaN;
+    const probes = (await Promise.all(handshakes)).sort((a, b) => a - b);
     await new Promise((r) => setTimeout(r, 300)); // let the last chunks arrive
     const endReports = await Promise.all(workers.map((w) => ask(w, 'report')));
     const rss = rssBytes(server.pid);
@@ -113,9 +148,18 @@ async function runOnce(n: number): Promise<Record<string, unknown>> {
       deliveredMbps: Number(((delivered * 8) / elapsed / 1e6).toFixed(1)),
       perReceiverMbps: Number(((delivered * 8) / elapsed / 1e6 / n).toFixed(2)),
       serverCpuPercent: Math.round((cpu / elapsed) * 100),
+      serverCpuSecondsPerGbit: Number((cpu / ((delivered * 8) / 1e9)).toFixed(3)),
       serverRssMiB: Number((rss / 2 ** 20).toFixed(1)),
       droppedChunks: stats.dropped,
       chunksPublished: sent,
+      ...(PROBE_MS > 0
+        ? {
+            probes: probes.length,
+            handshakeMedianMs: Math.round(percentile(probes, 50)),
+            handshakeMaxMs: Math.round(probes[probes.length - 1] ?? NaN),
+            eventLoopDelayMaxMs: Math.round(lagMaxMs),
+          }
+        : {}),
     };
   } finally {
     await server.stop();

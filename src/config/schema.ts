@@ -484,6 +484,10 @@ export const configSchema = z.object({
       env: ['STREAM_CACHE_MODE'],
       doc: '`auto`: a WebM or MPEG-TS stream is cached from its latest keyframe (plus its header), so late receivers start within one group of pictures of live; other streams whole. `all`: every stream whole since publishing began, as the original does.',
     }),
+    cacheMode: field(z.enum(['auto', 'all']), 'auto', {
+      env: ['STREAM_CACHE_MODE'],
+      doc: '`auto`: a WebM or MPEG-TS stream is cached from its latest keyframe (plus its header), so late receivers start within one group of pictures of live; other streams whole. `all`: every stream whole since publishing began, as the original does.',
+    }),
     maxMessageBytes: field(int(1024, 256 << 20), 16 << 20, {
       env: ['STREAM_MAX_MESSAGE_BYTES'],
       doc: 'Largest binary message a publisher may send; a larger one closes the publisher with 1009.',

@@ -18,10 +18,11 @@ export class StreamReceiver {
 }
 
 /**
- * Sends per turn of the event loop when a chunk goes to many receivers. A send costs
- * about 15 us, so a slice holds the loop for some milliseconds.
+ * Fan-out goes in slices of this many sends (a send costs some microseconds); a turn of
+ * the event loop runs slices for up to FANOUT_TURN_MS, then lets I/O and timers run.
  */
 export const FANOUT_SLICE_SENDS = 512;
+export const FANOUT_TURN_MS = 10;
 /** Chunk bytes waiting for fan-out past which the publisher's socket stops being read. */
 const BACKLOG_PAUSE_BYTES = 4 << 20;
 
@@ -51,14 +52,18 @@ export class StreamChannel {
   /** receive-clear-cache turns the cache off for the rest of the publishing session. */
   private cacheOff = false;
   private pendingRemovals = 0;
-  // Fan-out in slices: chunks waiting, the receiver the current chunk has reached, and
+  // Fan-out in slices: chunks waiting, the receiver the current batch has reached, and
   // how many receivers it goes to (those that joined before it began).
   private backlog: Buffer[] = [];
   private backlogHead = 0;
   private backlogBytes = 0;
   private cursor = 0;
+  /** The current batch is backlog[backlogHead, batchEnd). */
+  private batchEnd = 0;
   private fanEnd = 0;
   private pumping = false;
+  /** Whether this turn's pump sent anything (then the pumping ends only next turn). */
+  private pumpedThisTurn = false;
   private publisherPaused = false;
   /** The publisher left while chunks still wait: it ends when they are out. */
   private endPending = false;
@@ -170,16 +175,18 @@ export class StreamChannel {
   /**
    * The hot path: one chunk from the publisher. Small channels get it at once. Where the
    * receivers outnumber one slice, or chunks are already waiting, it joins the backlog,
-   * which goes out FANOUT_SLICE_SENDS sends per turn of the event loop: one socket read
-   * can hold a hundred chunks, and sending them all to 2,000 receivers at once held the
-   * loop for seconds, so new connections' handshakes and every timer waited.
+   * which goes out in slices for up to FANOUT_TURN_MS per turn of the event loop: one
+   * socket read can hold a hundred chunks, and sending them all to 2,000 receivers at
+   * once held the loop for seconds, so new connections' handshakes and every timer waited.
    */
   publish(chunk: Buffer): void {
     this.bytesIn += chunk.length;
     this.chunksIn++;
-    if (this.backlogCount() === 0 && this.playing.length <= FANOUT_SLICE_SENDS) {
-      this.beginChunk(chunk);
-      this.sendRange(chunk, 0, this.fanEnd);
+    if (!this.pumping && this.playing.length <= FANOUT_SLICE_SENDS) {
+      if (this.pendingRemovals > 0) this.compact();
+      if (!this.cacheOff) this.cache.push(chunk);
+      const playing = this.playing;
+      for (let i = 0; i < playing.length; i++) this.deliver(playing[i]!, chunk);
       if (this.pendingRemovals > 0) this.compact();
       return;
     }
@@ -195,37 +202,34 @@ export class StreamChannel {
     }
   }
 
-  private backlogCount(): number {
-    return this.backlog.length - this.backlogHead;
-  }
-
-  /** One slice of the backlog; the rest waits for the next turn (setImmediate: after I/O). */
+  /**
+   * One slice of the backlog; the rest waits for the next turn (setImmediate: after I/O).
+   * The chunks waiting when a sweep begins are its batch: each receiver gets the whole
+   * batch in a row (its socket writes them together, as it did when one read's chunks
+   * all went out at once), receiver after receiver, so a slice is fewer receivers when
+   * the batch is longer.
+   */
   private pump(): void {
-    let budget = FANOUT_SLICE_SENDS;
-    while (budget > 0 && this.backlogHead < this.backlog.length) {
-      const chunk = this.backlog[this.backlogHead]!;
-      if (this.cursor === 0) this.beginChunk(chunk);
-      const to = Math.min(this.fanEnd, this.cursor + budget);
-      this.sendRange(chunk, this.cursor, to);
-      budget -= Math.max(1, to - this.cursor);
-      this.cursor = to;
-      if (to < this.fanEnd) break;
-      // Every receiver has this chunk.
-      this.cursor = 0;
-      this.backlog[this.backlogHead++] = EMPTY;
-      this.backlogBytes -= chunk.length;
-      if (this.pendingRemovals > 0) this.compact();
+    if (this.backlogHead < this.backlog.length) this.pumpedThisTurn = true;
+    const turnStart = performance.now();
+    while (this.backlogHead < this.backlog.length) {
+      this.slice();
+      if (performance.now() - turnStart >= FANOUT_TURN_MS) break;
     }
     if (this.publisherPaused && this.backlogBytes <= BACKLOG_PAUSE_BYTES / 2) {
       this.publisherPaused = false;
       this.publishing?.control.resume?.();
     }
-    if (this.backlogHead < this.backlog.length) {
+    // The next turn goes on, or (backlog empty) ends the pumping: until then, chunks from
+    // the same socket read wait, so the budget holds for the whole read.
+    if (this.backlogHead < this.backlog.length || this.pumpedThisTurn) {
+      this.pumpedThisTurn = false;
       setImmediate(this.pumpLater);
       return;
     }
     this.backlog = [];
     this.backlogHead = 0;
+    this.batchEnd = 0;
     this.pumping = false;
     if (this.endPending) {
       this.endPending = false;
@@ -233,47 +237,70 @@ export class StreamChannel {
     }
   }
 
+  private slice(): void {
+    let budget = FANOUT_SLICE_SENDS;
+    while (budget > 0 && this.backlogHead < this.backlog.length) {
+      if (this.cursor === 0) this.beginBatch();
+      const batch = this.batchEnd - this.backlogHead;
+      const to = Math.min(this.fanEnd, this.cursor + Math.ceil(budget / batch));
+      const playing = this.playing;
+      for (let i = this.cursor; i < to; i++) {
+        const r = playing[i]!;
+        for (let k = this.backlogHead; k < this.batchEnd; k++) this.deliver(r, this.backlog[k]!);
+      }
+      budget -= Math.max(1, (to - this.cursor) * batch);
+      this.cursor = to;
+      if (to < this.fanEnd) break;
+      // Every receiver has the batch.
+      this.cursor = 0;
+      for (let k = this.backlogHead; k < this.batchEnd; k++) {
+        this.backlogBytes -= this.backlog[k]!.length;
+        this.backlog[k] = EMPTY;
+      }
+      this.backlogHead = this.batchEnd;
+      if (this.pendingRemovals > 0) this.compact();
+    }
+  }
+
   private readonly pumpLater = (): void => {
     if (this.pumping) this.pump();
   };
 
-  /** A chunk starts going out: it enters the cache, and receivers that join from now on get it from there. */
-  private beginChunk(chunk: Buffer): void {
+  /** The waiting chunks start going out: they enter the cache, and receivers that join from now on get them from there. */
+  private beginBatch(): void {
     if (this.pendingRemovals > 0) this.compact();
-    if (!this.cacheOff) this.cache.push(chunk);
+    this.batchEnd = this.backlog.length;
+    if (!this.cacheOff)
+      for (let k = this.backlogHead; k < this.batchEnd; k++) this.cache.push(this.backlog[k]!);
     this.fanEnd = this.playing.length;
   }
 
-  private sendRange(chunk: Buffer, from: number, to: number): void {
+  private deliver(r: StreamReceiver, chunk: Buffer): void {
+    if (r.removed) return;
     const limit = this.policy.receiverQueueBytes;
-    const playing = this.playing;
-    for (let i = from; i < to; i++) {
-      const r = playing[i]!;
-      if (r.removed) continue;
-      const queued = r.sink.bufferedAmount;
-      if (r.allowance > 0 && queued <= limit) r.allowance = 0;
-      if (r.skipping) {
-        if (queued > limit / 2) {
-          r.dropped++;
-          this.dropped++;
-          continue;
-        }
-        r.skipping = false;
-      }
-      if (queued > limit + r.allowance) {
+    const queued = r.sink.bufferedAmount;
+    if (r.allowance > 0 && queued <= limit) r.allowance = 0;
+    if (r.skipping) {
+      if (queued > limit / 2) {
         r.dropped++;
         this.dropped++;
-        if (this.policy.slowReceiver === 'close') {
-          this.detach(r, 'too-slow');
-        } else {
-          r.skipping = true;
-        }
-        continue;
+        return;
       }
-      r.sink.send(chunk);
-      this.bytesOut += chunk.length;
-      if (r.mode === 'probe') this.detach(r, 'probe-done');
+      r.skipping = false;
     }
+    if (queued > limit + r.allowance) {
+      r.dropped++;
+      this.dropped++;
+      if (this.policy.slowReceiver === 'close') {
+        this.detach(r, 'too-slow');
+      } else {
+        r.skipping = true;
+      }
+      return;
+    }
+    r.sink.send(chunk);
+    this.bytesOut += chunk.length;
+    if (r.mode === 'probe') this.detach(r, 'probe-done');
   }
 
   /** A receiver arrives: it starts now if the channel is live, else it waits. */
@@ -289,7 +316,7 @@ export class StreamChannel {
     if (r.removed) return;
     r.removed = true;
     this.pendingRemovals++;
-    // Not while a chunk is part-way through the list: the cursor indexes it.
+    // Not while a batch is part-way through the list: the cursor indexes it.
     if (this.cursor === 0) this.compact();
   }
 

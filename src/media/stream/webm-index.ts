@@ -210,7 +210,7 @@ export class WebmIndex implements ContainerIndex {
         return this.skip(size);
       case SEGMENT:
         if (id === CLUSTER) {
-          if (this.initParts) this.initEndAt = this.elemStart;
+          if (this.initParts && this.initEndAt < 0) this.initEndAt = this.elemStart;
           this.clusterStart = this.elemStart;
           this.clusterTimecode = -1;
           this.clusterHasVideo = false;
