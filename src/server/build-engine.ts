@@ -15,7 +15,6 @@ export function buildEngine(
     stream: {
       cacheBytes: config.stream.gopCacheSizeMb * 1024 * 1024,
       cacheMode: config.stream.cacheMode,
-      cacheMode: config.stream.cacheMode,
       policy: {
         receiverQueueBytes: config.stream.receiverQueueBytes,
         slowReceiver: config.stream.slowReceiver,
