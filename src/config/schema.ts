@@ -94,7 +94,7 @@ export const configSchema = z.object({
     }),
     requests: field(flag, true, {
       env: ['LOG_REQUESTS'],
-      doc: 'Log one line per HTTP request and WebSocket connection (`NO` to turn off).',
+      doc: 'Log one line per HTTP request: at `debug` for answers below 400, at `info` for 4xx and 5xx (`NO` to turn off).',
     }),
     pretty: field(autoFlag, 'auto', {
       env: ['LOG_PRETTY'],
@@ -134,6 +134,11 @@ export const configSchema = z.object({
       env: ['CLUSTER_KV_REPLICAS'],
       doc: "Copies JetStream keeps of each store bucket when it creates one (at most the NATS cluster's server count; 1 for a single nats-server).",
     }),
+    wireProtocol: optionalField(int(1, 1_000_000), {
+      env: ['CLUSTER_WIRE_PROTOCOL'],
+      doc: "For tests only: the cluster wire-protocol version this node claims instead of its own, to check that a node whose version differs from the running cluster's refuses to start (exit 2).",
+      defaultDoc: "(this release's)",
+    }),
   }),
   sinks: z.object({
     natsUrl: optionalField(natsServers, {
@@ -146,7 +151,7 @@ export const configSchema = z.object({
   admin: z.object({
     token: optionalField(z.string().min(16, { error: 'expected at least 16 characters' }), {
       env: ['ADMIN_TOKEN'],
-      doc: 'Bearer token for admin routes (e.g. `/v1/kick-active-users`). Unset: admin routes answer 403 unless `ADMIN_OPEN`.',
+      doc: 'Bearer token for admin routes (e.g. `/v1/kick-active-users`), at least 16 characters (shorter stops start-up; `openssl rand -hex 16` makes one). Unset: admin routes answer 403 unless `ADMIN_OPEN`.',
     }),
     open: field(flag, false, {
       env: ['ADMIN_OPEN'],
@@ -157,7 +162,7 @@ export const configSchema = z.object({
     enabled: field(flag, true, { env: ['METRICS_ENABLED'], doc: 'Serve Prometheus metrics at `/metrics`.' }),
     token: optionalField(z.string().min(16, { error: 'expected at least 16 characters' }), {
       env: ['METRICS_TOKEN'],
-      doc: '`/metrics` then requires `Authorization: Bearer <token>` (401 otherwise). Unset: open to anyone who reaches its port.',
+      doc: '`/metrics` then requires `Authorization: Bearer <token>` (401 otherwise); at least 16 characters (shorter stops start-up). Unset: open to anyone who reaches its port.',
     }),
     port: optionalField(int(0, 65535), {
       env: ['METRICS_PORT'],
