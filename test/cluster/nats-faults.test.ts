@@ -88,6 +88,14 @@ describe.runIf(hasTool('nats-server', 'nats-server'))('cluster: nats-server lost
         `node ${i} to be ready again`,
       );
     }
+    // Connected is not yet served: JetStream recovers its streams a moment later.
+    for (let i = 0; i < cluster.nodes.length; i++) {
+      await eventually(
+        async () => (await register(url(i), 'probe-after-restart')).status !== 503,
+        30_000,
+        `node ${i} to reach the store again`,
+      );
+    }
   };
 
   it('answers 503 with a clear body while NATS is gone, then carries on with its data', async () => {
