@@ -67,6 +67,24 @@ describe('the front door', () => {
   });
 });
 
+describe('the front door without the Stream surface', () => {
+  it('serves the landing page at / to every client, listing only the pages that are on', async () => {
+    const s = await startTestServer({ stream: { enabled: false }, voip: { enabled: false } });
+    try {
+      const res = await fetch(`${s.url}/`);
+      expect(res.status).toBe(200);
+      const html = await res.text();
+      expect(html).toContain('href="/meet/"');
+      expect(html).toContain('href="/signal/"');
+      expect(html).not.toContain('href="/stream/"');
+      expect(html).not.toContain('href="/call/"');
+      expect((await fetch(`${s.url}/call/`)).status).toBe(404);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
 describe.runIf(haveChromium)('the pages in Chromium', () => {
   let chromium: TestBrowser | undefined;
   let browser: Browser;
