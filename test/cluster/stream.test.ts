@@ -200,8 +200,12 @@ describe.runIf(enabled)('Stream across nodes', () => {
   }, 60_000);
 
   it('while NATS is out of reach a publish answers 503 with a clear body, and works again once it is back', async () => {
+    // A publisher that leaves while NATS is away: its claim is given back once NATS returns.
+    const leaving = await open(1, '/survivor/k/publish');
     await cluster.nats.stop();
     try {
+      leaving.close();
+      await leaving.closed;
       expect(await TestSocket.refusal(`${ws(0)}/offline/k/publish`)).toEqual({
         status: 503,
         body: 'Service unavailable: the cluster store is out of reach.',
@@ -220,5 +224,15 @@ describe.runIf(enabled)('Stream across nodes', () => {
       'publishing again',
     );
     back!.close();
-  }, 60_000);
+    let survivor: TestSocket | undefined;
+    await eventually(
+      async () => {
+        survivor = await open(0, '/survivor/k2/publish').catch(() => undefined);
+        return survivor !== undefined;
+      },
+      30_000,
+      'the claim of the publisher that left while NATS was away released',
+    );
+    survivor!.close();
+  }, 90_000);
 });

@@ -45,16 +45,14 @@ export class BeepUserBook {
 
   /** Puts the user in `conversation`; resolves with the holders to tell. */
   async setConversation(userid: string, conversation: string): Promise<Holder[]> {
-    const after = await this.change(userid, (u) => ({ ...u, conversation }));
-    return after?.holders ?? [];
+    return (await this.change(userid, (u) => ({ ...u, conversation }))).holders;
   }
 
   /** Adds `holder` (idempotent); resolves with the record as written. */
   async addHolder(userid: string, holder: Holder): Promise<BeepUser> {
-    const after = await this.change(userid, (u) =>
+    return this.change(userid, (u) =>
       u.holders.some((h) => sameHolder(h, holder)) ? u : { ...u, holders: [...u.holders, holder] },
     );
-    return after ?? { conversation: null, holders: [holder] };
   }
 
   /** Removes the holders `gone` matches; the record goes with its last holder. */
@@ -84,7 +82,7 @@ export class BeepUserBook {
    * that write and the delete is lost, and that connection is reached again by its
    * user's next join on its own node.
    */
-  private async change(userid: string, edit: (u: BeepUser) => BeepUser): Promise<BeepUser | undefined> {
+  private async change(userid: string, edit: (u: BeepUser) => BeepUser): Promise<BeepUser> {
     const key = userKey(userid);
     for (let i = 0; i < CAS_ATTEMPTS; i++) {
       const entry = await this.bucket.entry(key);

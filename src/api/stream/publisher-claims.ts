@@ -1,9 +1,12 @@
+import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { Membership } from '../../ports/membership/membership.js';
 import type { KvBucket, Store } from '../../ports/store/store.js';
 
 /** Who publishes a channel, cluster-wide. */
 export interface PublisherClaim {
+  /** This claim's own id: only the publisher that made it gives it up. */
+  id: string;
   node: string;
   /** The node's process: one restarted under the same id holds none of its old claims. */
   instance: string;
@@ -14,11 +17,16 @@ export interface PublisherClaim {
 }
 
 const CLAIM = z.object({
+  id: z.string().min(1).max(64),
   node: z.string().min(1).max(256),
   instance: z.string().max(256),
   key: z.string().max(1024),
   since: z.string().max(64),
 });
+
+/** A release the store refused (NATS away) is tried again this often, this many times. */
+const RELEASE_RETRY_MS = 5000;
+const RELEASE_ATTEMPTS = 60;
 
 /**
  * One publisher per channel across the cluster: a record per channel in the store
@@ -31,6 +39,7 @@ export class PublisherClaims {
   private readonly bucket: KvBucket<unknown>;
   /** Releases under way here: a publisher arriving on the same channel waits for its own node's. */
   private readonly releasing = new Map<string, Promise<void>>();
+  private readonly retries = new Set<NodeJS.Timeout>();
   readonly selfId: string;
   readonly instance: string;
 
@@ -43,37 +52,49 @@ export class PublisherClaims {
     this.instance = membership.nodes().find((n) => n.id === this.selfId)?.instance ?? '';
   }
 
-  /** True when this node now publishes `channel` with `key`; false when another does. */
-  async claim(channel: string, key: string): Promise<boolean> {
+  /**
+   * The claim's id when this node now publishes `channel` with `key`; undefined when
+   * another live node does. The caller holds the channel's local reservation, so a claim
+   * of this very process is stale (a release the store missed) and is taken over.
+   */
+  async claim(channel: string, key: string): Promise<string | undefined> {
     await this.releasing.get(channel);
     const mine: PublisherClaim = {
+      id: randomUUID(),
       node: this.selfId,
       instance: this.instance,
       key,
       since: new Date().toISOString(),
     };
-    if (await this.bucket.create(channel, mine)) return true;
+    if (await this.bucket.create(channel, mine)) return mine.id;
     const entry = await this.bucket.entry(channel);
-    if (!entry) return this.bucket.create(channel, mine);
+    if (!entry) return (await this.bucket.create(channel, mine)) ? mine.id : undefined;
     const held = asClaim(entry.value);
-    if (held && this.live(held)) return false;
-    // Its node is gone (or it is an earlier life of this one): the channel is free.
-    return this.bucket.update(channel, mine, entry.revision);
+    if (held && !this.isMine(held) && this.live(held)) return undefined;
+    // Its node is gone, or it is an earlier life (or a missed release) of this one.
+    return (await this.bucket.update(channel, mine, entry.revision)) ? mine.id : undefined;
   }
 
-  /** Gives the channel up, if this node holds it. */
-  release(channel: string): Promise<void> {
+  /**
+   * Gives up claim `id` of `channel` (nothing if another claim holds it by now). A store
+   * out of reach is tried again later, so the channel does not stay claimed for good.
+   */
+  release(channel: string, id: string): Promise<void> {
     const run = (async () => {
       await this.releasing.get(channel);
-      const held = asClaim(await this.bucket.get(channel));
-      if (held && this.isMine(held)) await this.bucket.delete(channel);
+      await this.deleteIfHeld(channel, id);
     })();
-    const done = run.catch(() => undefined);
+    const done = run.catch(() => this.retryRelease(channel, id, 1));
     this.releasing.set(channel, done);
     void done.then(() => {
       if (this.releasing.get(channel) === done) this.releasing.delete(channel);
     });
     return run;
+  }
+
+  close(): void {
+    for (const t of this.retries) clearTimeout(t);
+    this.retries.clear();
   }
 
   async holder(channel: string): Promise<PublisherClaim | undefined> {
@@ -103,6 +124,23 @@ export class PublisherClaims {
   private live(c: PublisherClaim): boolean {
     if (c.node === this.selfId) return c.instance === this.instance;
     return this.membership.isAlive(c.node);
+  }
+
+  private async deleteIfHeld(channel: string, id: string): Promise<void> {
+    const entry = await this.bucket.entry(channel);
+    if (!entry || asClaim(entry.value)?.id !== id) return;
+    // Compare-and-set to nothing first, so a claim taken over meanwhile is left alone.
+    if (await this.bucket.update(channel, null, entry.revision)) await this.bucket.delete(channel);
+  }
+
+  private retryRelease(channel: string, id: string, attempt: number): void {
+    if (attempt > RELEASE_ATTEMPTS) return;
+    const timer = setTimeout(() => {
+      this.retries.delete(timer);
+      this.deleteIfHeld(channel, id).catch(() => this.retryRelease(channel, id, attempt + 1));
+    }, RELEASE_RETRY_MS);
+    timer.unref();
+    this.retries.add(timer);
   }
 }
 

@@ -70,6 +70,7 @@ export class StreamCluster {
   close(): void {
     this.sub.unsubscribe();
     this.offGone();
+    this.claims.close();
   }
 
   private onStats(msg: BusMessage): void {

@@ -27,8 +27,8 @@ export interface Admission {
   streamId?: string;
   /** True once a WebSocket session owns the admission (and will release it). */
   taken: boolean;
-  /** A publisher holding the channel's cluster-wide claim (given back when its session ends). */
-  claimed?: boolean;
+  /** A publisher's cluster-wide claim of the channel, by id (given back when its session ends). */
+  claimId?: string | undefined;
   /** A receiver whose key is not the one the channel is published with on another node. */
   wrongKey?: boolean;
   release: () => void;
@@ -121,7 +121,7 @@ export class StreamGate {
   /** After a session ends: the IP slot, the channel's claim and, when idle, the channel. */
   sessionEnded(a: Admission): void {
     this.limiter.release(a.ip);
-    if (a.claimed) this.unclaim(a);
+    if (a.claimId) this.unclaim(a);
     this.opts.streams.release(a.channel);
   }
 
@@ -142,11 +142,16 @@ export class StreamGate {
   }
 
   private unclaim(a: Admission): void {
-    a.claimed = false;
+    const id = a.claimId;
+    if (!id) return;
+    a.claimId = undefined;
     this.opts.claims
-      .release(a.channel.id)
+      .release(a.channel.id, id)
       .catch((err: unknown) =>
-        this.opts.log.warn({ err, channel: a.channel.id }, 'stream: could not release the channel claim'),
+        this.opts.log.warn(
+          { err, channel: a.channel.id },
+          'stream: could not release the channel claim yet; trying again',
+        ),
       );
   }
 
@@ -166,18 +171,18 @@ export class StreamGate {
       unreserve();
     };
     // One publisher per channel across the nodes: the store's create-if-absent decides.
-    let claimed: boolean;
+    let claimId: string | undefined;
     try {
-      claimed = await this.opts.claims.claim(channel.id, admission.key);
+      claimId = await this.opts.claims.claim(channel.id, admission.key);
     } catch (err) {
       log.warn({ err, channel: channel.id }, 'stream: the cluster store did not answer a publish');
       return this.refuse(request, reply, 503, StreamText.unavailable, 'cluster_unavailable');
     }
-    if (!claimed) return this.refuse(request, reply, 403, StreamText.alreadyPublishing, 'already_publishing');
-    admission.claimed = true;
+    if (!claimId) return this.refuse(request, reply, 403, StreamText.alreadyPublishing, 'already_publishing');
+    admission.claimId = claimId;
     const unclaimed = admission.release;
     admission.release = () => {
-      if (admission.claimed) this.unclaim(admission);
+      if (admission.claimId) this.unclaim(admission);
       unclaimed();
     };
     if (!coordinator) {
