@@ -44,7 +44,33 @@ describe('health, readiness, metrics', () => {
         voip: true,
         beep: true,
       },
+      // One node is a cluster of itself (docs/cluster.md).
+      details: {
+        cluster: { node: t.server.engine.ports.nodeId, nodes: 1, ids: [t.server.engine.ports.nodeId] },
+      },
     });
+  });
+
+  it('GET /cluster/nodes lists this node alone (admin only: 403 without ADMIN_TOKEN)', async () => {
+    expect((await get(t, '/cluster/nodes')).statusCode).toBe(403);
+    const admin = await startTestServer({ ...INJECTED, admin: { token: 'server-test-admin-0123456789' } });
+    try {
+      const res = await admin.server.app.inject({
+        method: 'GET',
+        url: '/cluster/nodes',
+        headers: { authorization: 'Bearer server-test-admin-0123456789' },
+      });
+      expect(res.statusCode).toBe(200);
+      const body = res.json<{
+        self: string;
+        nodes: Array<{ id: string; protocol: number; heardMsAgo: number }>;
+      }>();
+      expect(body.self).toBe(admin.server.engine.ports.nodeId);
+      expect(body.nodes.map((n) => n.id)).toEqual([body.self]);
+      expect(body.nodes[0]).toMatchObject({ protocol: 1, heardMsAgo: 0, httpUrl: admin.url });
+    } finally {
+      await admin.close();
+    }
   });
 
   it('serves Prometheus metrics: process, HTTP by route and status, WebSockets by surface', async () => {
@@ -54,6 +80,7 @@ describe('health, readiness, metrics', () => {
     expect(res.headers['content-type']).toMatch(/text\/plain/);
     const text = res.body;
     expect(text).toMatch(/^chorus_process_resident_memory_bytes \d+/m);
+    expect(text).toMatch(/^chorus_cluster_nodes 1$/m);
     expect(text).toMatch(/chorus_http_requests_total\{method="GET",route="\/healthz",status="200"\} \d+/);
     expect(text).toMatch(/chorus_http_requests_total\{method="GET",route="unmatched",status="404"\} \d+/);
     expect(text).toMatch(/# TYPE chorus_websockets_open gauge/);
