@@ -68,8 +68,9 @@ export class GopCache {
     let index = this.index;
     if (index === undefined)
       index = this.index = this.mode === 'auto' ? (sniffContainer(chunk[0]!) ?? null) : null;
-    if (index !== null && !index.failed) {
-      index.scan(chunk, at);
+    if (index !== null) {
+      if (!index.failed) index.scan(chunk, at);
+      // A cut found before the index gave up in this chunk still holds.
       if (index.cutAt >= 0) {
         this.cut(index.cutAt, index.init, index.resume);
         index.cutAt = -1;

@@ -138,7 +138,9 @@ export class WebmIndex implements ContainerIndex {
           break;
       }
     }
-    if (!this.failed) this.keepInit(chunk, at);
+    // Also after a failure here: a Cluster seen before it still ends the header, so a cut
+    // made before it stands (the cache acts on it), the same as had the chunk been split.
+    this.keepInit(chunk, at);
   }
 
   private readId(chunk: Buffer, i: number): number {
@@ -376,6 +378,10 @@ export class WebmIndex implements ContainerIndex {
   private keepInit(chunk: Buffer, at: number): void {
     const parts = this.initParts;
     if (!parts) return;
+    if (this.failed && this.initEndAt < 0) {
+      this.initParts = undefined;
+      return;
+    }
     const end = this.initEndAt >= 0 ? this.initEndAt - at : chunk.length;
     if (end > 0) {
       parts.push(end === chunk.length ? chunk : chunk.subarray(0, end));
@@ -393,7 +399,6 @@ export class WebmIndex implements ContainerIndex {
 
   private fail(): void {
     this.failed = true;
-    this.initParts = undefined;
     this.tracks = undefined;
   }
 }
