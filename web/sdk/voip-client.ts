@@ -60,6 +60,8 @@ export class VoipClient {
   /** Challenges I sent, by peer, to check the peer's signature of them. */
   readonly sent = new Map<string, string>();
   readonly handlers = new Map<VoipEvent, (d: EventData) => void>();
+  /** Called once when an open event stream fails (the server went away); the stream is closed. */
+  onLost: (() => void) | undefined;
 
   constructor(
     private readonly keys: CryptoKeyPair,
@@ -87,11 +89,26 @@ export class VoipClient {
     // A server in side-site mode has no tickets: its streams are opened unsigned.
     const ticket = await this.refreshTicket().catch(() => undefined);
     if (ticket) query.set('Signature', await this.sign(ticket));
+    this.source?.close();
     return new Promise((resolve, reject) => {
       const es = new EventSource(`${this.base}/messages?${query.toString()}`);
       this.source = es;
-      es.addEventListener('pubkey', () => resolve(), { once: true });
-      es.addEventListener('error', () => reject(new Error('event stream failed')), { once: true });
+      let open = false;
+      es.addEventListener(
+        'pubkey',
+        () => {
+          open = true;
+          resolve();
+        },
+        { once: true },
+      );
+      // EventSource would reconnect by itself, unsigned (no replay of what was missed):
+      // the page reconnects instead, signed over a fresh ticket.
+      es.addEventListener('error', () => {
+        es.close();
+        if (!open) reject(new Error('event stream failed'));
+        else if (this.source === es) this.onLost?.();
+      });
       for (const name of [
         'newCall',
         'answer',
@@ -211,6 +228,25 @@ export class VoipClient {
 
   async hangUp(peer: string): Promise<void> {
     await this.post('/endCall', { Destination: peer });
+  }
+
+  /** Sets my display name (Chorus's own route), signed over a fresh ticket: only my key can name me. */
+  async setDisplayName(name: string): Promise<void> {
+    const ticket = await this.refreshTicket();
+    await this.post('/setDisplayName', { name, Signature: await this.sign(ticket) });
+  }
+
+  /** Display names of `keys` (those that set one). */
+  async displayNames(keys: readonly string[]): Promise<Record<string, string>> {
+    if (keys.length === 0) return {};
+    const res = await fetch(`${this.base}/displayNames?keys=${keys.join(',')}`);
+    return res.ok ? ((await res.json()) as Record<string, string>) : {};
+  }
+
+  /** The keys in a room (mic: whether the member's microphone streams). */
+  async members(room: string): Promise<{ pubkey: string; mic: number }[]> {
+    const res = await fetch(`${this.base}/listMembers?roomID=${encodeURIComponent(room)}`);
+    return res.ok ? ((await res.json()) as { pubkey: string; mic: number }[]) : [];
   }
 
   /** Query string of a media route, signed over a fresh ticket (one ticket serves one upload and one listener). */

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { surfaceErrorHandler } from '../surface-error-handler.js';
+import { displayNameRoutes } from './display-name-routes.js';
 import { eventRoutes } from './event-routes.js';
 import { handshakeRoutes } from './handshake-routes.js';
 import { listenRoutes } from './listen-routes.js';
@@ -59,6 +60,7 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
   await app.register(uploadRoutes, voip);
   await app.register(listenRoutes, voip);
   await app.register(roomRoutes, voip);
+  await app.register(displayNameRoutes, { auth, store: opts.ports.store });
 
   opts.log.info({ mode: auth.mode }, 'voip surface ready');
 };

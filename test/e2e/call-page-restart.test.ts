@@ -1,0 +1,118 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { hasTool } from '../fixtures/system-tools.js';
+import { launchChromium, type TestBrowser } from '../fixtures/browser.js';
+import { RestartableServer } from '../fixtures/restartable-server.js';
+
+const haveChromium = hasTool('chromium', 'chromium');
+
+interface CallState {
+  id: string;
+  peer: string;
+  members: string[];
+  stats?: { packets: number; decoded: number; level: number };
+}
+
+const state = (page: Page) =>
+  page.evaluate(() => {
+    const c = (window as unknown as { chorusCall: CallState }).chorusCall;
+    return { id: c.id, peer: c.peer, members: [...c.members], stats: c.stats ? { ...c.stats } : undefined };
+  });
+const status = (page: Page): Promise<string> => page.$eval('#status', (e) => e.textContent ?? '');
+
+/** Waits until the page decodes fresh audio that is not silence (Chromium's fake microphone beeps). */
+async function hearing(page: Page): Promise<void> {
+  await page.waitForFunction(
+    () => {
+      const s = (window as unknown as { chorusCall: CallState }).chorusCall.stats;
+      return s !== undefined && s.decoded > 100 && s.level > 0.05;
+    },
+    undefined,
+    { timeout: 20_000 },
+  );
+}
+
+describe.runIf(haveChromium)('Call page across a server restart', () => {
+  let server: RestartableServer;
+  let chromium: TestBrowser;
+  beforeAll(async () => {
+    server = await RestartableServer.start();
+    chromium = await launchChromium();
+  }, 60_000);
+  afterAll(async () => {
+    await chromium?.close();
+    await server?.close();
+  });
+
+  async function person(name: string): Promise<Page> {
+    const page = await (await chromium.browser.newContext()).newPage();
+    await page.goto(`${server.url}/call/`);
+    await page.waitForFunction(() => document.getElementById('status')?.textContent === 'ready');
+    await page.fill('#display-name', name);
+    await page.click('#save-name');
+    await page.waitForSelector(`#me-label:has-text("${name}")`);
+    return page;
+  }
+
+  it('a group room: the page says reconnecting..., rejoins the room and its audio resumes', async () => {
+    const names = ['Ada', 'Grace', 'Linus'];
+    const pages: Page[] = [];
+    for (const name of names) {
+      const page = await person(name);
+      await page.fill('#room-name', 'standup');
+      await page.click('#join-room');
+      await page.waitForFunction(() => document.getElementById('status')?.textContent === 'in room standup');
+      pages.push(page);
+    }
+    for (const [i, page] of pages.entries()) {
+      // Who is in the room, by the names they picked.
+      await expect
+        .poll(async () => (await state(page)).members.sort(), { timeout: 15_000 })
+        .toEqual(names.map((n, j) => (i === j ? `${n} (you)` : n)).sort());
+      await hearing(page);
+    }
+
+    await server.down();
+    for (const page of pages) {
+      await page.waitForSelector('#status:has-text("reconnecting...")', { timeout: 10_000 });
+      expect((await state(page)).stats).toBeUndefined(); // no stale "3 in the room" with dead audio
+    }
+    await server.up();
+    for (const page of pages) {
+      await expect.poll(() => status(page), { timeout: 30_000 }).toBe('in room standup');
+      await hearing(page);
+      await expect.poll(async () => (await state(page)).members.length, { timeout: 15_000 }).toBe(3);
+    }
+  }, 120_000);
+
+  it('a 1:1 call, which the stopping server ends: the page says plainly that it ended', async () => {
+    const alice = await person('Alice');
+    const bob = await person('Bob');
+    const bobId = (await state(bob)).id;
+    await alice.fill('#peer-id', bobId);
+    await alice.click('#call');
+    await bob.waitForSelector('#incoming:not(.hidden)', { timeout: 10_000 });
+    // Names, not keys: the key is there on demand.
+    expect(await bob.textContent('#incoming-from')).toBe('Alice');
+    await bob.click('#accept');
+    await alice.waitForSelector('#in-call:not(.hidden)');
+    expect(await alice.textContent('#peer-label')).toBe('Bob');
+    await hearing(alice);
+
+    await server.down();
+    await alice.waitForSelector('#status:has-text("reconnecting...")', { timeout: 10_000 });
+    await server.up();
+    // A stopping server ends its calls (both parties are told), so there is no call to
+    // resume: each page says so once it is back, and offers to call again.
+    for (const [page, other] of [
+      [alice, 'Bob'],
+      [bob, 'Alice'],
+    ] as const) {
+      await expect
+        .poll(() => status(page), { timeout: 30_000 })
+        .toBe(`reconnected: the call with ${other} ended when the server stopped`);
+      expect(await page.isVisible('#dial')).toBe(true);
+      expect(await page.isVisible('#in-call')).toBe(false);
+    }
+  }, 120_000);
+});
