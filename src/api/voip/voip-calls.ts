@@ -94,9 +94,8 @@ export class VoipCalls {
     for (let attempt = 0; attempt < RING_ATTEMPTS; attempt++) {
       const { live, entry } = await this.records.slot(caller, callee);
       if (live) {
-        // The owner ends it and releases the slot; if it cannot, it is gone.
-        if ((await this.command(live, { op: 'end', by: caller, reason: 'replaced' })) !== 'ok')
-          await this.orphaned(live);
+        // The owner ends it and releases the slot (or it is gone, and `command` released it).
+        await this.command(live, { op: 'end', by: caller, reason: 'replaced' });
         continue;
       }
       const call = this.book.ring(caller, callee);
@@ -170,9 +169,18 @@ export class VoipCalls {
     return rec.owner.id === self.id && rec.owner.instance === self.instance;
   }
 
-  /** Runs `cmd` on the call's owner: here directly, elsewhere by bus request. */
+  /**
+   * Runs `cmd` on the call's owner: here directly, elsewhere by bus request. When the
+   * owner holds no such call (nobody answers its subject: a restarted or dead node) the
+   * record is stale: it is released, and the parties told, so nobody stays busy.
+   */
   private async command(rec: CallRecord, cmd: CallCommand): Promise<Outcome> {
-    if (this.isMine(rec)) return this.execute(rec.id, cmd);
+    const outcome = this.isMine(rec) ? await this.execute(rec.id, cmd) : await this.ask(rec, cmd);
+    if (outcome === 'gone') await this.orphaned(rec);
+    return outcome;
+  }
+
+  private async ask(rec: CallRecord, cmd: CallCommand): Promise<Outcome> {
     try {
       const answer = await this.opts.bus.request(commandSubject(rec.id), busJson(cmd), {
         timeoutMs: COMMAND_TIMEOUT_MS,
