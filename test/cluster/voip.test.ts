@@ -154,6 +154,21 @@ describe.skipIf(!run)('VOIP across nodes', () => {
     const [cEvents, eEvents] = await Promise.all([events(c, 2), events(e, 0)]);
     expect((await newCall(c, e)).status).toBe(200);
     await eEvents.next('newCall', 10_000);
+    // Wrong parties and ids, on a node that does not hold the call: refused, the call rings on.
+    const stranger = new KeyUser(url(2));
+    expect((await c.at(url(2)).post('/acceptCall', { From: e.id, signature: 'ab'.repeat(40) })).status).toBe(
+      404,
+    );
+    expect((await stranger.post('/acceptCall', { From: c.id, signature: 'ab'.repeat(40) })).status).toBe(404);
+    expect((await stranger.post('/endCall', { Destination: c.id })).status).toBe(404);
+    expect(await e.at(url(2)).post('/rejectCall', { From: 'not-a-key' })).toEqual({
+      status: 400,
+      text: 'bad From\n',
+    });
+    expect(await e.at(url(2)).post('/endCall', { Destination: '04zz' })).toEqual({
+      status: 400,
+      text: 'bad Destination\n',
+    });
     await e.post('/answer', {
       Destination: c.id,
       challenge: 'c2-challenge',
