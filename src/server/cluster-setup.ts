@@ -75,6 +75,11 @@ function loadProbe(tracker: WebSocketTracker, load: EventLoopLoad | undefined): 
     const now = performance.eventLoopUtilization();
     const own = performance.eventLoopUtilization(now, last).utilization;
     last = now;
-    return { connections: tracker.size, eventLoopUtilization: load?.utilization ?? own };
+    // Two calls in one tick measure nothing (0 / 0): NaN would not survive JSON.
+    const busy = load?.utilization ?? own;
+    return {
+      connections: tracker.size,
+      eventLoopUtilization: Number.isFinite(busy) ? Math.min(1, Math.max(0, busy)) : 0,
+    };
   };
 }

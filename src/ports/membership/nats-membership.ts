@@ -54,7 +54,10 @@ export class NatsMembership implements Membership {
   readonly selfId: string;
   private readonly events: TypedEmitter<MembershipEvents>;
   private readonly table: MemberTable;
+  /** Entries anyone with access to NATS could write: a few lines a second at most. */
   private readonly badEntries: ThrottledLog;
+  /** Heartbeats and the watch failing while NATS is away: one line a second at most. */
+  private readonly trouble: ThrottledLog;
   private details: LocalDetails = {};
   private info: NodeInfo;
   private readonly timers: NodeJS.Timeout[] = [];
@@ -74,7 +77,8 @@ export class NatsMembership implements Membership {
     this.selfId = self.id;
     this.info = self;
     this.events = new TypedEmitter(log);
-    this.badEntries = new ThrottledLog(log, 1);
+    this.badEntries = new ThrottledLog(log, 5);
+    this.trouble = new ThrottledLog(log, 1);
     this.table = new MemberTable(
       self,
       staleMs,
@@ -181,7 +185,7 @@ export class NatsMembership implements Membership {
     this.heartbeatInFlight = true;
     this.kv
       .put(this.selfId, JSON.stringify(this.currentInfo()))
-      .catch((err: unknown) => this.badEntries.warn({ err: String(err) }, 'heartbeat not written'))
+      .catch((err: unknown) => this.trouble.warn({ err: String(err) }, 'heartbeat not written'))
       .finally(() => (this.heartbeatInFlight = false));
   }
 
@@ -207,7 +211,7 @@ export class NatsMembership implements Membership {
         if (this.closed) w.stop();
         for await (const e of w) this.onEntry(e);
       } catch (err) {
-        this.badEntries.warn({ err: String(err) }, 'cluster membership watch failed; retrying');
+        this.trouble.warn({ err: String(err) }, 'cluster membership watch failed; retrying');
       }
       if (!this.closed) await new Promise((r) => setTimeout(r, SWEEP_MS));
     }
