@@ -56,7 +56,7 @@ describe.runIf(enabled)('Beep across nodes', () => {
     cluster = await startCluster({
       env: { PERMISSIONS_HOST: perms.url, WEBRTC_BIND_ADDRESS: '127.0.0.1' },
     });
-    nats = await connect({ servers: cluster.nats.url });
+    nats = await connect({ servers: cluster.nats.url, maxReconnectAttempts: -1 });
   }, 60_000);
   afterAll(async () => {
     for (const c of clients) c.close();
@@ -169,8 +169,18 @@ describe.runIf(enabled)('Beep across nodes', () => {
   }, 90_000);
 
   it('while NATS is out of reach a join answers 503 with Retry-After, and works again once it is back', async () => {
+    // A user whose last connection closes while NATS is away: struck from the record once it is back.
+    const gina = await connectTo(2, 'gina');
+    await eventually(async () => (await userRecord('gina')) !== undefined, 10_000, "gina's record");
+    const before = await gauge(2, 'chorus_beep_connections');
     await cluster.nats.stop();
     try {
+      gina.close();
+      await eventually(
+        async () => (await gauge(2, 'chorus_beep_connections')) === before - 1,
+        30_000,
+        "gina's connection gone",
+      );
       const r = await fetch(`${node(0)}/join/standup`, { method: 'POST', headers: claim('carol') });
       expect(r.status).toBe(503);
       expect(r.headers.get('retry-after')).toMatch(/^\d+$/);
@@ -187,5 +197,13 @@ describe.runIf(enabled)('Beep across nodes', () => {
       30_000,
       "carol's record in standup",
     );
-  }, 60_000);
+    await eventually(
+      async () => {
+        const record = await userRecord('gina').catch(() => 'unreadable');
+        return record === undefined;
+      },
+      30_000,
+      "gina's record gone",
+    );
+  }, 120_000);
 });

@@ -53,7 +53,7 @@ describe.runIf(enabled)('Stream across nodes', () => {
       },
       nodeEnv: (i) => ({ EXTERNAL_PORT: String(PORT_BASE + i) }),
     });
-    nats = await connect({ servers: cluster.nats.url });
+    nats = await connect({ servers: cluster.nats.url, maxReconnectAttempts: -1 });
     await eventually(() => coord.connections.length >= 3, 20_000, 'every node linked to the coordinator');
   }, 60_000);
   afterAll(async () => {

@@ -12,6 +12,9 @@ import { BeepUserBook, sameHolder, type Holder } from './beep-user-book.js';
 
 /** How long a join waits for a node holding the user's connections, and a view for each node. */
 const NODE_TIMEOUT_MS = 5000;
+/** A user this node no longer holds, which the store could not be told (NATS away): tried again. */
+const LEAVE_RETRY_MS = 5000;
+const LEAVE_ATTEMPTS = 60;
 
 const ID = z.string().min(1).max(256);
 /** What one node asks another about a user: re-read their record, or drop a replaced client. */
@@ -41,6 +44,7 @@ export class BeepCluster {
   /** One user's changes on this node run one after another. */
   private readonly queues = new Map<string, Promise<void>>();
   private readonly busLog: ThrottledLog;
+  private readonly retries = new Set<NodeJS.Timeout>();
 
   constructor(
     private readonly bus: Bus,
@@ -100,6 +104,8 @@ export class BeepCluster {
   close(): void {
     for (const s of this.subs) s.unsubscribe();
     this.offGone();
+    for (const t of this.retries) clearTimeout(t);
+    this.retries.clear();
   }
 
   /** A connection arrived here: this node holds the user; it enters their conversation. */
@@ -120,9 +126,21 @@ export class BeepCluster {
     });
   }
 
-  /** The user's last connection here closed: this node no longer holds them. */
-  private allGone(userid: string): void {
-    this.background(userid, () => this.book.removeHolders(userid, (h) => sameHolder(h, this.self)));
+  /** The user's last connection here closed: struck from their record (again later while the store is away). */
+  private allGone(userid: string, attempt = 0): void {
+    this.queue(userid, async () => {
+      // A connection that arrived since holds the user again.
+      if (!this.conversations.holds(userid))
+        await this.book.removeHolders(userid, (h) => sameHolder(h, this.self));
+    }).catch(() => {
+      if (attempt >= LEAVE_ATTEMPTS) return;
+      const timer = setTimeout(() => {
+        this.retries.delete(timer);
+        this.allGone(userid, attempt + 1);
+      }, LEAVE_RETRY_MS);
+      timer.unref();
+      this.retries.add(timer);
+    });
   }
 
   private sync(userid: string): Promise<void> {

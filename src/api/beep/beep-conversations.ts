@@ -98,6 +98,11 @@ export class BeepConversations {
     this.listener?.connected(claim);
   }
 
+  /** Whether any of the user's connections is on this node. */
+  holds(userid: string): boolean {
+    return this.userConnections.has(userid);
+  }
+
   /** Moves the user's connections on this node that are elsewhere into `conversation`. */
   place(userid: string, conversation: string): void {
     for (const [id, c] of this.connections) {
