@@ -1,5 +1,6 @@
 import { BlueSkyClient, BlueSkyError } from '../sdk/bluesky-client.js';
 import { warnIfInsecure } from '../sdk/secure-context.js';
+import { reconnector, ServerAway } from '../sdk/reconnect.js';
 
 // First, before anything reaches for what an insecure context hides.
 warnIfInsecure('the camera and microphone');
@@ -16,6 +17,11 @@ const receivers = new Map<string, RTCPeerConnection>();
 let poll: number | undefined;
 /** A publish refused as busy, to be tried again. */
 let retryTimer: number | undefined;
+/** My publisher's senders by kind: muting takes the track off its sender, so no media flows. */
+const senders = new Map<string, RTCRtpSender>();
+/** Per remote peer and kind: packets received at the last look, and whether they still come. */
+const flow = new Map<string, { audio: number; video: number; audioOff: boolean; videoOff: boolean }>();
+let flowTimer: number | undefined;
 // For tests and the curious: the live peer connections.
 (window as unknown as { chorusMeet: unknown }).chorusMeet = { receivers, publisher: () => publisher };
 
@@ -65,11 +71,17 @@ async function publish(): Promise<void> {
   (t.querySelector('video') as HTMLVideoElement).srcObject = local;
   const pc = new RTCPeerConnection();
   publisher = pc;
-  for (const track of local.getTracks())
-    pc.addTransceiver(track, { direction: 'sendonly', streams: [local] });
+  senders.clear();
+  for (const track of local.getTracks()) {
+    const t = pc.addTransceiver(track, { direction: 'sendonly', streams: [local] });
+    senders.set(track.kind, t.sender);
+    // Muted before (re)publishing: nothing flows until unmuted.
+    if (!track.enabled) void t.sender.replaceTrack(null);
+  }
   pc.addEventListener('connectionstatechange', () => {
+    if (publisher !== pc) return;
     setTileState('me', pc.connectionState === 'connected' ? undefined : `${pc.connectionState}…`);
-    if (pc.connectionState === 'failed') void republish();
+    if (pc.connectionState === 'failed') void republish().catch(lostServer);
   });
   try {
     await api.negotiate(pc, roomId, me, me, true);
@@ -80,10 +92,7 @@ async function publish(): Promise<void> {
     const wait = err.retryAfterSeconds ?? 5;
     setTileState('me', 'server busy…');
     $('media-error').textContent = `The server is busy (${err.message}): trying again in ${wait} s.`;
-    retryTimer = window.setTimeout(
-      () => void republish().catch((e: unknown) => setStatus(`error: ${String(e)}`)),
-      wait * 1000,
-    );
+    retryTimer = window.setTimeout(() => void republish().catch(lostServer), wait * 1000);
   }
 }
 
@@ -105,6 +114,7 @@ async function subscribe(peer: string): Promise<void> {
     (t.querySelector('video') as HTMLVideoElement).srcObject = stream;
   });
   pc.addEventListener('connectionstatechange', () => {
+    if (receivers.get(peer) !== pc) return;
     setTileState(peer, pc.connectionState === 'connected' ? undefined : `${pc.connectionState}…`);
     if (pc.connectionState === 'failed') {
       pc.close();
@@ -122,7 +132,7 @@ async function subscribe(peer: string): Promise<void> {
   }
 }
 
-async function refresh(): Promise<void> {
+async function refresh(rejoining = false): Promise<void> {
   let info;
   try {
     info = await api.room(roomId);
@@ -139,9 +149,11 @@ async function refresh(): Promise<void> {
     if (!others.includes(peer)) {
       pc.close();
       receivers.delete(peer);
+      flow.delete(peer);
       removeTile(peer);
     }
   }
+  if (away.active && !rejoining) return;
   setStatus(`${me} · ${others.length} other${others.length === 1 ? '' : 's'} here`);
 }
 
@@ -161,13 +173,91 @@ async function join(name: string, room: string): Promise<void> {
   await publish();
   await refresh();
   poll = window.setInterval(() => {
-    refresh().catch((err: unknown) => setStatus(`error: ${String(err)}`));
+    if (!away.active) refresh().catch(lostServer);
   }, 2000);
+  flowTimer = window.setInterval(() => void watchFlow(), 1000);
+}
+
+/**
+ * The server did not answer (a restart, the network): "reconnecting..." with backoff,
+ * not "TypeError: Failed to fetch". Other errors are said as they are.
+ */
+function lostServer(err: unknown): void {
+  if (err instanceof TypeError || (err instanceof BlueSkyError && err.status >= 502)) away.start();
+  else setStatus(`error: ${err instanceof Error ? err.message : String(err)}`);
+}
+
+/**
+ * Once the server answers again: the room is still there (rooms are kept in the store),
+ * so publish again and receive everyone afresh (the old peer connections died with the
+ * server's process). A room that is gone is said plainly.
+ */
+const away = reconnector({
+  status: setStatus,
+  async rejoin() {
+    let info;
+    try {
+      info = await api.room(roomId);
+    } catch (err) {
+      if (err instanceof BlueSkyError && err.status === 404)
+        throw new Error('the meeting ended while the server was away', { cause: err });
+      if (err instanceof BlueSkyError && err.busy) throw new ServerAway(err.message, { cause: err });
+      throw err;
+    }
+    if (info.admin !== me) await api.joinRoom(roomId, me).catch(() => undefined);
+    for (const [peer, pc] of receivers) {
+      pc.close();
+      removeTile(peer);
+    }
+    receivers.clear();
+    flow.clear();
+    clearTimeout(retryTimer);
+    await republish();
+    await refresh(true);
+  },
+  lost(why) {
+    leave(`Reconnected, but ${why}.`);
+  },
+});
+
+/** Badges for the others' muted microphone or camera: their media stops arriving (they took it off). */
+async function watchFlow(): Promise<void> {
+  for (const [peer, pc] of receivers) {
+    if (pc.connectionState !== 'connected') continue;
+    const now = { audio: 0, video: 0 };
+    (await pc.getStats()).forEach((s: { type: string; kind?: string; packetsReceived?: number }) => {
+      if (s.type === 'inbound-rtp' && (s.kind === 'audio' || s.kind === 'video'))
+        now[s.kind] += s.packetsReceived ?? 0;
+    });
+    const before = flow.get(peer);
+    const state = {
+      ...now,
+      audioOff: before ? now.audio === before.audio : false,
+      videoOff: before ? now.video === before.video : false,
+    };
+    flow.set(peer, state);
+    const badges = document.querySelector(`#tile-${CSS.escape(peer)} .badges`);
+    if (!badges) continue;
+    const want = [state.audioOff ? 'mic off' : '', state.videoOff ? 'camera off' : ''].filter(Boolean);
+    if (badges.textContent === want.join('')) continue;
+    badges.replaceChildren(
+      ...want.map((text) => {
+        const b = document.createElement('span');
+        b.className = 'badge';
+        b.textContent = text;
+        return b;
+      }),
+    );
+  }
 }
 
 function leave(message = ''): void {
+  away.cancel();
   clearInterval(poll);
+  clearInterval(flowTimer);
   clearTimeout(retryTimer);
+  flow.clear();
+  senders.clear();
   publisher?.close();
   publisher = undefined;
   for (const pc of receivers.values()) pc.close();
@@ -217,6 +307,7 @@ $('toggle-mic').addEventListener('click', () => {
   const track = local?.getAudioTracks()[0];
   if (!track) return;
   track.enabled = !track.enabled;
+  void senders.get('audio')?.replaceTrack(track.enabled ? track : null);
   $('toggle-mic').textContent = track.enabled ? 'Mute microphone' : 'Unmute microphone';
   renderBadges();
 });
@@ -224,6 +315,7 @@ $('toggle-cam').addEventListener('click', () => {
   const track = local?.getVideoTracks()[0];
   if (!track) return;
   track.enabled = !track.enabled;
+  void senders.get('video')?.replaceTrack(track.enabled ? track : null);
   $('toggle-cam').textContent = track.enabled ? 'Turn camera off' : 'Turn camera on';
   renderBadges();
 });
