@@ -105,6 +105,8 @@ async function runOnce(n: number): Promise<Record<string, unknown>> {
     const probeUrl = `${server.url.replace('http', 'ws')}/${channel}/k/receive`;
     const handshakes: Array<Promise<number>> = [];
     if (PROBE_MS > 0) await loopLagMaxMs(server.url);
+    const statsUrl = `${server.url}/stream-stats/${channel}`;
+    const out0 = ((await (await fetch(statsUrl)).json()) as { bytesOut: number }).bytesOut;
     const cpu0 = cpuSeconds(server.pid);
     const t0 = performance.now();
     let nextProbe = PROBE_MS;
@@ -129,6 +131,7 @@ async function runOnce(n: number): Promise<Record<string, unknown>> {
     const elapsed = (performance.now() - t0) / 1000;
     const cpu = cpuSeconds(server.pid) - cpu0;
     const lagMaxMs = PROBE_MS > 0 ? await loopLagMaxMs(server.url) : NaN;
+    const out1 = ((await (await fetch(statsUrl)).json()) as { bytesOut: number }).bytesOut;
     const probes = (await Promise.all(handshakes)).sort((a, b) => a - b);
     await new Promise((r) => setTimeout(r, 300)); // let the last chunks arrive
     const endReports = await Promise.all(workers.map((w) => ask(w, 'report')));
@@ -146,6 +149,8 @@ async function runOnce(n: number): Promise<Record<string, unknown>> {
       stillConnected: stillOpen,
       publishedMbps: Number(((sent * CHUNK * 8) / elapsed / 1e6).toFixed(2)),
       deliveredMbps: Number(((delivered * 8) / elapsed / 1e6).toFixed(1)),
+      // What the server handed to its sockets in the window (the receivers may still be reading it).
+      serverSentMbps: Number((((out1 - out0) * 8) / elapsed / 1e6).toFixed(1)),
       perReceiverMbps: Number(((delivered * 8) / elapsed / 1e6 / n).toFixed(2)),
       serverCpuPercent: Math.round((cpu / elapsed) * 100),
       serverCpuSecondsPerGbit: Number((cpu / ((delivered * 8) / 1e9)).toFixed(3)),
