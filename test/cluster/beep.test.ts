@@ -178,7 +178,7 @@ describe.runIf(enabled)('Beep across nodes', () => {
       gina.close();
       await eventually(
         async () => (await gauge(2, 'chorus_beep_connections')) === before - 1,
-        30_000,
+        60_000,
         "gina's connection gone",
       );
       const r = await fetch(`${node(0)}/join/standup`, { method: 'POST', headers: claim('carol') });
@@ -188,13 +188,13 @@ describe.runIf(enabled)('Beep across nodes', () => {
     } finally {
       await cluster.nats.start();
     }
-    await eventually(async () => (await join(0, 'standup', 'carol')).status === 200, 30_000, 'joins again');
+    await eventually(async () => (await join(0, 'standup', 'carol')).status === 200, 60_000, 'joins again');
     // The test's own reads may time out while JetStream recovers: asked again until they answer.
     await eventually(
       async () =>
         ((await userRecord('carol').catch(() => undefined)) as { conversation?: string } | undefined)
           ?.conversation === 'standup',
-      30_000,
+      60_000,
       "carol's record in standup",
     );
     await eventually(
@@ -202,8 +202,8 @@ describe.runIf(enabled)('Beep across nodes', () => {
         const record = await userRecord('gina').catch(() => 'unreadable');
         return record === undefined;
       },
-      30_000,
+      60_000,
       "gina's record gone",
     );
-  }, 120_000);
+  }, 240_000);
 });
