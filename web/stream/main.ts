@@ -1,5 +1,6 @@
 import { StreamConnection, webmMimeFromHeader } from '../sdk/stream-client.js';
 import { warnIfInsecure } from '../sdk/secure-context.js';
+import { reconnector, ServerAway } from '../sdk/reconnect.js';
 
 // First, before anything reaches for what an insecure context hides.
 warnIfInsecure('the camera and microphone (publishing; watching a channel still works)');
@@ -19,6 +20,8 @@ let publisher: StreamConnection | undefined;
 let recorder: MediaRecorder | undefined;
 let fileTimer: number | undefined;
 let pubStream: MediaStream | undefined;
+/** The user asked to publish (until Stop): a connection lost meanwhile is reconnected. */
+let pubWanted = false;
 
 const source = $<HTMLSelectElement>('pub-source');
 source.addEventListener('change', () => $('pub-file').classList.toggle('hidden', source.value !== 'file'));
@@ -30,17 +33,88 @@ function recorderMime(): string {
   return '';
 }
 
-async function startPublishing(): Promise<void> {
+/** Opens a connection; true once open, false when it closed first (refused, or no server). */
+async function open(conn: StreamConnection): Promise<boolean> {
+  return conn.opened().then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Stops sending (recorder, file timer) without giving up the camera: a reconnect reuses it. */
+function stopSending(): void {
+  if (recorder?.state === 'recording') recorder.stop();
+  recorder = undefined;
+  clearInterval(fileTimer);
+}
+
+/**
+ * The publishing socket closed without Stop: the server went away (its restart), or it
+ * refused. A connection that had been open is reconnected; each new connection starts a
+ * fresh recording (a WebM stream cannot be joined mid-way) or the file from its start.
+ */
+const pubAway = reconnector({
+  status: (text) => ($('pub-state').textContent = text),
+  async rejoin() {
+    if (!(await connectPublisher())) throw new ServerAway('refused');
+    log('publishing again after reconnecting');
+  },
+  lost(why) {
+    log(`could not publish again: ${why}`);
+    stopPublishing();
+  },
+});
+
+async function connectPublisher(): Promise<boolean> {
   const channel = $<HTMLInputElement>('pub-channel').value.trim();
   const key = $<HTMLInputElement>('pub-key').value.trim();
   const conn = new StreamConnection(channel, key, 'publish');
+  let wasOpen = false;
   conn.addEventListener('close', (ev) => {
+    if (publisher !== conn && publisher !== undefined) return;
     const { code, reason } = (ev as CustomEvent<{ code: number; reason: string }>).detail;
+    publisher = undefined;
+    stopSending();
+    if (pubWanted && wasOpen) {
+      log(`publisher lost the server (${code} ${reason}): reconnecting`);
+      pubAway.start();
+      return;
+    }
+    if (pubAway.active) return; // one more refused try while the server comes back
     log(`publisher closed (${code} ${reason || 'refused: channel busy, bad id or key denied'})`);
     stopPublishing();
   });
-  await conn.opened();
+  if (!(await open(conn))) return false;
+  wasOpen = true;
   publisher = conn;
+  if (pubStream) {
+    recorder = new MediaRecorder(pubStream, { mimeType: recorderMime(), videoBitsPerSecond: 1_500_000 });
+    recorder.addEventListener('dataavailable', (ev) => {
+      void ev.data.arrayBuffer().then((buf) => conn.send(buf));
+    });
+    recorder.start(500);
+    return true;
+  }
+  const file = $<HTMLInputElement>('pub-file').files?.[0];
+  if (!file) return true;
+  const data = new Uint8Array(await file.arrayBuffer());
+  const chunk = 64 * 1024;
+  let offset = 0;
+  // About 3 Mbit/s: one 64 KiB chunk every 170 ms.
+  fileTimer = window.setInterval(() => {
+    if (offset >= data.length) {
+      log('file sent');
+      stopPublishing();
+      return;
+    }
+    conn.send(data.subarray(offset, offset + chunk));
+    offset += chunk;
+  }, 170);
+  return true;
+}
+
+async function startPublishing(): Promise<void> {
+  const channel = $<HTMLInputElement>('pub-channel').value.trim();
   if (source.value === 'camera') {
     try {
       pubStream = await navigator.mediaDevices.getUserMedia({
@@ -53,57 +127,52 @@ async function startPublishing(): Promise<void> {
           ? 'camera access was denied'
           : String(err),
       );
-      conn.close();
       return;
     }
     $<HTMLVideoElement>('pub-preview').srcObject = pubStream;
-    recorder = new MediaRecorder(pubStream, { mimeType: recorderMime(), videoBitsPerSecond: 1_500_000 });
-    recorder.addEventListener('dataavailable', (ev) => {
-      void ev.data.arrayBuffer().then((buf) => conn.send(buf));
-    });
-    recorder.start(500);
-  } else {
-    const file = $<HTMLInputElement>('pub-file').files?.[0];
-    if (!file) {
-      log('choose a file first');
-      conn.close();
-      return;
-    }
-    const data = new Uint8Array(await file.arrayBuffer());
-    const chunk = 64 * 1024;
-    let offset = 0;
-    // About 3 Mbit/s: one 64 KiB chunk every 170 ms.
-    fileTimer = window.setInterval(() => {
-      if (offset >= data.length) {
-        log('file sent');
-        stopPublishing();
-        return;
-      }
-      conn.send(data.subarray(offset, offset + chunk));
-      offset += chunk;
-    }, 170);
+  } else if (!$<HTMLInputElement>('pub-file').files?.[0]) {
+    log('choose a file first');
+    return;
   }
+  pubWanted = true;
   $('pub-start').classList.add('hidden');
   $('pub-stop').classList.remove('hidden');
+  if (!(await connectPublisher())) return; // the close handler said why
   log(`publishing ${channel}`);
 }
 
 function stopPublishing(): void {
-  if (recorder?.state === 'recording') recorder.stop();
-  recorder = undefined;
-  clearInterval(fileTimer);
+  pubWanted = false;
+  pubAway.cancel();
+  stopSending();
   pubStream?.getTracks().forEach((t) => t.stop());
   pubStream = undefined;
-  publisher?.close();
+  const conn = publisher;
   publisher = undefined;
+  conn?.close();
   $('pub-start').classList.remove('hidden');
   $('pub-stop').classList.add('hidden');
 }
 
 // ---- watching ----
 let player: StreamConnection | undefined;
+/** The user asked to watch (until Stop): a connection lost meanwhile is reconnected. */
+let playWanted = false;
 
-function startPlaying(): void {
+const playAway = reconnector({
+  status: (text) => ($('play-state').textContent = text),
+  async rejoin() {
+    if (!(await startPlaying())) throw new ServerAway('refused');
+    log('watching again after reconnecting');
+  },
+  lost(why) {
+    log(`could not watch again: ${why}`);
+    stopPlaying();
+  },
+});
+
+/** Opens a receiver into a fresh MediaSource (a new connection starts a new stream). */
+async function startPlaying(): Promise<boolean> {
   const channel = $<HTMLInputElement>('play-channel').value.trim();
   const key = $<HTMLInputElement>('play-key').value.trim();
   const video = $<HTMLVideoElement>('player');
@@ -121,7 +190,8 @@ function startPlaying(): void {
     }
   };
   const conn = new StreamConnection(channel, key, 'receive');
-  player = conn;
+  playWanted = true;
+  let wasOpen = false;
   conn.addEventListener('chunk', (ev) => {
     const data = (ev as CustomEvent<ArrayBuffer>).detail;
     if (!buffer && media.readyState === 'open') {
@@ -141,14 +211,35 @@ function startPlaying(): void {
   });
   conn.addEventListener('error-text', (ev) => log((ev as CustomEvent<string>).detail));
   conn.addEventListener('close', (ev) => {
+    if (player !== conn && player !== undefined) return;
+    player = undefined;
     const { code, reason } = (ev as CustomEvent<{ code: number; reason: string }>).detail;
+    if (playWanted && wasOpen) {
+      log(`player lost the server (${code} ${reason}): reconnecting`);
+      playAway.start();
+      return;
+    }
+    if (playAway.active) return;
     log(`player closed (${code} ${reason || 'refused'})`);
-    $('play-start').classList.remove('hidden');
-    $('play-stop').classList.add('hidden');
+    stopPlaying();
   });
   $('play-start').classList.add('hidden');
   $('play-stop').classList.remove('hidden');
   void video.play().catch(() => undefined);
+  if (!(await open(conn))) return false;
+  wasOpen = true;
+  player = conn;
+  return true;
+}
+
+function stopPlaying(): void {
+  playWanted = false;
+  playAway.cancel();
+  const conn = player;
+  player = undefined;
+  conn?.close();
+  $('play-start').classList.remove('hidden');
+  $('play-stop').classList.add('hidden');
 }
 
 // ---- figures ----
@@ -170,17 +261,20 @@ setInterval(() => {
     $<HTMLInputElement>('play-channel').value.trim() || $<HTMLInputElement>('pub-channel').value.trim();
   void fetch(`/stream-stats/${encodeURIComponent(channel)}`)
     .then((r) => (r.ok ? (r.json() as Promise<Record<string, number | boolean>>) : undefined))
-    .then((s) => {
-      if (!s) return;
-      $('server-figures').textContent =
-        `${channel}: ${s.publishing ? 'live' : 'not live'} · ${String(s.receivers)} receivers · ` +
-        `cache ${(Number(s.cacheBytes) / 1024).toFixed(0)} KiB in ${String(s.cacheChunks)} chunks`;
-    });
+    .then(
+      (s) => {
+        if (!s) return;
+        $('server-figures').textContent =
+          `${channel}: ${s.publishing ? 'live' : 'not live'} · ${String(s.receivers)} receivers · ` +
+          `cache ${(Number(s.cacheBytes) / 1024).toFixed(0)} KiB in ${String(s.cacheChunks)} chunks`;
+      },
+      () => ($('server-figures').textContent = 'server unreachable'),
+    );
 }, 1000);
 
 $('pub-start').addEventListener('click', () => {
   startPublishing().catch((err: unknown) => log(`could not publish: ${String(err)}`));
 });
 $('pub-stop').addEventListener('click', stopPublishing);
-$('play-start').addEventListener('click', startPlaying);
-$('play-stop').addEventListener('click', () => player?.close());
+$('play-start').addEventListener('click', () => void startPlaying());
+$('play-stop').addEventListener('click', stopPlaying);

@@ -1,0 +1,59 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hasTool } from '../fixtures/system-tools.js';
+import { launchChromium, type TestBrowser } from '../fixtures/browser.js';
+import { RestartableServer } from '../fixtures/restartable-server.js';
+
+const haveChromium = hasTool('chromium', 'chromium');
+
+describe.runIf(haveChromium)('Stream page across a server restart', () => {
+  let server: RestartableServer;
+  let chromium: TestBrowser;
+  beforeAll(async () => {
+    server = await RestartableServer.start();
+    chromium = await launchChromium();
+  }, 60_000);
+  afterAll(async () => {
+    await chromium?.close();
+    await server?.close();
+  });
+
+  it('publisher and viewer say reconnecting..., reconnect, and the video plays again', async () => {
+    const pub = await (await chromium.browser.newContext()).newPage();
+    const viewer = await (await chromium.browser.newContext()).newPage();
+    await pub.goto(`${server.url}/stream/`);
+    await pub.fill('#pub-channel', 'restart-live');
+    await pub.fill('#pub-key', 'k1');
+    await pub.click('#pub-start');
+    await pub.waitForSelector('#pub-state:has-text("sent")');
+    await viewer.goto(`${server.url}/stream/`);
+    await viewer.fill('#play-channel', 'restart-live');
+    await viewer.fill('#play-key', 'k1');
+    await viewer.click('#play-start');
+    const position = () =>
+      viewer.evaluate(() => (document.getElementById('player') as HTMLVideoElement).currentTime);
+    await expect.poll(position, { timeout: 20_000, interval: 250 }).toBeGreaterThan(1);
+
+    await server.down();
+    await pub.waitForSelector('#pub-state:has-text("reconnecting...")', { timeout: 10_000 });
+    await viewer.waitForSelector('#play-state:has-text("reconnecting...")', { timeout: 10_000 });
+    expect(await pub.isVisible('#pub-stop')).toBe(true);
+    expect(await viewer.isVisible('#play-stop')).toBe(true);
+
+    await server.up();
+    await pub.waitForSelector('#log li:has-text("publishing again after reconnecting")', { timeout: 30_000 });
+    await viewer.waitForSelector('#log li:has-text("watching again after reconnecting")', {
+      timeout: 30_000,
+    });
+    // A fresh stream into a fresh MediaSource: its position starts again and advances.
+    await expect.poll(position, { timeout: 20_000, interval: 250 }).toBeGreaterThan(1);
+    const a = await position();
+    await expect.poll(position, { timeout: 10_000, interval: 250 }).toBeGreaterThan(a + 0.5);
+    await expect
+      .poll(() => viewer.textContent('#server-figures'), { timeout: 10_000 })
+      .toMatch(/live · 1 receivers/);
+
+    // Stop means stop: no reconnecting after the user's own close.
+    await viewer.click('#play-stop');
+    await viewer.waitForSelector('#play-start:not(.hidden)');
+  }, 120_000);
+});
