@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FANOUT_TURN_MS, StreamChannel } from '../../src/media/stream/stream-channel.js';
+import { StreamRegistry } from '../../src/media/stream/stream-registry.js';
 import type { SinkEnd, StreamSink } from '../../src/media/stream/stream-sink.js';
 import { eventually } from '../fixtures/ws-client.js';
 
@@ -132,5 +133,21 @@ describe('fan-out in slices (issue #13.6: no event-loop stall at 2,000 receivers
     await eventually(() => sinks[0]!.got.length === 10 && sinks[1199]!.got.length === 10, 20_000);
     expect(sinks[1100]!.got.length).toBeLessThan(10);
     expect(ch.receiverCount).toBe(1199);
+  });
+
+  it('a channel whose publisher left with chunks waiting is forgotten once they are out, if nothing holds it', async () => {
+    const counter = { sends: 0 };
+    const streams = new StreamRegistry(1 << 20, { receiverQueueBytes: 1 << 30, slowReceiver: 'skip' });
+    const ch = streams.channel('gone');
+    ch.reserve();
+    ch.startPublishing('k', 's', { kill: () => undefined });
+    const receivers = range(1000).map(() => ch.addReceiver(new FakeSink(counter), 'k', 'receive'));
+    for (let i = 0; i < 5; i++) ch.publish(chunk(i));
+    for (const r of receivers) ch.removeReceiver(r);
+    ch.endPublishing();
+    streams.release(ch); // what the publisher's socket close does: too early here
+    expect(streams.find('gone')).toBe(ch);
+    await eventually(() => streams.find('gone') === undefined, 20_000, 'the channel to be forgotten');
+    expect(streams.totals().bytesIn).toBe(5 * 64);
   });
 });

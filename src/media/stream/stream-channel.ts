@@ -78,6 +78,8 @@ export class StreamChannel {
     cacheBytes: number,
     private readonly policy: FanOutPolicy,
     cacheMode: CacheMode = 'auto',
+    /** Called when a publisher's deferred end (after its backlog) leaves the channel idle. */
+    private readonly onIdle?: (c: StreamChannel) => void,
   ) {
     this.cache = new GopCache(cacheBytes, cacheMode);
   }
@@ -234,6 +236,8 @@ export class StreamChannel {
     if (this.endPending) {
       this.endPending = false;
       this.finishPublishing();
+      // Nobody else may look at the channel again (its sockets may all be gone): forget it now.
+      if (this.idle) this.onIdle?.(this);
     }
   }
 

@@ -26,7 +26,7 @@ export class StreamRegistry {
   channel(id: string): StreamChannel {
     let c = this.channels.get(id);
     if (!c) {
-      c = new StreamChannel(id, this.cacheBytes, this.policy, this.cacheMode);
+      c = new StreamChannel(id, this.cacheBytes, this.policy, this.cacheMode, this.releaseLater);
       this.channels.set(id, c);
     }
     return c;
@@ -35,6 +35,8 @@ export class StreamRegistry {
   find(id: string): StreamChannel | undefined {
     return this.channels.get(id);
   }
+
+  private readonly releaseLater = (c: StreamChannel): void => this.release(c);
 
   /** Forgets the channel when nothing holds it any more. */
   release(c: StreamChannel): void {
