@@ -48,9 +48,18 @@ export class RoomRecords {
 
   /**
    * Makes `rec` the room's record unless a live owner holds it (`live` says who is);
-   * true when this node now owns it.
+   * true when this node now owns it. A standalone room (`named`) must also hold its name:
+   * if the name went to another id meanwhile (the room closed and opened again
+   * elsewhere), this claim is given up.
    */
-  async claim(rec: RoomRecord, live: (owner: NodeRef) => boolean): Promise<boolean> {
+  async claim(rec: RoomRecord, named: boolean, live: (owner: NodeRef) => boolean): Promise<boolean> {
+    if (!(await this.claimId(rec, live))) return false;
+    if (!named || (await this.holdName(rec.name, rec.id))) return true;
+    await this.drop(rec.id, rec.owner);
+    return false;
+  }
+
+  private async claimId(rec: RoomRecord, live: (owner: NodeRef) => boolean): Promise<boolean> {
     const key = idKey(rec.id);
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
       const e = await this.bucket.entry(key);
@@ -65,18 +74,32 @@ export class RoomRecords {
     return false;
   }
 
+  /** Whether `name` is `id`'s (written now if nobody has it). */
+  private async holdName(name: string, id: number): Promise<boolean> {
+    const key = nameKey(name);
+    for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+      const named = (await this.bucket.get(key)) as { id: number } | undefined;
+      if (named) return named.id === id;
+      if (await this.bucket.create(key, { id })) return true;
+    }
+    return false;
+  }
+
   /** Writes the owner's current view (the owner is the record's only writer). */
   save(rec: RoomRecord): Promise<void> {
     return this.bucket.put(idKey(rec.id), rec);
   }
 
-  /** Removes the room's record (and its name) if `owner` still holds it. */
+  /**
+   * Removes the room's record if `owner` still holds it, and its name first, so a name
+   * never points at a room gone (a node opening it meanwhile takes the name again).
+   */
   async drop(id: number, owner: NodeRef): Promise<void> {
     const rec = await this.get(id);
     if (!rec || !sameNode(rec.owner, owner)) return;
-    await this.bucket.delete(idKey(id));
     const named = (await this.bucket.get(nameKey(rec.name))) as { id: number } | undefined;
     if (named?.id === id) await this.bucket.delete(nameKey(rec.name));
+    await this.bucket.delete(idKey(id));
   }
 
   /** Every room record, a page of keys at a time. */

@@ -1,5 +1,4 @@
-import { randomUUID } from 'node:crypto';
-import type { Ports } from '../../ports/ports.js';
+import type { Membership } from '../../ports/membership/membership.js';
 
 /** A node as VOIP records name it: its id and the process instance that holds the state. */
 export interface NodeRef {
@@ -10,7 +9,9 @@ export interface NodeRef {
 /**
  * What the VOIP surface needs of cluster membership: this node (named in the store
  * records of the calls and rooms it owns), whether an owner named there is still alive,
- * and word when a node's instance is gone (its calls end, its rooms are forgotten).
+ * and word when a node's instance is gone (its calls end, its rooms are forgotten). A
+ * record names the instance too: a node restarted under the same id holds none of what
+ * its previous instance held.
  */
 export interface VoipNode {
   readonly self: NodeRef;
@@ -18,27 +19,10 @@ export interface VoipNode {
   onNodeGone(listener: (node: NodeRef) => void): void;
 }
 
-/** The membership port's shape (ports/membership), as far as VOIP uses it. */
-interface MembershipLike {
-  readonly selfId: string;
-  nodes(): readonly { id: string; instance: string }[];
-  isAlive(nodeId: string): boolean;
-  on(event: 'nodeGone', listener: (node: { id: string; instance: string }) => void): unknown;
-}
-
-/**
- * This node as the membership port sees it. Without one (ports a test built by hand),
- * the node is alone: a random id, every other node taken for alive, none ever gone.
- */
-export function voipNode(ports: Ports): VoipNode {
-  const membership = (ports as Ports & { membership?: MembershipLike }).membership;
-  if (!membership) {
-    const id = `voip-${randomUUID()}`;
-    return { self: { id, instance: id }, isAlive: () => true, onNodeGone: () => undefined };
-  }
-  const instance = membership.nodes().find((n) => n.id === membership.selfId)?.instance ?? membership.selfId;
+export function voipNode(membership: Membership): VoipNode {
+  const me = membership.nodes().find((n) => n.id === membership.selfId);
   return {
-    self: { id: membership.selfId, instance },
+    self: { id: membership.selfId, instance: me?.instance ?? membership.selfId },
     isAlive: (id) => membership.isAlive(id),
     onNodeGone: (listener) =>
       void membership.on('nodeGone', (n) => listener({ id: n.id, instance: n.instance })),

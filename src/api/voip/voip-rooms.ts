@@ -107,7 +107,7 @@ export class VoipRooms {
     if (typeof key === 'string') this.byName.set(key, room);
     this.write(room, async () => {
       const live = (owner: RoomRecord['owner']) => this.opts.node.isAlive(owner.id);
-      if (await this.records.claim(this.recordOf(room), live)) return;
+      if (await this.records.claim(this.recordOf(room), typeof key === 'string', live)) return;
       this.opts.log.info({ room: id }, 'voip room opened on another node first: closed here');
       room.group.closeAll('taken');
     });

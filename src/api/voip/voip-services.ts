@@ -59,7 +59,7 @@ const SWEEP_MS = 5 * 60_000;
 export function createVoipServices(opts: VoipSurfaceOptions): VoipServices {
   const { config, audio, log, ports } = opts;
   const busLog = new ThrottledLog(log, 10);
-  const node = voipNode(ports);
+  const node = voipNode(ports.membership);
   const challenges = config.siteEnabled
     ? undefined
     : new ChallengeBook(ports.store, config.ticketTtlSeconds * 1000, config.challengeTtlSeconds * 1000);
