@@ -154,7 +154,15 @@ describe.skipIf(!run)('cluster membership', () => {
 
   it('every node lists the three, each with its own URL, version and wire protocol; admin only', async () => {
     for (const i of [0, 1, 2]) {
-      await eventually(async () => ids(await nodesSeenBy(i)).length === 3, 15_000, `node-${i} sees three`);
+      // Each node joins before it listens, then tells its URL: wait for all three URLs.
+      await eventually(
+        async () => {
+          const nodes = await nodesSeenBy(i);
+          return nodes.length === 3 && nodes.every((n) => n.httpUrl !== undefined);
+        },
+        15_000,
+        `node-${i} sees three with their URLs`,
+      );
       const nodes = await nodesSeenBy(i);
       expect(ids(nodes)).toEqual(['node-0', 'node-1', 'node-2']);
       for (const [j, n] of nodes.entries()) {
@@ -329,6 +337,25 @@ describe.skipIf(!run)('cluster membership', () => {
     expect(ready.details.cluster.nodes).toBe(2);
   });
 
+  it("a node starting while a dead node's entry is still in the bucket does not take it for alive", async () => {
+    // node-2 was killed in the test before: its entry stays up to 30 s (the bucket's max age).
+    await cluster.restart(1);
+    await eventually(
+      async () => ids(await nodesSeenBy(1)).includes('node-0'),
+      15_000,
+      'the restarted node-1 sees node-0',
+    );
+    expect(ids(await nodesSeenBy(1))).toEqual(['node-0', 'node-1']);
+    expect(output(1)).not.toMatch(/"node":"node-2".*"msg":"node joined"/);
+    // node-0 saw node-1's old instance go and its new one join.
+    await goneLogged(0, 'node-1', 1);
+    await eventually(
+      async () => (await nodesSeenBy(0)).find((n) => n.id === 'node-1')?.httpUrl === url(1),
+      15_000,
+      'node-0 sees the new node-1',
+    );
+  });
+
   it('a killed node restarted with its id rejoins at once (its old entry is not a live holder)', async () => {
     const before = (await nodesSeenBy(0)).map((n) => n.instance);
     await cluster.restart(2);
@@ -362,6 +389,6 @@ describe.skipIf(!run)('cluster membership', () => {
       3_000,
       'node-1 dropped on its leave',
     );
-    await goneLogged(0, 'node-1', 1);
+    await goneLogged(0, 'node-1', 2); // its restart above, then this stop
   });
 });

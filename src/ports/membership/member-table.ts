@@ -107,6 +107,11 @@ export class MemberTable {
     return [...this.members.values()].map((m) => m.info);
   }
 
+  /** Whether this very instance is live here already. */
+  knows(info: NodeInfo): boolean {
+    return this.members.get(info.id)?.info.instance === info.instance;
+  }
+
   has(id: string): boolean {
     return this.members.has(id);
   }

@@ -26,6 +26,8 @@ export interface NatsMembershipOptions {
   bucket?: string;
 }
 
+const decoder = new TextDecoder();
+
 /** The bucket of announcements: one key per node id, its last heartbeat the value. The
  * dash keeps it apart from the store port's buckets, which are all `chorus_<name>`. */
 export const MEMBERS_BUCKET = 'chorus-nodes';
@@ -68,6 +70,7 @@ export class NatsMembership implements Membership {
 
   private constructor(
     private readonly kv: KV,
+    private readonly bus: Bus,
     private readonly pings: BusSubscription,
     self: NodeInfo,
     private readonly log: Logger,
@@ -113,6 +116,7 @@ export class NatsMembership implements Membership {
     );
     const m = new NatsMembership(
       kv,
+      opts.bus,
       pings,
       self,
       log,
@@ -217,6 +221,22 @@ export class NatsMembership implements Membership {
     }
   }
 
+  /**
+   * An entry already there when the watch began may be a dead node's (max age keeps it for
+   * 30 s): it counts as joined only if that very instance answers its ping. A live node
+   * that does not answer now is added by its next heartbeat anyway.
+   */
+  private async seenIfAnswering(info: NodeInfo): Promise<void> {
+    try {
+      const answer = await this.bus.request(pingSubject(subjectToken(info.id)), '', { timeoutMs: 1500 });
+      // A heartbeat seen meanwhile is newer than this entry: keep it.
+      if (this.closed || this.table.knows(info) || decoder.decode(answer) !== info.instance) return;
+      this.table.seen(info, performance.now());
+    } catch {
+      // No responder (dead), no answer or no bus: wait for a heartbeat.
+    }
+  }
+
   private onEntry(e: KvWatchEntry): void {
     if (e.operation !== 'PUT') {
       this.table.left(e.key);
@@ -225,6 +245,10 @@ export class NatsMembership implements Membership {
     const info = parseNodeInfo(e.value);
     if (!info || info.id !== e.key) {
       this.badEntries.warn({ key: e.key }, 'malformed cluster member entry dropped');
+      return;
+    }
+    if (!e.isUpdate && info.id !== this.selfId && !this.table.knows(info)) {
+      void this.seenIfAnswering(info);
       return;
     }
     const wasPaused = this.table.paused;
