@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config/schema.js';
-import { chorusVersion } from './chorus-version.js';
+import { chorusVersion } from '../lib/chorus-version.js';
 import type { Readiness } from './readiness.js';
 import { webPages, type WebPage } from './web-pages.js';
 

@@ -1,6 +1,3 @@
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import type { NodeInfo } from './membership.js';
 
@@ -38,25 +35,4 @@ export function parseNodeInfo(data: Uint8Array): NodeInfo | undefined {
     ...(httpUrl === undefined ? {} : { httpUrl }),
     ...(webrtc === undefined ? {} : { webrtc }),
   };
-}
-
-/**
- * The Chorus release: the `version` of the nearest package.json named "chorus" above
- * this file (src/ when run with tsx, dist/src/ when built). Read once, at start.
- */
-export function chorusVersion(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    try {
-      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as {
-        name?: unknown;
-        version?: unknown;
-      };
-      if (pkg.name === 'chorus' && typeof pkg.version === 'string') return pkg.version;
-    } catch {
-      // not here: look one level up
-    }
-    dir = dirname(dir);
-  }
-  return 'unknown';
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { LocalDetails, NodeInfo } from './membership.js';
 import { WIRE_PROTOCOL } from './membership.js';
-import { chorusVersion } from './node-info.js';
+import { chorusVersion } from '../../lib/chorus-version.js';
 
 /** This process's announcement before it listens: no URL yet, no load. */
 export function localInfo(id: string, protocol = WIRE_PROTOCOL): NodeInfo {

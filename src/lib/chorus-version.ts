@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
  */
 export function chorusVersion(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
+  for (let i = 0; i < 6; i++) {
     try {
       const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as {
         name?: unknown;
