@@ -3,7 +3,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../fixtures/test-server.js';
 import { KeyUser } from '../fixtures/voip-client.js';
-import { eventually } from '../fixtures/ws-client.js';
+import { eventually, TestSocket } from '../fixtures/ws-client.js';
 
 type Line = Record<string, unknown> & { level: number; msg: string };
 const INFO = 30;
@@ -60,6 +60,42 @@ describe('logs a person can read', () => {
       () => lines.some((l) => l.msg === 'room closed' && l.room === j.room),
       10_000,
       'the empty room to close',
+    );
+  });
+
+  it('logs a Signal user connecting and leaving, at info with the name', async () => {
+    const reg = await fetch(`${t.url}/v1/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'log-reader' }),
+    });
+    const cookie = (reg.headers.getSetCookie()[0] ?? '').split(';')[0]!;
+    const ws = await TestSocket.open(`${t.wsUrl}/v1/connect`, { cookie });
+    await eventually(
+      () => lines.some((l) => l.msg === 'signal connected' && l.user === 'log-reader' && l.level === INFO),
+      10_000,
+      'the connect to be logged',
+    );
+    ws.close();
+    await eventually(
+      () => lines.some((l) => l.msg === 'signal connection closed' && l.user === 'log-reader'),
+      10_000,
+      'the leave to be logged',
+    );
+  });
+
+  it('logs a live stream starting and stopping, at info with the channel', async () => {
+    const pub = await TestSocket.open(`${t.wsUrl}/log-channel/k/publish`);
+    await eventually(
+      () => lines.some((l) => l.msg === 'publishing' && l.channel === 'log-channel' && l.level === INFO),
+      10_000,
+      'the publish to be logged',
+    );
+    pub.close();
+    await eventually(
+      () => lines.some((l) => l.msg === 'publisher left' && l.channel === 'log-channel' && l.level === INFO),
+      10_000,
+      'the end to be logged',
     );
   });
 });

@@ -46,6 +46,7 @@ export class SignalConnection {
       replaced: () => this.close(CloseCode.replaced),
       kicked: () => this.close(CloseCode.kicked),
     });
+    this.log.info('signal connected');
     socket.on('message', (data, isBinary) => {
       // A throw here would escape ws's emitter as an uncaught exception: one client's
       // frame must never reach the process. Refuse the frame, keep the connection.

@@ -55,6 +55,9 @@ export class PublisherSession extends StreamSession {
     maxMessageBytes: number,
   ) {
     super(socket, log, liveness);
+    // A person following the log wants to see a stream start and stop (#13.7).
+    this.log.info('publishing');
+    socket.once('close', (code) => this.log.info({ code }, 'publisher left'));
     socket.on('message', (data, isBinary) => {
       this.liveness.heard();
       if (!isBinary) return; // text only keeps the connection alive
