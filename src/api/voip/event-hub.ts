@@ -5,7 +5,7 @@ import type { HeartbeatScheduler } from '../../lib/heartbeat-scheduler.js';
 import type { ThrottledLog } from '../../lib/throttled-log.js';
 import { subjectToken, type Bus, type BusSubscription } from '../../ports/bus/bus.js';
 import type { KvBucket, Store } from '../../ports/store/store.js';
-import { busJson, parseBusJson } from './bus-json.js';
+import { busJson, readBusJson } from '../bus-json.js';
 import { storeKey } from './store-key.js';
 
 interface StoredEvent {
@@ -82,7 +82,7 @@ export class EventHub {
   constructor(private readonly opts: EventHubOptions) {
     this.logs = opts.store.bucket<UserLog>('voip-events');
     this.broadcastSub = opts.bus.subscribe(BROADCAST, (msg) => {
-      const e = parseBusJson(eventMessage, msg.data, msg.subject, opts.busLog);
+      const e = readBusJson(eventMessage, msg.data, { surface: 'voip', subject: msg.subject }, opts.busLog);
       if (!e) return;
       for (const set of this.streams.values()) for (const s of set) this.deliver(s, e);
     });
@@ -177,7 +177,12 @@ export class EventHub {
 
   private subscribeUser(user: string): BusSubscription {
     return this.opts.bus.subscribe(`${EVENTS}.${subjectToken(user)}`, (msg) => {
-      const e = parseBusJson(eventMessage, msg.data, msg.subject, this.opts.busLog);
+      const e = readBusJson(
+        eventMessage,
+        msg.data,
+        { surface: 'voip', subject: msg.subject },
+        this.opts.busLog,
+      );
       if (!e) return;
       for (const s of this.streams.get(user) ?? []) this.deliver(s, e);
     });

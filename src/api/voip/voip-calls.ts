@@ -14,7 +14,7 @@ import {
   type BusSubscription,
 } from '../../ports/bus/bus.js';
 import type { Store } from '../../ports/store/store.js';
-import { busJson, parseBusJson } from './bus-json.js';
+import { busJson, readBusJson } from '../bus-json.js';
 import { CallRecords, type CallRecord } from './call-records.js';
 import { MediaGroup } from './media-group.js';
 import type { VoipNode } from './voip-node.js';
@@ -185,7 +185,12 @@ export class VoipCalls {
       const answer = await this.opts.bus.request(commandSubject(rec.id), busJson(cmd), {
         timeoutMs: COMMAND_TIMEOUT_MS,
       });
-      const parsed = parseBusJson(commandAnswer, answer, commandSubject(rec.id), this.opts.busLog);
+      const parsed = readBusJson(
+        commandAnswer,
+        answer,
+        { surface: 'voip', subject: commandSubject(rec.id) },
+        this.opts.busLog,
+      );
       return parsed?.outcome ?? 'refused';
     } catch (err) {
       if (err instanceof NoRespondersError) return 'gone';
@@ -196,7 +201,12 @@ export class VoipCalls {
   }
 
   private onCommand(call: Call, msg: BusMessage): void {
-    const cmd = parseBusJson(callCommand, msg.data, msg.subject, this.opts.busLog);
+    const cmd = readBusJson(
+      callCommand,
+      msg.data,
+      { surface: 'voip', subject: msg.subject },
+      this.opts.busLog,
+    );
     if (!cmd) {
       msg.respond?.(busJson({ outcome: 'refused' }));
       return;
