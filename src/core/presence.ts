@@ -4,6 +4,7 @@ import { NoRespondersError, subjectToken, type Bus, type BusSubscription } from 
 import type { UserId } from './ids.js';
 import { safeCall } from '../lib/safe-emit.js';
 import { ThrottledLog } from '../lib/throttled-log.js';
+import { busObject } from '../lib/bus-object.js';
 
 /** What a connected user's connection offers the engine. */
 export interface PresenceEndpoint {
@@ -30,22 +31,15 @@ interface Claim {
   at: number;
 }
 
-const decoder = new TextDecoder();
 const CLAIM_ID = /^[0-9a-f-]{36}$/;
 /** How far ahead of this node's clock a claim may be (clock skew); further is not a claim. */
 const MAX_CLAIM_AHEAD_MS = 60_000;
 
 /** A claim off the bus (untrusted), or undefined when it is not one. */
 function parseClaim(data: Uint8Array): Claim | undefined {
-  if (data.length > 256) return undefined;
-  let value: unknown;
-  try {
-    value = JSON.parse(decoder.decode(data));
-  } catch {
-    return undefined;
-  }
-  if (value === null || typeof value !== 'object') return undefined;
-  const { id, at } = value as Record<string, unknown>;
+  const value = busObject(data, 256);
+  if (!value) return undefined;
+  const { id, at } = value;
   if (typeof id !== 'string' || !CLAIM_ID.test(id)) return undefined;
   if (typeof at !== 'number' || !Number.isSafeInteger(at) || at < 0) return undefined;
   // A claim from far in the future would push every later claim past it.

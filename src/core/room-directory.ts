@@ -7,11 +7,11 @@ import { ThrottledLog } from '../lib/throttled-log.js';
 import { asRoomId, type RoomId } from './room.js';
 import type { UserId } from './ids.js';
 import { SWEEP_BATCH } from './identity-registry.js';
+import { busObject } from '../lib/bus-object.js';
 
 /** A room id as the directory makes them (base64url); anything else names no room. */
 const ROOM_ID = /^[-_A-Za-z0-9]{1,64}$/;
 const REASON = /^[ -~]{1,64}$/;
-const decoder = new TextDecoder();
 
 /** A room closed (or expired) somewhere in the cluster: every node ends its live state. */
 export interface RoomClosed {
@@ -21,15 +21,9 @@ export interface RoomClosed {
 
 /** A `closed` event off the bus (untrusted), or undefined when it is not one. */
 function parseClosed(data: Uint8Array): RoomClosed | undefined {
-  if (data.length > 512) return undefined;
-  let value: unknown;
-  try {
-    value = JSON.parse(decoder.decode(data));
-  } catch {
-    return undefined;
-  }
-  if (value === null || typeof value !== 'object') return undefined;
-  const { id, reason } = value as Record<string, unknown>;
+  const value = busObject(data, 512);
+  if (!value) return undefined;
+  const { id, reason } = value;
   if (typeof id !== 'string' || !ROOM_ID.test(id)) return undefined;
   if (typeof reason !== 'string' || !REASON.test(reason)) return undefined;
   return { id, reason };
