@@ -65,29 +65,33 @@ async function main(): Promise<number> {
   const log = server.app.log;
   let stopping = false;
   let exitCode = 0; // 1 once an uncaught exception has started the drain
-  const stop = (signal: string): void => {
+  // A signal drains first (running calls get the grace); a broken process (the guard) does not wait.
+  const stop = (signal: string, drainFirst = true): void => {
     if (stopping) {
       log.warn({ signal }, 'second signal: exiting now');
       process.exit(1);
     }
     stopping = true;
     log.info({ signal, graceSeconds: config.shutdown.graceSeconds }, 'draining');
-    // The grace bounds the whole shutdown; a hung close must not keep the process alive.
+    // The grace bounds the drain and then the close (sockets left get it once more for
+    // their 1001); a hung close must not keep the process alive.
     const deadline = setTimeout(
       () => {
         log.error('shutdown grace exceeded; exiting');
         process.exit(1);
       },
-      config.shutdown.graceSeconds * 1000 + 2000,
+      config.shutdown.graceSeconds * (drainFirst ? 2000 : 1000) + 2000,
     );
     deadline.unref();
-    server.close().then(
-      () => process.exit(exitCode),
-      (err: unknown) => {
-        log.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
+    (drainFirst ? server.drain() : Promise.resolve())
+      .then(() => server.close())
+      .then(
+        () => process.exit(exitCode),
+        (err: unknown) => {
+          log.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
@@ -96,7 +100,7 @@ async function main(): Promise<number> {
     registry: server.metrics.registry,
     drainAndExit: (why) => {
       exitCode = 1;
-      if (!stopping) stop(why); // already draining on a signal: that drain now ends in 1
+      if (!stopping) stop(why, false); // already draining on a signal: that drain now ends in 1
     },
   });
   try {

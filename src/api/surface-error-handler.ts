@@ -110,11 +110,14 @@ export function closeAnswerFor(errors: SurfaceErrors, err: unknown, log: Logger)
   return errors.hiddenClose;
 }
 
-/** A port outage's answer says when to come back on every surface, whatever its seed's form. */
+/**
+ * A port outage's answer, and a draining node's (`unavailable`), says when to come back on
+ * every surface, whatever its seed's form.
+ */
 function withPortRetryAfter(answer: HttpAnswer, err: ChorusError): HttpAnswer {
   const seconds = err.details.retryAfterSeconds;
-  if (err.details.port === undefined || seconds === undefined || answer.headers?.['retry-after'])
-    return answer;
+  const always = err.details.port !== undefined || err.code === 'unavailable';
+  if (!always || seconds === undefined || answer.headers?.['retry-after']) return answer;
   return { ...answer, headers: { ...answer.headers, 'retry-after': String(seconds) } };
 }
 

@@ -22,7 +22,8 @@ import { overloadCheck } from './overload-check.js';
 import { Readiness } from './readiness.js';
 import { addRequestDeadline } from './request-deadline.js';
 import { persistentSecret } from './server-secret.js';
-import { shutdown } from './shutdown.js';
+import { drainSessions, shutdown } from './shutdown.js';
+import { drainAwareAdmission, mountDrainGate } from './drain-gate.js';
 import { setupWebSockets } from './websocket-setup.js';
 import { WebSocketTracker } from './websocket-tracker.js';
 import { webPages } from './web-pages.js';
@@ -44,6 +45,11 @@ export interface ChorusServer {
   listen(): Promise<void>;
   /** Base URLs of the bound listeners (http always, https when TLS is configured, metrics with METRICS_PORT). */
   urls(): { http: string; https?: string; metrics?: string };
+  /**
+   * SIGTERM's first step: `/readyz` 503 at once, new sessions 503 with `Retry-After`, and
+   * up to SHUTDOWN_GRACE_SECONDS for the running ones to end. Call `close()` after it.
+   */
+  drain(): Promise<void>;
   /** Graceful: not ready, close sockets with 1001, stop listeners, close ports. Idempotent. */
   close(): Promise<void>;
 }
@@ -72,7 +78,7 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
       cluster.connected ? undefined : `not connected to NATS (${cluster.server})`,
     );
   }
-  const engine = buildEngine(config, ports, log, overloaded);
+  const engine = buildEngine(config, ports, log, drainAwareAdmission(readiness, overloaded));
   logDomainEvents(engine, log);
 
   // Lines any client can cause (protocol errors, refused connections): throttled.
@@ -84,6 +90,8 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
 
   const enabled = surfaces.filter((s) => s.enabled(config));
   const payloadLimits = await setupWebSockets(app, config, enabled, clientLog, log);
+  // After the WebSocket plugin's own hooks, which end a refused upgrade's socket.
+  mountDrainGate(app, readiness);
   addRequestDeadline(app, config.http.requestTimeoutSeconds * 1000, clientLog);
   const metricsListener = mountOpsRoutes(app, { config, readiness, metrics, engine, load, log });
   const clusterOps = setupCluster(app, {
@@ -100,6 +108,7 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
   await mountSurfaces(app, enabled, ctx, payloadLimits, readiness);
 
   let closing: Promise<void> | undefined;
+  let draining: Promise<void> | undefined;
   const server: ChorusServer = {
     app,
     engine,
@@ -124,6 +133,11 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
       const metricsUrl = metricsListener.url();
       if (metricsUrl) out.metrics = metricsUrl;
       return out;
+    },
+    drain() {
+      const sessions = (): number => tracker.size + engine.sfu.stats().peers;
+      draining ??= drainSessions(readiness, sessions, config.shutdown.graceSeconds * 1000, log);
+      return draining;
     },
     close() {
       clusterOps.stop();

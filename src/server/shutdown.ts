@@ -25,6 +25,30 @@ export interface ShutdownParts {
 }
 
 /**
+ * The drain before the stop (SIGTERM): not ready at once (new sessions are refused by the
+ * drain gate and the engine's admission), then up to `graceMs` for the calls already
+ * running to end on their own: resolves when no WebSocket and no WebRTC peer is left, or
+ * when the grace is over. Polled: it runs once per process life, off every media path.
+ */
+export async function drainSessions(
+  readiness: Readiness,
+  open: () => number,
+  graceMs: number,
+  log: Logger,
+): Promise<void> {
+  readiness.drain();
+  const until = Date.now() + graceMs;
+  log.info({ sessions: open(), graceMs }, 'draining: new sessions refused, running ones get the grace');
+  while (open() > 0 && Date.now() < until) {
+    await new Promise((resolve) => setTimeout(resolve, Math.min(250, Math.max(1, until - Date.now()))));
+  }
+  log.info(
+    { sessions: open() },
+    open() > 0 ? 'grace over: closing what is left' : 'drained: no session left',
+  );
+}
+
+/**
  * The graceful stop, in order: not ready, sockets closed with 1001 (with a grace), the
  * listeners, the engine, the ports last (the store outlives whatever writes to it).
  */

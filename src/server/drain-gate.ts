@@ -1,0 +1,46 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { ChorusError } from '../core/errors.js';
+import type { Readiness } from './readiness.js';
+
+/** What a refused client is told to wait before it tries again (a load balancer has moved it on by then). */
+export const DRAIN_RETRY_AFTER_SECONDS = 5;
+
+/** The refusal of new work while this node drains, in each surface's error format (503, `Retry-After`). */
+export function drainingError(): ChorusError {
+  return new ChorusError('unavailable', 'server shutting down: try again (another node) shortly', {
+    retryAfterSeconds: DRAIN_RETRY_AFTER_SECONDS,
+  });
+}
+
+/**
+ * Requests that start something long-lived: a WebSocket (Signal connect, Stream, Beep),
+ * an event stream (SSE). Plain requests still pass, so the calls already running can
+ * finish (a Blue Sky SDP answer, a hang-up); new WebRTC legs are refused by the engine's
+ * admission instead (see `drainAwareAdmission`).
+ */
+function startsSession(request: FastifyRequest): boolean {
+  const h = request.headers;
+  if (typeof h.upgrade === 'string' && h.upgrade.toLowerCase() === 'websocket') return true;
+  return typeof h.accept === 'string' && h.accept.includes('text/event-stream');
+}
+
+/**
+ * While draining (SIGTERM), new sessions get 503 with `Retry-After` instead of a refused
+ * connection: the listener stays open for the grace so running calls keep their HTTP
+ * routes, and `/readyz` already answers 503 so load balancers stop sending new ones.
+ * Registered on the root app before the surfaces, so every route sees it, and after the
+ * WebSocket plugin, whose onRequest marks an upgrade so its socket is ended after the 503.
+ */
+export function mountDrainGate(app: FastifyInstance, readiness: Readiness): void {
+  app.addHook('onRequest', async (request) => {
+    if (readiness.draining && startsSession(request)) throw drainingError();
+  });
+}
+
+/** The engine's admission of new WebRTC legs, also closed while draining. */
+export function drainAwareAdmission(
+  readiness: Readiness,
+  overloaded: () => string | undefined,
+): () => string | undefined {
+  return () => (readiness.draining ? 'server shutting down' : overloaded());
+}
