@@ -73,14 +73,15 @@ async function main(): Promise<number> {
     }
     stopping = true;
     log.info({ signal, graceSeconds: config.shutdown.graceSeconds }, 'draining');
-    // The grace bounds the drain and then the close (sockets left get it once more for
-    // their 1001); a hung close must not keep the process alive.
+    // The grace bounds the drain; the close after it takes 2 s at most for the sockets'
+    // 1001 (create-server.ts), plus the listeners and ports. A hung close must not keep
+    // the process alive.
     const deadline = setTimeout(
       () => {
         log.error('shutdown grace exceeded; exiting');
         process.exit(1);
       },
-      config.shutdown.graceSeconds * (drainFirst ? 2000 : 1000) + 2000,
+      config.shutdown.graceSeconds * 1000 + 5000,
     );
     deadline.unref();
     (drainFirst ? server.drain() : Promise.resolve())

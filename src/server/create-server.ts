@@ -54,6 +54,9 @@ export interface ChorusServer {
   close(): Promise<void>;
 }
 
+/** How long sockets still open when the drain's grace ends get to answer their 1001. */
+const AFTER_DRAIN_CLOSE_MS = 2000;
+
 /**
  * Builds everything from the config; nothing is global, so tests can run several. Each
  * step is a module of its own: ports, engine, listeners and the HTTP app, WebSockets,
@@ -151,7 +154,8 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
         engine,
         load,
         ports,
-        graceMs: config.shutdown.graceSeconds * 1000,
+        // After a drain the grace is spent: what is left gets a short while for its 1001.
+        graceMs: Math.min(config.shutdown.graceSeconds * 1000, draining ? AFTER_DRAIN_CLOSE_MS : Infinity),
         log,
       });
       return closing;
