@@ -12,6 +12,7 @@ import { assertKey, type KvBucket, type KvEntry, type Revision, type Store } fro
 export class LmdbStore implements Store {
   private readonly root: RootDatabase;
   private readonly buckets = new Map<string, LmdbBucket<unknown>>();
+  private readonly state = { closing: false };
 
   constructor(dataDir: string) {
     try {
@@ -29,33 +30,47 @@ export class LmdbStore implements Store {
   bucket<T>(name: string): KvBucket<T> {
     let b = this.buckets.get(name);
     if (!b) {
-      b = new LmdbBucket<unknown>(this.root.openDB({ name, encoding: 'msgpack' }));
+      b = new LmdbBucket<unknown>(this.root.openDB({ name, encoding: 'msgpack' }), this.state);
       this.buckets.set(name, b);
     }
     return b as KvBucket<T>;
   }
 
   async close(): Promise<void> {
+    // lmdb-js resets its read transaction on a 0 ms timer after a read; closing before
+    // that timer runs makes it throw from the timer, an uncaught exception (seen when a
+    // server stopped right after a read). Refuse new reads, let the timer run, then close.
+    this.state.closing = true;
+    await new Promise((resolve) => setTimeout(resolve, 1));
     await this.root.close();
   }
 }
 
 class LmdbBucket<T> implements KvBucket<T> {
-  constructor(private readonly db: Database<T, string>) {}
+  constructor(
+    private readonly database: Database<T, string>,
+    private readonly state: { readonly closing: boolean },
+  ) {}
 
-  get(key: string): Promise<T | undefined> {
+  /** The database, unless the store is closing (a read now would outlive it). */
+  private get db(): Database<T, string> {
+    if (this.state.closing) throw new Error('the store is closed');
+    return this.database;
+  }
+
+  async get(key: string): Promise<T | undefined> {
     assertKey(key);
     return Promise.resolve(this.db.get(key));
   }
 
-  entry(key: string): Promise<KvEntry<T> | undefined> {
+  async entry(key: string): Promise<KvEntry<T> | undefined> {
     assertKey(key);
     const bytes = this.db.getBinary(key);
     if (bytes === undefined) return Promise.resolve(undefined);
     return Promise.resolve({ value: this.db.get(key) as T, revision: digest(bytes) });
   }
 
-  update(key: string, value: T, revision: Revision): Promise<boolean> {
+  async update(key: string, value: T, revision: Revision): Promise<boolean> {
     assertKey(key);
     // Read, compare and write in one write transaction: no other writer in between.
     return this.db.transaction(() => {
@@ -71,7 +86,7 @@ class LmdbBucket<T> implements KvBucket<T> {
     await this.db.put(key, value);
   }
 
-  create(key: string, value: T): Promise<boolean> {
+  async create(key: string, value: T): Promise<boolean> {
     assertKey(key);
     // ifNoExists runs the write inside one transaction with the existence check.
     return this.db.ifNoExists(key, () => {
@@ -84,11 +99,11 @@ class LmdbBucket<T> implements KvBucket<T> {
     await this.db.remove(key);
   }
 
-  keys(): Promise<string[]> {
+  async keys(): Promise<string[]> {
     return Promise.resolve(Array.from(this.db.getKeys()));
   }
 
-  keysPage(after: string | undefined, limit: number): Promise<string[]> {
+  async keysPage(after: string | undefined, limit: number): Promise<string[]> {
     // `start` is inclusive: ask for one more and drop the cursor itself.
     const out = Array.from(
       this.db.getKeys(after === undefined ? { limit } : { start: after, limit: limit + 1 }),
