@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type WebSocket from 'ws';
 import {
   dominantFrequency,
   ffmpegDecode,
@@ -165,13 +166,14 @@ describe('VOIP rooms', () => {
       listenFor(`${t.url}/joinRoom?${await u.mediaQuery({ roomID: room, format: 'wav' })}`, {}, 1500);
     const toneA = new ToneSource(440);
     const toneB = new ToneSource(1000);
-    const [heardByA, heardByB, heardByL] = await Promise.all([
-      join(a),
-      join(b),
-      join(l),
-      talk(aUp, (ms) => toneA.next(ms), 1800),
-      talk(bUp, (ms) => toneB.next(ms), 1800),
-    ]);
+    // Both speak for as long as anyone listens: on a busy machine a join can start late,
+    // and a fixed talk could end before a listener's window does.
+    let listening = true;
+    const joins = Promise.all([join(a), join(b), join(l)]).finally(() => (listening = false));
+    const speak = async (ws: WebSocket, tone: ToneSource): Promise<void> => {
+      while (listening) await talk(ws, (ms) => tone.next(ms), 200);
+    };
+    const [[heardByA, heardByB, heardByL]] = await Promise.all([joins, speak(aUp, toneA), speak(bUp, toneB)]);
     const tail = (h: { body: Buffer }) => samplesOf(h.body.subarray(44 + 48_000));
     const [ha, hb, hl] = [tail(heardByA), tail(heardByB), tail(heardByL)];
     expect(powerAt(ha, 1000)).toBeGreaterThan(100 * powerAt(ha, 440));
