@@ -145,3 +145,8 @@ export const natsServers = list
   .refine((servers) => servers.every((s) => !/\s/.test(s)), {
     error: 'a NATS server URL has no spaces, e.g. nats://127.0.0.1:4222',
   });
+
+/** ICE server URLs (RFC 7064/7065): `stun:`, `stuns:`, `turn:` or `turns:`, no spaces. */
+export const iceServerUrls = list.refine((urls) => urls.every((u) => /^(stuns?|turns?):[^\s,]+$/.test(u)), {
+  error: 'expected stun:, stuns:, turn: or turns: URLs, e.g. stun:turn.example.org:3478',
+});

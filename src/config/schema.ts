@@ -11,6 +11,7 @@ import {
   list,
   listKeepingEmpty,
   natsServers,
+  iceServerUrls,
   pathPrefix,
   portRange,
 } from './fields.js';
@@ -187,6 +188,14 @@ export const configSchema = z.object({
     externalSsl: field(flag, false, {
       env: ['EXTERNAL_SSL'],
       doc: '`YES` when other components reach this server over TLS (told to the stream coordinator).',
+    }),
+    iceServers: field(iceServerUrls, [], {
+      env: ['ICE_SERVERS'],
+      doc: 'STUN/TURN servers the browser pages use for peer-to-peer calls (`/signal/`), a comma list of `stun:`, `turn:` or `turns:` URLs, e.g. `stun:turn.example.org:3478,turn:turn.example.org:3478?transport=udp`; handed out by `GET /ice-servers`. See docs/operations.md (coturn).',
+    }),
+    turnSecret: optionalField(z.string().min(16, { error: 'at least 16 characters' }), {
+      env: ['TURN_SECRET'],
+      doc: "The TURN server's shared secret (coturn's `static-auth-secret`): `GET /ice-servers` gives the `turn:`/`turns:` URLs of `ICE_SERVERS` a credential valid for 24 h (TURN REST API). Unset: TURN URLs are handed out without credentials.",
     }),
   }),
   web: z.object({

@@ -24,6 +24,7 @@ import { addRequestDeadline } from './request-deadline.js';
 import { persistentSecret } from './server-secret.js';
 import { drainSessions, shutdown } from './shutdown.js';
 import { drainAwareAdmission, mountDrainGate } from './drain-gate.js';
+import { mountIceServersRoute } from './ice-servers-route.js';
 import { setupWebSockets } from './websocket-setup.js';
 import { WebSocketTracker } from './websocket-tracker.js';
 import { webPages } from './web-pages.js';
@@ -107,6 +108,7 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
     log,
   });
   mountFrontDoor(app, { config, readiness });
+  mountIceServersRoute(app, config.network);
   const ctx = { config, engine, tracker, heartbeats, metrics, adminGuard: adminGuard(config.admin), log };
   await mountSurfaces(app, enabled, ctx, payloadLimits, readiness);
 

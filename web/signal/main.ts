@@ -38,6 +38,14 @@ const pendingCandidates: RTCIceCandidateInit[] = [];
 let lastSentType = '';
 /** My camera and microphone while in a call (muting disables its audio track). */
 let localStream: MediaStream | undefined;
+/** STUN/TURN from the server (ICE_SERVERS, TURN_SECRET); none until it answers, or when it has none. */
+let iceServers: RTCIceServer[] = [];
+void fetch('/ice-servers')
+  .then((r) => (r.ok ? (r.json() as Promise<{ iceServers?: RTCIceServer[] }>) : undefined))
+  .then((body) => {
+    if (Array.isArray(body?.iceServers)) iceServers = body.iceServers;
+  })
+  .catch(() => undefined); // no TURN: direct and STUN-less candidates still work on a LAN
 
 function log(text: string): void {
   const li = document.createElement('li');
@@ -74,7 +82,7 @@ function setMuted(muted: boolean): void {
 }
 
 function newPeerConnection(remote: string): RTCPeerConnection {
-  const conn = new RTCPeerConnection({ iceServers: [] });
+  const conn = new RTCPeerConnection({ iceServers });
   conn.addEventListener('icecandidate', (ev) =>
     send(remote, 'ice-candidate', ev.candidate ? ev.candidate.toJSON() : null),
   );
