@@ -2,7 +2,7 @@ import { createSign, generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dominantFrequency, powerAt, samplesOf, ToneSource } from '../fixtures/audio.js';
 import { startTestServer, type TestServer } from '../fixtures/test-server.js';
-import { KeyUser, listenFor, SseClient, talk, unhex } from '../fixtures/voip-client.js';
+import { KeyUser, listenFor, listenUntil, SseClient, talk, unhex } from '../fixtures/voip-client.js';
 import { eventually, within } from '../fixtures/ws-client.js';
 
 let t: TestServer;
@@ -443,6 +443,16 @@ describe('VOIP timers', () => {
     const e = new KeyUser(s.url);
     const [cEvents, eEvents] = await Promise.all([c.events(), e.events()]);
     await handshake(c, e, cEvents, eEvents);
+    // The callee keeps listening throughout, so the call is never idle between the
+    // caller's streams (this server ends idle calls after 1 s, and on a busy machine the
+    // gap between two streams can be longer than that).
+    let done = false;
+    const held = listenUntil(
+      `${s.url}/joinCall?${await e.mediaQuery({ otherID: c.id, format: 'wav' })}`,
+      {},
+      () => done,
+      60_000,
+    );
     for (const format of ['ogg', 'VORBIS', 'Opus']) {
       const heard = await listenFor(
         `${s.url}/joinCall?${await c.mediaQuery({ otherID: e.id, format })}`,
@@ -452,6 +462,8 @@ describe('VOIP timers', () => {
       expect([heard.status, heard.type]).toEqual([200, 'audio/ogg']);
       expect(heard.body.subarray(0, 4).toString()).toBe('OggS');
     }
+    done = true;
+    expect((await held).status).toBe(200);
     cEvents.close();
     eEvents.close();
   });
