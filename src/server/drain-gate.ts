@@ -13,15 +13,35 @@ export function drainingError(): ChorusError {
 }
 
 /**
- * Requests that start something long-lived: a WebSocket (Signal connect, Stream, Beep),
- * an event stream (SSE). Plain requests still pass, so the calls already running can
- * finish (a Blue Sky SDP answer, a hang-up); new WebRTC legs are refused by the engine's
- * admission instead (see `drainAwareAdmission`).
+ * Plain requests that open a call, a join or a room (matched on the route's path, whatever
+ * the surface's prefix): VOIP's `/newCall` and its streamed `/joinCall`, `/joinRoom`,
+ * `/upCall`, `/upRoom`; Blue Sky's room creation and join.
+ */
+const SESSION_ROUTES: ReadonlyArray<{ method?: string; suffix: string }> = [
+  { suffix: '/newCall' },
+  { suffix: '/joinCall' },
+  { suffix: '/joinRoom' },
+  { suffix: '/upCall' },
+  { suffix: '/upRoom' },
+  { method: 'PUT', suffix: '/webrtc/room' },
+  { method: 'POST', suffix: '/webrtc/room/:meetingId/join' },
+];
+
+/**
+ * Requests that start something: a WebSocket (Signal connect, Stream, Beep, VOIP audio),
+ * an event stream (SSE), a new call, join or room. Other requests still pass, so the calls
+ * already running can finish (a Blue Sky SDP answer, a hang-up); new WebRTC legs are
+ * refused by the engine's admission too (see `drainAwareAdmission`).
  */
 function startsSession(request: FastifyRequest): boolean {
   const h = request.headers;
   if (typeof h.upgrade === 'string' && h.upgrade.toLowerCase() === 'websocket') return true;
-  return typeof h.accept === 'string' && h.accept.includes('text/event-stream');
+  if (typeof h.accept === 'string' && h.accept.includes('text/event-stream')) return true;
+  const route = request.routeOptions.url;
+  if (route === undefined) return false;
+  return SESSION_ROUTES.some(
+    (r) => route.endsWith(r.suffix) && (r.method === undefined || r.method === request.method),
+  );
 }
 
 /**

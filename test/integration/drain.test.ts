@@ -82,6 +82,21 @@ describe('drain on SIGTERM (real process)', () => {
     expect(Number(refused.retryAfter)).toBeGreaterThan(0);
     expect(refused.body).toMatch(/shutting down/);
 
+    // A new VOIP call and a new Blue Sky room are refused the same way, in their formats.
+    const newCall = await fetch(`${p.url}/newCall`, { method: 'POST', body: 'to=someone' });
+    expect(newCall.status).toBe(503);
+    expect(Number(newCall.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(await newCall.text()).toMatch(/shutting down/);
+    const room = await fetch(`${p.url}/webrtc/room`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(room.status).toBe(503);
+    expect(Number(room.headers.get('retry-after'))).toBeGreaterThan(0);
+    // Other requests still work: the room list, the running call's own exchanges below.
+    expect((await fetch(`${p.url}/webrtc/room`)).status).toBe(200);
+
     // The call already running still carries messages both ways.
     sa.send({ target: 'drain-bob', type: 'video-offer', payload: { during: 'drain' } });
     expect(JSON.parse(await sb.next())).toMatchObject({
