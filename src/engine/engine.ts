@@ -45,7 +45,11 @@ export class Engine {
     private readonly log: Logger,
     options: EngineOptions,
   ) {
-    this.streams = new StreamRegistry(options.stream.cacheBytes, options.stream.policy, options.stream.cacheMode);
+    this.streams = new StreamRegistry(
+      options.stream.cacheBytes,
+      options.stream.policy,
+      options.stream.cacheMode,
+    );
     this.rooms = new RoomRegistry(log.child({ component: 'rooms' }));
     this.sfu = new Sfu(options.webrtc, log.child({ component: 'sfu' }));
     this.audio = new AudioHub(options.audio, log.child({ component: 'audio' }));
