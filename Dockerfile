@@ -46,7 +46,7 @@ EXPOSE 8000/tcp 7882/udp
 USER 10001:10001
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "/app/healthcheck.mjs"]
-# SIGTERM drains (readyz 503, sockets closed) and exits 0 within SHUTDOWN_GRACE_SECONDS;
-# give `docker stop -t` more than that.
+# SIGTERM drains (readyz 503, new sessions 503, running calls get SHUTDOWN_GRACE_SECONDS,
+# then at most 5 s to close) and exits 0; give `docker stop -t` more than grace + 5 s.
 STOPSIGNAL SIGTERM
 CMD ["node", "dist/src/main.js", "serve"]
