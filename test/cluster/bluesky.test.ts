@@ -156,7 +156,12 @@ describe.skipIf(!run)('Blue Sky across nodes', () => {
     const before = [await publisherLegs(0), await publisherLegs(1)];
     await publish(0, room.id, 'host', room.participant_key);
     await publish(1, room.id, 'guest', guestKey);
-    expect([await publisherLegs(0), await publisherLegs(1)]).toEqual([before[0]! + 1, before[1]! + 1]);
+    // The gauge follows the server's side of the leg, which may settle a moment after the client's.
+    await eventually(
+      async () => (await publisherLegs(0)) === before[0]! + 1 && (await publisherLegs(1)) === before[1]! + 1,
+      15_000,
+      'one publisher leg on each of nodes 0 and 1',
+    );
     const onNode0 = (await (await fetch(`${url(0)}/webrtc/room/${room.id}`)).json()) as {
       publishers: string[];
     };

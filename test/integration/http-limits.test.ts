@@ -81,10 +81,14 @@ describe('VOIP multipart forms with file parts (#11.4)', () => {
     const signal = AbortSignal.timeout(15_000);
     const parts = await fetch(`${t.url}/listMembers`, { method: 'POST', body: multipart(many, 0), signal });
     expect([parts.status, await parts.text()]).toEqual([413, 'too many form fields\n']);
+    // The rest of a refused form within the limit is read and dropped, and the connection
+    // kept, so a client still sending gets this answer rather than a broken pipe.
+    expect(parts.headers.get('connection')).not.toBe('close');
     const files = new FormData();
     for (let i = 0; i < 12; i++) files.append(`u${i}`, new Blob([Buffer.alloc(100_000)]), 'a.bin');
-    const tooManyFiles = await fetch(`${t.url}/listMembers`, { method: 'POST', body: files, signal });
-    expect(tooManyFiles.status).toBe(413);
+    // Sent with node:http, which hands over the answer even when the server stops reading
+    // before the body is all written (Node 24's fetch then reports only its EPIPE).
+    expect(await statusOfPost(`${t.url}/listMembers`, files)).toBe(413);
     const long = await fetch(`${t.url}/listMembers`, {
       method: 'POST',
       body: multipart({ roomID: 'x'.repeat(70 * 1024) }, 0),
@@ -234,3 +238,25 @@ describe('a per-IP cap on open TCP connections (#11.4)', () => {
     for (const c of held) c.socket.destroy();
   });
 });
+
+/** The status of a POST of `form`, read as soon as the answer comes, whatever happens to the upload. */
+async function statusOfPost(url: string, form: FormData): Promise<number> {
+  const req = new Request(url, { method: 'POST', body: form });
+  const body = Buffer.from(await req.arrayBuffer());
+  return new Promise<number>((resolve, reject) => {
+    const r = httpRequest(
+      url,
+      {
+        method: 'POST',
+        headers: { 'content-type': req.headers.get('content-type')!, 'content-length': body.length },
+      },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    r.on('error', (err) => setTimeout(() => reject(err), 2000)); // an answer may still be on its way
+    r.setTimeout(15_000, () => r.destroy(new Error('no answer within 15 s')));
+    r.end(body);
+  });
+}

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { Busboy, type BusboyHeaders, type BusboyInstance } from '@fastify/busboy';
 import { ChorusError } from '../../core/errors.js';
@@ -15,6 +16,14 @@ export const FORM_LIMITS = { fields: 50, fieldSize: 64 * 1024, files: 10, parts:
  * body: 400. Either way the answer comes at once.
  */
 export function addFormParsers(app: FastifyInstance): void {
+  // Fastify closes the connection after a parser's error ("the client may send more"), and
+  // a client still sending then gets EPIPE instead of the answer (Node 24's fetch reports
+  // that, not the 413). A refused form whose declared length is within the route's limit
+  // is read to its end and dropped instead, and the connection stays open for the answer.
+  const draining = new WeakSet<IncomingMessage>();
+  app.addHook('onSend', async (request, reply) => {
+    if (draining.has(request.raw)) reply.removeHeader('connection');
+  });
   app.addContentTypeParser(
     'application/x-www-form-urlencoded',
     { parseAs: 'string', bodyLimit: FORM_LIMITS.fieldSize },
@@ -35,6 +44,12 @@ export function addFormParsers(app: FastifyInstance): void {
         // Stop feeding the parser and discard the rest (the request deadline bounds it).
         if (parser) payload.unpipe(parser);
         payload.resume();
+        if (received <= bodyLimit) {
+          // Read on to the end, up to twice the route's limit (past that the socket goes):
+          // a form refused for its parts may well be a little over the limit.
+          draining.add(request.raw);
+          payload.on('data', count);
+        }
         done(err, undefined);
       } else {
         done(null, fields);
@@ -43,7 +58,11 @@ export function addFormParsers(app: FastifyInstance): void {
     let received = 0;
     const count = (chunk: Buffer): void => {
       received += chunk.length;
-      if (received > bodyLimit) finish(new ChorusError('too_large', `form over ${bodyLimit} bytes`));
+      if (!settled) {
+        if (received > bodyLimit) finish(new ChorusError('too_large', `form over ${bodyLimit} bytes`));
+      } else if (received > 2 * bodyLimit) {
+        request.raw.destroy(); // a refused form that keeps on coming
+      }
     };
     try {
       parser = new Busboy({
