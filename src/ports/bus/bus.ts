@@ -46,3 +46,10 @@ export class BusTimeoutError extends Error {
 export function subjectToken(s: string): string {
   return s.replace(/[.*>%\s]/g, (c) => '%' + c.charCodeAt(0).toString(16).padStart(2, '0'));
 }
+
+const encoder = new TextEncoder();
+
+/** A message's bytes as both buses carry them: strings as UTF-8, nothing as no bytes. */
+export function busBytes(d: Uint8Array | string | undefined): Uint8Array {
+  return d === undefined ? new Uint8Array(0) : typeof d === 'string' ? encoder.encode(d) : d;
+}

@@ -6,11 +6,8 @@ import {
   type BusHandler,
   type BusMessage,
   type BusSubscription,
+  busBytes,
 } from './bus.js';
-
-const encoder = new TextEncoder();
-const toBytes = (d: Uint8Array | string | undefined): Uint8Array =>
-  d === undefined ? new Uint8Array(0) : typeof d === 'string' ? encoder.encode(d) : d;
 
 interface Sub {
   readonly tokens: readonly string[] | null; // null: exact subject
@@ -40,7 +37,7 @@ export class LocalBus implements Bus {
   constructor(private readonly log: Logger) {}
 
   publish(subject: string, data?: Uint8Array | string): void {
-    this.dispatch(subject, toBytes(data), undefined);
+    this.dispatch(subject, busBytes(data), undefined);
   }
 
   subscribe(subject: string, handler: BusHandler): BusSubscription {
@@ -80,9 +77,9 @@ export class LocalBus implements Bus {
         if (settled) return;
         settled = true;
         if (timer) clearTimeout(timer);
-        resolve(toBytes(answer));
+        resolve(busBytes(answer));
       };
-      const delivered = this.dispatch(subject, toBytes(data), respond);
+      const delivered = this.dispatch(subject, busBytes(data), respond);
       if (delivered === 0) {
         settled = true;
         reject(new NoRespondersError(subject));

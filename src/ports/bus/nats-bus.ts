@@ -9,12 +9,10 @@ import {
   type BusHandler,
   type BusMessage,
   type BusSubscription,
+  busBytes,
 } from './bus.js';
 
-const encoder = new TextEncoder();
 const NO_SUBSCRIPTION: BusSubscription = { unsubscribe: () => undefined };
-const toBytes = (d: Uint8Array | string | undefined): Uint8Array =>
-  d === undefined ? new Uint8Array(0) : typeof d === 'string' ? encoder.encode(d) : d;
 
 /**
  * The bus on NATS core, over the process's one NatsLink. Subjects map one to one (the
@@ -46,7 +44,7 @@ export class NatsBus implements Bus {
       return;
     }
     try {
-      this.link.nc.publish(subject, toBytes(data));
+      this.link.nc.publish(subject, busBytes(data));
     } catch (err) {
       // An invalid subject, or the connection closing under us: the caller's path goes on.
       this.dropped++;
@@ -94,7 +92,7 @@ export class NatsBus implements Bus {
     const timeoutMs = opts.timeoutMs ?? 5000;
     return this.link.guard('bus', `a request on ${subject}`, async () => {
       try {
-        const answer = await this.link.nc.request(subject, toBytes(data), { timeout: timeoutMs });
+        const answer = await this.link.nc.request(subject, busBytes(data), { timeout: timeoutMs });
         return answer.data;
       } catch (err) {
         if (err instanceof errors.RequestError && err.isNoResponders()) throw new NoRespondersError(subject);
@@ -127,7 +125,7 @@ export class NatsBus implements Bus {
           respond: (answer) => {
             if (!this.link.connected) return;
             try {
-              this.link.nc.publish(reply, toBytes(answer));
+              this.link.nc.publish(reply, busBytes(answer));
             } catch (err) {
               this.warnings.warn(
                 { subject: msg.subject, reason: (err as Error).message },
