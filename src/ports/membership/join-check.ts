@@ -1,5 +1,6 @@
 import type { KV } from '@nats-io/kv';
 import { BusTimeoutError, NoRespondersError, subjectToken, type Bus } from '../bus/bus.js';
+import { isWrongRevision, natsReason } from '../nats/nats-errors.js';
 import { PortStartError } from '../port-errors.js';
 import type { NodeInfo } from './membership.js';
 import { pingSubject } from './membership.js';
@@ -62,7 +63,14 @@ export async function checkJoin(kv: KV, bus: Bus, self: NodeInfo): Promise<void>
     if (ownRevision === undefined) await kv.create(self.id, data);
     else await kv.update(self.id, data, ownRevision);
     written = true;
-  } catch {
+  } catch (err) {
+    // Only a lost race means another node took the id; anything else (NATS slow or gone
+    // during start-up) is said as it is, not blamed on a duplicate id.
+    if (!isWrongRevision(err)) {
+      throw new PortStartError(`cannot announce node ${self.id} in the cluster: ${natsReason(err)}`, {
+        cause: err,
+      });
+    }
     written = false;
   }
   if (!written) {

@@ -1,4 +1,4 @@
-import { JetStreamApiError } from '@nats-io/jetstream';
+import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import { errors } from '@nats-io/nats-core';
 
 function isConnectionError(err: unknown): boolean {
@@ -26,4 +26,13 @@ export function isUnreachable(err: unknown): boolean {
 /** One line of a NATS error for a log line or a refusal's text. */
 export function natsReason(err: unknown): string {
   return err instanceof Error ? err.message.split('\n')[0]! : String(err);
+}
+
+/** Whether a KV create or update lost its race: the key was written since (or exists). */
+export function isWrongRevision(err: unknown): boolean {
+  return (
+    err instanceof JetStreamApiError &&
+    (err.code === JetStreamApiCodes.StreamWrongLastSequence ||
+      err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
+  );
 }

@@ -1,7 +1,7 @@
-import { JetStreamApiCodes, JetStreamApiError, jetstream, StorageType } from '@nats-io/jetstream';
+import { jetstream, StorageType } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsLink } from '../nats/nats-link.js';
-import { isUnreachable } from '../nats/nats-errors.js';
+import { isUnreachable, isWrongRevision } from '../nats/nats-errors.js';
 import { decodeKvKey, encodeKvKey, kvBucketName } from './kv-names.js';
 import { assertKey, type KvBucket, type KvEntry, type Revision, type Store } from './store.js';
 
@@ -67,14 +67,6 @@ export class KvStore implements Store {
 }
 
 const encoder = new TextEncoder();
-
-function isWrongRevision(err: unknown): boolean {
-  return (
-    err instanceof JetStreamApiError &&
-    (err.code === JetStreamApiCodes.StreamWrongLastSequence ||
-      err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
-  );
-}
 
 class KvStoreBucket<T> implements KvBucket<T> {
   private kv: Promise<KV> | undefined;
