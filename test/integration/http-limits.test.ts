@@ -255,7 +255,10 @@ async function statusOfPost(url: string, form: FormData): Promise<number> {
         resolve(res.statusCode ?? 0);
       },
     );
-    r.on('error', (err) => setTimeout(() => reject(err), 2000)); // an answer may still be on its way
+    // A failed upload may still be followed by the answer: give up only once the request
+    // has closed without one (a settled promise ignores the later reject).
+    r.on('error', () => undefined);
+    r.on('close', () => reject(new Error('closed without an answer')));
     r.setTimeout(15_000, () => r.destroy(new Error('no answer within 15 s')));
     r.end(body);
   });
