@@ -1,8 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { hasTool } from '../fixtures/system-tools.js';
-import { launchChromium, type TestBrowser } from '../fixtures/browser.js';
-import { RestartableServer } from '../fixtures/restartable-server.js';
+import { restartableServerAndChromium } from '../fixtures/restartable-server.js';
 
 const haveChromium = hasTool('chromium', 'chromium');
 
@@ -33,20 +32,11 @@ async function hearing(page: Page): Promise<void> {
 }
 
 describe.runIf(haveChromium)('Call page across a server restart', () => {
-  let server: RestartableServer;
-  let chromium: TestBrowser;
-  beforeAll(async () => {
-    server = await RestartableServer.start();
-    chromium = await launchChromium();
-  }, 60_000);
-  afterAll(async () => {
-    await chromium?.close();
-    await server?.close();
-  });
+  const ctx = restartableServerAndChromium();
 
   async function person(name: string): Promise<Page> {
-    const page = await (await chromium.browser.newContext()).newPage();
-    await page.goto(`${server.url}/call/`);
+    const page = await (await ctx.chromium.browser.newContext()).newPage();
+    await page.goto(`${ctx.server.url}/call/`);
     await page.waitForFunction(() => document.getElementById('status')?.textContent === 'ready');
     await page.fill('#display-name', name);
     await page.click('#save-name');
@@ -72,12 +62,12 @@ describe.runIf(haveChromium)('Call page across a server restart', () => {
       await hearing(page);
     }
 
-    await server.down();
+    await ctx.server.down();
     for (const page of pages) {
       await page.waitForSelector('#status:has-text("reconnecting...")', { timeout: 10_000 });
       expect((await state(page)).stats).toBeUndefined(); // no stale "3 in the room" with dead audio
     }
-    await server.up();
+    await ctx.server.up();
     for (const page of pages) {
       await expect.poll(() => status(page), { timeout: 30_000 }).toBe('in room standup');
       await hearing(page);
@@ -99,9 +89,9 @@ describe.runIf(haveChromium)('Call page across a server restart', () => {
     expect(await alice.textContent('#peer-label')).toBe('Bob');
     await hearing(alice);
 
-    await server.down();
+    await ctx.server.down();
     await alice.waitForSelector('#status:has-text("reconnecting...")', { timeout: 10_000 });
-    await server.up();
+    await ctx.server.up();
     // A stopping server ends its calls (both parties are told), so there is no call to
     // resume: each page says so once it is back, and offers to call again.
     for (const [page, other] of [

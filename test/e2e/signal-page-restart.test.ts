@@ -1,8 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { hasTool } from '../fixtures/system-tools.js';
-import { launchChromium, type TestBrowser } from '../fixtures/browser.js';
-import { RestartableServer } from '../fixtures/restartable-server.js';
+import { restartableServerAndChromium } from '../fixtures/restartable-server.js';
 
 const haveChromium = hasTool('chromium', 'chromium');
 
@@ -22,22 +21,13 @@ async function framesDecoded(page: Page): Promise<number> {
 const status = (page: Page): Promise<string> => page.$eval('#status', (e) => e.textContent ?? '');
 
 describe.runIf(haveChromium)('Signal page across a server restart', () => {
-  let server: RestartableServer;
-  let chromium: TestBrowser;
-  beforeAll(async () => {
-    server = await RestartableServer.start();
-    chromium = await launchChromium();
-  }, 60_000);
-  afterAll(async () => {
-    await chromium?.close();
-    await server?.close();
-  });
+  const ctx = restartableServerAndChromium();
 
   it('the call goes on, the page says reconnecting..., then reconnects with its name and signals again', async () => {
     const pages: Page[] = [];
     for (const name of ['restart-alice', 'restart-bob']) {
-      const page = await (await chromium.browser.newContext()).newPage();
-      await page.goto(`${server.url}/signal/`);
+      const page = await (await ctx.chromium.browser.newContext()).newPage();
+      await page.goto(`${ctx.server.url}/signal/`);
       await page.fill('#username', name);
       await page.click('#register');
       await page.waitForSelector(`#status:has-text("connected as ${name}")`);
@@ -50,20 +40,20 @@ describe.runIf(haveChromium)('Signal page across a server restart', () => {
     await alice.click('#accept');
     await expect.poll(() => framesDecoded(alice), { timeout: 20_000, interval: 250 }).toBeGreaterThan(10);
 
-    await server.down();
+    await ctx.server.down();
     for (const page of [alice, bob]) {
       await page.waitForSelector('#status:has-text("reconnecting...")', { timeout: 10_000 });
       // Still in the call, with its controls: not sent back to "Pick a name".
       expect(await page.isVisible('#hangup')).toBe(true);
       expect(await page.isVisible('#register-card')).toBe(false);
     }
-    // Peer to peer, the media does not need the server.
+    // Peer to peer, the media does not need the ctx.server.
     const before = await framesDecoded(alice);
     await expect
       .poll(() => framesDecoded(alice), { timeout: 10_000, interval: 250 })
       .toBeGreaterThan(before + 10);
 
-    await server.up();
+    await ctx.server.up();
     for (const [page, name] of [
       [alice, 'restart-alice'],
       [bob, 'restart-bob'],
@@ -71,22 +61,22 @@ describe.runIf(haveChromium)('Signal page across a server restart', () => {
       await page.waitForSelector('#log li:has-text("reconnected as")', { timeout: 20_000 });
       await expect.poll(() => status(page), { timeout: 10_000 }).toContain(`${name} · call with`);
     }
-    // Signalling flows again through the restarted server.
+    // Signalling flows again through the restarted ctx.server.
     await bob.click('#hangup');
     await alice.waitForSelector('#log li:has-text("restart-bob hung up")', { timeout: 10_000 });
   }, 90_000);
 
   it('a session the server no longer knows is said plainly, and the page asks for a name again', async () => {
-    const page = await (await chromium.browser.newContext()).newPage();
-    await page.goto(`${server.url}/signal/`);
+    const page = await (await ctx.chromium.browser.newContext()).newPage();
+    await page.goto(`${ctx.server.url}/signal/`);
     await page.fill('#username', 'restart-carol');
     await page.click('#register');
     await page.waitForSelector('#status:has-text("connected as restart-carol")');
     // The session cookie is lost meanwhile (as with a server that lost its data directory).
     await page.context().clearCookies();
-    await server.down();
+    await ctx.server.down();
     await page.waitForSelector('#status:has-text("reconnecting...")', { timeout: 10_000 });
-    await server.up();
+    await ctx.server.up();
     await page.waitForSelector('#register-card:not(.hidden)', { timeout: 20_000 });
     expect(await page.textContent('#register-error')).toContain('no longer knows the name "restart-carol"');
   }, 60_000);

@@ -1,31 +1,21 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { hasTool } from '../fixtures/system-tools.js';
-import { launchChromium, type TestBrowser } from '../fixtures/browser.js';
-import { RestartableServer } from '../fixtures/restartable-server.js';
+import { restartableServerAndChromium } from '../fixtures/restartable-server.js';
 
 const haveChromium = hasTool('chromium', 'chromium');
 
 describe.runIf(haveChromium)('Stream page across a server restart', () => {
-  let server: RestartableServer;
-  let chromium: TestBrowser;
-  beforeAll(async () => {
-    server = await RestartableServer.start();
-    chromium = await launchChromium();
-  }, 60_000);
-  afterAll(async () => {
-    await chromium?.close();
-    await server?.close();
-  });
+  const ctx = restartableServerAndChromium();
 
   it('publisher and viewer say reconnecting..., reconnect, and the video plays again', async () => {
-    const pub = await (await chromium.browser.newContext()).newPage();
-    const viewer = await (await chromium.browser.newContext()).newPage();
-    await pub.goto(`${server.url}/stream/`);
+    const pub = await (await ctx.chromium.browser.newContext()).newPage();
+    const viewer = await (await ctx.chromium.browser.newContext()).newPage();
+    await pub.goto(`${ctx.server.url}/stream/`);
     await pub.fill('#pub-channel', 'restart-live');
     await pub.fill('#pub-key', 'k1');
     await pub.click('#pub-start');
     await pub.waitForSelector('#pub-state:has-text("sent")');
-    await viewer.goto(`${server.url}/stream/`);
+    await viewer.goto(`${ctx.server.url}/stream/`);
     await viewer.fill('#play-channel', 'restart-live');
     await viewer.fill('#play-key', 'k1');
     await viewer.click('#play-start');
@@ -33,13 +23,13 @@ describe.runIf(haveChromium)('Stream page across a server restart', () => {
       viewer.evaluate(() => (document.getElementById('player') as HTMLVideoElement).currentTime);
     await expect.poll(position, { timeout: 20_000, interval: 250 }).toBeGreaterThan(1);
 
-    await server.down();
+    await ctx.server.down();
     await pub.waitForSelector('#pub-state:has-text("reconnecting...")', { timeout: 10_000 });
     await viewer.waitForSelector('#play-state:has-text("reconnecting...")', { timeout: 10_000 });
     expect(await pub.isVisible('#pub-stop')).toBe(true);
     expect(await viewer.isVisible('#play-stop')).toBe(true);
 
-    await server.up();
+    await ctx.server.up();
     await pub.waitForSelector('#log li:has-text("publishing again after reconnecting")', { timeout: 30_000 });
     await viewer.waitForSelector('#log li:has-text("watching again after reconnecting")', {
       timeout: 30_000,
