@@ -1,17 +1,24 @@
 #!/usr/bin/env node
+import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config/load-config.js';
 import { createServer } from './server/create-server.js';
 import { StartupError } from './server/startup-error.js';
 import { installProcessGuard } from './server/process-guard.js';
+import { createLogger } from './server/logger.js';
+import { superviseProcesses, type WorkerListening } from './server/process-supervisor.js';
+import { processCount } from './server/worker-plan.js';
 import { loadOrCreateKey, signedTicket } from './api/voip/ticket-signer.js';
 
-const USAGE = `usage: chorus [serve] [--config FILE] [--env-file FILE]
+const USAGE = `usage: chorus [serve] [--config FILE] [--env-file FILE] [--processes N|auto]
        chorus voip sign [--server URL] [--key FILE]
 
   serve            run the server (the default)
   --config FILE    JSON or YAML settings (see the README's config table)
   --env-file FILE  dotenv file to read (default: ./.env when present)
+  --processes N    run N Chorus processes sharing the HTTP port, one cluster node each,
+                   over CLUSTER_NATS_URL or a nats-server started for them; auto: one
+                   per core (CHORUS_PROCESSES; default 1; see docs/cluster.md)
 
   voip sign        print ME (a VOIP key's id) and SIG (its signature of a fresh server
                    ticket) as shell variables, for docs/voip.md's curl and ffmpeg examples:
@@ -30,6 +37,7 @@ async function main(): Promise<number> {
       help: { type: 'boolean', short: 'h' },
       server: { type: 'string' },
       key: { type: 'string' },
+      processes: { type: 'string' },
     },
   });
   const command = positionals[0] ?? 'serve';
@@ -44,7 +52,9 @@ async function main(): Promise<number> {
   let config;
   try {
     config = loadConfig({
-      env: process.env,
+      // --processes is CHORUS_PROCESSES given on the command line (it wins, as the environment does).
+      env:
+        values.processes === undefined ? process.env : { ...process.env, CHORUS_PROCESSES: values.processes },
       dotenvPath: values['env-file'] ?? '.env',
       ...(values.config ? { configFile: values.config } : {}),
     });
@@ -54,6 +64,20 @@ async function main(): Promise<number> {
       return 2;
     }
     throw err;
+  }
+
+  // A worker is a plain single node (its plan set CHORUS_PROCESSES=1 and its own node settings).
+  const processes = cluster.isWorker ? 1 : processCount(config.cluster.processes);
+  if (processes > 1) {
+    try {
+      return await superviseProcesses(
+        config,
+        processes,
+        createLogger(config.log).child({ supervisor: true }),
+      );
+    } catch (err) {
+      return startupFailed(err);
+    }
   }
 
   let server;
@@ -95,7 +119,9 @@ async function main(): Promise<number> {
       );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  // A worker of --processes: Ctrl-C reaches the whole process group, and the supervisor
+  // turns it into the SIGTERM that drains each worker; acting on both would be a "second signal".
+  process.on('SIGINT', () => (cluster.isWorker ? undefined : stop('SIGINT')));
   installProcessGuard({
     log,
     registry: server.metrics.registry,
@@ -108,6 +134,11 @@ async function main(): Promise<number> {
     await server.listen();
   } catch (err) {
     return startupFailed(err);
+  }
+  if (cluster.isWorker) {
+    const { http, https } = server.urls();
+    const listening: WorkerListening = { chorus: 'listening', http, ...(https ? { https } : {}) };
+    process.send?.(listening);
   }
   return -1;
 }

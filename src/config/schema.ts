@@ -135,6 +135,18 @@ export const configSchema = z.object({
       env: ['CLUSTER_KV_REPLICAS'],
       doc: "Copies JetStream keeps of each store bucket when it creates one (at most the NATS cluster's server count; 1 for a single nats-server).",
     }),
+    processes: field(
+      z.union([z.literal('auto'), int(1, 1024)], { error: 'expected auto or an integer from 1 to 1024' }),
+      1,
+      {
+        env: ['CHORUS_PROCESSES'],
+        doc: 'Chorus processes on this machine (`--processes`): more than 1 runs a supervisor and that many worker processes sharing the HTTP(S) ports, each its own cluster node with its own WebRTC UDP port (`WEBRTC_UDP_PORT` + index), over `CLUSTER_NATS_URL` or, unset, a `nats-server` it starts. `auto`: one per core. See docs/cluster.md.',
+      },
+    ),
+    localNatsPort: field(int(0, 65535), 0, {
+      env: ['CHORUS_NATS_PORT'],
+      doc: 'With `CHORUS_PROCESSES` above 1 and no `CLUSTER_NATS_URL`: the 127.0.0.1 port of the nats-server the supervisor starts (`0`: a free one).',
+    }),
     wireProtocol: optionalField(int(1, 1_000_000), {
       env: ['CLUSTER_WIRE_PROTOCOL'],
       doc: "For tests only: the cluster wire-protocol version this node claims instead of its own, to check that a node whose version differs from the running cluster's refuses to start (exit 2).",
