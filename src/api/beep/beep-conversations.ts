@@ -8,6 +8,7 @@ import { VoiceConference } from '../../media/webrtc/voice-conference.js';
 import type { VoicePeer } from '../../media/webrtc/voice-peer.js';
 import type { BiteFormat, BitePublisher } from '../../core/bite-publisher.js';
 import type { Claim } from './beep-identity.js';
+import type { BeepRelay } from './beep-relay.js';
 
 interface Connection {
   claim: Claim;
@@ -46,6 +47,8 @@ export class BeepConversations {
   private readonly memberConversation = new Map<string, string>();
   private readonly cutter: BiteCutter;
   private readonly sweeper: NodeJS.Timeout;
+  /** Speaker packets received from this node's clients (each is relayed at most once). */
+  voicePackets = 0;
 
   constructor(
     private readonly rooms: RoomRegistry,
@@ -53,6 +56,7 @@ export class BeepConversations {
     private readonly bites: BitePublisher,
     private readonly biteFormat: BiteFormat,
     biteSeconds: number,
+    private readonly relay: BeepRelay,
     private readonly log: Logger,
   ) {
     this.cutter = new BiteCutter(biteSeconds * 1000, (b) => this.publish(b));
@@ -145,16 +149,23 @@ export class BeepConversations {
       closeWhenEmpty: true,
       metadata: null,
     });
-    const conf = new VoiceConference(conversation, this.audio, (member, opus) =>
-      this.cutter.push(`${conversation}\u0000${member}`, opus, Date.now()),
-    );
+    // The relay to the conversation's members on other nodes, made with the conference.
+    const conf = new VoiceConference(conversation, this.audio, (member, opus) => {
+      this.voicePackets++;
+      // Only here, where the speaker is connected: relayed audio is never cut again.
+      this.cutter.push(`${conversation}\u0000${member}`, opus, Date.now());
+      relayed.send(member, opus);
+    });
+    const relayed = this.relay.join(conversation, conf);
     this.conferences.set(room, conf);
     room.events.on('participantLeft', (e) => {
       conf.remove(e.participant.id);
       this.cutter.flush(`${conversation}\u0000${e.participant.id}`);
+      relayed.memberLeft(e.participant.id);
     });
     room.events.on('close', () => {
       this.conferences.delete(room);
+      this.relay.leave(relayed);
       conf.close();
     });
     return room;

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import type { Registry } from 'prom-client';
+import { Counter, type Registry } from 'prom-client';
 import { counterAtScrape, gaugeAtScrape } from '../../lib/scrape-metrics.js';
 import type { WebSocket } from 'ws';
 import type { Config } from '../../config/schema.js';
@@ -17,6 +17,7 @@ import { BeepCluster } from './beep-cluster.js';
 import { BeepConversations } from './beep-conversations.js';
 import { BeepIdentity, type Claim } from './beep-identity.js';
 import { BeepPermissions } from './beep-permissions.js';
+import { BeepRelay } from './beep-relay.js';
 import { ChorusError } from '../../core/errors.js';
 import { OVERLOADED_RETRY_AFTER_SECONDS } from '../../media/webrtc/sfu.js';
 import { closeAnswerFor, surfaceErrorHandler } from '../surface-error-handler.js';
@@ -60,12 +61,14 @@ export const beepPlugin: FastifyPluginAsync<BeepSurfaceOptions> = async (app, op
     config.tokenMaxLifetimeSeconds,
   );
   const permissions = new BeepPermissions(config.permissionsHost, config.permissionsTimeoutMs, log);
+  const relay = new BeepRelay(opts.bus, opts.membership, log);
   const conversations = new BeepConversations(
     opts.rooms,
     opts.audio,
     opts.bites,
     beepBiteFormat(config.storeSubjects),
     config.biteSeconds,
+    relay,
     log,
   );
 
@@ -75,9 +78,11 @@ export const beepPlugin: FastifyPluginAsync<BeepSurfaceOptions> = async (app, op
   app.addHook('preClose', async () => {
     cluster.close();
     conversations.close();
+    relay.close();
   });
 
   registerBeepMetrics(opts.registry, conversations, opts.bites);
+  registerRelayMetrics(opts.registry, conversations, relay);
 
   app.setErrorHandler(surfaceErrorHandler(beepErrors));
 
@@ -176,6 +181,44 @@ function registerBeepMetrics(
     'chorus_sink_messages_dropped_total',
     'Messages (bites, stores) dropped because NATS was not connected.',
     () => bites.dropped,
+  );
+}
+
+/** The relay between nodes: what goes out once per speaker, what comes in from each node. */
+function registerRelayMetrics(registry: Registry, conversations: BeepConversations, relay: BeepRelay): void {
+  counterAtScrape(
+    registry,
+    'chorus_beep_voice_packets_total',
+    "Opus packets received from this node's Beep clients (speakers).",
+    () => conversations.voicePackets,
+  );
+  counterAtScrape(
+    registry,
+    'chorus_beep_relay_sent_packets_total',
+    "This node's speakers' packets published to the other nodes holding their conversation (once each).",
+    () => relay.sentPackets,
+  );
+  new Counter({
+    name: 'chorus_beep_relay_received_packets_total',
+    help: 'Speaker packets received from other nodes, by the node they came from.',
+    labelNames: ['from'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [from, c] of relay.receivedByNode()) this.inc({ from }, c.n);
+    },
+  });
+  gaugeAtScrape(
+    registry,
+    'chorus_beep_relay_links',
+    'Other nodes this node hears a conversation from (one per conversation and node).',
+    () => relay.peerLinks,
+  );
+  gaugeAtScrape(
+    registry,
+    'chorus_beep_relay_remote_speakers',
+    'Speakers of other nodes mixed into conversations here.',
+    () => relay.remoteSpeakers,
   );
 }
 
