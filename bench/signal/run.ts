@@ -1,8 +1,21 @@
 // bench/signal: N idle Signal connections held by one server, then P pairs forwarding
-// messages in a closed loop. Reports connections held, server memory per connection,
-// messages/s, p50/p99 latency and server CPU.
+// messages in a closed loop. Reports connections held, server memory per idle
+// connection, server CPU to accept them (cookie check included), messages/s, forwarded
+// messages per server CPU-second, p50/p99 latency and server CPU.
 //
 //   npm run bench:signal -- [--connections 5000] [--pairs 100] [--window 8] [--seconds 10]
+//                           [--bytes 200] [--rate 5000 --steady-seconds 45]
+//                           [--heartbeat-seconds 30] [--no-pin]
+//
+// The comparison load of issue 17 (the PeerJS-style load: 10,000 connections, 100 pairs x
+// 8 in flight, 200-byte JSON frames) is `--connections 10000 --pairs 100 --window 8`.
+// With --rate R: after the closed loop, an open loop at a steady R messages a second
+// (spread over the pairs, one way) for --steady-seconds, heartbeats on at the server's
+// default (or --heartbeat-seconds): p50/p99/max of one hop and the hops over 20 ms, so a
+// heartbeat sweep that stalls the server shows. Run it past one heartbeat interval.
+//
+// On Linux with taskset (unless --no-pin), the server is pinned to CPU 0 and this load
+// generator to CPU 1, so the server's CPU figures are one core's.
 //
 // With --cluster: the same closed loop twice in one run, first on one node, then across
 // two nodes (a nats-server -js started here, two Chorus processes with CLUSTER_NATS_URL):
@@ -12,6 +25,7 @@
 //
 //   npm run bench:signal -- --cluster [--pairs 50] [--window 1] [--seconds 5]
 import { parseArgs } from 'node:util';
+import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import WebSocket from 'ws';
 import { NatsServerProcess } from '../../test/fixtures/nats-server.js';
@@ -30,6 +44,11 @@ const { values } = parseArgs({
     window: { type: 'string', default: '8' },
     seconds: { type: 'string', default: '10' },
     cluster: { type: 'boolean', default: false },
+    bytes: { type: 'string', default: '200' },
+    rate: { type: 'string', default: '0' },
+    'steady-seconds': { type: 'string', default: '45' },
+    'heartbeat-seconds': { type: 'string' },
+    'no-pin': { type: 'boolean', default: false },
   },
 });
 const CLUSTER = values.cluster;
@@ -38,7 +57,40 @@ const N = Number(values.connections ?? (CLUSTER ? 2 * Number(values.pairs) : 500
 const PAIRS = Math.min(Number(values.pairs), Math.floor(N / 2));
 const WINDOW = Number(values.window);
 const SECONDS = Number(values.seconds);
-const SERVER_ENV = { SIGNAL_RATE_LIMIT: '100000', SIGNAL_RATE_BURST: '100000' };
+/** Size of each forwarded frame as the sender writes it (the PeerJS comparison used 200). */
+const FRAME_BYTES = Number(values.bytes);
+const RATE = Number(values.rate);
+const STEADY_SECONDS = Number(values['steady-seconds']);
+const SERVER_ENV: Record<string, string> = {
+  SIGNAL_RATE_LIMIT: '100000',
+  SIGNAL_RATE_BURST: '100000',
+  ...(values['heartbeat-seconds'] ? { SIGNAL_HEARTBEAT_SECONDS: values['heartbeat-seconds'] } : {}),
+};
+const PIN = !values['no-pin'] && !CLUSTER && os.cpus().length >= 2 && hasTaskset();
+
+function hasTaskset(): boolean {
+  try {
+    execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Pins every thread of a process to one CPU. */
+function pin(pid: number, cpu: number): void {
+  execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' });
+}
+
+/**
+ * A frame of FRAME_BYTES: `{"target":..,"type":..,"payload":{"t":<send time>,"pad":".."}}`.
+ * The send time is padded with spaces (JSON whitespace) so every frame has the same size.
+ */
+function frame(target: string, type: string, at: number): string {
+  const head = `{"target":"${target}","type":"${type}","payload":{"t":${at.toFixed(3).padStart(14, ' ')},"pad":"`;
+  const tail = '"}}';
+  return head + 'x'.repeat(Math.max(0, FRAME_BYTES - head.length - tail.length)) + tail;
+}
 /** Cluster runs: Signal only, so two processes on one box do not fight over the WebRTC port. */
 const SIGNAL_ONLY = { VOIP_ENABLED: 'no', BEEP_ENABLED: 'no', STREAM_ENABLED: 'no', BLUESKY_ENABLED: 'no' };
 
@@ -95,12 +147,12 @@ async function closedLoop(sockets: WebSocket[], pids: number[]): Promise<LoopRes
     const a = sockets[2 * p]!;
     const b = sockets[2 * p + 1]!;
     const onMessage = (self: WebSocket, peer: string) => (data: WebSocket.RawData) => {
-      const msg = JSON.parse((data as Buffer).toString()) as { payload: number; type: string };
+      const msg = JSON.parse((data as Buffer).toString()) as { payload: { t: number }; type: string };
       if (msg.type === 't') {
-        latencies.push(performance.now() - msg.payload);
+        latencies.push(performance.now() - msg.payload.t);
         delivered++;
-      } else first.add(p);
-      if (running) self.send(`{"target":"${peer}","type":"t","payload":${performance.now()}}`);
+      } else if (msg.type === 'probe') first.add(p);
+      if (running) self.send(frame(peer, 't', performance.now()));
     };
     a.on('message', onMessage(a, `u${2 * p + 1}`));
     b.on('message', onMessage(b, `u${2 * p}`));
@@ -110,7 +162,7 @@ async function closedLoop(sockets: WebSocket[], pids: number[]): Promise<LoopRes
   const deadline = Date.now() + 10_000;
   while (first.size < PAIRS && Date.now() < deadline) {
     for (let p = 0; p < PAIRS; p++)
-      if (!first.has(p)) sockets[2 * p]!.send(`{"target":"u${2 * p + 1}","type":"probe","payload":0}`);
+      if (!first.has(p)) sockets[2 * p]!.send(frame(`u${2 * p + 1}`, 'probe', 0));
     await new Promise((r) => setTimeout(r, 200));
   }
   if (first.size < PAIRS) throw new Error(`only ${first.size} of ${PAIRS} pairs reach each other`);
@@ -118,8 +170,7 @@ async function closedLoop(sockets: WebSocket[], pids: number[]): Promise<LoopRes
   await new Promise((r) => setTimeout(r, 500)); // let the probes' echoes drain
   running = true;
   for (let p = 0; p < PAIRS; p++)
-    for (let w = 0; w < WINDOW; w++)
-      sockets[2 * p]!.send(`{"target":"u${2 * p + 1}","type":"t","payload":${performance.now()}}`);
+    for (let w = 0; w < WINDOW; w++) sockets[2 * p]!.send(frame(`u${2 * p + 1}`, 't', performance.now()));
   await new Promise((r) => setTimeout(r, 500)); // warm-up
   const cpu0 = pids.map(cpuSeconds);
   const start = performance.now();
@@ -131,6 +182,8 @@ async function closedLoop(sockets: WebSocket[], pids: number[]): Promise<LoopRes
   const lat = latencies.slice().sort((x, y) => x - y);
   const cpu = pids.map((pid, i) => cpuSeconds(pid) - cpu0[i]!);
   running = false;
+  await new Promise((r) => setTimeout(r, 500)); // let the loop drain
+  for (const s of sockets.slice(0, 2 * PAIRS)) s.removeAllListeners('message');
   return {
     messagesPerSecond: Math.round(count / elapsed),
     latencyMsP50: Number(percentile(lat, 50).toFixed(3)),
@@ -141,6 +194,67 @@ async function closedLoop(sockets: WebSocket[], pids: number[]): Promise<LoopRes
   };
 }
 
+interface SteadyResult {
+  rate: number;
+  sent: number;
+  delivered: number;
+  latencyMsP50: number;
+  latencyMsP99: number;
+  latencyMsMax: number;
+  hopsOver20Ms: number;
+  serverCpuPercent: number;
+}
+
+/**
+ * Open loop at RATE messages a second for STEADY_SECONDS: every 10 ms, RATE/100 frames
+ * from the pairs' even sockets to their partners, round robin. The latency of a hop does
+ * not depend on the previous one, so a server stall shows as the hops queued behind it.
+ */
+async function steadyLoop(sockets: WebSocket[], pid: number): Promise<SteadyResult> {
+  const latencies: number[] = [];
+  for (let p = 0; p < PAIRS; p++) {
+    sockets[2 * p + 1]!.on('message', (data: WebSocket.RawData) => {
+      const msg = JSON.parse((data as Buffer).toString()) as { payload: { t: number }; type: string };
+      if (msg.type === 's') latencies.push(performance.now() - msg.payload.t);
+    });
+  }
+  const perTick = RATE / 100;
+  let sent = 0;
+  let next = 0;
+  const cpu0 = cpuSeconds(pid);
+  const start = performance.now();
+  await new Promise<void>((resolve) => {
+    const timer = setInterval(() => {
+      const elapsed = performance.now() - start;
+      if (elapsed >= STEADY_SECONDS * 1000) {
+        clearInterval(timer);
+        resolve();
+        return;
+      }
+      // Catch up to the schedule, so a late timer does not lower the rate.
+      const due = Math.floor((elapsed / 10 + 1) * perTick);
+      for (; sent < due; sent++) {
+        const p = next++ % PAIRS;
+        sockets[2 * p]!.send(frame(`u${2 * p + 1}`, 's', performance.now()));
+      }
+    }, 10);
+  });
+  const cpu = cpuSeconds(pid) - cpu0;
+  const elapsed = (performance.now() - start) / 1000;
+  await new Promise((r) => setTimeout(r, 1000)); // the last hops
+  const lat = latencies.slice().sort((x, y) => x - y);
+  return {
+    rate: Math.round(sent / elapsed),
+    sent,
+    delivered: lat.length,
+    latencyMsP50: Number(percentile(lat, 50).toFixed(3)),
+    latencyMsP99: Number(percentile(lat, 99).toFixed(3)),
+    latencyMsMax: Number((lat[lat.length - 1] ?? NaN).toFixed(1)),
+    hopsOver20Ms: lat.filter((l) => l > 20).length,
+    serverCpuPercent: Math.round((cpu / elapsed) * 100),
+  };
+}
+
 const perCpuSecond = (r: LoopResult, cpu: number): number => Math.round(r.delivered / cpu);
 const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
 const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB`;
@@ -148,22 +262,34 @@ const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, ${Math.rou
 /** One node: N held connections (memory per connection), then the loop on the first pairs. */
 async function oneNode(env: Record<string, string>): Promise<Record<string, unknown>> {
   const server = await startBenchServer({ ...SERVER_ENV, ...env });
+  if (PIN) {
+    pin(server.pid, 0);
+    pin(process.pid, 1);
+  }
   try {
     const cookies = await inBatches(N, 100, (i) => register(server.url, `u${i}`));
+    await new Promise((r) => setTimeout(r, 2000)); // let the registrations' garbage go
     const rssBefore = rssBytes(server.pid);
+    const acceptCpu0 = cpuSeconds(server.pid);
     const t0 = performance.now();
     const sockets = await inBatches(N, 200, (i) => open(server.url, cookies[i]!));
     const connectSeconds = (performance.now() - t0) / 1000;
+    const acceptCpu = cpuSeconds(server.pid) - acceptCpu0;
     await new Promise((r) => setTimeout(r, 2000)); // let the server settle
     const rssAfter = rssBytes(server.pid);
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     const held = Number(/chorus_websockets_open\{surface="signal"\} (\d+)/.exec(metrics)?.[1] ?? NaN);
     const r = await closedLoop(sockets, [server.pid]);
+    const steady = RATE > 0 ? await steadyLoop(sockets, server.pid) : undefined;
     for (const s of sockets) s.terminate();
     return {
+      pinned: PIN ? 'server on CPU 0, load generator on CPU 1' : 'no',
+      frameBytes: FRAME_BYTES,
       connectionsRequested: N,
       connectionsHeld: held,
       connectSeconds: Number(connectSeconds.toFixed(2)),
+      acceptCpuSeconds: Number(acceptCpu.toFixed(2)),
+      acceptCpuMicrosecondsPerConnection: Math.round((acceptCpu / N) * 1e6),
       serverRssMiBBefore: Number((rssBefore / 2 ** 20).toFixed(1)),
       serverRssMiBAfter: Number((rssAfter / 2 ** 20).toFixed(1)),
       bytesPerConnection: Math.round((rssAfter - rssBefore) / N),
@@ -172,6 +298,7 @@ async function oneNode(env: Record<string, string>): Promise<Record<string, unkn
       latencyMsP50: r.latencyMsP50,
       latencyMsP99: r.latencyMsP99,
       serverCpuPercent: Math.round((sum(r.cpuSeconds) / r.elapsed) * 100),
+      ...(steady ? { steady } : {}),
     };
   } finally {
     await server.stop();
@@ -218,7 +345,14 @@ async function twoNodes(): Promise<Record<string, unknown>> {
   }
 }
 
-const head = { machine, node: process.version, pairs: PAIRS, window: WINDOW, seconds: SECONDS };
+const head = {
+  machine,
+  node: process.version,
+  loadAverage: os.loadavg().map((l) => Number(l.toFixed(1))),
+  pairs: PAIRS,
+  window: WINDOW,
+  seconds: SECONDS,
+};
 if (!CLUSTER) {
   console.log(JSON.stringify({ ...head, ...(await oneNode({})) }, null, 2));
 } else {

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { UserId } from '../../core/ids.js';
-import { SignalConnection } from './signal-connection.js';
+import { SignalConnection, type SignalConnectionContext } from './signal-connection.js';
 import type { SignalSurfaceOptions } from './signal-plugin.js';
 import { signedInUser } from './signal-session.js';
 import { CloseCode } from './signal-wire.js';
@@ -24,6 +24,7 @@ export const signalConnectRoute: FastifyPluginAsync<SignalConnectRouteOptions> =
     await Promise.allSettled([...marking]);
   });
   app.decorateRequest('signalUser', null);
+  const connections: SignalConnectionContext = { presence, config, heartbeats, log };
 
   // Who connects is settled before the upgrade, so the socket handler is synchronous and
   // no early message can arrive before the user is attached.
@@ -43,19 +44,19 @@ export const signalConnectRoute: FastifyPluginAsync<SignalConnectRouteOptions> =
         socket.close(CloseCode.unauthenticated.code, CloseCode.unauthenticated.reason);
         return;
       }
-      const connLog = log.child({ user, conn: request.id });
+      const conn = request.id;
       // Lives as long as its socket, whose listeners hold it.
-      new SignalConnection(socket, user, presence, config, connLog, heartbeats);
+      new SignalConnection(socket, user, conn, connections);
       socket.once('close', () => {
         // The name was in use until now: a long connection must not leave an old stamp.
         const marked = identities
           .get(user)
           .then((record) => (record ? identities.touch(user, record, quotas.touchEveryMs) : undefined))
-          .catch((err: unknown) => connLog.warn({ err }, 'signal: could not mark the name used'))
+          .catch((err: unknown) => log.warn({ err, user, conn }, 'signal: could not mark the name used'))
           .finally(() => marking.delete(marked));
         marking.add(marked);
       });
-      connLog.info({ ip: request.ip }, 'signal connection open');
+      log.info({ user, conn, ip: request.ip }, 'signal connection open');
     },
   );
 };

@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
 import type { WebSocket, RawData } from 'ws';
 import type { UserId } from '../../core/ids.js';
-import type { Presence, PresenceHandle } from '../../core/presence.js';
-import type { HeartbeatScheduler, Watch } from '../../lib/heartbeat-scheduler.js';
+import type { Presence, PresenceEndpoint, PresenceHandle } from '../../core/presence.js';
+import type { HeartbeatScheduler, HeartbeatTarget, Watch } from '../../lib/heartbeat-scheduler.js';
 import { TokenBucket } from '../../lib/token-bucket.js';
 import type { Config } from '../../config/schema.js';
 import { CloseCode, TARGET_NOT_FOUND, forwardedFrame, noticeFrame, parseInbound } from './signal-wire.js';
@@ -11,49 +11,61 @@ import { asUserId } from '../../core/ids.js';
 /** Past this many unsent bytes the target is not reading: it is closed, not buffered for. */
 const SEND_QUEUE_LIMIT_BYTES = 1 << 20;
 
+/** What the connections of one surface share: one object, not a copy per connection. */
+export interface SignalConnectionContext {
+  presence: Presence;
+  config: Config['signal'];
+  heartbeats: HeartbeatScheduler;
+  /** The surface's logger; a connection adds its user and id to the lines it writes. */
+  log: Logger;
+}
+
 /**
  * One user's `/v1/connect` socket: parses and rate-limits what the user sends, forwards
  * it through Presence, and writes what others send to the user. All writes to the socket
  * go through `ws`, which serialises them.
+ *
+ * Ten thousand of these are held idle at once, so a connection keeps little: no child
+ * logger (the fields are added to the few lines it writes), no closures for Presence and
+ * the heartbeat (it is their endpoint and target itself), and a flood bucket only once
+ * the client has been refused.
  */
-export class SignalConnection {
+export class SignalConnection implements PresenceEndpoint, HeartbeatTarget {
   private readonly handle: PresenceHandle;
   /** Pinged every `heartbeatSeconds`; a ping unanswered by the next one terminates it. */
   private readonly liveness: Watch;
   private readonly bucket: TokenBucket;
   /**
    * Drops a client may cause before it is closed: a burst of `rateLimitBurst`, refilled
-   * at as many a second. A client that keeps sending while refused is flooding.
+   * at as many a second. A client that keeps sending while refused is flooding. Made at
+   * the first refusal: most connections never meet the limit.
    */
-  private readonly drops: TokenBucket;
+  private drops: TokenBucket | undefined;
+  /** Told when a forwarded message found no taker: the sender hears TARGET_NOT_FOUND. */
+  private readonly undelivered = (): void => this.send(TARGET_NOT_FOUND);
 
   constructor(
     private readonly socket: WebSocket,
     private readonly user: UserId,
-    private readonly presence: Presence,
-    private readonly config: Config['signal'],
-    private readonly log: Logger,
-    heartbeats: HeartbeatScheduler,
+    /** The request's id, the `conn` field of this connection's log lines. */
+    private readonly conn: string,
+    private readonly ctx: SignalConnectionContext,
   ) {
-    this.liveness = heartbeats.watch(
-      { beat: () => socket.ping(), expire: () => this.missedHeartbeat() },
-      { beatMs: config.heartbeatSeconds * 1000, answerRequired: true },
-    );
-    this.bucket = new TokenBucket(config.rateLimitPerSecond, config.rateLimitBurst);
-    this.drops = new TokenBucket(config.rateLimitBurst, config.rateLimitBurst);
-    this.handle = presence.attach(user, {
-      deliver: (data) => this.deliver(data),
-      replaced: () => this.close(CloseCode.replaced),
-      kicked: () => this.close(CloseCode.kicked),
+    const { config } = ctx;
+    this.liveness = ctx.heartbeats.watch(this, {
+      beatMs: config.heartbeatSeconds * 1000,
+      answerRequired: true,
     });
-    this.log.info('signal connected');
+    this.bucket = new TokenBucket(config.rateLimitPerSecond, config.rateLimitBurst);
+    this.handle = ctx.presence.attach(user, this);
+    ctx.log.info({ user, conn }, 'signal connected');
     socket.on('message', (data, isBinary) => {
       // A throw here would escape ws's emitter as an uncaught exception: one client's
       // frame must never reach the process. Refuse the frame, keep the connection.
       try {
         this.onMessage(data, isBinary);
       } catch (err) {
-        this.log.warn({ err }, 'signal message could not be handled');
+        this.ctx.log.warn({ err, user, conn }, 'signal message could not be handled');
         this.send(noticeFrame('INVALID_MESSAGE', 'message could not be handled'));
       }
     });
@@ -61,14 +73,30 @@ export class SignalConnection {
     socket.once('close', (code) => {
       this.liveness.stop();
       this.handle.detach();
-      log.info({ code }, 'signal connection closed');
+      ctx.log.info({ user, conn, code }, 'signal connection closed');
     });
   }
 
-  private missedHeartbeat(): void {
-    this.log.info('signal connection missed its heartbeat');
+  /** HeartbeatTarget: the wheel says a ping is due. */
+  beat(): void {
+    this.socket.ping();
+  }
+
+  /** HeartbeatTarget: the previous ping went unanswered. */
+  expire(): void {
+    this.ctx.log.info({ user: this.user, conn: this.conn }, 'signal connection missed its heartbeat');
     this.handle.detach();
     this.socket.terminate();
+  }
+
+  /** PresenceEndpoint: this user connected again, here or on another node. */
+  replaced(): void {
+    this.close(CloseCode.replaced);
+  }
+
+  /** PresenceEndpoint: an admin kicked every active user. */
+  kicked(): void {
+    this.close(CloseCode.kicked);
   }
 
   close(how: { code: number; reason: string }): void {
@@ -78,14 +106,20 @@ export class SignalConnection {
     }
   }
 
-  private deliver(data: Uint8Array): boolean {
+  /** PresenceEndpoint: a message for this user, from this node (text) or off the bus (bytes). */
+  deliver(data: Uint8Array | string): boolean {
     if (this.socket.readyState !== this.socket.OPEN) return false;
     if (this.socket.bufferedAmount > SEND_QUEUE_LIMIT_BYTES) {
-      this.log.warn({ buffered: this.socket.bufferedAmount }, 'signal client not reading; closing it');
+      this.ctx.log.warn(
+        { user: this.user, conn: this.conn, buffered: this.socket.bufferedAmount },
+        'signal client not reading; closing it',
+      );
       this.close(CloseCode.sendQueueFull);
       return false;
     }
-    this.socket.send(data, { binary: false });
+    // Text either way: a string is sent as a text frame, bytes are told to be one.
+    if (typeof data === 'string') this.socket.send(data);
+    else this.socket.send(data, { binary: false });
     return true;
   }
 
@@ -96,8 +130,11 @@ export class SignalConnection {
   private onMessage(data: RawData, isBinary: boolean): void {
     this.liveness.heard();
     const size = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength;
-    if (size > this.config.maxFrameBytes) {
-      this.log.warn({ size, limit: this.config.maxFrameBytes }, 'signal message too big');
+    if (size > this.ctx.config.maxFrameBytes) {
+      this.ctx.log.warn(
+        { user: this.user, conn: this.conn, size, limit: this.ctx.config.maxFrameBytes },
+        'signal message too big',
+      );
       this.close(CloseCode.tooBig);
       return;
     }
@@ -109,31 +146,30 @@ export class SignalConnection {
       this.send(noticeFrame('INVALID_MESSAGE', 'binary frames are not accepted; send JSON text'));
       return;
     }
+    // ws hands a text frame over as one Buffer (its default binaryType): decoded in place,
+    // not copied first.
     const text = Array.isArray(data)
       ? Buffer.concat(data).toString('utf8')
-      : Buffer.from(data as ArrayBuffer).toString('utf8');
+      : Buffer.isBuffer(data)
+        ? data.toString('utf8')
+        : Buffer.from(data).toString('utf8');
     const message = parseInbound(text);
     if (typeof message === 'string') {
-      this.log.debug({ reason: message }, 'invalid signal message');
+      this.ctx.log.debug({ user: this.user, conn: this.conn, reason: message }, 'invalid signal message');
       this.send(noticeFrame('INVALID_MESSAGE', message));
       return;
     }
-    const frame = forwardedFrame(this.user, message);
-    this.presence.send(asUserId(message.target), frame).then(
-      (delivered) => {
-        if (!delivered) this.send(TARGET_NOT_FOUND);
-        else this.log.debug({ target: message.target, type: message.type }, 'signal message forwarded');
-      },
-      (err: unknown) => this.log.error({ err }, 'signal forward failed'),
-    );
+    this.ctx.presence.forward(asUserId(message.target), forwardedFrame(this.user, message), this.undelivered);
   }
 
   private onRateLimited(): void {
+    const { rateLimitBurst, rateLimitPerSecond } = this.ctx.config;
+    this.drops ??= new TokenBucket(rateLimitBurst, rateLimitBurst);
     if (!this.drops.take()) {
-      this.log.warn('signal client flooding; closing it');
+      this.ctx.log.warn({ user: this.user, conn: this.conn }, 'signal client flooding; closing it');
       this.close(CloseCode.rateLimited);
       return;
     }
-    this.send(noticeFrame('RATE_LIMITED', `at most ${this.config.rateLimitPerSecond} messages per second`));
+    this.send(noticeFrame('RATE_LIMITED', `at most ${rateLimitPerSecond} messages per second`));
   }
 }
