@@ -81,6 +81,58 @@ describe('HeartbeatScheduler', () => {
     expect([Math.min(...second), Math.max(...second)]).toEqual([60_000, 72_250]);
   });
 
+  it('with its defaults, never pings more than 100 of 10,000 sockets in one tick, and pings each every round', () => {
+    wheel = new HeartbeatScheduler({ now });
+    const perTick = new Map<number, number>();
+    const pinged = new Set<number>();
+    for (let i = 0; i < 10_000; i++) {
+      wheel.watch(
+        {
+          beat: () => {
+            perTick.set(now(), (perTick.get(now()) ?? 0) + 1);
+            pinged.add(i);
+          },
+          expire: () => undefined,
+        },
+        { beatMs: 30_000 },
+      );
+    }
+    vi.advanceTimersByTime(29_999);
+    expect(perTick.size).toBe(0); // nobody before its interval
+    vi.advanceTimersByTime(45_001);
+    const counts = [...perTick.values()];
+    expect(pinged.size).toBe(10_000);
+    expect(counts.reduce((s, n) => s + n, 0)).toBe(20_000); // two rounds, none skipped
+    expect(Math.max(...counts)).toBe(100);
+    // The burst is paced over 100 ticks of 50 ms, not swept at once.
+    expect(counts.length).toBeGreaterThanOrEqual(200);
+  });
+
+  it('ends a tick once it has run its time budget, and leaves the rest to the next ticks', () => {
+    // Each ping costs 0.25 ms of the wheel's clock: a slow socket write on a busy core.
+    let spent = 0;
+    const clock = () => Date.now() + spent;
+    wheel = new HeartbeatScheduler({ now: clock, tickMs: 50, maxPerTick: 1000, tickBudgetMs: 3 });
+    const perTick = new Map<number, number>();
+    for (let i = 0; i < 1000; i++) {
+      wheel.watch(
+        {
+          beat: () => {
+            perTick.set(Date.now(), (perTick.get(Date.now()) ?? 0) + 1);
+            spent += 0.25;
+          },
+          expire: () => undefined,
+        },
+        { beatMs: 10_000 },
+      );
+    }
+    vi.advanceTimersByTime(20_000);
+    const counts = [...perTick.values()];
+    expect(counts.reduce((s, n) => s + n, 0)).toBeGreaterThanOrEqual(1000); // all got their first ping
+    // The clock is read every 16 entries: 16 x 0.25 ms passes the 3 ms budget.
+    expect(Math.max(...counts)).toBe(16);
+  });
+
   it('forgets stopped watches and runs its unref-ed timer only while something is watched', () => {
     wheel = new HeartbeatScheduler({ now, tickMs: 100 });
     const r = recorder(now);
