@@ -4,7 +4,7 @@ import type { ChallengeBook, TicketUse } from './challenge-book.js';
 import { header, type Form } from './form.js';
 import { parsePublicKey, verifyChallenge } from './pkey.js';
 import type { Caller, Decision, Relay, VoipAuth } from './voip-auth.js';
-import type { VoipRoom } from './voip-rooms.js';
+import type { RoomRef } from './voip-rooms.js';
 import { keyEventData, type EventFields, type EventName } from './voip-wire.js';
 
 /**
@@ -95,7 +95,7 @@ export class KeyAuth implements VoipAuth {
     return raw;
   }
 
-  keyOf(room: VoipRoom): string {
+  keyOf(room: RoomRef): string {
     return room.name;
   }
 

@@ -17,7 +17,7 @@ const MAX_QUEUED_BYTES = 2 * SAMPLE_RATE * 2;
 export function streamToResponse(
   res: ServerResponse,
   format: ListenFormat,
-  mixer: AudioMixer,
+  mixer: Pick<AudioMixer, 'listen'>,
   me: string,
   flushTicks: number,
   onEnd: () => void,
@@ -94,7 +94,7 @@ export function streamToResponse(
  */
 export function streamToWebSocket(
   socket: WebSocket,
-  mixer: AudioMixer,
+  mixer: Pick<AudioMixer, 'listen'>,
   me: string,
   onEnd: () => void,
 ): () => void {

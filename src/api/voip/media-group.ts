@@ -4,9 +4,28 @@ import type { Room } from '../../core/room.js';
 import { asParticipantId } from '../../core/room-types.js';
 import type { AudioHub } from '../../media/audio/audio-hub.js';
 import type { AudioMixer } from '../../media/audio/audio-mixer.js';
+import type { PcmInput } from '../../media/audio/pcm-input.js';
 
 /** `mic`: an upload is open; `hds` (headset): a listening stream is open. */
 export type Slot = 'mic' | 'hds';
+
+/** What the media routes use of a mixer: the node's own, or a relay to another node's. */
+export type MixPort = Pick<AudioMixer, 'listen' | 'removeInput'> & {
+  addInput(id: string, input: PcmInput): void;
+};
+
+/**
+ * The slots of a call or room as the media routes see them, whichever node mixes it:
+ * `MediaGroup` here, `RemoteGroup` (remote-group.ts) for a mixer on another node.
+ */
+export interface MediaSlots {
+  readonly mixer: MixPort;
+  readonly closed: boolean;
+  /** Checks (and, for a mixer elsewhere, books) the slot before a stream starts. */
+  reserve(id: string, slot: Slot): Promise<void>;
+  occupy(id: string, slot: Slot, close: () => void): boolean;
+  release(id: string, slot: Slot, close: () => void): void;
+}
 
 /** In the model, an upload is the member's microphone track and a listener receives the mix. */
 const MIC = { id: 'mic', kind: 'audio', source: 'microphone' } as const;
@@ -20,7 +39,7 @@ const MIX = 'mix';
  * stopped by the room's cascade (its track ended, its subscription dropped), and the
  * mixer stops when the room closes.
  */
-export class MediaGroup {
+export class MediaGroup implements MediaSlots {
   readonly mixer: AudioMixer;
   /** How to stop the stream holding each (member, slot). */
   private readonly closers = new Map<string, () => void>();
@@ -50,6 +69,10 @@ export class MediaGroup {
   /** Its call ended or its room went away: no one may join it any more. */
   get closed(): boolean {
     return this.room.closed;
+  }
+
+  async reserve(id: string, slot: Slot): Promise<void> {
+    if (this.has(id, slot)) throw new ChorusError('conflict', 'user already connected');
   }
 
   has(id: string, slot: Slot): boolean {

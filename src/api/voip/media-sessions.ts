@@ -3,22 +3,28 @@ import { ChorusError } from '../../core/errors.js';
 import { PcmInput } from '../../media/audio/pcm-input.js';
 import type { TicketUse } from './challenge-book.js';
 import { form, type Form } from './form.js';
-import type { MediaGroup, Slot } from './media-group.js';
+import type { MediaSlots, Slot } from './media-group.js';
+import { MixerGoneError } from './remote-group.js';
 import type { Caller, VoipAuth } from './voip-auth.js';
 import type { VoipCalls } from './voip-calls.js';
-import type { VoipRoom, VoipRooms } from './voip-rooms.js';
+import type { RoomRef, VoipRooms } from './voip-rooms.js';
 import { parseFormat, type ListenFormat } from './voip-wire.js';
 
 /** What a media route settled before the upgrade or the stream starts. */
 export interface MediaPlan {
   me: Caller;
-  group: MediaGroup;
+  /** This node's mixer (MediaGroup) or another node's through the relay (RemoteGroup). */
+  group: MediaSlots;
   format: ListenFormat;
   input?: { rate: number; channels: number };
-  room?: VoipRoom;
+  room?: RoomRef;
+  /** A room mixed here: how to open it again if it emptied before the stream started. */
   roomKey?: number | string;
   roomId?: number;
 }
+
+/** Rounds of finding a room's holder, when one turns out not to hold it. */
+const ROOM_ATTEMPTS = 3;
 
 export interface MediaSessionsOptions {
   auth: VoipAuth;
@@ -47,20 +53,20 @@ export class MediaSessions {
     const input = upload ? pcmFormat(f) : undefined;
     const me = await auth.caller(request, f, use);
     const slot = upload ? 'mic' : 'hds';
+    const io = input ? { input } : {};
     if (use === 'upCall' || use === 'joinCall') {
       const other = auth.party(f.otherID, 'other id');
-      const group = calls.media(me.id, other);
-      if (!group) {
-        const node = await calls.mediaNode(me.id, other);
-        if (node !== undefined) throw mediaElsewhere('call', node);
-        throw new ChorusError('not_found', 'call not found');
+      const group = calls.media(me.id, other) ?? (await calls.remoteMedia(me.id, other));
+      if (!group) throw new ChorusError('not_found', 'call not found');
+      try {
+        await group.reserve(me.id, slot);
+      } catch (err) {
+        if (err instanceof MixerGoneError) throw new ChorusError('not_found', 'call not found');
+        throw err;
       }
-      if (group.has(me.id, slot)) throw new ChorusError('conflict', 'user already connected');
-      return { me, group, format, ...(input ? { input } : {}) };
+      return { me, group, format, ...io };
     }
-    const room = await this.admitToRoom(me, f.roomID, slot);
-    const roomKey = auth.keyOf(room);
-    return { me, group: room.group, format, room, roomKey, roomId: room.id, ...(input ? { input } : {}) };
+    return { me, format, ...io, ...(await this.admitToRoom(me, f.roomID, slot)) };
   }
 
   /**
@@ -91,19 +97,40 @@ export class MediaSessions {
     });
   }
 
-  private async admitToRoom(me: Caller, raw: string | undefined, slot: Slot): Promise<VoipRoom> {
+  /**
+   * Admits `me` to the room's slot: on its mixer here, or booked on the node that mixes
+   * it. A holder found not holding it after all (dead, or it closed the room meanwhile)
+   * is forgotten and the room opened again, here or wherever it went.
+   */
+  private async admitToRoom(
+    me: Caller,
+    raw: string | undefined,
+    slot: Slot,
+  ): Promise<Pick<MediaPlan, 'group' | 'room' | 'roomKey' | 'roomId'>> {
     const { auth, rooms, maxRoomMembers } = this.opts;
     const key = await auth.roomKey(raw, me, slot);
-    const place = await rooms.place(key);
-    if (place.node !== undefined) throw mediaElsewhere('room', place.node);
-    const room = rooms.grab(key, place.id);
-    if (!room) throw new ChorusError('capacity', 'too many rooms');
-    if (room.group.has(me.id, slot)) throw new ChorusError('conflict', 'user already connected');
-    if (room.group.size >= maxRoomMembers && !room.group.ids().includes(me.id)) {
-      rooms.removeIfEmpty(room);
-      throw new ChorusError('capacity', 'room full');
+    for (let attempt = 0; attempt < ROOM_ATTEMPTS; attempt++) {
+      const opened = await rooms.open(key);
+      if ('remote' in opened) {
+        const room = opened.remote;
+        try {
+          await room.group.reserve(me.id, slot);
+          return { group: room.group, room };
+        } catch (err) {
+          if (!(err instanceof MixerGoneError)) throw err;
+          await rooms.forgetHolder(room.id, room.group.owner);
+          continue;
+        }
+      }
+      const { room } = opened;
+      await room.group.reserve(me.id, slot);
+      if (room.group.size >= maxRoomMembers && !room.group.ids().includes(me.id)) {
+        rooms.removeIfEmpty(room);
+        throw new ChorusError('capacity', 'room full');
+      }
+      return { group: room.group, room, roomKey: auth.keyOf(room), roomId: room.id };
     }
-    return room;
+    throw new ChorusError('unavailable', 'room changing nodes, try again');
   }
 
   /**
@@ -112,6 +139,7 @@ export class MediaSessions {
    * opened again, a call is not found.
    */
   private occupy(p: MediaPlan, slot: Slot, closer: () => void): void {
+    // Only a room mixed here has a key to open it again with (roomKey).
     if (p.group.closed && p.roomKey !== undefined && p.roomId !== undefined) {
       const room = this.opts.rooms.grab(p.roomKey, p.roomId);
       if (!room) throw new ChorusError('capacity', 'too many rooms');
@@ -136,13 +164,4 @@ function pcmFormat(f: Form): { rate: number; channels: number } {
   if (!Number.isInteger(channels) || channels < 1 || channels > 8)
     throw new ChorusError('invalid_argument', 'bad channels: 1-8');
   return { rate, channels };
-}
-
-/**
- * A call or room whose mixer another node holds: 409 naming that node, never a second
- * mixer here (media across nodes is issue 14's part 2). Not 421 Misdirected Request:
- * fetch (undici) and browsers retry a 421 by themselves, which spends the ticket twice.
- */
-export function mediaElsewhere(what: 'call' | 'room', node: string): ChorusError {
-  return new ChorusError('conflict', `${what} media is on node ${node}`, { node });
 }

@@ -3,7 +3,7 @@ import { ChorusError } from '../../core/errors.js';
 import { header, type Form } from './form.js';
 import type { SideSite } from './side-site.js';
 import type { Caller, Decision, Relay, VoipAuth } from './voip-auth.js';
-import type { VoipRoom } from './voip-rooms.js';
+import type { RoomRef } from './voip-rooms.js';
 import { siteEventData, type EventFields, type EventName } from './voip-wire.js';
 
 /**
@@ -94,11 +94,11 @@ export class SiteAuth implements VoipAuth {
     return Number(raw);
   }
 
-  keyOf(room: VoipRoom): number {
+  keyOf(room: RoomRef): number {
     return room.id;
   }
 
-  leftRoom(room: VoipRoom, me: Caller, slot: 'mic' | 'hds'): void {
+  leftRoom(room: RoomRef, me: Caller, slot: 'mic' | 'hds'): void {
     if (!me.token) return;
     const call =
       slot === 'mic'

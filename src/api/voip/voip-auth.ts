@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { TicketUse } from './challenge-book.js';
 import type { PublicKey } from './pkey.js';
-import type { VoipRoom } from './voip-rooms.js';
+import type { RoomRef } from './voip-rooms.js';
 import type { EventFields, EventName } from './voip-wire.js';
 import type { Form } from './form.js';
 
@@ -68,7 +68,7 @@ export interface VoipAuth {
   /** The room a media route names (`roomID`), once `me` may use `slot` in it. */
   roomKey(raw: string | undefined, me: Caller, slot: 'mic' | 'hds'): Promise<number | string>;
   /** The key that finds `room` again (by id on the side site, by name standalone). */
-  keyOf(room: VoipRoom): number | string;
+  keyOf(room: RoomRef): number | string;
   /** `me` stopped sending or listening in `room` (the side site's `/0` calls). */
-  leftRoom(room: VoipRoom, me: Caller, slot: 'mic' | 'hds'): void;
+  leftRoom(room: RoomRef, me: Caller, slot: 'mic' | 'hds'): void;
 }

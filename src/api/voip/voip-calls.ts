@@ -17,6 +17,8 @@ import type { Store } from '../../ports/store/store.js';
 import { busJson, readBusJson } from '../bus-json.js';
 import { CallRecords, type CallRecord } from './call-records.js';
 import { MediaGroup } from './media-group.js';
+import type { MediaRelay } from './media-relay.js';
+import type { RemoteGroup } from './remote-group.js';
 import type { VoipNode } from './voip-node.js';
 import type { EventFields, EventName } from './voip-wire.js';
 
@@ -31,6 +33,8 @@ export interface VoipCallsOptions {
   bus: Bus;
   store: Store;
   node: VoipNode;
+  /** Serves the mixers of the calls owned here to the other nodes, and reaches theirs. */
+  relay: MediaRelay;
   log: Logger;
   /** For bad bus messages. */
   busLog: ThrottledLog;
@@ -62,6 +66,7 @@ const COMMAND_TIMEOUT_MS = 3000;
  * stop, the mixer with them) and both parties are told, on whichever node their event
  * streams are: `declineCall` when it rang out, `endCall` (a Chorus event) otherwise.
  * When the owner node is gone, the first node to release its record tells the parties.
+ * A party streaming on another node reaches the owner's mixer through the media relay.
  */
 export class VoipCalls {
   readonly book: CallBook;
@@ -140,13 +145,11 @@ export class VoipCalls {
     return call?.state === 'accepted' ? this.groups.get(call) : undefined;
   }
 
-  /**
-   * The node holding the media of the accepted call between two parties, when it is not
-   * this one: media across nodes is issue 14's part 2, so media routes send them there.
-   */
-  async mediaNode(a: string, b: string): Promise<string | undefined> {
+  /** The media of the accepted call between two parties when another node owns it. */
+  async remoteMedia(a: string, b: string): Promise<RemoteGroup | undefined> {
     const rec = await this.find(a, b);
-    return rec?.state === 'accepted' && !this.isMine(rec) ? rec.owner.id : undefined;
+    if (rec?.state !== 'accepted' || this.isMine(rec)) return undefined;
+    return this.opts.relay.remote({ kind: 'call', id: rec.id }, rec.owner);
   }
 
   get activeMedia(): number {
@@ -253,6 +256,8 @@ export class VoipCalls {
       this.opts.notify(call.other(id), 'setAudioConf', { from: id, in: mic, out: hds }),
     );
     this.groups.set(call, group);
+    // Served before the record says accepted: a party on another node can reach it then.
+    this.opts.relay.host({ kind: 'call', id: call.id }, group);
     this.opts.log.info({ caller: call.caller, callee: call.callee, call: call.id }, 'voip call accepted');
   }
 

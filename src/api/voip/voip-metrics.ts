@@ -1,5 +1,6 @@
 import type { Registry } from 'prom-client';
 import { counterAtScrape, gaugeAtScrape } from '../../lib/scrape-metrics.js';
+import type { RelayStats } from './relay-context.js';
 
 export interface VoipStats {
   calls: number;
@@ -8,10 +9,16 @@ export interface VoipStats {
   eventStreams: number;
   mixers: number;
   skippedTicks: number;
+  /** Calls and rooms mixed on another node with streams here. */
+  remoteMixers: number;
 }
 
 /** VOIP and audio figures for /metrics, read at scrape time. */
-export function registerVoipMetrics(registry: Registry, stats: () => VoipStats): void {
+export function registerVoipMetrics(
+  registry: Registry,
+  stats: () => VoipStats,
+  relay: Readonly<RelayStats>,
+): void {
   const gauge = (name: string, help: string, pick: (s: VoipStats) => number) =>
     gaugeAtScrape(registry, name, help, () => pick(stats()));
   gauge('chorus_voip_calls', 'VOIP calls ringing or accepted.', (s) => s.calls);
@@ -25,4 +32,24 @@ export function registerVoipMetrics(registry: Registry, stats: () => VoipStats):
     'Mixer ticks (20 ms) skipped because the event loop stalled: audio listeners lost.',
     () => stats().skippedTicks,
   );
+  gauge(
+    'chorus_voip_relay_remote_mixers',
+    'Calls and rooms mixed on another node that have streams on this one.',
+    (s) => s.remoteMixers,
+  );
+  const counters: [keyof RelayStats, string, string][] = [
+    ['bundlesSent', 'bundles_sent', 'Mix bundles (one per tick per relayed mixer) this owner published.'],
+    ['mixesSent', 'mixes_sent', 'Distinct mixes in the bundles this owner published (each encoded once).'],
+    [
+      'bundlesReceived',
+      'bundles_received',
+      'Mix bundles received from owners (once per node, not per listener).',
+    ],
+    ['mixesReceived', 'mixes_received', 'Distinct mixes in the bundles received.'],
+    ['framesSent', 'upload_frames_sent', 'Upload frames (20 ms) sent to mixers on other nodes.'],
+    ['framesReceived', 'upload_frames_received', 'Upload frames (20 ms) received for mixers here.'],
+    ['dropped', 'dropped', 'Relay messages dropped: malformed, or for no stream.'],
+  ];
+  for (const [field, name, help] of counters)
+    counterAtScrape(registry, `chorus_voip_relay_${name}_total`, help, () => relay[field]);
 }

@@ -24,14 +24,19 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
   const voip = createVoipServices(opts);
   const { auth, calls, rooms, events } = voip;
 
-  registerVoipMetrics(opts.registry, () => ({
-    calls: calls.book.size,
-    callsWithMedia: calls.activeMedia,
-    rooms: rooms.size,
-    eventStreams: events.streamCount,
-    mixers: opts.audio.size,
-    skippedTicks: opts.audio.skippedTicks,
-  }));
+  registerVoipMetrics(
+    opts.registry,
+    () => ({
+      calls: calls.book.size,
+      callsWithMedia: calls.activeMedia,
+      rooms: rooms.size,
+      eventStreams: events.streamCount,
+      mixers: opts.audio.size,
+      skippedTicks: opts.audio.skippedTicks,
+      remoteMixers: voip.relay.remoteCount,
+    }),
+    voip.relay.stats,
+  );
 
   // Before the server waits for its connections to end: event and audio streams never
   // end by themselves.
@@ -39,6 +44,7 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
     clearInterval(voip.sweeper);
     await calls.close();
     await rooms.closeAll();
+    voip.relay.close();
     // The parties of the calls ended here are told on their nodes before the bus closes.
     await events.flushed();
     events.close();

@@ -1,17 +1,29 @@
 import type { Logger } from 'pino';
+import { ChorusError } from '../../core/errors.js';
 import type { RoomRegistry } from '../../core/room-registry.js';
 import { asRoomId } from '../../core/room-types.js';
 import type { AudioHub } from '../../media/audio/audio-hub.js';
 import type { Store } from '../../ports/store/store.js';
+import type { MediaRelay } from './media-relay.js';
 import { MediaGroup } from './media-group.js';
+import type { RemoteGroup } from './remote-group.js';
 import { RoomRecords, sameNode, type RoomRecord } from './room-records.js';
-import type { VoipNode } from './voip-node.js';
+import type { NodeRef, VoipNode } from './voip-node.js';
 import type { RoomSummary } from './voip-wire.js';
 
-export interface VoipRoom {
+/** What names a group room: its id, and its name (standalone mode). */
+export interface RoomRef {
   readonly id: number;
   readonly name: string;
+}
+
+export interface VoipRoom extends RoomRef {
   readonly group: MediaGroup;
+}
+
+/** A room another node mixes, reached through the media relay. */
+export interface RemoteRoom extends RoomRef {
+  readonly group: RemoteGroup;
 }
 
 /** What a VOIP group room carries in the model. */
@@ -25,6 +37,8 @@ export interface VoipRoomsOptions {
   audio: AudioHub;
   store: Store;
   node: VoipNode;
+  /** Serves the mixers of the rooms held here to the other nodes, and reaches theirs. */
+  relay: MediaRelay;
   /** Rooms this node holds at most. */
   maxRooms: number;
   maxMembers: number;
@@ -34,7 +48,9 @@ export interface VoipRoomsOptions {
 }
 
 /** Where a room key leads: the id it has (or is given now), or the node holding it. */
-export type RoomPlace = { id: number; node?: undefined } | { id: number; node: string };
+export type RoomPlace = { id: number; owner?: undefined } | { id: number; owner: NodeRef; name: string };
+
+const OPEN_ATTEMPTS = 3;
 
 /**
  * Group rooms (kind `group` in the room registry). Side-site mode names rooms by the
@@ -42,10 +58,12 @@ export type RoomPlace = { id: number; node?: undefined } | { id: number; node: s
  * name the next id from 2 up as the original did. A room exists while anyone is in it
  * (it closes when empty, and its mixer stops with it).
  *
- * Across nodes: a room's mixer is held by the node where it was opened; its record in
- * the store (RoomRecords) names that node and lists the members, so every node lists
- * it and its members, and a name gets one id cluster-wide. Media for a room held
- * elsewhere is refused with that node's name (`place`) until media crosses nodes.
+ * Across nodes: a room's mixer is held by one node, the first whose compare-and-set
+ * claim on its record (RoomRecords) won; the record names that node and lists the
+ * members, so every node lists it and its members, and a name gets one id
+ * cluster-wide. Streams on other nodes reach the mixer through the media relay
+ * (`open` answers a RemoteRoom). When the holder dies its record is dropped (nodeGone,
+ * or a node finding nobody answering for it) and the next stream opens it anew.
  */
 export class VoipRooms {
   private readonly byId = new Map<number, VoipRoom>();
@@ -53,6 +71,8 @@ export class VoipRooms {
   private readonly records: RoomRecords;
   /** Per room, this node's record writes in order. */
   private readonly writes = new Map<number, Promise<void>>();
+  /** Each room's claim on its record: whether this node holds it. */
+  private readonly claims = new WeakMap<VoipRoom, Promise<boolean>>();
 
   constructor(private readonly opts: VoipRoomsOptions) {
     this.records = new RoomRecords(opts.store);
@@ -73,8 +93,33 @@ export class VoipRooms {
     if (local) return { id: local.id };
     const id = typeof key === 'number' ? key : (await this.records.idOfName(key, true))!;
     const rec = await this.records.get(id);
-    if (rec && this.heldElsewhere(rec)) return { id, node: rec.owner.id };
+    if (rec && this.heldElsewhere(rec)) return { id, owner: rec.owner, name: rec.name };
     return { id };
+  }
+
+  /**
+   * `key`'s room for a stream: held here (opened now if nobody holds it, once this
+   * node's claim on its record won) or by another node (a RemoteRoom).
+   */
+  async open(key: number | string): Promise<{ room: VoipRoom } | { remote: RemoteRoom }> {
+    for (let attempt = 0; attempt < OPEN_ATTEMPTS; attempt++) {
+      const place = await this.place(key);
+      if (place.owner) {
+        const group = this.opts.relay.remote({ kind: 'room', id: String(place.id) }, place.owner);
+        return { remote: { id: place.id, name: place.name, group } };
+      }
+      const room = this.grab(key, place.id);
+      if (!room) throw new ChorusError('capacity', 'too many rooms');
+      // Lost to another node's claim: the next round finds that node in the record.
+      if (await (this.claims.get(room) ?? true)) return { room };
+    }
+    throw new ChorusError('unavailable', 'room changing nodes, try again');
+  }
+
+  /** Drops the record of a room whose holder does not answer for it (dead, or closed it). */
+  forgetHolder(id: number, owner: NodeRef): Promise<void> {
+    this.opts.log.info({ room: id, owner: owner.id }, 'voip room: its node does not hold it, record dropped');
+    return this.records.drop(id, owner);
   }
 
   /**
@@ -105,12 +150,9 @@ export class VoipRooms {
     model.events.on('close', () => this.forget(room));
     this.byId.set(id, room);
     if (typeof key === 'string') this.byName.set(key, room);
-    this.write(room, async () => {
-      const live = (owner: RoomRecord['owner']) => this.opts.node.isAlive(owner.id);
-      if (await this.records.claim(this.recordOf(room), typeof key === 'string', live)) return;
-      this.opts.log.info({ room: id }, 'voip room opened on another node first: closed here');
-      room.group.closeAll('taken');
-    });
+    // Served on the bus before the record names this node: whoever reads it can ask.
+    this.opts.relay.host({ kind: 'room', id: String(id) }, room.group);
+    this.claims.set(room, this.claim(room, typeof key === 'string'));
     this.opts.onCreate(room);
     return room;
   }
@@ -160,6 +202,25 @@ export class VoipRooms {
 
   private recordOf(room: VoipRoom): RoomRecord {
     return { id: room.id, name: room.name, owner: this.opts.node.self, members: room.group.list() };
+  }
+
+  /** Claims the room's record for this node; if another node holds it, closes it here. */
+  private claim(room: VoipRoom, named: boolean): Promise<boolean> {
+    return new Promise((resolve) =>
+      this.write(room, async () => {
+        let ok = false;
+        try {
+          const live = (owner: RoomRecord['owner']) => this.opts.node.isAlive(owner.id);
+          ok = await this.records.claim(this.recordOf(room), named, live);
+        } finally {
+          if (!ok) {
+            this.opts.log.info({ room: room.id }, 'voip room held by another node: closed here');
+            room.group.closeAll('taken');
+          }
+          resolve(ok);
+        }
+      }),
+    );
   }
 
   /** Runs `op` after the room's earlier writes; a failure is logged. */

@@ -4,12 +4,14 @@ import type { Config } from '../../config/schema.js';
 import type { RoomRegistry } from '../../core/room-registry.js';
 import type { HeartbeatScheduler } from '../../lib/heartbeat-scheduler.js';
 import { ThrottledLog } from '../../lib/throttled-log.js';
+import { FRAME_MS } from '../../media/audio/pcm-frame.js';
 import type { AudioHub } from '../../media/audio/audio-hub.js';
 import type { Ports } from '../../ports/ports.js';
 import type { SocketTracker } from '../surface-context.js';
 import { ChallengeBook } from './challenge-book.js';
 import { EventHub } from './event-hub.js';
 import { KeyAuth } from './key-auth.js';
+import { MediaRelay } from './media-relay.js';
 import { MediaSessions } from './media-sessions.js';
 import { serverPublicKeyHex } from './pkey.js';
 import { SideSite } from './side-site.js';
@@ -45,6 +47,8 @@ export interface VoipServices {
   calls: VoipCalls;
   rooms: VoipRooms;
   media: MediaSessions;
+  /** Calls' and rooms' media across nodes. */
+  relay: MediaRelay;
   tracker: SocketTracker;
   /** The server's public key, the first event of every stream (new at every start). */
   serverKey: string;
@@ -75,6 +79,15 @@ export function createVoipServices(opts: VoipSurfaceOptions): VoipServices {
     maxQueuedBytes: 256 * 1024,
     log,
   });
+  const relay = new MediaRelay({
+    bus: ports.bus,
+    node,
+    log,
+    busLog,
+    inputBufferMs: config.inputBufferMs,
+    backlogPackets: Math.ceil(config.oggBacklogMs / FRAME_MS),
+    opus: { bitrate: config.opusBitrate, complexity: config.opusComplexity },
+  });
   const notify: Notify = (to, name, fields) => events.send(to, name, auth.eventData(name, fields));
   const calls = new VoipCalls({
     rooms: opts.rooms,
@@ -85,6 +98,7 @@ export function createVoipServices(opts: VoipSurfaceOptions): VoipServices {
     bus: ports.bus,
     store: ports.store,
     node,
+    relay,
     log,
     busLog,
   });
@@ -93,6 +107,7 @@ export function createVoipServices(opts: VoipSurfaceOptions): VoipServices {
     audio,
     store: ports.store,
     node,
+    relay,
     maxRooms: config.maxRooms,
     maxMembers: config.maxRoomMembers,
     onMemberChange: (room, id, mic, hds) => {
@@ -121,6 +136,7 @@ export function createVoipServices(opts: VoipSurfaceOptions): VoipServices {
     calls,
     rooms,
     media,
+    relay,
     tracker: opts.tracker,
     serverKey,
     sweeper,
