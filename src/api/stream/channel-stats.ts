@@ -29,14 +29,19 @@ export const CHANNEL_STATS = z.object({
   maxReceiverQueueBytes: COUNT,
 });
 
-/** This node's counters of a channel (zeros when it holds nothing of it). */
+/**
+ * This node's counters of a channel (zeros when it holds nothing of it). A channel fed by
+ * the relay from another node's publisher counts its receivers, output and cache here;
+ * the publishing and what came in are the publisher's node's to count, once.
+ */
 export function localChannelStats(streams: StreamRegistry, id: string): ChannelStats {
   const c = streams.find(id);
+  const own = c !== undefined && !c.relayed;
   return {
-    publishing: c?.isPublishing ?? false,
+    publishing: own && c.isPublishing,
     receivers: c?.receiverCount ?? 0,
-    chunksIn: c?.chunksIn ?? 0,
-    bytesIn: c?.bytesIn ?? 0,
+    chunksIn: own ? c.chunksIn : 0,
+    bytesIn: own ? c.bytesIn : 0,
     bytesOut: c?.bytesOut ?? 0,
     dropped: c?.dropped ?? 0,
     cacheBytes: c?.cacheBytes ?? 0,

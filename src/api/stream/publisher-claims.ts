@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import type { Membership } from '../../ports/membership/membership.js';
+import { NoRespondersError, subjectToken, type Bus } from '../../ports/bus/bus.js';
+import { pingSubject, type Membership } from '../../ports/membership/membership.js';
 import type { KvBucket, Store } from '../../ports/store/store.js';
 
 /** Who publishes a channel, cluster-wide. */
@@ -27,6 +28,8 @@ const CLAIM = z.object({
 /** A release the store refused (NATS away) is tried again this often, this many times. */
 const RELEASE_RETRY_MS = 5000;
 const RELEASE_ATTEMPTS = 60;
+/** How long a claim's node has to answer whether it still runs. */
+const PING_TIMEOUT_MS = 1500;
 
 /**
  * One publisher per channel across the cluster: a record per channel in the store
@@ -46,6 +49,7 @@ export class PublisherClaims {
   constructor(
     store: Store,
     private readonly membership: Membership,
+    private readonly bus: Bus,
   ) {
     this.bucket = store.bucket<unknown>('stream-publishers');
     this.selfId = membership.selfId;
@@ -70,7 +74,7 @@ export class PublisherClaims {
     const entry = await this.bucket.entry(channel);
     if (!entry) return (await this.bucket.create(channel, mine)) ? mine.id : undefined;
     const held = asClaim(entry.value);
-    if (held && !this.isMine(held) && this.live(held)) return undefined;
+    if (held && !this.isMine(held) && this.live(held) && (await this.answers(held))) return undefined;
     // Its node is gone, or it is an earlier life (or a missed release) of this one.
     return (await this.bucket.update(channel, mine, entry.revision)) ? mine.id : undefined;
   }
@@ -124,6 +128,23 @@ export class PublisherClaims {
   private live(c: PublisherClaim): boolean {
     if (c.node === this.selfId) return c.instance === this.instance;
     return this.membership.isAlive(c.node);
+  }
+
+  /**
+   * Whether the claim's node still runs that instance. Killed, its NATS subscriptions died
+   * with its connection at once, while membership takes up to 8 s to call it gone: so a
+   * publisher reconnecting through another node right after a crash need not wait. No
+   * answer in time (a busy node) counts as alive.
+   */
+  private async answers(c: PublisherClaim): Promise<boolean> {
+    try {
+      const answer = await this.bus.request(pingSubject(subjectToken(c.node)), '', {
+        timeoutMs: PING_TIMEOUT_MS,
+      });
+      return new TextDecoder().decode(answer) === c.instance;
+    } catch (err) {
+      return !(err instanceof NoRespondersError);
+    }
   }
 
   private async deleteIfHeld(channel: string, id: string): Promise<void> {

@@ -26,8 +26,7 @@ export interface ClusterChannelStats extends ChannelStats {
  * Stream across nodes. The publisher of a channel may be on any node; `PublisherClaims`
  * keeps one per channel cluster-wide, with its key. The stats route adds up every node's
  * counters (each answers `chorus.node.<id>.stream.stats`), so any node a load balancer
- * picks gives the same numbers. Media itself stays on the publisher's node until
- * "Cluster, part 2".
+ * picks gives the same numbers. The media crosses nodes through `StreamRelay`.
  */
 export class StreamCluster {
   readonly claims: PublisherClaims;
@@ -42,7 +41,7 @@ export class StreamCluster {
     private readonly streams: StreamRegistry,
     private readonly log: Logger,
   ) {
-    this.claims = new PublisherClaims(store, membership);
+    this.claims = new PublisherClaims(store, membership, bus);
     this.busLog = new ThrottledLog(log);
     this.sub = bus.subscribe(nodeSubject(membership.selfId, 'stream.stats'), (m) => this.onStats(m));
     this.offGone = membership.on('nodeGone', (info) => this.nodeGone(info));

@@ -9,6 +9,7 @@ import type { StreamRegistry } from '../../media/stream/stream-registry.js';
 import type { CoordinatorClient } from './coordinator-client.js';
 import type { PublisherClaims } from './publisher-claims.js';
 import type { RefusalReason, StreamMetrics } from './stream-metrics.js';
+import type { StreamRelay } from './stream-relay.js';
 import { StreamText, isStreamKind, validStreamId, type StreamKind } from './stream-wire.js';
 
 export interface StreamParams {
@@ -47,6 +48,8 @@ export interface StreamGateOptions {
   coordinator: CoordinatorClient | undefined;
   /** One publisher per channel across the nodes, and its key. */
   claims: PublisherClaims;
+  /** Ends here a remote publishing that a publisher arriving here took over. */
+  relay: StreamRelay;
   metrics: StreamMetrics;
   log: Logger;
 }
@@ -163,11 +166,15 @@ export class StreamGate {
   ): Promise<FastifyReply | undefined> {
     const { coordinator, log } = this.opts;
     const { channel } = admission;
-    if (!channel.reserve())
+    // A channel relayed here from another node's publisher is the claim's to decide: that
+    // node may have died, and the publisher now reconnecting here takes the channel over.
+    const relayed = channel.relayed;
+    if (!relayed && !channel.reserve())
       return this.refuse(request, reply, 403, StreamText.alreadyPublishing, 'already_publishing');
     const unreserve = admission.release;
+    let reserved = !relayed;
     admission.release = () => {
-      channel.unreserve();
+      if (reserved) channel.unreserve();
       unreserve();
     };
     // One publisher per channel across the nodes: the store's create-if-absent decides.
@@ -185,6 +192,12 @@ export class StreamGate {
       if (admission.claimId) this.unclaim(admission);
       unclaimed();
     };
+    if (!reserved) {
+      this.opts.relay.dropRemote(channel);
+      reserved = channel.reserve();
+      if (!reserved)
+        return this.refuse(request, reply, 403, StreamText.alreadyPublishing, 'already_publishing');
+    }
     if (!coordinator) {
       admission.streamId = '';
       return undefined;

@@ -13,6 +13,7 @@ import { streamCoordinator } from './stream-coordinator.js';
 import { StreamGate } from './stream-gate.js';
 import { streamHttpRoutes } from './stream-http-routes.js';
 import { StreamMetrics } from './stream-metrics.js';
+import { StreamRelay } from './stream-relay.js';
 import type { StreamLiveness } from './stream-session.js';
 import { streamSocketRoutes } from './stream-socket-routes.js';
 
@@ -34,8 +35,9 @@ export interface StreamSurfaceOptions {
 /**
  * The ws-stream-server surface (seed 002): `/{channel}/{key}/{kind}` WebSockets with the
  * original's plain-text refusals before the upgrade, the coordinator link, limits.
- * Across nodes: one publisher per channel (`PublisherClaims`), stats summed over the
- * nodes, and each node its own link to the coordinator (as several original servers
+ * Across nodes: one publisher per channel (`PublisherClaims`), its chunks relayed once to
+ * each node with receivers (`StreamRelay`), stats summed over the nodes, and each node
+ * its own link to the coordinator (as several original servers
  * were: the coordinator sends encoders to the node that publishes, by its external
  * address). Per-IP limits count each node's own connections.
  */
@@ -52,14 +54,17 @@ export const streamPlugin: FastifyPluginAsync<StreamSurfaceOptions> = async (app
   cluster.start();
   app.addHook('onClose', async () => cluster.close());
 
-  const metrics = new StreamMetrics(opts.registry, streams, () => coordinator?.connected);
-  const gate = new StreamGate({ config, streams, coordinator, claims: cluster.claims, metrics, log });
+  const relay = new StreamRelay(opts.bus, opts.membership, config.maxMessageBytes, log);
+  app.addHook('onClose', async () => relay.close());
+
+  const metrics = new StreamMetrics(opts.registry, streams, relay, () => coordinator?.connected);
+  const gate = new StreamGate({ config, streams, coordinator, claims: cluster.claims, relay, metrics, log });
   const liveness: StreamLiveness = {
     heartbeats: opts.heartbeats,
     heartbeatMs: config.heartbeatSeconds * 1000,
     idleMs: config.idleTimeoutSeconds * 1000,
   };
 
-  await app.register(streamSocketRoutes, { config, gate, coordinator, liveness, tracker, log });
+  await app.register(streamSocketRoutes, { config, gate, coordinator, liveness, relay, tracker, log });
   await app.register(streamHttpRoutes, { config, cluster });
 };

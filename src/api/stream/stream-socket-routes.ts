@@ -5,6 +5,7 @@ import type { SocketTracker } from '../surface-context.js';
 import type { CoordinatorClient } from './coordinator-client.js';
 import type { StreamGate, StreamParams } from './stream-gate.js';
 import { PublisherSession, ReceiverSession, type StreamLiveness } from './stream-session.js';
+import type { StreamRelay } from './stream-relay.js';
 import { StreamClose, StreamText } from './stream-wire.js';
 
 export interface StreamSocketRoutesOptions {
@@ -12,6 +13,8 @@ export interface StreamSocketRoutesOptions {
   gate: StreamGate;
   coordinator: CoordinatorClient | undefined;
   liveness: StreamLiveness;
+  /** Carries channels to and from the other nodes (nothing to do on one node). */
+  relay: StreamRelay;
   tracker: SocketTracker;
   log: Logger;
 }
@@ -21,7 +24,7 @@ export interface StreamSocketRoutesOptions {
  * may connect before the upgrade and hands its admission to the socket on the request.
  */
 export const streamSocketRoutes: FastifyPluginAsync<StreamSocketRoutesOptions> = async (app, opts) => {
-  const { config, gate, coordinator, liveness, tracker, log } = opts;
+  const { config, gate, coordinator, liveness, relay, tracker, log } = opts;
   app.decorateRequest('streamAdmission', null);
 
   // Admission slots not taken by a WebSocket session are given back when the HTTP
@@ -57,15 +60,19 @@ export const streamSocketRoutes: FastifyPluginAsync<StreamSocketRoutesOptions> =
       if (a.kind === 'publish') {
         const publisher = new PublisherSession(socket, connLog, liveness, a.channel, config.maxMessageBytes);
         a.channel.startPublishing(a.key, a.streamId ?? '', publisher);
+        relay.localPublisherStarted(a.channel, a.key);
         socket.once('close', () => {
           a.channel.endPublishing();
+          relay.localPublisherEnded(a.channel);
           if (coordinator && a.streamId !== undefined) coordinator.publishEnd(a.channel.id, a.streamId);
           gate.sessionEnded(a);
         });
       } else {
         const receiver = new ReceiverSession(socket, connLog, liveness, a.channel, a.key, a.kind);
+        relay.receiversChanged(a.channel);
         socket.once('close', () => {
           a.channel.removeReceiver(receiver.receiver);
+          relay.receiversChanged(a.channel);
           gate.sessionEnded(a);
         });
       }

@@ -68,6 +68,12 @@ export class StreamChannel {
   /** The publisher left while chunks still wait: it ends when they are out. */
   private endPending = false;
 
+  /**
+   * Sees every chunk the moment it enters the channel, before any fan-out: the cluster
+   * relay, set while another node has receivers of a channel published here.
+   */
+  tap: ((chunk: Buffer) => void) | undefined;
+
   bytesIn = 0;
   chunksIn = 0;
   bytesOut = 0;
@@ -86,6 +92,11 @@ export class StreamChannel {
 
   get isPublishing(): boolean {
     return this.publishing !== undefined;
+  }
+
+  /** Published on another node and fed here by the cluster relay. */
+  get relayed(): boolean {
+    return this.publishing?.control.relayed === true;
   }
 
   get streamId(): string | undefined {
@@ -168,7 +179,7 @@ export class StreamChannel {
   }
 
   kill(streamId: string | undefined, reason: string): boolean {
-    if (!this.publishing) return false;
+    if (!this.publishing || this.publishing.control.relayed) return false;
     if (streamId && streamId !== '*' && streamId !== this.publishing.streamId) return false;
     this.publishing.control.kill(reason);
     return true;
@@ -184,6 +195,7 @@ export class StreamChannel {
   publish(chunk: Buffer): void {
     this.bytesIn += chunk.length;
     this.chunksIn++;
+    if (this.tap !== undefined) this.tap(chunk);
     if (!this.pumping && this.playing.length <= FANOUT_SLICE_SENDS) {
       if (this.pendingRemovals > 0) this.compact();
       if (!this.cacheOff) this.cache.push(chunk);
@@ -305,6 +317,18 @@ export class StreamChannel {
     r.sink.send(chunk);
     this.bytesOut += chunk.length;
     if (r.mode === 'probe') this.detach(r, 'probe-done');
+  }
+
+  /**
+   * What a receiver joining now gets before the next chunk to arrive: the cache, then the
+   * chunks already in but not yet cached (waiting in the backlog). The cluster relay
+   * sends this to a node that starts following the channel, so that node's own cache
+   * begins where a local joiner's would.
+   */
+  replay(fn: (chunk: Buffer) => void): void {
+    if (!this.cacheOff) this.cache.forEach(fn);
+    for (let k = Math.max(this.batchEnd, this.backlogHead); k < this.backlog.length; k++)
+      fn(this.backlog[k]!);
   }
 
   /** A receiver arrives: it starts now if the channel is live, else it waits. */

@@ -62,7 +62,7 @@ export class StreamRegistry {
   totals(): StreamTotals {
     const t: StreamTotals = { channels: this.channels.size, publishers: 0, receivers: 0, ...this.retired };
     for (const c of this.channels.values()) {
-      if (c.isPublishing) t.publishers++;
+      if (c.isPublishing && !c.relayed) t.publishers++;
       t.receivers += c.receiverCount;
       t.bytesIn += c.bytesIn;
       t.bytesOut += c.bytesOut;

@@ -23,6 +23,12 @@ export interface PublisherControl {
   /** Stop reading the publisher for now: the fan-out backlog is full (TCP pushes back). */
   pause?(): void;
   resume?(): void;
+  /**
+   * The chunks come from another node's publisher (the cluster relay): this node's
+   * coordinator link does not own it, so kills are not for it and it does not count as
+   * a publisher of this node.
+   */
+  readonly relayed?: boolean;
 }
 
 export interface FanOutPolicy {
