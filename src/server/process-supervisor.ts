@@ -150,7 +150,9 @@ class Supervisor {
     const { index, nodeId } = slot.plan;
     const fields = { index, nodeId, pid: worker.process.pid, code, signal };
     if (this.stopping) {
-      if (code !== 0) this.exitCode = 1;
+      // Our SIGTERM ending a worker before it had its handler (still starting) is a clean stop too.
+      const clean = code === 0 || (code === null && signal === 'SIGTERM');
+      if (!clean && this.exitCode === 0) this.exitCode = 1;
       this.log.info(fields, 'worker exited');
       if (this.slots.every((s) => !s.worker)) void this.finishStop();
       return;
