@@ -4,7 +4,8 @@ import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { killNode, startCluster, type Cluster } from '../fixtures/cluster.js';
 import { hasTool } from '../fixtures/system-tools.js';
-import { KeyUser, SseClient, unhex } from '../fixtures/voip-client.js';
+import { powerAt, samplesOf, ToneSource } from '../fixtures/audio.js';
+import { KeyUser, listenUntil, SseClient, talk, unhex } from '../fixtures/voip-client.js';
 import { eventually } from '../fixtures/ws-client.js';
 
 // VOIP across three real Chorus processes sharing one nats-server (bus and store):
@@ -238,21 +239,52 @@ describe.skipIf(!run)('VOIP across nodes', () => {
     expect(unhex((await bEvents.next('newCall', 10_000)).data).challenge).toBe('third');
   });
 
-  it('answers 409 naming the owner for call media on another node, not a second mixer', async () => {
+  it('carries call media between parties on nodes other than the owner; nobody hears themself', async () => {
     const c = new KeyUser(url(0));
     const e = new KeyUser(url(0));
     const [cEvents, eEvents] = await Promise.all([events(c, 1), events(e, 2)]);
+    // Placed on node 0, which mixes it; c talks on node 1 and listens on node 2, e the
+    // other way round.
     await handshake(c, e, eEvents, cEvents);
-    const elsewhere = e.at(url(1));
-    const q = await elsewhere.mediaQuery({ otherID: c.id, format: 'wav' });
-    const res = await fetch(`${url(1)}/joinCall?${q}`, { method: 'POST' });
-    expect([res.status, await res.text()]).toEqual([409, 'call media is on node node-0\n']);
-    // On the owner the same listener is let in.
-    const here = await e.mediaQuery({ otherID: c.id, format: 'wav' });
-    const ok = await fetch(`${url(0)}/joinCall?${here}`, { method: 'POST' });
-    expect(ok.status).toBe(200);
-    await ok.body?.cancel();
-    await c.post('/endCall', { Destination: e.id });
+    const cUp = await c.at(url(1)).uploadSocket('/upCall', { otherID: e.id });
+    const eUp = await e.at(url(2)).uploadSocket('/upCall', { otherID: c.id });
+    let done = false;
+    const speak = async (ws: typeof cUp, tone: ToneSource) => {
+      while (!done && ws.readyState === ws.OPEN) await talk(ws, (ms) => tone.next(ms), 200);
+    };
+    const talking = Promise.all([speak(cUp, new ToneSource(440)), speak(eUp, new ToneSource(1000))]);
+    const hear = async (u: KeyUser, i: number, other: KeyUser) => {
+      const q = await u.at(url(i)).mediaQuery({ otherID: other.id, format: 'wav' });
+      // 3 s of WAV after its header; the last 1.5 s are compared.
+      const got = await listenUntil(
+        `${url(i)}/joinCall?${q}`,
+        { method: 'POST' },
+        (b) => b.length >= 44 + 288_000,
+        60_000,
+      );
+      expect(got.status, got.text).toBe(200);
+      return samplesOf(got.body.subarray(got.body.length - 144_000));
+    };
+    try {
+      const [hc, he] = await Promise.all([hear(c, 2, e), hear(e, 1, c)]);
+      expect(powerAt(hc, 1000)).toBeGreaterThan(100 * powerAt(hc, 440));
+      expect(powerAt(he, 440)).toBeGreaterThan(100 * powerAt(he, 1000));
+      // c's upload through node 1 holds c's slot on the owner: a second one, on the owner
+      // or through node 2, is "already connected".
+      for (const i of [0, 2]) {
+        const q = await c.at(url(i)).mediaQuery({ otherID: e.id });
+        const res = await fetch(`${url(i)}/upCall?${q}`, { method: 'POST', body: '' });
+        expect([res.status, await res.text()]).toEqual([409, 'user already connected\n']);
+      }
+    } finally {
+      done = true;
+      await talking;
+    }
+    // Hung up: the streams on nodes 1 and 2 end with the call.
+    const ended = new Promise<void>((resolve) => cUp.once('close', () => resolve()));
+    expect((await c.at(url(2)).post('/endCall', { Destination: e.id })).status).toBe(200);
+    await ended;
+    eUp.close();
   });
 
   it('replays missed events after Last-Event-ID on another node than the one that sent them', async () => {
@@ -276,7 +308,7 @@ describe.skipIf(!run)('VOIP across nodes', () => {
     await c.post('/endCall', { Destination: e.id });
   });
 
-  it('shares group rooms: created on one node, announced, listed and refused for media elsewhere', async () => {
+  it('shares group rooms: created on one node, announced, listed and joined for media elsewhere', async () => {
     const watcher = new KeyUser(url(1));
     const watch = await events(watcher, 1);
     const m = new KeyUser(url(0));
@@ -306,11 +338,12 @@ describe.skipIf(!run)('VOIP across nodes', () => {
       pubkey: string;
     }[];
     expect(members.map((x) => x.pubkey)).toEqual([m.id]);
-    // Its media is on node 0: node 1 names it rather than opening a second room.
+    // Its mixer is on node 0: node 1 relays it rather than opening a second room.
     const other = new KeyUser(url(1));
     const q = await other.mediaQuery({ roomID: room, format: 'wav' });
     const res = await fetch(`${url(1)}/joinRoom?${q}`, { method: 'POST' });
-    expect([res.status, await res.text()]).toEqual([409, 'room media is on node node-0\n']);
+    expect(res.status).toBe(200);
+    await res.body?.cancel();
     up.close();
     // Empty, it closes, and the cluster forgets it.
     await eventually(
