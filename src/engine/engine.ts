@@ -51,7 +51,7 @@ export class Engine {
       options.stream.cacheMode,
     );
     this.rooms = new RoomRegistry(log.child({ component: 'rooms' }));
-    this.sfu = new Sfu(options.webrtc, log.child({ component: 'sfu' }));
+    this.sfu = new Sfu(options.webrtc, log.child({ component: 'sfu' }), ports);
     this.audio = new AudioHub(options.audio, log.child({ component: 'audio' }));
     this.bites = new BitePublisher(ports.sink);
   }

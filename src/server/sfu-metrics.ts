@@ -91,4 +91,32 @@ export function registerSfuMetrics(registry: Registry, stats: () => SfuStats): v
     'Forwarded packets the WebRTC binding refused to send (a track closing, or a transient failure).',
     (s) => s.sendErrors,
   );
+  // The relay between nodes (docs/cluster.md): zero on one node.
+  counter(
+    'chorus_sfu_relay_packets_sent_total',
+    'RTP packets published on the bus for other nodes (once per packet, however many nodes receive it).',
+    (s) => s.relayPacketsSent,
+  );
+  counter(
+    'chorus_sfu_relay_packets_received_total',
+    'RTP packets received from publishers on other nodes (once per node and packet).',
+    (s) => s.relayPacketsReceived,
+  );
+  counter(
+    'chorus_sfu_relay_dropped_total',
+    'Relay packets and control messages dropped as malformed.',
+    (s) => s.relayDropped,
+  );
+  gaugeAtScrape(
+    registry,
+    'chorus_sfu_relayed_tracks_out',
+    'Local tracks other nodes receive now.',
+    () => read().relayedOut,
+  );
+  gaugeAtScrape(
+    registry,
+    'chorus_sfu_relayed_publishers_in',
+    'Publishers on other nodes this node receives now (one each, however many local legs).',
+    () => read().relayedIn,
+  );
 }

@@ -46,7 +46,8 @@ export const blueSkyRoomRoutes: FastifyPluginAsync<BlueSkyRoomRoutesOptions> = a
   app.get<{ Params: { meetingId: string } }>('/webrtc/room/:meetingId', async (request, reply) => {
     const found = await access.openRoom(request.params.meetingId);
     if (!found) return fail(reply, 404, `room not found: ${request.params.meetingId}`);
-    return { id: found.record.id, admin: found.record.admin, publishers: found.room.publishers() };
+    // Publishers on every node: a page subscribes to each through its own node.
+    return { id: found.record.id, admin: found.record.admin, publishers: await sfu.publishersOf(found.room) };
   });
 
   // Chorus: each publisher's tracks and how every subscriber receives them (loss and jitter

@@ -16,6 +16,16 @@ export interface ForwardTarget {
 }
 
 /**
+ * Where a track's keyframe requests go: the publisher's own leg (a node-datachannel
+ * Track), or, for a track relayed from another node, that node over the bus.
+ */
+export interface KeyframeSource {
+  isOpen(): boolean;
+  /** False when the request could not be sent yet; `force` passes the request on unthrottled. */
+  requestKeyframe(force?: boolean): boolean;
+}
+
+/**
  * A track a publisher sends, and the subscribers it is forwarded to. Forwarding
  * rewrites the SSRC once (to the track's outgoing SSRC, the same for every subscriber)
  * and the payload type per subscriber, in the packet's own buffer: node-datachannel
@@ -45,7 +55,7 @@ export class PublishedTrack {
     readonly kind: 'audio' | 'video',
     readonly codec: CodecChoice,
     readonly outSsrc: number,
-    readonly source: Track,
+    readonly source: KeyframeSource,
     keyframeIntervalMs: number,
     /** Packets kept for retransmission; 0 turns it off. */
     historyPackets: number,
@@ -60,6 +70,12 @@ export class PublishedTrack {
 
   /** Sends that threw (a track closing under the packet). */
   sendErrors = 0;
+
+  /**
+   * Set while other nodes receive this track: each packet is handed over once, after the
+   * local targets (it is not written to afterwards, as the bus may send it later).
+   */
+  relay: ((packet: Buffer) => void) | undefined = undefined;
 
   /** The hot path: one RTP packet from the publisher. */
   forward(packet: Buffer): void {
@@ -87,6 +103,7 @@ export class PublishedTrack {
         this.sendErrors++;
       }
     }
+    if (this.relay !== undefined) this.relay(packet);
   }
 
   /** Resends a packet `target` NACKed, if the history still holds it. */
@@ -113,7 +130,7 @@ export class PublishedTrack {
     // Only looked at here; spent below once a PLI really went out.
     if (!force && this.keyframeThrottle.msUntilToken(now) > 0) return false;
     // The PLI needs an open transport and the publisher's SSRC (seen on its first packet).
-    if (!this.source.isOpen() || this.packetsIn === 0 || !this.source.requestKeyframe()) {
+    if (!this.source.isOpen() || this.packetsIn === 0 || !this.source.requestKeyframe(force)) {
       this.keyframePending = true;
       return false;
     }
@@ -134,6 +151,7 @@ export class PublishedTrack {
 
   end(): void {
     this.ended = true;
+    this.relay = undefined;
     this.targets.length = 0;
     this.history.fill(undefined);
   }

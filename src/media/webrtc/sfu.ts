@@ -8,8 +8,12 @@ import type { WebRtcSettings } from './peer-config.js';
 import { PublisherPeer } from './publisher-peer.js';
 import { VoicePeer } from './voice-peer.js';
 import { SubscriberPeer } from './subscriber-peer.js';
+import type { PublishedTrack } from './published-track.js';
+import { SfuRelay, type SfuRelayStats } from '../relay/sfu-relay.js';
+import type { RemotePublisher } from '../relay/remote-publisher.js';
+import type { Ports } from '../../ports/ports.js';
 
-export interface SfuStats {
+export interface SfuStats extends SfuRelayStats {
   peers: number;
   publishers: number;
   subscribers: number;
@@ -30,9 +34,19 @@ export interface SfuStats {
   reception: ReceptionSummary;
 }
 
+/** What a track sends to other nodes (its own node) or came from (a relayed one). */
+export interface TrackRelayStats {
+  /** Local track: packets published for other nodes; relayed track: packets received here. */
+  packets: number;
+  /** Local track: nodes receiving it now. */
+  nodes?: number;
+  /** Relayed track: the node that carries its publisher. */
+  from?: string;
+}
+
 /** A room's publishers, their tracks and how each subscriber receives them. */
 export interface RoomMediaStats {
-  publishers: Array<{ user: string; tracks: TrackStats[] }>;
+  publishers: Array<{ user: string; node?: string; tracks: Array<TrackStats & { relay?: TrackRelayStats }> }>;
 }
 
 /** Seconds a client refused as `overloaded` is told to wait (`Retry-After`). */
@@ -52,6 +66,14 @@ const CONNECT_TIMEOUT_MS = 20_000;
 
 const key = (room: string, user: string): string => `${room}\u0000${user}`;
 
+const NO_RELAY: SfuRelayStats = {
+  relayPacketsSent: 0,
+  relayPacketsReceived: 0,
+  relayedOut: 0,
+  relayedIn: 0,
+  relayDropped: 0,
+};
+
 /**
  * The selective forwarding unit: publishers send into it, subscribers receive one
  * publisher's tracks each. It keeps the room's participants and tracks up to date and
@@ -61,6 +83,12 @@ const key = (room: string, user: string): string => `${room}\u0000${user}`;
  */
 export class Sfu {
   private readonly publishers = new Map<string, PublisherPeer>();
+  /** Relay ids of each local publisher's announced tracks. */
+  private readonly relayIds = new Map<PublisherPeer, string[]>();
+  /** Publishers on other nodes received here whose counters are retired when they end. */
+  private readonly relayedWatched = new WeakSet<RemotePublisher>();
+  /** Publishers on other nodes, through the ports; absent: this SFU stays on its node. */
+  private readonly relay: SfuRelay | undefined;
   private readonly subscribersOf = new Map<string, Set<SubscriberPeer>>();
   private readonly subscriptions = new Map<string, SubscriberPeer>();
   private retired = {
@@ -80,7 +108,17 @@ export class Sfu {
   constructor(
     private readonly settings: WebRtcSettings,
     private readonly log: Logger,
+    ports?: Pick<Ports, 'bus' | 'store' | 'membership'>,
   ) {
+    this.relay =
+      ports &&
+      new SfuRelay(
+        ports.bus,
+        ports.store,
+        ports.membership,
+        { keyframeIntervalMs: settings.keyframeIntervalMs, nackHistoryPackets: settings.nackHistoryPackets },
+        log.child({ component: 'sfu-relay' }),
+      );
     // Browsers send RTCP every second or so; a leg silent past the timeout is gone even
     // if ICE has not noticed yet (a killed tab, a lost network).
     this.sweepEveryMs = Math.min(1000, settings.peerTimeoutMs / 2);
@@ -145,6 +183,11 @@ export class Sfu {
     // The replaced leg's tracks stay until this one's replace them (same ids): a
     // republish never shows the room without its publisher.
     previous?.leg.close('replaced by a new publish');
+    // Each track is offered to other nodes and the publisher's record rewritten, one
+    // write after the other (the last names every track).
+    const relayIds: string[] = [];
+    let recorded = Promise.resolve();
+    if (this.relay) this.relayIds.set(peer, relayIds);
     peer.onTrack((t) => {
       const track = room.join(who).publish({
         id: `${user}-${t.kind}`,
@@ -153,18 +196,22 @@ export class Sfu {
         codec: t.codec.name,
       });
       track.events.on('ended', (e) => peer.leg.close(e.reason));
+      const relay = this.relay;
+      if (!relay) return;
+      relayIds.push(relay.offer(t));
+      recorded = recorded.then(() =>
+        peer.leg.closed ? undefined : relay.record(room.id, user, peer.tracks, relayIds),
+      );
     });
     // Before its first track, only the room's closing ends the leg.
     const offRoom = room.events.on('close', (e) => peer.leg.close(e.reason));
     peer.leg.onClose(() => {
       offRoom();
-      for (const t of peer.tracks) {
-        this.retired.packetsIn += t.packetsIn;
-        this.retired.packetsOut += t.packetsOut;
-        this.retired.keyframeRequests += t.keyframeRequests;
-        this.retired.sendErrors += t.sendErrors;
-        this.retired.retransmissions += t.retransmissions;
-      }
+      this.retire(peer.tracks);
+      this.relayIds.delete(peer);
+      // After the record's last write, so no write lands after its removal.
+      const relay = this.relay;
+      if (relay) recorded = recorded.then(() => relay.withdraw(room.id, user, relayIds, 'publisher left'));
       if (this.publishers.get(k) === peer) {
         this.publishers.delete(k);
         const p = room.participant(who);
@@ -178,6 +225,9 @@ export class Sfu {
     });
     try {
       const { answer } = await peer.answer(offer);
+      // The tracks known by now are recorded before the answer goes back: whoever learns
+      // of the publisher from it can subscribe on any node.
+      await recorded;
       return answer;
     } catch (err) {
       peer.leg.close('negotiation failed');
@@ -191,14 +241,46 @@ export class Sfu {
     return p !== undefined && !p.leg.closed && p.tracks.length > 0;
   }
 
+  private retire(tracks: readonly PublishedTrack[]): void {
+    for (const t of tracks) {
+      this.retired.packetsIn += t.packetsIn;
+      this.retired.packetsOut += t.packetsOut;
+      this.retired.keyframeRequests += t.keyframeRequests;
+      this.retired.sendErrors += t.sendErrors;
+      this.retired.retransmissions += t.retransmissions;
+    }
+  }
+
+  /**
+   * The tracks `publisher` sends in `room`: its local leg's, or, when another node carries
+   * it, this node's relayed copies of them (held for one more leg: release when it ends).
+   */
+  private async sourceTracks(
+    room: Room,
+    publisher: UserId,
+  ): Promise<{ tracks: readonly PublishedTrack[]; remote?: RemotePublisher }> {
+    const source = this.publishers.get(key(room.id, publisher));
+    if (source && !source.leg.closed && source.tracks.length > 0) {
+      this.admit();
+      return { tracks: source.tracks };
+    }
+    this.admit();
+    const remote = await this.relay?.attach(room.id, publisher);
+    if (!remote || remote.closed) {
+      throw new ChorusError('not_found', `peer ${publisher} is not publishing in room ${room.id}`);
+    }
+    remote.hold();
+    if (!this.relayedWatched.has(remote)) {
+      this.relayedWatched.add(remote);
+      remote.onClose(() => this.retire(remote.tracks));
+    }
+    return { tracks: remote.tracks, remote };
+  }
+
   /** `user` receives `publisher`'s tracks; returns the answer. */
   async subscribe(room: Room, user: UserId, publisher: UserId, offer: string): Promise<string> {
     const pk = key(room.id, publisher);
-    const source = this.publishers.get(pk);
-    if (!source || source.leg.closed || source.tracks.length === 0) {
-      throw new ChorusError('not_found', `peer ${publisher} is not publishing in room ${room.id}`);
-    }
-    this.admit();
+    const { tracks, remote } = await this.sourceTracks(room, publisher);
     const sk = `${pk}\u0000${user}`;
     this.subscriptions.get(sk)?.leg.close('replaced by a new subscription');
     const peer = new SubscriberPeer(
@@ -207,13 +289,19 @@ export class Sfu {
       publisher,
       user,
     );
-    let set = this.subscribersOf.get(pk);
-    if (!set) this.subscribersOf.set(pk, (set = new Set()));
-    set.add(peer);
+    if (remote) {
+      // The relayed publisher ends as a local one leaves: its legs here stop.
+      remote.onClose((reason) => peer.leg.close(reason));
+    } else {
+      let set = this.subscribersOf.get(pk);
+      if (!set) this.subscribersOf.set(pk, (set = new Set()));
+      set.add(peer);
+    }
     this.subscriptions.set(sk, peer);
     let offDropped = (): void => undefined;
     peer.leg.onClose(() => {
       offDropped();
+      remote?.release();
       this.subscribersOf.get(pk)?.delete(peer);
       if (this.subscriptions.get(sk) === peer) {
         this.subscriptions.delete(sk);
@@ -221,7 +309,7 @@ export class Sfu {
       }
     });
     try {
-      const answer = await peer.answer(offer, source.tracks);
+      const answer = await peer.answer(offer, tracks);
       const participant = room.join(asParticipantId(user)); // not_found once the room has closed
       participant.subscribe(publisher);
       // The participant left or the room closed: the subscription drops, the leg stops.
@@ -244,19 +332,44 @@ export class Sfu {
     return peer;
   }
 
+  /** Who publishes in `room`, on this node and (through the relay's directory) on others. */
+  async publishersOf(room: Room): Promise<string[]> {
+    const local = room.publishers() as string[];
+    const remote = (await this.relay?.remotePublishers(room.id)) ?? [];
+    return [...new Set([...local, ...remote])];
+  }
+
   roomStats(room: Room): RoomMediaStats {
     const prefix = `${room.id}\u0000`;
     const now = Date.now();
     const publishers: RoomMediaStats['publishers'] = [];
     for (const [k, p] of this.publishers) {
       if (!k.startsWith(prefix) || p.leg.closed) continue;
-      publishers.push({ user: k.slice(prefix.length), tracks: p.tracks.map((t) => trackStats(t, now)) });
+      const ids = this.relayIds.get(p) ?? [];
+      publishers.push({
+        user: k.slice(prefix.length),
+        tracks: p.tracks.map((t, i) => {
+          const sent = ids[i] === undefined ? undefined : this.relay?.sentBy(ids[i]);
+          return { ...trackStats(t, now), ...(sent ? { relay: sent } : {}) };
+        }),
+      });
+    }
+    for (const r of this.relay?.remotesOf(room.id) ?? []) {
+      publishers.push({
+        user: r.user,
+        node: r.node,
+        tracks: r.tracks.map((t) => ({
+          ...trackStats(t, now),
+          relay: { packets: t.packetsIn, from: r.node },
+        })),
+      });
     }
     return { publishers };
   }
 
   stats(): SfuStats {
     const tracks = [...this.publishers.values()].flatMap((p) => p.tracks);
+    for (const r of this.relay?.allRemotes() ?? []) tracks.push(...r.tracks);
     const s: SfuStats = {
       peers: this.peerCount,
       publishers: this.publishers.size,
@@ -267,6 +380,7 @@ export class Sfu {
       refused: this.refused,
       reception: summarizeReception(tracks),
       ...this.retired,
+      ...(this.relay?.stats() ?? NO_RELAY),
     };
     for (const t of tracks) {
       s.forwardTargets += t.targets.length;
@@ -284,5 +398,6 @@ export class Sfu {
     for (const p of [...this.publishers.values()]) p.leg.close('server shutting down');
     for (const s of [...this.subscriptions.values()]) s.leg.close('server shutting down');
     for (const v of [...this.voices]) v.leg.close('server shutting down');
+    this.relay?.close();
   }
 }

@@ -1,0 +1,202 @@
+import type { Logger } from 'pino';
+import type { Bus } from '../../ports/bus/bus.js';
+import type { Membership } from '../../ports/membership/membership.js';
+import type { Store } from '../../ports/store/store.js';
+import type { PublishedTrack } from '../webrtc/published-track.js';
+import { RelayOutlet } from './relay-outlet.js';
+import { RemotePublisher, type RelaySettings } from './remote-publisher.js';
+import { TrackDirectory, type Publication } from './track-directory.js';
+
+export interface SfuRelayStats {
+  /** Packets this node published for other nodes (once per packet, not per node). */
+  relayPacketsSent: number;
+  /** Packets relayed to this node from publishers on other nodes. */
+  relayPacketsReceived: number;
+  /** Local tracks some other node receives now. */
+  relayedOut: number;
+  /** Publishers on other nodes this node receives now. */
+  relayedIn: number;
+  /** Relayed packets and control messages dropped as malformed. */
+  relayDropped: number;
+}
+
+const key = (room: string, user: string): string => `${room}\u0000${user}`;
+
+/**
+ * How the SFU reaches publishers on other nodes, through the ports only (bus, store,
+ * membership): on one node it finds nobody else and relays nothing. Local tracks are
+ * announced in the track directory and offered to other nodes (RelayOutlet); a subscriber
+ * of a publisher this node does not carry gets that publisher's RemotePublisher, made once
+ * per node and shared by every local leg.
+ */
+export class SfuRelay {
+  private readonly outlet: RelayOutlet;
+  private readonly directory: TrackDirectory;
+  private readonly remotes = new Map<string, RemotePublisher>();
+  private readonly attaching = new Map<string, Promise<RemotePublisher | undefined>>();
+  private readonly offGone: () => void;
+  private retiredReceived = 0;
+  private retiredMalformed = 0;
+
+  constructor(
+    private readonly bus: Bus,
+    store: Store,
+    private readonly membership: Membership,
+    private readonly settings: RelaySettings,
+    private readonly log: Logger,
+  ) {
+    this.outlet = new RelayOutlet(bus, membership.selfId, log);
+    this.directory = new TrackDirectory(store);
+    // The prompt path for a killed node: its relayed publishers end here at once.
+    this.offGone = membership.on('nodeGone', (node) => {
+      for (const r of [...this.remotes.values()]) if (r.node === node.id) r.close('publisher node gone');
+    });
+  }
+
+  private get selfInstance(): string {
+    return this.membership.nodes().find((n) => n.id === this.membership.selfId)?.instance ?? '';
+  }
+
+  /** True when the record's node is alive as the same process that wrote it. */
+  private live(p: Publication): boolean {
+    const n = this.membership.nodes().find((x) => x.id === p.node);
+    return n !== undefined && (p.instance === '' || n.instance === p.instance);
+  }
+
+  /** Offers a local track to other nodes; returns its relay id (announce it with `record`). */
+  offer(track: PublishedTrack): string {
+    return this.outlet.offer(track);
+  }
+
+  /**
+   * Records `user`'s local tracks (offered as `ids`) in the directory, so other nodes can
+   * subscribe to them. A store that fails leaves the media local (logged).
+   */
+  async record(
+    room: string,
+    user: string,
+    tracks: readonly PublishedTrack[],
+    ids: readonly string[],
+  ): Promise<void> {
+    const publication: Publication = {
+      node: this.membership.selfId,
+      instance: this.selfInstance,
+      tracks: tracks.map((t, i) => ({
+        relay: ids[i]!,
+        kind: t.kind,
+        codec: {
+          kind: t.codec.kind,
+          name: t.codec.name,
+          payloadType: t.codec.payloadType,
+          clockRate: t.codec.clockRate,
+          ...(t.codec.fmtp === undefined ? {} : { fmtp: t.codec.fmtp }),
+        },
+      })),
+    };
+    try {
+      await this.directory.announce(room, user, publication);
+    } catch (err) {
+      this.log.warn({ err, room, user }, 'sfu relay: tracks not announced; other nodes cannot subscribe');
+    }
+  }
+
+  /** The tracks ended: other nodes' subscribers end too, and the record goes. */
+  withdraw(room: string, user: string, ids: readonly string[], reason: string): Promise<void> {
+    for (const id of ids) this.outlet.withdraw(id, reason);
+    return this.directory.withdraw(room, user, ids).catch((err: unknown) => {
+      this.log.warn({ err, room, user }, 'sfu relay: record not withdrawn (readers check the node)');
+    });
+  }
+
+  /**
+   * The publisher `user` of `room` on another node, as this node receives it (made on
+   * first use, shared after); undefined when nobody publishes it anywhere else.
+   */
+  async attach(room: string, user: string): Promise<RemotePublisher | undefined> {
+    const k = key(room, user);
+    const known = this.remotes.get(k);
+    if (known && !known.closed) return known;
+    let pending = this.attaching.get(k);
+    if (!pending) {
+      pending = this.connect(room, user, k).finally(() => this.attaching.delete(k));
+      this.attaching.set(k, pending);
+    }
+    return pending;
+  }
+
+  private async connect(room: string, user: string, k: string): Promise<RemotePublisher | undefined> {
+    const p = await this.directory.find(room, user);
+    if (!p || p.node === this.membership.selfId || !this.live(p) || p.tracks.length === 0) return undefined;
+    const remote = new RemotePublisher(
+      this.bus,
+      this.membership.selfId,
+      user,
+      p,
+      this.settings,
+      this.log.child({ room, publisher: user, from: p.node }),
+    );
+    if (!(await remote.want())) {
+      remote.close('publisher not there');
+      return undefined;
+    }
+    this.remotes.set(k, remote);
+    remote.onClose(() => {
+      if (this.remotes.get(k) === remote) this.remotes.delete(k);
+      this.retiredReceived += remote.packetsIn;
+      this.retiredMalformed += remote.malformed;
+    });
+    return remote;
+  }
+
+  /** This node's stand-in for a remote publisher, if it has one now. */
+  remote(room: string, user: string): RemotePublisher | undefined {
+    return this.remotes.get(key(room, user));
+  }
+
+  /** Stand-ins of `room`'s remote publishers this node holds. */
+  remotesOf(room: string): RemotePublisher[] {
+    const prefix = `${room}\u0000`;
+    return [...this.remotes].filter(([k]) => k.startsWith(prefix)).map(([, r]) => r);
+  }
+
+  allRemotes(): IterableIterator<RemotePublisher> {
+    return this.remotes.values();
+  }
+
+  /** Who publishes in `room` on other live nodes (from the directory). */
+  async remotePublishers(room: string): Promise<string[]> {
+    const all = await this.directory.publishersOf(room);
+    return all
+      .filter(
+        ({ publication: p }) => p.node !== this.membership.selfId && this.live(p) && p.tracks.length > 0,
+      )
+      .map(({ user }) => user);
+  }
+
+  /** What a local track sends to other nodes (for a room's stats). */
+  sentBy(id: string): { packets: number; nodes: number } | undefined {
+    return this.outlet.sentBy(id);
+  }
+
+  stats(): SfuRelayStats {
+    let received = this.retiredReceived;
+    let malformed = this.retiredMalformed + this.outlet.dropped;
+    for (const r of this.remotes.values()) {
+      received += r.packetsIn;
+      malformed += r.malformed;
+    }
+    return {
+      relayPacketsSent: this.outlet.packetsSent,
+      relayPacketsReceived: received,
+      relayedOut: this.outlet.relaying,
+      relayedIn: this.remotes.size,
+      relayDropped: malformed,
+    };
+  }
+
+  close(): void {
+    this.offGone();
+    for (const r of [...this.remotes.values()]) r.close('server shutting down');
+    this.outlet.close();
+  }
+}
