@@ -170,6 +170,11 @@ describe.runIf(enabled)('Beep audio across nodes', () => {
     expect([...relayed.keys()].filter((s) => s.startsWith('chorus.beep.conv.solo.'))).toEqual([]);
     eve.close();
     fay.close();
+    await eventually(
+      async () => (await metric(1, 'chorus_beep_conversations')) === 1,
+      30_000,
+      'solo closed on node 1',
+    );
   }, 60_000);
 
   it('malformed relay messages are logged and dropped; the conversation goes on', async () => {
@@ -202,6 +207,27 @@ describe.runIf(enabled)('Beep audio across nodes', () => {
     );
   }, 60_000);
 
+  it("a member who moves to another conversation leaves the others' mixes", async () => {
+    const [ann, , ben, cat] = clients as [BeepVoiceClient, BeepVoiceClient, BeepVoiceClient, BeepVoiceClient];
+    // dan (node 0) goes to solo, alone there now: nothing of his crosses nodes any more.
+    expect(await join(2, 'solo', 'dan')).toBe(200);
+    await eventually(
+      async () =>
+        (await metric(1, 'chorus_beep_relay_remote_speakers')) === 2 &&
+        (await metric(2, 'chorus_beep_relay_remote_speakers')) === 2,
+      15_000,
+      "dan's input gone from nodes 1 and 2",
+    );
+    await eventually(
+      () =>
+        stoppedHearing(ann, DAN, [BEN, CAT]) &&
+        stoppedHearing(ben, DAN, [ANN, CAT]) &&
+        stoppedHearing(cat, DAN, [ANN, BEN]),
+      15_000,
+      'nobody in standup hears dan',
+    );
+  }, 60_000);
+
   it('each speaker crosses to each other node once: what NATS carried, what was sent and what arrived agree', async () => {
     for (const c of clients.slice(0, 4)) c.close();
     await eventually(
@@ -214,11 +240,14 @@ describe.runIf(enabled)('Beep audio across nodes', () => {
       'everyone gone, no relay left',
     );
     await nats.flush();
-    const subjects = [...relayed.keys()].filter((s) => s.startsWith('chorus.beep.conv.standup.audio.'));
+    const subjects = [...relayed.keys()];
     const onNats = (n: string) =>
       subjects.filter((s) => s.split('.')[5] === n).reduce((sum, s) => sum + relayed.get(s)!, 0);
-    // One subject per speaker, named by the speaker's node (the forged ones of the test above aside).
-    const real = subjects.filter((s) => !s.endsWith('not!a!member') && relayed.get(s)! > 1);
+    // One subject per speaker of standup, named by the speaker's node (the forged ones of the test above aside).
+    const real = subjects.filter(
+      (s) =>
+        s.startsWith('chorus.beep.conv.standup.audio.') && !s.endsWith('not!a!member') && relayed.get(s)! > 1,
+    );
     expect(real.map((s) => s.split('.')[5]).sort()).toEqual(['node-0', 'node-0', 'node-1', 'node-2']);
     for (const [i, n] of [
       [0, 'node-0'],
