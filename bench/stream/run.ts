@@ -5,25 +5,33 @@
 // delay over the window (prom-client's nodejs_eventloop_lag_max_seconds, reset by a
 // scrape just before it) show whether fan-out leaves room for new connections and timers.
 //
+// With --cluster (issue #15.8): each size runs on one process, then spread over two
+// (publisher on A, receivers split between A and B through a nats-server started here);
+// Chorus CPU per delivered Gbit for both and their ratio, and the delay crossing to B adds.
+//
 //   npm run bench:stream -- [--receivers 10,100,500,1000] [--mbps 3] [--chunk 16384] [--seconds 10] [--workers 2]
 //                           [--probe-ms 500]
-import { fork, type ChildProcess } from 'node:child_process';
+//   npm run bench:stream -- --cluster [--receivers 20,200] [--mbps 3] [--seconds 10]
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import { cpuSeconds, percentile, rssBytes, startBenchServer } from '../lib/server-process.js';
+import { ask, openSocket, publishAtRate, receivedBytes, startReceivers, stopReceivers } from './load.js';
+import { spreadComparison } from './spread.js';
 
 const { values } = parseArgs({
   options: {
-    receivers: { type: 'string', default: '10,100,500,1000' },
+    receivers: { type: 'string' },
     mbps: { type: 'string', default: '3' },
     chunk: { type: 'string', default: '16384' },
     seconds: { type: 'string', default: '10' },
     workers: { type: 'string', default: '2' },
     'probe-ms': { type: 'string', default: '0' },
+    cluster: { type: 'boolean', default: false },
   },
 });
-const SIZES = values.receivers.split(',').map(Number);
+const CLUSTER = values.cluster;
+const SIZES = (values.receivers ?? (CLUSTER ? '20,200' : '10,100,500,1000')).split(',').map(Number);
 const MBPS = Number(values.mbps);
 const CHUNK = Number(values.chunk);
 const SECONDS = Number(values.seconds);
@@ -48,101 +56,50 @@ async function loopLagMaxMs(url: string): Promise<number> {
   return m ? Number(m[1]) * 1000 : NaN;
 }
 
-interface Report {
-  type: string;
-  bytes: number;
-  open: number;
-  closed: number;
-}
-
-function ask(w: ChildProcess, type: string): Promise<Report> {
-  return new Promise((resolve) => {
-    const on = (m: Report): void => {
-      if (m.type === type || (type === 'report' && m.type === 'report')) {
-        w.off('message', on);
-        resolve(m);
-      }
-    };
-    w.on('message', on);
-    if (type === 'report') w.send({ type });
-  });
-}
-
 async function runOnce(n: number): Promise<Record<string, unknown>> {
   const server = await startBenchServer({
     CONCURRENT_LIMIT_WHITELIST: '127.0.0.0/8',
     GOP_CACHE_SIZE_MB: '16',
   });
-  const { hostname, port } = new URL(server.url);
   const channel = `bench${n}`;
   try {
-    const pub = await new Promise<WebSocket>((resolve, reject) => {
-      const ws = new WebSocket(`${server.url.replace('http', 'ws')}/${channel}/k/publish`, {
-        perMessageDeflate: false,
-      });
-      ws.once('open', () => resolve(ws));
-      ws.once('error', reject);
-    });
-    const workers: ChildProcess[] = [];
-    const per = Math.ceil(n / WORKERS);
-    for (let i = 0, left = n; i < WORKERS && left > 0; i++, left -= per) {
-      const w = fork(
-        new URL('./receivers.ts', import.meta.url).pathname,
-        [hostname, port, `/${channel}/k/receive`, String(Math.min(per, left))],
-        {
-          execArgv: ['--import', 'tsx'],
-        },
-      );
-      workers.push(w);
-    }
-    await Promise.all(workers.map((w) => ask(w, 'ready')));
+    const pub = await openSocket(`${server.url.replace('http', 'ws')}/${channel}/k/publish`);
+    const workers = await startReceivers(server.url, `/${channel}/k/receive`, n, WORKERS);
 
     // Publish at the target bitrate: chunks on a fixed schedule, each stamped with its number.
-    const interval = ((CHUNK * 8) / (MBPS * 1e6)) * 1000;
-    const base = Buffer.alloc(CHUNK, 0x5a);
-    let sent = 0;
-    const startReports = await Promise.all(workers.map((w) => ask(w, 'report')));
+    const bytes0 = await receivedBytes(workers);
     const probeUrl = `${server.url.replace('http', 'ws')}/${channel}/k/receive`;
     const handshakes: Array<Promise<number>> = [];
     if (PROBE_MS > 0) await loopLagMaxMs(server.url);
     const statsUrl = `${server.url}/stream-stats/${channel}`;
     const out0 = ((await (await fetch(statsUrl)).json()) as { bytesOut: number }).bytesOut;
     const cpu0 = cpuSeconds(server.pid);
-    const t0 = performance.now();
     let nextProbe = PROBE_MS;
-    await new Promise<void>((resolve) => {
-      const tick = (): void => {
-        if (PROBE_MS > 0 && performance.now() - t0 >= nextProbe) {
+    const { sent, elapsed } = await publishAtRate(pub, {
+      mbps: MBPS,
+      chunk: CHUNK,
+      seconds: SECONDS,
+      onTick: (now) => {
+        if (PROBE_MS > 0 && now >= nextProbe) {
           nextProbe += PROBE_MS;
           handshakes.push(handshakeMs(probeUrl));
         }
-        const due = Math.floor((performance.now() - t0) / interval);
-        while (sent < due) {
-          const c = Buffer.from(base);
-          c.writeUInt32BE(sent, 0);
-          pub.send(c, { binary: true });
-          sent++;
-        }
-        if (performance.now() - t0 >= SECONDS * 1000) resolve();
-        else setTimeout(tick, Math.max(1, interval / 2));
-      };
-      tick();
+      },
     });
-    const elapsed = (performance.now() - t0) / 1000;
     const cpu = cpuSeconds(server.pid) - cpu0;
     const lagMaxMs = PROBE_MS > 0 ? await loopLagMaxMs(server.url) : NaN;
     const out1 = ((await (await fetch(statsUrl)).json()) as { bytesOut: number }).bytesOut;
     const probes = (await Promise.all(handshakes)).sort((a, b) => a - b);
     await new Promise((r) => setTimeout(r, 300)); // let the last chunks arrive
+    const delivered = (await receivedBytes(workers)) - bytes0;
     const endReports = await Promise.all(workers.map((w) => ask(w, 'report')));
     const rss = rssBytes(server.pid);
     const stats = (await (await fetch(`${server.url}/stream-stats/${channel}`)).json()) as Record<
       string,
       number
     >;
-    const delivered = endReports.reduce((s, r, i) => s + r.bytes - startReports[i]!.bytes, 0);
     const stillOpen = endReports.reduce((s, r) => s + r.open - r.closed, 0);
-    for (const w of workers) w.send({ type: 'exit' });
+    stopReceivers(workers);
     pub.close();
     return {
       receivers: n,
@@ -175,9 +132,15 @@ console.log(
   JSON.stringify({
     machine: `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB`,
     node: process.version,
+    loadAverage: os.loadavg().map((l) => Number(l.toFixed(1))),
     mbps: MBPS,
     chunkBytes: CHUNK,
     seconds: SECONDS,
   }),
 );
-for (const n of SIZES) console.log(JSON.stringify(await runOnce(n)));
+for (const n of SIZES) {
+  const result = CLUSTER
+    ? await spreadComparison(n, { mbps: MBPS, chunk: CHUNK, seconds: SECONDS, workers: WORKERS })
+    : await runOnce(n);
+  console.log(JSON.stringify(result, null, CLUSTER ? 2 : undefined));
+}
