@@ -22,6 +22,14 @@ const senders = new Map<string, RTCRtpSender>();
 /** Per remote peer and kind: packets received at the last look, and whether they still come. */
 const flow = new Map<string, { audio: number; video: number; audioOff: boolean; videoOff: boolean }>();
 let flowTimer: number | undefined;
+/**
+ * A leg that is not connected for this long is made again. In a cluster each leg may run
+ * through another node: when one node dies (or ends a leg because the publisher's node
+ * died), only the legs through it go, and the page remakes those without a reload.
+ */
+const LEG_GRACE_MS = 2000;
+/** Since when each leg (by peer connection) has not been connected. */
+const downSince = new WeakMap<RTCPeerConnection, number>();
 // For tests and the curious: the live peer connections.
 (window as unknown as { chorusMeet: unknown }).chorusMeet = { receivers, publisher: () => publisher };
 
@@ -220,8 +228,39 @@ const away = reconnector({
   },
 });
 
+/** True when `pc` has been failed, closed or disconnected for LEG_GRACE_MS (connecting is not down). */
+function legDown(pc: RTCPeerConnection, now: number): boolean {
+  const state = pc.connectionState;
+  if (state === 'connected' || state === 'new' || state === 'connecting') {
+    downSince.delete(pc);
+    return false;
+  }
+  const since = downSince.get(pc) ?? now;
+  downSince.set(pc, since);
+  return now - since >= LEG_GRACE_MS;
+}
+
+/**
+ * Remakes the legs that went down: my publisher through whichever node answers, a dead
+ * receiver at the next poll (if its publisher is still listed, which it is again once it
+ * has published through another node).
+ */
+function reviveLegs(): void {
+  if (away.active || !roomId) return;
+  const now = Date.now();
+  if (publisher && legDown(publisher, now)) void republish().catch(lostServer);
+  for (const [peer, pc] of receivers) {
+    if (!legDown(pc, now)) continue;
+    pc.close();
+    receivers.delete(peer);
+    flow.delete(peer);
+    setTileState(peer, 'reconnecting…');
+  }
+}
+
 /** Badges for the others' muted microphone or camera: their media stops arriving (they took it off). */
 async function watchFlow(): Promise<void> {
+  reviveLegs();
   for (const [peer, pc] of receivers) {
     if (pc.connectionState !== 'connected') continue;
     const now = { audio: 0, video: 0 };
