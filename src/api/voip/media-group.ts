@@ -43,6 +43,12 @@ export class MediaGroup implements MediaSlots {
   readonly mixer: AudioMixer;
   /** How to stop the stream holding each (member, slot). */
   private readonly closers = new Map<string, () => void>();
+  /**
+   * Frees a slot held through a node that turns out dead (set by MixerHost): true when
+   * it did. A member reconnecting through another node then need not wait for the
+   * cluster to declare that node gone.
+   */
+  reclaim: ((id: string, slot: Slot) => Promise<boolean>) | undefined;
 
   constructor(
     readonly room: Room,
@@ -72,7 +78,8 @@ export class MediaGroup implements MediaSlots {
   }
 
   async reserve(id: string, slot: Slot): Promise<void> {
-    if (this.has(id, slot)) throw new ChorusError('conflict', 'user already connected');
+    if (this.has(id, slot) && !(await this.reclaim?.(id, slot)))
+      throw new ChorusError('conflict', 'user already connected');
   }
 
   has(id: string, slot: Slot): boolean {

@@ -2,7 +2,13 @@ import { isChorusError } from '../../core/errors.js';
 import type { MixFrame, MixListener, MixSubscription } from '../../media/audio/audio-mixer.js';
 import { FRAME_BYTES } from '../../media/audio/pcm-frame.js';
 import { PcmInput } from '../../media/audio/pcm-input.js';
-import type { BusMessage, BusSubscription } from '../../ports/bus/bus.js';
+import {
+  NoRespondersError,
+  subjectToken,
+  type BusMessage,
+  type BusSubscription,
+} from '../../ports/bus/bus.js';
+import { pingSubject } from '../../ports/membership/membership.js';
 import { busJson, readBusJson } from '../bus-json.js';
 import type { MediaGroup, Slot } from './media-group.js';
 import { MixBundleWriter } from './mix-bundle.js';
@@ -62,6 +68,7 @@ export class MixerHost {
       ctx.bus.subscribe(this.subjects.upAll, (m) => this.onUpload(m)),
     ];
     group.room.events.on('close', () => this.close());
+    group.reclaim = (id, slot) => this.holderGone(id, slot);
   }
 
   /** Frees the slots a gone node held (its streams died with it). */
@@ -80,21 +87,29 @@ export class MixerHost {
       { surface: 'voip', subject: msg.subject },
       this.ctx.busLog,
     );
-    let outcome: RelayOutcome = 'gone';
-    if (req) {
-      try {
-        outcome = req.op === 'occupy' ? this.occupy(req) : this.release(req);
-      } catch (err) {
-        this.ctx.log.warn({ err, key: this.key }, 'voip relay: request failed');
-        outcome = 'gone';
-      }
-    } else {
+    if (!req) {
       this.ctx.stats.dropped++;
+      msg.respond?.(busJson({ outcome: 'gone' }));
+      return;
     }
-    msg.respond?.(busJson({ outcome }));
+    const outcome = req.op === 'occupy' ? this.occupy(req) : Promise.resolve(this.release(req));
+    outcome.then(
+      (o) => msg.respond?.(busJson({ outcome: o })),
+      (err: unknown) => {
+        this.ctx.log.warn({ err, key: this.key }, 'voip relay: request failed');
+        msg.respond?.(busJson({ outcome: 'gone' }));
+      },
+    );
   }
 
-  private occupy(req: RelayRequest): RelayOutcome {
+  private async occupy(req: RelayRequest): Promise<RelayOutcome> {
+    let outcome = this.take(req);
+    // Held through a node that died (its member reconnecting elsewhere): freed, then taken.
+    if (outcome === 'conflict' && (await this.holderGone(req.member, req.slot))) outcome = this.take(req);
+    return outcome;
+  }
+
+  private take(req: RelayRequest): RelayOutcome {
     if (this.closed || this.group.closed) return 'gone';
     const k = slotKey(req.slot, req.member);
     const closer = () => this.ended(req.member, req.slot, req.node);
@@ -115,6 +130,27 @@ export class MixerHost {
       this.ears.set(member, this.group.mixer.listen({ onFrame: (f) => this.collect(member, f) }, member));
     }
     return 'ok';
+  }
+
+  /**
+   * Whether the member's slot was held through a node that no longer answers for it
+   * (no responder to its ping, or another instance answering): then it is freed now. A
+   * ping that times out counts as alive: a busy node keeps its members.
+   */
+  private async holderGone(member: string, slot: Slot): Promise<boolean> {
+    const k = slotKey(slot, member);
+    const held = this.slots.get(k);
+    if (!held) return false;
+    try {
+      const answer = await this.ctx.bus.request(pingSubject(subjectToken(held.node.id)), '', {
+        timeoutMs: PING_TIMEOUT_MS,
+      });
+      if (new TextDecoder().decode(answer) === held.node.instance) return false;
+    } catch (err) {
+      if (!(err instanceof NoRespondersError)) return false;
+    }
+    if (this.slots.get(k) === held) this.group.release(member, slot, held.closer);
+    return true;
   }
 
   private release(req: RelayRequest): RelayOutcome {
@@ -208,6 +244,8 @@ export class MixerHost {
     this.ctx.bus.publish(this.subjects.closed, '');
   }
 }
+
+const PING_TIMEOUT_MS = 1000;
 
 const slotKey = (slot: Slot, member: string): string => `${slot}\u0000${member}`;
 

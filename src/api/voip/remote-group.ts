@@ -1,5 +1,11 @@
 import { ChorusError } from '../../core/errors.js';
-import { BusTimeoutError, NoRespondersError, type BusSubscription } from '../../ports/bus/bus.js';
+import {
+  BusTimeoutError,
+  NoRespondersError,
+  subjectToken,
+  type BusSubscription,
+} from '../../ports/bus/bus.js';
+import { pingSubject } from '../../ports/membership/membership.js';
 import { busJson, readBusJson } from '../bus-json.js';
 import type { MediaSlots, Slot } from './media-group.js';
 import type { RelayContext } from './relay-context.js';
@@ -18,6 +24,12 @@ import type { NodeRef } from './voip-node.js';
 /** How long a slot booked for a stream waits for it to start (a WebSocket upgrade). */
 const BOOKING_MS = 10_000;
 const REQUEST_TIMEOUT_MS = 3000;
+/**
+ * How often a node with streams of a remote mixer checks that its owner still answers:
+ * a killed owner's streams end within this (plus a ping), not only when the cluster
+ * declares the node gone (up to 8 s).
+ */
+const OWNER_CHECK_MS = 2000;
 
 /** The owner holds no such call or room (it ended, or the owner is dead or restarted). */
 export class MixerGoneError extends Error {
@@ -42,6 +54,7 @@ export class RemoteGroup implements MediaSlots {
   private pending = 0;
   private readonly subs: BusSubscription[];
   private done = false;
+  private readonly ownerCheck: NodeJS.Timeout;
 
   constructor(
     readonly key: MixKey,
@@ -59,6 +72,8 @@ export class RemoteGroup implements MediaSlots {
       }),
       ctx.bus.subscribe(this.subjects.closed, () => this.close('closed by its node')),
     ];
+    this.ownerCheck = setInterval(() => void this.checkOwner(), OWNER_CHECK_MS);
+    this.ownerCheck.unref();
   }
 
   get closed(): boolean {
@@ -75,7 +90,11 @@ export class RemoteGroup implements MediaSlots {
       const outcome = await this.ask('occupy', id, slot);
       if (outcome === 'conflict') throw new ChorusError('conflict', 'user already connected');
       if (outcome === 'capacity') throw new ChorusError('capacity', 'room full');
-      if (outcome === 'gone' || this.done) throw new MixerGoneError(this.key);
+      if (outcome === 'gone' || this.done) {
+        // Not there any more: every stream of it here ends too (their clients come back).
+        this.close('its mixer is gone');
+        throw new MixerGoneError(this.key);
+      }
       this.booked.set(
         k,
         setTimeout(() => {
@@ -112,6 +131,7 @@ export class RemoteGroup implements MediaSlots {
   close(reason: string): void {
     if (this.done) return;
     this.done = true;
+    clearInterval(this.ownerCheck);
     this.ctx.log.info({ key: this.key, owner: this.owner.id, reason }, 'voip relay: remote mixer closed');
     for (const s of this.subs) s.unsubscribe();
     for (const t of this.booked.values()) clearTimeout(t);
@@ -133,6 +153,20 @@ export class RemoteGroup implements MediaSlots {
     this.booked.delete(k);
     close?.();
     this.idleCheck();
+  }
+
+  /** Ends this node's streams of it when its owner's process no longer answers. */
+  private async checkOwner(): Promise<void> {
+    try {
+      const answer = await this.ctx.bus.request(pingSubject(subjectToken(this.owner.id)), '', {
+        timeoutMs: OWNER_CHECK_MS,
+      });
+      if (new TextDecoder().decode(answer) === this.owner.instance) return;
+    } catch (err) {
+      // A timeout (a busy owner, or NATS away) is no proof of death: wait for membership.
+      if (!(err instanceof NoRespondersError)) return;
+    }
+    this.close('its node is gone');
   }
 
   private idleCheck(): void {
