@@ -5,6 +5,9 @@
 // targets with that directory's exact number of `../`. Directories are read when lint
 // runs, so a new folder is covered at once, and a new top-level folder that is not in
 // LAYERS stops lint until someone decides where it sits. See docs/architecture.md#layers.
+// no-restricted-imports does not see `import()` (surfaces are loaded lazily, api/surfaces.ts):
+// the small rule `layers/import-expression` below checks those against the same patterns,
+// and refuses an `import()` whose path is not a literal, which no rule could check.
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -20,6 +23,56 @@ function directories(dir) {
   const subdirs = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory());
   return [dir, ...subdirs.flatMap((e) => directories(join(dir, e.name)))];
 }
+
+/**
+ * `import('...')` under the same patterns as no-restricted-imports gives static imports,
+ * and only with a literal path (a computed one could reach any layer unseen).
+ */
+const importExpression = {
+  meta: {
+    type: 'problem',
+    schema: [
+      {
+        type: 'object',
+        properties: { patterns: { type: 'array' } },
+        additionalProperties: false,
+      },
+    ],
+    messages: {
+      computed: 'import() must name a literal path, so lint can check the layer order (eslint-layers.js).',
+      restricted: "'{{path}}' import is restricted from being used by a pattern. {{message}}",
+    },
+  },
+  create(context) {
+    const patterns = (context.options[0]?.patterns ?? []).map((p) => ({
+      re: new RegExp(p.regex),
+      message: p.message,
+    }));
+    return {
+      ImportExpression(node) {
+        const source = node.source;
+        const path =
+          source.type === 'Literal' && typeof source.value === 'string'
+            ? source.value
+            : source.type === 'TemplateLiteral' && source.expressions.length === 0
+              ? source.quasis[0].value.cooked
+              : undefined;
+        if (path === undefined) {
+          context.report({ node, messageId: 'computed' });
+          return;
+        }
+        const hit = patterns.find((p) => p.re.test(path));
+        if (hit) context.report({ node, messageId: 'restricted', data: { path, message: hit.message } });
+      },
+    };
+  },
+};
+
+/** The plugin holding that rule, registered by each entry of `layerRules`. */
+export const layersPlugin = {
+  meta: { name: 'chorus-layers' },
+  rules: { 'import-expression': importExpression },
+};
 
 /** One flat-config entry per directory under `srcDir` (given relative to the repo root). */
 export function layerRules(rootDir, srcDir = 'src') {
@@ -59,7 +112,11 @@ export function layerRules(rootDir, srcDir = 'src') {
       }
       entries.push({
         files: [`${dir}/*.ts`],
-        rules: { 'no-restricted-imports': ['error', { patterns }] },
+        plugins: { layers: layersPlugin },
+        rules: {
+          'no-restricted-imports': ['error', { patterns }],
+          'layers/import-expression': ['error', { patterns }],
+        },
       });
     }
   }

@@ -8,7 +8,6 @@ import { installProcessGuard } from './server/process-guard.js';
 import { createLogger } from './server/logger.js';
 import { superviseProcesses, type WorkerListening } from './server/process-supervisor.js';
 import { processCount } from './server/worker-plan.js';
-import { loadOrCreateKey, signedTicket } from './api/voip/ticket-signer.js';
 
 const USAGE = `usage: chorus [serve] [--config FILE] [--env-file FILE] [--processes N|auto]
        chorus voip sign [--server URL] [--key FILE]
@@ -146,6 +145,8 @@ async function main(): Promise<number> {
 /** `chorus voip sign`: `ME=... SIG=...` lines a shell can eval; exit 1 with one line on failure. */
 async function voipSign(server: string, keyFile: string): Promise<number> {
   try {
+    // Loaded here, not at the top: `serve` without VOIP must not load VOIP's modules.
+    const { loadOrCreateKey, signedTicket } = await import('./api/voip/ticket-signer.js');
     const { me, sig } = await signedTicket(server, loadOrCreateKey(keyFile));
     process.stdout.write(`ME=${me}\nSIG=${sig}\n`);
     return 0;

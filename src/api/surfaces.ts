@@ -1,30 +1,33 @@
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/schema.js';
 import type { SurfaceContext } from './surface-context.js';
-import { signalPlugin } from './signal/signal-plugin.js';
-import { streamPlugin } from './stream/stream-plugin.js';
-import { blueSkyPlugin } from './bluesky/bluesky-plugin.js';
-import { voipPlugin } from './voip/voip-plugin.js';
-import { beepPlugin } from './beep/beep-plugin.js';
-import { loadResampler } from '../media/audio/resampler.js';
-import { SignalQuotas } from './signal/signal-quotas.js';
-import { BlueSkyQuotas } from './bluesky/bluesky-quotas.js';
 
 export interface Surface {
   name: string;
   enabled(config: Config): boolean;
   /** Largest WebSocket message the surface accepts (the shared upgrade server's ceiling). */
   maxWebSocketMessage(config: Config): number;
+  /** Loads the surface's modules (only now: a disabled surface costs nothing) and mounts it. */
   mount(app: FastifyInstance, ctx: SurfaceContext): Promise<void>;
 }
 
-/** Every public surface. Each mounts as an encapsulated Fastify plugin under its prefixes. */
+/**
+ * Every public surface. Each mounts as an encapsulated Fastify plugin under its prefixes.
+ * Its modules are imported in `mount`, never at the top of this file, so a surface that is
+ * turned off is never loaded (its code, its libraries: jose, protobufjs, the resampler's
+ * WASM). Each `import()` names a literal path, which lint checks like a static import
+ * (eslint-layers.js).
+ */
 export const surfaces: readonly Surface[] = [
   {
     name: 'signal',
     enabled: (c) => c.signal.enabled,
     maxWebSocketMessage: (c) => c.signal.maxFrameBytes,
     async mount(app, ctx) {
+      const [{ signalPlugin }, { SignalQuotas }] = await Promise.all([
+        import('./signal/signal-plugin.js'),
+        import('./signal/signal-quotas.js'),
+      ]);
       const log = ctx.log.child({ surface: 'signal' });
       const identities = ctx.engine.identities('signal');
       const presence = ctx.engine.presence('signal');
@@ -50,6 +53,10 @@ export const surfaces: readonly Surface[] = [
     enabled: (c) => c.bluesky.enabled,
     maxWebSocketMessage: () => 0,
     async mount(app, ctx) {
+      const [{ blueSkyPlugin }, { BlueSkyQuotas }] = await Promise.all([
+        import('./bluesky/bluesky-plugin.js'),
+        import('./bluesky/bluesky-quotas.js'),
+      ]);
       const log = ctx.log.child({ surface: 'bluesky' });
       const directory = ctx.engine.roomDirectory('bluesky');
       const secrets = ctx.engine.roomSecrets('bluesky');
@@ -75,6 +82,10 @@ export const surfaces: readonly Surface[] = [
     enabled: (c) => c.voip.enabled,
     maxWebSocketMessage: (c) => c.voip.maxUploadFrameBytes,
     async mount(app, ctx) {
+      const [{ voipPlugin }, { loadResampler }] = await Promise.all([
+        import('./voip/voip-plugin.js'),
+        import('../media/audio/resampler.js'),
+      ]);
       await loadResampler();
       await app.register(voipPlugin, {
         prefix: ctx.config.voip.prefix,
@@ -94,6 +105,7 @@ export const surfaces: readonly Surface[] = [
     enabled: (c) => c.beep.enabled,
     maxWebSocketMessage: () => 256 * 1024,
     async mount(app, ctx) {
+      const { beepPlugin } = await import('./beep/beep-plugin.js');
       await app.register(beepPlugin, {
         prefix: ctx.config.beep.prefix,
         config: ctx.config.beep,
@@ -115,6 +127,7 @@ export const surfaces: readonly Surface[] = [
     enabled: (c) => c.stream.enabled,
     maxWebSocketMessage: (c) => c.stream.maxMessageBytes,
     async mount(app, ctx) {
+      const { streamPlugin } = await import('./stream/stream-plugin.js');
       await app.register(streamPlugin, {
         prefix: ctx.config.stream.prefix,
         config: ctx.config.stream,
