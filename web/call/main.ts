@@ -98,16 +98,17 @@ async function startMedia(upPath: string, downPath: string, params: Record<strin
     if (media === mine) stopMedia();
     throw err;
   }
-  // Either socket closing that I did not close: the call ended, or the server is going
-  // away (then the event stream fails too, within moments, and the reconnect rejoins).
+  // Either socket closing that I did not close: the call ended (its endCall event comes
+  // meanwhile), the server is going away (then the event stream fails too, within
+  // moments, and the reconnect rejoins), or, in a cluster, the node carrying these
+  // sockets (or mixing the room) died while the event stream's node lives on: rejoin
+  // through whichever node answers; a call that is really over is then said so.
   const lost = (): void => {
     if (media !== mine) return;
     stopMedia();
     window.setTimeout(() => {
       if (away.active || media) return;
-      if (room)
-        away.start(); // dropped from the room by a server still up: rejoin it
-      else if (peer) endCall('call ended');
+      if (room || peer) away.start();
     }, 2000);
   };
   up.ws.addEventListener('close', lost);
