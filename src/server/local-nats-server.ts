@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, mkdirSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { Logger } from 'pino';
 import { StartupError } from './startup-error.js';
@@ -64,6 +64,7 @@ export class LocalNatsServer {
         },
       );
     }
+    await stopLeftOver(storeDir, opts.log);
     const server = new LocalNatsServer(opts.binary, storeDir, opts.port, opts.log);
     await server.launch();
     return server;
@@ -91,6 +92,11 @@ export class LocalNatsServer {
     // NATS must outlive the workers' drain (they leave the membership through it); `stop` ends it.
     const child = spawn(this.binary, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     this.child = child;
+    try {
+      if (child.pid !== undefined) writeFileSync(join(this.storeDir, PID_FILE), `${child.pid}\n`);
+    } catch (err) {
+      this.log.warn({ err }, 'cannot write the nats-server pid file');
+    }
     return new Promise<void>((resolve, reject) => {
       let ready = false;
       let last = '';
@@ -169,5 +175,66 @@ export class LocalNatsServer {
       child.kill('SIGTERM');
     });
     this.log.info('nats-server stopped');
+  }
+}
+
+const PID_FILE = 'nats-server.pid';
+
+/** `/proc/<pid>/cmdline` as one string ('' when unreadable: gone, or not Linux). */
+function commandLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+  } catch {
+    return '';
+  }
+}
+
+function parentOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A supervisor killed with SIGKILL cannot stop its nats-server, which then keeps running
+ * on the store. The next start finds it through the pid file: if its parent is still a
+ * Chorus (another supervisor on this DATA_DIR) that is a mistake to refuse; otherwise it
+ * was left behind and is stopped, so two servers never write one store.
+ */
+async function stopLeftOver(storeDir: string, log: Logger): Promise<void> {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(join(storeDir, PID_FILE), 'utf8').trim());
+  } catch {
+    return;
+  }
+  if (!Number.isInteger(pid) || pid <= 0) return;
+  const cmd = commandLine(pid);
+  if (!cmd.includes('nats-server') || !cmd.includes(storeDir)) return;
+  const parent = parentOf(pid);
+  if (parent !== undefined && /main\.(js|ts)\b/.test(commandLine(parent))) {
+    throw new StartupError(
+      `another chorus --processes (pid ${parent}) runs on this DATA_DIR (its nats-server, pid ${pid}, uses ${storeDir}): stop it or set another DATA_DIR`,
+    );
+  }
+  log.warn({ pid }, 'stopping the nats-server that a killed supervisor left on this DATA_DIR');
+  const gone = (): boolean => commandLine(pid) === '' || !commandLine(pid).includes('nats-server');
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + STOP_TIMEOUT_MS;
+  while (!gone() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  if (!gone()) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+    while (!gone() && Date.now() < deadline + STOP_TIMEOUT_MS) await new Promise((r) => setTimeout(r, 50));
   }
 }

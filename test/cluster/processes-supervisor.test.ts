@@ -176,6 +176,38 @@ describe.runIf(run)('chorus serve --processes 3', () => {
   }, 60_000);
 });
 
+describe.runIf(run)('chorus serve --processes: a supervisor killed with SIGKILL', () => {
+  let first: ChorusProcesses | undefined;
+  let second: ChorusProcesses | undefined;
+  afterAll(async () => {
+    await first?.stop();
+    await second?.stop();
+  }, 30_000);
+
+  it('takes its workers with it; the next start stops the nats-server it left and starts on the same DATA_DIR', async () => {
+    first = await startProcesses(2);
+    const workers = [first.workerPid(0)!, first.workerPid(1)!];
+    const leftNats = first.natsPid()!;
+    first.supervisor.kill('SIGKILL');
+    await first.supervisor.exited;
+    // Cluster workers exit when their channel to the supervisor closes.
+    for (const pid of workers) await eventually(() => !isRunning(pid), 20_000, `worker ${pid} gone`);
+    // The nats-server cannot be told (SIGKILL): it is still there, on the store.
+    expect(isRunning(leftNats)).toBe(true);
+
+    second = await startProcesses(2, {}, { dataDir: first.dataDir });
+    expect(isRunning(leftNats)).toBe(false);
+    const stopped = second
+      .supervisorLines()
+      .find((l) => l.msg === 'stopping the nats-server that a killed supervisor left on this DATA_DIR');
+    expect(stopped?.pid).toBe(leftNats);
+    expect(second.natsPid()).not.toBe(leftNats);
+    expect(second.machineId).toBe(first.machineId);
+    const url = second.url;
+    await eventually(async () => (await fetch(`${url}/readyz`)).status === 200, 30_000, 'ready again');
+  }, 180_000);
+});
+
 describe.runIf(run)('chorus serve --processes: start-up failures', () => {
   const dirs: string[] = [];
   const dataDir = (): string => {
