@@ -255,6 +255,12 @@ async function steadyLoop(sockets: WebSocket[], pid: number): Promise<SteadyResu
   };
 }
 
+/** The server's used JavaScript heap, from its /metrics. */
+async function heapUsed(url: string): Promise<number> {
+  const metrics = await (await fetch(`${url}/metrics`)).text();
+  return Number(/chorus_nodejs_heap_size_used_bytes (\d+)/.exec(metrics)?.[1] ?? NaN);
+}
+
 const perCpuSecond = (r: LoopResult, cpu: number): number => Math.round(r.delivered / cpu);
 const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
 const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB`;
@@ -269,6 +275,7 @@ async function oneNode(env: Record<string, string>): Promise<Record<string, unkn
   try {
     const cookies = await inBatches(N, 100, (i) => register(server.url, `u${i}`));
     await new Promise((r) => setTimeout(r, 2000)); // let the registrations' garbage go
+    const heapBefore = await heapUsed(server.url);
     const rssBefore = rssBytes(server.pid);
     const acceptCpu0 = cpuSeconds(server.pid);
     const t0 = performance.now();
@@ -277,6 +284,7 @@ async function oneNode(env: Record<string, string>): Promise<Record<string, unkn
     const acceptCpu = cpuSeconds(server.pid) - acceptCpu0;
     await new Promise((r) => setTimeout(r, 2000)); // let the server settle
     const rssAfter = rssBytes(server.pid);
+    const heapAfter = await heapUsed(server.url);
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     const held = Number(/chorus_websockets_open\{surface="signal"\} (\d+)/.exec(metrics)?.[1] ?? NaN);
     const r = await closedLoop(sockets, [server.pid]);
@@ -293,6 +301,8 @@ async function oneNode(env: Record<string, string>): Promise<Record<string, unkn
       serverRssMiBBefore: Number((rssBefore / 2 ** 20).toFixed(1)),
       serverRssMiBAfter: Number((rssAfter / 2 ** 20).toFixed(1)),
       bytesPerConnection: Math.round((rssAfter - rssBefore) / N),
+      /** The JavaScript heap's share (garbage not yet collected included). */
+      heapBytesPerConnection: Math.round((heapAfter - heapBefore) / N),
       messagesPerSecond: r.messagesPerSecond,
       messagesPerServerCpuSecond: perCpuSecond(r, sum(r.cpuSeconds)),
       latencyMsP50: r.latencyMsP50,

@@ -1,5 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { UserId } from '../../core/ids.js';
+import { ThrottledLog } from '../../lib/throttled-log.js';
+import { releaseUpgradeRequest } from '../release-upgrade-request.js';
 import { SignalConnection, type SignalConnectionContext } from './signal-connection.js';
 import type { SignalSurfaceOptions } from './signal-plugin.js';
 import { signedInUser } from './signal-session.js';
@@ -24,7 +26,22 @@ export const signalConnectRoute: FastifyPluginAsync<SignalConnectRouteOptions> =
     await Promise.allSettled([...marking]);
   });
   app.decorateRequest('signalUser', null);
-  const connections: SignalConnectionContext = { presence, config, heartbeats, log };
+  const connections: SignalConnectionContext = {
+    presence,
+    config,
+    heartbeats,
+    log,
+    clientErrors: new ThrottledLog(log),
+    closed: (user, conn) => {
+      // The name was in use until now: a long connection must not leave an old stamp.
+      const marked = identities
+        .get(user)
+        .then((record) => (record ? identities.touch(user, record, quotas.touchEveryMs) : undefined))
+        .catch((err: unknown) => log.warn({ err, user, conn }, 'signal: could not mark the name used'))
+        .finally(() => marking.delete(marked));
+      marking.add(marked);
+    },
+  };
 
   // Who connects is settled before the upgrade, so the socket handler is synchronous and
   // no early message can arrive before the user is attached.
@@ -45,18 +62,11 @@ export const signalConnectRoute: FastifyPluginAsync<SignalConnectRouteOptions> =
         return;
       }
       const conn = request.id;
+      // Only the three strings are kept, not the request (the ip asks the kernel).
+      if (log.isLevelEnabled('info')) log.info({ user, conn, ip: request.ip }, 'signal connection open');
       // Lives as long as its socket, whose listeners hold it.
-      new SignalConnection(socket, user, conn, connections);
-      socket.once('close', () => {
-        // The name was in use until now: a long connection must not leave an old stamp.
-        const marked = identities
-          .get(user)
-          .then((record) => (record ? identities.touch(user, record, quotas.touchEveryMs) : undefined))
-          .catch((err: unknown) => log.warn({ err, user, conn }, 'signal: could not mark the name used'))
-          .finally(() => marking.delete(marked));
-        marking.add(marked);
-      });
-      log.info({ user, conn, ip: request.ip }, 'signal connection open');
+      const connection = new SignalConnection(socket, user, conn, connections);
+      releaseUpgradeRequest(request, socket, (err) => connection.onSocketError(err));
     },
   );
 };

@@ -5,6 +5,7 @@ import type { Presence, PresenceEndpoint, PresenceHandle } from '../../core/pres
 import type { HeartbeatScheduler, HeartbeatTarget, Watch } from '../../lib/heartbeat-scheduler.js';
 import { TokenBucket } from '../../lib/token-bucket.js';
 import type { Config } from '../../config/schema.js';
+import type { ThrottledLog } from '../../lib/throttled-log.js';
 import { CloseCode, TARGET_NOT_FOUND, forwardedFrame, noticeFrame, parseInbound } from './signal-wire.js';
 import { asUserId } from '../../core/ids.js';
 
@@ -18,6 +19,10 @@ export interface SignalConnectionContext {
   heartbeats: HeartbeatScheduler;
   /** The surface's logger; a connection adds its user and id to the lines it writes. */
   log: Logger;
+  /** Lines any client can cause (protocol errors), throttled surface-wide. */
+  clientErrors: ThrottledLog;
+  /** A connection has closed (after Presence let go of it). */
+  closed(user: UserId, conn: string): void;
 }
 
 /**
@@ -74,7 +79,26 @@ export class SignalConnection implements PresenceEndpoint, HeartbeatTarget {
       this.liveness.stop();
       this.handle.detach();
       ctx.log.info({ user, conn, code }, 'signal connection closed');
+      ctx.closed(user, conn);
     });
+  }
+
+  /**
+   * The socket's 'error' events. ws reports a client's protocol error there (invalid
+   * UTF-8, a malformed or oversize frame) and has already sent the close (1002, 1007,
+   * 1009); anything else is this server's fault: logged with its stack, socket ended.
+   */
+  onSocketError(err: Error): void {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && code.startsWith('WS_ERR_')) {
+      this.ctx.clientErrors.warn(
+        { user: this.user, conn: this.conn, code, reason: err.message },
+        'websocket protocol error',
+      );
+      return;
+    }
+    this.ctx.log.error({ err, user: this.user, conn: this.conn }, 'signal socket failed');
+    this.socket.terminate();
   }
 
   /** HeartbeatTarget: the wheel says a ping is due. */
