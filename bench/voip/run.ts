@@ -1,16 +1,30 @@
 // bench/voip: group rooms over the VOIP surface. Per room, S speakers upload a tone over
 // WebSocket in real time (20 ms frames) and also listen (mix-minus), and L more people
 // only listen; listeners read Ogg/Opus (or WAV) over HTTP. Measures the server's CPU and
-// RSS, the audio bytes listeners received against what real time would give, and mixer
-// ticks the server skipped.
+// RSS, the audio bytes listeners received against what real time would give, mixer
+// ticks the server skipped, its longest event-loop stall (while listeners connect, and
+// while measuring), how long connecting everyone took, and Opus encodes and Ogg pages
+// built per second (flat in the number of listeners when they share a mix).
 //
-//   npm run bench:voip -- [--rooms 1,10,50] [--speakers 5] [--talking 5] [--listeners 20] [--format ogg] [--seconds 10] [--no-pin]
+// Listeners are bare TCP sockets that send a GET and count what comes back: a client
+// reading thousands of streams through fetch spends a core on them (undici's web
+// streams) and would measure itself, not the server. They connect `--concurrency` at a time.
+//
+//   npm run bench:voip -- [--rooms 1,10,50] [--speakers 5] [--talking 5] [--listeners 20] [--format ogg] [--seconds 10] [--concurrency 16] [--no-pin]
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import net from 'node:net';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import { cpuSeconds, rssBytes, startBenchServer } from '../lib/server-process.js';
+import { voipSpreadMain } from './spread.js';
+
+// --cluster (#15.8): a room on one process, then spread over two; see spread.ts.
+if (process.argv.includes('--cluster')) {
+  await voipSpreadMain(process.argv.slice(2));
+  process.exit(0);
+}
 
 const { values } = parseArgs({
   options: {
@@ -20,6 +34,7 @@ const { values } = parseArgs({
     listeners: { type: 'string', default: '20' },
     format: { type: 'string', default: 'ogg' },
     seconds: { type: 'string', default: '10' },
+    concurrency: { type: 'string', default: '16' },
     pin: { type: 'boolean', default: true },
   },
   allowNegative: true,
@@ -30,6 +45,7 @@ const TALKING = Number(values.talking);
 const LISTENERS = Number(values.listeners);
 const SECONDS = Number(values.seconds);
 const FORMAT = values.format;
+const CONCURRENCY = Math.max(1, Number(values.concurrency));
 
 function pin(pid: number, cpu: number): void {
   if (values.pin && os.cpus().length > 1)
@@ -67,25 +83,44 @@ function frame(freq: number, n: number): Buffer {
   return b;
 }
 
+/**
+ * A listener on a bare socket: sends the GET, checks the status line, then only counts
+ * bytes (chunked framing included, a few bytes per write).
+ */
+function rawListen(base: string, path: string, count: (bytes: number) => void): Promise<net.Socket> {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(port), hostname);
+    let head = '';
+    let streaming = false;
+    socket.once('connect', () => socket.write(`GET ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\n\r\n`));
+    socket.on('data', (c: Buffer) => {
+      if (streaming) return count(c.length);
+      head += c.toString('latin1');
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      if (!head.startsWith('HTTP/1.1 200')) {
+        socket.destroy();
+        return reject(new Error(`joinRoom: ${head.slice(0, head.indexOf('\r\n'))}`));
+      }
+      streaming = true;
+      count(head.length - end - 4);
+      resolve(socket);
+    });
+    socket.once('error', reject);
+  });
+}
+
 async function runOnce(base: string, pid: number, rooms: number): Promise<Record<string, unknown>> {
   const sockets: WebSocket[] = [];
-  const aborts: AbortController[] = [];
+  const streams: net.Socket[] = [];
   let received = 0;
+  const count = (n: number) => void (received += n);
   const listen = async (u: User, room: string) => {
-    const abort = new AbortController();
-    aborts.push(abort);
-    const res = await fetch(`${base}/joinRoom?${await query(base, u, { roomID: room, format: FORMAT })}`, {
-      signal: abort.signal,
-    });
-    if (!res.ok || !res.body) throw new Error(`joinRoom: ${res.status}`);
-    void (async () => {
-      try {
-        for await (const c of res.body!) received += c.length;
-      } catch {
-        /* aborted */
-      }
-    })();
+    const q = await query(base, u, { roomID: room, format: FORMAT });
+    streams.push(await rawListen(base, `/joinRoom?${q}`, count));
   };
+  const stall0 = await scrape(base); // resets the server's event-loop delay histogram
   const started = Date.now();
   for (let r = 0; r < rooms; r++) {
     const room = `bench-room-${r}`;
@@ -98,9 +133,25 @@ async function runOnce(base: string, pid: number, rooms: number): Promise<Record
       sockets.push(ws);
       await listen(u, room);
     }
-    for (let l = 0; l < LISTENERS; l++) await listen(newUser(), room);
+    let next = 0;
+    let lastReport = Date.now();
+    const worker = async () => {
+      while (next < LISTENERS) {
+        next++;
+        await listen(newUser(), room);
+        if (Date.now() - lastReport > 5000) {
+          lastReport = Date.now();
+          console.error(
+            `room ${r}: ${streams.length} listening after ${((lastReport - started) / 1000).toFixed(1)} s`,
+          );
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: CONCURRENCY }, worker));
   }
   const setupSeconds = (Date.now() - started) / 1000;
+  const connectStall = (await scrape(base)).maxStallMs;
+  void stall0;
   // One timer sends every speaker's next frame, corrected against the clock.
   const frames = [440, 550, 660, 770, 880].map((f) => Array.from({ length: 50 }, (_, n) => frame(f, n)));
   const silence = Buffer.alloc(1920);
@@ -118,7 +169,7 @@ async function runOnce(base: string, pid: number, rooms: number): Promise<Record
   };
   send();
   await new Promise((r) => setTimeout(r, 2000));
-  const skipped0 = await skippedTicks(base);
+  const m0 = await scrape(base);
   const cpu0 = cpuSeconds(pid);
   const bytes0 = received;
   const w0 = performance.now();
@@ -126,11 +177,11 @@ async function runOnce(base: string, pid: number, rooms: number): Promise<Record
   const wall = (performance.now() - w0) / 1000;
   const cpu = cpuSeconds(pid) - cpu0;
   const bytes = received - bytes0;
-  const skipped = (await skippedTicks(base)) - skipped0;
+  const m1 = await scrape(base);
   const rss = rssBytes(pid);
   clearTimeout(timer!);
   for (const ws of sockets) ws.close();
-  for (const a of aborts) a.abort();
+  for (const s of streams) s.destroy();
   const listeners = rooms * (SPEAKERS + LISTENERS);
   const perListenerKbps = (bytes * 8) / wall / listeners / 1000;
   return {
@@ -142,13 +193,29 @@ async function runOnce(base: string, pid: number, rooms: number): Promise<Record
     cpuPercentPerRoom: Math.round(((cpu / wall) * 100 * 100) / rooms) / 100,
     serverRssMiB: Math.round((rss / 2 ** 20) * 10) / 10,
     perListenerKbps: Math.round(perListenerKbps * 10) / 10,
-    skippedTicks: skipped,
+    skippedTicks: m1.skippedTicks - m0.skippedTicks,
+    maxStallMsConnecting: connectStall,
+    maxStallMs: m1.maxStallMs,
+    encodesPerSecond: Math.round((m1.encodes - m0.encodes) / wall),
+    oggPagesPerSecond: Math.round((m1.oggPages - m0.oggPages) / wall),
+    oggPageCopiesPerSecond: Math.round((m1.oggPageCopies - m0.oggPageCopies) / wall),
   };
 }
 
-async function skippedTicks(base: string): Promise<number> {
+/**
+ * The server's counters, and its longest event-loop delay since the last scrape
+ * (prom-client resets its event-loop histogram at each scrape).
+ */
+async function scrape(base: string) {
   const text = await (await fetch(`${base}/metrics`)).text();
-  return Number(/^chorus_audio_skipped_ticks_total (\d+)/m.exec(text)?.[1] ?? 0);
+  const read = (name: string) => Number(new RegExp(`^${name} ([0-9.e+-]+)`, 'm').exec(text)?.[1] ?? NaN);
+  return {
+    skippedTicks: read('chorus_audio_skipped_ticks_total'),
+    maxStallMs: Math.round(read('chorus_nodejs_eventloop_lag_max_seconds') * 1000),
+    encodes: read('chorus_audio_opus_encodes_total'),
+    oggPages: read('chorus_audio_ogg_pages_total'),
+    oggPageCopies: read('chorus_audio_ogg_page_copies_total'),
+  };
 }
 
 console.log(
@@ -161,6 +228,8 @@ console.log(
     httpFlushMs: process.env.VOIP_HTTP_FLUSH_MS ?? '20',
     listenersPerRoom: LISTENERS,
     seconds: SECONDS,
+    concurrency: CONCURRENCY,
+    loadAverage: os.loadavg().map((l) => Math.round(l * 10) / 10),
   }),
 );
 pin(process.pid, 1);

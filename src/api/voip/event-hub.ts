@@ -132,6 +132,18 @@ export class EventHub {
     });
   }
 
+  /**
+   * To every open stream of each of `users`, on every node, not numbered (so not
+   * replayed after Last-Event-ID). For notices of a room's state that go to every member
+   * on each change (a member's mic or headset): numbering them costs a store write per
+   * member per change, O(members²) while a room fills (the original sent them to open
+   * streams only). One payload for all; published per user, in order.
+   */
+  live(users: Iterable<string>, name: string, data: string): void {
+    const payload = busJson({ id: 0, name, data, at: Date.now() });
+    for (const user of users) this.opts.bus.publish(`${EVENTS}.${subjectToken(user)}`, payload);
+  }
+
   /** To every open stream on every node; not numbered, so not replayed. */
   broadcast(name: string, data: string): void {
     this.opts.bus.publish(BROADCAST, busJson({ id: 0, name, data, at: Date.now() }));

@@ -2,7 +2,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { FRAME_MS } from '../../media/audio/pcm-frame.js';
 import type { TicketUse } from './challenge-book.js';
-import { streamToResponse, streamToWebSocket } from './listen-session.js';
+import { startAudioResponse, streamToResponse, streamToWebSocket } from './listen-session.js';
 import { planBeforeUpgrade, startOrClose, upgradedPlan } from './socket-plan.js';
 import type { VoipServices } from './voip-services.js';
 
@@ -24,11 +24,7 @@ export const listenRoutes: FastifyPluginAsync<VoipServices> = async (app, voip) 
       const p = await media.plan(request, use);
       media.startListen(p, (done) => {
         reply.hijack();
-        reply.raw.writeHead(200, {
-          'Content-Type': p.format === 'wav' ? 'audio/wav' : 'audio/ogg',
-          'Cache-Control': 'no-store',
-          'X-Accel-Buffering': 'no',
-        });
+        startAudioResponse(reply.raw, p.format);
         return streamToResponse(reply.raw, p.format, p.group.mixer, p.me.id, flushTicks, done);
       });
     };

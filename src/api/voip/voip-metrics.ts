@@ -9,6 +9,10 @@ export interface VoipStats {
   eventStreams: number;
   mixers: number;
   skippedTicks: number;
+  /** Opus packets encoded, Ogg pages built for live audio (shared ones once): see MixFeed. */
+  opusEncodes: number;
+  oggPages: number;
+  oggPageCopies: number;
   /** Calls and rooms mixed on another node with streams here. */
   remoteMixers: number;
 }
@@ -31,6 +35,24 @@ export function registerVoipMetrics(
     'chorus_audio_skipped_ticks_total',
     'Mixer ticks (20 ms) skipped because the event loop stalled: audio listeners lost.',
     () => stats().skippedTicks,
+  );
+  counterAtScrape(
+    registry,
+    'chorus_audio_opus_encodes_total',
+    'Opus packets encoded: one per distinct mix per 20 ms, however many listen to it.',
+    () => stats().opusEncodes,
+  );
+  counterAtScrape(
+    registry,
+    'chorus_audio_ogg_pages_total',
+    'Ogg pages built for live audio: one per mix per flush, shared by its Ogg listeners.',
+    () => stats().oggPages,
+  );
+  counterAtScrape(
+    registry,
+    'chorus_audio_ogg_page_copies_total',
+    'Renumbered copies of Ogg pages, for listeners whose page numbers differ (one per mix, flush and distance).',
+    () => stats().oggPageCopies,
   );
   gauge(
     'chorus_voip_relay_remote_mixers',

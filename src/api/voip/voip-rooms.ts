@@ -71,6 +71,8 @@ export class VoipRooms {
   private readonly records: RoomRecords;
   /** Per room, this node's record writes in order. */
   private readonly writes = new Map<number, Promise<void>>();
+  /** Rooms whose record save is queued and not started: later changes ride along. */
+  private readonly saveQueued = new Set<VoipRoom>();
   /** Each room's claim on its record: whether this node holds it. */
   private readonly claims = new WeakMap<VoipRoom, Promise<boolean>>();
 
@@ -143,7 +145,7 @@ export class VoipRooms {
       id,
       name,
       group: new MediaGroup(model, this.opts.audio, (member, mic, hds) => {
-        this.write(room, () => this.records.save(this.recordOf(room)));
+        this.saveSoon(room);
         this.opts.onMemberChange(room, member, mic, hds);
       }),
     };
@@ -221,6 +223,20 @@ export class VoipRooms {
         }
       }),
     );
+  }
+
+  /**
+   * Saves the room's record after its earlier writes, unless a save is queued already:
+   * that one writes the state as it is when it runs. The record lists every member, so
+   * a save per join would make filling a room O(members²) (#17.3).
+   */
+  private saveSoon(room: VoipRoom): void {
+    if (this.saveQueued.has(room)) return;
+    this.saveQueued.add(room);
+    this.write(room, () => {
+      this.saveQueued.delete(room);
+      return this.records.save(this.recordOf(room));
+    });
   }
 
   /** Runs `op` after the room's earlier writes; a failure is logged. */

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { OpusSettings } from './audio-codec.js';
-import { AudioMixer } from './audio-mixer.js';
+import { AudioMixer, newAudioCounters, type AudioCounters } from './audio-mixer.js';
 import { FRAME_MS } from './pcm-frame.js';
 import { MixClock } from './mix-clock.js';
 
@@ -17,6 +17,8 @@ export interface AudioHubOptions {
 export class AudioHub {
   private readonly clock: MixClock;
   private readonly mixers = new Set<AudioMixer>();
+  /** Encodes, Ogg pages and WAV chunks made by every mixer of this hub, ever. */
+  readonly counters: AudioCounters = newAudioCounters();
 
   constructor(
     private readonly options: AudioHubOptions,
@@ -30,6 +32,7 @@ export class AudioHub {
       opus: this.options.opus,
       backlogPackets: Math.ceil(this.options.backlogMs / FRAME_MS),
       onListenerError: (err) => this.log.warn({ err }, 'audio listener failed; removed'),
+      counters: this.counters,
     });
     this.mixers.add(mixer);
     this.clock.add(mixer);

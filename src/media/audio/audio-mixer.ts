@@ -1,4 +1,5 @@
 import { createOpusEncoder, type AudioEncoder, type OpusSettings } from './audio-codec.js';
+import { MixFeed, type FeedCounters, type FeedFormat, type FeedReader, type FeedSink } from './mix-feed.js';
 import { FRAME_SAMPLES, frameBytes } from './pcm-frame.js';
 import type { PcmInput } from './pcm-input.js';
 
@@ -14,6 +15,16 @@ export interface MixListener {
   onFrame(frame: MixFrame): void;
 }
 
+/** Audio work done, counted across mixers (metrics; tests that show sharing). */
+export interface AudioCounters extends FeedCounters {
+  /** Opus packets encoded: one per distinct mix per tick, whatever number hear it. */
+  encodes: number;
+}
+
+export function newAudioCounters(): AudioCounters {
+  return { encodes: 0, oggPages: 0, oggPageCopies: 0, wavChunks: 0 };
+}
+
 /** The key of the mix everyone hears who is not a speaker. */
 const FULL_MIX = '';
 /** A frame peaking below this (about -44 dBFS) is treated as silence from its speaker. */
@@ -26,6 +37,8 @@ const QUIET_PEAK = 200;
  */
 class MixBus implements MixFrame {
   readonly listeners = new Set<MixListener>();
+  /** The listening streams of this mix, by flush interval (in practice one): see MixFeed. */
+  readonly feeds = new Map<number, MixFeed>();
   readonly pcmFrame = new Int16Array(FRAME_SAMPLES);
   readonly pcm = frameBytes(this.pcmFrame);
   private encoder: AudioEncoder | undefined;
@@ -37,6 +50,7 @@ class MixBus implements MixFrame {
   constructor(
     private readonly opusSettings: OpusSettings,
     private readonly backlogPackets: number,
+    private readonly counters: AudioCounters | undefined,
   ) {}
 
   get preSkip(): number {
@@ -69,6 +83,7 @@ class MixBus implements MixFrame {
   opus(): Uint8Array {
     if (!this.packet) {
       this.packet = this.ensureEncoder().encode(this.pcmFrame);
+      if (this.counters) this.counters.encodes++;
       if (this.backlogPackets > 0) {
         this.backlog.push(this.packet);
         if (this.backlog.length > this.backlogPackets) this.backlog.shift();
@@ -89,6 +104,7 @@ export interface MixerOptions {
   backlogPackets: number;
   /** Called with the error when a listener throws; the listener is removed. */
   onListenerError(err: unknown): void;
+  counters?: AudioCounters;
 }
 
 /** A listener's place in the mixer: its mix's pre-skip and backlog, and how to leave. */
@@ -115,6 +131,9 @@ export class AudioMixer {
   /** Whose voice each listener must not hear (undefined: a pure listener). */
   private readonly wanted = new Map<MixListener, string | undefined>();
   private readonly sum = new Int32Array(FRAME_SAMPLES);
+  /** Readers of the full mix who would hear their own voice if they spoke, by listener id. */
+  private readonly waiting = new Map<string, Map<FeedReader, number>>();
+  private ticks = 0;
 
   constructor(private readonly options: MixerOptions) {}
 
@@ -124,7 +143,10 @@ export class AudioMixer {
 
   get listenerCount(): number {
     let n = 0;
-    for (const bus of this.buses.values()) n += bus.listeners.size;
+    for (const bus of this.buses.values()) {
+      n += bus.listeners.size - bus.feeds.size;
+      for (const feed of bus.feeds.values()) n += feed.readerCount;
+    }
     return n;
   }
 
@@ -142,6 +164,11 @@ export class AudioMixer {
     this.inputs.set(id, { input, frame: new Int16Array(FRAME_SAMPLES), has: false, loud: false });
     // A listener who starts speaking moves from the full mix to the mix without them.
     for (const [listener, speaker] of this.wanted) if (speaker === id) this.move(listener, FULL_MIX, id);
+    const readers = this.waiting.get(id);
+    if (readers) {
+      this.waiting.delete(id);
+      for (const [r, flushTicks] of readers) this.feed(id, flushTicks).adopt(r);
+    }
     // With a backlog, the mixes a late listener might want exist (and encode) from the
     // first word: everyone-but-this-speaker, and the full mix.
     if (this.options.backlogPackets > 0) {
@@ -177,6 +204,54 @@ export class AudioMixer {
         this.prune();
       },
     };
+  }
+
+  /**
+   * A listening stream: what `me` must hear (everyone but themself; everyone while they
+   * do not speak), written to `sink` as `format`, shared with every other stream of the
+   * same mix (see MixFeed): one encode and one Ogg page or WAV chunk per flush for all.
+   * Ogg and WAV are written every `flushTicks` ticks.
+   */
+  read(me: string | undefined, format: FeedFormat, sink: FeedSink, flushTicks = 1): FeedReader {
+    const key = me !== undefined && this.inputs.has(me) ? me : FULL_MIX;
+    const onClose = (r: FeedReader) => {
+      if (me === undefined) return;
+      const set = this.waiting.get(me);
+      if (set?.delete(r) && set.size === 0) this.waiting.delete(me);
+    };
+    const reader = this.feed(key, flushTicks).join(format, sink, onClose);
+    if (key === FULL_MIX && me !== undefined) {
+      let readers = this.waiting.get(me);
+      if (!readers) this.waiting.set(me, (readers = new Map<FeedReader, number>()));
+      readers.set(reader, flushTicks);
+    }
+    return reader;
+  }
+
+  private feed(key: string, flushTicks: number): MixFeed {
+    const bus = this.bus(key);
+    let feed = bus.feeds.get(flushTicks);
+    if (!feed) {
+      const made = new MixFeed({
+        preSkip: bus.preSkip,
+        flushTicks,
+        backlogPackets: this.options.backlogPackets,
+        backlog: bus.backlog,
+        phase: this.ticks,
+        ...(this.options.counters ? { counters: this.options.counters } : {}),
+        onSinkError: (err) => this.options.onListenerError(err),
+        onEmpty: () => {
+          if (bus.feeds.get(flushTicks) !== made) return;
+          bus.feeds.delete(flushTicks);
+          bus.listeners.delete(made);
+          this.prune();
+        },
+      });
+      feed = made;
+      bus.feeds.set(flushTicks, feed);
+      bus.listeners.add(feed);
+    }
+    return feed;
   }
 
   private move(listener: MixListener, from: string, to: string): void {
@@ -239,19 +314,22 @@ export class AudioMixer {
         }
       }
     }
+    this.ticks++;
   }
 
   close(): void {
     for (const slot of this.inputs.values()) slot.input.close();
     this.inputs.clear();
+    for (const bus of [...this.buses.values()]) for (const feed of [...bus.feeds.values()]) feed.close();
     this.buses.clear();
     this.wanted.clear();
+    this.waiting.clear();
   }
 
   private bus(key: string): MixBus {
     let bus = this.buses.get(key);
     if (!bus) {
-      bus = new MixBus(this.options.opus, this.options.backlogPackets);
+      bus = new MixBus(this.options.opus, this.options.backlogPackets, this.options.counters);
       this.buses.set(key, bus);
     }
     return bus;
