@@ -152,7 +152,7 @@ describe('LISTEN (the Beep seed)', () => {
 describe('the cluster section and where bites go (#12.4)', () => {
   it('leaves cluster mode and the bite sink off by default', () => {
     const c = loadConfig();
-    expect(c.cluster).toEqual({ connectTimeoutSeconds: 10, kvReplicas: 1 });
+    expect(c.cluster).toEqual({ connectTimeoutSeconds: 10, kvReplicas: 1, processes: 1, localNatsPort: 0 });
     expect(c.sinks.natsUrl).toBeUndefined();
   });
 
