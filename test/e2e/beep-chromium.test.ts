@@ -2,39 +2,12 @@ import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { browserSuite } from '../fixtures/browser.js';
+import { joinFromPage } from '../fixtures/beep-page.js';
 import { FakePermissions } from '../fixtures/fake-permissions.js';
 import { hasTool } from '../fixtures/system-tools.js';
 
 const haveChromium = hasTool('chromium', 'chromium');
 const SECRET = 'e2e-secret-for-beep-tokens';
-
-/** The README's client, run in the page: bare SDP over /connect, then /join. */
-async function joinFromPage(page: Page, token: string): Promise<void> {
-  await page.evaluate(async (tok) => {
-    const pc = new RTCPeerConnection();
-    (window as unknown as { beepPc: RTCPeerConnection }).beepPc = pc;
-    // Chromium only decodes (and counts) audio that is played somewhere.
-    pc.ontrack = (e) => {
-      const el = new Audio();
-      el.srcObject = e.streams[0] ?? new MediaStream([e.track]);
-      void el.play();
-    };
-    const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
-    for (const track of stream.getAudioTracks()) pc.addTrack(track, stream);
-    const socket = new WebSocket(`${location.origin.replace('http', 'ws')}/connect?token=${tok}`);
-    const answered = new Promise<string>((resolve) => (socket.onmessage = (e) => resolve(e.data as string)));
-    await new Promise((r) => (socket.onopen = r));
-    const gathered = new Promise<void>(
-      (resolve) => (pc.onicecandidate = (e) => e.candidate === null && resolve()),
-    );
-    await pc.setLocalDescription(await pc.createOffer());
-    await gathered;
-    socket.send(pc.localDescription!.sdp);
-    await pc.setRemoteDescription({ type: 'answer', sdp: await answered });
-    const res = await fetch(`/join/standup?token=${tok}`, { method: 'POST' });
-    if (!res.ok) throw new Error(`join: ${res.status}`);
-  }, token);
-}
 
 /** Audio received, from getStats: samples and energy (the fake microphone beeps). */
 const received = (page: Page) =>
