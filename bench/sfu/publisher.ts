@@ -1,6 +1,7 @@
 // A bench worker: one node-datachannel publisher sending fake VP8 and Opus RTP at a
 // fixed rate (default ~1.8 Mbit/s: 200 video packets of 1,100 bytes and 50 audio packets
 // of 160 bytes a second). Paced on elapsed time, not on timer ticks, so the rate holds.
+// Each video packet carries its send time (a float64 after the RTP header).
 import { Audio, type PeerConnection, type Track, Video } from 'node-datachannel';
 import { NdcClient } from '../../test/fixtures/ndc-peer.js';
 
@@ -54,6 +55,8 @@ setInterval(() => {
   while (vSent < s * VIDEO_PPS) {
     video.writeUInt16BE(vSent & 0xffff, 2);
     video.writeUInt32BE(vSent * 450, 4);
+    // When it was sent (this machine's clock), for the subscribers' latency probes.
+    video.writeDoubleBE(performance.timeOrigin + performance.now(), 12);
     pub.video.sendMessageBinary(video);
     vSent++;
   }

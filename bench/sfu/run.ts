@@ -1,13 +1,21 @@
 // bench/sfu: one publisher (audio + video, ~1.8 Mbit/s) and N subscribers, each group in
 // its own process. Reports forwarded packets a second, server CPU and RSS, loss seen by
-// the subscribers, and packets forwarded per server CPU-second.
+// the subscribers, and packets forwarded per server CPU-second, and the probes' latency
+// (publisher's send to subscriber's receive, p50/p99).
 //
-//   npm run bench:sfu -- [--subscribers 10,50,100,200,400] [--seconds 10] [--workers 3] [--video-pps 200] [--log-level warn] [--probes 10] [--no-pin]
+// With --cluster, each size runs twice in the same run: on one process, then on a cluster
+// of three (a nats-server -js started here; the publisher on node A, the subscribers
+// spread over nodes B and C, so every packet crosses the relay): forwarded packets per
+// CPU-second summed over the Chorus processes (and with nats-server's), against the one
+// process's, and the latency the relay adds.
+//
+//   npm run bench:sfu -- [--subscribers 10,50,100,200,400] [--seconds 10] [--workers 3] [--video-pps 200] [--log-level warn] [--probes 10] [--no-pin] [--cluster]
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { cpuSeconds, cpuSplit, rssBytes, startBenchServer } from '../lib/server-process.js';
+import { cpuSeconds, cpuSplit, rssBytes, startBenchServer, type BenchServer } from '../lib/server-process.js';
+import { NatsServerProcess } from '../../test/fixtures/nats-server.js';
 
 const { values } = parseArgs({
   options: {
@@ -18,6 +26,7 @@ const { values } = parseArgs({
     'log-level': { type: 'string', default: 'warn' },
     probes: { type: 'string', default: '10' },
     pin: { type: 'boolean', default: true },
+    cluster: { type: 'boolean', default: false },
   },
 });
 const SIZES = values.subscribers.split(',').map(Number);
@@ -93,8 +102,19 @@ async function sfuCounters(url: string): Promise<{
   };
 }
 
-async function runOnce(n: number): Promise<Record<string, unknown>> {
-  const server = await startBenchServer({
+/** Where the publisher and the subscribers connect, and the processes to measure. */
+interface Topology {
+  name: 'oneProcess' | 'cluster';
+  publisherUrl: string;
+  subscriberUrls: string[];
+  servers: BenchServer[];
+  /** nats-server, measured apart (absent on one process). */
+  natsPid?: number;
+  stop(): Promise<void>;
+}
+
+async function serverEnv(): Promise<Record<string, string>> {
+  return {
     WEBRTC_NACK_HISTORY_PACKETS: process.env.WEBRTC_NACK_HISTORY_PACKETS ?? '512',
     // Passed through when set, to try other admission settings.
     ...Object.fromEntries(
@@ -105,11 +125,89 @@ async function runOnce(n: number): Promise<Record<string, unknown>> {
     WEBRTC_UDP_PORT: String(await freeUdpPort()),
     WEBRTC_BIND_ADDRESS: '127.0.0.1',
     LOG_LEVEL: values['log-level'],
-  });
+  };
+}
+
+async function oneProcess(): Promise<Topology> {
+  const server = await startBenchServer(await serverEnv());
   pin(server.pid, 0);
+  return {
+    name: 'oneProcess',
+    publisherUrl: server.url,
+    subscriberUrls: [server.url],
+    servers: [server],
+    stop: () => server.stop(),
+  };
+}
+
+/** nats-server -js and three nodes: A carries the publisher, B and C the subscribers. */
+async function threeNodes(): Promise<Topology> {
+  const nats = new NatsServerProcess({ jetstream: true });
+  await nats.start();
+  pin(nats.pid, 0);
+  const servers: BenchServer[] = [];
+  try {
+    for (const id of ['a', 'b', 'c']) {
+      const s = await startBenchServer({
+        ...(await serverEnv()),
+        CLUSTER_NATS_URL: nats.url,
+        CLUSTER_NODE_ID: id,
+      });
+      pin(s.pid, 0);
+      servers.push(s);
+    }
+    // Every node sees the three before anyone publishes.
+    for (const s of servers) {
+      for (let i = 0; ; i++) {
+        const r = (await (await fetch(`${s.url}/readyz`)).json()) as {
+          details?: { cluster?: { nodes?: number } };
+        };
+        if (r.details?.cluster?.nodes === 3) break;
+        if (i > 200) throw new Error('the three nodes did not see each other');
+        await new Promise((res) => setTimeout(res, 100));
+      }
+    }
+  } catch (err) {
+    for (const s of servers) await s.stop();
+    await nats.dispose();
+    throw err;
+  }
+  return {
+    name: 'cluster',
+    publisherUrl: servers[0]!.url,
+    subscriberUrls: [servers[1]!.url, servers[2]!.url],
+    servers,
+    natsPid: nats.pid,
+    stop: async () => {
+      for (const s of servers) await s.stop();
+      await nats.dispose();
+    },
+  };
+}
+
+async function sumCounters(urls: string[]): Promise<Awaited<ReturnType<typeof sfuCounters>>> {
+  const all = await Promise.all(urls.map(sfuCounters));
+  const out = { forwarded: 0, sendErrors: 0, retransmitted: 0, reportedLost: 0, reportingLegs: 0 };
+  for (const c of all) for (const k of Object.keys(out) as Array<keyof typeof out>) out[k] += c[k];
+  return out;
+}
+
+async function runOnce(n: number, topology: () => Promise<Topology>): Promise<Record<string, unknown>> {
+  const topo = await topology();
+  const urls = topo.servers.map((s) => s.url);
+  const pids = topo.servers.map((s) => s.pid);
+  const cpuOf = (): number => pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+  const splitOf = (): { user: number; system: number } =>
+    pids.map(cpuSplit).reduce((a, b) => ({ user: a.user + b.user, system: a.system + b.system }));
   const workers: ChildProcess[] = [];
   try {
-    const res = await fetch(`${server.url}/webrtc/room`, {
+    // What the processes burn doing nothing (timers, heartbeats; and the shared machine's
+    // noise): three processes idle more than one, which says nothing about the relay.
+    const idle0 = cpuOf();
+    const idleT0 = performance.now();
+    await new Promise((r) => setTimeout(r, 3000));
+    const idleRate = (cpuOf() - idle0) / ((performance.now() - idleT0) / 1000);
+    const res = await fetch(`${topo.publisherUrl}/webrtc/room`, {
       method: 'PUT',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ user_id: 'bench' }),
@@ -117,7 +215,7 @@ async function runOnce(n: number): Promise<Record<string, unknown>> {
     const room = ((await res.json()) as { id: string }).id;
     // The publisher (about 2 % of a core) shares the server's CPU: on the clients' core it
     // would be starved and then send in bursts.
-    const pub = worker('./publisher.ts', [server.url, room, 'pub', String(VIDEO_PPS)], 0);
+    const pub = worker('./publisher.ts', [topo.publisherUrl, room, 'pub', String(VIDEO_PPS)], 0);
     workers.push(pub);
     await ask(pub, 'ready');
 
@@ -126,7 +224,8 @@ async function runOnce(n: number): Promise<Record<string, unknown>> {
     const per = Math.ceil(n / WORKERS);
     for (let i = 0, left = n; i < WORKERS && left > 0; i++, left -= per) {
       const w = worker('./subscribers.ts', [
-        server.url,
+        // Spread over the subscribers' nodes (one on one process, B and C in a cluster).
+        topo.subscriberUrls[i % topo.subscriberUrls.length]!,
         room,
         'pub',
         String(Math.min(per, left)),
@@ -145,31 +244,52 @@ async function runOnce(n: number): Promise<Record<string, unknown>> {
     // Publisher and subscribers are asked at the same instant at both ends of the window.
     const [pub0, ...before] = await Promise.all([pub, ...subs].map((w) => ask(w, 'report')));
     const sent0 = Number(pub0!.sent);
-    const counters0 = await sfuCounters(server.url);
-    const cpu0 = cpuSeconds(server.pid);
-    const split0 = cpuSplit(server.pid);
+    const counters0 = await sumCounters(urls);
+    const cpu0 = cpuOf();
+    const each0 = pids.map(cpuSeconds);
+    const split0 = splitOf();
+    const nats0 = topo.natsPid === undefined ? 0 : cpuSeconds(topo.natsPid);
     const t0 = performance.now();
     await new Promise((r) => setTimeout(r, SECONDS * 1000));
     const elapsed = (performance.now() - t0) / 1000;
-    const cpu = cpuSeconds(server.pid) - cpu0;
-    const split1 = cpuSplit(server.pid);
+    const cpu = cpuOf() - cpu0;
+    const each = pids.map((pid, i) => cpuSeconds(pid) - each0[i]!);
+    const natsCpu = topo.natsPid === undefined ? 0 : cpuSeconds(topo.natsPid) - nats0;
+    const split1 = splitOf();
     const kernelShare = (split1.system - split0.system) / Math.max(0.01, cpu);
-    const counters1 = await sfuCounters(server.url);
+    const counters1 = await sumCounters(urls);
     const fwd = counters1.forwarded - counters0.forwarded;
     const [pub1, ...after] = await Promise.all([pub, ...subs].map((w) => ask(w, 'report')));
     const sent = Number(pub1!.sent) - sent0;
-    const rss = rssBytes(server.pid);
+    const rss = pids.reduce((sum, pid) => sum + rssBytes(pid), 0);
     const sum = (rs: Report[], k: string): number => rs.reduce((s, r) => s + Number(r[k]), 0);
     const received = sum(after, 'received') - sum(before, 'received');
     const expected = sum(after, 'expected') - sum(before, 'expected');
+    const p50s = after.map((r) => Number(r.p50)).filter((x) => Number.isFinite(x));
     return {
+      topology: topo.name,
       subscribers: n,
       connected,
       setupSeconds: Number(setupSeconds.toFixed(1)),
       publishedPps: Math.round(sent / elapsed),
       forwardedPps: Math.round(fwd / elapsed),
       serverCpuPercent: Math.round((cpu / elapsed) * 100),
+      // Summed over the Chorus processes (one, or three in a cluster).
       packetsPerCpuSecond: cpu > 0 ? Math.round(fwd / cpu) : null,
+      idleCpuPercent: Math.round(idleRate * 100),
+      // The same with the processes' idle CPU taken off: what forwarding itself costs.
+      packetsPerBusyCpuSecond:
+        cpu - idleRate * elapsed > 0 ? Math.round(fwd / (cpu - idleRate * elapsed)) : null,
+      ...(topo.natsPid === undefined
+        ? {}
+        : {
+            natsServerCpuPercent: Math.round((natsCpu / elapsed) * 100),
+            packetsPerCpuSecondWithNats: Math.round(fwd / (cpu + natsCpu)),
+            // Node A (the publisher's: it only relays), B and C (forwarding to the legs).
+            perNodeCpuPercent: each.map((c) => Math.round((c / elapsed) * 100)),
+          }),
+      latencyP50Ms: p50s.length ? Number((p50s.reduce((a, b) => a + b, 0) / p50s.length).toFixed(2)) : null,
+      latencyP99Ms: Number(Math.max(...after.map((r) => Number(r.p99))).toFixed(2)),
       // On loopback the kernel share includes the receivers' side of the UDP stack.
       kernelPercentOfCpu: Math.round(kernelShare * 100),
       serverRssMiB: Number((rss / 2 ** 20).toFixed(1)),
@@ -191,7 +311,7 @@ async function runOnce(n: number): Promise<Record<string, unknown>> {
     for (const w of workers) w.send({ type: 'exit' });
     await new Promise((r) => setTimeout(r, 300));
     for (const w of workers) if (w.exitCode === null) w.kill('SIGKILL');
-    await server.stop();
+    await topo.stop();
   }
 }
 
@@ -205,4 +325,25 @@ console.log(
     videoPps: VIDEO_PPS,
   }),
 );
-for (const n of SIZES) console.log(JSON.stringify(await runOnce(n)));
+for (const n of SIZES) {
+  const one = await runOnce(n, oneProcess);
+  console.log(JSON.stringify(one));
+  if (!values.cluster) continue;
+  const three = await runOnce(n, threeNodes);
+  console.log(JSON.stringify(three));
+  const ratio = Number(three.packetsPerCpuSecond) / Number(one.packetsPerCpuSecond);
+  console.log(
+    JSON.stringify({
+      subscribers: n,
+      // Below 1: each forwarded packet costs more CPU across nodes; 1 - ratio is the relay's share.
+      clusterVsOneProcessPacketsPerCpuSecond: Number(ratio.toFixed(3)),
+      relayCostPercentPerForwardedPacket: Number(((1 / ratio - 1) * 100).toFixed(1)),
+      // Idle CPU of each process taken off both sides.
+      relayCostPercentPerForwardedPacketBusy: Number(
+        ((Number(one.packetsPerBusyCpuSecond) / Number(three.packetsPerBusyCpuSecond) - 1) * 100).toFixed(1),
+      ),
+      addedLatencyP50Ms: Number((Number(three.latencyP50Ms) - Number(one.latencyP50Ms)).toFixed(2)),
+      addedLatencyP99Ms: Number((Number(three.latencyP99Ms) - Number(one.latencyP99Ms)).toFixed(2)),
+    }),
+  );
+}

@@ -1,6 +1,7 @@
 // A bench worker: holds N node-datachannel subscribers to one publisher. Each counts the
 // packets it gets and, from RTP sequence numbers, the packets it should have got; it
-// answers sender reports with receiver reports as a browser does. Nothing is kept per packet.
+// answers sender reports with receiver reports as a browser does. Probes keep each video
+// packet's latency (the publisher's send time in the payload) until the next report.
 import { Audio, type PeerConnection, RtcpReceivingSession, type Track, Video } from 'node-datachannel';
 import { NdcClient } from '../../test/fixtures/ndc-peer.js';
 import { isRtcp } from '../../src/media/webrtc/rtp.js';
@@ -39,6 +40,9 @@ class SeqCounter {
 }
 
 let made = 0;
+/** Probes' video latency (send time in the payload to arrival), since the last report. */
+const latencies: number[] = [];
+const MAX_SAMPLES = 200_000;
 
 class BenchSubscriber extends NdcClient {
   readonly probe = made++ < probes;
@@ -63,7 +67,10 @@ class BenchSubscriber extends NdcClient {
     if (!this.probe) return;
     // RTCP (the SFU's sender reports) shares the track.
     this.video.onMessage((m) => {
-      if (!isRtcp(m)) vc.add(m.readUInt16BE(2));
+      if (isRtcp(m)) return;
+      vc.add(m.readUInt16BE(2));
+      if (latencies.length < MAX_SAMPLES && m.length >= 20)
+        latencies.push(performance.timeOrigin + performance.now() - m.readDoubleBE(12));
     });
     audio.onMessage((m) => {
       if (!isRtcp(m)) ac.add(m.readUInt16BE(2));
@@ -117,7 +124,10 @@ process.on('message', (m: { type: string }) => {
       if (r === s.lastReport) starved++;
       s.lastReport = r;
     }
-    process.send!({ type: 'report', received, expected, worstLoss, starved });
+    const sorted = latencies.splice(0).sort((a, b) => a - b);
+    const at = (p: number): number =>
+      sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
+    process.send!({ type: 'report', received, expected, worstLoss, starved, p50: at(0.5), p99: at(0.99) });
   }
   if (m.type === 'exit') {
     for (const s of subs) s.close();

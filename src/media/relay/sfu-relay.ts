@@ -36,6 +36,8 @@ export class SfuRelay {
   private readonly attaching = new Map<string, Promise<RemotePublisher | undefined>>();
   private readonly offGone: () => void;
   private retiredReceived = 0;
+  /** Set when the server stops: its records are left to the readers' liveness check. */
+  private stopping = false;
   private retiredMalformed = 0;
 
   constructor(
@@ -78,6 +80,7 @@ export class SfuRelay {
     tracks: readonly PublishedTrack[],
     ids: readonly string[],
   ): Promise<void> {
+    if (this.stopping) return;
     const publication: Publication = {
       node: this.membership.selfId,
       instance: this.selfInstance,
@@ -103,6 +106,9 @@ export class SfuRelay {
   /** The tracks ended: other nodes' subscribers end too, and the record goes. */
   withdraw(room: string, user: string, ids: readonly string[], reason: string): Promise<void> {
     for (const id of ids) this.outlet.withdraw(id, reason);
+    // A node stopping leaves the cluster at once (membership): its records are dead to
+    // every reader, and the store may close before a write could land.
+    if (this.stopping) return Promise.resolve();
     return this.directory.withdraw(room, user, ids).catch((err: unknown) => {
       this.log.warn({ err, room, user }, 'sfu relay: record not withdrawn (readers check the node)');
     });
@@ -194,7 +200,13 @@ export class SfuRelay {
     };
   }
 
+  /** The server is stopping: no more store writes. */
+  stop(): void {
+    this.stopping = true;
+  }
+
   close(): void {
+    this.stopping = true;
     this.offGone();
     for (const r of [...this.remotes.values()]) r.close('server shutting down');
     this.outlet.close();

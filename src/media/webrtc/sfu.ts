@@ -395,6 +395,7 @@ export class Sfu {
 
   close(): void {
     clearInterval(this.watchdog);
+    this.relay?.stop();
     for (const p of [...this.publishers.values()]) p.leg.close('server shutting down');
     for (const s of [...this.subscriptions.values()]) s.leg.close('server shutting down');
     for (const v of [...this.voices]) v.leg.close('server shutting down');
