@@ -47,14 +47,18 @@ export async function startBenchServer(env: Record<string, string>): Promise<Ben
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 20_000;
+  // Generous: on a shared 2-core box under load, tsx's compile and a cluster join take long.
+  const deadline = Date.now() + 60_000;
   for (;;) {
     try {
       if ((await fetch(`${url}/readyz`)).ok) break;
     } catch {
       /* not up yet */
     }
-    if (Date.now() > deadline) throw new Error('server did not become ready');
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL'); // not left running once the bench gives up on it
+      throw new Error('server did not become ready');
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
   return {

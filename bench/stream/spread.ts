@@ -19,6 +19,8 @@ export interface SpreadOptions {
   workers: number;
 }
 
+/** The idle window measured before the publishing one. */
+const IDLE_MS = 5000;
 const SERVER_ENV = { CONCURRENT_LIMIT_WHITELIST: '127.0.0.0/8', GOP_CACHE_SIZE_MB: '16' };
 
 interface Layout {
@@ -33,7 +35,10 @@ interface Layout {
 interface Measured {
   deliveredMbps: number;
   chorusCpuSecondsPerGbit: number;
+  /** The same less what the processes use idle (their CPU with nothing published). */
+  streamCpuSecondsPerGbit: number;
   chorusCpuPercent: number[];
+  idleCpuPercent: number[];
   natsCpuPercent?: number;
   cpuSecondsPerGbitWithNats?: number;
   /** Chunk delay at a receiver on each server (from the publisher's send), ms. */
@@ -55,6 +60,12 @@ async function measure(layout: Layout, channel: string, opts: SpreadOptions): Pr
     await new Promise((r) => setTimeout(r, 300));
     for (const p of probes) p.delaysMs.length = 0;
     const pids = [...layout.chorus, ...(layout.natsPid ? [layout.natsPid] : [])];
+    // What the processes use with nothing published (timers, heartbeats, membership): a
+    // second process costs this anyway; subtracted below for the stream's own cost.
+    const idle0 = pids.map(cpuSeconds);
+    const idleT0 = performance.now();
+    await new Promise((r) => setTimeout(r, IDLE_MS));
+    const idleRate = pids.map((p, i) => (cpuSeconds(p) - idle0[i]!) / ((performance.now() - idleT0) / 1000));
     const cpu0 = pids.map(cpuSeconds);
     const bytes0 = await receivedBytes(workers);
     const { elapsed } = await publishAtRate(pub, opts);
@@ -62,10 +73,13 @@ async function measure(layout: Layout, channel: string, opts: SpreadOptions): Pr
     const cpu = pids.map((p, i) => cpuSeconds(p) - cpu0[i]!);
     const gbit = ((await receivedBytes(workers)) - bytes0) * 8 / 1e9; // prettier-ignore
     const chorusCpu = cpu.slice(0, layout.chorus.length).reduce((a, b) => a + b, 0);
+    const chorusIdle = idleRate.slice(0, layout.chorus.length).reduce((a, b) => a + b, 0) * elapsed;
     const natsCpu = layout.natsPid ? cpu[cpu.length - 1]! : undefined;
     return {
       deliveredMbps: Number(((gbit * 1000) / elapsed).toFixed(1)),
       chorusCpuSecondsPerGbit: Number((chorusCpu / gbit).toFixed(3)),
+      streamCpuSecondsPerGbit: Number((Math.max(0, chorusCpu - chorusIdle) / gbit).toFixed(3)),
+      idleCpuPercent: idleRate.map((r) => Math.round(r * 100)),
       chorusCpuPercent: cpu.slice(0, layout.chorus.length).map((c) => Math.round((c / elapsed) * 100)),
       ...(natsCpu !== undefined
         ? {
@@ -133,6 +147,10 @@ export async function spreadComparison(
     twoProcesses: spread,
     /** Chorus CPU per delivered Gbit, two processes against one (1.0 = the relay costs nothing). */
     cpuPerGbitRatio: Number((spread.chorusCpuSecondsPerGbit / single.chorusCpuSecondsPerGbit).toFixed(3)),
+    /** The same without the processes' idle CPU: what the relay adds to the stream's own cost. */
+    streamCpuPerGbitRatio: Number(
+      (spread.streamCpuSecondsPerGbit / single.streamCpuSecondsPerGbit).toFixed(3),
+    ),
     cpuPerGbitRatioWithNats: Number(
       ((spread.cpuSecondsPerGbitWithNats ?? NaN) / single.chorusCpuSecondsPerGbit).toFixed(3),
     ),

@@ -143,35 +143,36 @@ export class ChunkAssembler {
 
   constructor(private readonly maxBytes: number) {}
 
-  /**
-   * The whole chunk once its last frame is in, else undefined. `broken` is set when
-   * something was dropped (a part without its end, or a chunk over the limit).
-   */
-  add(h: ChunkFrameHeader, data: Uint8Array): { chunk?: Buffer; broken: boolean } {
+  /** Set by `add` when something was dropped (a part without its end, or a chunk over the limit). */
+  broken = false;
+
+  /** The whole chunk once its last frame is in, else undefined (see `broken`). */
+  add(h: ChunkFrameHeader, data: Uint8Array): Buffer | undefined {
     const body = Buffer.from(
       data.buffer,
       data.byteOffset + CHUNK_HEADER_BYTES,
       data.length - CHUNK_HEADER_BYTES,
     );
-    let broken = false;
+    this.broken = false;
     if (this.parts.length > 0 && (h.kind !== this.kind || h.session !== this.session || h.seq !== this.seq)) {
       this.reset();
-      broken = true;
+      this.broken = true;
     }
-    if (this.parts.length === 0 && !h.more) return { chunk: body, broken };
+    if (this.parts.length === 0 && !h.more) return body;
     this.bytes += body.length;
     if (this.bytes > this.maxBytes) {
       this.reset();
-      return { broken: true };
+      this.broken = true;
+      return undefined;
     }
     this.parts.push(body);
     this.kind = h.kind;
     this.session = h.session;
     this.seq = h.seq;
-    if (h.more) return { broken };
+    if (h.more) return undefined;
     const chunk = Buffer.concat(this.parts, this.bytes);
     this.reset();
-    return { chunk, broken };
+    return chunk;
   }
 
   reset(): void {

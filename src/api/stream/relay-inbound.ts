@@ -73,7 +73,7 @@ export class ChannelInbound {
   constructor(
     private readonly bus: Bus,
     private readonly self: RelaySelf,
-    private readonly channel: StreamChannel,
+    readonly channel: StreamChannel,
     maxChunkBytes: number,
     private readonly counters: RelayCounters,
     private readonly busLog: ThrottledLog,
@@ -135,8 +135,8 @@ export class ChannelInbound {
     const wanted = h.kind === LIVE ? this.state === 'live' : this.state === 'replaying';
     if (!wanted) return; // live chunks before our replay (it holds them), or another node's replay
     this.lastHeard = Date.now();
-    const { chunk, broken } = this.assembler.add(h, data);
-    if (broken) {
+    const chunk = this.assembler.add(h, data);
+    if (this.assembler.broken) {
       this.counters.dropped++;
       this.busLog.warn({ subject: msg.subject }, 'stream: relay chunk broken off or too big, dropped');
     }

@@ -54,7 +54,7 @@ export const streamPlugin: FastifyPluginAsync<StreamSurfaceOptions> = async (app
   cluster.start();
   app.addHook('onClose', async () => cluster.close());
 
-  const relay = new StreamRelay(opts.bus, opts.membership, config.maxMessageBytes, log);
+  const relay = new StreamRelay(opts.bus, opts.membership, streams, config.maxMessageBytes, log);
   app.addHook('onClose', async () => relay.close());
 
   const metrics = new StreamMetrics(opts.registry, streams, relay, () => coordinator?.connected);

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Bus } from '../../ports/bus/bus.js';
 import type { Membership, NodeInfo } from '../../ports/membership/membership.js';
 import type { StreamChannel } from '../../media/stream/stream-channel.js';
+import type { StreamRegistry } from '../../media/stream/stream-registry.js';
 import { ThrottledLog } from '../../lib/throttled-log.js';
 import { RelayCounters, type RelaySelf } from './relay-counters.js';
 import { ChannelInbound } from './relay-inbound.js';
@@ -32,6 +33,8 @@ export class StreamRelay {
   constructor(
     private readonly bus: Bus,
     membership: Membership,
+    /** The node's channels: a follower is for the channel the registry holds under its id. */
+    private readonly streams: StreamRegistry,
     private readonly maxChunkBytes: number,
     private readonly log: Logger,
   ) {
@@ -76,9 +79,19 @@ export class StreamRelay {
 
   /** A receiver came or went: follow the channel from another node while any are here. */
   receiversChanged(channel: StreamChannel): void {
+    let following = this.inbound.get(channel.id);
+    if (this.streams.find(channel.id) !== channel) {
+      // A channel the registry has forgotten (its relayed publishing ended while its
+      // receivers were still closing): only its own follower, if any, is stale now.
+      if (following?.channel === channel) this.stopFollowing(channel.id);
+      return;
+    }
+    if (following && following.channel !== channel) {
+      this.stopFollowing(channel.id);
+      following = undefined;
+    }
     const publishedHere = this.outbound.has(channel.id) || (channel.isPublishing && !channel.relayed);
     const wanted = channel.receiverCount > 0 && !publishedHere;
-    const following = this.inbound.get(channel.id);
     if (wanted && !following) {
       this.inbound.set(
         channel.id,
