@@ -1,10 +1,13 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runChorusToExit } from '../fixtures/chorus-process.js';
 import { isRunning, startProcesses, type ChorusProcesses } from '../fixtures/chorus-processes.js';
 import { freePort } from '../../bench/lib/server-process.js';
+import { selfSignedCert } from '../fixtures/self-signed.js';
 import { hasTool } from '../fixtures/system-tools.js';
 import { TestSocket, eventually } from '../fixtures/ws-client.js';
 
@@ -44,18 +47,53 @@ async function nodesUntil(check: (nodes: NodeView[]) => boolean, what: string): 
   return last;
 }
 
+/**
+ * Which worker answers `GET /cluster/nodes` (its `self`), over a new TCP connection each
+ * time (`agent: false`), as separate clients would arrive.
+ */
+function answeringNode(url: string, ca?: Buffer): Promise<string> {
+  const get = url.startsWith('https:') ? httpsGet : httpGet;
+  return new Promise((resolve, reject) => {
+    const req = get(
+      `${url}/cluster/nodes`,
+      { agent: false, headers: { authorization: `Bearer ${ADMIN}` }, ...(ca ? { ca } : {}) },
+      (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => {
+          try {
+            resolve((JSON.parse(body) as { self: string }).self);
+          } catch (err) {
+            reject(err instanceof Error ? err : new Error(String(err)));
+          }
+        });
+      },
+    );
+    req.on('error', reject);
+  });
+}
+
 const ids = (count: number): string[] => Array.from({ length: count }, (_, i) => `${procs.machineId}-${i}`);
 
 describe.runIf(run)('chorus serve --processes 3', () => {
   const sockets: TestSocket[] = [];
+  const certDir = mkdtempSync(join(tmpdir(), 'chorus-processes-tls-'));
+  const tls = selfSignedCert(certDir);
 
   beforeAll(async () => {
-    procs = await startProcesses(3, { ADMIN_TOKEN: ADMIN, SIGNAL_REGISTER_RATE_PER_MINUTE: '0' });
+    procs = await startProcesses(3, {
+      ADMIN_TOKEN: ADMIN,
+      SIGNAL_REGISTER_RATE_PER_MINUTE: '0',
+      SSL_CERT: tls.cert,
+      SSL_KEY: tls.key,
+      SSL_PORT: '0',
+    });
   }, 120_000);
 
   afterAll(async () => {
     for (const s of sockets) s.ws.terminate();
     await procs?.stop();
+    rmSync(certDir, { recursive: true, force: true });
   }, 30_000);
 
   it('is ready, and its three workers are three nodes with their own ids and WebRTC UDP ports', async () => {
@@ -77,6 +115,27 @@ describe.runIf(run)('chorus serve --processes 3', () => {
     const pids = [0, 1, 2].map((i) => procs.workerPid(i));
     expect(new Set(pids).size).toBe(3);
     expect(pids).not.toContain(procs.supervisor.child.pid);
+  }, 60_000);
+
+  it('hands new HTTP and HTTPS connections to every worker, on one port each', async () => {
+    const https = procs.supervisorLines().find((l) => l.msg === 'chorus processes listening')?.https;
+    expect(typeof https).toBe('string');
+    const ca = readFileSync(tls.cert);
+    for (const [url, key] of [
+      [procs.url, undefined],
+      [https as string, ca],
+    ] as const) {
+      const seen = new Set<string>();
+      await eventually(
+        async () => {
+          seen.add(await answeringNode(url, key));
+          return seen.size === 3;
+        },
+        30_000,
+        `every worker answering on ${url}`,
+      );
+      expect([...seen].sort()).toEqual(ids(3));
+    }
   }, 60_000);
 
   it('spreads connections over the workers, and Signal messages cross between them', async () => {
