@@ -67,12 +67,13 @@ export type Undelivered = (user: UserId) => void;
  * older one (which may have missed it) hears it too.
  */
 export class Presence {
-  private readonly local = new Set<LocalAttachment>();
   /**
    * Local attachments per user, keyed by the user's subject token (what a claim's
-   * subject names); a user briefly has two while one replaces the other.
+   * subject names); a user briefly has two while one replaces the other. An array, not a
+   * Set: ten thousand users hold one each, and a Set costs several times the memory.
    */
-  private readonly perUser = new Map<string, Set<LocalAttachment>>();
+  private readonly perUser = new Map<string, LocalAttachment[]>();
+  private attached = 0;
   private readonly subs: BusSubscription[];
   private readonly badInput: ThrottledLog;
   /** Deliveries and questions the bus could not carry (NATS down: one per message otherwise). */
@@ -90,7 +91,7 @@ export class Presence {
     this.busTrouble = new ThrottledLog(log, 1);
     this.subs = [
       bus.subscribe(`${namespace}.kickall`, () => {
-        for (const a of [...this.local]) {
+        for (const a of this.allAttached()) {
           a.detach();
           safeCall(this.log, 'presence.kicked', () => a.endpoint.kicked());
         }
@@ -100,7 +101,7 @@ export class Presence {
   }
 
   get size(): number {
-    return this.local.size;
+    return this.attached;
   }
 
   /** Whether `user` is connected to this node now. */
@@ -115,7 +116,8 @@ export class Presence {
   async connectedAnywhere(user: string): Promise<boolean> {
     if (this.has(user)) return true;
     try {
-      await this.bus.request(`${this.namespace}.here.${subjectToken(user)}`, '', {
+      // An empty delivery is the question "is the user connected there?" (see attach).
+      await this.bus.request(`${this.namespace}.deliver.${subjectToken(user)}`, '', {
         timeoutMs: this.deliverTimeoutMs,
       });
       return true;
@@ -152,28 +154,36 @@ export class Presence {
     const token = subjectToken(user);
     this.clock = Math.max(Date.now(), this.clock + 1);
     const claim: Claim = { id: randomUUID(), at: this.clock };
-    const attachment = new LocalAttachment(user, endpoint, claim, () => {
-      this.local.delete(attachment);
-      const mine = this.perUser.get(token);
-      mine?.delete(attachment);
-      if (mine?.size === 0) this.perUser.delete(token);
-    });
+    const attachment = new LocalAttachment(user, endpoint, claim, token, this);
     // Announce first: the older holder on this node lets go (synchronously on the local
     // bus) before this one starts answering deliveries. The claim subscription is the
     // node's own, older than any attachment, so the announcement is heard everywhere.
     this.bus.publish(`${this.namespace}.claim.${token}`, JSON.stringify(claim));
-    let mine = this.perUser.get(token);
-    if (!mine) this.perUser.set(token, (mine = new Set()));
-    mine.add(attachment);
-    attachment.subs.push(
-      this.bus.subscribe(`${this.namespace}.deliver.${token}`, (msg) => {
-        const ok = endpoint.deliver(msg.data);
-        msg.respond?.(ok ? '1' : '0');
-      }),
-      this.bus.subscribe(`${this.namespace}.here.${token}`, (msg) => msg.respond?.('1')),
+    const mine = this.perUser.get(token);
+    if (mine) mine.push(attachment);
+    else this.perUser.set(token, [attachment]);
+    this.attached++;
+    // One subscription a connection (held by thousands at once): a message to deliver,
+    // or, when empty, the question whether the user is connected (never a message:
+    // forwarded frames are JSON objects).
+    attachment.sub = this.bus.subscribe(`${this.namespace}.deliver.${token}`, (msg) =>
+      msg.respond?.(msg.data.length === 0 || endpoint.deliver(msg.data) ? '1' : '0'),
     );
-    this.local.add(attachment);
     return attachment;
+  }
+
+  /** @internal LocalAttachment.detach */
+  release(attachment: LocalAttachment): void {
+    const mine = this.perUser.get(attachment.token);
+    const at = mine ? mine.indexOf(attachment) : -1;
+    if (at < 0) return;
+    this.attached--;
+    if (mine!.length === 1) this.perUser.delete(attachment.token);
+    else mine!.splice(at, 1);
+  }
+
+  private allAttached(): LocalAttachment[] {
+    return [...this.perUser.values()].flat();
   }
 
   /** True when the user's node says it took the message; false when offline or refused. */
@@ -199,7 +209,7 @@ export class Presence {
 
   close(): void {
     for (const s of this.subs) s.unsubscribe();
-    for (const a of [...this.local]) a.detach();
+    for (const a of this.allAttached()) a.detach();
   }
 
   private onClaim(subject: string, data: Uint8Array): void {
@@ -228,27 +238,29 @@ export class Presence {
  * The holder a local message goes to. Two holders of one user live here only between a
  * new connection's claim and its echo off the bus (NATS): the newer is the one that stays.
  */
-function newestOf(holders: Set<LocalAttachment>): LocalAttachment {
-  let best: LocalAttachment | undefined;
-  for (const a of holders) if (!best || newer(a.claim, best.claim)) best = a;
-  return best!;
+function newestOf(holders: LocalAttachment[]): LocalAttachment {
+  let best = holders[0]!;
+  for (let i = 1; i < holders.length; i++) if (newer(holders[i]!.claim, best.claim)) best = holders[i]!;
+  return best;
 }
 
 class LocalAttachment implements PresenceHandle {
-  readonly subs: BusSubscription[] = [];
+  sub: BusSubscription | undefined;
   private detached = false;
 
   constructor(
     readonly user: UserId,
     readonly endpoint: PresenceEndpoint,
     readonly claim: Claim,
-    private readonly onDetach: () => void,
+    /** The user's subject token, its key in the presence's table. */
+    readonly token: string,
+    private readonly presence: Presence,
   ) {}
 
   detach(): void {
     if (this.detached) return;
     this.detached = true;
-    for (const s of this.subs) s.unsubscribe();
-    this.onDetach();
+    this.sub?.unsubscribe();
+    this.presence.release(this);
   }
 }

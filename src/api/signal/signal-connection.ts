@@ -75,7 +75,8 @@ export class SignalConnection implements PresenceEndpoint, HeartbeatTarget {
       }
     });
     socket.on('pong', () => this.liveness.heard());
-    socket.once('close', (code) => {
+    // `on`, not `once`: a socket closes once, and once's wrapper is per connection too.
+    socket.on('close', (code) => {
       this.liveness.stop();
       this.handle.detach();
       ctx.log.info({ user, conn, code }, 'signal connection closed');
