@@ -303,4 +303,36 @@ describe.runIf(enabled)('Beep audio across nodes', () => {
       'ivy heard again, and hearing',
     );
   }, 180_000);
+
+  it('NATS away for longer than a node is remembered: the nodes find each other again once it is back', async () => {
+    const [gus, hal, , back] = clients.slice(-4) as [
+      BeepVoiceClient,
+      BeepVoiceClient,
+      BeepVoiceClient,
+      BeepVoiceClient,
+    ];
+    await cluster.nats.stop();
+    try {
+      // Each node forgets the other when its announcements stop (15 s); local mixing goes on.
+      await eventually(
+        async () =>
+          (await metric(0, 'chorus_beep_relay_links')) === 0 &&
+          (await metric(1, 'chorus_beep_relay_links')) === 0,
+        60_000,
+        'the relay links expired',
+      );
+      await eventually(
+        () => hears(gus, [CAT], ANN) && stoppedHearing(gus, BEN, [CAT]),
+        20_000,
+        'node 0 mixes on alone',
+      );
+    } finally {
+      await cluster.nats.start();
+    }
+    await eventually(
+      () => hears(gus, [BEN, CAT], ANN) && hears(hal, [ANN, CAT], BEN) && hears(back, [ANN, BEN], CAT),
+      60_000,
+      'everyone heard across nodes again',
+    );
+  }, 180_000);
 });
