@@ -9,11 +9,10 @@ import type { ListenFormat } from './voip-wire.js';
 const MAX_QUEUED_BYTES = 2 * SAMPLE_RATE * 2;
 
 /**
- * Writes the head of a listening response. The body is not chunked: it ends when the
- * connection closes (`Connection: close`, as HTTP/1.1 allows), so each write is the
- * shared page or PCM chunk itself, one buffer to the socket. Chunked encoding framed
- * every write in three buffers and a corked nextTick per response, a third of the cost
- * of 2,000 listeners (#17.3). An endless stream never reused its connection anyway.
+ * Writes the head of a listening response, now. The body is not chunked: it ends when
+ * the connection closes (`Connection: close`, as HTTP/1.1 allows), so its bytes are the
+ * shared pages or PCM chunks themselves and go straight to the socket (see
+ * `streamToResponse`). An endless stream never reused its connection anyway.
  */
 export function startAudioResponse(res: ServerResponse, format: ListenFormat): void {
   res.useChunkedEncodingByDefault = false;
@@ -22,6 +21,7 @@ export function startAudioResponse(res: ServerResponse, format: ListenFormat): v
     'Cache-Control': 'no-store',
     'X-Accel-Buffering': 'no',
   });
+  res.flushHeaders();
 }
 
 /**
@@ -40,20 +40,25 @@ export function streamToResponse(
   onEnd: () => void,
 ): () => void {
   let ended = false;
+  // Writes dominate the cost of HTTP listeners: one per flush (VOIP_HTTP_FLUSH_MS), the
+  // Ogg page or PCM chunk shared by the mix's listeners. Once the head is out (see
+  // startAudioResponse), each goes to the socket itself: ServerResponse.write corks the
+  // socket and uncorks it on a nextTick per write, a fifth of the cost of 2,000
+  // listeners (#17.3); chunked encoding added two more buffers per write.
+  const socket = res.headersSent && !res.chunkedEncoding ? res.socket : null;
+  const out: { readonly writableLength: number; write(chunk: Uint8Array): unknown } = socket ?? res;
   const sink: FeedSink = {
     write: (chunk) => {
       // Between a destroy and its 'close' event, pages keep coming: drop them.
-      if (res.destroyed || res.writableEnded) return;
-      if (res.writableLength > MAX_QUEUED_BYTES) {
+      if (res.destroyed || res.writableEnded || socket?.destroyed) return;
+      if (out.writableLength > MAX_QUEUED_BYTES) {
         // Not reading: the client is gone or too slow to follow live audio.
         res.destroy();
         return;
       }
-      res.write(chunk);
+      out.write(chunk);
     },
   };
-  // Writes (syscalls) dominate the cost of HTTP listeners: one write per flush
-  // (VOIP_HTTP_FLUSH_MS), the Ogg page or PCM chunk shared by the mix's listeners.
   const reader = readMix(source, me, format, sink, flushTicks);
   const stop = () => {
     if (ended) return;
