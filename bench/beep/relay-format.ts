@@ -3,9 +3,10 @@
 // copies them in). Both go through a real nats-server, publisher and subscriber on their
 // own connections, receiver feeding a PcmInput as the mixer's input would be fed.
 // Reports, per relayed packet: bytes, CPU in this process (publish + receive + decode or
-// copy), CPU in nats-server, and the Opus decode alone.
+// copy), CPU in nats-server, and the Opus decode alone; then the hop's latency
+// (publish to receive) at a steady pace of `--speakers` speakers, 50 packets/s each.
 //
-//   npx tsx bench/beep/relay-format.ts [--packets 40000] [--rounds 3]
+//   npx tsx bench/beep/relay-format.ts [--packets 40000] [--rounds 3] [--speakers 20] [--seconds 5]
 import { connect } from '@nats-io/transport-node';
 import { cpuSeconds } from '../lib/server-process.js';
 import { NatsServerProcess } from '../../test/fixtures/nats-server.js';
@@ -19,6 +20,8 @@ const arg = (name: string, dflt: number): number => {
 };
 const PACKETS = arg('packets', 40_000);
 const ROUNDS = arg('rounds', 3);
+const SPEAKERS = arg('speakers', 20);
+const SECONDS = arg('seconds', 5);
 
 /** One second of a speaker: 50 Opus packets of a voice-like tone sweep, and the same frames as PCM. */
 function speech(): { opus: Uint8Array[]; pcm: Buffer[] } {
@@ -74,6 +77,40 @@ async function run(
   return { node: (n.user + n.system) / 1e6, nats, wallMs };
 }
 
+/** Publish-to-receive times at a steady pace, ms: `SPEAKERS` packets every 20 ms. */
+async function latency(url: string, payload: Uint8Array): Promise<{ p50: number; p99: number; max: number }> {
+  const pub = await connect({ servers: url });
+  const sub = await connect({ servers: url });
+  const sentAt = new Map<number, number>();
+  const times: number[] = [];
+  sub.subscribe('chorus.beep.conv.bench.audio.node-a.*', {
+    callback: (_e, m) => {
+      const at = sentAt.get(Buffer.from(m.data.buffer, m.data.byteOffset, 4).readUInt32BE(0));
+      if (at !== undefined) times.push(performance.now() - at);
+    },
+  });
+  await sub.flush();
+  let id = 0;
+  const ticks = (SECONDS * 1000) / 20;
+  for (let t = 0; t < ticks; t++) {
+    for (let s = 0; s < SPEAKERS; s++) {
+      const data = Buffer.from(payload);
+      data.writeUInt32BE(++id, 0);
+      sentAt.set(id, performance.now());
+      pub.publish(`chorus.beep.conv.bench.audio.node-a.s${s}`, data);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await pub.flush();
+  const deadline = Date.now() + 5000;
+  while (times.length < id && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  await pub.close();
+  await sub.close();
+  times.sort((a, b) => a - b);
+  const at = (q: number) => times[Math.min(times.length - 1, Math.floor(q * times.length))]!;
+  return { p50: at(0.5), p99: at(0.99), max: times[times.length - 1]! };
+}
+
 async function main(): Promise<void> {
   const server = new NatsServerProcess();
   await server.start();
@@ -113,6 +150,13 @@ async function main(): Promise<void> {
             `total ${us(res.node + res.nats)} us/packet, ${(PACKETS / (res.wallMs / 1000)).toFixed(0)} packets/s`,
         );
       }
+    }
+    for (const mode of ['opus', 'pcm'] as const) {
+      const l = await latency(server.url, (mode === 'opus' ? opus : pcm)[0]!);
+      console.log(
+        `latency ${mode}, ${SPEAKERS} speakers x 50 packets/s: p50 ${l.p50.toFixed(2)} ms, ` +
+          `p99 ${l.p99.toFixed(2)} ms, max ${l.max.toFixed(2)} ms`,
+      );
     }
   } finally {
     await server.dispose();
