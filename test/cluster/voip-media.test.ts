@@ -156,6 +156,9 @@ describe.skipIf(!run)('VOIP media across nodes', () => {
     expect(await metric(1, 'chorus_voip_relay_upload_frames_sent_total')).toBeGreaterThan(0);
     expect(await metric(0, 'chorus_voip_relay_upload_frames_received_total')).toBeGreaterThan(0);
     expect(await metric(0, 'chorus_voip_relay_bundles_sent_total')).toBeGreaterThan(0);
+    // Every bundle and frame read back whole (several ticks published at once, when the
+    // clock catches up, must not share one buffer).
+    for (const i of [0, 1, 2]) expect(await metric(i, 'chorus_voip_relay_dropped_total')).toBe(0);
     for (const ws of [aUp, bUp, cUp]) ws.close();
   }, 120_000);
 
@@ -170,6 +173,8 @@ describe.skipIf(!run)('VOIP media across nodes', () => {
       const ears = await Promise.all([1, 2, 3].map(() => wsListener(new KeyUser(url(0)), 1, room)));
       const wav = hear(new KeyUser(url(0)), 1, room, 'wav', 6);
       await eventually(async () => ears.every((e) => e.packets() > 5), 20_000, 'every listener hears');
+      // The counters are the node's: the earlier test's room must be gone first.
+      await eventually(async () => (await metric(0, 'chorus_voip_rooms')) === 1, 20_000, 'one room left');
       const bundles0 = await metric(1, 'chorus_voip_relay_bundles_received_total');
       const sent0 = await metric(0, 'chorus_voip_relay_bundles_sent_total');
       const mixes0 = await metric(0, 'chorus_voip_relay_mixes_sent_total');

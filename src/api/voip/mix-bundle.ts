@@ -18,7 +18,11 @@ export interface MixBundle {
 const VERSION = 1;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** Writes bundles into one growing buffer: the bus copies what it publishes at once. */
+/**
+ * Builds bundles in one growing scratch buffer and hands out each as its own copy: the
+ * NATS client keeps a reference to what it publishes until it flushes, and the mix
+ * clock may run several ticks (so several bundles) before that.
+ */
 export class MixBundleWriter {
   private buf = Buffer.alloc(4096);
   private at = 0;
@@ -51,10 +55,11 @@ export class MixBundleWriter {
     this.count++;
   }
 
-  /** The bundle, a view valid until the next `begin`. */
+  /** The bundle (a copy of its bytes). */
   end(): Uint8Array {
     this.buf.writeUInt16BE(this.count, this.countAt);
-    return this.buf.subarray(0, this.at);
+    // A copy: Buffer's own slice() would be a view.
+    return new Uint8Array(this.buf.subarray(0, this.at));
   }
 
   private ensure(more: number): void {

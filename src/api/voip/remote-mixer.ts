@@ -24,9 +24,9 @@ class RelayedMix implements MixFrame {
 
   constructor(private readonly backlogPackets: number) {}
 
-  /** A new tick's packet (copied: the bundle's bytes are the bus's). */
+  /** A new tick's packet (copied: the bundle's bytes are the bus's; kept for the backlog). */
   set(packet: Uint8Array): void {
-    this.packet = packet.slice();
+    this.packet = new Uint8Array(packet);
     this.decoded = false;
     if (this.backlogPackets > 0) {
       this.backlog.push(this.packet);
@@ -79,15 +79,15 @@ export class RemoteMixer implements MixPort {
 
   addInput(id: string, input: PcmInput): void {
     const subject = this.subjects.up(id);
-    const frame = new Int16Array(FRAME_SAMPLES);
-    const bytes = frameBytes(frame);
     const { bus, stats } = this.ctx;
     const uplink = {
       input,
       tick: () => {
-        // The bus copies what it publishes: one frame buffer per upload, reused.
+        // A new frame each time: the NATS client keeps a reference to what it
+        // publishes until it flushes, after several ticks when the clock catches up.
+        const frame = new Int16Array(FRAME_SAMPLES);
         if (!input.readFrame(frame)) return;
-        bus.publish(subject, bytes);
+        bus.publish(subject, frameBytes(frame));
         stats.framesSent++;
       },
     };
