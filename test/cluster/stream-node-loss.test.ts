@@ -134,6 +134,47 @@ describe.runIf(enabled)('Stream across nodes when a node is killed', () => {
     await cluster.restart(0);
   }, 120_000);
 
+  it("NATS out of reach: receivers on the publisher's node go on, the others see the stream end; once NATS is back they get it again", async () => {
+    const pub = await open(0, '/cut/k/publish');
+    const local = await open(0, '/cut/k/receive');
+    const remote = await open(1, '/cut/k/receive');
+    pub.ws.send(chunk(1));
+    await remote.binaryCount(1, 15_000);
+    await cluster.nats.stop();
+    try {
+      expect(await within(remote.closed, 30_000, 'the remote stream ended')).toEqual({
+        code: 1000,
+        reason: 'stream ended',
+      });
+      pub.ws.send(chunk(2));
+      await local.binaryCount(2, 15_000);
+    } finally {
+      await cluster.nats.start();
+    }
+    let again: TestSocket | undefined;
+    await eventually(
+      async () => {
+        const r = await open(1, '/cut/k/receive').catch(() => undefined);
+        if (!r) return false;
+        pub.ws.send(chunk(3));
+        const got = await r.binaryCount(1, 3000).then(
+          () => true,
+          () => false,
+        );
+        if (got) again = r;
+        else r.ws.terminate();
+        return got;
+      },
+      60_000,
+      'node 1 following the channel again',
+    );
+    // Its own cache replays the stream from the start (no container: everything), then live.
+    expect(again!.binaries[0]!.equals(chunk(1))).toBe(true);
+    expect(pub.ws.readyState).toBe(pub.ws.OPEN);
+    pub.close();
+    await local.closed;
+  }, 150_000);
+
   describe.runIf(haveChromium)('the /stream/ page behind a load balancer', () => {
     let balancer: Balancer;
     let chromium: TestBrowser;
