@@ -81,7 +81,11 @@ async function main(): Promise<number> {
 
   let server;
   try {
-    server = await createServer(config);
+    // A worker's lines share the supervisor's stdout: each carries the worker's node id.
+    const worker = cluster.isWorker
+      ? { logger: createLogger(config.log).child({ worker: config.cluster.nodeId }) }
+      : {};
+    server = await createServer(config, worker);
   } catch (err) {
     return startupFailed(err);
   }

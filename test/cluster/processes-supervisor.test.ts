@@ -115,6 +115,8 @@ describe.runIf(run)('chorus serve --processes 3', () => {
     const pids = [0, 1, 2].map((i) => procs.workerPid(i));
     expect(new Set(pids).size).toBe(3);
     expect(pids).not.toContain(procs.supervisor.child.pid);
+    // The workers' log lines, on the supervisor's stdout, say which worker wrote them.
+    for (const id of ids(3)) expect(procs.supervisor.stdout()).toContain(`"worker":"${id}"`);
   }, 60_000);
 
   it('hands new HTTP and HTTPS connections to every worker, on one port each', async () => {
