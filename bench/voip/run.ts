@@ -68,11 +68,27 @@ function newUser(): User {
 }
 
 async function query(base: string, u: User, params: Record<string, string>): Promise<string> {
-  const ticket = await (await fetch(`${base}/getCallTicket`, { headers: { PKey: u.id } })).text();
+  const ticket = await getTicket(base, u);
   const signature = sign('sha256', Buffer.from(ticket), { key: u.key, dsaEncoding: 'ieee-p1363' }).toString(
     'hex',
   );
   return new URLSearchParams({ PKey: u.id, Signature: signature, ...params }).toString();
+}
+
+/**
+ * A ticket, asked again if the request fails: a kept-alive connection the server closes
+ * as it is reused fails the request ("other side closed") on a busy machine.
+ */
+async function getTicket(base: string, u: User): Promise<string> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const res = await fetch(`${base}/getCallTicket`, { headers: { PKey: u.id } });
+      if (res.ok) return await res.text();
+      throw new Error(`getCallTicket: ${res.status}`);
+    } catch (err) {
+      if (attempt >= 3) throw err;
+    }
+  }
 }
 
 /** 20 ms of a tone at 48 kHz s16le. */

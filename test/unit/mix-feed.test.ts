@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AudioMixer, newAudioCounters } from '../../src/media/audio/audio-mixer.js';
 import type { FeedFormat } from '../../src/media/audio/mix-feed.js';
+import { MixReads } from '../../src/media/audio/mix-reads.js';
 import { readMix } from '../../src/media/audio/mix-source.js';
 import { FRAME_SAMPLES } from '../../src/media/audio/pcm-frame.js';
 import { PcmInput } from '../../src/media/audio/pcm-input.js';
@@ -284,6 +285,57 @@ describe('MixFeed: listeners of one mix share the work', () => {
     expect(pages).toHaveLength(2 + 1 + 100);
     if (haveFfmpeg) expect(dominantFrequency(await ffmpegDecode(heard.bytes(), 'ogg'))).toBe(440);
     reader.close();
+    expect(m.listenerCount).toBe(0);
+    m.close();
+  });
+});
+
+describe('MixReads: shared streams over a source that only offers listen()', () => {
+  it('gives non-speakers one shared feed, and moves a reader whose listener speaks', async () => {
+    const { m, counters } = mixer(10);
+    const a = new PcmInput();
+    m.addInput('a', a);
+    let listeners = 0;
+    // Only `listen`, as a relay of another node's mixer offers; counts its listeners.
+    const reads = new MixReads({
+      listen: (l, s) => {
+        listeners++;
+        return m.listen(l, s);
+      },
+      backlogPackets: 10,
+      counters,
+    });
+    const toneA = new ToneSource(440);
+    const toneB = new ToneSource(1000);
+    const many = Array.from({ length: 20 }, () => sink());
+    many.forEach((s, i) => reads.read(`l${i}`, 'ogg', s, 1));
+    const heardByB = sink();
+    reads.read('b', 'ogg', heardByB, 1);
+    expect(listeners).toBe(1);
+    const b = new PcmInput();
+    for (let t = 0; t < 120; t++) {
+      if (t === 30) {
+        m.addInput('b', b);
+        reads.speaking('b');
+        reads.speaking('a'); // nobody waits on a: nothing moves
+      }
+      a.write(toneA.next(20));
+      if (t >= 30) b.write(toneB.next(20));
+      const before = counters.oggPages;
+      m.tick();
+      // One shared page for the 20 (b's own, once moved, is b's alone and not counted).
+      expect(counters.oggPages - before).toBe(1);
+    }
+    expect(listeners).toBe(2);
+    expect(many[19]!.chunks.at(-1)).toBe(many[0]!.chunks.at(-1));
+    const pagesB = oggPages(heardByB.bytes());
+    expectWellFormed(pagesB);
+    if (haveFfmpeg) {
+      const byB = await ffmpegDecode(heardByB.bytes(), 'ogg');
+      const tail = byB.subarray(byB.length - 48_000);
+      expect(powerAt(tail, 440)).toBeGreaterThan(100 * powerAt(tail, 1000));
+    }
+    reads.close();
     expect(m.listenerCount).toBe(0);
     m.close();
   });
