@@ -2,7 +2,9 @@
 // measured side by side in one run. One sender process sends 1,100-byte packets at a
 // fixed rate to R receiver processes (the other nodes), either
 //   nats: one publish per packet on one subject, NATS fans out (what Chorus does), or
-//   udp:  node-to-node datagrams, one send per packet and receiving node.
+//   udp:  node-to-node datagrams, one send per packet and receiving node,
+// and `none`, the sender making and stamping its packets and sending nothing: its CPU is
+// the baseline to take off the sender's figures (the pacing loop, a Buffer per packet).
 // Reports CPU microseconds per packet on the sender (per packet relayed, whatever R) and
 // on each receiver (per packet received), and the added latency p50/p99 (send to receive,
 // one machine's clock).
@@ -16,7 +18,7 @@ import { connect } from '@nats-io/transport-node';
 import { NatsServerProcess } from '../../test/fixtures/nats-server.js';
 import { cpuSeconds, percentile } from '../lib/server-process.js';
 
-type Mode = 'nats' | 'udp';
+type Mode = 'nats' | 'udp' | 'none';
 const SUBJECT = 'chorus.sfu.rtp.bench';
 const PACKET_BYTES = 1100;
 const now = (): number => performance.timeOrigin + performance.now();
@@ -87,7 +89,9 @@ async function sender(mode: Mode, natsUrl: string, ports: number[], pps: number)
   packet[0] = 0x80;
   packet[1] = 96;
   let publish: (p: Buffer) => void;
-  if (mode === 'nats') {
+  if (mode === 'none') {
+    publish = () => undefined;
+  } else if (mode === 'nats') {
     const nc = await connect({ servers: natsUrl });
     publish = (p) => nc.publish(SUBJECT, p);
   } else {
@@ -171,8 +175,9 @@ async function main(): Promise<void> {
     }),
   );
   try {
-    for (const mode of ['nats', 'udp'] as const) {
-      const receivers = Array.from({ length: R }, () => spawnWorker(['receiver', mode, nats.url]));
+    for (const mode of ['none', 'nats', 'udp'] as const) {
+      const receivers =
+        mode === 'none' ? [] : Array.from({ length: R }, () => spawnWorker(['receiver', mode, nats.url]));
       const ready = await Promise.all(receivers.map((w) => ask(w, undefined, 'ready')));
       const ports = ready.map((r) => Number(r.port));
       const snd = spawnWorker(['sender', mode, nats.url, JSON.stringify(ports), String(PPS)]);
@@ -192,11 +197,11 @@ async function main(): Promise<void> {
         JSON.stringify({
           mode,
           sent,
-          deliveredPercent: Number(((received / (sent * R)) * 100).toFixed(2)),
+          deliveredPercent: R && rs.length ? Number(((received / (sent * R)) * 100).toFixed(2)) : null,
           senderUsPerPacket: Number((Number(s.cpuUs) / sent).toFixed(2)),
           receiverUsPerPacket: Number((recvCpu / Math.max(1, received)).toFixed(2)),
-          latencyP50Ms: Number(Math.max(...rs.map((r) => Number(r.p50))).toFixed(3)),
-          latencyP99Ms: Number(Math.max(...rs.map((r) => Number(r.p99))).toFixed(3)),
+          latencyP50Ms: rs.length ? Number(Math.max(...rs.map((r) => Number(r.p50))).toFixed(3)) : null,
+          latencyP99Ms: rs.length ? Number(Math.max(...rs.map((r) => Number(r.p99))).toFixed(3)) : null,
           // nats-server's own work (idle in udp mode), per packet relayed.
           natsServerUsPerPacket: Number(((natsCpu * 1e6) / sent).toFixed(2)),
         }),
