@@ -182,6 +182,11 @@ describe.runIf(enabled)('Beep audio across nodes', () => {
     const out = () => cluster.nodes[0]!.process.output();
     nats.publish('chorus.beep.conv.standup.nodes', 'not json at all');
     nats.publish('chorus.beep.conv.standup.nodes', JSON.stringify({ node: 7, here: 'yes' }));
+    // A node name the cluster does not know: no link, no subscription for it.
+    nats.publish(
+      'chorus.beep.conv.standup.nodes',
+      JSON.stringify({ node: 'node-99', instance: 'x', here: true, hello: true }),
+    );
     // On node 1's speakers' subjects, which node 0 listens to: no member, and too big.
     nats.publish('chorus.beep.conv.standup.audio.node-1.not!a!member', new Uint8Array(40));
     nats.publish(
@@ -193,11 +198,13 @@ describe.runIf(enabled)('Beep audio across nodes', () => {
         /bus message is not JSON, dropped/.test(out()) &&
         /bus message of the wrong shape, dropped/.test(out()) &&
         /relayed audio for no member, dropped/.test(out()) &&
-        /relayed packet of a bad size, dropped/.test(out()),
+        /relayed packet of a bad size, dropped/.test(out()) &&
+        /announcement of an unknown node, dropped/.test(out()),
       15_000,
       'the drop lines on node 0',
     );
     expect(await metric(0, 'chorus_beep_relay_remote_speakers')).toBe(2);
+    expect(await metric(0, 'chorus_beep_relay_links')).toBe(2);
     const heard = ann.chunks;
     await eventually(() => ann.chunks > heard + 100, 15_000, 'audio still flowing');
     await eventually(

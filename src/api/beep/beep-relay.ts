@@ -47,7 +47,7 @@ export class BeepRelay implements RelayNode {
 
   constructor(
     readonly bus: Bus,
-    membership: Membership,
+    private readonly membership: Membership,
     log: Logger,
     private readonly timings: BeepRelayTimings = TIMINGS,
   ) {
@@ -69,6 +69,10 @@ export class BeepRelay implements RelayNode {
 
   leave(c: RelayedConversation): void {
     if (this.open.delete(c)) c.close();
+  }
+
+  isAlive(node: string): boolean {
+    return this.membership.isAlive(node);
   }
 
   sent(): void {

@@ -38,6 +38,8 @@ export interface RelayNode {
   sent(): void;
   /** The counter of packets received from `node`. */
   receivedFrom(node: string): PacketCount;
+  /** Whether membership knows `node` as a live node of the cluster. */
+  isAlive(node: string): boolean;
 }
 
 interface Peer {
@@ -172,6 +174,16 @@ export class RelayedConversation {
     );
     if (!a || a.node === this.relay.self.node) return;
     let peer = this.peers.get(a.node);
+    if (!peer && a.here && !this.relay.isAlive(a.node)) {
+      // Not (or not yet) a member of the cluster: a forged name, or a node this one has
+      // not heard of yet, which its next announcement brings in. Each peer costs a
+      // subscription, so only live nodes get one.
+      this.relay.busLog.warn(
+        { subject: msg.subject, node: a.node },
+        'beep: announcement of an unknown node, dropped',
+      );
+      return;
+    }
     if (!a.here) {
       if (peer?.instance === a.instance) this.dropPeer(a.node);
       return;
