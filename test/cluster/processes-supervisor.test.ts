@@ -225,6 +225,9 @@ describe.runIf(run)('chorus serve --processes 3', () => {
     const pids = [...procs.allWorkerPids(), procs.natsPid()!];
     expect(pids.length).toBeGreaterThanOrEqual(4);
     procs.supervisor.kill('SIGTERM');
+    // The workers get it too, as when a whole process group or a systemd unit is signalled:
+    // the supervisor's forwarded SIGTERM is then their second, which must not cut the drain.
+    for (const i of [0, 1, 2]) process.kill(procs.workerPid(i)!, 'SIGTERM');
     const code = await procs.supervisor.exited;
     const said = procs
       .supervisorLines()
