@@ -149,17 +149,22 @@ export class BeepConversations {
       closeWhenEmpty: true,
       metadata: null,
     });
-    // The relay to the conversation's members on other nodes, made with the conference.
+    // Each member's bite key, made once rather than per packet.
+    const biteKeys = new Map<string, string>();
     const conf = new VoiceConference(conversation, this.audio, (member, opus) => {
       this.voicePackets++;
+      let key = biteKeys.get(member);
+      if (key === undefined) biteKeys.set(member, (key = `${conversation}\u0000${member}`));
       // Only here, where the speaker is connected: relayed audio is never cut again.
-      this.cutter.push(`${conversation}\u0000${member}`, opus, Date.now());
+      this.cutter.push(key, opus, Date.now());
       relayed.send(member, opus);
     });
+    // The relay to the conversation's members on other nodes, made with the conference.
     const relayed = this.relay.join(conversation, conf);
     this.conferences.set(room, conf);
     room.events.on('participantLeft', (e) => {
       conf.remove(e.participant.id);
+      biteKeys.delete(e.participant.id);
       this.cutter.flush(`${conversation}\u0000${e.participant.id}`);
       relayed.memberLeft(e.participant.id);
     });
