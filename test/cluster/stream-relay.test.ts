@@ -155,7 +155,7 @@ describe.runIf(enabled)('Stream media across nodes', () => {
     expect(await waiting.closed).toEqual({ code: 1000, reason: 'stream ended' });
   }, 60_000);
 
-  it('malformed relay messages on the bus are dropped and logged; the stream goes on intact', async () => {
+  it('malformed relay messages, and well-formed ones from outside the cluster, are dropped and logged; the stream goes on intact', async () => {
     const pub = await open(0, '/rough/k/publish');
     const r = await open(1, '/rough/k/receive');
     const chunks = Array.from({ length: 11 }, (_, i) => chunkOf(i, 3000));
@@ -169,6 +169,14 @@ describe.runIf(enabled)('Stream media across nodes', () => {
       nats.publish(data, bad);
     nats.publish('chorus.stream.channel.rough.interest', '{"node": 5}');
     nats.publish('chorus.stream.channel.rough.interest', 'not json');
+    // Well formed, but from no node of the cluster: no replay for it, no stream ended by it.
+    const replays = await metric(0, 'chorus_stream_relay_replays_total');
+    const stranger = { node: 'intruder', instance: 'x', key: 'k', session: 77 };
+    nats.publish(
+      'chorus.stream.channel.rough.interest',
+      JSON.stringify({ ...stranger, on: true, synced: null }),
+    );
+    nats.publish(data, JSON.stringify({ t: 'start', ...stranger }));
     for (const c of chunks.slice(1)) pub.ws.send(c);
     await r.binaryCount(chunks.length, 20_000);
     expect(Buffer.concat(r.binaries).equals(Buffer.concat(chunks))).toBe(true);
@@ -179,12 +187,16 @@ describe.runIf(enabled)('Stream media across nodes', () => {
     );
     await eventually(
       () =>
+        /interest from a node not in the cluster, ignored/.test(cluster.nodes[0]!.process.output()) &&
+        /relay frame from a node not in the cluster, ignored/.test(cluster.nodes[1]!.process.output()) &&
         /stream: bus message is not JSON, dropped/.test(cluster.nodes[1]!.process.output()) &&
         /stream: bus message of the wrong shape, dropped/.test(cluster.nodes[0]!.process.output()) &&
         /stream: relay frame of the wrong shape, dropped/.test(cluster.nodes[1]!.process.output()),
       10_000,
       'the drop lines',
     );
+    expect(await metric(0, 'chorus_stream_relay_replays_total')).toBe(replays);
+    expect(r.ws.readyState).toBe(r.ws.OPEN);
     pub.close();
     await r.closed;
   }, 60_000);

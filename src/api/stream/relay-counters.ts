@@ -1,8 +1,13 @@
-/** This node as the relay names it in frames and announcements. */
+/** This node as the relay names it in frames and announcements, and who else may speak. */
 export interface RelaySelf {
   node: string;
   /** Random per process start: a restarted node is a new follower. */
   instance: string;
+  /**
+   * Whether a node is a live member of the cluster: announcements and frames naming any
+   * other node are not acted on (a replay costs the cache's size; a start ends a stream).
+   */
+  isMember(node: string): boolean;
 }
 
 /**

@@ -152,6 +152,13 @@ export class ChannelInbound {
 
   private onControl(f: ControlFrame): void {
     const now = Date.now();
+    if ((f.t === 'start' || f.t === 'alive' || f.t === 'replay') && !this.self.isMember(f.node)) {
+      this.busLog.warn(
+        { node: f.node, frame: f.t },
+        'stream: relay frame from a node not in the cluster, ignored',
+      );
+      return;
+    }
     switch (f.t) {
       case 'start':
       case 'alive':

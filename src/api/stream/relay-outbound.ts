@@ -104,6 +104,13 @@ export class ChannelOutbound {
   private onInterest(msg: BusMessage): void {
     const i = readBusJson(INTEREST, msg.data, { surface: 'stream', subject: msg.subject }, this.busLog);
     if (!i || i.node === this.self.node) return;
+    if (!this.self.isMember(i.node)) {
+      this.busLog.warn(
+        { subject: msg.subject, node: i.node },
+        'stream: interest from a node not in the cluster, ignored',
+      );
+      return;
+    }
     if (!i.on) {
       this.forget(i.node);
       return;

@@ -42,6 +42,7 @@ export class StreamRelay {
     this.self = {
       node: membership.selfId,
       instance: membership.nodes().find((n) => n.id === membership.selfId)?.instance ?? '',
+      isMember: (node) => membership.isAlive(node),
     };
     this.timer = setInterval(() => this.tick(), TICK_MS);
     this.timer.unref();
