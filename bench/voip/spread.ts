@@ -32,6 +32,8 @@ interface Layout {
 }
 
 interface Measured {
+  /** Chorus's processes before the room opens (heartbeats, timers): the fixed cost. */
+  idleCpuPercent: number[];
   chorusCpuPercent: number[];
   /** Chorus CPU (all processes) per listener, ms per second of audio. */
   chorusCpuMsPerListenerSecond: number;
@@ -58,6 +60,9 @@ async function measure(layout: Layout, room: string, listeners: number, opts: Op
   const requests: http.ClientRequest[] = [];
   let received = 0;
   const count = (n: number) => void (received += n);
+  const idle0 = layout.chorus.map(cpuSeconds);
+  await new Promise((r) => setTimeout(r, 3000));
+  const idleCpuPercent = layout.chorus.map((p, i) => Math.round(((cpuSeconds(p) - idle0[i]!) / 3) * 100));
   const join = async (server: BenchServer) => {
     const u = new KeyUser(server.url);
     const q = await u.mediaQuery({ roomID: room, format: opts.format });
@@ -105,6 +110,7 @@ async function measure(layout: Layout, room: string, listeners: number, opts: Op
     const chorusCpu = cpu.slice(0, layout.chorus.length).reduce((a, b) => a + b, 0);
     const perListener = (s: number) => Number(((s * 1000) / wall / ears).toFixed(3));
     return {
+      idleCpuPercent,
       chorusCpuPercent: cpu.slice(0, layout.chorus.length).map((c) => Math.round((c / wall) * 100)),
       chorusCpuMsPerListenerSecond: perListener(chorusCpu),
       ...(layout.natsPid
