@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: holds V8's young generation at its initial size while the server is built (see the file).
+import './lib/young-generation.js';
 import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config/load-config.js';

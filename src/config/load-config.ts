@@ -1,10 +1,14 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
-import { parse as parseYaml } from 'yaml';
+import { createRequire } from 'node:module';
 import { configSchema, type Config, type ConfigInput } from './schema.js';
 import { configFields, type ConfigField } from './config-fields.js';
 import { checkSettings } from './check-settings.js';
+
+// YAML is read only with a `--config` YAML file: the parser is loaded then, not at every start.
+const load = createRequire(import.meta.url);
+const parseYaml = (text: string): unknown => (load('yaml') as typeof import('yaml')).parse(text);
 
 /** Raised when configuration is invalid; `lines` has one entry per bad key. */
 export class ConfigError extends Error {

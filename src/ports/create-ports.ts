@@ -1,17 +1,13 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { LocalBus } from './bus/local-bus.js';
-import { NatsBus } from './bus/nats-bus.js';
+import type { NatsBus } from './bus/nats-bus.js';
 import { LocalMembership } from './membership/local-membership.js';
 import type { Membership } from './membership/membership.js';
-import { NatsMembership } from './membership/nats-membership.js';
-import { natsReason } from './nats/nats-errors.js';
-import { NatsLink } from './nats/nats-link.js';
+import type { NatsLink } from './nats/nats-link.js';
 import { PortStartError } from './port-errors.js';
 import { nodeIdFor } from './node-id.js';
-import { KvStore } from './store/kv-store.js';
 import { LmdbStore } from './store/lmdb-store.js';
-import { NatsSink } from './sinks/nats-sink.js';
 import { NoSink } from './sinks/no-sink.js';
 import type { Ports } from './ports.js';
 
@@ -24,7 +20,8 @@ const STORE_TIMEOUT_MS = 5000;
  * NATS needed. With it: one NatsLink (the process's one connection, waited for at
  * start-up), the NATS bus and the JetStream KV store on it. The sink publishes to
  * `sinks.natsUrl` (the cluster's NATS unless set), on the cluster's connection when that
- * names the same servers.
+ * names the same servers. The NATS modules (and the NATS client) are imported only on
+ * the branch that needs them: a single node without a sink never loads them.
  */
 export async function createPorts(
   config: Pick<Config, 'store' | 'sinks' | 'cluster'>,
@@ -38,12 +35,17 @@ export async function createPorts(
     return {
       bus,
       store,
-      sink: sinkFor(config, log, undefined),
+      sink: await sinkFor(config, log, undefined),
       nodeId,
       membership: new LocalMembership(nodeId, bus, log.child({ port: 'membership' })),
     };
   }
   const nodeId = nodeIdFor(config.cluster.nodeId, config.store.dataDir);
+  const [{ NatsLink }, { NatsBus }, { KvStore }] = await Promise.all([
+    import('./nats/nats-link.js'),
+    import('./bus/nats-bus.js'),
+    import('./store/kv-store.js'),
+  ]);
   const link = await NatsLink.open({
     servers: clusterServers,
     nodeId,
@@ -55,7 +57,7 @@ export async function createPorts(
   return {
     bus,
     store: new KvStore(link, { replicas: config.cluster.kvReplicas, timeoutMs: STORE_TIMEOUT_MS }),
-    sink: sinkFor(config, log, link),
+    sink: await sinkFor(config, log, link),
     nodeId,
     cluster: link,
     membership,
@@ -73,6 +75,10 @@ async function joinCluster(
   nodeId: string,
   log: Logger,
 ): Promise<Membership> {
+  const [{ NatsMembership }, { natsReason }] = await Promise.all([
+    import('./membership/nats-membership.js'),
+    import('./nats/nats-errors.js'),
+  ]);
   try {
     return await NatsMembership.join({
       nc: link.nc,
@@ -90,13 +96,14 @@ async function joinCluster(
   }
 }
 
-function sinkFor(
+async function sinkFor(
   config: Pick<Config, 'sinks' | 'cluster'>,
   log: Logger,
   link: NatsLink | undefined,
-): Ports['sink'] {
+): Promise<Ports['sink']> {
   const servers = config.sinks.natsUrl;
   if (!servers) return new NoSink();
+  const { NatsSink } = await import('./sinks/nats-sink.js');
   const shared = link && servers.join(',') === config.cluster.natsUrl?.join(',');
   return new NatsSink([...servers], log.child({ port: 'sink' }), shared ? link : undefined);
 }

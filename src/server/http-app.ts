@@ -5,6 +5,7 @@ import { chorusErrors, errorBody } from '../api/error-table.js';
 import { surfaceErrorHandler } from '../api/surface-error-handler.js';
 import type { ThrottledLog } from '../lib/throttled-log.js';
 import type { Listeners } from './listeners.js';
+import { lazySchemaCompilers } from './lazy-schema-compilers.js';
 import type { ServerMetrics } from './metrics.js';
 
 /**
@@ -30,6 +31,8 @@ export function createHttpApp(
     routerOptions: { maxParamLength: 2048 },
     // One handler behind both listeners: TLS requests and upgrades reach the same routes.
     serverFactory: listeners.serverFactory,
+    // No route declares a JSON schema (zod validates): ajv and fast-json-stringify load on first use.
+    schemaController: { compilersFactory: lazySchemaCompilers() },
   });
   listeners.capConnections(app, clientLog);
 

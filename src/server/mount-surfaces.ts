@@ -2,13 +2,15 @@ import type { FastifyInstance } from 'fastify';
 import type { SurfaceContext } from '../api/surface-context.js';
 import type { Surface } from '../api/surfaces.js';
 import type { Readiness } from './readiness.js';
+import { releaseYoungGeneration } from '../lib/young-generation.js';
 import { mountWeb } from './web-assets.js';
 import { disabledWebPages } from './web-pages.js';
 import type { WebSocketPayloadLimits } from './websocket-payload-limits.js';
 
 /**
  * Mounts each enabled surface in its own scope (ready once mounted), then the web pages
- * of the surfaces that are on.
+ * of the surfaces that are on. The last step of building the server: from here V8 may
+ * grow the young generation again (lib/young-generation.ts).
  */
 export async function mountSurfaces(
   app: FastifyInstance,
@@ -35,4 +37,5 @@ export async function mountSurfaces(
   if (config.web.enabled) {
     await mountWeb(app, log, disabledWebPages(config));
   }
+  releaseYoungGeneration();
 }
