@@ -26,6 +26,7 @@
 //   npm run bench:signal -- --cluster [--pairs 50] [--window 1] [--seconds 5]
 import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import WebSocket from 'ws';
 import { NatsServerProcess } from '../../test/fixtures/nats-server.js';
@@ -130,6 +131,8 @@ interface LoopResult {
   latencyMsP99: number;
   /** CPU seconds of each measured process over the loop. */
   cpuSeconds: number[];
+  /** Write and read system calls of the first process over the loop (socket writes, reads). */
+  syscalls: { writes: number; reads: number };
   elapsed: number;
   delivered: number;
 }
@@ -173,6 +176,7 @@ async function closedLoop(sockets: WebSocket[], pids: number[]): Promise<LoopRes
     for (let w = 0; w < WINDOW; w++) sockets[2 * p]!.send(frame(`u${2 * p + 1}`, 't', performance.now()));
   await new Promise((r) => setTimeout(r, 500)); // warm-up
   const cpu0 = pids.map(cpuSeconds);
+  const io0 = syscallCounts(pids[0]!);
   const start = performance.now();
   latencies.length = 0;
   delivered = 0;
@@ -181,6 +185,7 @@ async function closedLoop(sockets: WebSocket[], pids: number[]): Promise<LoopRes
   const count = delivered;
   const lat = latencies.slice().sort((x, y) => x - y);
   const cpu = pids.map((pid, i) => cpuSeconds(pid) - cpu0[i]!);
+  const io = syscallCounts(pids[0]!);
   running = false;
   await new Promise((r) => setTimeout(r, 500)); // let the loop drain
   for (const s of sockets.slice(0, 2 * PAIRS)) s.removeAllListeners('message');
@@ -189,6 +194,7 @@ async function closedLoop(sockets: WebSocket[], pids: number[]): Promise<LoopRes
     latencyMsP50: Number(percentile(lat, 50).toFixed(3)),
     latencyMsP99: Number(percentile(lat, 99).toFixed(3)),
     cpuSeconds: cpu.map((c) => Number(c.toFixed(2))),
+    syscalls: { writes: io.writes - io0.writes, reads: io.reads - io0.reads },
     elapsed,
     delivered: count,
   };
@@ -255,6 +261,15 @@ async function steadyLoop(sockets: WebSocket[], pid: number): Promise<SteadyResu
   };
 }
 
+/** Read and write system calls a process made so far (`syscr`, `syscw` of /proc/<pid>/io). */
+function syscallCounts(pid: number): { writes: number; reads: number } {
+  const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+  return {
+    writes: Number(/syscw: (\d+)/.exec(io)?.[1] ?? NaN),
+    reads: Number(/syscr: (\d+)/.exec(io)?.[1] ?? NaN),
+  };
+}
+
 /** The server's used JavaScript heap, from its /metrics. */
 async function heapUsed(url: string): Promise<number> {
   const metrics = await (await fetch(`${url}/metrics`)).text();
@@ -305,6 +320,8 @@ async function oneNode(env: Record<string, string>): Promise<Record<string, unkn
       heapBytesPerConnection: Math.round((heapAfter - heapBefore) / N),
       messagesPerSecond: r.messagesPerSecond,
       messagesPerServerCpuSecond: perCpuSecond(r, sum(r.cpuSeconds)),
+      serverWriteSyscallsPerMessage: Number((r.syscalls.writes / r.delivered).toFixed(2)),
+      serverReadSyscallsPerMessage: Number((r.syscalls.reads / r.delivered).toFixed(2)),
       latencyMsP50: r.latencyMsP50,
       latencyMsP99: r.latencyMsP99,
       serverCpuPercent: Math.round((sum(r.cpuSeconds) / r.elapsed) * 100),

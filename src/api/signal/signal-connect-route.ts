@@ -65,7 +65,7 @@ export const signalConnectRoute: FastifyPluginAsync<SignalConnectRouteOptions> =
       // Only the three strings are kept, not the request (the ip asks the kernel).
       if (log.isLevelEnabled('info')) log.info({ user, conn, ip: request.ip }, 'signal connection open');
       // Lives as long as its socket, whose listeners hold it.
-      const connection = new SignalConnection(socket, user, conn, connections);
+      const connection = new SignalConnection(socket, request.raw.socket, user, conn, connections);
       releaseUpgradeRequest(request, socket, (err) => connection.onSocketError(err));
     },
   );

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { WebSocket, RawData } from 'ws';
 import type { UserId } from '../../core/ids.js';
@@ -11,6 +12,11 @@ import { asUserId } from '../../core/ids.js';
 
 /** Past this many unsent bytes the target is not reading: it is closed, not buffered for. */
 const SEND_QUEUE_LIMIT_BYTES = 1 << 20;
+
+/** Writes what was delivered to a connection during one turn of the event loop. */
+function flush(connection: SignalConnection): void {
+  connection.flush();
+}
 
 /** What the connections of one surface share: one object, not a copy per connection. */
 export interface SignalConnectionContext {
@@ -46,11 +52,15 @@ export class SignalConnection implements PresenceEndpoint, HeartbeatTarget {
    * the first refusal: most connections never meet the limit.
    */
   private drops: TokenBucket | undefined;
+  /** Deliveries are held in the socket until the end of this turn: one write for all. */
+  private corked = false;
   /** Told when a forwarded message found no taker: the sender hears TARGET_NOT_FOUND. */
   private readonly undelivered = (): void => this.send(TARGET_NOT_FOUND);
 
   constructor(
     private readonly socket: WebSocket,
+    /** The TCP socket under `socket`, corked while a turn's deliveries are written. */
+    private readonly tcp: Socket,
     private readonly user: UserId,
     /** The request's id, the `conn` field of this connection's log lines. */
     private readonly conn: string,
@@ -142,10 +152,23 @@ export class SignalConnection implements PresenceEndpoint, HeartbeatTarget {
       this.close(CloseCode.sendQueueFull);
       return false;
     }
+    // Several messages for one user often arrive in one read (a burst of ICE candidates,
+    // or any load): corked until the turn ends, they leave in one write, not one each.
+    if (!this.corked) {
+      this.corked = true;
+      this.tcp.cork();
+      process.nextTick(flush, this);
+    }
     // Text either way: a string is sent as a text frame, bytes are told to be one.
     if (typeof data === 'string') this.socket.send(data);
     else this.socket.send(data, { binary: false });
     return true;
+  }
+
+  /** @internal The end of a turn in which messages were delivered: writes them. */
+  flush(): void {
+    this.corked = false;
+    this.tcp.uncork();
   }
 
   private send(text: string): void {
