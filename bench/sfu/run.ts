@@ -26,6 +26,8 @@ const { values } = parseArgs({
     'log-level': { type: 'string', default: 'warn' },
     probes: { type: 'string', default: '10' },
     pin: { type: 'boolean', default: true },
+    // Node 20's parseArgs has no negated booleans: `--no-pin` is an option of its own.
+    'no-pin': { type: 'boolean', default: false },
     cluster: { type: 'boolean', default: false },
   },
 });
@@ -62,7 +64,8 @@ function ask(w: ChildProcess, type: 'ready' | 'report'): Promise<Report> {
  * the server being measured.
  */
 function pin(pid: number, cpu: number): void {
-  if (values.pin && os.cpus().length > 1) execFileSync('taskset', ['-a', '-pc', String(cpu), String(pid)]);
+  if (values.pin && !values['no-pin'] && os.cpus().length > 1)
+    execFileSync('taskset', ['-a', '-pc', String(cpu), String(pid)]);
 }
 
 function worker(file: string, args: string[], cpu = 1): ChildProcess {
@@ -321,7 +324,7 @@ console.log(
     node: process.version,
     seconds: SECONDS,
     workers: WORKERS,
-    pinned: values.pin,
+    pinned: values.pin && !values['no-pin'],
     videoPps: VIDEO_PPS,
   }),
 );
