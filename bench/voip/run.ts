@@ -206,6 +206,12 @@ async function runOnce(base: string, pid: number, rooms: number): Promise<Record
     listeners,
     setupSeconds: Math.round(setupSeconds * 10) / 10,
     serverCpuPercent: Math.round((cpu / wall) * 100),
+    // On a shared machine the server may get less than the core it needs: it then runs
+    // fewer mixer ticks (the rest are skipped). CPU per tick it did run, times 50 ticks
+    // a second, estimates what keeping up would take.
+    serverCpuPercentPerFullSecond: Math.round(
+      (cpu / Math.max(1, wall * 50 - (m1.skippedTicks - m0.skippedTicks))) * 50 * 100,
+    ),
     cpuPercentPerRoom: Math.round(((cpu / wall) * 100 * 100) / rooms) / 100,
     serverRssMiB: Math.round((rss / 2 ** 20) * 10) / 10,
     perListenerKbps: Math.round(perListenerKbps * 10) / 10,
