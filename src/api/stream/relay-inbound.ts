@@ -187,7 +187,9 @@ export class ChannelInbound {
         if (f.to !== this.self.node || f.toInstance !== this.self.instance) return;
         if (f.session === this.session && this.state !== 'syncing') return; // a second one: we have it
         if (this.state !== 'waiting' && f.session !== this.session) this.endRemote();
-        if (this.localPublisher()) return;
+        // A local publisher, or the previous publishing still ending here (its backlog going
+        // out): not now. The next announcement asks again.
+        if (this.channel.isPublishing) return;
         this.session = f.session;
         this.publisherNode = f.node;
         this.publisherInstance = f.instance;
