@@ -88,7 +88,7 @@ describe.runIf(run)('chorus serve --processes 3', () => {
       SSL_KEY: tls.key,
       SSL_PORT: '0',
     });
-  }, 120_000);
+  }, 200_000);
 
   afterAll(async () => {
     for (const s of sockets) s.ws.terminate();
@@ -269,7 +269,7 @@ describe.runIf(run)('chorus serve --processes: a supervisor killed with SIGKILL'
     expect(second.machineId).toBe(first.machineId);
     const url = second.url;
     await eventually(async () => (await fetch(`${url}/readyz`)).status === 200, 30_000, 'ready again');
-  }, 180_000);
+  }, 360_000);
 });
 
 describe.runIf(run)('chorus serve --processes: start-up failures', () => {
@@ -309,10 +309,10 @@ describe.runIf(run)('chorus serve --processes: start-up failures', () => {
         HTTP_PORT: '0',
       },
       ['serve'],
-      { timeoutMs: 50_000 },
+      { timeoutMs: 110_000 },
     );
     expect(code, output).toBe(2);
     expect(output).toContain('worker failed at start');
     expect(output).toMatch(/chorus: .*NATS/);
-  }, 60_000);
+  }, 120_000);
 });

@@ -1,3 +1,4 @@
+import { get } from 'node:http';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium, type TestBrowser } from '../fixtures/browser.js';
@@ -74,13 +75,27 @@ async function helloBothWays(from: Page, fromName: string, to: Page, toName: str
   );
 }
 
+/**
+ * One request over a connection of its own: the supervisor hands connections to the
+ * workers in turn, and a page opens the same number of connections each time, so without
+ * this every new page's socket would land on the same worker.
+ */
+function oneConnection(url: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    get(`${url}/healthz`, { agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve());
+    }).on('error', reject);
+  });
+}
+
 const logText = (page: Page): Promise<string> => page.$eval('#log', (e) => e.textContent ?? '');
 
 describe.runIf(run)('/signal/ pages when the worker holding one of them is killed', () => {
   beforeAll(async () => {
     procs = await startProcesses(3, { ADMIN_TOKEN: ADMIN, SIGNAL_REGISTER_RATE_PER_MINUTE: '0' });
     chromium = await launchChromium();
-  }, 120_000);
+  }, 200_000);
 
   afterAll(async () => {
     await chromium?.close();
@@ -105,6 +120,7 @@ describe.runIf(run)('/signal/ pages when the worker holding one of them is kille
       else {
         await page.context().close();
         await socketsCounted(1);
+        await oneConnection(procs.url);
       }
     }
     expect(bobPage, 'a page on another worker than alice').toBeDefined();
