@@ -1,0 +1,182 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LocalBus } from '../../src/ports/bus/local-bus.js';
+import { LmdbStore } from '../../src/ports/store/lmdb-store.js';
+import { RelayOutlet } from '../../src/media/relay/relay-outlet.js';
+import { RemotePublisher } from '../../src/media/relay/remote-publisher.js';
+import { rtpSubject } from '../../src/media/relay/relay-subjects.js';
+import { TrackDirectory, type Publication } from '../../src/media/relay/track-directory.js';
+import { PublishedTrack } from '../../src/media/webrtc/published-track.js';
+import type { CodecChoice } from '../../src/media/webrtc/codec-policy.js';
+
+// The relay's parts on one in-process bus and an LMDB store: what the cluster tests
+// cannot reach directly (directory paging between rooms whose keys share a prefix, the
+// interest that starts and stops relaying, keyframe requests forwarded, track ends).
+
+const log = pino({ level: 'silent' });
+const VP8: CodecChoice = { kind: 'video', name: 'VP8', payloadType: 96, clockRate: 90000, fmtp: undefined };
+const cleanups: Array<() => void | Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+function rtp(seq: number): Buffer {
+  const p = Buffer.alloc(40);
+  p[0] = 0x80;
+  p[1] = 96;
+  p.writeUInt16BE(seq, 2);
+  p.writeUInt32BE(1234, 8);
+  return p;
+}
+
+describe('TrackDirectory', () => {
+  it("lists a room's publishers only, also when another room's key starts with its key", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sfu-dir-'));
+    const store = new LmdbStore(dir);
+    cleanups.push(
+      () => rmSync(dir, { recursive: true, force: true }),
+      () => store.close(),
+    );
+    const d = new TrackDirectory(store);
+    const pub = (node: string, relay: string): Publication => ({
+      node,
+      instance: 'i1',
+      tracks: [
+        { relay, kind: 'video', codec: { kind: 'video', name: 'VP8', payloadType: 96, clockRate: 90000 } },
+      ],
+    });
+    // base64url("abc") = YWJj is a prefix of base64url("abcd") = YWJjZA.
+    await d.announce('abc', 'alice', pub('a', 'r1aaaaaaaaaa'));
+    await d.announce('abc', 'bob.x@y', pub('b', 'r2aaaaaaaaaa'));
+    await d.announce('abcd', 'carol', pub('c', 'r3aaaaaaaaaa'));
+    await d.announce('ab', 'dave', pub('c', 'r4aaaaaaaaaa'));
+    expect((await d.publishersOf('abc')).map((p) => p.user).sort()).toEqual(['alice', 'bob.x@y']);
+    expect((await d.publishersOf('abcd')).map((p) => p.user)).toEqual(['carol']);
+    expect((await d.publishersOf('ab')).map((p) => p.user)).toEqual(['dave']);
+    expect(await d.publishersOf('nope')).toEqual([]);
+
+    // Withdrawing an older leg's tracks keeps a newer record (the publisher moved).
+    await d.announce('abc', 'alice', pub('b', 'r5aaaaaaaaaa'));
+    await d.withdraw('abc', 'alice', ['r1aaaaaaaaaa']);
+    expect((await d.find('abc', 'alice'))?.node).toBe('b');
+    await d.withdraw('abc', 'alice', ['r5aaaaaaaaaa']);
+    expect(await d.find('abc', 'alice')).toBeUndefined();
+  });
+});
+
+describe('RelayOutlet and RemotePublisher', () => {
+  function setup(): {
+    bus: LocalBus;
+    outlet: RelayOutlet;
+    origin: PublishedTrack;
+    plis: number[];
+    relay: string;
+  } {
+    const bus = new LocalBus(log);
+    const outlet = new RelayOutlet(bus, 'node-a', log);
+    cleanups.push(() => outlet.close());
+    const plis: number[] = [];
+    const origin = new PublishedTrack(
+      'video',
+      VP8,
+      777,
+      { isOpen: () => true, requestKeyframe: () => plis.push(Date.now()) > 0 },
+      60_000,
+      64,
+    );
+    return { bus, outlet, origin, plis, relay: outlet.offer(origin) };
+  }
+
+  const remoteOf = (bus: LocalBus, relay: string): RemotePublisher => {
+    const r = new RemotePublisher(
+      bus,
+      'node-b',
+      'alice',
+      { node: 'node-a', instance: '', tracks: [{ relay, kind: 'video', codec: VP8 }] },
+      { keyframeIntervalMs: 60_000, nackHistoryPackets: 64 },
+      log,
+    );
+    cleanups.push(() => r.close('test over'));
+    return r;
+  };
+
+  it('relays only while a node wants the track, each packet once, and stops on drop', async () => {
+    const { bus, origin, relay } = setup();
+    const onWire: number[] = [];
+    bus.subscribe(rtpSubject(relay), (m) => onWire.push(m.data.length));
+    origin.forward(rtp(1));
+    expect(onWire).toHaveLength(0); // nobody wants it: nothing on the bus
+
+    const remote = remoteOf(bus, relay);
+    expect(await remote.want()).toBe(true);
+    remote.hold();
+    origin.forward(rtp(2));
+    origin.forward(rtp(3));
+    expect(onWire).toHaveLength(2);
+    expect(remote.packetsIn).toBe(2);
+    // The stand-in keeps its own history: the relayed packet is there under its seq.
+    const stand = remote.tracks[0]!;
+    expect(stand.outSsrc).not.toBe(origin.outSsrc);
+
+    remote.release(); // the node's last leg left: `drop`
+    expect(remote.closed).toBe(true);
+    origin.forward(rtp(4));
+    expect(onWire).toHaveLength(2);
+  });
+
+  it("passes the receiving node's keyframe requests on; a new leg's forced one past the throttle", async () => {
+    const { bus, origin, plis, relay } = setup();
+    const remote = remoteOf(bus, relay);
+    expect(await remote.want()).toBe(true);
+    origin.forward(rtp(1)); // the origin has seen the publisher's SSRC
+    const stand = remote.tracks[0]!;
+    expect(stand.requestKeyframe(true)).toBe(true);
+    expect(plis).toHaveLength(1);
+    // Forced again (another new leg): the origin's throttle would refuse an unforced one.
+    expect(stand.requestKeyframe(true)).toBe(true);
+    expect(plis).toHaveLength(2);
+    expect(origin.keyframeRequests).toBe(2);
+  });
+
+  it('ends the stand-in when the track ends, or when the node no longer has it', async () => {
+    const { bus, outlet, relay } = setup();
+    const remote = remoteOf(bus, relay);
+    expect(await remote.want()).toBe(true);
+    const reasons: string[] = [];
+    remote.onClose((r) => reasons.push(r));
+    outlet.withdraw(relay, 'publisher left');
+    expect(reasons).toEqual(['publisher left']);
+
+    const ghost = remoteOf(bus, 'abcdefgh12345678');
+    expect(await ghost.want()).toBe(false);
+    expect(ghost.closed).toBe(true);
+    // No node answering the control subject at all: gone too.
+    const orphan = new RemotePublisher(
+      bus,
+      'node-b',
+      'zed',
+      { node: 'node-x', instance: '', tracks: [{ relay: 'abcdefgh12345678', kind: 'video', codec: VP8 }] },
+      { keyframeIntervalMs: 1000, nackHistoryPackets: 0 },
+      log,
+    );
+    expect(await orphan.want()).toBe(false);
+    expect(orphan.closed).toBe(true);
+  });
+
+  it('drops what is not RTP on the relay subject and keeps going', async () => {
+    const { bus, origin, relay } = setup();
+    const remote = remoteOf(bus, relay);
+    expect(await remote.want()).toBe(true);
+    bus.publish(rtpSubject(relay), new Uint8Array(0));
+    bus.publish(rtpSubject(relay), Buffer.alloc(30, 0xff));
+    bus.publish(rtpSubject(relay), Buffer.from([0x80, 201, 0, 7, ...Buffer.alloc(28)]));
+    bus.publish('chorus.node.node-a.sfu', 'not json');
+    bus.publish('chorus.node.node-a.sfu', JSON.stringify({ op: 'want', relay: '../x', node: 'b' }));
+    expect(remote.malformed).toBe(3);
+    origin.forward(rtp(9));
+    expect(remote.packetsIn).toBe(1);
+  });
+});
