@@ -143,4 +143,21 @@ export const surfaces: readonly Surface[] = [
       });
     },
   },
+  {
+    name: 'chorus',
+    enabled: (c) => c.chorus.enabled,
+    maxWebSocketMessage: () => 0,
+    async mount(app, ctx) {
+      const { chorusPlugin } = await import('./chorus/chorus-plugin.js');
+      await app.register(chorusPlugin, {
+        prefix: '/chorus/v1',
+        apiKeys: ctx.config.chorus.apiKeys,
+        rooms: ctx.engine.rooms,
+        bus: ctx.engine.ports.bus,
+        store: ctx.engine.ports.store,
+        membership: ctx.engine.ports.membership,
+        log: ctx.log.child({ surface: 'chorus' }),
+      });
+    },
+  },
 ];

@@ -562,6 +562,22 @@ export const configSchema = z.object({
       doc: 'Longest wait between attempts to reach the coordinator (backoff from 0.5 s doubling to this).',
     }),
   }),
+  chorus: z.object({
+    enabled: field(flag, true, {
+      env: ['CHORUS_API_ENABLED'],
+      doc: "Mount Chorus's own API under `/chorus/v1/` (access tokens, room service, OpenAPI; docs/native-api.md).",
+    }),
+    apiKeys: field(
+      list.refine((pairs) => pairs.every((p) => /^[A-Za-z0-9_.-]{1,64}:.{32,}$/.test(p)), {
+        error: 'expected key:secret pairs (key: letters, digits, _ . -; secret: at least 32 characters)',
+      }),
+      [],
+      {
+        env: ['CHORUS_API_KEYS'],
+        doc: 'API keys of the native API, a comma list of `key:secret` (secret at least 32 characters; `openssl rand -hex 24` makes one). Access tokens are HS256 JWTs signed with a secret and carry its key as `kid`. Empty: every native route answers 401.',
+      },
+    ),
+  }),
 });
 
 /** The config as the schema outputs it. */
