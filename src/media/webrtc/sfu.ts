@@ -283,12 +283,19 @@ export class Sfu {
     const { tracks, remote } = await this.sourceTracks(room, publisher);
     const sk = `${pk}\u0000${user}`;
     this.subscriptions.get(sk)?.leg.close('replaced by a new subscription');
-    const peer = new SubscriberPeer(
-      this.settings,
-      this.log.child({ room: room.id, user, publisher, role: 'subscriber' }),
-      publisher,
-      user,
-    );
+    let peer: SubscriberPeer;
+    try {
+      peer = new SubscriberPeer(
+        this.settings,
+        this.log.child({ room: room.id, user, publisher, role: 'subscriber' }),
+        publisher,
+        user,
+      );
+    } catch (err) {
+      // No leg to hold the relayed publisher: let go of it (its last holder stops the relay).
+      remote?.release();
+      throw err;
+    }
     if (remote) {
       // The relayed publisher ends as a local one leaves: its legs here stop.
       remote.onClose((reason) => peer.leg.close(reason));
