@@ -221,6 +221,28 @@ describe.runIf(run)('chorus serve --processes 3', () => {
     }
   }, 90_000);
 
+  it('starts the nats-server again on the same port when it dies; the workers reconnect', async () => {
+    const oldPid = procs.natsPid()!;
+    const oldUrl = procs.supervisorLines().findLast((l) => l.msg === 'nats-server started')?.url;
+    process.kill(oldPid, 'SIGKILL');
+    await eventually(
+      () => procs.supervisorLines().some((l) => l.msg === 'nats-server died; starting it again'),
+      10_000,
+      'the supervisor noticing',
+    );
+    await eventually(() => procs.natsPid() !== oldPid, 30_000, 'a new nats-server');
+    expect(procs.supervisorLines().findLast((l) => l.msg === 'nats-server started')?.url).toBe(oldUrl);
+    await eventually(
+      async () => {
+        const res = await fetch(`${procs.url}/readyz`);
+        const body = (await res.json()) as { details?: { cluster?: { nodes: number } } };
+        return res.status === 200 && body.details?.cluster?.nodes === 3;
+      },
+      60_000,
+      'ready again with 3 nodes',
+    );
+  }, 90_000);
+
   it('SIGTERM: every worker drains and exits, then nats-server; exit 0, no process left', async () => {
     const pids = [...procs.allWorkerPids(), procs.natsPid()!];
     expect(pids.length).toBeGreaterThanOrEqual(4);
