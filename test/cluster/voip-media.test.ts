@@ -52,7 +52,16 @@ async function hear(u: KeyUser, i: number, room: string, format: 'ogg' | 'wav', 
 
 /** A node's metric (summed over label sets). */
 async function metric(i: number, name: string): Promise<number> {
+  return (await metrics(i))(name);
+}
+
+/** One scrape of a node's metrics, read by name (figures of one instant). */
+async function metrics(i: number): Promise<(name: string) => number> {
   const text = await (await fetch(`${url(i)}/metrics`)).text();
+  return (name) => sumOf(text, name);
+}
+
+function sumOf(text: string, name: string): number {
   let sum = 0;
   for (const line of text.split('\n')) {
     const m = /^([a-z_]+)(\{[^}]*\})? ([0-9.e+-]+)$/.exec(line);
@@ -172,18 +181,35 @@ describe.skipIf(!run)('VOIP media across nodes', () => {
       // Four listeners on node 1, none of them speaking: they all hear the full mix.
       const ears = await Promise.all([1, 2, 3].map(() => wsListener(new KeyUser(url(0)), 1, room)));
       const wav = hear(new KeyUser(url(0)), 1, room, 'wav', 6);
+      // And two Ogg listeners there, sharing the full mix's pages.
+      const oggs = Promise.all([1, 2].map(() => hear(new KeyUser(url(0)), 1, room, 'ogg', 6)));
       await eventually(async () => ears.every((e) => e.packets() > 5), 20_000, 'every listener hears');
       // The counters are the node's: the earlier test's room must be gone first.
       await eventually(async () => (await metric(0, 'chorus_voip_rooms')) === 1, 20_000, 'one room left');
-      const bundles0 = await metric(1, 'chorus_voip_relay_bundles_received_total');
-      const sent0 = await metric(0, 'chorus_voip_relay_bundles_sent_total');
-      const mixes0 = await metric(0, 'chorus_voip_relay_mixes_sent_total');
+      const node1 = await metrics(1);
+      const [bundles0, pages0] = [
+        node1('chorus_voip_relay_bundles_received_total'),
+        node1('chorus_audio_ogg_pages_total'),
+      ];
+      // Bundles and mixes from one scrape each time: both counters of the same instant.
+      const owner0 = await metrics(0);
+      const [sent0, mixes0] = [
+        owner0('chorus_voip_relay_bundles_sent_total'),
+        owner0('chorus_voip_relay_mixes_sent_total'),
+      ];
       const start = ears[0]!.packets();
       await eventually(async () => ears[0]!.packets() - start >= 100, 30_000, '100 more packets');
       const heard = ears[0]!.packets() - start;
-      const bundles = (await metric(1, 'chorus_voip_relay_bundles_received_total')) - bundles0;
-      const sent = (await metric(0, 'chorus_voip_relay_bundles_sent_total')) - sent0;
-      const mixes = (await metric(0, 'chorus_voip_relay_mixes_sent_total')) - mixes0;
+      const node1After = await metrics(1);
+      const bundles = node1After('chorus_voip_relay_bundles_received_total') - bundles0;
+      // One page per flush (VOIP_HTTP_FLUSH_MS 20: a tick) for both Ogg listeners: a feed
+      // per stream would build two.
+      const pages = node1After('chorus_audio_ogg_pages_total') - pages0;
+      expect(pages).toBeGreaterThan(bundles * 0.8);
+      expect(pages).toBeLessThan(bundles * 1.3);
+      const owner1 = await metrics(0);
+      const sent = owner1('chorus_voip_relay_bundles_sent_total') - sent0;
+      const mixes = owner1('chorus_voip_relay_mixes_sent_total') - mixes0;
       // One bundle a tick reached node 1 while one listener got a packet a tick: with a
       // stream per listener it would be four times as many.
       expect(bundles).toBeGreaterThanOrEqual(heard * 0.8);
@@ -192,8 +218,8 @@ describe.skipIf(!run)('VOIP media across nodes', () => {
       // full mix all four hear), encoded once.
       expect(sent).toBeLessThan(heard * 1.5);
       expect(mixes).toBe(sent);
-      const pcm = await wav;
-      expect(powerAt(pcm, 440)).toBeGreaterThan(100 * powerAt(pcm, 1000));
+      for (const pcm of [await wav, ...(await oggs)])
+        expect(powerAt(pcm, 440)).toBeGreaterThan(100 * powerAt(pcm, 1000));
       for (const e of ears) e.ws.close();
     } finally {
       done = true;

@@ -4,15 +4,17 @@ import type { Room } from '../../core/room.js';
 import { asParticipantId } from '../../core/room-types.js';
 import type { AudioHub } from '../../media/audio/audio-hub.js';
 import type { AudioMixer } from '../../media/audio/audio-mixer.js';
+import type { MixSource } from '../../media/audio/mix-source.js';
 import type { PcmInput } from '../../media/audio/pcm-input.js';
 
 /** `mic`: an upload is open; `hds` (headset): a listening stream is open. */
 export type Slot = 'mic' | 'hds';
 
 /** What the media routes use of a mixer: the node's own, or a relay to another node's. */
-export type MixPort = Pick<AudioMixer, 'listen' | 'removeInput'> & {
-  addInput(id: string, input: PcmInput): void;
-};
+export type MixPort = MixSource &
+  Pick<AudioMixer, 'removeInput'> & {
+    addInput(id: string, input: PcmInput): void;
+  };
 
 /**
  * The slots of a call or room as the media routes see them, whichever node mixes it:

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { ThrottledLog } from '../../lib/throttled-log.js';
 import { createOpusEncoder, type OpusSettings } from '../../media/audio/audio-codec.js';
 import { MixClock } from '../../media/audio/mix-clock.js';
+import type { FeedCounters } from '../../media/audio/mix-feed.js';
 import type { Bus } from '../../ports/bus/bus.js';
 import type { MediaGroup } from './media-group.js';
 import { MixerHost } from './mixer-host.js';
@@ -19,6 +20,7 @@ export interface MediaRelayOptions {
   inputBufferMs: number;
   backlogPackets: number;
   opus: OpusSettings;
+  feedCounters: FeedCounters;
 }
 
 /**
@@ -56,6 +58,7 @@ export class MediaRelay {
       clock,
       preSkip: createOpusEncoder(opts.opus).preSkip,
       stats: this.stats,
+      feedCounters: opts.feedCounters,
     };
     opts.node.onNodeGone((node) => this.nodeGone(node));
   }

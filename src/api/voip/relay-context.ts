@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { ThrottledLog } from '../../lib/throttled-log.js';
 import type { MixClock } from '../../media/audio/mix-clock.js';
+import type { FeedCounters } from '../../media/audio/mix-feed.js';
 import type { Bus } from '../../ports/bus/bus.js';
 import type { NodeRef } from './voip-node.js';
 
@@ -35,4 +36,6 @@ export interface RelayContext {
   /** Opus pre-skip of the owners' encoders (the same codec and settings on every node). */
   readonly preSkip: number;
   readonly stats: RelayStats;
+  /** The node's page and chunk counters (AudioHub's): relayed streams' feeds count there too. */
+  readonly feedCounters: FeedCounters;
 }

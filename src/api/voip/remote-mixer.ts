@@ -3,6 +3,7 @@ import { createOpusDecoder, type AudioDecoder } from '../../media/audio/audio-co
 import { FRAME_SAMPLES, frameBytes } from '../../media/audio/pcm-frame.js';
 import type { PcmInput } from '../../media/audio/pcm-input.js';
 import type { Tickable } from '../../media/audio/mix-clock.js';
+import { MixFeed, type FeedFormat, type FeedReader, type FeedSink } from '../../media/audio/mix-feed.js';
 import type { BusMessage, BusSubscription } from '../../ports/bus/bus.js';
 import type { MixPort } from './media-group.js';
 import { emptyMixBundle, readMixBundle } from './mix-bundle.js';
@@ -57,6 +58,11 @@ class RelayedMix implements MixFrame {
  * one 20 ms frame a message. Listeners here share what the owner sends once a tick for
  * this whole node: one bus message, whatever their number; each hears the member's own
  * mix when the bundle has one (they are speaking), the full mix otherwise.
+ *
+ * Streams (`read`) share MixFeeds as on the owner: one per mix and flush period, so the
+ * full mix's Ogg page or WAV chunk is built once per flush for all its listeners here. A
+ * reader on the full mix moves to its member's own feed the first time a bundle carries
+ * their own mix (they started speaking, through any node), keeping its numbering.
  */
 export class RemoteMixer implements MixPort {
   private readonly uplinks = new Map<string, Tickable & { input: PcmInput }>();
@@ -65,6 +71,13 @@ export class RemoteMixer implements MixPort {
   private readonly own = new Map<string, RelayedMix>();
   private readonly bundle = emptyMixBundle();
   private sub: BusSubscription | undefined;
+  /** Streams' feeds by flush period: the full mix's, and each member's own once they spoke. */
+  private readonly fullFeeds = new Map<number, MixFeed>();
+  private readonly ownFeeds = new Map<string, Map<number, MixFeed>>();
+  /** Readers on the full mix's feeds, by member, who move once that member speaks. */
+  private readonly waiting = new Map<string, Map<FeedReader, number>>();
+  /** Bundles so far: the phase of feeds made later, so that all flush on the same ticks. */
+  private ticks = 0;
 
   constructor(
     private readonly subjects: MixSubjects,
@@ -104,9 +117,29 @@ export class RemoteMixer implements MixPort {
     uplink.input.close();
   }
 
+  read(me: string | undefined, format: FeedFormat, sink: FeedSink, flushTicks: number): FeedReader {
+    const own = me === undefined ? undefined : this.ownFeeds.get(me);
+    const onClose = (r: FeedReader) => {
+      const set = me === undefined ? undefined : this.waiting.get(me);
+      if (set?.delete(r) && set.size === 0) this.waiting.delete(me!);
+    };
+    const reader = this.feed(own ?? this.fullFeeds, flushTicks, own ? me : undefined).join(
+      format,
+      sink,
+      onClose,
+    );
+    if (!own && me !== undefined) {
+      let set = this.waiting.get(me);
+      if (!set) this.waiting.set(me, (set = new Map<FeedReader, number>()));
+      set.set(reader, flushTicks);
+    }
+    this.follow();
+    return reader;
+  }
+
   listen(listener: MixListener, speakerId?: string): MixSubscription {
     this.listeners.set(listener, speakerId);
-    this.sub ??= this.ctx.bus.subscribe(this.subjects.mix, (m) => this.onBundle(m));
+    this.follow();
     return {
       preSkip: this.ctx.preSkip,
       backlog: () => this.full.backlog.slice(),
@@ -114,18 +147,76 @@ export class RemoteMixer implements MixPort {
         if (!this.listeners.delete(listener)) return;
         if (speakerId !== undefined && ![...this.listeners.values()].includes(speakerId))
           this.own.delete(speakerId);
-        if (this.listeners.size > 0) return;
-        this.sub?.unsubscribe();
-        this.sub = undefined;
+        this.unfollowIfIdle();
       },
     };
   }
 
+  /** Receives this mixer's bundles while anyone here listens. */
+  private follow(): void {
+    this.sub ??= this.ctx.bus.subscribe(this.subjects.mix, (m) => this.onBundle(m));
+  }
+
+  private unfollowIfIdle(): void {
+    if (this.listeners.size > 0 || this.fullFeeds.size > 0 || this.ownFeeds.size > 0) return;
+    this.sub?.unsubscribe();
+    this.sub = undefined;
+  }
+
+  /** The feed of `feeds` (one mix's) for a flush period, made if new. */
+  private feed(feeds: Map<number, MixFeed>, flushTicks: number, member: string | undefined): MixFeed {
+    let feed = feeds.get(flushTicks);
+    if (feed) return feed;
+    const made = new MixFeed({
+      preSkip: this.ctx.preSkip,
+      flushTicks,
+      backlogPackets: member === undefined ? this.ctx.backlogPackets : 0,
+      backlog: this.full.backlog,
+      phase: this.ticks,
+      counters: this.ctx.feedCounters,
+      onSinkError: (err) => this.ctx.log.warn({ err }, 'voip relay: listener failed; removed'),
+      onEmpty: () => {
+        if (feeds.get(flushTicks) !== made) return;
+        feeds.delete(flushTicks);
+        if (member !== undefined && feeds.size === 0 && this.ownFeeds.get(member) === feeds) {
+          this.ownFeeds.delete(member);
+          if (![...this.listeners.values()].includes(member)) this.own.delete(member);
+        }
+        this.unfollowIfIdle();
+      },
+    });
+    feed = made;
+    feeds.set(flushTicks, feed);
+    return feed;
+  }
+
   close(): void {
     for (const id of [...this.uplinks.keys()]) this.removeInput(id);
+    for (const feeds of [this.fullFeeds, ...this.ownFeeds.values()])
+      for (const feed of [...feeds.values()]) feed.close();
+    this.waiting.clear();
     this.listeners.clear();
     this.sub?.unsubscribe();
     this.sub = undefined;
+  }
+
+  /** `member` spoke: their readers on the full mix move to their own mix's feeds. */
+  private moveToOwn(member: string): void {
+    const waiting = this.waiting.get(member);
+    if (!waiting) return;
+    this.waiting.delete(member);
+    let feeds = this.ownFeeds.get(member);
+    if (!feeds) this.ownFeeds.set(member, (feeds = new Map<number, MixFeed>()));
+    for (const [reader, flushTicks] of waiting) this.feed(feeds, flushTicks, member).adopt(reader);
+  }
+
+  private give(feed: MixFeed, frame: MixFrame): void {
+    try {
+      feed.onFrame(frame);
+    } catch (err) {
+      this.ctx.log.warn({ err }, 'voip relay: feed failed; closed');
+      feed.close();
+    }
   }
 
   private onBundle(msg: BusMessage): void {
@@ -141,15 +232,23 @@ export class RemoteMixer implements MixPort {
     this.ctx.stats.bundlesReceived++;
     this.ctx.stats.mixesReceived += 1 + b.own.size;
     this.full.set(b.full);
+    this.ticks++;
     for (const [member, packet] of b.own) {
       let mix = this.own.get(member);
       if (!mix) {
         // Only members listening here: a bundle names anyone speaking anywhere.
-        if (![...this.listeners.values()].includes(member)) continue;
+        const waiting = this.waiting.get(member);
+        if (!waiting && ![...this.listeners.values()].includes(member)) continue;
         mix = new RelayedMix(0);
         this.own.set(member, mix);
       }
       mix.set(packet);
+      this.moveToOwn(member);
+    }
+    for (const feed of this.fullFeeds.values()) this.give(feed, this.full);
+    for (const [member, feeds] of this.ownFeeds) {
+      const frame = (b.own.has(member) && this.own.get(member)) || this.full;
+      for (const feed of feeds.values()) this.give(feed, frame);
     }
     for (const [listener, member] of this.listeners) {
       const frame = (member !== undefined && b.own.has(member) && this.own.get(member)) || this.full;

@@ -87,6 +87,7 @@ export function createVoipServices(opts: VoipSurfaceOptions): VoipServices {
     inputBufferMs: config.inputBufferMs,
     backlogPackets: Math.ceil(config.oggBacklogMs / FRAME_MS),
     opus: { bitrate: config.opusBitrate, complexity: config.opusComplexity },
+    feedCounters: audio.counters,
   });
   const notify: Notify = (to, name, fields) => events.send(to, name, auth.eventData(name, fields));
   const calls = new VoipCalls({
