@@ -4,6 +4,7 @@ import { killNode, startCluster, type Cluster } from '../fixtures/cluster.js';
 import { launchChromium, type TestBrowser } from '../fixtures/browser.js';
 import { startBalancer, type Balancer } from '../fixtures/tcp-balancer.js';
 import { hasTool } from '../fixtures/system-tools.js';
+import { meetReceived } from '../fixtures/meet-page-stats.js';
 
 // The /meet/ page in Chromium on a three-node cluster: people on different nodes see and
 // hear each other (the media crosses nodes through the relay), and when the node holding
@@ -11,26 +12,8 @@ import { hasTool } from '../fixtures/system-tools.js';
 
 const run = hasTool('nats-server', 'nats-server') && hasTool('chromium', 'chromium');
 
-/** Per remote peer: video frames decoded and audio samples received, from getStats(). */
-async function received(page: Page): Promise<Record<string, { frames: number; samples: number }>> {
-  return page.evaluate(async () => {
-    const meet = (window as unknown as { chorusMeet: { receivers: Map<string, RTCPeerConnection> } })
-      .chorusMeet;
-    const out: Record<string, { frames: number; samples: number }> = {};
-    for (const [peer, pc] of meet.receivers) {
-      const r = { frames: 0, samples: 0 };
-      (await pc.getStats()).forEach(
-        (s: { type: string; kind?: string; framesDecoded?: number; totalSamplesReceived?: number }) => {
-          if (s.type !== 'inbound-rtp') return;
-          if (s.kind === 'video') r.frames += s.framesDecoded ?? 0;
-          if (s.kind === 'audio') r.samples += s.totalSamplesReceived ?? 0;
-        },
-      );
-      out[peer] = r;
-    }
-    return out;
-  });
-}
+/** Per remote peer: video frames decoded and audio samples received. */
+const received = meetReceived;
 
 /** Video from `from` is decoded on `page` (more than `frames` frames) and audio received. */
 async function flowing(page: Page, from: string, timeout = 30_000, frames = 10): Promise<void> {

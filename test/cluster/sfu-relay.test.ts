@@ -5,7 +5,7 @@ import { NdcPublisher, NdcSubscriber } from '../fixtures/ndc-peer.js';
 import { hasTool } from '../fixtures/system-tools.js';
 import { eventually } from '../fixtures/ws-client.js';
 import { freeUdpPort } from '../fixtures/free-udp-port.js';
-import { LossyUdpRelay } from '../fixtures/lossy-udp-relay.js';
+import { LossyUdpRelay, answerThroughRelay, offerWithoutCandidates } from '../fixtures/lossy-udp-relay.js';
 import { buildNack, buildPli } from '../../src/media/webrtc/rtp.js';
 
 // Blue Sky rooms spanning three real Chorus processes over one nats-server: a publisher
@@ -230,25 +230,19 @@ describe.skipIf(!run)('SFU rooms across nodes', () => {
     const lossy = new LossyUdpRelay(udpPort1, (_i, size) => size > 150 && [40, 41, 42].includes(videoSeen++));
     const lossyPort = await lossy.start();
     peers.push(lossy);
-    const viaRelay = (sdp: string) =>
-      sdp
-        .split('\r\n')
-        .filter((l) => !l.startsWith('a=candidate:') || / udp /i.test(l))
-        .map((l) =>
-          l.startsWith('a=candidate:')
-            ? l.replace(/ \d+\.\d+\.\d+\.\d+ \d+ typ host/, ` 127.0.0.1 ${lossyPort} typ host`)
-            : l,
-        )
-        .join('\r\n');
-    const noCandidates = (sdp: string) =>
-      sdp
-        .split('\r\n')
-        .filter((l) => !l.startsWith('a=candidate:'))
-        .join('\r\n');
     const lossySub = new NdcSubscriber();
     peers.push(lossySub);
     expect(
-      (await lossySub.subscribe(url(1), room, 'nack-sub', 'kf-pub', viaRelay, noCandidates)).status,
+      (
+        await lossySub.subscribe(
+          url(1),
+          room,
+          'nack-sub',
+          'kf-pub',
+          answerThroughRelay(lossyPort),
+          offerWithoutCandidates,
+        )
+      ).status,
     ).toBe(200);
     await eventually(
       () => lossy.dropped === 3 && lossySub.videoPackets.length > 60,

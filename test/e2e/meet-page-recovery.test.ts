@@ -3,29 +3,12 @@ import type { Page } from 'playwright-core';
 import { hasTool } from '../fixtures/system-tools.js';
 import { launchChromium, type TestBrowser } from '../fixtures/browser.js';
 import { RestartableServer } from '../fixtures/restartable-server.js';
+import { meetReceived } from '../fixtures/meet-page-stats.js';
 
 const haveChromium = hasTool('chromium', 'chromium');
 
-/** Per remote peer: video frames decoded and audio samples received, from getStats(). */
-async function received(page: Page): Promise<Record<string, { frames: number; samples: number }>> {
-  return page.evaluate(async () => {
-    const meet = (window as unknown as { chorusMeet: { receivers: Map<string, RTCPeerConnection> } })
-      .chorusMeet;
-    const out: Record<string, { frames: number; samples: number }> = {};
-    for (const [peer, pc] of meet.receivers) {
-      const r = { frames: 0, samples: 0 };
-      (await pc.getStats()).forEach(
-        (s: { type: string; kind?: string; framesDecoded?: number; totalSamplesReceived?: number }) => {
-          if (s.type !== 'inbound-rtp') return;
-          if (s.kind === 'video') r.frames += s.framesDecoded ?? 0;
-          if (s.kind === 'audio') r.samples += s.totalSamplesReceived ?? 0;
-        },
-      );
-      out[peer] = r;
-    }
-    return out;
-  });
-}
+/** Per remote peer: video frames decoded and audio samples received. */
+const received = meetReceived;
 
 /** Media from `from` flows on `page`: video decoded and audio received. */
 async function flowing(page: Page, from: string): Promise<void> {

@@ -6,29 +6,12 @@ import { browserSuite } from '../fixtures/browser.js';
 import { freeUdpPort } from '../fixtures/free-udp-port.js';
 import { NdcPublisher } from '../fixtures/ndc-peer.js';
 import { eventually } from '../fixtures/ws-client.js';
+import { meetReceived } from '../fixtures/meet-page-stats.js';
 
 const haveChromium = hasTool('chromium', 'chromium');
 
-/** Per remote peer: video frames decoded and audio samples received, from getStats(). */
-async function received(page: Page): Promise<Record<string, { frames: number; samples: number }>> {
-  return page.evaluate(async () => {
-    const meet = (window as unknown as { chorusMeet: { receivers: Map<string, RTCPeerConnection> } })
-      .chorusMeet;
-    const out: Record<string, { frames: number; samples: number }> = {};
-    for (const [peer, pc] of meet.receivers) {
-      const r = { frames: 0, samples: 0 };
-      (await pc.getStats()).forEach(
-        (s: { type: string; kind?: string; framesDecoded?: number; totalSamplesReceived?: number }) => {
-          if (s.type !== 'inbound-rtp') return;
-          if (s.kind === 'video') r.frames += s.framesDecoded ?? 0;
-          if (s.kind === 'audio') r.samples += s.totalSamplesReceived ?? 0;
-        },
-      );
-      out[peer] = r;
-    }
-    return out;
-  });
-}
+/** Per remote peer: video frames decoded and audio samples received. */
+const received = meetReceived;
 
 describe.runIf(haveChromium)('Meet page in Chromium', () => {
   const suite = browserSuite(async () => ({

@@ -6,7 +6,7 @@ import { eventually } from '../fixtures/ws-client.js';
 import { NdcPublisher, NdcSubscriber } from '../fixtures/ndc-peer.js';
 import { freeUdpPort } from '../fixtures/free-udp-port.js';
 import { buildNack, buildPli, buildReceiverReport } from '../../src/media/webrtc/rtp.js';
-import { LossyUdpRelay } from '../fixtures/lossy-udp-relay.js';
+import { LossyUdpRelay, answerThroughRelay, offerWithoutCandidates } from '../fixtures/lossy-udp-relay.js';
 
 // No sleeps in this file: where a test shows that something does NOT happen (a throttled
 // request, a leg that is not reaped), time passing is shown by an observable instead (a
@@ -195,24 +195,16 @@ describe('RTCP', () => {
     toClose.push(relay);
     const sub = new NdcSubscriber();
     toClose.push(sub);
-    const viaRelay = (sdp: string) =>
-      sdp
-        .split('\r\n')
-        .filter((l) => !l.startsWith('a=candidate:') || / udp /i.test(l))
-        .map((l) =>
-          l.startsWith('a=candidate:')
-            ? l.replace(/ \d+\.\d+\.\d+\.\d+ \d+ typ host/, ` 127.0.0.1 ${relayPort} typ host`)
-            : l,
-        )
-        .join('\r\n');
-    // Without its own candidates in the offer, the server can only reach the client
-    // through the relay (as a peer-reflexive candidate), so every packet crosses it.
-    const noCandidates = (sdp: string) =>
-      sdp
-        .split('\r\n')
-        .filter((l) => !l.startsWith('a=candidate:'))
-        .join('\r\n');
-    await sub.subscribe(t.url, room, 'nack-sub', 'nack-pub', viaRelay, noCandidates);
+    // The answer points at the relay; without its own candidates in the offer, the server
+    // can only reach the client through the relay, so every packet crosses it.
+    await sub.subscribe(
+      t.url,
+      room,
+      'nack-sub',
+      'nack-pub',
+      answerThroughRelay(relayPort),
+      offerWithoutCandidates,
+    );
     await eventually(() => relay.dropped === 3 && sub.videoPackets.length > 60, 10_000, 'media with losses');
     const seqs = new Set(sub.videoPackets.map((p) => p.readUInt16BE(2)));
     const sorted = [...seqs].sort((a, b) => a - b);
