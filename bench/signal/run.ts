@@ -209,6 +209,8 @@ interface SteadyResult {
   latencyMsMax: number;
   hopsOver20Ms: number;
   serverCpuPercent: number;
+  /** The server's own event-loop delay over the window (prom-client's monitorEventLoopDelay). */
+  serverEventLoopDelayMs: { p99: number; max: number };
 }
 
 /**
@@ -216,7 +218,7 @@ interface SteadyResult {
  * from the pairs' even sockets to their partners, round robin. The latency of a hop does
  * not depend on the previous one, so a server stall shows as the hops queued behind it.
  */
-async function steadyLoop(sockets: WebSocket[], pid: number): Promise<SteadyResult> {
+async function steadyLoop(sockets: WebSocket[], pid: number, url: string): Promise<SteadyResult> {
   const latencies: number[] = [];
   for (let p = 0; p < PAIRS; p++) {
     sockets[2 * p + 1]!.on('message', (data: WebSocket.RawData) => {
@@ -224,6 +226,7 @@ async function steadyLoop(sockets: WebSocket[], pid: number): Promise<SteadyResu
       if (msg.type === 's') latencies.push(performance.now() - msg.payload.t);
     });
   }
+  await eventLoopDelay(url); // a scrape resets the server's delay histogram
   const perTick = RATE / 100;
   let sent = 0;
   let next = 0;
@@ -247,6 +250,7 @@ async function steadyLoop(sockets: WebSocket[], pid: number): Promise<SteadyResu
   });
   const cpu = cpuSeconds(pid) - cpu0;
   const elapsed = (performance.now() - start) / 1000;
+  const loopDelay = await eventLoopDelay(url);
   await new Promise((r) => setTimeout(r, 1000)); // the last hops
   const lat = latencies.slice().sort((x, y) => x - y);
   return {
@@ -258,7 +262,21 @@ async function steadyLoop(sockets: WebSocket[], pid: number): Promise<SteadyResu
     latencyMsMax: Number((lat[lat.length - 1] ?? NaN).toFixed(1)),
     hopsOver20Ms: lat.filter((l) => l > 20).length,
     serverCpuPercent: Math.round((cpu / elapsed) * 100),
+    serverEventLoopDelayMs: loopDelay,
   };
+}
+
+/** p99 and max of the server's event-loop delay since the previous scrape, in ms. */
+async function eventLoopDelay(url: string): Promise<{ p99: number; max: number }> {
+  const metrics = await (await fetch(`${url}/metrics`)).text();
+  const read = (name: string): number =>
+    Number(
+      (
+        Number(new RegExp(`^chorus_nodejs_eventloop_lag_${name}_seconds (\\S+)$`, 'm').exec(metrics)?.[1]) *
+        1000
+      ).toFixed(1),
+    );
+  return { p99: read('p99'), max: read('max') };
 }
 
 /** Read and write system calls a process made so far (`syscr`, `syscw` of /proc/<pid>/io). */
@@ -303,7 +321,7 @@ async function oneNode(env: Record<string, string>): Promise<Record<string, unkn
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     const held = Number(/chorus_websockets_open\{surface="signal"\} (\d+)/.exec(metrics)?.[1] ?? NaN);
     const r = await closedLoop(sockets, [server.pid]);
-    const steady = RATE > 0 ? await steadyLoop(sockets, server.pid) : undefined;
+    const steady = RATE > 0 ? await steadyLoop(sockets, server.pid, server.url) : undefined;
     for (const s of sockets) s.terminate();
     return {
       pinned: PIN ? 'server on CPU 0, load generator on CPU 1' : 'no',
