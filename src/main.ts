@@ -12,6 +12,8 @@ import { processCount } from './server/worker-plan.js';
 
 const USAGE = `usage: chorus [serve] [--config FILE] [--env-file FILE] [--processes N|auto]
        chorus voip sign [--server URL] [--key FILE]
+       chorus token create --room R --identity I [...]   (chorus token --help)
+       chorus rooms list|close NAME [--url URL]          (chorus rooms --help)
 
   serve            run the server (the default)
   --config FILE    JSON or YAML settings (see the README's config table)
@@ -29,6 +31,12 @@ const USAGE = `usage: chorus [serve] [--config FILE] [--env-file FILE] [--proces
 Precedence, lowest to highest: defaults, --config file, .env file, environment.`;
 
 async function main(): Promise<number> {
+  // `chorus token ...`, `chorus rooms ...` (the native API, docs/native-api.md) parse their own options.
+  const sub = process.argv[2];
+  if (sub === 'token' || sub === 'rooms') {
+    const { nativeCli } = await import('./api/chorus/native-cli.js');
+    return nativeCli(sub, process.argv.slice(3));
+  }
   const { values, positionals } = parseArgs({
     allowPositionals: true,
     options: {
