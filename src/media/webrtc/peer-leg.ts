@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { guarded } from './native-guard.js';
 import { rtcConfig, type WebRtcSettings } from './peer-config.js';
 import { ChorusError } from '../../core/errors.js';
-import { announceAddress } from './sdp.js';
+import { announceAddress, offerWithoutCandidates } from './sdp.js';
 import { clip } from './sdp-validation.js';
 
 /**
@@ -98,7 +98,9 @@ export class PeerLeg {
         }),
       );
       try {
-        this.pc.setRemoteDescription(offer, 'offer');
+        // The offerer's checks come first, so it holds our answer before ICE connects
+        // (sdp.ts, offerWithoutCandidates).
+        this.pc.setRemoteDescription(offerWithoutCandidates(offer), 'offer');
       } catch (err) {
         // The offer passed validation but libdatachannel still refused it: the client's
         // input, so a 400 (its text quotes the offer: clipped).

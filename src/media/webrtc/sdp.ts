@@ -143,3 +143,22 @@ export function announceAddress(sdp: string, address: string): string {
     })
     .join('\r\n');
 }
+
+/**
+ * The offer as the SFU's own libdatachannel reads it: without the offerer's candidates, so
+ * the SFU never sends the first connectivity check and learns the offerer's address from
+ * the offerer's own checks (peer-reflexive), as an ICE-lite server (mediasoup, Janus)
+ * does. Why (#18.7): a libdatachannel offerer (node-datachannel, WHIP tools, load
+ * generators) hands the answer to its ICE agent before it stores the answer's DTLS
+ * fingerprint. When the SFU had already checked the offerer's candidates, ICE connected
+ * inside that call and the DTLS handshake could verify the SFU's certificate against no
+ * fingerprint: "certificate verify failed" for 3.8 % of such subscribers under load
+ * (about 11 % in test/integration/ndc-first-attempt.test.ts on a loaded box). Waiting for
+ * the offerer's checks puts a network round trip between its answer and its handshake.
+ * (Answering `setup:passive` instead made it worse: the offerer then opens DTLS itself the
+ * moment ICE connects.) Only what libdatachannel is given changes; the answer's own
+ * candidates are untouched, and nothing else of the offer is altered.
+ */
+export function offerWithoutCandidates(offer: string): string {
+  return offer.replace(/^a=(candidate:|end-of-candidates).*(\r?\n|$)/gm, '');
+}
