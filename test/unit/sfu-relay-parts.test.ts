@@ -8,6 +8,7 @@ import { LmdbStore } from '../../src/ports/store/lmdb-store.js';
 import { RelayOutlet } from '../../src/media/relay/relay-outlet.js';
 import { RemotePublisher } from '../../src/media/relay/remote-publisher.js';
 import { rtpSubject } from '../../src/media/relay/relay-subjects.js';
+import { MAX_BATCH_PACKETS, encodeRelayBatch, readRelayBatch } from '../../src/media/relay/relay-batch.js';
 import { TrackDirectory, type Publication } from '../../src/media/relay/track-directory.js';
 import { PublishedTrack } from '../../src/media/webrtc/published-track.js';
 import type { CodecChoice } from '../../src/media/webrtc/codec-policy.js';
@@ -22,6 +23,9 @@ const cleanups: Array<() => void | Promise<void>> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
+
+/** The end of the current event-loop turn: when a relay batch goes out. */
+const turnEnd = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 function rtp(seq: number): Buffer {
   const p = Buffer.alloc(40);
@@ -67,29 +71,29 @@ describe('TrackDirectory', () => {
   });
 });
 
-describe('RelayOutlet and RemotePublisher', () => {
-  function setup(): {
-    bus: LocalBus;
-    outlet: RelayOutlet;
-    origin: PublishedTrack;
-    plis: number[];
-    relay: string;
-  } {
-    const bus = new LocalBus(log);
-    const outlet = new RelayOutlet(bus, 'node-a', log);
-    cleanups.push(() => outlet.close());
-    const plis: number[] = [];
-    const origin = new PublishedTrack(
-      'video',
-      VP8,
-      777,
-      { isOpen: () => true, requestKeyframe: () => plis.push(Date.now()) > 0 },
-      60_000,
-      64,
-    );
-    return { bus, outlet, origin, plis, relay: outlet.offer(origin) };
-  }
+function setup(): {
+  bus: LocalBus;
+  outlet: RelayOutlet;
+  origin: PublishedTrack;
+  plis: number[];
+  relay: string;
+} {
+  const bus = new LocalBus(log);
+  const outlet = new RelayOutlet(bus, 'node-a', log);
+  cleanups.push(() => outlet.close());
+  const plis: number[] = [];
+  const origin = new PublishedTrack(
+    'video',
+    VP8,
+    777,
+    { isOpen: () => true, requestKeyframe: () => plis.push(Date.now()) > 0 },
+    60_000,
+    64,
+  );
+  return { bus, outlet, origin, plis, relay: outlet.offer(origin) };
+}
 
+describe('RelayOutlet and RemotePublisher', () => {
   const remoteOf = (bus: LocalBus, relay: string): RemotePublisher => {
     const r = new RemotePublisher(
       bus,
@@ -108,6 +112,7 @@ describe('RelayOutlet and RemotePublisher', () => {
     const onWire: number[] = [];
     bus.subscribe(rtpSubject(relay), (m) => onWire.push(m.data.length));
     origin.forward(rtp(1));
+    await turnEnd();
     expect(onWire).toHaveLength(0); // nobody wants it: nothing on the bus
 
     const remote = remoteOf(bus, relay);
@@ -115,7 +120,11 @@ describe('RelayOutlet and RemotePublisher', () => {
     remote.hold();
     origin.forward(rtp(2));
     origin.forward(rtp(3));
-    expect(onWire).toHaveLength(2);
+    // Not before the turn ends, then both in one message (two 40-byte packets behind
+    // their lengths).
+    expect(onWire).toHaveLength(0);
+    await turnEnd();
+    expect(onWire).toEqual([84]);
     expect(remote.packetsIn).toBe(2);
     // The stand-in keeps its own history: the relayed packet is there under its seq.
     const stand = remote.tracks[0]!;
@@ -124,7 +133,8 @@ describe('RelayOutlet and RemotePublisher', () => {
     remote.release(); // the node's last leg left: `drop`
     expect(remote.closed).toBe(true);
     origin.forward(rtp(4));
-    expect(onWire).toHaveLength(2);
+    await turnEnd();
+    expect(onWire).toHaveLength(1);
   });
 
   it("passes the receiving node's keyframe requests on; a new leg's forced one past the throttle", async () => {
@@ -132,6 +142,7 @@ describe('RelayOutlet and RemotePublisher', () => {
     const remote = remoteOf(bus, relay);
     expect(await remote.want()).toBe(true);
     origin.forward(rtp(1)); // the origin has seen the publisher's SSRC
+    await turnEnd(); // and the stand-in its first relayed packet
     const stand = remote.tracks[0]!;
     expect(stand.requestKeyframe(true)).toBe(true);
     expect(plis).toHaveLength(1);
@@ -142,12 +153,22 @@ describe('RelayOutlet and RemotePublisher', () => {
   });
 
   it('ends the stand-in when the track ends, or when the node no longer has it', async () => {
-    const { bus, outlet, relay } = setup();
+    const { bus, outlet, origin, relay } = setup();
     const remote = remoteOf(bus, relay);
     expect(await remote.want()).toBe(true);
     const reasons: string[] = [];
     remote.onClose((r) => reasons.push(r));
+    // Packets handed over in the turn the track ends still arrive, before the end.
+    const seen: number[] = [];
+    remote.tracks[0]!.addTarget({
+      open: true,
+      payloadType: 96,
+      track: { sendMessageBinary: (p: Buffer) => seen.push(p.readUInt16BE(2)) },
+    } as never);
+    origin.forward(rtp(5));
+    origin.forward(rtp(6));
     outlet.withdraw(relay, 'publisher left');
+    expect(seen).toEqual([5, 6]);
     expect(reasons).toEqual(['publisher left']);
 
     const ghost = remoteOf(bus, 'abcdefgh12345678');
@@ -173,10 +194,89 @@ describe('RelayOutlet and RemotePublisher', () => {
     bus.publish(rtpSubject(relay), new Uint8Array(0));
     bus.publish(rtpSubject(relay), Buffer.alloc(30, 0xff));
     bus.publish(rtpSubject(relay), Buffer.from([0x80, 201, 0, 7, ...Buffer.alloc(28)]));
+    // Well-framed batches of packets that are not RTP: each such packet dropped, the
+    // good one between them forwarded.
+    const rtcp = Buffer.from([0x80, 201, 0, 7, ...Buffer.alloc(28)]);
+    bus.publish(rtpSubject(relay), encodeRelayBatch([rtcp, rtp(7), Buffer.alloc(5, 0x80)]));
+    // A good packet, then a length running past the end: the first kept, the rest dropped.
+    bus.publish(rtpSubject(relay), Buffer.concat([encodeRelayBatch([rtp(8)]), Buffer.from([0, 200, 0x80])]));
     bus.publish('chorus.node.node-a.sfu', 'not json');
     bus.publish('chorus.node.node-a.sfu', JSON.stringify({ op: 'want', relay: '../x', node: 'b' }));
-    expect(remote.malformed).toBe(3);
+    expect(remote.malformed).toBe(6);
+    expect(remote.packetsIn).toBe(2);
     origin.forward(rtp(9));
-    expect(remote.packetsIn).toBe(1);
+    await turnEnd();
+    expect(remote.packetsIn).toBe(3);
+  });
+});
+
+describe('relay batches', () => {
+  const read = (b: Uint8Array): { ok: boolean; packets: number[][] } => {
+    const packets: number[][] = [];
+    const ok = readRelayBatch(b, (p) => packets.push([...p]));
+    return { ok, packets };
+  };
+
+  it('reads back what was encoded, in order, as views of the batch', () => {
+    const a = rtp(1);
+    const b = Buffer.alloc(1200, 7);
+    const c = Buffer.from([1]);
+    const batch = encodeRelayBatch([a, b, c]);
+    expect(batch.length).toBe(2 + 40 + 2 + 1200 + 2 + 1);
+    expect(read(batch)).toEqual({ ok: true, packets: [[...a], [...b], [...c]] });
+    // Inside a larger buffer at an offset (as a bus client hands a message over).
+    const outer = Buffer.concat([Buffer.alloc(13, 9), batch, Buffer.alloc(5, 9)]);
+    const views: Buffer[] = [];
+    expect(readRelayBatch(outer.subarray(13, 13 + batch.length), (p) => views.push(p))).toBe(true);
+    expect(views.map((v) => v.length)).toEqual([40, 1200, 1]);
+    expect(views[0]!.readUInt16BE(2)).toBe(1);
+    views[0]![0] = 0x42; // a view, not a copy
+    expect(outer[13 + 2]).toBe(0x42);
+  });
+
+  it('rejects empty, truncated and garbage batches without throwing, keeping what came before', () => {
+    const good = encodeRelayBatch([rtp(1), rtp(2)]);
+    expect(read(new Uint8Array(0))).toEqual({ ok: false, packets: [] });
+    expect(read(Uint8Array.of(0))).toEqual({ ok: false, packets: [] }); // half a length
+    expect(read(Uint8Array.of(0, 0, 1, 2))).toEqual({ ok: false, packets: [] }); // zero length
+    // Cut inside the second packet: the first delivered, then false.
+    const cut = read(good.subarray(0, good.length - 1));
+    expect(cut.ok).toBe(false);
+    expect(cut.packets).toHaveLength(1);
+    // Cut right after a whole packet's length field.
+    expect(read(good.subarray(0, 42 + 2)).packets).toHaveLength(1);
+    // Random bytes: whatever they parse to, it never throws and never reads past the end.
+    let seed = 7;
+    for (let i = 0; i < 2000; i++) {
+      const junk = Buffer.alloc(1 + (i % 300));
+      for (let j = 0; j < junk.length; j++)
+        junk[j] = (seed = (seed * 1103515245 + 12345) & 0x7fffffff) & 0xff;
+      let total = 0;
+      readRelayBatch(junk, (p) => (total += 2 + p.length));
+      expect(total).toBeLessThanOrEqual(junk.length);
+    }
+  });
+
+  it('sends a full batch at once, the rest at the end of the turn', async () => {
+    const { bus, outlet, origin, relay } = setup();
+    const seqs: number[][] = [];
+    bus.subscribe(rtpSubject(relay), (m) => {
+      const s: number[] = [];
+      readRelayBatch(m.data, (p) => s.push(p.readUInt16BE(2)));
+      seqs.push(s);
+    });
+    const want = await bus.request(
+      'chorus.node.node-a.sfu',
+      JSON.stringify({ op: 'want', relay, node: 'b' }),
+    );
+    expect(JSON.parse(Buffer.from(want).toString())).toEqual({ ok: true });
+    for (let i = 0; i < MAX_BATCH_PACKETS + 3; i++) origin.forward(rtp(i));
+    expect(seqs).toHaveLength(1);
+    expect(seqs[0]).toEqual([...Array(MAX_BATCH_PACKETS).keys()]);
+    await turnEnd();
+    expect(seqs).toHaveLength(2);
+    expect(seqs[1]).toEqual([MAX_BATCH_PACKETS, MAX_BATCH_PACKETS + 1, MAX_BATCH_PACKETS + 2]);
+    expect(outlet.packetsSent).toBe(MAX_BATCH_PACKETS + 3);
+    expect(outlet.messagesSent).toBe(2);
   });
 });

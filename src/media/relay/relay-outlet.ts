@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { ThrottledLog } from '../../lib/throttled-log.js';
 import type { Bus, BusMessage, BusSubscription } from '../../ports/bus/bus.js';
 import type { PublishedTrack } from '../webrtc/published-track.js';
+import { RelayBatcher } from './relay-batch.js';
 import { INTEREST_TTL_MS, readRelayControl } from './relay-control.js';
 import { endSubject, relayControlSubject, rtpSubject } from './relay-subjects.js';
 
@@ -12,8 +13,10 @@ interface Outlet {
   readonly subject: string;
   /** Node id -> when its interest lapses. */
   readonly interest: Map<string, number>;
-  /** Made once per track: the per-packet hand-over to the bus. */
+  /** Made once per track: the per-packet hand-over to the track's batch. */
   readonly send: (packet: Buffer) => void;
+  /** The packets of one event-loop turn, published as one bus message (relay-batch.ts). */
+  readonly batch: RelayBatcher;
   sent: number;
 }
 
@@ -23,7 +26,7 @@ const encoder = new TextEncoder();
  * The publisher's side of the relay: each local track gets a relay id; while some other
  * node has said it wants the track (and refreshed that within INTEREST_TTL_MS), every
  * packet is published once on the track's subject, whatever the number of nodes and
- * subscribers, and NATS fans it out. Nobody interested: nothing is published, so a room
+ * subscribers, and NATS fans it out; the packets of one event-loop turn go as one message. Nobody interested: nothing is published, so a room
  * on one node costs nothing. Keyframe requests from other nodes reach the track's own
  * throttled request, as a local subscriber's do.
  */
@@ -34,6 +37,7 @@ export class RelayOutlet {
   private readonly warnings: ThrottledLog;
   /** Relayed packets of tracks that have ended (the live ones count in their outlet). */
   private retiredSent = 0;
+  private retiredMessages = 0;
   /** Control messages dropped as malformed or naming no track here. */
   dropped = 0;
 
@@ -52,14 +56,16 @@ export class RelayOutlet {
   offer(track: PublishedTrack): string {
     const id = randomBytes(12).toString('hex');
     const subject = rtpSubject(id);
+    const batch = new RelayBatcher((b) => this.bus.publish(subject, b), this.log);
     const outlet: Outlet = {
       track,
       subject,
       interest: new Map(),
       send: (packet) => {
         outlet.sent++;
-        this.bus.publish(subject, packet);
+        batch.add(packet);
       },
+      batch,
       sent: 0,
     };
     this.outlets.set(id, outlet);
@@ -73,6 +79,9 @@ export class RelayOutlet {
     this.outlets.delete(id);
     o.track.relay = undefined;
     this.retiredSent += o.sent;
+    this.retiredMessages += o.batch.messages;
+    // The last packets before the end (one connection: NATS keeps the order).
+    o.batch.flush();
     if (o.interest.size > 0) this.bus.publish(endSubject(id), encoder.encode(reason.slice(0, 120)));
   }
 
@@ -80,6 +89,13 @@ export class RelayOutlet {
   get packetsSent(): number {
     let n = this.retiredSent;
     for (const o of this.outlets.values()) n += o.sent;
+    return n;
+  }
+
+  /** Bus messages those packets went in (a batch per track and event-loop turn). */
+  get messagesSent(): number {
+    let n = this.retiredMessages;
+    for (const o of this.outlets.values()) n += o.batch.messages;
     return n;
   }
 

@@ -4,6 +4,7 @@ import { BusTimeoutError, NoRespondersError, type Bus, type BusSubscription } fr
 import { busObject } from '../../lib/bus-object.js';
 import { ThrottledLog } from '../../lib/throttled-log.js';
 import { PublishedTrack, type KeyframeSource } from '../webrtc/published-track.js';
+import { readRelayBatch } from './relay-batch.js';
 import { INTEREST_REFRESH_MS, relayControlBytes } from './relay-control.js';
 import { endSubject, relayControlSubject, rtpSubject } from './relay-subjects.js';
 import type { Publication } from './track-directory.js';
@@ -67,18 +68,16 @@ export class RemotePublisher {
         settings.nackHistoryPackets,
       );
       this.tracks.push(track);
+      const onPacket = (p: Buffer): void => this.onPacket(track, p, relay);
       // Subscribed before the first `want`, so the first packets relayed find us.
       this.subs.push(
         this.bus.subscribe(rtpSubject(relay), (msg) => {
-          const d = msg.data;
-          // RTP version 2, a whole header, not RTCP: anything else is not a relayed packet.
-          if (d.length < 12 || d[0]! >> 6 !== 2 || (d[1]! >= 192 && d[1]! <= 223)) {
+          // Each packet forwarded as a view of the message (no copy): the track rewrites
+          // its header and keeps it in its history, and nobody else reads these bytes.
+          if (!readRelayBatch(msg.data, onPacket)) {
             this.malformed++;
-            this.warnings.warn({ relay, bytes: d.length }, 'sfu relay: not an RTP packet, dropped');
-            return;
+            this.warnings.warn({ relay, bytes: msg.data.length }, 'sfu relay: malformed batch, rest dropped');
           }
-          // A copy: the track keeps it in its retransmission history.
-          track.forward(Buffer.from(d));
         }),
         this.bus.subscribe(endSubject(relay), () => this.close('publisher left')),
       );
@@ -89,6 +88,16 @@ export class RemotePublisher {
 
   get closed(): boolean {
     return this.closedFlag;
+  }
+
+  private onPacket(track: PublishedTrack, p: Buffer, relay: string): void {
+    // RTP version 2, a whole header, not RTCP: anything else is not a relayed packet.
+    if (p.length < 12 || p[0]! >> 6 !== 2 || (p[1]! >= 192 && p[1]! <= 223)) {
+      this.malformed++;
+      this.warnings.warn({ relay, bytes: p.length }, 'sfu relay: not an RTP packet, dropped');
+      return;
+    }
+    track.forward(p);
   }
 
   get node(): string {
