@@ -117,9 +117,8 @@ export class MixFeed implements MixListener {
   constructor(private readonly opts: MixFeedOptions) {
     this.backlog = opts.backlogPackets > 0 ? (opts.backlog ?? []).slice(-opts.backlogPackets) : [];
     this.ticks = (opts.phase ?? 0) % opts.flushTicks;
-    // Page numbers leave room before the first shared page for a joiner's two header
-    // pages and its backlog pages (at most one page per packet).
-    // The shared stream's own header pages (0 and 1) are never built: each reader gets its own.
+    // The shared stream's own header pages (0 and 1) are never built: each reader gets
+    // its own (oggIntro). Its granule clock starts where the backlog it was given ends.
     this.stream = new OggOpusWriter(opts.preSkip, undefined, {
       sequence: 2,
       granule: this.backlog.length * FRAME_SAMPLES,
