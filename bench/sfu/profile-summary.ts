@@ -4,13 +4,21 @@
 // (the NATS client, the SFU relay, forwarding, the WebRTC binding, idle, GC), in percent of
 // the sampled time and of the time not idle.
 //
-//   npx tsx bench/sfu/profile-summary.ts DIR/*.cpuprofile [--top 15]
+// A profile spans the process's life (tsx compiling at start, legs closing at the end):
+// --last S counts only the S seconds before the profile's end less --tail T, which is
+// where bench:sfu's measured window falls (it stops the servers within ~1 s after it).
+//
+//   npx tsx bench/sfu/profile-summary.ts DIR/*.cpuprofile [--top 15] [--last 10 --tail 1.5]
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { top: { type: 'string', default: '15' } },
+  options: {
+    top: { type: 'string', default: '15' },
+    last: { type: 'string' },
+    tail: { type: 'string', default: '0' },
+  },
 });
 
 interface ProfileNode {
@@ -44,7 +52,13 @@ for (const file of positionals) {
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const self = new Map<number, number>();
   let total = 0;
+  const at: number[] = [];
+  let t = 0;
+  for (const dt of p.timeDeltas) at.push((t += dt));
+  const to = t - Number(values.tail) * 1e6;
+  const from = values.last === undefined ? -Infinity : to - Number(values.last) * 1e6;
   for (let i = 0; i < p.samples.length; i++) {
+    if (at[i]! < from || at[i]! > to) continue;
     const dt = p.timeDeltas[i] ?? 0;
     self.set(p.samples[i]!, (self.get(p.samples[i]!) ?? 0) + dt);
     total += dt;

@@ -7,7 +7,12 @@
 // of three (a nats-server -js started here; the publisher on node A, the subscribers
 // spread over nodes B and C, so every packet crosses the relay): forwarded packets per
 // CPU-second summed over the Chorus processes (and with nats-server's), against the one
-// process's, and the latency the relay adds.
+// process's, and the latency the relay adds. Each process's idle CPU is measured over 3 s
+// before the room opens and taken off (packetsPerBusyCpuSecond), so the cluster is not
+// charged for three processes' timers. Pinned (the default, 2-core box): every Chorus
+// process, nats-server and the publisher share CPU 0; the subscriber processes CPU 1.
+// To profile the servers: BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR", then
+// `npx tsx bench/sfu/profile-summary.ts DIR/*.cpuprofile`.
 //
 //   npm run bench:sfu -- [--subscribers 10,50,100,200,400] [--seconds 10] [--workers 3] [--video-pps 200] [--log-level warn] [--probes 10] [--no-pin] [--cluster]
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
@@ -91,6 +96,8 @@ async function sfuCounters(url: string): Promise<{
   retransmitted: number;
   reportedLost: number;
   reportingLegs: number;
+  relaySent: number;
+  relayMessages: number;
 }> {
   const text = await (await fetch(`${url}/metrics`)).text();
   const read = (name: string): number =>
@@ -102,6 +109,9 @@ async function sfuCounters(url: string): Promise<{
     // From every subscriber's receiver reports, not only the probes'.
     reportedLost: read('subscriber_packets_lost'),
     reportingLegs: read('subscriber_legs_reporting'),
+    // The relay (node A in a cluster): packets and the bus messages they went in.
+    relaySent: read('relay_packets_sent_total'),
+    relayMessages: read('relay_messages_sent_total'),
   };
 }
 
@@ -190,7 +200,15 @@ async function threeNodes(): Promise<Topology> {
 
 async function sumCounters(urls: string[]): Promise<Awaited<ReturnType<typeof sfuCounters>>> {
   const all = await Promise.all(urls.map(sfuCounters));
-  const out = { forwarded: 0, sendErrors: 0, retransmitted: 0, reportedLost: 0, reportingLegs: 0 };
+  const out = {
+    forwarded: 0,
+    sendErrors: 0,
+    retransmitted: 0,
+    reportedLost: 0,
+    reportingLegs: 0,
+    relaySent: 0,
+    relayMessages: 0,
+  };
   for (const c of all) for (const k of Object.keys(out) as Array<keyof typeof out>) out[k] += c[k];
   return out;
 }
@@ -290,6 +308,13 @@ async function runOnce(n: number, topology: () => Promise<Topology>): Promise<Re
             packetsPerCpuSecondWithNats: Math.round(fwd / (cpu + natsCpu)),
             // Node A (the publisher's: it only relays), B and C (forwarding to the legs).
             perNodeCpuPercent: each.map((c) => Math.round((c / elapsed) * 100)),
+            // Batching (relay-batch.ts): packets per bus message on node A in the window.
+            relayPacketsPerMessage: Number(
+              (
+                (counters1.relaySent - counters0.relaySent) /
+                Math.max(1, counters1.relayMessages - counters0.relayMessages)
+              ).toFixed(2),
+            ),
           }),
       latencyP50Ms: p50s.length ? Number((p50s.reduce((a, b) => a + b, 0) / p50s.length).toFixed(2)) : null,
       latencyP99Ms: Number(Math.max(...after.map((r) => Number(r.p99))).toFixed(2)),

@@ -98,6 +98,11 @@ export function registerSfuMetrics(registry: Registry, stats: () => SfuStats): v
     (s) => s.relayPacketsSent,
   );
   counter(
+    'chorus_sfu_relay_messages_sent_total',
+    'Bus messages the relayed packets went in (the packets of one track and event-loop turn are one message).',
+    (s) => s.relayMessagesSent,
+  );
+  counter(
     'chorus_sfu_relay_packets_received_total',
     'RTP packets received from publishers on other nodes (once per node and packet).',
     (s) => s.relayPacketsReceived,

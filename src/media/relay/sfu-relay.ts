@@ -10,6 +10,8 @@ import { TrackDirectory, type Publication } from './track-directory.js';
 export interface SfuRelayStats {
   /** Packets this node published for other nodes (once per packet, not per node). */
   relayPacketsSent: number;
+  /** Bus messages those packets went in (one batch per track and event-loop turn). */
+  relayMessagesSent: number;
   /** Packets relayed to this node from publishers on other nodes. */
   relayPacketsReceived: number;
   /** Local tracks some other node receives now. */
@@ -193,6 +195,7 @@ export class SfuRelay {
     }
     return {
       relayPacketsSent: this.outlet.packetsSent,
+      relayMessagesSent: this.outlet.messagesSent,
       relayPacketsReceived: received,
       relayedOut: this.outlet.relaying,
       relayedIn: this.remotes.size,

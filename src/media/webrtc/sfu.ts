@@ -68,6 +68,7 @@ const key = (room: string, user: string): string => `${room}\u0000${user}`;
 
 const NO_RELAY: SfuRelayStats = {
   relayPacketsSent: 0,
+  relayMessagesSent: 0,
   relayPacketsReceived: 0,
   relayedOut: 0,
   relayedIn: 0,
