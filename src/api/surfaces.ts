@@ -152,6 +152,8 @@ export const surfaces: readonly Surface[] = [
       await app.register(chorusPlugin, {
         prefix: '/chorus/v1',
         apiKeys: ctx.config.chorus.apiKeys,
+        webhookUrls: ctx.config.chorus.webhookUrls,
+        registry: ctx.metrics.registry,
         rooms: ctx.engine.rooms,
         bus: ctx.engine.ports.bus,
         store: ctx.engine.ports.store,

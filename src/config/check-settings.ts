@@ -81,5 +81,12 @@ export function checkSettings(config: Config): SettingProblem[] {
       message: 'is the HTTP port: leave METRICS_PORT unset to serve /metrics there, or choose another port',
     });
   }
+  // Webhooks are signed with an API key: without one a receiver could verify nothing.
+  if (config.chorus.webhookUrls.length > 0 && config.chorus.apiKeys.length === 0) {
+    out.push({
+      path: ['chorus', 'webhookUrls'],
+      message: 'set without CHORUS_API_KEYS: webhooks are signed with an API key',
+    });
+  }
   return out;
 }

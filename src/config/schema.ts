@@ -577,6 +577,16 @@ export const configSchema = z.object({
         doc: 'API keys of the native API, a comma list of `key:secret` (secret at least 32 characters; `openssl rand -hex 24` makes one). Access tokens are HS256 JWTs signed with a secret and carry its key as `kid`. Empty: every native route answers 401.',
       },
     ),
+    webhookUrls: field(
+      list.refine((urls) => urls.every((u) => /^https?:\/\/\S+$/.test(u)), {
+        error: 'expected http(s) URLs',
+      }),
+      [],
+      {
+        env: ['CHORUS_WEBHOOK_URLS'],
+        doc: "URLs (comma list) that receive the native API's webhooks: room, participant and track events, signed with the first of `CHORUS_API_KEYS` (which must then be set), retried with backoff (docs/native-api.md). Empty: none are sent.",
+      },
+    ),
   }),
 });
 

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import type { RoomRegistry } from '../../core/room-registry.js';
 import type { Bus } from '../../ports/bus/bus.js';
 import type { Membership } from '../../ports/membership/membership.js';
@@ -12,6 +13,8 @@ import { mountRoutes, openApiDocument } from './chorus-route.js';
 import { docsPage } from './docs-page.js';
 import { NativeRooms } from './native-rooms.js';
 import { roomRoutes } from './room-routes.js';
+import { RoomWebhooks } from './room-webhooks.js';
+import { WebhookSender } from './webhook-sender.js';
 
 export interface ChorusSurfaceOptions {
   /** `key:secret` pairs (CHORUS_API_KEYS). */
@@ -20,6 +23,9 @@ export interface ChorusSurfaceOptions {
   bus: Bus;
   store: Store;
   membership: Membership;
+  /** Where webhooks go (CHORUS_WEBHOOK_URLS); signed with the first API key. */
+  webhookUrls: readonly string[];
+  registry: Registry;
   log: Logger;
 }
 
@@ -33,7 +39,23 @@ const VERSION = 'v1';
  */
 export const chorusPlugin: FastifyPluginAsync<ChorusSurfaceOptions> = async (app, opts) => {
   app.setErrorHandler(surfaceErrorHandler(chorusErrors));
-  const access = new ChorusAccess(new ApiKeys(opts.apiKeys));
+  const keys = new ApiKeys(opts.apiKeys);
+  const access = new ChorusAccess(keys);
+  if (opts.webhookUrls.length > 0) {
+    // Config refuses URLs without a key to sign them (schema.ts), so `first` is there.
+    const sender = new WebhookSender({
+      urls: opts.webhookUrls,
+      signer: keys.first!,
+      node: opts.membership.selfId,
+      registry: opts.registry,
+      log: opts.log,
+    });
+    const webhooks = new RoomWebhooks(opts.rooms, sender);
+    app.addHook('onClose', async () => {
+      webhooks.close();
+      sender.close();
+    });
+  }
   const rooms = new NativeRooms(opts.store, opts.bus, opts.membership, opts.rooms, opts.log);
   app.addHook('onClose', async () => rooms.close());
   const routes = roomRoutes(rooms);
