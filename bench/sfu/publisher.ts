@@ -2,11 +2,15 @@
 // fixed rate (default ~1.8 Mbit/s: 200 video packets of 1,100 bytes and 50 audio packets
 // of 160 bytes a second). Paced on elapsed time, not on timer ticks, so the rate holds.
 // Each video packet carries its send time (a float64 after the RTP header).
+// With a frame rate (5th argument, e.g. 30), video goes as frames: each frame's packets
+// sent together, as a camera's encoder hands a frame over (0: packets spread evenly, one
+// per 5 ms tick at 200/s, the earlier figures' pacing).
 import { Audio, type PeerConnection, type Track, Video } from 'node-datachannel';
 import { NdcClient } from '../../test/fixtures/ndc-peer.js';
 
-const [, , base, room, user, videoPpsText] = process.argv;
+const [, , base, room, user, videoPpsText, fpsText] = process.argv;
 const VIDEO_PPS = Number(videoPpsText ?? 200);
+const FPS = Number(fpsText ?? 0);
 const AUDIO_PPS = 50;
 
 class BenchPublisher extends NdcClient {
@@ -52,7 +56,9 @@ let aSent = 0;
 const t0 = performance.now();
 setInterval(() => {
   const s = (performance.now() - t0) / 1000;
-  while (vSent < s * VIDEO_PPS) {
+  // With frames: up to the end of the current frame, i.e. a frame's packets at once.
+  const videoDue = FPS > 0 ? (Math.floor(s * FPS) + 1) * (VIDEO_PPS / FPS) : s * VIDEO_PPS;
+  while (vSent < videoDue) {
     video.writeUInt16BE(vSent & 0xffff, 2);
     video.writeUInt32BE(vSent * 450, 4);
     // When it was sent (this machine's clock), for the subscribers' latency probes.

@@ -14,9 +14,10 @@
 // To profile the servers: BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR", then
 // `npx tsx bench/sfu/profile-summary.ts DIR/*.cpuprofile`.
 //
-//   npm run bench:sfu -- [--subscribers 10,50,100,200,400] [--seconds 10] [--workers 3] [--video-pps 200] [--log-level warn] [--probes 10] [--no-pin] [--cluster]
+//   npm run bench:sfu -- [--subscribers 10,50,100,200,400] [--seconds 10] [--workers 3] [--video-pps 200] [--video-fps 0] [--log-level warn] [--probes 10] [--no-pin] [--cluster]
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { cpuSeconds, cpuSplit, rssBytes, startBenchServer, type BenchServer } from '../lib/server-process.js';
@@ -28,6 +29,8 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '10' },
     workers: { type: 'string', default: '3' },
     'video-pps': { type: 'string', default: '200' },
+    // 0: video packets spread evenly; e.g. 30: sent as frames (see publisher.ts).
+    'video-fps': { type: 'string', default: '0' },
     'log-level': { type: 'string', default: 'warn' },
     probes: { type: 'string', default: '10' },
     pin: { type: 'boolean', default: true },
@@ -40,6 +43,7 @@ const SIZES = values.subscribers.split(',').map(Number);
 const SECONDS = Number(values.seconds);
 const WORKERS = Number(values.workers);
 const VIDEO_PPS = Number(values['video-pps']);
+const VIDEO_FPS = Number(values['video-fps']);
 /** Subscribers per worker that count packets (see subscribers.ts). */
 const PROBES = Number(values.probes);
 
@@ -77,6 +81,16 @@ function worker(file: string, args: string[], cpu = 1): ChildProcess {
   const w = fork(new URL(file, import.meta.url).pathname, args, { execArgv: ['--import', 'tsx'] });
   pin(w.pid!, cpu);
   return w;
+}
+
+/**
+ * CPU seconds of a process's main thread only (the event loop: JS, the NATS client, the
+ * binding's callbacks); the rest of the process's CPU is its native threads (the WebRTC
+ * library's transport threads: ICE, DTLS/SRTP, SCTP) and libuv's pool.
+ */
+function mainThreadCpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 function freeUdpPort(): Promise<number> {
@@ -236,7 +250,11 @@ async function runOnce(n: number, topology: () => Promise<Topology>): Promise<Re
     const room = ((await res.json()) as { id: string }).id;
     // The publisher (about 2 % of a core) shares the server's CPU: on the clients' core it
     // would be starved and then send in bursts.
-    const pub = worker('./publisher.ts', [topo.publisherUrl, room, 'pub', String(VIDEO_PPS)], 0);
+    const pub = worker(
+      './publisher.ts',
+      [topo.publisherUrl, room, 'pub', String(VIDEO_PPS), String(VIDEO_FPS)],
+      0,
+    );
     workers.push(pub);
     await ask(pub, 'ready');
 
@@ -268,6 +286,7 @@ async function runOnce(n: number, topology: () => Promise<Topology>): Promise<Re
     const counters0 = await sumCounters(urls);
     const cpu0 = cpuOf();
     const each0 = pids.map(cpuSeconds);
+    const main0 = pids.map(mainThreadCpuSeconds);
     const split0 = splitOf();
     const nats0 = topo.natsPid === undefined ? 0 : cpuSeconds(topo.natsPid);
     const t0 = performance.now();
@@ -275,6 +294,7 @@ async function runOnce(n: number, topology: () => Promise<Topology>): Promise<Re
     const elapsed = (performance.now() - t0) / 1000;
     const cpu = cpuOf() - cpu0;
     const each = pids.map((pid, i) => cpuSeconds(pid) - each0[i]!);
+    const main = pids.map((pid, i) => mainThreadCpuSeconds(pid) - main0[i]!);
     const natsCpu = topo.natsPid === undefined ? 0 : cpuSeconds(topo.natsPid) - nats0;
     const split1 = splitOf();
     const kernelShare = (split1.system - split0.system) / Math.max(0.01, cpu);
@@ -298,6 +318,8 @@ async function runOnce(n: number, topology: () => Promise<Topology>): Promise<Re
       // Summed over the Chorus processes (one, or three in a cluster).
       packetsPerCpuSecond: cpu > 0 ? Math.round(fwd / cpu) : null,
       idleCpuPercent: Math.round(idleRate * 100),
+      // Per process: the main thread's share of its CPU (the rest is native threads).
+      mainThreadCpuPercent: main.map((c) => Math.round((c / elapsed) * 100)),
       // The same with the processes' idle CPU taken off: what forwarding itself costs.
       packetsPerBusyCpuSecond:
         cpu - idleRate * elapsed > 0 ? Math.round(fwd / (cpu - idleRate * elapsed)) : null,
@@ -351,6 +373,7 @@ console.log(
     workers: WORKERS,
     pinned: values.pin && !values['no-pin'],
     videoPps: VIDEO_PPS,
+    videoFps: VIDEO_FPS,
   }),
 );
 for (const n of SIZES) {
