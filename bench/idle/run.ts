@@ -17,12 +17,16 @@ const { values } = parseArgs({ options: { dist: { type: 'string' }, runs: { type
 const runs = Number(values.runs ?? 3);
 const repo = process.cwd();
 
-const SURFACES = ['SIGNAL', 'BLUESKY', 'VOIP', 'BEEP', 'STREAM'] as const;
+/** Each surface's switch: `<NAME>_ENABLED` (Chorus's own API: CHORUS_API_ENABLED). */
+const SURFACES = ['SIGNAL', 'BLUESKY', 'VOIP', 'BEEP', 'STREAM', 'CHORUS_API'] as const;
 const only = (on: readonly string[]): Record<string, string> =>
   Object.fromEntries(SURFACES.map((s) => [`${s}_ENABLED`, on.includes(s) ? 'yes' : 'no']));
 const CASES: [string, Record<string, string>][] = [
   ['all surfaces', only(SURFACES)],
-  ...SURFACES.map((s): [string, Record<string, string>] => [`${s.toLowerCase()} alone`, only([s])]),
+  ...SURFACES.map((s): [string, Record<string, string>] => [
+    `${s === 'CHORUS_API' ? 'chorus (native API)' : s.toLowerCase()} alone`,
+    only([s]),
+  ]),
   ['none', only([])],
 ];
 

@@ -5,13 +5,14 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freeUdpPort } from '../fixtures/free-udp-port.js';
 
-const SURFACES = ['signal', 'bluesky', 'voip', 'beep', 'stream'] as const;
+const SURFACES = ['signal', 'bluesky', 'voip', 'beep', 'stream', 'chorus'] as const;
 const ENV_FLAG = {
   signal: 'SIGNAL_ENABLED',
   bluesky: 'BLUESKY_ENABLED',
   voip: 'VOIP_ENABLED',
   beep: 'BEEP_ENABLED',
   stream: 'STREAM_ENABLED',
+  chorus: 'CHORUS_API_ENABLED',
 } as const;
 
 const dirs: string[] = [];
@@ -74,10 +75,16 @@ describe('disabled surfaces are not loaded', () => {
   it('with only Signal on, no module of the other surfaces (nor their libraries) is loaded', async () => {
     const modules = await loadedModules(['signal']);
     expect(surfaceModules(modules, 'signal').length).toBeGreaterThan(0);
-    for (const off of ['bluesky', 'voip', 'beep', 'stream'])
+    for (const off of ['bluesky', 'voip', 'beep', 'stream', 'chorus']) {
       expect(surfaceModules(modules, off), off).toEqual([]);
+    }
     // Beep's bites (protobufjs), Beep's and Stream's tokens (jose), VOIP's resampler WASM.
     for (const lib of ['protobufjs', 'jose', '@echogarden/speex-resampler-wasm']) {
+      expect(packageLoaded(modules, lib), lib).toBe(false);
+    }
+    // Loaded on first use only: NATS (a cluster or a sink), YAML (a YAML --config file),
+    // Fastify's schema compilers (a route with a JSON schema; Signal's have none).
+    for (const lib of ['@nats-io/nats-core', 'yaml', 'ajv', '@fastify/fast-json-stringify-compiler']) {
       expect(packageLoaded(modules, lib), lib).toBe(false);
     }
   }, 120_000);
