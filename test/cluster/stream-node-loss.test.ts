@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium, type TestBrowser } from '../fixtures/browser.js';
 import { killNode, startCluster, type Cluster } from '../fixtures/cluster.js';
+import { ClusterSockets } from '../fixtures/cluster-sockets.js';
+import { nodeMetric } from '../fixtures/node-metric.js';
 import { hasTool } from '../fixtures/system-tools.js';
 import { startBalancer, type Balancer } from '../fixtures/tcp-balancer.js';
 import { TestSocket, eventually, within } from '../fixtures/ws-client.js';
@@ -16,39 +18,21 @@ const enabled = hasTool('nats-server', 'nats-server');
 const haveChromium = enabled && hasTool('chromium', 'chromium');
 
 let cluster: Cluster;
-const sockets: TestSocket[] = [];
 
-const ws = (i: number) => cluster.nodes[i]!.url.replace('http', 'ws');
-const open = async (i: number, path: string): Promise<TestSocket> => {
-  const s = await TestSocket.open(`${ws(i)}${path}`);
-  sockets.push(s);
-  return s;
-};
-const metric = async (i: number, name: string): Promise<number> => {
-  const text = await (await fetch(`${cluster.nodes[i]!.url}/metrics`)).text();
-  return Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? NaN);
-};
+const sockets = new ClusterSockets(() => cluster);
+const open = (i: number, path: string) => sockets.open(i, path);
+const metric = (i: number, name: string) => nodeMetric(cluster.nodes[i]!.url, name);
 const chunk = (i: number): Buffer => Buffer.alloc(2000 + i, i & 0xff);
 /** Opens a publisher on node `i`, trying again while the channel is still held (a claim being freed). */
-const publishOn = async (i: number, path: string, timeoutMs: number): Promise<TestSocket> => {
-  let pub: TestSocket | undefined;
-  await eventually(
-    async () => {
-      pub = await open(i, path).catch(() => undefined);
-      return pub !== undefined;
-    },
-    timeoutMs,
-    `publishing ${path} on node ${i}`,
-  );
-  return pub!;
-};
+const publishOn = (i: number, path: string, timeoutMs: number) =>
+  sockets.openOnceAccepted(i, path, timeoutMs, `publishing ${path} on node ${i}`);
 
 describe.runIf(enabled)('Stream across nodes when a node is killed', () => {
   beforeAll(async () => {
     cluster = await startCluster({ env: { MAX_IP_CONCURRENT_CONNECTIONS: '100' } });
   }, 90_000);
   afterAll(async () => {
-    for (const s of sockets) s.ws.terminate();
+    sockets.terminateAll();
     await cluster?.stop();
   });
 

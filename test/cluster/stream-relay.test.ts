@@ -6,6 +6,8 @@ import { promisify } from 'node:util';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, type Cluster } from '../fixtures/cluster.js';
+import { ClusterSockets } from '../fixtures/cluster-sockets.js';
+import { nodeMetric } from '../fixtures/node-metric.js';
 import { hasTool } from '../fixtures/system-tools.js';
 import { TestSocket, eventually } from '../fixtures/ws-client.js';
 
@@ -22,23 +24,15 @@ const haveFfmpeg = enabled && hasTool('ffmpeg', 'ffmpeg');
 let cluster: Cluster;
 let nats: NatsConnection;
 let dir: string;
-const sockets: TestSocket[] = [];
 
-const ws = (i: number) => cluster.nodes[i]!.url.replace('http', 'ws');
-const open = async (i: number, path: string): Promise<TestSocket> => {
-  const s = await TestSocket.open(`${ws(i)}${path}`);
-  sockets.push(s);
-  return s;
-};
+const sockets = new ClusterSockets(() => cluster);
+const open = (i: number, path: string) => sockets.open(i, path);
 const stats = async (i: number, channel: string): Promise<Record<string, number | boolean>> =>
   (await (await fetch(`${cluster.nodes[i]!.url}/stream-stats/${channel}`)).json()) as Record<
     string,
     number | boolean
   >;
-const metric = async (i: number, name: string): Promise<number> => {
-  const text = await (await fetch(`${cluster.nodes[i]!.url}/metrics`)).text();
-  return Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? NaN);
-};
+const metric = (i: number, name: string) => nodeMetric(cluster.nodes[i]!.url, name);
 const received = (s: TestSocket): number => s.binaries.reduce((n, b) => n + b.length, 0);
 
 /** Deterministic bytes: chunk `i` of a test stream, `size` long. */
@@ -56,7 +50,7 @@ describe.runIf(enabled)('Stream media across nodes', () => {
     dir = mkdtempSync(join(tmpdir(), 'chorus-stream-relay-'));
   }, 90_000);
   afterAll(async () => {
-    for (const s of sockets) s.ws.terminate();
+    sockets.terminateAll();
     await nats?.close();
     await cluster?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
@@ -139,19 +133,16 @@ describe.runIf(enabled)('Stream media across nodes', () => {
     first.close();
     expect(await r.closed).toEqual({ code: 1000, reason: 'stream ended' });
     const waiting = await open(1, '/next/k/receive');
-    let second: TestSocket | undefined;
-    await eventually(
-      async () => {
-        second = await open(2, '/next/k/publish').catch(() => undefined);
-        return second !== undefined;
-      },
+    const second = await sockets.openOnceAccepted(
+      2,
+      '/next/k/publish',
       15_000,
       'the channel free for node 2',
     );
-    second!.ws.send(chunkOf(2, 20));
+    second.ws.send(chunkOf(2, 20));
     const [got] = await waiting.binaryCount(1, 15_000);
     expect(got!.equals(chunkOf(2, 20))).toBe(true);
-    second!.close();
+    second.close();
     expect(await waiting.closed).toEqual({ code: 1000, reason: 'stream ended' });
   }, 60_000);
 

@@ -2,6 +2,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { controlMessage, serializeControl } from '../../src/api/stream/control-message.js';
 import { startCluster, type Cluster } from '../fixtures/cluster.js';
+import { ClusterSockets } from '../fixtures/cluster-sockets.js';
 import { FakeCoordinator } from '../fixtures/fake-coordinator.js';
 import { hasTool } from '../fixtures/system-tools.js';
 import { TestSocket, eventually } from '../fixtures/ws-client.js';
@@ -16,14 +17,10 @@ const PORT_BASE = 9100;
 const coord = new FakeCoordinator(SECRET);
 let cluster: Cluster;
 let nats: NatsConnection;
-const sockets: TestSocket[] = [];
 
-const ws = (i: number) => cluster.nodes[i]!.url.replace('http', 'ws');
-const open = async (i: number, path: string): Promise<TestSocket> => {
-  const s = await TestSocket.open(`${ws(i)}${path}`);
-  sockets.push(s);
-  return s;
-};
+const sockets = new ClusterSockets(() => cluster);
+const ws = (i: number) => sockets.wsUrl(i);
+const open = (i: number, path: string) => sockets.open(i, path);
 const stats = async (i: number, channel: string): Promise<Record<string, unknown>> =>
   (await (await fetch(`${cluster.nodes[i]!.url}/stream-stats/${channel}`)).json()) as Record<string, unknown>;
 /** The coordinator link of node `i` (told apart by the external port each node announces). */
@@ -57,7 +54,7 @@ describe.runIf(enabled)('Stream across nodes', () => {
     await eventually(() => coord.connections.length >= 3, 20_000, 'every node linked to the coordinator');
   }, 60_000);
   afterAll(async () => {
-    for (const s of sockets) s.ws.terminate();
+    sockets.terminateAll();
     await nats?.close();
     await cluster?.stop();
     await coord.stop();
@@ -108,18 +105,10 @@ describe.runIf(enabled)('Stream across nodes', () => {
     pub.close();
     expect(await local.closed).toEqual({ code: 1000, reason: 'stream ended' });
     // Once it has gone, any node may publish the channel, with a new key.
-    let again: TestSocket | undefined;
-    await eventually(
-      async () => {
-        again = await open(2, '/live/k3/publish').catch(() => undefined);
-        return again !== undefined;
-      },
-      10_000,
-      'the channel free on node 2',
-    );
+    const again = await sockets.openOnceAccepted(2, '/live/k3/publish', 10_000, 'the channel free on node 2');
     expect(requestsFrom(2, 'live')).toBe(1);
-    again!.close();
-    await again!.closed;
+    again.close();
+    await again.closed;
   }, 60_000);
 
   it("the coordinator's STREAM-KILL on a node's link ends its publisher and frees the channel cluster-wide", async () => {
@@ -137,17 +126,9 @@ describe.runIf(enabled)('Stream across nodes', () => {
     );
     expect(await pub.closed).toEqual({ code: 1000, reason: 'stream killed' });
     await eventually(async () => (await stats(2, 'killme')).publishing === false, 5000, 'not publishing');
-    let next: TestSocket | undefined;
-    await eventually(
-      async () => {
-        next = await open(0, '/killme/k/publish').catch(() => undefined);
-        return next !== undefined;
-      },
-      10_000,
-      'the channel free on node 0',
-    );
-    next!.close();
-    await next!.closed;
+    const next = await sockets.openOnceAccepted(0, '/killme/k/publish', 10_000, 'the channel free on node 0');
+    next.close();
+    await next.closed;
   }, 30_000);
 
   it('two publishers racing on two nodes for one channel: exactly one wins', async () => {
@@ -186,15 +167,7 @@ describe.runIf(enabled)('Stream across nodes', () => {
     });
     cluster.nodes[2]!.process.kill('SIGKILL');
     await cluster.nodes[2]!.process.exited;
-    let taken: TestSocket | undefined;
-    await eventually(
-      async () => {
-        taken = await open(0, '/orphan/k/publish').catch(() => undefined);
-        return taken !== undefined;
-      },
-      30_000,
-      'the channel free once node 2 is gone',
-    );
+    await sockets.openOnceAccepted(0, '/orphan/k/publish', 30_000, 'the channel free once node 2 is gone');
     await eventually(async () => (await stats(1, 'orphan')).nodes === 2, 10_000, 'two nodes in the stats');
     expect(await stats(1, 'orphan')).toMatchObject({ publishing: true, nodes: 2 });
   }, 60_000);
@@ -214,25 +187,14 @@ describe.runIf(enabled)('Stream across nodes', () => {
     } finally {
       await cluster.nats.start();
     }
-    let back: TestSocket | undefined;
-    await eventually(
-      async () => {
-        back = await open(0, '/offline/k/publish').catch(() => undefined);
-        return back !== undefined;
-      },
-      30_000,
-      'publishing again',
-    );
-    back!.close();
-    let survivor: TestSocket | undefined;
-    await eventually(
-      async () => {
-        survivor = await open(0, '/survivor/k2/publish').catch(() => undefined);
-        return survivor !== undefined;
-      },
+    const back = await sockets.openOnceAccepted(0, '/offline/k/publish', 30_000, 'publishing again');
+    back.close();
+    const survivor = await sockets.openOnceAccepted(
+      0,
+      '/survivor/k2/publish',
       30_000,
       'the claim of the publisher that left while NATS was away released',
     );
-    survivor!.close();
+    survivor.close();
   }, 90_000);
 });
