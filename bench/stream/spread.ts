@@ -1,8 +1,8 @@
 // bench:stream --cluster: one channel on one process, then the same channel spread over
 // two (publisher on A, receivers split between A and B over a nats-server started here),
 // in the same run, so the figures compare on the same (shared) machine at the same time.
-import { NatsServerProcess } from '../../test/fixtures/nats-server.js';
-import { cpuSeconds, percentile, startBenchServer, type BenchServer } from '../lib/server-process.js';
+import { oneNodeThenTwo } from '../lib/one-node-then-two.js';
+import { cpuSeconds, percentile, type BenchServer } from '../lib/server-process.js';
 import {
   latencyProbe,
   openSocket,
@@ -104,43 +104,30 @@ export async function spreadComparison(
   receivers: number,
   opts: SpreadOptions,
 ): Promise<Record<string, unknown>> {
-  const one = await startBenchServer(SERVER_ENV);
-  let single: Measured;
-  try {
-    single = await measure(
-      { publishOn: one, groups: [{ server: one, count: receivers }], chorus: [one.pid] },
-      `one${receivers}`,
-      opts,
-    );
-  } finally {
-    await one.stop();
-  }
-  const nats = new NatsServerProcess({ jetstream: true });
-  await nats.start();
-  const nodes: BenchServer[] = [];
-  let spread: Measured;
-  try {
-    for (const id of ['bench-a', 'bench-b'])
-      nodes.push(await startBenchServer({ ...SERVER_ENV, CLUSTER_NATS_URL: nats.url, CLUSTER_NODE_ID: id }));
-    const [a, b] = nodes as [BenchServer, BenchServer];
-    const half = Math.floor(receivers / 2);
-    spread = await measure(
-      {
-        publishOn: a,
-        groups: [
-          { server: a, count: receivers - half },
-          { server: b, count: half },
-        ],
-        chorus: [a.pid, b.pid],
-        natsPid: nats.pid,
-      },
-      `two${receivers}`,
-      opts,
-    );
-  } finally {
-    for (const n of nodes) await n.stop();
-    await nats.dispose();
-  }
+  const half = Math.floor(receivers / 2);
+  const { single, spread } = await oneNodeThenTwo(
+    SERVER_ENV,
+    (one) =>
+      measure(
+        { publishOn: one, groups: [{ server: one, count: receivers }], chorus: [one.pid] },
+        `one${receivers}`,
+        opts,
+      ),
+    ({ a, b, natsPid }) =>
+      measure(
+        {
+          publishOn: a,
+          groups: [
+            { server: a, count: receivers - half },
+            { server: b, count: half },
+          ],
+          chorus: [a.pid, b.pid],
+          natsPid,
+        },
+        `two${receivers}`,
+        opts,
+      ),
+  );
   return {
     receivers,
     oneProcess: single,

@@ -10,9 +10,9 @@ import http from 'node:http';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import type WebSocket from 'ws';
-import { NatsServerProcess } from '../../test/fixtures/nats-server.js';
 import { KeyUser } from '../../test/fixtures/voip-client.js';
-import { cpuSeconds, startBenchServer, type BenchServer } from '../lib/server-process.js';
+import { oneNodeThenTwo } from '../lib/one-node-then-two.js';
+import { cpuSeconds, type BenchServer } from '../lib/server-process.js';
 
 interface Options {
   speakers: number;
@@ -130,43 +130,30 @@ async function measure(layout: Layout, room: string, listeners: number, opts: Op
 
 /** The same room on one process, then spread over two. */
 async function compare(listeners: number, opts: Options): Promise<Record<string, unknown>> {
-  const one = await startBenchServer(SERVER_ENV);
-  let single: Measured;
-  try {
-    single = await measure(
-      { speakOn: () => one, listenOn: () => one, chorus: [one.pid] },
-      `one-${listeners}`,
-      listeners,
-      opts,
-    );
-  } finally {
-    await one.stop();
-  }
-  const nats = new NatsServerProcess({ jetstream: true });
-  await nats.start();
-  const nodes: BenchServer[] = [];
-  let spread: Measured;
-  try {
-    for (const id of ['bench-a', 'bench-b'])
-      nodes.push(await startBenchServer({ ...SERVER_ENV, CLUSTER_NATS_URL: nats.url, CLUSTER_NODE_ID: id }));
-    const [a, b] = nodes as [BenchServer, BenchServer];
+  const { single, spread } = await oneNodeThenTwo(
+    SERVER_ENV,
+    (one) =>
+      measure(
+        { speakOn: () => one, listenOn: () => one, chorus: [one.pid] },
+        `one-${listeners}`,
+        listeners,
+        opts,
+      ),
     // Speaker 0 opens the room on A (its mixer); the others alternate B, A, ...;
     // listeners alternate A, B.
-    spread = await measure(
-      {
-        speakOn: (i) => (i % 2 === 0 ? a : b),
-        listenOn: (j) => (j % 2 === 0 ? a : b),
-        chorus: [a.pid, b.pid],
-        natsPid: nats.pid,
-      },
-      `two-${listeners}`,
-      listeners,
-      opts,
-    );
-  } finally {
-    for (const n of nodes) await n.stop();
-    await nats.dispose();
-  }
+    ({ a, b, natsPid }) =>
+      measure(
+        {
+          speakOn: (i) => (i % 2 === 0 ? a : b),
+          listenOn: (j) => (j % 2 === 0 ? a : b),
+          chorus: [a.pid, b.pid],
+          natsPid,
+        },
+        `two-${listeners}`,
+        listeners,
+        opts,
+      ),
+  );
   return {
     listeners: listeners + opts.speakers,
     oneProcess: single,
