@@ -7,6 +7,7 @@ import { eventually } from '../fixtures/ws-client.js';
 import { freeUdpPort } from '../fixtures/free-udp-port.js';
 import { LossyUdpRelay, answerThroughRelay, offerWithoutCandidates } from '../fixtures/lossy-udp-relay.js';
 import { buildNack, buildPli } from '../../src/media/webrtc/rtp.js';
+import { encodeRelayBatch } from '../../src/media/relay/relay-batch.js';
 
 // Blue Sky rooms spanning three real Chorus processes over one nats-server: a publisher
 // on one node, subscribers on the others (several on one node), real node-datachannel
@@ -293,6 +294,9 @@ describe.skipIf(!run)('SFU rooms across nodes', () => {
       nc.publish(s, new Uint8Array([1, 2, 3]));
       nc.publish(s, Buffer.alloc(40, 0xff)); // version 3
       nc.publish(s, Buffer.from([0x80, 200, 0, 6, ...Buffer.alloc(24)])); // RTCP, not RTP
+      // Batches: one whose length runs past its end, and a well-framed one carrying RTCP.
+      nc.publish(s, Buffer.from([0, 40, 0x80, 96, ...Buffer.alloc(20)]));
+      nc.publish(s, encodeRelayBatch([Buffer.from([0x80, 200, 0, 6, ...Buffer.alloc(24)])]));
     }
     const ctrl = 'chorus.node.node-0.sfu';
     nc.publish(ctrl, 'not json');
@@ -302,7 +306,7 @@ describe.skipIf(!run)('SFU rooms across nodes', () => {
     expect(answer.json()).toEqual({ ok: false });
     nc.publish('chorus.sfu.end.nonexistent0000', 'x');
     await eventually(
-      async () => (await metric(2, 'chorus_sfu_relay_dropped_total')) >= droppedBefore + 8,
+      async () => (await metric(2, 'chorus_sfu_relay_dropped_total')) >= droppedBefore + 12,
       10_000,
       'the bad packets counted on node 2',
     );
