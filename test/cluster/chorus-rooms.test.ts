@@ -6,6 +6,7 @@ import { subjectToken } from '../../src/ports/bus/bus.js';
 import { startCluster, type Cluster } from '../fixtures/cluster.js';
 import { NdcPublisher } from '../fixtures/ndc-peer.js';
 import { hasTool } from '../fixtures/system-tools.js';
+import { WebhookReceiver } from '../fixtures/webhook-receiver.js';
 import { eventually } from '../fixtures/ws-client.js';
 
 // The room service across two real Chorus processes sharing one nats-server: room records
@@ -18,6 +19,7 @@ const SECRET = 'a-secret-of-at-least-thirty-two-characters';
 let cluster: Cluster;
 let nc: NatsConnection;
 let admin: string;
+const receiver = new WebhookReceiver(KEY, SECRET);
 const url = (i: number): string => cluster.nodes[i]!.url;
 const peers: NdcPublisher[] = [];
 afterEach(() => {
@@ -68,10 +70,12 @@ const run = hasTool('nats-server', 'nats-server');
 
 describe.skipIf(!run)('room service across nodes', () => {
   beforeAll(async () => {
+    await receiver.start();
     cluster = await startCluster({
       nodes: 2,
       env: {
         CHORUS_API_KEYS: `${KEY}:${SECRET}`,
+        CHORUS_WEBHOOK_URLS: `http://127.0.0.1:${receiver.port}/hook`,
         WEBRTC_BIND_ADDRESS: '127.0.0.1',
         BLUESKY_ROOM_CREATE_RATE_PER_MINUTE: '0',
         BLUESKY_JOIN_RATE_PER_MINUTE: '0',
@@ -92,6 +96,7 @@ describe.skipIf(!run)('room service across nodes', () => {
     for (const p of peers.splice(0)) p.close();
     await nc?.close();
     await cluster?.stop();
+    await receiver.stop();
   });
 
   it('a room created on one node is listed, read, updated and deleted through the other', async () => {
@@ -168,5 +173,34 @@ describe.skipIf(!run)('room service across nodes', () => {
       answer.json<{ participants: { identity: string }[] }>().participants.map((p) => p.identity),
     ).toEqual(['carol']);
     expect((await participants(0, room)).map((p) => p.identity)).toEqual(['carol']);
+  });
+
+  it('sends each participant and track event once, from the node where it happened', async () => {
+    const room = await blueSkyRoom(0, 'dave');
+    await publish(0, room, 'dave');
+    await publish(1, room, 'erin');
+    const [n0, n1] = [cluster.nodes[0]!.id, cluster.nodes[1]!.id];
+    const events = (): string[] =>
+      receiver.events
+        .filter((e) => e.room.name === room && e.event !== 'room_started')
+        .map((e) => `${e.event}:${e.participant?.identity}:${e.track?.kind ?? ''}@${e.node}`)
+        .sort();
+    const expected = [
+      `participant_joined:dave:@${n0}`,
+      `participant_joined:erin:@${n1}`,
+      `track_published:dave:audio@${n0}`,
+      `track_published:dave:video@${n0}`,
+      `track_published:erin:audio@${n1}`,
+      `track_published:erin:video@${n1}`,
+    ];
+    await eventually(() => expected.every((e) => events().includes(e)), 20_000, "both nodes' events");
+    // Each node's part of the room has started; nothing was sent twice.
+    await eventually(
+      () => receiver.events.filter((e) => e.room.name === room && e.event === 'room_started').length === 2,
+      20_000,
+      'room_started from each node',
+    );
+    expect(events()).toEqual(expected);
+    expect(receiver.refused).toBe(0);
   });
 });

@@ -1,80 +1,16 @@
-import { createHash } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { jwtVerify } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createAccessToken } from '../../src/api/chorus/access-token.js';
 import { freeUdpPort } from '../fixtures/free-udp-port.js';
 import { NdcPublisher } from '../fixtures/ndc-peer.js';
 import { startTestServer, type TestServer } from '../fixtures/test-server.js';
 import { eventually } from '../fixtures/ws-client.js';
+import { WebhookReceiver } from '../fixtures/webhook-receiver.js';
 
 const KEY = 'hook-key';
 const SECRET = 'a-secret-of-at-least-thirty-two-characters';
 
-interface Received {
-  event: string;
-  room: { name: string };
-  participant?: { identity: string };
-  track?: { kind: string };
-  node: string;
-  id: string;
-}
-
-/**
- * A webhook receiver as an application would write one: it verifies the JWT in
- * Authorization with the API secret and the body's SHA-256 against its claim, and keeps
- * what passes (401 for anything else, counted).
- */
-class Receiver {
-  readonly events: Received[] = [];
-  refused = 0;
-  private server: Server | undefined;
-  port = 0;
-
-  async start(port = 0): Promise<void> {
-    this.server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const body = Buffer.concat(chunks);
-        const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
-        jwtVerify(token, new TextEncoder().encode(SECRET), { algorithms: ['HS256'], issuer: KEY }).then(
-          ({ payload, protectedHeader }) => {
-            const hash = createHash('sha256').update(body).digest('base64');
-            if (protectedHeader.kid !== KEY || payload.sha256 !== hash)
-              throw new Error('body does not match');
-            this.events.push(JSON.parse(body.toString()) as Received);
-            res.writeHead(200).end();
-          },
-          () => {
-            this.refused++;
-            res.writeHead(401).end();
-          },
-        );
-      });
-    });
-    await new Promise<void>((resolve) => this.server!.listen(port, '127.0.0.1', resolve));
-    this.port = (this.server.address() as AddressInfo).port;
-  }
-
-  async stop(): Promise<void> {
-    const s = this.server;
-    if (!s) return;
-    this.server = undefined;
-    s.closeAllConnections();
-    await new Promise<void>((resolve) => s.close(() => resolve()));
-  }
-
-  of(room: string): string[] {
-    return this.events
-      .filter((e) => e.room.name === room)
-      .map((e) => [e.event, e.participant?.identity, e.track?.kind].filter(Boolean).join(':'));
-  }
-}
-
 let ts: TestServer;
-const receiver = new Receiver();
+const receiver = new WebhookReceiver(KEY, SECRET);
 const peers: NdcPublisher[] = [];
 beforeAll(async () => {
   await receiver.start();
