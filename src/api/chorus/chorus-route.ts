@@ -65,11 +65,9 @@ export function mountRoutes(
 
 const errorSchema = z.object({
   error: z.object({
-    code: z
-      .string()
-      .meta({
-        description: 'stable: invalid_argument, unauthenticated, forbidden, not_found, conflict, ...',
-      }),
+    code: z.string().meta({
+      description: 'stable: invalid_argument, unauthenticated, forbidden, not_found, conflict, ...',
+    }),
     message: z.string(),
   }),
 });
