@@ -1,6 +1,8 @@
 import type { RoomRegistry } from '../../core/room-registry.js';
 import type { Room } from '../../core/room.js';
-import type { WebhookSender } from './webhook-sender.js';
+import type { Participant } from '../../core/participant.js';
+import type { Track } from '../../core/track.js';
+import type { WebhookEvent, WebhookSender } from './webhook-sender.js';
 
 /**
  * Turns the engine's room events into webhooks: room started/finished, participant
@@ -36,20 +38,10 @@ export class RoomWebhooks {
         sender.send({ event: 'participant_left', room: name, participant: { identity: participant.id } }),
       ),
       room.events.on('trackPublished', ({ participant, track }) =>
-        sender.send({
-          event: 'track_published',
-          room: name,
-          participant: { identity: participant.id },
-          track: { id: track.id, kind: track.kind, source: track.source },
-        }),
+        sender.send(trackEvent('track_published', name, participant, track)),
       ),
       room.events.on('trackEnded', ({ participant, track }) =>
-        sender.send({
-          event: 'track_unpublished',
-          room: name,
-          participant: { identity: participant.id },
-          track: { id: track.id, kind: track.kind, source: track.source },
-        }),
+        sender.send(trackEvent('track_unpublished', name, participant, track)),
       ),
     ];
     const offClose = room.events.on('close', () => {
@@ -58,4 +50,18 @@ export class RoomWebhooks {
       offClose();
     });
   }
+}
+
+function trackEvent(
+  event: 'track_published' | 'track_unpublished',
+  room: { name: string },
+  participant: Participant,
+  track: Track,
+): WebhookEvent {
+  return {
+    event,
+    room,
+    participant: { identity: participant.id },
+    track: { id: track.id, kind: track.kind, source: track.source },
+  };
 }
