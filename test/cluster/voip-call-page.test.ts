@@ -1,6 +1,7 @@
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium, type TestBrowser } from '../fixtures/browser.js';
+import { callPageState, hearingAudio, joinCallRoom, openCallPage } from '../fixtures/call-page.js';
 import { killNode, startCluster, type Cluster } from '../fixtures/cluster.js';
 import { hasTool } from '../fixtures/system-tools.js';
 import { startBalancer, type Balancer } from '../fixtures/tcp-balancer.js';
@@ -10,21 +11,12 @@ import { startBalancer, type Balancer } from '../fixtures/tcp-balancer.js';
 // of its sockets, then the one mixing the room) the page reconnects by itself through
 // the balancer and hears the room again.
 
-interface CallState {
-  members: string[];
-  stats?: { packets: number; decoded: number; level: number };
-}
-
 let cluster: Cluster;
 let balancer: Balancer;
 let chromium: TestBrowser;
 const dead = new Set<number>();
 
-const state = (page: Page) =>
-  page.evaluate(() => {
-    const c = (window as unknown as { chorusCall: CallState }).chorusCall;
-    return { members: [...c.members], stats: c.stats ? { ...c.stats } : undefined };
-  });
+const state = callPageState;
 /** Every status line the page showed since `forget`. */
 const statuses = (page: Page): Promise<string[]> =>
   page.evaluate(() => [...(window as unknown as { seen: string[] }).seen]);
@@ -37,17 +29,7 @@ async function rejoined(page: Page): Promise<boolean> {
   return seen.includes('reconnecting...') && seen.at(-1) === 'in room standup';
 }
 
-/** Waits until the page decodes fresh audio that is not silence (Chromium's fake microphone beeps). */
-async function hearing(page: Page): Promise<void> {
-  await page.waitForFunction(
-    () => {
-      const s = (window as unknown as { chorusCall: CallState }).chorusCall.stats;
-      return s !== undefined && s.decoded > 100 && s.level > 0.05;
-    },
-    undefined,
-    { timeout: 30_000 },
-  );
-}
+const hearing = (page: Page) => hearingAudio(page, 30_000);
 
 /** The node whose mixer holds the room (the only one counting it in chorus_voip_rooms). */
 async function mixerNode(): Promise<number> {
@@ -82,12 +64,7 @@ describe.skipIf(!run)('Call page across a cluster', () => {
   });
 
   async function person(name: string): Promise<Page> {
-    const page = await (await chromium.browser.newContext()).newPage();
-    await page.goto(`${balancer.url}/call/`);
-    await page.waitForFunction(() => document.getElementById('status')?.textContent === 'ready');
-    await page.fill('#display-name', name);
-    await page.click('#save-name');
-    await page.waitForSelector(`#me-label:has-text("${name}")`);
+    const page = await openCallPage(chromium.browser, balancer.url, name);
     await page.evaluate(() => {
       const w = window as unknown as { seen: string[] };
       w.seen = [];
@@ -106,9 +83,7 @@ describe.skipIf(!run)('Call page across a cluster', () => {
     const pages: Page[] = [];
     for (const name of names) {
       const page = await person(name);
-      await page.fill('#room-name', 'standup');
-      await page.click('#join-room');
-      await page.waitForFunction(() => document.getElementById('status')?.textContent === 'in room standup');
+      await joinCallRoom(page, 'standup');
       pages.push(page);
     }
     for (const page of pages) {

@@ -1,57 +1,27 @@
 import { describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
+import { callPageState, hearingAudio, joinCallRoom, openCallPage } from '../fixtures/call-page.js';
 import { hasTool } from '../fixtures/system-tools.js';
 import { restartableServerAndChromium } from '../fixtures/restartable-server.js';
 
 const haveChromium = hasTool('chromium', 'chromium');
 
-interface CallState {
-  id: string;
-  peer: string;
-  members: string[];
-  stats?: { packets: number; decoded: number; level: number };
-}
-
-const state = (page: Page) =>
-  page.evaluate(() => {
-    const c = (window as unknown as { chorusCall: CallState }).chorusCall;
-    return { id: c.id, peer: c.peer, members: [...c.members], stats: c.stats ? { ...c.stats } : undefined };
-  });
+const state = callPageState;
 const status = (page: Page): Promise<string> => page.$eval('#status', (e) => e.textContent ?? '');
 
-/** Waits until the page decodes fresh audio that is not silence (Chromium's fake microphone beeps). */
-async function hearing(page: Page): Promise<void> {
-  await page.waitForFunction(
-    () => {
-      const s = (window as unknown as { chorusCall: CallState }).chorusCall.stats;
-      return s !== undefined && s.decoded > 100 && s.level > 0.05;
-    },
-    undefined,
-    { timeout: 20_000 },
-  );
-}
+const hearing = (page: Page) => hearingAudio(page, 20_000);
 
 describe.runIf(haveChromium)('Call page across a server restart', () => {
   const ctx = restartableServerAndChromium();
 
-  async function person(name: string): Promise<Page> {
-    const page = await (await ctx.chromium.browser.newContext()).newPage();
-    await page.goto(`${ctx.server.url}/call/`);
-    await page.waitForFunction(() => document.getElementById('status')?.textContent === 'ready');
-    await page.fill('#display-name', name);
-    await page.click('#save-name');
-    await page.waitForSelector(`#me-label:has-text("${name}")`);
-    return page;
-  }
+  const person = (name: string) => openCallPage(ctx.chromium.browser, ctx.server.url, name);
 
   it('a group room: the page says reconnecting..., rejoins the room and its audio resumes', async () => {
     const names = ['Ada', 'Grace', 'Linus'];
     const pages: Page[] = [];
     for (const name of names) {
       const page = await person(name);
-      await page.fill('#room-name', 'standup');
-      await page.click('#join-room');
-      await page.waitForFunction(() => document.getElementById('status')?.textContent === 'in room standup');
+      await joinCallRoom(page, 'standup');
       pages.push(page);
     }
     for (const [i, page] of pages.entries()) {
