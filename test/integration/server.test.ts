@@ -43,6 +43,7 @@ describe('health, readiness, metrics', () => {
         bluesky: true,
         voip: true,
         beep: true,
+        chorus: true,
       },
       // One node is a cluster of itself (docs/cluster.md).
       details: {
