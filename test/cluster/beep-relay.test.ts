@@ -4,7 +4,8 @@ import protobuf from 'protobufjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { powerAt } from '../fixtures/audio.js';
 import { BeepVoiceClient } from '../fixtures/beep-client.js';
-import { killNode, startCluster, type Cluster } from '../fixtures/cluster.js';
+import { beepClaim, startBeepCluster } from '../fixtures/beep-cluster.js';
+import { killNode, type Cluster } from '../fixtures/cluster.js';
 import { FakePermissions } from '../fixtures/fake-permissions.js';
 import { hasTool } from '../fixtures/system-tools.js';
 import { eventually } from '../fixtures/ws-client.js';
@@ -28,9 +29,7 @@ const Bite = protobuf
   .parse(readFileSync(new URL('../../src/api/beep/beep.proto', import.meta.url), 'utf8'))
   .root.lookupType('protobuf.Bite');
 
-const claim = (userid: string, clientid = 'web') => ({
-  'X-User-Claim': JSON.stringify({ userid, clientid }),
-});
+const claim = beepClaim;
 const node = (i: number) => cluster.nodes[i]!.url;
 const join = async (i: number, conversation: string, userid: string): Promise<number> =>
   (await fetch(`${node(i)}/join/${conversation}`, { method: 'POST', headers: claim(userid) })).status;
@@ -78,16 +77,11 @@ const enabled = hasTool('nats-server', 'nats-server');
 
 describe.runIf(enabled)('Beep audio across nodes', () => {
   beforeAll(async () => {
-    await perms.start();
-    for (const user of ['ann', 'ben', 'cat', 'dan', 'eve', 'fay', 'gus', 'hal', 'ivy'])
-      for (const c of ['standup', 'solo', 'kill']) perms.allow(user, c);
-    cluster = await startCluster({
-      env: {
-        PERMISSIONS_HOST: perms.url,
-        WEBRTC_BIND_ADDRESS: '127.0.0.1',
-        WEBRTC_PEER_TIMEOUT_SECONDS: '600',
-      },
-    });
+    cluster = await startBeepCluster(
+      perms,
+      ['ann', 'ben', 'cat', 'dan', 'eve', 'fay', 'gus', 'hal', 'ivy'],
+      ['standup', 'solo', 'kill'],
+    );
     nats = await connect({ servers: cluster.nats.url, maxReconnectAttempts: -1 });
     nats.subscribe('chorus.beep.conv.*.audio.>', {
       callback: (_err, msg) => {

@@ -3,7 +3,8 @@ import { Kvm } from '@nats-io/kv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kvBucketName } from '../../src/ports/store/kv-names.js';
 import { BeepVoiceClient } from '../fixtures/beep-client.js';
-import { startCluster, type Cluster } from '../fixtures/cluster.js';
+import { beepClaim, startBeepCluster } from '../fixtures/beep-cluster.js';
+import type { Cluster } from '../fixtures/cluster.js';
 import { FakePermissions } from '../fixtures/fake-permissions.js';
 import { hasTool } from '../fixtures/system-tools.js';
 import { eventually } from '../fixtures/ws-client.js';
@@ -18,9 +19,7 @@ let cluster: Cluster;
 let nats: NatsConnection;
 const clients: BeepVoiceClient[] = [];
 
-const claim = (userid: string, clientid = 'web') => ({
-  'X-User-Claim': JSON.stringify({ userid, clientid }),
-});
+const claim = beepClaim;
 const node = (i: number) => cluster.nodes[i]!.url;
 const join = async (i: number, conversation: string, userid: string) => {
   const r = await fetch(`${node(i)}/join/${conversation}`, { method: 'POST', headers: claim(userid) });
@@ -50,17 +49,11 @@ const enabled = hasTool('nats-server', 'nats-server');
 
 describe.runIf(enabled)('Beep across nodes', () => {
   beforeAll(async () => {
-    await perms.start();
-    for (const user of ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'henry'])
-      for (const c of ['standup', 'retro', 'race-a', 'race-b']) perms.allow(user, c);
-    cluster = await startCluster({
-      // Clients here stay quiet for long stretches; the silence watchdog is not under test.
-      env: {
-        PERMISSIONS_HOST: perms.url,
-        WEBRTC_BIND_ADDRESS: '127.0.0.1',
-        WEBRTC_PEER_TIMEOUT_SECONDS: '600',
-      },
-    });
+    cluster = await startBeepCluster(
+      perms,
+      ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'henry'],
+      ['standup', 'retro', 'race-a', 'race-b'],
+    );
     nats = await connect({ servers: cluster.nats.url, maxReconnectAttempts: -1 });
   }, 60_000);
   afterAll(async () => {
