@@ -1,7 +1,7 @@
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium, type TestBrowser } from '../fixtures/browser.js';
-import { callPageState, hearingAudio, joinCallRoom, openCallPage } from '../fixtures/call-page.js';
+import { callPagesInRoom, callPageState, hearingAudio, openCallPage } from '../fixtures/call-page.js';
 import { killNode, startCluster, type Cluster } from '../fixtures/cluster.js';
 import { hasTool } from '../fixtures/system-tools.js';
 import { startBalancer, type Balancer } from '../fixtures/tcp-balancer.js';
@@ -80,12 +80,7 @@ describe.skipIf(!run)('Call page across a cluster', () => {
 
   it('rejoins the room through the balancer when a node dies, then when the mixer node dies', async () => {
     const names = ['Ada', 'Grace', 'Linus'];
-    const pages: Page[] = [];
-    for (const name of names) {
-      const page = await person(name);
-      await joinCallRoom(page, 'standup');
-      pages.push(page);
-    }
+    const pages = await callPagesInRoom(names, 'standup', person);
     for (const page of pages) {
       await expect.poll(async () => (await state(page)).members.length, { timeout: 20_000 }).toBe(3);
       await hearing(page);

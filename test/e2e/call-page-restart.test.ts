@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
-import { callPageState, hearingAudio, joinCallRoom, openCallPage } from '../fixtures/call-page.js';
+import { callPagesInRoom, callPageState, hearingAudio, openCallPage } from '../fixtures/call-page.js';
 import { hasTool } from '../fixtures/system-tools.js';
 import { restartableServerAndChromium } from '../fixtures/restartable-server.js';
 
@@ -18,12 +18,7 @@ describe.runIf(haveChromium)('Call page across a server restart', () => {
 
   it('a group room: the page says reconnecting..., rejoins the room and its audio resumes', async () => {
     const names = ['Ada', 'Grace', 'Linus'];
-    const pages: Page[] = [];
-    for (const name of names) {
-      const page = await person(name);
-      await joinCallRoom(page, 'standup');
-      pages.push(page);
-    }
+    const pages = await callPagesInRoom(names, 'standup', person);
     for (const [i, page] of pages.entries()) {
       // Who is in the room, by the names they picked.
       await expect
