@@ -175,11 +175,13 @@ describe.skipIf(!run)('room service across nodes', () => {
     expect((await participants(0, room)).map((p) => p.identity)).toEqual(['carol']);
   });
 
-  it('sends each participant and track event once, from the node where it happened', async () => {
+  it('sends each event once: participant and track events from the node where they happened, room_started and room_finished from one node', async () => {
     const room = await blueSkyRoom(0, 'dave');
+    expect((await api(0, 'POST', '/rooms', { name: room })).status).toBe(201);
     await publish(0, room, 'dave');
     await publish(1, room, 'erin');
     const [n0, n1] = [cluster.nodes[0]!.id, cluster.nodes[1]!.id];
+    const of = (event: string) => receiver.events.filter((e) => e.room.name === room && e.event === event);
     const events = (): string[] =>
       receiver.events
         .filter((e) => e.room.name === room && e.event !== 'room_started')
@@ -194,13 +196,18 @@ describe.skipIf(!run)('room service across nodes', () => {
       `track_published:erin:video@${n1}`,
     ];
     await eventually(() => expected.every((e) => events().includes(e)), 20_000, "both nodes' events");
-    // Each node's part of the room has started; nothing was sent twice.
-    await eventually(
-      () => receiver.events.filter((e) => e.room.name === room && e.event === 'room_started').length === 2,
-      20_000,
-      'room_started from each node',
-    );
     expect(events()).toEqual(expected);
+    // Both nodes carry part of the room; it started once.
+    expect(of('room_started').map((e) => e.node)).toEqual([n0]);
+
+    // Deleted: both nodes close their part, both send their participant's leaving, one the end.
+    expect((await api(1, 'DELETE', `/rooms/${room}`)).status).toBe(204);
+    await eventually(
+      () => of('participant_left').length === 2 && of('room_finished').length === 1,
+      20_000,
+      'both left, the room finished',
+    );
+    expect(of('room_started')).toHaveLength(1);
     expect(receiver.refused).toBe(0);
   });
 });

@@ -50,7 +50,7 @@ export const chorusPlugin: FastifyPluginAsync<ChorusSurfaceOptions> = async (app
       registry: opts.registry,
       log: opts.log,
     });
-    const webhooks = new RoomWebhooks(opts.rooms, sender);
+    const webhooks = new RoomWebhooks(opts.rooms, sender, opts.store, opts.membership.selfId, opts.log);
     app.addHook('onClose', async () => {
       webhooks.close();
       sender.close();
