@@ -3,7 +3,7 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium, type TestBrowser } from '../fixtures/browser.js';
 import { startCluster, type Cluster } from '../fixtures/cluster.js';
-import { joinFromPage } from '../fixtures/beep-page.js';
+import { joinFromPage, receivedAudio } from '../fixtures/beep-page.js';
 import { FakePermissions } from '../fixtures/fake-permissions.js';
 import { hasTool } from '../fixtures/system-tools.js';
 
@@ -23,22 +23,8 @@ const token = (userid: string) =>
     .setExpirationTime('5m')
     .sign(new TextEncoder().encode(SECRET));
 
-/** Mean square level of the audio received so far (getStats' energy over duration). */
-const loudness = (page: Page) =>
-  page.evaluate(async () => {
-    const pc = (window as unknown as { beepPc: RTCPeerConnection }).beepPc;
-    let energy = 0;
-    let seconds = 0;
-    (await pc.getStats()).forEach(
-      (s: { type: string; kind?: string; totalAudioEnergy?: number; totalSamplesDuration?: number }) => {
-        if (s.type === 'inbound-rtp' && s.kind === 'audio') {
-          energy += s.totalAudioEnergy ?? 0;
-          seconds += s.totalSamplesDuration ?? 0;
-        }
-      },
-    );
-    return { energy, seconds };
-  });
+/** The audio received so far: getStats' energy over duration is its mean square level. */
+const loudness = receivedAudio;
 
 const receivedFrom = async (i: number, from: string): Promise<number> =>
   Number(

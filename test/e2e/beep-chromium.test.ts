@@ -2,29 +2,15 @@ import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { browserSuite } from '../fixtures/browser.js';
-import { joinFromPage } from '../fixtures/beep-page.js';
+import { joinFromPage, receivedAudio } from '../fixtures/beep-page.js';
 import { FakePermissions } from '../fixtures/fake-permissions.js';
 import { hasTool } from '../fixtures/system-tools.js';
 
 const haveChromium = hasTool('chromium', 'chromium');
 const SECRET = 'e2e-secret-for-beep-tokens';
 
-/** Audio received, from getStats: samples and energy (the fake microphone beeps). */
-const received = (page: Page) =>
-  page.evaluate(async () => {
-    const pc = (window as unknown as { beepPc: RTCPeerConnection }).beepPc;
-    let samples = 0;
-    let energy = 0;
-    (await pc.getStats()).forEach(
-      (s: { type: string; kind?: string; totalSamplesReceived?: number; totalAudioEnergy?: number }) => {
-        if (s.type === 'inbound-rtp' && s.kind === 'audio') {
-          samples += s.totalSamplesReceived ?? 0;
-          energy += s.totalAudioEnergy ?? 0;
-        }
-      },
-    );
-    return { samples, energy };
-  });
+/** Audio received, from getStats (the fake microphone beeps). */
+const received = receivedAudio;
 
 describe.runIf(haveChromium)('Beep in Chromium', () => {
   const perms = new FakePermissions();
