@@ -7,6 +7,7 @@ import { BeepVoiceClient } from '../fixtures/beep-client.js';
 import { beepClaim, startBeepCluster } from '../fixtures/beep-cluster.js';
 import { killNode, type Cluster } from '../fixtures/cluster.js';
 import { FakePermissions } from '../fixtures/fake-permissions.js';
+import { nodeMetric } from '../fixtures/node-metric.js';
 import { hasTool } from '../fixtures/system-tools.js';
 import { eventually } from '../fixtures/ws-client.js';
 
@@ -34,8 +35,7 @@ const node = (i: number) => cluster.nodes[i]!.url;
 const join = async (i: number, conversation: string, userid: string): Promise<number> =>
   (await fetch(`${node(i)}/join/${conversation}`, { method: 'POST', headers: claim(userid) })).status;
 const metrics = async (i: number): Promise<string> => (await fetch(`${node(i)}/metrics`)).text();
-const metric = async (i: number, name: string): Promise<number> =>
-  Number(new RegExp(`^${name} (\\d+)`, 'm').exec(await metrics(i))?.[1] ?? NaN);
+const metric = (i: number, name: string) => nodeMetric(node(i), name);
 const receivedFrom = async (i: number, from: string): Promise<number> =>
   Number(
     new RegExp(`^chorus_beep_relay_received_packets_total\\{from="${from}"\\} (\\d+)`, 'm').exec(

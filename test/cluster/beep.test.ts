@@ -6,6 +6,7 @@ import { BeepVoiceClient } from '../fixtures/beep-client.js';
 import { beepClaim, startBeepCluster } from '../fixtures/beep-cluster.js';
 import type { Cluster } from '../fixtures/cluster.js';
 import { FakePermissions } from '../fixtures/fake-permissions.js';
+import { nodeMetric } from '../fixtures/node-metric.js';
 import { hasTool } from '../fixtures/system-tools.js';
 import { eventually } from '../fixtures/ws-client.js';
 
@@ -29,8 +30,7 @@ const members = async (i: number, conversation: string): Promise<number> => {
   const r = await fetch(`${node(i)}/conversation/${conversation}`, { headers: claim('observer') });
   return ((await r.json()) as { members: number }).members;
 };
-const gauge = async (i: number, name: string): Promise<number> =>
-  Number(new RegExp(`^${name} (\\d+)`, 'm').exec(await (await fetch(`${node(i)}/metrics`)).text())?.[1]);
+const gauge = (i: number, name: string) => nodeMetric(node(i), name);
 /** A voice client connected to node `i`: its signalling socket closes once the peer is up. */
 const connectTo = async (i: number, userid: string, clientid = 'web'): Promise<BeepVoiceClient> => {
   const c = new BeepVoiceClient(440);
