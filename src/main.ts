@@ -8,6 +8,8 @@ import { StartupError } from './server/startup-error.js';
 import { installProcessGuard } from './server/process-guard.js';
 import { createLogger } from './server/logger.js';
 import type { WorkerListening } from './server/process-supervisor.js';
+import type { ChorusServer as Server } from './server/create-server.js';
+import type { Config } from './config/schema.js';
 import { processCount } from './server/worker-plan.js';
 
 const USAGE = `usage: chorus [serve] [--config FILE] [--env-file FILE] [--processes N|auto]
@@ -102,6 +104,25 @@ async function main(): Promise<number> {
   } catch (err) {
     return startupFailed(err);
   }
+  installStopHandlers(server, config);
+  try {
+    await server.listen();
+  } catch (err) {
+    return startupFailed(err);
+  }
+  if (cluster.isWorker) {
+    const { http, https } = server.urls();
+    const listening: WorkerListening = { chorus: 'listening', http, ...(https ? { https } : {}) };
+    process.send?.(listening);
+  }
+  return -1;
+}
+
+/**
+ * SIGTERM/SIGINT drain then close; the process guard (an uncaught exception) closes
+ * without draining and exits 1. A hung close cannot keep the process alive.
+ */
+function installStopHandlers(server: Server, config: Config): void {
   const log = server.app.log;
   let stopping = false;
   let exitCode = 0; // 1 once an uncaught exception has started the drain
@@ -149,17 +170,6 @@ async function main(): Promise<number> {
       if (!stopping) stop(why, false); // already draining on a signal: that drain now ends in 1
     },
   });
-  try {
-    await server.listen();
-  } catch (err) {
-    return startupFailed(err);
-  }
-  if (cluster.isWorker) {
-    const { http, https } = server.urls();
-    const listening: WorkerListening = { chorus: 'listening', http, ...(https ? { https } : {}) };
-    process.send?.(listening);
-  }
-  return -1;
 }
 
 /** `chorus voip sign`: `ME=... SIG=...` lines a shell can eval; exit 1 with one line on failure. */

@@ -41,7 +41,7 @@ const SHORT: Record<string, keyof Grants> = {
   create: 'roomCreate',
   list: 'roomList',
 };
-const ROOM_GRANTS = new Set<keyof Grants>(['roomJoin', 'canPublish', 'canSubscribe', 'canPublishData']);
+const ROOM_GRANTS: readonly string[] = ['roomJoin', 'canPublish', 'canSubscribe', 'canPublishData'];
 
 /** A CLI mistake: the message goes to stderr with the usage, exit 2. */
 class UsageError extends Error {}
@@ -150,7 +150,7 @@ async function tokenCommand(argv: string[]): Promise<number> {
   if (sources !== undefined) grants.canPublishSources = sources.split(',').map((s) => s.trim());
   const parsed = grantsSchema.safeParse(grants);
   if (!parsed.success) throw new UsageError(`--sources: expected camera, microphone, screen`);
-  if (!room && Object.keys(parsed.data).some((g) => ROOM_GRANTS.has(g as keyof Grants)))
+  if (!room && Object.keys(parsed.data).some((g) => ROOM_GRANTS.includes(g)))
     throw new UsageError('--room is required with join, publish, subscribe or data');
   if (!who && parsed.data.roomJoin) throw new UsageError('--identity is required with join');
   const { key, secret } = signer(config(values), str(values.key));
