@@ -158,6 +158,7 @@ export const surfaces: readonly Surface[] = [
         bus: ctx.engine.ports.bus,
         store: ctx.engine.ports.store,
         membership: ctx.engine.ports.membership,
+        sfu: ctx.engine.sfu,
         log: ctx.log.child({ surface: 'chorus' }),
       });
     },

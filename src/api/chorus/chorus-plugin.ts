@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { RoomRegistry } from '../../core/room-registry.js';
 import type { Bus } from '../../ports/bus/bus.js';
+import type { Sfu } from '../../media/webrtc/sfu.js';
 import type { Membership } from '../../ports/membership/membership.js';
 import type { Store } from '../../ports/store/store.js';
 import { chorusErrors } from '../error-table.js';
@@ -15,6 +16,9 @@ import { NativeRooms } from './native-rooms.js';
 import { roomRoutes } from './room-routes.js';
 import { RoomWebhooks } from './room-webhooks.js';
 import { WebhookSender } from './webhook-sender.js';
+import { whipOpenApiPaths } from './whip-openapi.js';
+import { whipRoutes } from './whip-routes.js';
+import { WhipSessions } from './whip-sessions.js';
 
 export interface ChorusSurfaceOptions {
   /** `key:secret` pairs (CHORUS_API_KEYS). */
@@ -23,6 +27,8 @@ export interface ChorusSurfaceOptions {
   bus: Bus;
   store: Store;
   membership: Membership;
+  /** The SFU WHIP publishes into and WHEP views from. */
+  sfu: Sfu;
   /** Where webhooks go (CHORUS_WEBHOOK_URLS); signed with the first API key. */
   webhookUrls: readonly string[];
   registry: Registry;
@@ -60,9 +66,13 @@ export const chorusPlugin: FastifyPluginAsync<ChorusSurfaceOptions> = async (app
   app.addHook('onClose', async () => rooms.close());
   const routes = roomRoutes(rooms);
   mountRoutes(app, access, routes);
+  const sessions = new WhipSessions(opts.rooms, opts.sfu, opts.bus, opts.log);
+  app.addHook('onClose', async () => sessions.close());
+  await app.register(whipRoutes, { access, rooms, sessions });
 
   const prefix = `/chorus/${VERSION}`;
-  const spec = JSON.stringify(openApiDocument(prefix, VERSION, routes));
+  const doc = openApiDocument(prefix, VERSION, routes) as { paths: Record<string, unknown> };
+  const spec = JSON.stringify({ ...doc, paths: { ...doc.paths, ...whipOpenApiPaths(prefix) } });
   app.get('/openapi.json', async (_req, reply) => reply.type('application/json').send(spec));
   const page = docsPage(`${prefix}/openapi.json`);
   app.get('/docs', async (_req, reply) => reply.type('text/html; charset=utf-8').send(page));
