@@ -6,6 +6,8 @@ import { layerRules } from './eslint-layers.js';
 
 export default tseslint.config(
   { ignores: ['node_modules/**', 'dist/**', 'web/dist/**', 'data/**', 'coverage/**', 'test-artifacts/**'] },
+  // The SDK's bundle and declarations (npm run build:sdk).
+  { ignores: ['sdk/dist/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

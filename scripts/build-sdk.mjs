@@ -1,0 +1,29 @@
+// Builds the browser SDK (sdk/) into sdk/dist/: one ESM bundle with esbuild
+// (chorus-sdk.js, plus a minified copy for a <script type="module"> from a CDN-less page)
+// and its type declarations with tsc, which also typechecks the SDK as its own project
+// (DOM only, no Node types). `--no-types` skips tsc for a quick bundle.
+import { build } from 'esbuild';
+import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+
+const sdk = new URL('../sdk/', import.meta.url).pathname;
+const common = {
+  entryPoints: [join(sdk, 'src/index.ts')],
+  bundle: true,
+  format: 'esm',
+  target: ['chrome110', 'firefox115', 'safari16'],
+  logLevel: 'warning',
+};
+await Promise.all([
+  build({ ...common, outfile: join(sdk, 'dist/chorus-sdk.js'), sourcemap: true }),
+  build({ ...common, outfile: join(sdk, 'dist/chorus-sdk.min.js'), minify: true }),
+]);
+if (!process.argv.includes('--no-types')) {
+  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+  execFileSync(process.execPath, [tsc, '-p', join(sdk, 'tsconfig.json')], { stdio: 'inherit' });
+}
+console.log(
+  'built the SDK into sdk/dist: chorus-sdk.js, chorus-sdk.min.js' +
+    (process.argv.includes('--no-types') ? '' : ', index.d.ts'),
+);
