@@ -4,7 +4,10 @@
 // Each video packet carries its send time (a float64 after the RTP header).
 // With a frame rate (5th argument, e.g. 30), video goes as frames: each frame's packets
 // sent together, as a camera's encoder hands a frame over (0: packets spread evenly, one
-// per 5 ms tick at 200/s, the earlier figures' pacing).
+// per 5 ms tick at 200/s, the earlier figures' pacing, as a sender's pacer spreads them).
+// Either way the last packet of each frame (30 a second when no rate is given) carries the
+// RTP marker bit, as a real encoder's does: the subscribers measure latency on it (when a
+// frame is complete), and the relay between nodes sends a frame's packets together.
 import { Audio, type PeerConnection, type Track, Video } from 'node-datachannel';
 import { NdcClient } from '../../test/fixtures/ndc-peer.js';
 
@@ -53,6 +56,8 @@ audio[1] = 111;
 audio.writeUInt32BE(2222, 8);
 let vSent = 0;
 let aSent = 0;
+/** Packets per frame, for the marker bit: frames at FPS, or 30 a second when paced evenly. */
+const PER_FRAME = VIDEO_PPS / (FPS > 0 ? FPS : 30);
 const t0 = performance.now();
 setInterval(() => {
   const s = (performance.now() - t0) / 1000;
@@ -60,6 +65,8 @@ setInterval(() => {
   const videoDue = FPS > 0 ? (Math.floor(s * FPS) + 1) * (VIDEO_PPS / FPS) : s * VIDEO_PPS;
   while (vSent < videoDue) {
     video.writeUInt16BE(vSent & 0xffff, 2);
+    // Marker on a frame's last packet: the next one belongs to the next frame.
+    video[1] = Math.floor((vSent + 1) / PER_FRAME) !== Math.floor(vSent / PER_FRAME) ? 0x80 | 96 : 96;
     video.writeUInt32BE(vSent * 450, 4);
     // When it was sent (this machine's clock), for the subscribers' latency probes.
     video.writeDoubleBE(performance.timeOrigin + performance.now(), 12);

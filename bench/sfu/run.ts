@@ -1,7 +1,7 @@
 // bench/sfu: one publisher (audio + video, ~1.8 Mbit/s) and N subscribers, each group in
 // its own process. Reports forwarded packets a second, server CPU and RSS, loss seen by
 // the subscribers, and packets forwarded per server CPU-second, and the probes' latency
-// (publisher's send to subscriber's receive, p50/p99).
+// (publisher's send to subscriber's receive of each video frame's last packet, p50/p99).
 //
 // With --cluster, each size runs twice in the same run: on one process, then on a cluster
 // of three (a nats-server -js started here; the publisher on node A, the subscribers

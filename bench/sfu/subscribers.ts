@@ -1,7 +1,7 @@
 // A bench worker: holds N node-datachannel subscribers to one publisher. Each counts the
 // packets it gets and, from RTP sequence numbers, the packets it should have got; it
 // answers sender reports with receiver reports as a browser does. Probes keep each video
-// packet's latency (the publisher's send time in the payload) until the next report.
+// frame's latency (the publisher's send time in the frame's last packet) until the next report.
 import { Audio, type PeerConnection, RtcpReceivingSession, type Track, Video } from 'node-datachannel';
 import { NdcClient } from '../../test/fixtures/ndc-peer.js';
 import { isRtcp } from '../../src/media/webrtc/rtp.js';
@@ -40,7 +40,10 @@ class SeqCounter {
 }
 
 let made = 0;
-/** Probes' video latency (send time in the payload to arrival), since the last report. */
+/**
+ * Probes' video frame latency (the send time in a frame's last packet, the one with the
+ * marker bit, to its arrival: when the frame can be decoded), since the last report.
+ */
 const latencies: number[] = [];
 const MAX_SAMPLES = 200_000;
 
@@ -69,7 +72,7 @@ class BenchSubscriber extends NdcClient {
     this.video.onMessage((m) => {
       if (isRtcp(m)) return;
       vc.add(m.readUInt16BE(2));
-      if (latencies.length < MAX_SAMPLES && m.length >= 20)
+      if (latencies.length < MAX_SAMPLES && m.length >= 20 && (m[1]! & 0x80) !== 0)
         latencies.push(performance.timeOrigin + performance.now() - m.readDoubleBE(12));
     });
     audio.onMessage((m) => {

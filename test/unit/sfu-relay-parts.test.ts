@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { LocalBus } from '../../src/ports/bus/local-bus.js';
 import { LmdbStore } from '../../src/ports/store/lmdb-store.js';
 import { RelayOutlet } from '../../src/media/relay/relay-outlet.js';
@@ -19,6 +19,13 @@ import type { CodecChoice } from '../../src/media/webrtc/codec-policy.js';
 
 const log = pino({ level: 'silent' });
 const VP8: CodecChoice = { kind: 'video', name: 'VP8', payloadType: 96, clockRate: 90000, fmtp: undefined };
+const OPUS: CodecChoice = {
+  kind: 'audio',
+  name: 'opus',
+  payloadType: 111,
+  clockRate: 48000,
+  fmtp: undefined,
+};
 const cleanups: Array<() => void | Promise<void>> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
@@ -27,10 +34,11 @@ afterEach(async () => {
 /** The end of the current event-loop turn: when a relay batch goes out. */
 const turnEnd = (): Promise<void> => new Promise((r) => setImmediate(r));
 
-function rtp(seq: number): Buffer {
+/** A 40-byte RTP packet; `marker` (a video frame's last packet) by default. */
+function rtp(seq: number, marker = true): Buffer {
   const p = Buffer.alloc(40);
   p[0] = 0x80;
-  p[1] = 96;
+  p[1] = marker ? 0x80 | 96 : 96;
   p.writeUInt16BE(seq, 2);
   p.writeUInt32BE(1234, 8);
   return p;
@@ -71,7 +79,7 @@ describe('TrackDirectory', () => {
   });
 });
 
-function setup(): {
+function setup(kind: 'audio' | 'video' = 'video'): {
   bus: LocalBus;
   outlet: RelayOutlet;
   origin: PublishedTrack;
@@ -83,8 +91,8 @@ function setup(): {
   cleanups.push(() => outlet.close());
   const plis: number[] = [];
   const origin = new PublishedTrack(
-    'video',
-    VP8,
+    kind,
+    kind === 'video' ? VP8 : OPUS,
     777,
     { isOpen: () => true, requestKeyframe: () => plis.push(Date.now()) > 0 },
     60_000,
@@ -118,13 +126,13 @@ describe('RelayOutlet and RemotePublisher', () => {
     const remote = remoteOf(bus, relay);
     expect(await remote.want()).toBe(true);
     remote.hold();
-    origin.forward(rtp(2));
-    origin.forward(rtp(3));
-    // Not before the turn ends, then both in one message (two 40-byte packets behind
-    // their lengths).
+    origin.forward(rtp(2, false));
+    // Held until the frame's last packet (marker bit), then both in one message (two
+    // 40-byte packets behind their lengths).
     expect(onWire).toHaveLength(0);
-    await turnEnd();
+    origin.forward(rtp(3));
     expect(onWire).toEqual([84]);
+    await turnEnd();
     expect(remote.packetsIn).toBe(2);
     // The stand-in keeps its own history: the relayed packet is there under its seq.
     const stand = remote.tracks[0]!;
@@ -257,26 +265,69 @@ describe('relay batches', () => {
     }
   });
 
-  it('sends a full batch at once, the rest at the end of the turn', async () => {
-    const { bus, outlet, origin, relay } = setup();
+  /** Subscribes to a relay subject, collecting each message's sequence numbers. */
+  const wire = (bus: LocalBus, relay: string): number[][] => {
     const seqs: number[][] = [];
     bus.subscribe(rtpSubject(relay), (m) => {
       const s: number[] = [];
       readRelayBatch(m.data, (p) => s.push(p.readUInt16BE(2)));
       seqs.push(s);
     });
-    const want = await bus.request(
-      'chorus.node.node-a.sfu',
-      JSON.stringify({ op: 'want', relay, node: 'b' }),
-    );
-    expect(JSON.parse(Buffer.from(want).toString())).toEqual({ ok: true });
-    for (let i = 0; i < MAX_BATCH_PACKETS + 3; i++) origin.forward(rtp(i));
-    expect(seqs).toHaveLength(1);
-    expect(seqs[0]).toEqual([...Array(MAX_BATCH_PACKETS).keys()]);
+    return seqs;
+  };
+  const want = async (bus: LocalBus, relay: string): Promise<void> => {
+    const r = await bus.request('chorus.node.node-a.sfu', JSON.stringify({ op: 'want', relay, node: 'b' }));
+    expect(JSON.parse(Buffer.from(r).toString())).toEqual({ ok: true });
+  };
+
+  it("sends a video frame's packets as one message at its marker, a full batch at once", async () => {
+    const { bus, outlet, origin, relay } = setup();
+    const seqs = wire(bus, relay);
+    await want(bus, relay);
+    // Two frames of three packets: each goes when its last packet is in.
+    for (let i = 0; i < 6; i++) origin.forward(rtp(i, i % 3 === 2));
+    expect(seqs).toEqual([
+      [0, 1, 2],
+      [3, 4, 5],
+    ]);
+    // A frame bigger than a batch: the first 64 packets at once, the rest with the marker.
+    for (let i = 0; i < MAX_BATCH_PACKETS + 3; i++) origin.forward(rtp(100 + i, i === MAX_BATCH_PACKETS + 2));
+    expect(seqs).toHaveLength(4);
+    expect(seqs[2]).toEqual([...Array(MAX_BATCH_PACKETS).keys()].map((k) => 100 + k));
+    expect(seqs[3]).toEqual([164, 165, 166]);
+    expect(outlet.packetsSent).toBe(6 + MAX_BATCH_PACKETS + 3);
+    expect(outlet.messagesSent).toBe(4);
+  });
+
+  it('sends a held video batch when its frame end never comes (lost marker)', async () => {
+    const { bus, origin, relay } = setup();
+    const seqs = wire(bus, relay);
+    await want(bus, relay);
+    origin.forward(rtp(1, false));
+    origin.forward(rtp(2, false));
     await turnEnd();
-    expect(seqs).toHaveLength(2);
-    expect(seqs[1]).toEqual([MAX_BATCH_PACKETS, MAX_BATCH_PACKETS + 1, MAX_BATCH_PACKETS + 2]);
-    expect(outlet.packetsSent).toBe(MAX_BATCH_PACKETS + 3);
-    expect(outlet.messagesSent).toBe(2);
+    expect(seqs).toHaveLength(0); // a turn's end does not end a video frame
+    await vi.waitFor(() => expect(seqs).toEqual([[1, 2]]), { timeout: 5000 });
+    // The timer is re-armed for the next frame, and a marker still flushes at once.
+    origin.forward(rtp(3, false));
+    origin.forward(rtp(4));
+    expect(seqs).toEqual([
+      [1, 2],
+      [3, 4],
+    ]);
+    origin.forward(rtp(5, false));
+    await vi.waitFor(() => expect(seqs).toEqual([[1, 2], [3, 4], [5]]), { timeout: 5000 });
+  });
+
+  it("sends an audio track's packets of one event-loop turn together, marker or not", async () => {
+    const { bus, outlet, origin, relay } = setup('audio');
+    const seqs = wire(bus, relay);
+    await want(bus, relay);
+    origin.forward(rtp(1)); // an audio marker starts a talk spurt: no flush
+    origin.forward(rtp(2, false));
+    expect(seqs).toHaveLength(0);
+    await turnEnd();
+    expect(seqs).toEqual([[1, 2]]);
+    expect(outlet.messagesSent).toBe(1);
   });
 });

@@ -15,7 +15,7 @@ interface Outlet {
   readonly interest: Map<string, number>;
   /** Made once per track: the per-packet hand-over to the track's batch. */
   readonly send: (packet: Buffer) => void;
-  /** The packets of one event-loop turn, published as one bus message (relay-batch.ts). */
+  /** A video frame's packets (an event-loop turn's for audio) as one bus message (relay-batch.ts). */
   readonly batch: RelayBatcher;
   sent: number;
 }
@@ -26,7 +26,7 @@ const encoder = new TextEncoder();
  * The publisher's side of the relay: each local track gets a relay id; while some other
  * node has said it wants the track (and refreshed that within INTEREST_TTL_MS), every
  * packet is published once on the track's subject, whatever the number of nodes and
- * subscribers, and NATS fans it out; the packets of one event-loop turn go as one message. Nobody interested: nothing is published, so a room
+ * subscribers, and NATS fans it out; a video frame's packets (an audio turn's) go as one message. Nobody interested: nothing is published, so a room
  * on one node costs nothing. Keyframe requests from other nodes reach the track's own
  * throttled request, as a local subscriber's do.
  */
@@ -56,7 +56,7 @@ export class RelayOutlet {
   offer(track: PublishedTrack): string {
     const id = randomBytes(12).toString('hex');
     const subject = rtpSubject(id);
-    const batch = new RelayBatcher((b) => this.bus.publish(subject, b), this.log);
+    const batch = new RelayBatcher((b) => this.bus.publish(subject, b), this.log, track.kind === 'video');
     const outlet: Outlet = {
       track,
       subject,
@@ -81,7 +81,7 @@ export class RelayOutlet {
     this.retiredSent += o.sent;
     this.retiredMessages += o.batch.messages;
     // The last packets before the end (one connection: NATS keeps the order).
-    o.batch.flush();
+    o.batch.close();
     if (o.interest.size > 0) this.bus.publish(endSubject(id), encoder.encode(reason.slice(0, 120)));
   }
 
