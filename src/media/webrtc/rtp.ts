@@ -150,3 +150,94 @@ export function rtpPayload(packet: Buffer): Buffer | undefined {
   if (packet[0]! & 0x20) end -= packet[packet.length - 1]!;
   return off <= end ? packet.subarray(off, end) : undefined;
 }
+
+/** Where one header extension element's data lies in a packet (see findHeaderExtension). */
+export interface ExtensionSpan {
+  offset: number;
+  length: number;
+}
+
+/**
+ * Finds the element `id` in an RTP packet's header extension (RFC 8285: the one-byte form,
+ * profile 0xBEDE, and the two-byte form, 0x100x) and copies where its data lies into
+ * `out`. False when the packet has no such element, or when the extension is truncated or
+ * malformed (the search stops there: untrusted input). Per packet: allocates nothing.
+ */
+export function findHeaderExtension(packet: Buffer, id: number, out: ExtensionSpan): boolean {
+  if (packet.length < 12 || !(packet[0]! & 0x10)) return false;
+  const start = 12 + (packet[0]! & 0x0f) * 4;
+  if (start + 4 > packet.length) return false;
+  const profile = packet.readUInt16BE(start);
+  const end = start + 4 + packet.readUInt16BE(start + 2) * 4;
+  if (end > packet.length) return false;
+  const oneByte = profile === 0xbede;
+  if (!oneByte && profile >> 4 !== 0x100) return false;
+  let at = start + 4;
+  while (at < end) {
+    const b = packet[at]!;
+    if (b === 0) {
+      at++; // padding
+      continue;
+    }
+    let elementId: number;
+    let length: number;
+    if (oneByte) {
+      elementId = b >> 4;
+      if (elementId === 15) return false; // "stop parsing" (RFC 8285 4.2)
+      length = (b & 0x0f) + 1;
+      at += 1;
+    } else {
+      if (at + 2 > end) return false;
+      elementId = b;
+      length = packet[at + 1]!;
+      at += 2;
+    }
+    if (at + length > end) return false;
+    if (elementId === id) {
+      out.offset = at;
+      out.length = length;
+      return true;
+    }
+    at += length;
+  }
+  return false;
+}
+
+/**
+ * The bitrate (bits/s) a receiver's REMB (PSFB FMT 15, "REMB" application layer
+ * feedback, draft-alvestrand-rmcat-remb) in a (compound) RTCP packet says it can take;
+ * -1 when the packet has none. Allocates nothing.
+ */
+export function readRemb(packet: Buffer): number {
+  let off = 0;
+  while (off + 4 <= packet.length) {
+    const fmt = packet[off]! & 0x1f;
+    const pt = packet[off + 1]!;
+    const end = Math.min(packet.length, off + (packet.readUInt16BE(off + 2) + 1) * 4);
+    // Header, sender and media SSRC, "REMB", then count / exponent / mantissa.
+    if (pt === RTCP_PSFB && fmt === 15 && end - off >= 20 && packet.readUInt32BE(off + 12) === 0x52454d42) {
+      const exp = packet[off + 17]! >> 2;
+      const mantissa = ((packet[off + 17]! & 0x03) << 16) | packet.readUInt16BE(off + 18);
+      return mantissa * 2 ** exp;
+    }
+    off = end;
+  }
+  return -1;
+}
+
+/** Builds a REMB saying `bitsPerSecond` for the streams `ssrcs`. */
+export function buildRemb(senderSsrc: number, bitsPerSecond: number, ssrcs: readonly number[]): Buffer {
+  const b = rtcpPacket(20 + 4 * ssrcs.length, 15, RTCP_PSFB, senderSsrc, 0);
+  b.writeUInt32BE(0x52454d42, 12);
+  let exp = 0;
+  let mantissa = Math.max(0, Math.floor(bitsPerSecond));
+  while (mantissa > 0x3ffff) {
+    mantissa = Math.floor(mantissa / 2);
+    exp++;
+  }
+  b[16] = ssrcs.length;
+  b[17] = (exp << 2) | (mantissa >> 16);
+  b.writeUInt16BE(mantissa & 0xffff, 18);
+  ssrcs.forEach((s, i) => b.writeUInt32BE(s, 20 + 4 * i));
+  return b;
+}
