@@ -305,6 +305,18 @@ export const configSchema = z.object({
       env: ['WEBRTC_KEYFRAME_MIN_INTERVAL_MS'],
       doc: 'Keyframe requests forwarded to a publisher, at most one per this many ms per track.',
     }),
+    videoCodecs: field(
+      list.pipe(
+        z
+          .array(z.enum(['VP8', 'VP9', 'H264', 'AV1'], { error: 'expected VP8, VP9, H264 or AV1' }))
+          .min(1, { error: 'expected at least one video codec' }),
+      ),
+      ['VP8', 'H264', 'VP9', 'AV1'],
+      {
+        env: ['WEBRTC_VIDEO_CODECS'],
+        doc: "The order a room's video codec is chosen in: the first of these its first video publisher offers becomes the room's codec; later publishers must send it and subscribers must decode it (see docs/sfu.md). Codecs left out are never forwarded.",
+      },
+    ),
   }),
   bluesky: z.object({
     enabled: field(flag, true, { env: ['BLUESKY_ENABLED'], doc: 'Mount the Blue Sky surface (seed 004).' }),

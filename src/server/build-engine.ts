@@ -27,6 +27,7 @@ export function buildEngine(
       announcedAddress: announcedAddress(config.network.externalIp, config.webrtc.bindAddress, log),
       nackHistoryPackets: config.webrtc.nackHistoryPackets,
       keyframeIntervalMs: config.webrtc.keyframeIntervalMs,
+      videoCodecs: config.webrtc.videoCodecs,
       peerTimeoutMs: config.webrtc.peerTimeoutSeconds * 1000,
       maxPeers: config.webrtc.maxPeers,
       admission,

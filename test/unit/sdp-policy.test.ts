@@ -83,7 +83,7 @@ describe('SDP codec policy', () => {
     expect(p.media[1]!.codecs.map((c) => c.name)).toEqual(['VP8', 'rtx', 'VP9', 'H264', 'red', 'ulpfec']);
   });
 
-  it('chooses opus and VP8 (H.264 constrained baseline only without VP8), and matches a required codec', () => {
+  it('chooses opus and VP8 (H.264 before VP9 without VP8), and matches a required codec', () => {
     const p = parseSdp(chromeOffer);
     expect(chooseCodec('audio', p.media[0]!.codecs)).toMatchObject({ name: 'opus', payloadType: 111 });
     expect(chooseCodec('video', p.media[1]!.codecs)).toMatchObject({ name: 'VP8', payloadType: 96 });
@@ -94,7 +94,13 @@ describe('SDP codec policy', () => {
     const high = noVp8.map((c) =>
       c.name === 'H264' ? { ...c, fmtp: 'packetization-mode=1;profile-level-id=640032' } : c,
     );
-    expect(chooseCodec('video', high)).toBeUndefined();
+    // High profile is forwarded now (codecs are chosen per room, #18.5); H.264 Extended
+    // (idc 0x58), which no browser sends, is not: VP9 is next.
+    expect(chooseCodec('video', high)).toMatchObject({ name: 'H264', payloadType: 102 });
+    const extended = noVp8.map((c) =>
+      c.name === 'H264' ? { ...c, fmtp: 'packetization-mode=1;profile-level-id=580032' } : c,
+    );
+    expect(chooseCodec('video', extended)).toMatchObject({ name: 'VP9', payloadType: 98 });
   });
 
   it('keeps only the chosen codec: no RTX, RED, FEC, header extensions, transport-cc or RTX SSRCs', () => {

@@ -3,6 +3,7 @@ import type { Bus } from '../../ports/bus/bus.js';
 import type { Membership } from '../../ports/membership/membership.js';
 import type { Store } from '../../ports/store/store.js';
 import type { PublishedTrack } from '../webrtc/published-track.js';
+import type { CodecChoice } from '../webrtc/codec-policy.js';
 import { RelayOutlet } from './relay-outlet.js';
 import { RemotePublisher, type RelaySettings } from './remote-publisher.js';
 import { TrackDirectory, type Publication } from './track-directory.js';
@@ -179,6 +180,16 @@ export class SfuRelay {
         ({ publication: p }) => p.node !== this.membership.selfId && this.live(p) && p.tracks.length > 0,
       )
       .map(({ user }) => user);
+  }
+
+  /** The video codec a publisher of `room` on another live node sends, if one does. */
+  async roomVideoCodec(room: string): Promise<CodecChoice | undefined> {
+    for (const { publication: p } of await this.directory.publishersOf(room)) {
+      if (p.node === this.membership.selfId || !this.live(p)) continue;
+      const video = p.tracks.find((t) => t.kind === 'video');
+      if (video) return { ...video.codec, fmtp: video.codec.fmtp };
+    }
+    return undefined;
   }
 
   /** What a local track sends to other nodes (for a room's stats). */

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { KvBucket, Store } from '../../ports/store/store.js';
 import { RELAY_ID } from './relay-subjects.js';
+import { VIDEO_CODECS } from '../webrtc/codec-policy.js';
 
 /** One published track as other nodes need it to forward it: kind, codec, relay id. */
 export const relayedTrackSchema = z.object({
@@ -8,7 +9,7 @@ export const relayedTrackSchema = z.object({
   kind: z.enum(['audio', 'video']),
   codec: z.object({
     kind: z.enum(['audio', 'video']),
-    name: z.enum(['opus', 'VP8', 'H264']),
+    name: z.enum(['opus', ...VIDEO_CODECS]),
     payloadType: z.number().int().min(0).max(127),
     clockRate: z.number().int().positive(),
     fmtp: z.string().max(512).optional(),

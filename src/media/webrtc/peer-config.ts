@@ -1,6 +1,7 @@
 import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
 import type { RtcConfig } from 'node-datachannel';
+import type { VideoCodecName } from './codec-policy.js';
 
 export interface WebRtcSettings {
   udpPort: number;
@@ -10,6 +11,8 @@ export interface WebRtcSettings {
   announcedAddress: string | undefined;
   nackHistoryPackets: number;
   keyframeIntervalMs: number;
+  /** The order a room's video codec is chosen in (codec-policy.ts); absent: the default order. */
+  videoCodecs?: readonly VideoCodecName[];
   /** A leg from which nothing (media or RTCP) arrives for this long is closed. */
   peerTimeoutMs: number;
   gatherTimeoutMs?: number;

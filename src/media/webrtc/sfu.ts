@@ -9,6 +9,7 @@ import { PublisherPeer } from './publisher-peer.js';
 import { VoicePeer } from './voice-peer.js';
 import { SubscriberPeer } from './subscriber-peer.js';
 import type { PublishedTrack } from './published-track.js';
+import type { CodecChoice } from './codec-policy.js';
 import { SfuRelay, type SfuRelayStats } from '../relay/sfu-relay.js';
 import type { RemotePublisher } from '../relay/remote-publisher.js';
 import type { Ports } from '../../ports/ports.js';
@@ -225,7 +226,8 @@ export class Sfu {
       for (const s of subs ?? []) s.leg.close('publisher left');
     });
     try {
-      const { answer } = await peer.answer(offer);
+      const roomVideo = await this.roomVideoCodec(room, k);
+      const { answer } = await peer.answer(offer, roomVideo, this.settings.videoCodecs);
       // The tracks known by now are recorded before the answer goes back: whoever learns
       // of the publisher from it can subscribe on any node.
       await recorded;
@@ -234,6 +236,33 @@ export class Sfu {
       peer.leg.close('negotiation failed');
       throw negotiationFailure(err);
     }
+  }
+
+  /**
+   * The room's video codec: the one its other publishers send, here or on other nodes
+   * (the track directory), or undefined when none does and `k`'s offer chooses. Every
+   * subscriber then decodes one codec. Two first publishers negotiating at the same
+   * moment on two nodes may each choose; with the same offers (browsers') they agree.
+   */
+  private async roomVideoCodec(room: Room, k: string): Promise<CodecChoice | undefined> {
+    const local = (): CodecChoice | undefined => {
+      const prefix = `${room.id}\u0000`;
+      for (const [pk, p] of this.publishers) {
+        if (pk !== k && pk.startsWith(prefix) && !p.leg.closed && p.videoCodec) return p.videoCodec;
+      }
+      return undefined;
+    };
+    const here = local();
+    if (here || !this.relay) return here;
+    // A store that fails leaves the choice to this offer, as for the room's first publisher.
+    const remote = await this.relay.roomVideoCodec(room.id).catch((err: unknown) => {
+      this.log.warn(
+        { err, room: room.id },
+        "the room's video codec could not be read from the track directory",
+      );
+      return undefined;
+    });
+    return local() ?? remote;
   }
 
   /** True when `user` has published tracks in the room. */
