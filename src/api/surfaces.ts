@@ -14,9 +14,11 @@ export interface Surface {
 /**
  * Every public surface. Each mounts as an encapsulated Fastify plugin under its prefixes.
  * Its modules are imported in `mount`, never at the top of this file, so a surface that is
- * turned off is never loaded (its code, its libraries: jose, protobufjs, the resampler's
- * WASM). Each `import()` names a literal path, which lint checks like a static import
- * (eslint-layers.js).
+ * turned off is never loaded (its code, its libraries: jose, protobufjs). The heaviest
+ * wait for their first use even in a surface that is on: node-datachannel (the first
+ * WebRTC leg), the resampler's WASM (the first upload that needs it), the Beep bite
+ * schema (the first bite). Each `import()` names a literal path, which lint checks like
+ * a static import (eslint-layers.js).
  */
 export const surfaces: readonly Surface[] = [
   {
@@ -82,11 +84,8 @@ export const surfaces: readonly Surface[] = [
     enabled: (c) => c.voip.enabled,
     maxWebSocketMessage: (c) => c.voip.maxUploadFrameBytes,
     async mount(app, ctx) {
-      const [{ voipPlugin }, { loadResampler }] = await Promise.all([
-        import('./voip/voip-plugin.js'),
-        import('../media/audio/resampler.js'),
-      ]);
-      await loadResampler();
+      // The resampler's WASM is loaded by the first upload that needs it (preparePcmInput).
+      const { voipPlugin } = await import('./voip/voip-plugin.js');
       await app.register(voipPlugin, {
         prefix: ctx.config.voip.prefix,
         config: ctx.config.voip,

@@ -1,11 +1,27 @@
 import { readFileSync } from 'node:fs';
-import protobuf from 'protobufjs';
+import { createRequire } from 'node:module';
+import type protobuf from 'protobufjs';
 import type { Bite, BiteFormat } from '../../core/bite-publisher.js';
 
-/** The checked-in schema (beep.proto), parsed once. */
-const root = protobuf.parse(readFileSync(new URL('./beep.proto', import.meta.url), 'utf8')).root;
-export const BiteMessage = root.lookupType('protobuf.Bite');
-export const StoreMessage = root.lookupType('protobuf.Store');
+const requireHere = createRequire(import.meta.url);
+
+/** The two messages a bite is written as. */
+export interface BiteSchema {
+  bite: protobuf.Type;
+  store: protobuf.Type;
+}
+
+/**
+ * The checked-in schema (beep.proto), parsed with protobufjs. Loaded with a format's first
+ * bite, not with the surface: protobufjs and the parsed schema are 2.8 MiB of an idle
+ * server that publishes no bites (bench/idle, BENCHMARKS.md); the first bite pays one
+ * synchronous load (tens of ms), later ones nothing.
+ */
+function loadBiteSchema(): BiteSchema {
+  const pb = requireHere('protobufjs') as typeof protobuf;
+  const root = pb.parse(readFileSync(new URL('./beep.proto', import.meta.url), 'utf8')).root;
+  return { bite: root.lookupType('protobuf.Bite'), store: root.lookupType('protobuf.Store') };
+}
 
 export const BITE_CODEC = 'opus/48000/1-framed';
 
@@ -33,7 +49,7 @@ export function unframePackets(data: Uint8Array): Uint8Array[] {
 }
 
 /** `Bite` and `Store` for one bite of one speaker in one conversation. */
-export function encodeBite(bite: Bite): { bite: Uint8Array; store: Uint8Array } {
+export function encodeBite(schema: BiteSchema, bite: Bite): { bite: Uint8Array; store: Uint8Array } {
   const fields = {
     key: bite.conversation,
     start: Math.floor(bite.startMs / 1000),
@@ -43,10 +59,10 @@ export function encodeBite(bite: Bite): { bite: Uint8Array; store: Uint8Array } 
     durationMs: Math.round(bite.durationMs),
     codec: BITE_CODEC,
   };
-  const message = BiteMessage.fromObject(fields);
+  const message = schema.bite.fromObject(fields);
   return {
-    bite: BiteMessage.encode(message).finish(),
-    store: StoreMessage.encode(StoreMessage.fromObject({ type: 'bite', bite: fields })).finish(),
+    bite: schema.bite.encode(message).finish(),
+    store: schema.store.encode(schema.store.fromObject({ type: 'bite', bite: fields })).finish(),
   };
 }
 
@@ -55,9 +71,11 @@ export function encodeBite(bite: Bite): { bite: Uint8Array; store: Uint8Array } 
  * and a `Store` wrapping it on each of `storeSubjects` (the seed's consumers read both).
  */
 export function beepBiteFormat(storeSubjects: readonly string[]): BiteFormat {
+  let schema: BiteSchema | undefined;
   return {
     encode(bite) {
-      const { bite: biteBytes, store } = encodeBite(bite);
+      schema ??= loadBiteSchema();
+      const { bite: biteBytes, store } = encodeBite(schema, bite);
       return {
         bite: { subject: 'bite', data: biteBytes },
         also: storeSubjects.map((subject) => ({ subject, data: store })),

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { ChorusError } from '../../core/errors.js';
-import { PcmInput } from '../../media/audio/pcm-input.js';
+import { PcmInput, preparePcmInput } from '../../media/audio/pcm-input.js';
 import type { TicketUse } from './challenge-book.js';
 import { form, type Form } from './form.js';
 import type { MediaSlots, Slot } from './media-group.js';
@@ -52,6 +52,8 @@ export class MediaSessions {
     if (!format) throw new ChorusError('invalid_argument', 'bad format: wav, ogg, opus or vorbis');
     const input = upload ? pcmFormat(f) : undefined;
     const me = await auth.caller(request, f, use);
+    // Before any stream starts: startUpload makes the PcmInput synchronously.
+    if (input) await preparePcmInput(input);
     const slot = upload ? 'mic' : 'hds';
     const io = input ? { input } : {};
     if (use === 'upCall' || use === 'joinCall') {

@@ -1,11 +1,19 @@
 import { FRAME_SAMPLES, SAMPLE_RATE } from './pcm-frame.js';
-import { acquireResampler, type Resampler } from './resampler.js';
+import { acquireResampler, loadResampler, type Resampler } from './resampler.js';
 
 export interface PcmFormat {
   /** Sample rate of the uploaded PCM; anything but 48 kHz is resampled. */
   rate: number;
   /** Interleaved channels of the uploaded PCM; more than one is averaged to mono. */
   channels: number;
+}
+
+/**
+ * Loads what a `PcmInput` of `format` needs before one is made: the resampler, for any
+ * rate but 48 kHz (loaded with the first such upload, not at start; resampler.ts).
+ */
+export async function preparePcmInput(format: PcmFormat): Promise<void> {
+  if (format.rate !== SAMPLE_RATE) await loadResampler();
 }
 
 /**

@@ -1,10 +1,12 @@
-import loadSpeexWasm, { type SpeexWasm } from '@echogarden/speex-resampler-wasm/simd';
+import type { SpeexWasm } from '@echogarden/speex-resampler-wasm/simd';
 
 /**
  * Sample-rate conversion to 48 kHz through the speexdsp resampler, built to WASM with
  * SIMD (@echogarden/speex-resampler-wasm). Quality 6 gives about 89 dB SNR, the floor
  * of 16-bit output, at 150-650x realtime (BENCHMARKS.md, bench/resampler). The module
- * must be loaded once with `loadResampler()` before the first `acquireResampler()`.
+ * must be loaded once with `loadResampler()` before the first `acquireResampler()`: the
+ * first upload that needs resampling does it (pcm-input.ts, preparePcmInput), so an idle
+ * server holds neither the glue nor the WASM instance (3.6 MiB, bench/idle).
  *
  * It replaced `speex-resampler` (the same C code, an old Emscripten build) whose glue
  * installed process-wide uncaughtException/unhandledRejection handlers that rethrew or
@@ -42,9 +44,11 @@ let heap: Heap | undefined;
 let loading: Promise<void> | undefined;
 
 export function loadResampler(): Promise<void> {
-  loading ??= loadSpeexWasm().then((wasm) => {
+  loading ??= (async () => {
+    const { default: loadSpeexWasm } = await import('@echogarden/speex-resampler-wasm/simd');
+    const wasm = await loadSpeexWasm();
     heap = { wasm, lens: wasm._malloc(12), inPtr: 0, inBytes: 0, outPtr: 0, outBytes: 0 };
-  });
+  })();
   return loading;
 }
 

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { PeerConnection } from 'node-datachannel';
+import type { PeerConnection } from 'node-datachannel';
 import type { Logger } from 'pino';
 import { guarded } from './native-guard.js';
 import { rtcConfig, type WebRtcSettings } from './peer-config.js';
 import { ChorusError } from '../../core/errors.js';
 import { announceAddress, offerWithoutCandidates } from './sdp.js';
 import { clip } from './sdp-validation.js';
+import { nodeDatachannel } from './node-datachannel.js';
 
 /**
  * A server-side peer connection and its lifetime: non-trickle answers (the whole answer
@@ -30,7 +31,7 @@ export class PeerLeg {
     private readonly settings: WebRtcSettings,
     readonly log: Logger,
   ) {
-    this.pc = new PeerConnection(this.id, rtcConfig(settings));
+    this.pc = new (nodeDatachannel().PeerConnection)(this.id, rtcConfig(settings));
     this.pc.onStateChange(
       this.guard('onStateChange', (state: string) => {
         this.log.debug({ state }, 'peer state');

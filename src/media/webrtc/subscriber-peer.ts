@@ -1,6 +1,6 @@
-import { Audio, RtcpSrReporter, RtpPacketizationConfig, Video, type Track } from 'node-datachannel';
+import type { Track } from 'node-datachannel';
 import type { Logger } from 'pino';
-import { chooseCodec, describeCodec } from './codec-policy.js';
+import { chooseCodec } from './codec-policy.js';
 import type { WebRtcSettings } from './peer-config.js';
 import { PeerLeg } from './peer-leg.js';
 import { TokenBucket } from '../../lib/token-bucket.js';
@@ -9,6 +9,7 @@ import { findReceptionReport, forEachNackedSeq, isRtcp, wantsKeyframe } from './
 import { keepOnlyCodec, rejectSection, writeSdp, type MediaSection } from './sdp.js';
 import { parseOffer } from './sdp-validation.js';
 import { ChorusError } from '../../core/errors.js';
+import { nodeDatachannel } from './node-datachannel.js';
 
 /**
  * Retransmissions one leg may get a second. A NACK names up to 17 packets and costs the
@@ -77,22 +78,6 @@ export class SubscriberPeer {
       );
       assignments.push({ section: m, source, payloadType: codec.payloadType });
     }
-    // A video section that could not take the publisher's video: say which codec it lacks
-    // rather than answer without the picture.
-    const undecodable = free.find((s) => s.kind === 'video');
-    const wantsVideo = offer.media.some(
-      (m) =>
-        m.kind === 'video' &&
-        (m.direction === 'recvonly' || m.direction === 'sendrecv') &&
-        m.codecs.length === 0,
-    );
-    if (undecodable && wantsVideo) {
-      throw new ChorusError(
-        'invalid_sdp',
-        `this room's video codec is ${describeCodec(undecodable.codec)}; the offer cannot receive it`,
-        { reason: 'codec_not_supported' },
-      );
-    }
     if (assignments.length === 0) {
       // The publisher is there: it is the offer that asks for nothing it sends.
       throw new ChorusError(
@@ -108,6 +93,7 @@ export class SubscriberPeer {
 
   private addSendTrack(a: Assignment): void {
     const { section, source, payloadType } = a;
+    const { Audio, Video, RtcpSrReporter, RtpPacketizationConfig } = nodeDatachannel();
     const cname = `chorus-${this.streamId}`;
     const trackId = `${this.streamId}-${source.kind}`;
     let track: Track;

@@ -1,11 +1,5 @@
 import { randomInt } from 'node:crypto';
-import {
-  Audio,
-  RtcpReceivingSession,
-  RtcpSrReporter,
-  RtpPacketizationConfig,
-  type Track,
-} from 'node-datachannel';
+import type { Track } from 'node-datachannel';
 import type { Logger } from 'pino';
 import { chooseCodec } from './codec-policy.js';
 import type { WebRtcSettings } from './peer-config.js';
@@ -14,6 +8,7 @@ import { isRtcp, rtpPayload } from './rtp.js';
 import { keepOnlyCodec, rejectSection, writeSdp } from './sdp.js';
 import { parseOffer } from './sdp-validation.js';
 import { ChorusError } from '../../core/errors.js';
+import { nodeDatachannel } from './node-datachannel.js';
 
 /** Largest Opus packet sent (the RTP buffer is allocated once per peer). */
 const MAX_PACKET = 1500;
@@ -112,6 +107,7 @@ export class VoicePeer {
   }
 
   private addTrack(mid: string, direction: 'SendRecv' | 'SendOnly' | 'RecvOnly'): void {
+    const { Audio, RtcpReceivingSession, RtcpSrReporter, RtpPacketizationConfig } = nodeDatachannel();
     const audio = new Audio(mid, direction);
     audio.addOpusCodec(this.payloadType);
     if (direction !== 'RecvOnly') audio.addSSRC(this.ssrc, this.cname, this.cname, `${this.cname}-audio`);
