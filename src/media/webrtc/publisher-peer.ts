@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto';
 import type { Track } from 'node-datachannel';
 import type { Logger } from 'pino';
-import { chooseCodec, type CodecChoice } from './codec-policy.js';
+import { chooseCodec, describeCodec, type CodecChoice, type VideoCodecName } from './codec-policy.js';
 import type { WebRtcSettings } from './peer-config.js';
 import { PeerLeg } from './peer-leg.js';
 import { PublishedTrack } from './published-track.js';
@@ -61,13 +61,38 @@ export class PublisherPeer {
     this.onTrackHandlers.push(fn);
   }
 
-  /** Filters the offer to one forwardable codec per sending section; returns the answer. */
-  async answer(offerSdp: string): Promise<{ answer: string; kinds: Array<'audio' | 'video'> }> {
+  /** The video codec this peer's answer settled on (once answered), for the room's choice. */
+  get videoCodec(): CodecChoice | undefined {
+    for (const c of this.chosen.values()) if (c.kind === 'video') return c;
+    return undefined;
+  }
+
+  /**
+   * Filters the offer to one forwardable codec per sending section; returns the answer.
+   * Video: `roomVideo` when the room has a codec already (an offer without it is refused:
+   * the room's subscribers decode one codec), else the first of the server's preference.
+   */
+  async answer(
+    offerSdp: string,
+    roomVideo?: CodecChoice,
+    preference?: readonly VideoCodecName[],
+  ): Promise<{ answer: string; kinds: Array<'audio' | 'video'> }> {
     const offer = parseOffer(offerSdp);
     const kinds: Array<'audio' | 'video'> = [];
+    let video = roomVideo;
     for (const m of offer.media) {
       const sends = m.direction === 'sendonly' || m.direction === 'sendrecv';
-      const codec = sends ? chooseCodec(m.kind, m.codecs) : undefined;
+      const codec = sends
+        ? chooseCodec(m.kind, m.codecs, m.kind === 'video' ? video : undefined, preference)
+        : undefined;
+      if (sends && !codec && m.kind === 'video' && roomVideo) {
+        throw new ChorusError(
+          'invalid_sdp',
+          `this room's video codec is ${describeCodec(roomVideo)}, chosen with its first publisher; the offer does not send it`,
+          { reason: 'room_codec_not_offered' },
+        );
+      }
+      if (codec?.kind === 'video') video = codec;
       if (!codec) {
         rejectSection(m);
         continue;
@@ -79,7 +104,7 @@ export class PublisherPeer {
     if (kinds.length === 0) {
       throw new ChorusError(
         'invalid_sdp',
-        'the offer sends nothing Chorus forwards: audio must offer opus/48000, video VP8 or H.264 constrained baseline',
+        "the offer sends nothing Chorus forwards: audio must offer opus/48000, video one of the server's video codecs (VP8, VP9, H.264, AV1 by default)",
         { reason: 'no_usable_codec' },
       );
     }

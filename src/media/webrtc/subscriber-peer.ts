@@ -1,6 +1,6 @@
 import type { Track } from 'node-datachannel';
 import type { Logger } from 'pino';
-import { chooseCodec } from './codec-policy.js';
+import { chooseCodec, describeCodec } from './codec-policy.js';
 import type { WebRtcSettings } from './peer-config.js';
 import { PeerLeg } from './peer-leg.js';
 import { TokenBucket } from '../../lib/token-bucket.js';
@@ -77,6 +77,22 @@ export class SubscriberPeer {
         m.codecs.find((c) => c.payloadType === codec.payloadType)!,
       );
       assignments.push({ section: m, source, payloadType: codec.payloadType });
+    }
+    // A video section that could not take the publisher's video: say which codec it lacks
+    // rather than answer without the picture.
+    const undecodable = free.find((s) => s.kind === 'video');
+    const wantsVideo = offer.media.some(
+      (m) =>
+        m.kind === 'video' &&
+        (m.direction === 'recvonly' || m.direction === 'sendrecv') &&
+        m.codecs.length === 0,
+    );
+    if (undecodable && wantsVideo) {
+      throw new ChorusError(
+        'invalid_sdp',
+        `this room's video codec is ${describeCodec(undecodable.codec)}; the offer cannot receive it`,
+        { reason: 'codec_not_supported' },
+      );
     }
     if (assignments.length === 0) {
       // The publisher is there: it is the offer that asks for nothing it sends.
