@@ -13,8 +13,10 @@
  * `&resume=<join.resumeToken>&last_seq=<seq of the last server message handled>` added.
  * The participant stays in the room meanwhile (its tracks keep their ids). The server
  * answers `resumed` followed by every message the client missed (their original `seq`),
- * or, when it can no longer replay them (or the session is gone), a fresh `join` with
- * `resumeFailed: true` (a new session: reset your room state and republish).
+ * or a `join` with the full state instead: `resumeFailed: false` when the session went
+ * on but the missed messages are no longer kept (rebuild the room state from it; your
+ * tracks and subscriptions continue), `resumeFailed: true` when the session was gone
+ * (a new session: reset your room state, publish and subscribe again).
  *
  * Media: two kinds of RTCPeerConnection, and the client always offers (so no glare):
  * - the publisher PC: `publish` carries its offer (send-only sections), `published`
@@ -98,8 +100,6 @@ export interface PublishRequest extends Request {
   sdp: string;
   /** The source of each kind offered (default: microphone, camera); each must be in `canPublishSources`. */
   sources?: { audio?: TrackSource; video?: TrackSource };
-  /** Kinds whose track starts muted. */
-  muted?: TrackKind[];
 }
 
 /** Stops publishing: ends the publisher PC's server leg and all its tracks. */
@@ -231,7 +231,7 @@ export interface PongResponse extends ServerMessageBase {
   serverTime: number;
 }
 
-/** Someone joined the room (on any node). */
+/** Someone else joined the room (on any node). Never sent about the client itself. */
 export interface ParticipantJoinedEvent extends ServerMessageBase {
   type: 'participantJoined';
   participant: ParticipantInfo;
@@ -244,7 +244,10 @@ export interface ParticipantLeftEvent extends ServerMessageBase {
   reason: string;
 }
 
-/** A track appeared (its media is arriving at the server); subscribe to receive it. */
+/**
+ * A track appeared (its media is arriving at the server); subscribe to receive it.
+ * Sent for the client's own tracks too (that is when its publish took effect).
+ */
 export interface TrackPublishedEvent extends ServerMessageBase {
   type: 'trackPublished';
   identity: string;
@@ -352,8 +355,6 @@ export const CloseCodes = {
   messageTooLarge: 1009,
   /** Malformed JSON, an unknown `type`, or a message that is not an object. */
   invalidMessage: 4400,
-  /** The token expired during the session. */
-  tokenExpired: 4401,
   /** Removed from the room by the room service. */
   removed: 4403,
   /** The same identity joined again elsewhere. */

@@ -145,7 +145,8 @@ export const surfaces: readonly Surface[] = [
   {
     name: 'chorus',
     enabled: (c) => c.chorus.enabled,
-    maxWebSocketMessage: () => 0,
+    // Native signalling (/chorus/v1/rtc): session descriptions and data messages.
+    maxWebSocketMessage: () => 65_536,
     async mount(app, ctx) {
       const { chorusPlugin } = await import('./chorus/chorus-plugin.js');
       await app.register(chorusPlugin, {
@@ -158,6 +159,7 @@ export const surfaces: readonly Surface[] = [
         store: ctx.engine.ports.store,
         membership: ctx.engine.ports.membership,
         sfu: ctx.engine.sfu,
+        trackSocket: (socket) => ctx.tracker.track('chorus', socket),
         log: ctx.log.child({ surface: 'chorus' }),
       });
     },

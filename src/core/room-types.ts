@@ -68,6 +68,8 @@ export type CloseReason = string;
 export interface TrackEvents extends Record<string, unknown> {
   /** The track ended: whatever carries its media stops. Emitted once. */
   ended: { track: Track; reason: CloseReason };
+  /** Muted or unmuted, by its publisher or by the server (`byServer`). */
+  muted: { track: Track; muted: boolean; byServer: boolean };
 }
 
 export interface TrackObserverEvents extends Record<string, unknown> {

@@ -25,6 +25,8 @@ export class Track {
   readonly events: TypedEmitter<TrackEvents>;
   readonly observer: TypedEmitter<TrackObserverEvents>;
   private closedFlag = false;
+  private mutedFlag = false;
+  private mutedByServerFlag = false;
 
   /** @param detach the owner's bookkeeping, run once after the track's own listeners. */
   constructor(
@@ -44,6 +46,25 @@ export class Track {
 
   get closed(): boolean {
     return this.closedFlag;
+  }
+
+  /** Muted: whatever carries the track's media forwards none of it until unmuted. */
+  get muted(): boolean {
+    return this.mutedFlag;
+  }
+
+  /** Muted by the server (the room service), so only the server may unmute it. */
+  get mutedByServer(): boolean {
+    return this.mutedByServerFlag;
+  }
+
+  /** Mutes or unmutes the track; false when nothing changed (or it has ended). */
+  setMuted(muted: boolean, byServer: boolean): boolean {
+    if (this.closedFlag || muted === this.mutedFlag) return false;
+    this.mutedFlag = muted;
+    this.mutedByServerFlag = muted && byServer;
+    this.events.emit('muted', { track: this, muted, byServer });
+    return true;
   }
 
   info(): TrackInfo {

@@ -14,6 +14,9 @@ import { mountRoutes, openApiDocument } from './chorus-route.js';
 import { docsPage } from './docs-page.js';
 import { NativeRooms } from './native-rooms.js';
 import { roomRoutes } from './room-routes.js';
+import { RtcRoomFeed } from './rtc-room-feed.js';
+import { rtcRoute } from './rtc-route.js';
+import { RtcSessions } from './rtc-sessions.js';
 import { RoomWebhooks } from './room-webhooks.js';
 import { WebhookSender } from './webhook-sender.js';
 import { whipOpenApiPaths } from './whip-openapi.js';
@@ -32,8 +35,13 @@ export interface ChorusSurfaceOptions {
   /** Where webhooks go (CHORUS_WEBHOOK_URLS); signed with the first API key. */
   webhookUrls: readonly string[];
   registry: Registry;
+  /** Counts the surface's WebSockets and closes them on shutdown. */
+  trackSocket: (socket: import('ws').WebSocket) => void;
   log: Logger;
 }
+
+/** How long a dropped signalling session waits for its client to resume. */
+const RESUME_GRACE_MS = 20_000;
 
 /** The API's version, in its paths and its OpenAPI document. */
 const VERSION = 'v1';
@@ -64,7 +72,29 @@ export const chorusPlugin: FastifyPluginAsync<ChorusSurfaceOptions> = async (app
   }
   const rooms = new NativeRooms(opts.store, opts.bus, opts.membership, opts.rooms, opts.log);
   app.addHook('onClose', async () => rooms.close());
-  const routes = roomRoutes(rooms);
+  // Native signalling: sessions on this node, each room's changes from every node.
+  const feed: RtcRoomFeed = new RtcRoomFeed(
+    opts.rooms,
+    opts.bus,
+    opts.membership.selfId,
+    (room, who) => rtcSessions.describe(room, who),
+    opts.log,
+  );
+  const rtcSessions: RtcSessions = new RtcSessions(
+    opts.rooms,
+    rooms,
+    opts.sfu,
+    feed,
+    RESUME_GRACE_MS,
+    opts.log,
+  );
+  rooms.describe = (room, who) => rtcSessions.describe(room, who);
+  app.addHook('onClose', async () => {
+    rtcSessions.close();
+    feed.close();
+  });
+  await app.register(rtcRoute, { keys, sessions: rtcSessions, track: opts.trackSocket, log: opts.log });
+  const routes = roomRoutes(rooms, feed);
   mountRoutes(app, access, routes);
   const sessions = new WhipSessions(opts.rooms, opts.sfu, opts.bus, opts.log);
   app.addHook('onClose', async () => sessions.close());

@@ -30,19 +30,26 @@ export const trackInfo = z.object({
   kind: z.enum(['audio', 'video']),
   source: z.enum(trackSources),
   codec: z.string(),
+  /** Muted: the SFU forwards none of its media. */
+  muted: z.boolean().optional(),
 });
 
 export const participantInfo = z.object({
   identity,
   /** The node the participant is connected to. */
   node: z.string(),
+  /** Display name and metadata from the participant's token ('' when it has none). */
+  name: z.string().max(256).optional(),
+  metadata: z.string().max(4096).optional(),
   tracks: z.array(trackInfo),
 });
 export type ParticipantInfo = z.infer<typeof participantInfo>;
 
 const participantsQuestion = z.object({ room: roomName });
 const participantsAnswer = z.object({ participants: z.array(participantInfo).max(100_000) });
-const removeQuestion = z.object({ room: roomName, identity });
+const removeQuestion = z.object({ room: roomName, identity, reason: z.string().max(100).optional() });
+const muteQuestion = z.object({ room: roomName, identity, track: z.string().max(300), muted: z.boolean() });
+const muteAnswer = z.object({ found: z.boolean() });
 const removeAnswer = z.object({ removed: z.boolean() });
 const closedEvent = z.object({ room: roomName });
 
@@ -60,6 +67,11 @@ export class NativeRooms {
   private readonly bucket: KvBucket<RoomRecord>;
   private readonly busLog: ThrottledLog;
   private readonly subs: BusSubscription[] = [];
+  /** Name and metadata of a local participant (set by the signalling sessions). */
+  describe: (room: string, identity: string) => { name: string; metadata: string } = () => ({
+    name: '',
+    metadata: '',
+  });
 
   constructor(
     store: Store,
@@ -76,6 +88,7 @@ export class NativeRooms {
         this.guard(m, () => this.answerParticipants(m)),
       ),
       bus.subscribe(nodeSubject(self, 'chorus.remove'), (m) => this.guard(m, () => this.answerRemove(m))),
+      bus.subscribe(nodeSubject(self, 'chorus.mute'), (m) => this.guard(m, () => this.answerMute(m))),
       bus.subscribe('chorus.native.room.*.closed', (m) => this.guard(m, () => this.onClosed(m))),
     );
   }
@@ -135,16 +148,32 @@ export class NativeRooms {
   }
 
   /** Removes `who` from the room wherever they are connected; false when nobody had them. */
-  async removeParticipant(room: string, who: string): Promise<boolean> {
+  async removeParticipant(room: string, who: string, reason?: string): Promise<boolean> {
     const { answers } = await askEveryNode(
       this.bus,
       this.nodeIds(),
       'chorus.remove',
-      { room, identity: who },
+      { room, identity: who, ...(reason === undefined ? {} : { reason }) },
       removeAnswer,
       { timeoutMs: NODE_TIMEOUT_MS, surface: 'chorus', log: this.busLog },
     );
     return [...answers.values()].some((a) => a.removed);
+  }
+
+  /**
+   * Mutes (or unmutes) `who`'s track `track` by the server, on whichever node publishes
+   * it; false when no node has that track.
+   */
+  async muteTrack(room: string, who: string, track: string, muted: boolean): Promise<boolean> {
+    const { answers } = await askEveryNode(
+      this.bus,
+      this.nodeIds(),
+      'chorus.mute',
+      { room, identity: who, track, muted },
+      muteAnswer,
+      { timeoutMs: NODE_TIMEOUT_MS, surface: 'chorus', log: this.busLog },
+    );
+    return [...answers.values()].some((a) => a.found);
   }
 
   close(): void {
@@ -164,7 +193,8 @@ export class NativeRooms {
     return [...live.participants.values()].map((p) => ({
       identity: p.id,
       node,
-      tracks: [...p.tracks.values()].map((t) => t.info()),
+      ...this.describe(room, p.id),
+      tracks: [...p.tracks.values()].map((t) => ({ ...t.info(), muted: t.muted })),
     }));
   }
 
@@ -186,10 +216,24 @@ export class NativeRooms {
     const id = asParticipantId(q.identity);
     const removed = live?.participant(id) !== undefined;
     if (removed) {
-      live.leave(id, 'removed by the room service');
+      live.leave(id, q.reason ?? 'removed by the room service');
       this.log.info({ room: q.room, user: q.identity }, 'chorus: participant removed');
     }
     msg.respond?.(busJson({ removed }));
+  }
+
+  private answerMute(msg: BusMessage): void {
+    const q = readBusJson(muteQuestion, msg.data, { surface: 'chorus', subject: msg.subject }, this.busLog);
+    if (!q) return;
+    const track = this.rooms.get(KIND, q.room)?.participant(asParticipantId(q.identity))?.tracks.get(q.track);
+    if (track) {
+      track.setMuted(q.muted, true);
+      this.log.info(
+        { room: q.room, user: q.identity, track: q.track, muted: q.muted },
+        'chorus: track muted by the room service',
+      );
+    }
+    msg.respond?.(busJson({ found: track !== undefined }));
   }
 
   private onClosed(msg: BusMessage): void {

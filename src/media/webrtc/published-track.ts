@@ -77,10 +77,13 @@ export class PublishedTrack {
    */
   relay: ((packet: Buffer) => void) | undefined = undefined;
 
+  /** A muted track forwards nothing (to local subscribers or other nodes). */
+  muted = false;
+
   /** The hot path: one RTP packet from the publisher. */
   forward(packet: Buffer): void {
     this.packetsIn++;
-    if (packet.length < 12) return;
+    if (packet.length < 12 || this.muted) return;
     if (this.keyframePending) this.requestKeyframe(true);
     packet.writeUInt32BE(this.outSsrc, 8);
     const history = this.history;

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { ChorusError, isChorusError } from '../../core/errors.js';
 import type { UserId } from '../../core/ids.js';
 import type { Room } from '../../core/room.js';
-import { asParticipantId } from '../../core/room-types.js';
+import { asParticipantId, type TrackSource } from '../../core/room-types.js';
 import type { WebRtcSettings } from './peer-config.js';
 import { PublisherPeer } from './publisher-peer.js';
 import { VoicePeer } from './voice-peer.js';
@@ -173,8 +173,16 @@ export class Sfu {
     throw new ChorusError('overloaded', why, { retryAfterSeconds: OVERLOADED_RETRY_AFTER_SECONDS });
   }
 
-  /** `user` publishes into `room` (replacing an earlier publish of theirs); returns the answer. */
-  async publish(room: Room, user: UserId, offer: string): Promise<string> {
+  /**
+   * `user` publishes into `room` (replacing an earlier publish of theirs); returns the
+   * answer. `sources` names where each kind comes from (default microphone and camera).
+   */
+  async publish(
+    room: Room,
+    user: UserId,
+    offer: string,
+    sources?: Partial<Record<'audio' | 'video', TrackSource>>,
+  ): Promise<string> {
     this.admit();
     const k = key(room.id, user);
     const who = asParticipantId(user);
@@ -194,10 +202,15 @@ export class Sfu {
       const track = room.join(who).publish({
         id: `${user}-${t.kind}`,
         kind: t.kind,
-        source: t.kind === 'audio' ? 'microphone' : 'camera',
+        source: sources?.[t.kind] ?? (t.kind === 'audio' ? 'microphone' : 'camera'),
         codec: t.codec.name,
       });
       track.events.on('ended', (e) => peer.leg.close(e.reason));
+      track.events.on('muted', (e) => {
+        t.muted = e.muted;
+        // The subscribers' decoders need a fresh picture to start from again.
+        if (!e.muted) t.requestKeyframe(true);
+      });
       const relay = this.relay;
       if (!relay) return;
       relayIds.push(relay.offer(t));

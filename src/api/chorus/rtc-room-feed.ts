@@ -1,0 +1,157 @@
+import type { Logger } from 'pino';
+import type { Room } from '../../core/room.js';
+import type { RoomRegistry } from '../../core/room-registry.js';
+import type { Participant } from '../../core/participant.js';
+import type { Track } from '../../core/track.js';
+import { ThrottledLog } from '../../lib/throttled-log.js';
+import { subjectToken, type Bus, type BusMessage, type BusSubscription } from '../../ports/bus/bus.js';
+import { busJson, readBusJson } from '../bus-json.js';
+import {
+  roomFeedMessage,
+  type RoomFeedEvent,
+  type RtcParticipantInfo,
+  type RtcTrackInfo,
+} from './rtc-schemas.js';
+
+/** A participant's display name and metadata (from its token), '' when unknown. */
+export type DescribeParticipant = (room: string, identity: string) => { name: string; metadata: string };
+
+export type RoomFeedListener = (event: RoomFeedEvent) => void;
+
+const KIND = 'conference';
+
+export const roomFeedSubject = (room: string): string => `chorus.rtc.room.${subjectToken(room)}`;
+
+export function rtcTrackInfo(t: Track): RtcTrackInfo {
+  return { id: t.id, kind: t.kind, source: t.source, codec: t.codec, muted: t.muted };
+}
+
+export function rtcParticipantInfo(
+  p: Participant,
+  node: string,
+  described: { name: string; metadata: string },
+): RtcParticipantInfo {
+  return { identity: p.id, node, ...described, tracks: [...p.tracks.values()].map(rtcTrackInfo) };
+}
+
+/**
+ * What happens in each conference room, for every node's signalling sessions: this node
+ * publishes its own rooms' changes (joins, leaves, tracks, mutes) on
+ * `chorus.rtc.room.<room>`, and each node that has sessions in a room listens there. Local
+ * changes take the same way back (the bus delivers to its sender too), so a session sees
+ * one ordered stream whatever node the change happened on, and nothing asks "clustered?".
+ */
+export class RtcRoomFeed {
+  private readonly listeners = new Map<string, { sub: BusSubscription; fns: Set<RoomFeedListener> }>();
+  private readonly busLog: ThrottledLog;
+  private readonly offNewRoom: () => void;
+
+  constructor(
+    rooms: RoomRegistry,
+    private readonly bus: Bus,
+    private readonly node: string,
+    private readonly describe: DescribeParticipant,
+    private readonly log: Logger,
+  ) {
+    this.busLog = new ThrottledLog(log, 5);
+    for (const room of rooms.list(KIND)) this.watch(room);
+    this.offNewRoom = rooms.observer.on('newroom', ({ room }) => {
+      if (room.kind === KIND) this.watch(room);
+    });
+  }
+
+  /** Tells every node's sessions in `room` (this node's too). */
+  publish(room: string, event: RoomFeedEvent): void {
+    this.bus.publish(roomFeedSubject(room), busJson({ room, node: this.node, event }));
+  }
+
+  /** Calls `fn` with each change of `room` until the returned function is called. */
+  listen(room: string, fn: RoomFeedListener): () => void {
+    let entry = this.listeners.get(room);
+    if (!entry) {
+      const subject = roomFeedSubject(room);
+      const sub = this.bus.subscribe(subject, (m) => this.deliver(room, subject, m));
+      entry = { sub, fns: new Set() };
+      this.listeners.set(room, entry);
+    }
+    const fns = entry.fns;
+    fns.add(fn);
+    return () => {
+      fns.delete(fn);
+      const now = this.listeners.get(room);
+      if (now && now.fns.size === 0) {
+        now.sub.unsubscribe();
+        this.listeners.delete(room);
+      }
+    };
+  }
+
+  close(): void {
+    this.offNewRoom();
+    for (const { sub } of this.listeners.values()) sub.unsubscribe();
+    this.listeners.clear();
+  }
+
+  private deliver(room: string, subject: string, msg: BusMessage): void {
+    try {
+      const m = readBusJson(roomFeedMessage, msg.data, { surface: 'chorus', subject }, this.busLog);
+      // The subject names the room too: both must agree, or the message is not one.
+      if (!m || m.room !== room) return;
+      for (const fn of [...(this.listeners.get(room)?.fns ?? [])]) {
+        try {
+          fn(m.event);
+        } catch (err) {
+          this.log.error({ err, room }, 'chorus: room feed listener threw');
+        }
+      }
+    } catch (err) {
+      this.log.error({ err, subject }, 'chorus: room feed handler threw');
+    }
+  }
+
+  /** Publishes a local conference room's changes until it closes. */
+  private watch(room: Room): void {
+    const name = room.id as string;
+    const offs: Array<() => void> = [];
+    const watchTrack = (p: Participant, t: Track): void => {
+      const off = t.events.on('muted', (e) =>
+        this.publish(name, {
+          type: 'trackMuted',
+          identity: p.id,
+          trackId: t.id,
+          muted: e.muted,
+          byServer: e.byServer,
+        }),
+      );
+      t.events.on('ended', off);
+    };
+    offs.push(
+      room.events.on('participantJoined', ({ participant: p }) =>
+        this.publish(name, {
+          type: 'participantJoined',
+          participant: rtcParticipantInfo(p, this.node, this.describe(name, p.id)),
+        }),
+      ),
+      room.events.on('participantLeft', ({ participant: p, reason }) =>
+        this.publish(name, { type: 'participantLeft', identity: p.id, reason: clip(reason) }),
+      ),
+      room.events.on('trackPublished', ({ participant: p, track }) => {
+        watchTrack(p, track);
+        this.publish(name, { type: 'trackPublished', identity: p.id, track: rtcTrackInfo(track) });
+      }),
+      room.events.on('trackEnded', ({ participant: p, track, reason }) =>
+        this.publish(name, {
+          type: 'trackUnpublished',
+          identity: p.id,
+          trackId: track.id,
+          reason: clip(reason),
+        }),
+      ),
+    );
+    room.events.on('close', () => {
+      for (const off of offs) off();
+    });
+  }
+}
+
+const clip = (reason: string): string => reason.slice(0, 256);

@@ -1,0 +1,393 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { WebSocket } from 'ws';
+import { ChorusError, isChorusError } from '../../core/errors.js';
+import { asUserId } from '../../core/ids.js';
+import type { Participant } from '../../core/participant.js';
+import type { Room } from '../../core/room.js';
+import { asParticipantId, type TrackSource } from '../../core/room-types.js';
+import { parseOffer } from '../../media/webrtc/sdp-validation.js';
+import type { Sfu } from '../../media/webrtc/sfu.js';
+import { clipClientText, type ThrottledLog } from '../../lib/throttled-log.js';
+import type { AccessClaims } from './access-token.js';
+import type { NativeRooms } from './native-rooms.js';
+import { RTC_CLOSE, rtcCloseFor, rtcErrorCode } from './rtc-close-codes.js';
+import type { RtcRoomFeed } from './rtc-room-feed.js';
+import { clientMessage, type ClientMessage, type RoomFeedEvent } from './rtc-schemas.js';
+
+/** What every session of a node shares. */
+export interface RtcSessionContext {
+  sfu: Sfu;
+  nativeRooms: NativeRooms;
+  feed: RtcRoomFeed;
+  log: Logger;
+  clientErrors: ThrottledLog;
+  /** How long a dropped session waits for its client to resume. */
+  resumeGraceMs: number;
+  /** Called once when the session ends (the registry forgets it). */
+  ended(session: RtcSession): void;
+}
+
+/** Server messages kept for a resume (a dropped client missing more gets the full state). */
+const KEPT_MESSAGES = 500;
+/**
+ * A pseudo-source every signalling participant "receives": it keeps the participant
+ * non-idle, so the room does not let it go when its media stops (an unpublish, a dropped
+ * leg awaiting a resume). No identity contains a control character, so none collides.
+ */
+const SIGNALLING_SOURCE = '\u0000rtc';
+const AUDIO_SOURCES: readonly TrackSource[] = ['microphone', 'screen'];
+const VIDEO_SOURCES: readonly TrackSource[] = ['camera', 'screen'];
+
+type Outgoing = Record<string, unknown> & { type: string };
+
+/**
+ * One participant's native signalling session: its place in the room, the messages it
+ * was sent (numbered, the last ones kept for a resume), and the socket it is reached on,
+ * which may drop and be replaced by a resuming one within the grace period.
+ */
+export class RtcSession {
+  readonly resumeToken = randomBytes(18).toString('base64url');
+  readonly identity: string;
+  readonly roomName: string;
+  private socket: WebSocket | undefined;
+  private seq = 0;
+  private readonly kept: Array<{ seq: number; text: string }> = [];
+  private participant: Participant | undefined;
+  /** Room changes heard before `join` went out; afterwards undefined. */
+  private pending: RoomFeedEvent[] | undefined = [];
+  private ready: Promise<void> = Promise.resolve();
+  private offFeed: () => void = () => undefined;
+  private graceTimer: NodeJS.Timeout | undefined;
+  private endedFlag = false;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly ctx: RtcSessionContext,
+    readonly claims: AccessClaims & { identity: string; room: string },
+    private readonly room: Room,
+  ) {
+    this.identity = claims.identity;
+    this.roomName = claims.room;
+    this.log = ctx.log.child({ room: this.roomName, user: this.identity });
+  }
+
+  get ended(): boolean {
+    return this.endedFlag;
+  }
+
+  /** Joins the room and sends `join`; `resumeFailed` when this answers a resume that could not be. */
+  start(socket: WebSocket, resumeFailed: boolean): void {
+    this.use(socket);
+    this.offFeed = this.ctx.feed.listen(this.roomName, (e) => this.onFeed(e));
+    this.ready = this.join(resumeFailed).catch((err: unknown) => {
+      const code = isChorusError(err) ? err.code : 'internal';
+      if (code === 'internal') this.log.error({ err }, 'chorus rtc: join failed');
+      else this.log.warn({ code, message: (err as Error).message }, 'chorus rtc: join refused');
+      this.sendError(undefined, err);
+      this.end((err as Error).message, rtcCloseFor(code));
+    });
+  }
+
+  /** A resuming client's socket: replays what it missed after `lastSeq`, or resends the state. */
+  resume(socket: WebSocket, lastSeq: number): void {
+    clearTimeout(this.graceTimer);
+    this.graceTimer = undefined;
+    const old = this.socket;
+    this.use(socket);
+    old?.close(RTC_CLOSE.normal, 'replaced by a resumed connection');
+    this.log.info({ lastSeq, seq: this.seq }, 'chorus rtc: session resumed');
+    const from = lastSeq + 1;
+    const oldest = this.kept[0]?.seq ?? this.seq + 1;
+    if (from >= oldest || from > this.seq) {
+      const missed = this.kept.filter((m) => m.seq >= from);
+      socket.send(JSON.stringify({ type: 'resumed', seq: 0, replayed: missed.length }));
+      for (const m of missed) socket.send(m.text);
+      return;
+    }
+    this.ready = this.sendJoin(false).catch((err: unknown) => {
+      this.sendError(undefined, err);
+      this.end('could not resend the room state', RTC_CLOSE.unavailable);
+    });
+  }
+
+  /** Ends the session (idempotent): the participant leaves, the socket closes with `code`. */
+  end(reason: string, code: number, canReconnect = false): void {
+    if (this.endedFlag) return;
+    this.endedFlag = true;
+    clearTimeout(this.graceTimer);
+    this.offFeed();
+    this.participant?.leave(reason);
+    const socket = this.socket;
+    this.socket = undefined;
+    if (socket && socket.readyState === socket.OPEN) {
+      this.send({ type: 'leave', reason, closeCode: code, canReconnect }, socket);
+      socket.close(code, clipClientText(reason, 120));
+    }
+    this.log.info({ reason, code }, 'chorus rtc: session ended');
+    this.ctx.ended(this);
+  }
+
+  private use(socket: WebSocket): void {
+    this.socket = socket;
+    socket.on('message', (data, isBinary) => {
+      if (isBinary) {
+        this.refuse('binary frames are not part of the protocol');
+        return;
+      }
+      const text = (data as Buffer).toString('utf8');
+      void this.ready.then(() => this.onText(text));
+    });
+    socket.on('close', () => {
+      if (this.socket !== socket || this.endedFlag) return;
+      this.socket = undefined;
+      this.log.info('chorus rtc: socket dropped, waiting for a resume');
+      this.graceTimer = setTimeout(
+        () => this.end('disconnected (no resume in time)', RTC_CLOSE.normal),
+        this.ctx.resumeGraceMs,
+      );
+    });
+  }
+
+  private async join(resumeFailed: boolean): Promise<void> {
+    const record = await this.ctx.nativeRooms.get(this.roomName);
+    const max = record?.maxParticipants ?? 0;
+    if (max > 0) {
+      const inRoom = await this.ctx.nativeRooms.participants(this.roomName);
+      if (inRoom.filter((p) => p.identity !== this.identity).length >= max)
+        throw new ChorusError('capacity', `room ${this.roomName} is full (${max})`);
+    }
+    if (this.endedFlag) return;
+    const p = this.room.join(asParticipantId(this.identity));
+    this.participant = p;
+    p.subscribe(SIGNALLING_SOURCE);
+    p.events.on('left', ({ reason }) => {
+      // Removed by the room service, the room deleted, the identity joining elsewhere.
+      if (!this.endedFlag) this.end(reason, rtcCloseFor(reason));
+    });
+    await this.sendJoin(resumeFailed);
+  }
+
+  private async sendJoin(resumeFailed: boolean): Promise<void> {
+    const record = await this.ctx.nativeRooms.get(this.roomName);
+    const everyone = await this.ctx.nativeRooms.participants(this.roomName);
+    if (this.endedFlag) return;
+    const { grants } = this.claims;
+    const self = everyone.find((p) => p.identity === this.identity);
+    this.send({
+      type: 'join',
+      protocol: 1,
+      room: {
+        name: this.roomName,
+        metadata: record?.metadata ?? '',
+        createdAt: record?.createdAt ?? 0,
+        maxParticipants: record?.maxParticipants ?? 0,
+      },
+      participant: self ?? {
+        identity: this.identity,
+        name: this.claims.name ?? '',
+        metadata: this.claims.metadata ?? '',
+        node: '',
+        tracks: [],
+      },
+      others: everyone.filter((p) => p.identity !== this.identity),
+      permissions: {
+        canPublish: grants.canPublish === true,
+        canSubscribe: grants.canSubscribe === true,
+        canPublishData: grants.canPublishData === true,
+        canPublishSources: grants.canPublishSources ?? ['camera', 'microphone', 'screen'],
+      },
+      autoSubscribe: grants.canSubscribe === true,
+      resumeToken: this.resumeToken,
+      resumeGraceSeconds: Math.round(this.ctx.resumeGraceMs / 1000),
+      resumeFailed,
+    });
+    const pending = this.pending ?? [];
+    this.pending = undefined;
+    for (const e of pending) this.onFeed(e);
+  }
+
+  private onFeed(e: RoomFeedEvent): void {
+    if (this.endedFlag) return;
+    if (this.pending) {
+      this.pending.push(e);
+      return;
+    }
+    switch (e.type) {
+      case 'participantJoined':
+        if (e.participant.identity !== this.identity) this.send(e);
+        return;
+      case 'participantLeft':
+        if (e.identity !== this.identity) this.send(e);
+        return;
+      case 'trackPublished':
+      case 'trackUnpublished':
+      case 'trackMuted':
+        this.send(e);
+        return;
+      case 'data':
+        if (e.from === this.identity) return;
+        if (e.to && e.to.length > 0 && !e.to.includes(this.identity)) return;
+        this.send({
+          type: 'data',
+          payload: e.payload,
+          ...(e.from === undefined ? {} : { from: e.from }),
+          ...(e.topic === undefined ? {} : { topic: e.topic }),
+        });
+        return;
+    }
+  }
+
+  private onText(text: string): void {
+    if (this.endedFlag) return;
+    let raw: unknown;
+    try {
+      raw = JSON.parse(text);
+    } catch {
+      this.refuse('malformed JSON', text);
+      return;
+    }
+    const parsed = clientMessage.safeParse(raw);
+    if (!parsed.success) {
+      const type = (raw as { type?: unknown } | null)?.type;
+      const known =
+        typeof type === 'string' && clientMessage.options.some((o) => o.shape.type.value === type);
+      const requestId = (raw as { requestId?: unknown }).requestId;
+      const issue = parsed.error.issues[0];
+      const message = `invalid ${known ? String(type) : 'message'}: ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`;
+      // A known request with a bad field is answered; anything else is not this protocol.
+      if (known)
+        this.sendError(
+          typeof requestId === 'string' ? requestId.slice(0, 64) : undefined,
+          new ChorusError('invalid_argument', message),
+        );
+      else this.refuse(message, text);
+      return;
+    }
+    const msg = parsed.data;
+    this.handle(msg).catch((err: unknown) => {
+      if (!isChorusError(err) || err.code === 'internal')
+        this.log.error({ err, type: msg.type }, 'chorus rtc: request failed');
+      this.sendError(msg.requestId, err);
+    });
+  }
+
+  private async handle(msg: ClientMessage): Promise<void> {
+    const { grants } = this.claims;
+    const rid = msg.requestId === undefined ? {} : { requestId: msg.requestId };
+    const user = asUserId(this.identity);
+    switch (msg.type) {
+      case 'publish': {
+        if (grants.canPublish !== true) throw forbidden('canPublish');
+        const sources = this.publishSources(msg.sdp, msg.sources ?? {});
+        const sdp = await this.ctx.sfu.publish(this.room, user, msg.sdp, sources);
+        const trackIds: Record<string, string> = {};
+        for (const kind of Object.keys(sources)) trackIds[kind] = `${this.identity}-${kind}`;
+        this.send({ type: 'published', ...rid, sdp, trackIds });
+        return;
+      }
+      case 'unpublish':
+        for (const t of [...(this.participant?.tracks.values() ?? [])]) t.close('unpublished');
+        this.send({ type: 'ok', ...rid, for: 'unpublish' });
+        return;
+      case 'subscribe': {
+        if (grants.canSubscribe !== true) throw forbidden('canSubscribe');
+        if (msg.identity === this.identity)
+          throw new ChorusError('invalid_argument', 'cannot subscribe to yourself');
+        const sdp = await this.ctx.sfu.subscribe(this.room, user, asUserId(msg.identity), msg.sdp);
+        this.send({ type: 'subscribed', ...rid, identity: msg.identity, sdp });
+        return;
+      }
+      case 'unsubscribe':
+        this.participant?.unsubscribe(msg.identity, 'unsubscribed');
+        this.send({ type: 'ok', ...rid, for: 'unsubscribe' });
+        return;
+      case 'mute': {
+        const track = this.participant?.tracks.get(msg.trackId);
+        if (!track) throw new ChorusError('not_found', `you publish no track ${msg.trackId}`);
+        if (!msg.muted && track.mutedByServer)
+          throw new ChorusError(
+            'forbidden',
+            'the track was muted by the room service: only it can unmute it',
+          );
+        track.setMuted(msg.muted, false);
+        this.send({ type: 'ok', ...rid, for: 'mute' });
+        return;
+      }
+      case 'data':
+        if (grants.canPublishData !== true) throw forbidden('canPublishData');
+        this.ctx.feed.publish(this.roomName, {
+          type: 'data',
+          from: this.identity,
+          payload: msg.payload,
+          ...(msg.topic === undefined ? {} : { topic: msg.topic }),
+          ...(msg.to === undefined ? {} : { to: msg.to }),
+        });
+        this.send({ type: 'ok', ...rid, for: 'data' });
+        return;
+      case 'ping':
+        this.send({ type: 'pong', ...rid, timestamp: msg.timestamp, serverTime: Date.now() });
+        return;
+      case 'leave':
+        this.end('left', RTC_CLOSE.normal);
+        return;
+    }
+  }
+
+  /** The source of each kind the offer sends, each checked against `canPublishSources`. */
+  private publishSources(
+    sdp: string,
+    asked: { audio?: TrackSource | undefined; video?: TrackSource | undefined },
+  ): Partial<Record<'audio' | 'video', TrackSource>> {
+    const out: Partial<Record<'audio' | 'video', TrackSource>> = {};
+    for (const m of parseOffer(sdp).media) {
+      if (m.direction !== 'sendonly' && m.direction !== 'sendrecv') continue;
+      if (m.kind !== 'audio' && m.kind !== 'video') continue;
+      if (out[m.kind])
+        throw new ChorusError('invalid_sdp', `at most one ${m.kind} section may send per publish`);
+      const source = asked[m.kind] ?? (m.kind === 'audio' ? 'microphone' : 'camera');
+      if (!(m.kind === 'audio' ? AUDIO_SOURCES : VIDEO_SOURCES).includes(source))
+        throw new ChorusError('invalid_argument', `a ${m.kind} track cannot have the source ${source}`);
+      const allowed = this.claims.grants.canPublishSources;
+      if (allowed && !allowed.includes(source))
+        throw new ChorusError('forbidden', `token may not publish the source ${source} (canPublishSources)`);
+      out[m.kind] = source;
+    }
+    return out;
+  }
+
+  /** A frame that is not this protocol: said, logged (throttled), and the socket closed. */
+  private refuse(message: string, text?: string): void {
+    this.ctx.clientErrors.warn(
+      {
+        room: this.roomName,
+        user: this.identity,
+        text: text === undefined ? undefined : clipClientText(text),
+      },
+      `chorus rtc: ${message}, socket closed`,
+    );
+    const socket = this.socket;
+    if (!socket) return;
+    this.send({ type: 'error', code: 'invalid_message', message }, socket);
+    // Only this socket: the session waits for a resume as after any drop.
+    socket.close(RTC_CLOSE.invalidMessage, clipClientText(message, 120));
+  }
+
+  private sendError(requestId: string | undefined, err: unknown): void {
+    const code = isChorusError(err) ? rtcErrorCode(err.code) : 'internal';
+    const message = code === 'internal' ? 'internal error' : (err as Error).message;
+    this.send({ type: 'error', ...(requestId === undefined ? {} : { requestId }), code, message });
+  }
+
+  /** Numbers, keeps and sends (when a socket is there) one message. */
+  private send(msg: Outgoing, socket = this.socket): void {
+    const seq = ++this.seq;
+    const text = JSON.stringify({ ...msg, seq });
+    this.kept.push({ seq, text });
+    if (this.kept.length > KEPT_MESSAGES) this.kept.shift();
+    if (socket && socket.readyState === socket.OPEN) socket.send(text);
+  }
+}
+
+const forbidden = (grant: string): ChorusError =>
+  new ChorusError('forbidden', `token lacks the ${grant} grant`, { grant });
