@@ -16,6 +16,7 @@ const USAGE = `usage: chorus [serve] [--config FILE] [--env-file FILE] [--proces
        chorus voip sign [--server URL] [--key FILE]
        chorus token create --room R --identity I [...]   (chorus token --help)
        chorus rooms list|close NAME [--url URL]          (chorus rooms --help)
+       chorus load-test --url URL --room R [...]        (chorus load-test --help)
 
   serve            run the server (the default)
   --config FILE    JSON or YAML settings (see the README's config table)
@@ -38,6 +39,10 @@ async function main(): Promise<number> {
   if (sub === 'token' || sub === 'rooms') {
     const { nativeCli } = await import('./api/chorus/native-cli.js');
     return nativeCli(sub, process.argv.slice(3));
+  }
+  if (sub === 'load-test') {
+    const { loadTestCli } = await import('./api/chorus/load-test.js');
+    return loadTestCli(process.argv.slice(3));
   }
   const { values, positionals } = parseArgs({
     allowPositionals: true,

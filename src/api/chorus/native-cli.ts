@@ -44,7 +44,7 @@ const SHORT: Record<string, keyof Grants> = {
 const ROOM_GRANTS: readonly string[] = ['roomJoin', 'canPublish', 'canSubscribe', 'canPublishData'];
 
 /** A CLI mistake: the message goes to stderr with the usage, exit 2. */
-class UsageError extends Error {}
+export class UsageError extends Error {}
 
 /** `chorus token ...` and `chorus rooms ...`: the exit code. */
 export async function nativeCli(command: 'token' | 'rooms', argv: string[]): Promise<number> {
@@ -66,9 +66,9 @@ export async function nativeCli(command: 'token' | 'rooms', argv: string[]): Pro
   }
 }
 
-type Options = Record<string, { type: 'string' | 'boolean'; short?: string }>;
+export type Options = Record<string, { type: 'string' | 'boolean'; short?: string }>;
 
-function parse(
+export function parse(
   argv: string[],
   options: Options,
 ): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
@@ -89,7 +89,7 @@ function parse(
   }
 }
 
-function config(values: Record<string, unknown>): Config {
+export function config(values: Record<string, unknown>): Config {
   const file = values.config;
   const envFile = values['env-file'];
   return loadConfig({
@@ -100,7 +100,7 @@ function config(values: Record<string, unknown>): Config {
 }
 
 /** The key:secret pair that signs: `key` when named, else the first configured. */
-function signer(cfg: Config, key: string | undefined): { key: string; secret: string } {
+export function signer(cfg: Config, key: string | undefined): { key: string; secret: string } {
   const keys = new ApiKeys(cfg.chorus.apiKeys);
   if (!keys.first) throw new Error('no API keys configured: set CHORUS_API_KEYS=key:secret');
   if (key === undefined) return keys.first;
