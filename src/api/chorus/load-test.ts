@@ -243,7 +243,7 @@ async function loadTest(argv: string[]): Promise<number> {
     // Sessions end on the server (DELETE), then here; the room goes if this run made it.
     // Viewers first: a publisher's end would end their sessions under them.
     await Promise.allSettled(viewers.map((v) => v.viewer.delete(v.token)));
-    await Promise.allSettled(pubs.map((p, i) => p?.delete(who.publishers[i]!)));
+    await Promise.allSettled(pubs.map(async (p, i) => p?.delete(who.publishers[i]!)));
     for (const c of [...pubs, ...viewers.map((v) => v.viewer)]) c?.close();
     if (created && who.admin)
       await fetch(`${api}/rooms/${encodeURIComponent(room)}`, {
