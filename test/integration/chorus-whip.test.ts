@@ -300,6 +300,29 @@ describe('WHIP and WHEP', () => {
     expect(patch.headers.get('allow')).toBe('DELETE, OPTIONS');
   });
 
+  it("refuses a join past the room's maxParticipants (503 capacity)", async () => {
+    const res = await fetch(`${ts.url}/chorus/v1/rooms`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'whip-small', maxParticipants: 1 }),
+    });
+    expect(res.status).toBe(201);
+    await publisher('whip-small', 'cam');
+    const v = new WhepViewer('extra');
+    clients.push(v);
+    await expect(
+      v.view(`${ts.url}/chorus/v1/whep/whip-small/cam`, await viewToken('whip-small', 'extra')),
+    ).rejects.toMatchObject({
+      status: 503,
+      body: expect.stringMatching(/"capacity".*is full \(1\)/) as unknown,
+    });
+    // The one already in may publish again (a republish replaces its session).
+    const again = new WhipPublisher('cam');
+    clients.push(again);
+    await again.publish(`${ts.url}/chorus/v1/whip/whip-small`, await publishToken('whip-small', 'cam'));
+    expect(await participants('whip-small')).toHaveLength(1);
+  });
+
   it('answers CORS preflights and lists WHIP/WHEP in the OpenAPI document', async () => {
     const res = await fetch(`${ts.url}/chorus/v1/whip/any-room`, { method: 'OPTIONS' });
     expect(res.status).toBe(204);
