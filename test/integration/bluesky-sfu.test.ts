@@ -111,9 +111,10 @@ describe('SFU through the Blue Sky routes', () => {
     toClose.push(pub);
     const r = await pub.publish(t.url, room, 'alice');
     expect(r.status).toBe(200);
-    // The answer keeps one codec per section: no RTX, no RED.
-    expect(r.answer).toMatch(/m=video \d+ UDP\/TLS\/RTP\/SAVPF 96\r\n/);
-    expect(r.answer).not.toMatch(/rtx|red\//i);
+    // The answer keeps one codec per section and its RTX (#18); no RED.
+    expect(r.answer).toMatch(/m=video \d+ UDP\/TLS\/RTP\/SAVPF 96 97\r\n/);
+    expect(r.answer).toMatch(/a=fmtp:97 apt=96/);
+    expect(r.answer).not.toMatch(/red\//i);
     pub.start();
     await eventually(() => t.server.engine.sfu.stats().publishedTracks === 2, 10_000, 'published tracks');
 

@@ -1,7 +1,10 @@
+import { randomInt } from 'node:crypto';
 import type { Track } from 'node-datachannel';
 import { TokenBucket } from '../../lib/token-bucket.js';
 import type { CodecChoice } from './codec-policy.js';
 import type { ReceptionReport } from './rtp.js';
+import type { AudioLevelMeter } from './audio-level.js';
+import { wrapRtx } from './rtx-packet.js';
 
 /** One subscriber's sending side of a published track. */
 export interface ForwardTarget {
@@ -13,6 +16,8 @@ export interface ForwardTarget {
   readonly subscriber: string;
   /** The subscriber's last receiver report about this stream; `at` 0 until one came. */
   readonly report: ReceptionReport & { at: number };
+  /** Set when the subscriber negotiated RTX: its RTX payload type and next RTX sequence number. */
+  readonly rtx?: { readonly payloadType: number; seq: number };
 }
 
 /**
@@ -43,6 +48,12 @@ export class PublishedTrack {
   packetsOut = 0;
   keyframeRequests = 0;
   retransmissions = 0;
+  /** The SSRC retransmissions go out on to subscribers that negotiated RTX (RFC 4588). */
+  readonly rtxSsrc = randomInt(1, 0xffffffff);
+  /** Reads the audio level extension (RFC 6464) of each packet, when negotiated. */
+  audioLevel: AudioLevelMeter | undefined = undefined;
+  /** Where RTX packets are built (node-datachannel copies on send); made on first use. */
+  private rtxScratch: Buffer | undefined;
   /** One keyframe request per interval: a bucket of burst 1. */
   private readonly keyframeThrottle: TokenBucket;
   /** The packets node-datachannel handed us (a fresh buffer each): kept, not copied. */
@@ -86,6 +97,7 @@ export class PublishedTrack {
     if (packet.length < 12 || this.muted) return;
     if (this.keyframePending) this.requestKeyframe(true);
     packet.writeUInt32BE(this.outSsrc, 8);
+    if (this.audioLevel !== undefined) this.audioLevel.observe(packet);
     const history = this.history;
     if (history.length > 0) history[packet.readUInt16BE(2) % history.length] = packet;
     const marker = packet[1]! & 0x80;
@@ -116,8 +128,17 @@ export class PublishedTrack {
     const packet = history[seq % history.length];
     if (!packet || packet.readUInt16BE(2) !== seq) return false;
     packet[1] = (packet[1]! & 0x80) | target.payloadType;
+    let out = packet;
+    if (target.rtx !== undefined) {
+      // As RTX: the subscriber tells a repair from new media (its loss figures stay right).
+      const scratch = (this.rtxScratch ??= Buffer.alloc(2048));
+      const length = wrapRtx(packet, scratch, target.rtx.payloadType, this.rtxSsrc, target.rtx.seq);
+      if (length === 0) return false;
+      target.rtx.seq = (target.rtx.seq + 1) & 0xffff;
+      out = scratch.subarray(0, length);
+    }
     try {
-      target.track.sendMessageBinary(packet);
+      target.track.sendMessageBinary(out);
       this.retransmissions++;
       return true;
     } catch {

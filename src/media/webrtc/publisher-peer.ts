@@ -5,10 +5,11 @@ import { chooseCodec, describeCodec, type CodecChoice, type VideoCodecName } fro
 import type { WebRtcSettings } from './peer-config.js';
 import { PeerLeg } from './peer-leg.js';
 import { PublishedTrack } from './published-track.js';
-import { isRtcp } from './rtp.js';
+import { InboundTrack } from './inbound-track.js';
+import { AudioLevelMeter } from './audio-level.js';
+import { keptFor, readFeatures, type SectionFeatures } from './section-features.js';
 import { keepOnlyCodec, rejectSection, writeSdp } from './sdp.js';
 import { parseOffer } from './sdp-validation.js';
-import { nodeDatachannel } from './node-datachannel.js';
 import { ChorusError } from '../../core/errors.js';
 
 /**
@@ -20,6 +21,8 @@ export class PublisherPeer {
   readonly tracks: PublishedTrack[] = [];
   /** Resolved once per mid: the codec chosen for it. */
   private readonly chosen = new Map<string, CodecChoice>();
+  /** Per mid: RTX, NACK, audio level as negotiated (#18). */
+  private readonly features = new Map<string, SectionFeatures>();
   private readonly onTrackHandlers: Array<(t: PublishedTrack) => void> = [];
   private readonly wrappers: Track[] = [];
 
@@ -31,21 +34,31 @@ export class PublisherPeer {
         // peer lives: when one is garbage-collected it closes the native track.
         this.wrappers.push(track);
         const codec = this.chosen.get(track.mid());
-        if (!codec) return;
+        const features = this.features.get(track.mid());
+        if (!codec || !features) return;
+        // Receiver reports, NACKs, RTX and keyframe requests: no media handler (inbound-track.ts).
+        const inbound = new InboundTrack(track, {
+          clockRate: codec.clockRate,
+          payloadType: codec.payloadType,
+          rtxPayloadType: features.rtxPayloadType,
+          nack: features.nack && codec.kind === 'video',
+        });
         const published = new PublishedTrack(
           codec.kind,
           codec,
           randomInt(1, 0xffffffff),
-          track,
+          inbound,
           settings.keyframeIntervalMs,
           settings.nackHistoryPackets,
         );
-        // Receiver reports and REMB to the publisher; keyframe requests go through it.
-        track.setMediaHandler(new (nodeDatachannel().RtcpReceivingSession)());
+        if (features.audioLevelId !== undefined)
+          published.audioLevel = new AudioLevelMeter(features.audioLevelId);
         track.onMessage(
           this.leg.guard('track.onMessage', (packet: Buffer) => {
-            this.leg.lastHeard = Date.now();
-            if (!isRtcp(packet)) published.forward(packet);
+            const now = Date.now();
+            this.leg.lastHeard = now;
+            const p = inbound.receive(packet, now);
+            if (p !== undefined) published.forward(p);
           }),
         );
         this.tracks.push(published);
@@ -97,7 +110,9 @@ export class PublisherPeer {
         rejectSection(m);
         continue;
       }
-      keepOnlyCodec(m, { ...m.codecs.find((c) => c.payloadType === codec.payloadType)! });
+      const features = readFeatures(m, codec.payloadType);
+      keepOnlyCodec(m, { ...m.codecs.find((c) => c.payloadType === codec.payloadType)! }, keptFor(features));
+      this.features.set(m.mid, features);
       this.chosen.set(m.mid, codec);
       kinds.push(codec.kind);
     }

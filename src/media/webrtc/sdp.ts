@@ -93,30 +93,54 @@ function rtxSsrcs(lines: string[]): Set<string> {
   return out;
 }
 
+/** What keepOnlyCodec keeps besides the codec: its companions, some header extensions. */
+export interface KeptWithCodec {
+  /** Companion payload types (RTX, RED), in this order after the codec. */
+  payloadTypes?: readonly number[];
+  /** Header extension URIs (`a=extmap`) to keep. */
+  extensions?: readonly string[];
+  /**
+   * Keep the RTX SSRCs' `a=ssrc` lines, so libdatachannel routes the retransmissions to
+   * the track. The `a=ssrc-group:FID` lines go all the same: libdatachannel would copy
+   * them into its answer, naming SSRCs the answer does not have.
+   */
+  rtxSsrcs?: boolean;
+}
+
 /**
  * Keeps one codec in a section and removes what Chorus does not forward: other codecs
- * (RED, RTX, FEC, ...), header extensions, transport-cc feedback, simulcast, RTX SSRCs.
+ * (RED, RTX, FEC, ...), header extensions, transport-cc feedback, simulcast, RTX SSRCs;
+ * except what `keep` names (#18: RTX, RED, the audio level).
  */
-export function keepOnlyCodec(m: MediaSection, codec: RtpCodec): void {
+export function keepOnlyCodec(m: MediaSection, codec: RtpCodec, keep: KeptWithCodec = {}): void {
   const pt = String(codec.payloadType);
+  const pts = new Set([pt, ...(keep.payloadTypes ?? []).map(String)]);
   const rtx = rtxSsrcs(m.lines);
   const mline = m.lines[0]!.split(' ');
-  const out = [[...mline.slice(0, 3), pt].join(' ')];
+  const out = [[...mline.slice(0, 3), ...pts].join(' ')];
   for (const line of m.lines.slice(1)) {
     const ptLine = /^a=(rtpmap|fmtp|rtcp-fb):(\d+|\*) ?(.*)$/.exec(line);
     if (ptLine) {
-      if (ptLine[2] !== pt) continue;
+      if (!pts.has(ptLine[2]!)) continue;
       if (ptLine[1] === 'rtcp-fb' && /transport-cc/.test(ptLine[3] ?? '')) continue;
+      out.push(line);
+      continue;
+    }
+    const ext = /^a=extmap:\d+(?:\/\w+)? (\S+)/.exec(line);
+    if (ext && keep.extensions?.includes(ext[1]!)) {
       out.push(line);
       continue;
     }
     if (/^a=(extmap|extmap-allow-mixed|simulcast|rid|ssrc-group)/.test(line)) continue;
     const ssrc = /^a=ssrc:(\d+) /.exec(line);
-    if (ssrc && rtx.has(ssrc[1]!)) continue;
+    if (ssrc && rtx.has(ssrc[1]!) && !keep.rtxSsrcs) continue;
     out.push(line);
   }
   m.lines = out;
-  m.codecs = [codec];
+  m.codecs = [
+    codec,
+    ...m.codecs.filter((c) => String(c.payloadType) !== pt && pts.has(String(c.payloadType))),
+  ];
 }
 
 /** Marks a section rejected (port 0): nothing usable in it. */

@@ -13,6 +13,7 @@ import type { CodecChoice } from './codec-policy.js';
 import { SfuRelay, type SfuRelayStats } from '../relay/sfu-relay.js';
 import type { RemotePublisher } from '../relay/remote-publisher.js';
 import type { Ports } from '../../ports/ports.js';
+import { ActiveSpeakers, type RoomAudio } from './active-speakers.js';
 
 export interface SfuStats extends SfuRelayStats {
   peers: number;
@@ -106,6 +107,8 @@ export class Sfu {
   private readonly sweepEveryMs: number;
   private refused = 0;
   private lastSweep = Date.now();
+  /** Who speaks in each room, from the audio level of this node's publishers (#18). */
+  readonly speakers: ActiveSpeakers;
 
   constructor(
     private readonly settings: WebRtcSettings,
@@ -126,6 +129,23 @@ export class Sfu {
     this.sweepEveryMs = Math.min(1000, settings.peerTimeoutMs / 2);
     this.watchdog = setInterval(() => this.sweep(), this.sweepEveryMs);
     this.watchdog.unref();
+    this.speakers = new ActiveSpeakers(() => this.roomAudio(), log.child({ component: 'active-speakers' }));
+  }
+
+  /** The audio tracks with levels of this node's publishers, by room. */
+  private roomAudio(): Map<string, RoomAudio> {
+    const rooms = new Map<string, Array<[string, PublishedTrack]>>();
+    for (const [k, p] of this.publishers) {
+      if (p.leg.closed) continue;
+      const [room, user] = k.split('\u0000') as [string, string];
+      for (const t of p.tracks) {
+        if (t.audioLevel === undefined || t.closed) continue;
+        let list = rooms.get(room);
+        if (!list) rooms.set(room, (list = []));
+        list.push([user, t]);
+      }
+    }
+    return rooms;
   }
 
   private sweep(): void {
@@ -445,6 +465,7 @@ export class Sfu {
 
   close(): void {
     clearInterval(this.watchdog);
+    this.speakers.close();
     this.relay?.stop();
     for (const p of [...this.publishers.values()]) p.leg.close('server shutting down');
     for (const s of [...this.subscriptions.values()]) s.leg.close('server shutting down');

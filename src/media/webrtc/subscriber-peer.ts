@@ -1,4 +1,5 @@
 import type { Track } from 'node-datachannel';
+import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import { chooseCodec, describeCodec } from './codec-policy.js';
 import type { WebRtcSettings } from './peer-config.js';
@@ -8,6 +9,7 @@ import type { ForwardTarget, PublishedTrack } from './published-track.js';
 import { findReceptionReport, forEachNackedSeq, isRtcp, wantsKeyframe } from './rtp.js';
 import { keepOnlyCodec, rejectSection, writeSdp, type MediaSection } from './sdp.js';
 import { parseOffer } from './sdp-validation.js';
+import { readFeatures } from './section-features.js';
 import { ChorusError } from '../../core/errors.js';
 import { nodeDatachannel } from './node-datachannel.js';
 
@@ -23,6 +25,8 @@ interface Assignment {
   section: MediaSection;
   source: PublishedTrack;
   payloadType: number;
+  /** The subscriber's RTX payload type for the codec, when it offered one (#18). */
+  rtxPayloadType: number | undefined;
 }
 
 /**
@@ -72,11 +76,14 @@ export class SubscriberPeer {
       }
       const source = free.splice(idx, 1)[0]!;
       const codec = chooseCodec(m.kind, m.codecs, source.codec)!;
+      // Retransmissions go as RTX to a subscriber that offers it for the codec (video).
+      const rtx = m.kind === 'video' ? readFeatures(m, codec.payloadType).rtxPayloadType : undefined;
       keepOnlyCodec(
         m,
         m.codecs.find((c) => c.payloadType === codec.payloadType)!,
+        rtx === undefined ? {} : { payloadTypes: [rtx] },
       );
-      assignments.push({ section: m, source, payloadType: codec.payloadType });
+      assignments.push({ section: m, source, payloadType: codec.payloadType, rtxPayloadType: rtx });
     }
     // A video section that could not take the publisher's video: say which codec it lacks
     // rather than answer without the picture.
@@ -118,6 +125,11 @@ export class SubscriberPeer {
       if (source.codec.fmtp) v.addVideoCodec(payloadType, source.codec.name, source.codec.fmtp);
       else v.addVideoCodec(payloadType, source.codec.name);
       v.addSSRC(source.outSsrc, cname, this.streamId, trackId);
+      if (a.rtxPayloadType !== undefined) {
+        v.addRTXCodec(a.rtxPayloadType, payloadType, source.codec.clockRate);
+        v.addSSRC(source.rtxSsrc, cname, this.streamId, trackId);
+        v.parseSdpLine(`a=ssrc-group:FID ${source.outSsrc} ${source.rtxSsrc}`);
+      }
       track = this.leg.pc.addTrack(v);
     } else {
       const au = new Audio(section.mid, 'SendOnly');
@@ -136,6 +148,9 @@ export class SubscriberPeer {
       open: false,
       subscriber: this.user,
       report: { fractionLost: 0, cumulativeLost: 0, jitter: 0, at: 0 },
+      ...(a.rtxPayloadType === undefined
+        ? {}
+        : { rtx: { payloadType: a.rtxPayloadType, seq: randomInt(0, 0x10000) } }),
     };
     this.targets.push({ source, target });
     // Made once per leg, not per RTCP packet.
