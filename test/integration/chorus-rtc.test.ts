@@ -232,3 +232,231 @@ describe('native signalling: media', () => {
     });
   });
 });
+
+describe('native signalling: mute and data', () => {
+  it('mutes a track by the room service: the SFU stops forwarding it, publisher and subscribers are told, only the service unmutes', async () => {
+    expect((await api('POST', '/rooms', { name: 'mu1' })).status).toBe(201);
+    const a = await join('mu1', 'alice');
+    const b = await join('mu1', 'bob');
+    const pub = await a.client.publish();
+    await b.client.wait(
+      ofType(
+        'trackPublished',
+        (m) => m.identity === 'alice' && (m.track as { kind: string }).kind === 'video',
+      ),
+    );
+    const sub = await b.client.subscribe('alice');
+    await eventually(() => sub.videoPackets.length > 20, 20_000, 'video at bob');
+
+    expect(
+      await api('POST', '/rooms/mu1/participants/alice/tracks/alice-video/mute', { muted: true }),
+    ).toEqual({ status: 204, body: undefined });
+    const told = { identity: 'alice', trackId: 'alice-video', muted: true, byServer: true };
+    expect(await a.client.wait(ofType('trackMuted'))).toMatchObject(told);
+    expect(await b.client.wait(ofType('trackMuted'))).toMatchObject(told);
+    // Forwarding stopped: while the publisher sends 150 more packets, bob gets at most the few in flight.
+    const atMute = sub.videoPackets.length;
+    const sentAtMute = pub.videoSeq;
+    await eventually(() => pub.videoSeq > sentAtMute + 150, 20_000, 'the publisher sending on');
+    expect(sub.videoPackets.length - atMute).toBeLessThan(10);
+    // Audio still flows.
+    const audioAt = sub.audioPackets.length;
+    await eventually(() => sub.audioPackets.length > audioAt + 20, 20_000, 'audio still at bob');
+    // The participant listing shows it muted.
+    const listed = (await api('GET', '/rooms/mu1/participants')).body;
+    expect(JSON.stringify(listed)).toContain(
+      '"id":"alice-video","kind":"video","source":"camera","codec":"VP8","muted":true',
+    );
+
+    // The publisher cannot lift a server mute.
+    expect(await a.client.request({ type: 'mute', trackId: 'alice-video', muted: false })).toMatchObject({
+      type: 'error',
+      code: 'forbidden',
+    });
+    expect(
+      await api('POST', '/rooms/mu1/participants/alice/tracks/alice-video/mute', { muted: false }),
+    ).toMatchObject({ status: 204 });
+    await b.client.wait(ofType('trackMuted', (m) => m.muted === false));
+    const atUnmute = sub.videoPackets.length;
+    await eventually(() => sub.videoPackets.length > atUnmute + 20, 20_000, 'video again at bob');
+
+    // The publisher's own mute, and its unmute.
+    expect(await a.client.request({ type: 'mute', trackId: 'alice-audio', muted: true })).toMatchObject({
+      type: 'ok',
+      for: 'mute',
+    });
+    expect(await b.client.wait(ofType('trackMuted', (m) => m.trackId === 'alice-audio'))).toMatchObject({
+      muted: true,
+      byServer: false,
+    });
+    expect(await a.client.request({ type: 'mute', trackId: 'nope', muted: true })).toMatchObject({
+      type: 'error',
+      code: 'not_found',
+    });
+
+    // Wrong ids: 404 with the native body.
+    expect(await api('POST', '/rooms/mu1/participants/alice/tracks/nope/mute', { muted: true })).toEqual({
+      status: 404,
+      body: { error: { code: 'not_found', message: 'no track nope of alice in room mu1' } },
+    });
+    expect(
+      (await api('POST', '/rooms/mu1/participants/nobody/tracks/alice-video/mute', { muted: true })).status,
+    ).toBe(404);
+    expect(
+      (await api('POST', '/rooms/mu1/participants/alice/tracks/alice-video/mute', { muted: 'yes' })).status,
+    ).toBe(400);
+  });
+
+  it('delivers data to everyone else or to some identities, from participants and from the room service', async () => {
+    const a = await join('d1', 'alice');
+    const b = await join('d1', 'bob');
+    const c = await join('d1', 'carol');
+    expect(
+      await a.client.request({ type: 'data', payload: 'to carol', to: ['carol'], topic: 't' }),
+    ).toMatchObject({ type: 'ok', for: 'data' });
+    expect(await a.client.request({ type: 'data', payload: 'to all' })).toMatchObject({ type: 'ok' });
+    expect(await c.client.wait(ofType('data'))).toMatchObject({
+      from: 'alice',
+      payload: 'to carol',
+      topic: 't',
+    });
+    await c.client.wait(ofType('data', (m) => m.payload === 'to all'));
+    // Bob got the broadcast, which left after the targeted one: the targeted one never came.
+    await b.client.wait(ofType('data', (m) => m.payload === 'to all'));
+    expect(b.client.received.filter((m) => m.type === 'data').map((m) => m.payload)).toEqual(['to all']);
+    expect(a.client.received.filter((m) => m.type === 'data')).toEqual([]);
+
+    expect(
+      await api('POST', '/rooms/d1/data', { data: 'from the server', destinationIdentities: ['bob'] }),
+    ).toEqual({ status: 204, body: undefined });
+    const fromServer = await b.client.wait(ofType('data', (m) => m.payload === 'from the server'));
+    expect(fromServer.from).toBeUndefined();
+    expect((await api('POST', '/rooms/d1/data', { data: 'x'.repeat(20_000) })).status).toBe(400);
+    const tooBig = await a.client.request({ type: 'data', payload: 'x'.repeat(20_000) });
+    expect(tooBig).toMatchObject({ type: 'error', code: 'invalid_message' });
+  });
+});
+
+describe('native signalling: bad input', () => {
+  it('closes the socket on malformed JSON (4400), an unknown type (4400) and an oversize frame (1009), and keeps serving', async () => {
+    const bad = await join('b1', 'mallory');
+    bad.client.socket.send('{not json');
+    expect(await bad.client.wait(ofType('error'))).toMatchObject({
+      code: 'invalid_message',
+      message: 'malformed JSON',
+    });
+    expect(await bad.client.socket.closed).toEqual({ code: 4400, reason: 'malformed JSON' });
+
+    const unknown = await join('b1', 'mallory2');
+    unknown.client.socket.send({ type: 'teleport' });
+    expect((await unknown.client.socket.closed).code).toBe(4400);
+    const notObject = await join('b1', 'mallory3');
+    notObject.client.socket.send('42');
+    expect((await notObject.client.socket.closed).code).toBe(4400);
+
+    const big = await join('b1', 'mallory4');
+    big.client.socket.send({ type: 'data', payload: 'x'.repeat(70_000) });
+    expect((await big.client.socket.closed).code).toBe(1009);
+
+    // A known request with a bad field is answered, and the session goes on.
+    const fine = await join('b1', 'fine');
+    expect(await fine.client.request({ type: 'subscribe', identity: 42 })).toMatchObject({
+      type: 'error',
+      code: 'invalid_message',
+    });
+    expect(await fine.client.request({ type: 'ping', timestamp: 1 })).toMatchObject({ type: 'pong' });
+    // The server keeps serving: a new participant joins and sees the one still there.
+    const after = await join('b1', 'after');
+    expect((after.join.others as Array<{ identity: string }>).map((o) => o.identity)).toContain('fine');
+  });
+});
+
+describe('native signalling: sessions', () => {
+  it('resumes after an abrupt drop: the participant stays, its tracks keep their ids, missed events are replayed', async () => {
+    expect((await api('POST', '/rooms', { name: 'r1' })).status).toBe(201);
+    const a = await join('r1', 'alice');
+    const b = await join('r1', 'bob');
+    await b.client.publish();
+    await a.client.wait(
+      ofType('trackPublished', (m) => m.identity === 'bob' && (m.track as { kind: string }).kind === 'video'),
+    );
+    const resumeToken = b.join.resumeToken as string;
+    const lastSeq = b.client.lastSeq;
+    b.client.drop();
+    // While bob is away, carol joins and alice sends data: bob misses both.
+    const c = await join('r1', 'carol');
+    expect((c.join.others as Array<{ identity: string }>).map((o) => o.identity).sort()).toEqual([
+      'alice',
+      'bob',
+    ]);
+    await a.client.request({ type: 'data', payload: 'while away' });
+    const listed = (await api('GET', '/rooms/r1/participants')).body as {
+      participants: Array<{ identity: string; tracks: Array<{ id: string }> }>;
+    };
+    expect(
+      listed.participants
+        .find((p) => p.identity === 'bob')
+        ?.tracks.map((t) => t.id)
+        .sort(),
+    ).toEqual(['bob-audio', 'bob-video']);
+
+    const back = await RtcClient.connect(ts.url, await token('r1', 'bob'), { token: resumeToken, lastSeq });
+    clients.push(back.client);
+    expect(back.join).toMatchObject({ type: 'resumed', seq: 0 });
+    const joined = await back.client.wait(ofType('participantJoined'));
+    expect(joined.participant).toMatchObject({ identity: 'carol' });
+    expect(joined.seq).toBe(lastSeq + 1);
+    await back.client.wait(ofType('data', (m) => m.payload === 'while away'));
+    expect(back.join.replayed).toBeGreaterThanOrEqual(2);
+    // Nobody saw bob leave, and he is still a publisher with the same track ids.
+    expect(a.client.received.some((m) => m.type === 'participantLeft')).toBe(false);
+    expect(await back.client.request({ type: 'mute', trackId: 'bob-audio', muted: true })).toMatchObject({
+      type: 'ok',
+    });
+
+    // A resume token that is unknown (or another identity's) gets a fresh join, marked.
+    const stranger = await RtcClient.connect(ts.url, await token('r1', 'dave'), {
+      token: resumeToken,
+      lastSeq: 0,
+    });
+    clients.push(stranger.client);
+    expect(stranger.join).toMatchObject({
+      type: 'join',
+      resumeFailed: true,
+      participant: { identity: 'dave' },
+    });
+  });
+
+  it('replaces a duplicate identity (4409), and closes on removal (4403) and room deletion (4410)', async () => {
+    expect((await api('POST', '/rooms', { name: 's1' })).status).toBe(201);
+    const first = await join('s1', 'alice');
+    const second = await join('s1', 'alice');
+    expect(await first.client.socket.closed).toMatchObject({ code: 4409 });
+    expect(first.client.received.at(-1)).toMatchObject({
+      type: 'leave',
+      closeCode: 4409,
+      canReconnect: false,
+    });
+    expect((second.join.others as unknown[]).length).toBe(0);
+
+    const bob = await join('s1', 'bob');
+    expect(await api('DELETE', '/rooms/s1/participants/bob')).toEqual({ status: 204, body: undefined });
+    expect(await bob.client.socket.closed).toMatchObject({
+      code: 4403,
+      reason: 'removed by the room service',
+    });
+    await second.client.wait(ofType('participantLeft', (m) => m.identity === 'bob'));
+
+    expect((await api('DELETE', '/rooms/s1')).status).toBe(204);
+    expect(await second.client.socket.closed).toMatchObject({ code: 4410 });
+  });
+
+  it('refuses a join past maxParticipants', async () => {
+    expect((await api('POST', '/rooms', { name: 'cap1', maxParticipants: 1 })).status).toBe(201);
+    await join('cap1', 'one');
+    const two = await RtcClient.open(ts.url, await token('cap1', 'two'));
+    clients.push(two);
+    expect(await two.wait(ofType('error'))).toMatchObject({ code: 'capacity' });
+    expect((await two.socket.closed).code).toBe(4503);
+  });
+});

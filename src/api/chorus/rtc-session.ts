@@ -122,7 +122,7 @@ export class RtcSession {
     this.socket = undefined;
     if (socket && socket.readyState === socket.OPEN) {
       this.send({ type: 'leave', reason, closeCode: code, canReconnect }, socket);
-      socket.close(code, clipClientText(reason, 120));
+      socket.close(code, closeReason(reason));
     }
     this.log.info({ reason, code }, 'chorus rtc: session ended');
     this.ctx.ended(this);
@@ -136,7 +136,10 @@ export class RtcSession {
         return;
       }
       const text = (data as Buffer).toString('utf8');
-      void this.ready.then(() => this.onText(text));
+      // A handler that throws is logged; it never reaches the socket or the process.
+      this.ready
+        .then(() => this.onText(text))
+        .catch((err: unknown) => this.log.error({ err }, 'chorus rtc: message handler threw'));
     });
     socket.on('close', () => {
       if (this.socket !== socket || this.endedFlag) return;
@@ -370,7 +373,7 @@ export class RtcSession {
     if (!socket) return;
     this.send({ type: 'error', code: 'invalid_message', message }, socket);
     // Only this socket: the session waits for a resume as after any drop.
-    socket.close(RTC_CLOSE.invalidMessage, clipClientText(message, 120));
+    socket.close(RTC_CLOSE.invalidMessage, closeReason(message));
   }
 
   private sendError(requestId: string | undefined, err: unknown): void {
@@ -387,6 +390,13 @@ export class RtcSession {
     if (this.kept.length > KEPT_MESSAGES) this.kept.shift();
     if (socket && socket.readyState === socket.OPEN) socket.send(text);
   }
+}
+
+/** A close frame's reason: at most 123 bytes of UTF-8, cut between characters. */
+function closeReason(text: string): string {
+  let out = text;
+  while (Buffer.byteLength(out) > 120) out = out.slice(0, -1);
+  return out;
 }
 
 const forbidden = (grant: string): ChorusError =>
