@@ -3,6 +3,7 @@ import { createAccessToken, type Grants } from '../../src/api/chorus/access-toke
 import { WhepViewer, WhipPublisher } from '../../src/api/chorus/whip-client.js';
 import { startCluster, type Cluster } from '../fixtures/cluster.js';
 import { hasTool } from '../fixtures/system-tools.js';
+import { untilStill } from '../fixtures/until-still.js';
 import { eventually } from '../fixtures/ws-client.js';
 
 // WHIP and WHEP across two real Chorus processes sharing one nats-server: a WHEP viewer on
@@ -22,24 +23,6 @@ afterEach(() => {
 
 const token = (grants: Grants, room: string, identity: string): Promise<string> =>
   createAccessToken(KEY, SECRET, { grants, room, identity, ttlSeconds: 600 });
-
-/** Resolves once `count` has stopped growing for a second, polled up to `ms`. */
-async function stopsGrowing(count: () => number, ms = 30_000): Promise<void> {
-  let last = count();
-  let since = Date.now();
-  await eventually(
-    () => {
-      const now = count();
-      if (now !== last) {
-        last = now;
-        since = Date.now();
-      }
-      return Date.now() - since > 1000;
-    },
-    ms,
-    'media to stop',
-  );
-}
 
 const run = hasTool('nats-server', 'nats-server');
 
@@ -111,7 +94,7 @@ describe.skipIf(!run)('WHIP and WHEP across nodes', () => {
       headers: { authorization: `Bearer ${viewToken}` },
     });
     expect(endView.status).toBe(200);
-    await stopsGrowing(() => viewer.packets);
+    await untilStill(() => viewer.packets, 'media to stop at the viewer');
 
     // A second viewer on node 1, then the publish DELETEd through node 1: its media stops.
     const viewer2 = new WhepViewer('far2');
@@ -126,7 +109,7 @@ describe.skipIf(!run)('WHIP and WHEP across nodes', () => {
       headers: { authorization: `Bearer ${pubToken}` },
     });
     expect(endPublish.status).toBe(200);
-    await stopsGrowing(() => viewer2.packets);
+    await untilStill(() => viewer2.packets, 'media to stop at the second viewer');
     // Ended: neither node holds it any more.
     const again = await fetch(`${url(1)}${new URL(pub.location).pathname}`, {
       method: 'DELETE',

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { createAccessToken, type Grants } from '../../src/api/chorus/access-token.js';
 import { browserSuite } from '../fixtures/browser.js';
 import { hasTool } from '../fixtures/system-tools.js';
+import { untilStill } from '../fixtures/until-still.js';
 import { eventually } from '../fixtures/ws-client.js';
 
 // Chromium as a WHIP publisher (its fake camera and microphone, real VP8 and Opus; on the
@@ -129,19 +130,6 @@ describe.skipIf(!run)('WHIP and WHEP with Chromium', () => {
       return res.status;
     }, pubToken);
     expect(status).toBe(200);
-    let last = -1;
-    let since = Date.now();
-    await eventually(
-      async () => {
-        const { frames } = await received(player);
-        if (frames !== last) {
-          last = frames;
-          since = Date.now();
-        }
-        return Date.now() - since > 1500;
-      },
-      30_000,
-      'frames to stop after DELETE',
-    );
+    await untilStill(async () => (await received(player)).frames, 'frames to stop after DELETE');
   });
 });

@@ -3,6 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createAccessToken, type Grants } from '../../src/api/chorus/access-token.js';
 import { WhepViewer, WhipPublisher } from '../../src/api/chorus/whip-client.js';
 import { startTestServer, type TestServer } from '../fixtures/test-server.js';
+import { untilStill } from '../fixtures/until-still.js';
 import { eventually } from '../fixtures/ws-client.js';
 
 const KEY = 'whip-key';
@@ -66,24 +67,6 @@ async function viewer(room: string, who: string, of: string): Promise<WhepViewer
   return v;
 }
 
-/** Resolves once `count` has stopped growing for a second (media stopped), polled up to `ms`. */
-async function stopsGrowing(count: () => number, ms = 20_000): Promise<void> {
-  let last = count();
-  let since = Date.now();
-  await eventually(
-    () => {
-      const now = count();
-      if (now !== last) {
-        last = now;
-        since = Date.now();
-      }
-      return Date.now() - since > 1000;
-    },
-    ms,
-    'media to stop',
-  );
-}
-
 /** A POST to a WHIP/WHEP endpoint with a raw body; status, headers and body. */
 async function post(
   path: string,
@@ -120,14 +103,14 @@ describe('WHIP and WHEP', () => {
     const v2 = await viewer('whip-a', 'watcher2', 'cam');
     await eventually(() => v2.video.packets > 20, 20_000, 'packets at the second viewer');
     expect(await v2.delete(await viewToken('whip-a', 'watcher2'))).toBe(200);
-    await stopsGrowing(() => v2.packets);
+    await untilStill(() => v2.packets, 'media to stop at the second viewer');
     const before = v.packets;
     await eventually(() => v.packets > before + 50, 20_000, 'the first viewer still receiving');
     expect(await v2.delete(await viewToken('whip-a', 'watcher2'))).toBe(404);
 
     // DELETE of the publish: the publisher leaves, the viewer's media stops.
     expect(await pub.delete(await publishToken('whip-a', 'cam'))).toBe(200);
-    await stopsGrowing(() => v.packets);
+    await untilStill(() => v.packets, 'media to stop at the viewer');
     await eventually(async () => (await participants('whip-a')).length === 0, 10_000, 'the room to empty');
     expect(await pub.delete(await publishToken('whip-a', 'cam'))).toBe(404);
     // Nobody publishes as cam now: a view is refused.
@@ -148,7 +131,7 @@ describe('WHIP and WHEP', () => {
       headers: { authorization: `Bearer ${admin}` },
     });
     expect(res.status).toBe(204);
-    await stopsGrowing(() => v.packets);
+    await untilStill(() => v.packets, 'media to stop at the viewer');
     expect(await pub.delete(admin)).toBe(404);
   });
 

@@ -64,6 +64,19 @@ const session = (kind: string) => ({
   },
 });
 
+/** A POST that takes an SDP offer and answers 201 with the answer. */
+const offer = (summary: string, description: string, params: z.ZodObject, grants: string) => ({
+  summary,
+  description,
+  security: [{ accessToken: [] }],
+  parameters: pathParameters(params),
+  requestBody: { required: true, content: sdp },
+  responses: {
+    '201': { description: 'the SDP answer; Location: the session', content: sdp },
+    ...refusals(grants),
+  },
+});
+
 /** The OpenAPI paths of WHIP and WHEP, merged into `/chorus/v1/openapi.json`. */
 export function whipOpenApiPaths(prefix: string): Record<string, object> {
   const sessionParam = {
@@ -74,32 +87,20 @@ export function whipOpenApiPaths(prefix: string): Record<string, object> {
   };
   return {
     [`${prefix}/whip/{room}`]: {
-      post: {
-        summary: 'Publish into a room (WHIP, RFC 9725)',
-        description:
-          "Requires a token for this room with roomJoin and canPublish; the publisher is the token's identity (audio counts as microphone, video as camera for canPublishSources). The room must exist.",
-        security: [{ accessToken: [] }],
-        parameters: pathParameters(whipParams),
-        requestBody: { required: true, content: sdp },
-        responses: {
-          '201': { description: 'the SDP answer; Location: the session', content: sdp },
-          ...refusals('roomJoin and canPublish'),
-        },
-      },
+      post: offer(
+        'Publish into a room (WHIP, RFC 9725)',
+        "Requires a token for this room with roomJoin and canPublish; the publisher is the token's identity (audio counts as microphone, video as camera for canPublishSources). The room must exist.",
+        whipParams,
+        'roomJoin and canPublish',
+      ),
     },
     [`${prefix}/whep/{room}/{identity}`]: {
-      post: {
-        summary: "View a participant's tracks (WHEP)",
-        description:
-          "Requires a token for this room with roomJoin and canSubscribe; the viewer is the token's identity. Each receiving section of the offer gets one of the publisher's tracks of its kind and codec.",
-        security: [{ accessToken: [] }],
-        parameters: pathParameters(whepParams),
-        requestBody: { required: true, content: sdp },
-        responses: {
-          '201': { description: 'the SDP answer; Location: the session', content: sdp },
-          ...refusals('roomJoin and canSubscribe'),
-        },
-      },
+      post: offer(
+        "View a participant's tracks (WHEP)",
+        "Requires a token for this room with roomJoin and canSubscribe; the viewer is the token's identity. Each receiving section of the offer gets one of the publisher's tracks of its kind and codec.",
+        whepParams,
+        'roomJoin and canSubscribe',
+      ),
     },
     [`${prefix}/whip/{room}/{session}`]: {
       parameters: [...pathParameters(whipParams), sessionParam],
