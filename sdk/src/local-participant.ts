@@ -1,6 +1,6 @@
 import { ChorusError } from './errors.js';
 import { completeOffer } from './ice-gathering.js';
-import type { ClientMessage, ServerMessage, TrackKind, TrackSource } from './protocol.js';
+import type { ClientMessage, ServerMessage, TrackInfo, TrackKind, TrackSource } from './protocol.js';
 import { LocalTrackPublication } from './track-publication.js';
 
 /** What the local participant needs of its room (kept narrow: no cycle with Room). */
@@ -107,6 +107,12 @@ export class LocalParticipant {
   mutedByServer(trackId: string, muted: boolean): void {
     const kind = [...this.tracks].find(([, p]) => p.trackId === trackId)?.[0];
     if (kind) this.#applyMute(kind, muted);
+  }
+
+  /** @internal The server's `trackPublished` about one of mine: its media arrives (the codec is known now). */
+  trackTookEffect(info: TrackInfo): void {
+    const pub = [...this.tracks.values()].find((p) => p.trackId === info.id);
+    pub?.update({ ...info, muted: pub.muted });
   }
 
   /** @internal After a reconnect: publish again on a new leg when the old one did not survive. */

@@ -147,7 +147,7 @@ export class ParticipantSubscription {
     pc.addEventListener('track', (ev) => {
       const pub = mapping.get(ev.transceiver);
       if (!pub || this.#pc !== pc) return;
-      pub.setTrack(ev.track);
+      pub.setTrack(ev.track, ev.receiver);
       this.link.subscribed(ev.track, pub, this.participant);
     });
     try {

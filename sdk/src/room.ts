@@ -116,7 +116,7 @@ export class Room extends TypedEmitter<RoomEvents> {
       throw new ChorusError('failed', `the server's first message was '${first.type}', not 'join'`);
     }
     const room = new Room(url, token, options, first);
-    room.#attach(connection, first, true);
+    room.#attach(connection, first, false, true);
     return room;
   }
 
@@ -185,14 +185,17 @@ export class Room extends TypedEmitter<RoomEvents> {
     return this.#conn.request(msg);
   }
 
-  /** Makes `conn` the session; a `join` is applied before the messages that follow it. */
-  #attach(conn: SignalConnection, join?: JoinResponse, initial = false): void {
+  /**
+   * Makes `conn` the session; a `join` is applied before the messages that follow it
+   * (`keepLegs`: the session went on, so the media legs did too).
+   */
+  #attach(conn: SignalConnection, join?: JoinResponse, keepLegs = false, initial = false): void {
     this.#conn = conn;
     this.#serverLeave = undefined;
     conn.onClose = (code, reason) => {
       if (this.#conn === conn) this.#dropped(code, reason);
     };
-    if (join) this.#applyJoin(join, initial);
+    if (join) this.#applyJoin(join, initial, keepLegs);
     conn.listen((msg) => {
       try {
         this.#handle(msg);
@@ -215,7 +218,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     this.#lastSeq = msg.seq;
     switch (msg.type) {
       case 'join':
-        this.#applyJoin(msg, false);
+        this.#applyJoin(msg, false, !msg.resumeFailed);
         return;
       case 'published':
       case 'subscribed':
@@ -232,7 +235,10 @@ export class Room extends TypedEmitter<RoomEvents> {
         this.#removeParticipant(msg.identity, msg.reason);
         return;
       case 'trackPublished': {
-        if (msg.identity === this.localParticipant.identity) return;
+        if (msg.identity === this.localParticipant.identity) {
+          this.localParticipant.trackTookEffect(msg.track);
+          return;
+        }
         const p = this.participants.get(msg.identity);
         if (!p) return; // its participantJoined carries the track
         const { publication, added } = p.upsertTrack(msg.track);
@@ -261,8 +267,12 @@ export class Room extends TypedEmitter<RoomEvents> {
     }
   }
 
-  /** The first join, or a fresh one after a resume that failed: the room's state as the server has it. */
-  #applyJoin(join: JoinResponse, initial: boolean): void {
+  /**
+   * The room's state as the server has it: the first join; after a resume whose missed
+   * messages were no longer kept (`keepLegs`: the session and its media legs went on);
+   * or a new session after a resume that failed (every leg negotiated afresh).
+   */
+  #applyJoin(join: JoinResponse, initial: boolean, keepLegs: boolean): void {
     this.#info = join.room;
     this.#permissions = join.permissions;
     this.#resumeToken = join.resumeToken;
@@ -271,9 +281,10 @@ export class Room extends TypedEmitter<RoomEvents> {
     const present = new Set(join.others.map((o) => o.identity));
     for (const identity of [...this.participants.keys()])
       if (!present.has(identity)) this.#removeParticipant(identity, 'gone while reconnecting');
-    // A new session has no legs: every subscription is negotiated afresh.
-    for (const s of this.#subs.values()) s.close(false);
-    this.#subs.clear();
+    if (!keepLegs) {
+      for (const s of this.#subs.values()) s.close(false);
+      this.#subs.clear();
+    }
     for (const info of join.others) this.#upsertParticipant(info, !initial);
   }
 
@@ -425,12 +436,14 @@ export class Room extends TypedEmitter<RoomEvents> {
         connection.close(1000);
         continue;
       }
-      const resumed = first.type === 'resumed';
+      // The same session: `resumed` (missed messages follow), or a `join` with the whole
+      // state when the missed ones were no longer kept. Else a new session (resumeFailed,
+      // or the grace was over and no resume was asked): everything is published and
+      // subscribed again.
+      const resumed = first.type === 'resumed' || (resume !== undefined && !first.resumeFailed);
       this.#setState('connected');
-      // Replayed messages (after `resumed`) or the fresh room state (`join`) are applied here, in order.
-      this.#attach(connection, resumed ? undefined : first, false);
+      this.#attach(connection, first.type === 'join' ? first : undefined, resumed);
       this.localParticipant.resume(!resumed);
-      // Legs that survived the drop go on; after a rejoin every subscription is new (#applyJoin).
       if (resumed) for (const s of this.#subs.values()) if (s.broken) s.sync(true);
       this.emit('reconnected', resumed);
       return;

@@ -43,9 +43,17 @@ export class RemoteTrackPublication extends TrackPublication {
     return this.#track !== undefined;
   }
 
+  #receiver: RTCRtpReceiver | undefined;
+
+  /** The receiver's statistics (inbound-rtp: framesDecoded, audioLevel, ...); undefined while unsubscribed. */
+  async getStats(): Promise<RTCStatsReport | undefined> {
+    return this.#receiver?.getStats();
+  }
+
   /** @internal */
-  setTrack(track: MediaStreamTrack | undefined): void {
+  setTrack(track: MediaStreamTrack | undefined, receiver?: RTCRtpReceiver): void {
     this.#track = track;
+    this.#receiver = track ? receiver : undefined;
   }
 }
 

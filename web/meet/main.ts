@@ -1,6 +1,8 @@
 import { BlueSkyClient, BlueSkyError } from '../sdk/bluesky-client.js';
 import { warnIfInsecure } from '../sdk/secure-context.js';
 import { reconnector, ServerAway } from '../sdk/reconnect.js';
+import { removeTile, setBadges, setStatus, setTileState, tile } from './tiles.js';
+import { joinNative, tokenClaims, type NativeMeeting } from './native-meet.js';
 
 // First, before anything reaches for what an insecure context hides.
 warnIfInsecure('the camera and microphone');
@@ -30,38 +32,14 @@ let flowTimer: number | undefined;
 const LEG_GRACE_MS = 2000;
 /** Since when each leg (by peer connection) has not been connected. */
 const downSince = new WeakMap<RTCPeerConnection, number>();
-// For tests and the curious: the live peer connections.
-(window as unknown as { chorusMeet: unknown }).chorusMeet = { receivers, publisher: () => publisher };
-
-function setStatus(text: string): void {
-  $('status').textContent = text;
-}
-
-/** A tile: video, name, a state overlay while connecting, badges for muted media. */
-function tile(id: string, name: string, mine = false): HTMLElement {
-  let el = document.getElementById(`tile-${id}`);
-  if (el) return el;
-  el = document.createElement('div');
-  el.id = `tile-${id}`;
-  el.className = `tile${mine ? ' me' : ''}`;
-  el.innerHTML =
-    '<video autoplay playsinline></video><span class="name"></span><div class="state">connecting…</div><div class="badges"></div>';
-  el.querySelector('.name')!.textContent = mine ? `${name} (you)` : name;
-  if (mine) (el.querySelector('video') as HTMLVideoElement).muted = true;
-  $('grid').append(el);
-  return el;
-}
-
-function setTileState(id: string, text: string | undefined): void {
-  const state = document.querySelector<HTMLElement>(`#tile-${CSS.escape(id)} .state`);
-  if (!state) return;
-  state.textContent = text ?? '';
-  state.classList.toggle('hidden', text === undefined);
-}
-
-function removeTile(id: string): void {
-  document.getElementById(`tile-${id}`)?.remove();
-}
+/** Set while in a room joined with an access token (native signalling through the SDK). */
+let native: NativeMeeting | undefined;
+// For tests and the curious: the live peer connections (Blue Sky mode), the SDK's room (native mode).
+(window as unknown as { chorusMeet: unknown }).chorusMeet = {
+  receivers,
+  publisher: () => publisher,
+  room: () => native?.room,
+};
 
 async function publish(): Promise<void> {
   try {
@@ -275,22 +253,35 @@ async function watchFlow(): Promise<void> {
       videoOff: before ? now.video === before.video : false,
     };
     flow.set(peer, state);
-    const badges = document.querySelector(`#tile-${CSS.escape(peer)} .badges`);
-    if (!badges) continue;
-    const want = [state.audioOff ? 'mic off' : '', state.videoOff ? 'camera off' : ''].filter(Boolean);
-    if (badges.textContent === want.join('')) continue;
-    badges.replaceChildren(
-      ...want.map((text) => {
-        const b = document.createElement('span');
-        b.className = 'badge';
-        b.textContent = text;
-        return b;
-      }),
-    );
+    setBadges(peer, [state.audioOff ? 'mic off' : '', state.videoOff ? 'camera off' : ''].filter(Boolean));
   }
 }
 
+/**
+ * With an access token the page joins through the SDK and the native signalling: the
+ * room and identity are the token's, so the name and room fields are not used.
+ */
+async function joinWithToken(token: string): Promise<void> {
+  const claims = tokenClaims(token);
+  $('lobby').classList.add('hidden');
+  $('in-room').classList.remove('hidden');
+  $('close-room').classList.add('hidden');
+  // The page's address would carry the token: no invite link to copy.
+  $('copy-link').classList.add('hidden');
+  $('room-label').textContent = claims.room ? `room ${claims.room}` : '';
+  setStatus(`joining${claims.sub ? ` as ${claims.sub}` : ''}…`);
+  const meeting = await joinNative(token, (message) => {
+    if (native === meeting) leave(message);
+  });
+  native = meeting;
+}
+
 function leave(message = ''): void {
+  const meeting = native;
+  native = undefined;
+  meeting?.leave();
+  $('copy-link').classList.remove('hidden');
+  $('speaker-note').textContent = '';
   away.cancel();
   clearInterval(poll);
   clearInterval(flowTimer);
@@ -330,6 +321,12 @@ async function listRooms(): Promise<void> {
 
 $('join-form').addEventListener('submit', (ev) => {
   ev.preventDefault();
+  const token = $<HTMLInputElement>('token').value.trim();
+  if (token) {
+    $('lobby-error').textContent = '';
+    joinWithToken(token).catch((err: unknown) => leave(`Could not join with the token: ${String(err)}`));
+    return;
+  }
   const name = $<HTMLInputElement>('name').value.trim();
   if (!/^[-_.@A-Za-z0-9]{1,64}$/.test(name)) {
     $('lobby-error').textContent = 'Names use letters, digits, - _ . @ (no spaces).';
@@ -343,6 +340,13 @@ $('join-form').addEventListener('submit', (ev) => {
 });
 
 $('toggle-mic').addEventListener('click', () => {
+  if (native) {
+    native.toggle('audio').then(
+      (on) => ($('toggle-mic').textContent = on ? 'Mute microphone' : 'Unmute microphone'),
+      (err: unknown) => setStatus(`could not mute: ${String(err)}`),
+    );
+    return;
+  }
   const track = local?.getAudioTracks()[0];
   if (!track) return;
   track.enabled = !track.enabled;
@@ -351,6 +355,13 @@ $('toggle-mic').addEventListener('click', () => {
   renderBadges();
 });
 $('toggle-cam').addEventListener('click', () => {
+  if (native) {
+    native.toggle('video').then(
+      (on) => ($('toggle-cam').textContent = on ? 'Turn camera off' : 'Turn camera on'),
+      (err: unknown) => setStatus(`could not turn the camera off: ${String(err)}`),
+    );
+    return;
+  }
   const track = local?.getVideoTracks()[0];
   if (!track) return;
   track.enabled = !track.enabled;
@@ -382,3 +393,9 @@ $<HTMLInputElement>('name').value = localStorage.getItem('chorus.meet.name') ?? 
 const fromHash = /room=([^&]+)/.exec(location.hash)?.[1];
 if (fromHash) $<HTMLInputElement>('room-id').value = decodeURIComponent(fromHash);
 void listRooms();
+// `/meet/?token=<JWT>` joins at once, the way an application links a participant into its room.
+const fromQuery = new URLSearchParams(location.search).get('token');
+if (fromQuery) {
+  $<HTMLInputElement>('token').value = fromQuery;
+  joinWithToken(fromQuery).catch((err: unknown) => leave(`Could not join with the token: ${String(err)}`));
+}
