@@ -276,8 +276,9 @@ export interface TrackMutedEvent extends ServerMessageBase {
 }
 
 /**
- * Active speakers, loudest first (level 0..1). Reserved: sent once the engine detects
- * speakers; until then the server never sends it.
+ * Active speakers, loudest first (`level`: the smoothed audio amplitude, 0..1, from the
+ * publishers' RFC 6464 audio-level header extension), sent whenever the list or its
+ * order changes; an empty list when nobody speaks. The whole list each time.
  */
 export interface SpeakersEvent extends ServerMessageBase {
   type: 'speakers';

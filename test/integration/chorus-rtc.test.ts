@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createAccessToken, type Grants } from '../../src/api/chorus/access-token.js';
 import { freeUdpPort } from '../fixtures/free-udp-port.js';
+import { NdcRtxPublisher } from '../fixtures/ndc-rtx-publisher.js';
 import { RtcClient, rtcUrl, type Msg } from '../fixtures/rtc-client.js';
 import { eventually, TestSocket } from '../fixtures/ws-client.js';
 import { startTestServer, type TestServer } from '../fixtures/test-server.js';
@@ -334,6 +335,20 @@ describe('native signalling: mute and data', () => {
     expect((await api('POST', '/rooms/d1/data', { data: 'x'.repeat(20_000) })).status).toBe(400);
     const tooBig = await a.client.request({ type: 'data', payload: 'x'.repeat(20_000) });
     expect(tooBig).toMatchObject({ type: 'error', code: 'invalid_message' });
+  });
+});
+
+describe('native signalling: speakers', () => {
+  it("sends the SFU's active speakers, loudest first", async () => {
+    const a = await join('sp1', 'alice');
+    const b = await join('sp1', 'bob');
+    await a.client.publish(undefined, new NdcRtxPublisher('loud', { audioLevelDbov: 20 }));
+    await b.client.publish(undefined, new NdcRtxPublisher('quiet', { audioLevelDbov: 127 }));
+    const heard = await b.client.wait(
+      ofType('speakers', (m) => (m.speakers as unknown[]).length > 0),
+      20_000,
+    );
+    expect(heard.speakers).toEqual([{ identity: 'alice', level: expect.closeTo(0.1, 1) as unknown }]);
   });
 });
 

@@ -3,6 +3,8 @@ import type { Room } from '../../core/room.js';
 import type { RoomRegistry } from '../../core/room-registry.js';
 import type { Participant } from '../../core/participant.js';
 import type { Track } from '../../core/track.js';
+import type { ActiveSpeakerEvents } from '../../media/webrtc/active-speakers.js';
+import type { TypedEmitter } from '../../lib/typed-emitter.js';
 import { ThrottledLog } from '../../lib/throttled-log.js';
 import { subjectToken, type Bus, type BusMessage, type BusSubscription } from '../../ports/bus/bus.js';
 import { busJson, readBusJson } from '../bus-json.js';
@@ -45,12 +47,15 @@ export class RtcRoomFeed {
   private readonly listeners = new Map<string, { sub: BusSubscription; fns: Set<RoomFeedListener> }>();
   private readonly busLog: ThrottledLog;
   private readonly offNewRoom: () => void;
+  private readonly offSpeakers: () => void;
 
   constructor(
     rooms: RoomRegistry,
     private readonly bus: Bus,
     private readonly node: string,
     private readonly describe: DescribeParticipant,
+    /** The SFU's active speakers among this node's publishers. */
+    speakers: TypedEmitter<ActiveSpeakerEvents>,
     private readonly log: Logger,
   ) {
     this.busLog = new ThrottledLog(log, 5);
@@ -58,6 +63,16 @@ export class RtcRoomFeed {
     this.offNewRoom = rooms.observer.on('newroom', ({ room }) => {
       if (room.kind === KIND) this.watch(room);
     });
+    this.offSpeakers = speakers.on('speakersChanged', (e) =>
+      this.publish(e.room, {
+        type: 'speakers',
+        node,
+        speakers: e.speakers.map((s) => ({
+          identity: s.participant,
+          level: Math.min(1, Math.max(0, s.level)),
+        })),
+      }),
+    );
   }
 
   /** Tells every node's sessions in `room` (this node's too). */
@@ -88,6 +103,7 @@ export class RtcRoomFeed {
 
   close(): void {
     this.offNewRoom();
+    this.offSpeakers();
     for (const { sub } of this.listeners.values()) sub.unsubscribe();
     this.listeners.clear();
   }

@@ -82,6 +82,12 @@ export const roomFeedEvent = z.discriminatedUnion('type', [
     byServer: z.boolean(),
   }),
   z.object({
+    type: z.literal('speakers'),
+    /** The node whose publishers these are: each node detects among its own. */
+    node: z.string().max(256),
+    speakers: z.array(z.object({ identity, level: z.number().min(0).max(1) })).max(1000),
+  }),
+  z.object({
     type: z.literal('data'),
     from: identity.optional(),
     payload: z.string().max(MAX_DATA_PAYLOAD),

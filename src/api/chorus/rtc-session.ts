@@ -61,6 +61,8 @@ export class RtcSession {
   private graceTimer: NodeJS.Timeout | undefined;
   private endedFlag = false;
   private readonly log: Logger;
+  /** Each node's speakers in the room (each detects among its own publishers). */
+  private readonly speakersByNode = new Map<string, Array<{ identity: string; level: number }>>();
 
   constructor(
     private readonly ctx: RtcSessionContext,
@@ -228,6 +230,13 @@ export class RtcSession {
       case 'trackMuted':
         this.send(e);
         return;
+      case 'speakers': {
+        if (e.speakers.length === 0) this.speakersByNode.delete(e.node);
+        else this.speakersByNode.set(e.node, e.speakers);
+        const all = [...this.speakersByNode.values()].flat().sort((x, y) => y.level - x.level);
+        this.send({ type: 'speakers', speakers: all });
+        return;
+      }
       case 'data':
         if (e.from === this.identity) return;
         if (e.to && e.to.length > 0 && !e.to.includes(this.identity)) return;
