@@ -72,10 +72,19 @@ export class SignalConnection {
         conn.close(4000, 'connect timeout');
         reject(new ChorusError('timeout', `no answer from ${target.url} within ${opts.timeoutMs} ms`));
       }, opts.timeoutMs);
+      let opened = false;
+      ws.addEventListener('open', () => (opened = true));
       conn.onClose = (code, reason) => {
         clearTimeout(timer);
+        // A refused token is an HTTP 401/403 before the upgrade, which a browser does not show.
+        const origin = new URL(signalUrl(target)).host;
         reject(
-          new ChorusError('closed', `the signalling socket closed (${code}${reason ? ` ${reason}` : ''})`),
+          opened
+            ? new ChorusError('closed', `the signalling socket closed before joining (${code} ${reason})`)
+            : new ChorusError(
+                'closed',
+                `could not connect to ${origin}: the server is unreachable or refused the access token (bad, expired, or without roomJoin)`,
+              ),
         );
       };
       conn.#onMessage = (first) => {
