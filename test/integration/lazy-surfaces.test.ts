@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -195,6 +196,39 @@ describe.runIf(haveNats)('with every surface on, heavy libraries wait for their 
     for (const s of SURFACES) expect(surfaceModules(modules, s).length, s).toBeGreaterThan(0);
     expect(packageLoaded(modules, 'jose')).toBe(true);
     for (const lib of ON_FIRST_USE) expect(packageLoaded(modules, lib), lib).toBe(false);
+    // The pages are served without @fastify/static (glob and its caches at start).
+    for (const lib of ['@fastify/static', 'glob', '@fastify/send']) {
+      expect(packageLoaded(modules, lib), lib).toBe(false);
+    }
+  }, 60_000);
+
+  it('the first page request is served as @fastify/static served it (redirect, types, ETag, 304)', async () => {
+    expect(packageLoaded(await modulesNow(p), '@fastify/send')).toBe(false);
+    const folder = await fetch(`${p.url}/meet?room=x`, { redirect: 'manual' });
+    expect(folder.status).toBe(301);
+    expect(folder.headers.get('location')).toBe('/meet/?room=x');
+    const page = await fetch(`${p.url}/meet/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(await page.text()).toBe(readFileSync('web/dist/meet/index.html', 'utf8'));
+    const script = await fetch(`${p.url}/meet/main.js`);
+    expect(script.headers.get('content-type')).toBe('application/javascript; charset=utf-8');
+    expect(Buffer.from(await script.arrayBuffer()).equals(readFileSync('web/dist/meet/main.js'))).toBe(true);
+    const etag = script.headers.get('etag');
+    expect(etag).toMatch(/^W\/"/);
+    // node:http, not fetch: fetch adds `Cache-Control: no-cache` to a conditional request.
+    const again = await new Promise<number | undefined>((resolve, reject) =>
+      get(`${p.url}/meet/main.js`, { headers: { 'If-None-Match': etag! } }, (res) => {
+        res.resume();
+        resolve(res.statusCode);
+      }).once('error', reject),
+    );
+    expect(again).toBe(304);
+    // Not a page: no route, the server's JSON 404 (and no path escapes web/dist).
+    for (const path of ['/nope.js', '/shared/', '/meet/%2e%2e/%2e%2e/package.json']) {
+      expect((await fetch(`${p.url}${path}`)).status, path).toBe(404);
+    }
+    expect(packageLoaded(await modulesNow(p), '@fastify/send')).toBe(true);
   }, 60_000);
 
   it('refused first uploads (a bad rate, a bad signature) do not load the resampler; a bad first offer harms nothing', async () => {
