@@ -19,7 +19,13 @@ const node = z.string().min(1).max(128);
 export const relayControlSchema = z.discriminatedUnion('op', [
   z.object({ op: z.literal('want'), relay, node }),
   z.object({ op: z.literal('drop'), relay, node }),
-  z.object({ op: z.literal('pli'), relay, force: z.boolean().optional() }),
+  // `layer`: a simulcast track's layer (its index; see simulcast-track.ts), else all of them.
+  z.object({
+    op: z.literal('pli'),
+    relay,
+    force: z.boolean().optional(),
+    layer: z.number().int().min(0).max(15).optional(),
+  }),
 ]);
 export type RelayControl = z.infer<typeof relayControlSchema>;
 

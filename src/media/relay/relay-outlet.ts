@@ -134,7 +134,9 @@ export class RelayOutlet {
         if (o?.interest.delete(c.node) && o.interest.size === 0) o.track.relay = undefined;
         return;
       case 'pli':
-        o?.track.requestKeyframe(c.force === true);
+        if (c.layer !== undefined && o?.track.simulcast)
+          o.track.simulcast.requestLayerKeyframe(c.layer, c.force === true);
+        else o?.track.requestKeyframe(c.force === true);
         return;
     }
   }

@@ -4,6 +4,7 @@ import { BusTimeoutError, NoRespondersError, type Bus, type BusSubscription } fr
 import { busObject } from '../../lib/bus-object.js';
 import { ThrottledLog } from '../../lib/throttled-log.js';
 import { PublishedTrack, type KeyframeSource } from '../webrtc/published-track.js';
+import { SimulcastTrack } from '../webrtc/simulcast-track.js';
 import { readRelayBatch } from './relay-batch.js';
 import { INTEREST_REFRESH_MS, relayControlBytes } from './relay-control.js';
 import { endSubject, relayControlSubject, rtpSubject } from './relay-subjects.js';
@@ -67,6 +68,18 @@ export class RemotePublisher {
         settings.keyframeIntervalMs,
         settings.nackHistoryPackets,
       );
+      if (info.layers !== undefined) {
+        // Every layer comes, its index in the SSRC field; each local leg takes one.
+        track.simulcast = new SimulcastTrack(
+          track,
+          { by: 'relay', layers: info.layers },
+          {
+            requestLayerKeyframe: (layer, _ssrc, force) =>
+              this.bus.publish(this.control, relayControlBytes({ op: 'pli', relay, force, layer })),
+          },
+          settings.nackHistoryPackets,
+        );
+      }
       this.tracks.push(track);
       const onPacket = (p: Buffer): void => this.onPacket(track, p, relay);
       // Subscribed before the first `want`, so the first packets relayed find us.

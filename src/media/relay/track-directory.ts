@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { KvBucket, Store } from '../../ports/store/store.js';
 import { RELAY_ID } from './relay-subjects.js';
+import { MAX_LAYERS } from '../webrtc/simulcast-sdp.js';
 import { VIDEO_CODECS } from '../webrtc/codec-policy.js';
 
 /** One published track as other nodes need it to forward it: kind, codec, relay id. */
@@ -14,6 +15,8 @@ export const relayedTrackSchema = z.object({
     clockRate: z.number().int().positive(),
     fmtp: z.string().max(512).optional(),
   }),
+  /** Simulcast: how many layers the track has (the relay carries them all). */
+  layers: z.number().int().min(2).max(MAX_LAYERS).optional(),
 });
 export type RelayedTrack = z.infer<typeof relayedTrackSchema>;
 

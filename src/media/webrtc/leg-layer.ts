@@ -23,26 +23,41 @@ export class LegLayer {
   readonly preference: LayerPreference = { maxWidth: 0, maxHeight: 0 };
   /** Layer changes done (key frame reached). */
   switches = 0;
-  /** When the leg may next try a layer above what its estimate allows, and the wait after a failed try. */
+  /** When the leg may next try a layer above its limit, and the wait after a failed try. */
   nextProbeAt = 0;
   probeBackoffMs = PROBE_BACKOFF_MIN_MS;
-  /** When the last try up happened (0: none pending). */
+  /** When the last try up happened (0: none being judged). */
   probedAt = 0;
-  private estimateBps = -1;
-  private estimateAt = 0;
+  /**
+   * What the leg may receive (bits/s); -1: no limit. Set by a falling REMB (the receiver
+   * saw congestion), raised by a rising one and by each try up (layer-choice, docs/sfu.md).
+   */
+  limitBps = -1;
+  /** When the receiver's REMB last fell (0: never). */
+  fellAt = 0;
+  private remb = -1;
+  private rembAt = 0;
 
   constructor(clockRate: number) {
     this.munger = new RtpMunger(clockRate);
   }
 
-  /** What the subscriber's receiver estimated (REMB), in bits/s. */
+  /**
+   * What the subscriber's receiver estimated (REMB), in bits/s. libwebrtc's estimate only
+   * falls on congestion (or to about 1.5x what comes in): a fall is the leg's new limit; a
+   * rise lifts a limit below it.
+   */
   onEstimate(bps: number, now: number): void {
-    this.estimateBps = bps;
-    this.estimateAt = now;
+    if (this.remb > 0 && bps < this.remb * 0.97) {
+      this.fellAt = now;
+      this.limitBps = bps;
+    } else if (this.limitBps >= 0 && bps > this.limitBps) this.limitBps = bps;
+    this.remb = bps;
+    this.rembAt = now;
   }
 
-  /** The leg's fresh bandwidth estimate; -1 when there is none. */
+  /** The leg's last fresh REMB; -1 when there is none. */
   estimate(now: number): number {
-    return this.estimateAt > 0 && now - this.estimateAt <= ESTIMATE_FRESH_MS ? this.estimateBps : -1;
+    return this.rembAt > 0 && now - this.rembAt <= ESTIMATE_FRESH_MS ? this.remb : -1;
   }
 }

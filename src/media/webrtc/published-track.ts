@@ -3,6 +3,8 @@ import type { Track } from 'node-datachannel';
 import { TokenBucket } from '../../lib/token-bucket.js';
 import type { CodecChoice } from './codec-policy.js';
 import type { ReceptionReport } from './rtp.js';
+import type { LegLayer } from './leg-layer.js';
+import type { SimulcastTrack } from './simulcast-track.js';
 import type { AudioLevelMeter } from './audio-level.js';
 import { wrapRtx } from './rtx-packet.js';
 
@@ -18,6 +20,8 @@ export interface ForwardTarget {
   readonly report: ReceptionReport & { at: number };
   /** Set when the subscriber negotiated RTX: its RTX payload type and next RTX sequence number. */
   readonly rtx?: { readonly payloadType: number; seq: number };
+  /** A video leg's simulcast state: which layer it receives (unused for one encoding). */
+  readonly layer?: LegLayer;
 }
 
 /**
@@ -88,6 +92,9 @@ export class PublishedTrack {
    */
   relay: ((packet: Buffer) => void) | undefined = undefined;
 
+  /** Set when the publisher sends simulcast: layers, and one of them per leg. */
+  simulcast: SimulcastTrack | undefined = undefined;
+
   /** A muted track forwards nothing (to local subscribers or other nodes). */
   muted = false;
 
@@ -95,6 +102,7 @@ export class PublishedTrack {
   forward(packet: Buffer): void {
     this.packetsIn++;
     if (packet.length < 12 || this.muted) return;
+    if (this.simulcast !== undefined) return this.simulcast.forward(packet);
     if (this.keyframePending) this.requestKeyframe(true);
     packet.writeUInt32BE(this.outSsrc, 8);
     if (this.audioLevel !== undefined) this.audioLevel.observe(packet);
@@ -123,6 +131,7 @@ export class PublishedTrack {
 
   /** Resends a packet `target` NACKed, if the history still holds it. */
   resend(seq: number, target: ForwardTarget): boolean {
+    if (this.simulcast !== undefined) return this.simulcast.resend(seq, target);
     const history = this.history;
     if (history.length === 0 || !target.open) return false;
     const packet = history[seq % history.length];
@@ -153,6 +162,11 @@ export class PublishedTrack {
     const now = Date.now();
     // Only looked at here; spent below once a PLI really went out.
     if (!force && this.keyframeThrottle.msUntilToken(now) > 0) return false;
+    if (this.simulcast !== undefined) {
+      // Per layer, to the layers legs receive (simulcast-track.ts counts the requests).
+      if (this.simulcast.requestKeyframe(force)) this.keyframeThrottle.drain(now);
+      return true;
+    }
     // The PLI needs an open transport and the publisher's SSRC (seen on its first packet).
     if (!this.source.isOpen() || this.packetsIn === 0 || !this.source.requestKeyframe(force)) {
       this.keyframePending = true;
@@ -166,6 +180,7 @@ export class PublishedTrack {
 
   addTarget(t: ForwardTarget): void {
     this.targets.push(t);
+    this.simulcast?.attach(t);
   }
 
   removeTarget(t: ForwardTarget): void {
@@ -175,6 +190,7 @@ export class PublishedTrack {
 
   end(): void {
     this.ended = true;
+    this.simulcast?.end();
     this.relay = undefined;
     this.targets.length = 0;
     this.history.fill(undefined);

@@ -11,6 +11,9 @@ import { keptFor, readFeatures, type SectionFeatures } from './section-features.
 import { keepOnlyCodec, rejectSection, writeSdp } from './sdp.js';
 import { parseOffer } from './sdp-validation.js';
 import { ChorusError } from '../../core/errors.js';
+import { answerSimulcast, keepSimulcast, readSimulcast, type SimulcastOffer } from './simulcast-sdp.js';
+import { PublisherLayerFeedback, simulcastKeying } from './simulcast-publisher.js';
+import { SimulcastTrack } from './simulcast-track.js';
 
 /**
  * A peer that sends media into the SFU. Its offer is filtered to the codecs Chorus
@@ -23,6 +26,8 @@ export class PublisherPeer {
   private readonly chosen = new Map<string, CodecChoice>();
   /** Per mid: RTX, NACK, audio level as negotiated (#18). */
   private readonly features = new Map<string, SectionFeatures>();
+  /** Per mid: the simulcast layers the section sends, when it does. */
+  private readonly simulcast = new Map<string, SimulcastOffer>();
   private readonly onTrackHandlers: Array<(t: PublishedTrack) => void> = [];
   private readonly wrappers: Track[] = [];
 
@@ -61,6 +66,16 @@ export class PublisherPeer {
             if (p !== undefined) published.forward(p);
           }),
         );
+        const layers = this.simulcast.get(track.mid());
+        if (layers) {
+          const feedback = new PublisherLayerFeedback(track, inbound.ssrc);
+          published.simulcast = feedback.layers = new SimulcastTrack(
+            published,
+            simulcastKeying(layers),
+            feedback,
+            settings.nackHistoryPackets,
+          );
+        }
         this.tracks.push(published);
         for (const fn of this.onTrackHandlers) fn(published);
       }),
@@ -110,8 +125,15 @@ export class PublisherPeer {
         rejectSection(m);
         continue;
       }
+      const simulcast = codec.kind === 'video' ? readSimulcast(m) : undefined;
       const features = readFeatures(m, codec.payloadType);
+      // Each layer would have its RTX stream, and the inbound track repairs one stream.
+      if (simulcast) features.rtxPayloadType = undefined;
       keepOnlyCodec(m, { ...m.codecs.find((c) => c.payloadType === codec.payloadType)! }, keptFor(features));
+      if (simulcast) {
+        keepSimulcast(m, simulcast);
+        this.simulcast.set(m.mid, simulcast);
+      }
       this.features.set(m.mid, features);
       this.chosen.set(m.mid, codec);
       kinds.push(codec.kind);
@@ -123,6 +145,6 @@ export class PublisherPeer {
         { reason: 'no_usable_codec' },
       );
     }
-    return { answer: await this.leg.answer(writeSdp(offer)), kinds };
+    return { answer: answerSimulcast(await this.leg.answer(writeSdp(offer)), this.simulcast), kinds };
   }
 }

@@ -13,6 +13,7 @@ import type { CodecChoice } from './codec-policy.js';
 import { SfuRelay, type SfuRelayStats } from '../relay/sfu-relay.js';
 import type { RemotePublisher } from '../relay/remote-publisher.js';
 import type { Ports } from '../../ports/ports.js';
+import { LayersWantedEvents } from './layers-wanted.js';
 import { ActiveSpeakers, type RoomAudio } from './active-speakers.js';
 
 export interface SfuStats extends SfuRelayStats {
@@ -106,6 +107,8 @@ export class Sfu {
   private readonly watchdog: NodeJS.Timeout;
   private readonly sweepEveryMs: number;
   private refused = 0;
+  /** Which simulcast layers each track's subscribers receive (docs/sfu.md, "Simulcast"). */
+  readonly layersWanted: LayersWantedEvents;
   private lastSweep = Date.now();
   /** Who speaks in each room, from the audio level of this node's publishers (#18). */
   readonly speakers: ActiveSpeakers;
@@ -115,6 +118,7 @@ export class Sfu {
     private readonly log: Logger,
     ports?: Pick<Ports, 'bus' | 'store' | 'membership'>,
   ) {
+    this.layersWanted = new LayersWantedEvents(log);
     this.relay =
       ports &&
       new SfuRelay(
@@ -226,6 +230,7 @@ export class Sfu {
         codec: t.codec.name,
       });
       track.events.on('ended', (e) => peer.leg.close(e.reason));
+      this.layersWanted.watch(room.id, user, track.id, t);
       track.events.on('muted', (e) => {
         t.muted = e.muted;
         // The subscribers' decoders need a fresh picture to start from again.
@@ -338,6 +343,30 @@ export class Sfu {
       remote.onClose(() => this.retire(remote.tracks));
     }
     return { tracks: remote.tracks, remote };
+  }
+
+  /**
+   * The size (pixels; 0: no limit) at which `user` shows `publisher`'s video in `room`:
+   * its leg gets the smallest simulcast layer at least that large, or a lower one when its
+   * bandwidth is short. False when `user` has no such subscription on this node.
+   */
+  setLayerPreference(
+    room: Room,
+    user: UserId,
+    publisher: UserId,
+    size: { maxWidth: number; maxHeight: number },
+  ): boolean {
+    const ok = (n: number): boolean => Number.isInteger(n) && n >= 0 && n <= 16_384;
+    if (!ok(size.maxWidth) || !ok(size.maxHeight))
+      throw new ChorusError('invalid_argument', 'maxWidth and maxHeight are whole pixels from 0 to 16384');
+    const peer = this.subscriptions.get(`${key(room.id, publisher)}\u0000${user}`);
+    if (!peer || peer.leg.closed) return false;
+    for (const { target } of peer.targets) {
+      if (!target.layer) continue;
+      target.layer.preference.maxWidth = size.maxWidth;
+      target.layer.preference.maxHeight = size.maxHeight;
+    }
+    return true;
   }
 
   /** `user` receives `publisher`'s tracks; returns the answer. */

@@ -11,6 +11,8 @@ import { keepOnlyCodec, rejectSection, writeSdp, type MediaSection } from './sdp
 import { parseOffer } from './sdp-validation.js';
 import { readFeatures } from './section-features.js';
 import { ChorusError } from '../../core/errors.js';
+import { LegLayer } from './leg-layer.js';
+import { readRemb } from './rtp.js';
 import { nodeDatachannel } from './node-datachannel.js';
 
 /**
@@ -148,6 +150,8 @@ export class SubscriberPeer {
       open: false,
       subscriber: this.user,
       report: { fractionLost: 0, cumulativeLost: 0, jitter: 0, at: 0 },
+      // Which simulcast layer the leg receives (idle when the track has one encoding).
+      ...(source.kind === 'video' ? { layer: new LegLayer(source.codec.clockRate) } : {}),
       ...(a.rtxPayloadType === undefined
         ? {}
         : { rtx: { payloadType: a.rtxPayloadType, seq: randomInt(0, 0x10000) } }),
@@ -166,6 +170,10 @@ export class SubscriberPeer {
         if (!isRtcp(packet)) return;
         if (findReceptionReport(packet, source.outSsrc, target.report)) target.report.at = now;
         if (wantsKeyframe(packet)) source.requestKeyframe();
+        if (target.layer !== undefined) {
+          const remb = readRemb(packet);
+          if (remb >= 0) target.layer.onEstimate(remb, now);
+        }
         this.rtcpNow = now;
         forEachNackedSeq(packet, source.outSsrc, resend);
       }),

@@ -1,0 +1,201 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Audio, RtcpReceivingSession, Video, type PeerConnection, type Track } from 'node-datachannel';
+import { NdcClient, NdcSubscriber } from '../fixtures/ndc-peer.js';
+import { startTestServer, type TestServer } from '../fixtures/test-server.js';
+import { freeUdpPort } from '../fixtures/free-udp-port.js';
+import { eventually } from '../fixtures/ws-client.js';
+import { asUserId } from '../../src/core/ids.js';
+import { asRoomId } from '../../src/core/room-types.js';
+import { buildRemb } from '../../src/media/webrtc/rtp.js';
+
+// SSRC-based simulcast (a=ssrc-group:SIM) from a node-datachannel publisher that also
+// sends audio on the same peer connection: three fake VP8 layers, each frame tagged with
+// its layer, key frames (with their size) only when a PLI names the layer's SSRC.
+
+const SSRCS = [3001, 3002, 3003];
+const WIDTHS = [320, 640, 1280];
+
+class SimulcastPublisher extends NdcClient {
+  video!: Track;
+  audio!: Track;
+  /** The SSRCs PLIs named, in order. */
+  readonly plis: number[] = [];
+  private readonly keyPending = new Set<number>(SSRCS);
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor() {
+    super('simulcast-publisher');
+  }
+
+  protected addTracks(pc: PeerConnection): void {
+    const v = new Video('video', 'SendOnly');
+    v.addVideoCodec(96, 'VP8');
+    for (const s of SSRCS) v.addSSRC(s, 'pub', 'pubstream', 'pubvideo');
+    v.parseSdpLine(`a=ssrc-group:SIM ${SSRCS.join(' ')}`);
+    this.video = pc.addTrack(v);
+    const a = new Audio('audio', 'SendOnly');
+    a.addOpusCodec(111);
+    a.addSSRC(2222, 'pub', 'pubstream', 'pubaudio');
+    this.audio = pc.addTrack(a);
+    this.video.onMessage((m) => {
+      const b = Buffer.from(m);
+      for (let off = 0; off + 12 <= b.length; off += (b.readUInt16BE(off + 2) + 1) * 4) {
+        if (b[off + 1] === 206 && (b[off]! & 0x1f) === 1) {
+          const ssrc = b.readUInt32BE(off + 8);
+          this.plis.push(ssrc);
+          this.keyPending.add(ssrc);
+        }
+      }
+    });
+  }
+
+  /** Every 20 ms a frame per layer: layer i in i + 1 packets of 200 bytes. */
+  start(): void {
+    let frame = 0;
+    const seqs = [100, 20_000, 65_000];
+    let audioSeq = 0;
+    this.timer = setInterval(() => {
+      frame++;
+      if (!this.video.isOpen()) return;
+      SSRCS.forEach((ssrc, layer) => {
+        const key = this.keyPending.delete(ssrc);
+        for (let i = 0; i <= layer; i++) {
+          const p = Buffer.alloc(200);
+          p[0] = 0x80;
+          p[1] = 96 | (i === layer ? 0x80 : 0);
+          p.writeUInt16BE(seqs[layer]! & 0xffff, 2);
+          seqs[layer]!++;
+          p.writeUInt32BE((frame * 1800 + layer * 1_000_000) >>> 0, 4);
+          p.writeUInt32BE(ssrc, 8);
+          p[12] = i === 0 ? 0x90 : 0x80; // X, S on the frame's first packet, PID 0
+          p[13] = 0x80; // I: picture id
+          p.writeUInt16BE(0x8000 | ((frame + layer * 5000) & 0x7fff), 14);
+          if (i === 0 && key) {
+            p[16] = 0x10; // P = 0: key frame
+            p[19] = 0x9d;
+            p[20] = 0x01;
+            p[21] = 0x2a;
+            p.writeUInt16LE(WIDTHS[layer]!, 22);
+            p.writeUInt16LE((WIDTHS[layer]! * 9) / 16, 24);
+          } else p[16] = 0x11;
+          p[30] = layer; // what the test reads back
+          this.video.sendMessageBinary(p);
+        }
+      });
+      if (this.audio.isOpen()) {
+        const a = Buffer.alloc(60);
+        a[0] = 0x80;
+        a[1] = 111;
+        a.writeUInt16BE(audioSeq & 0xffff, 2);
+        a.writeUInt32BE(audioSeq * 960, 4);
+        a.writeUInt32BE(2222, 8);
+        audioSeq++;
+        this.audio.sendMessageBinary(a);
+      }
+    }, 20);
+  }
+
+  override close(): void {
+    clearInterval(this.timer);
+    super.close();
+  }
+}
+
+/** The layers the last `n` video packets came from, and their sequence number gaps. */
+function lastPackets(sub: NdcSubscriber, n: number): { layers: Set<number>; gaps: number; count: number } {
+  const last = sub.videoPackets.slice(-n);
+  let gaps = 0;
+  for (let i = 1; i < last.length; i++)
+    if (((last[i]!.readUInt16BE(2) - last[i - 1]!.readUInt16BE(2)) & 0xffff) !== 1) gaps++;
+  return { layers: new Set(last.map((p) => p[30]!)), gaps, count: last.length };
+}
+
+describe('SSRC simulcast (a=ssrc-group:SIM)', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ webrtc: { udpPort: await freeUdpPort(), bindAddress: '127.0.0.1' } });
+  }, 60_000);
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('each leg gets one layer as one stream; a falling REMB moves a leg down; a PLI names the layer', async () => {
+    const { sfu, rooms } = server.server.engine;
+    const room = rooms.open(asRoomId('sim'), { kind: 'conference', metadata: null });
+    const pub = new SimulcastPublisher();
+    const wide = new NdcSubscriber();
+    const narrow = new NdcSubscriber();
+    // The narrow leg's receiver: its estimate falls while more than 150 kbit/s comes in.
+    let feedback: NodeJS.Timeout | undefined;
+    try {
+      await pub.negotiate((offer) => sfu.publish(room, asUserId('ada'), offer));
+      pub.start();
+      await wide.negotiate((offer) => sfu.subscribe(room, asUserId('wide'), asUserId('ada'), offer));
+      await narrow.negotiate((offer) => sfu.subscribe(room, asUserId('narrow'), asUserId('ada'), offer));
+      narrow.audio.setMediaHandler(new RtcpReceivingSession());
+      let remb = 1_000_000;
+      let counted = 0;
+      feedback = setInterval(() => {
+        const got = narrow.videoPackets.length;
+        const bps = narrow.videoPackets.slice(counted).reduce((n, p) => n + p.length, 0) * 8 * 4;
+        counted = got;
+        remb = bps > 150_000 ? Math.max(50_000, Math.min(remb, bps) * 0.85) : Math.min(150_000, remb * 1.05);
+        const ssrc = narrow.videoPackets[0]?.readUInt32BE(8);
+        if (ssrc !== undefined) narrow.video.sendMessageBinary(buildRemb(1, remb, [ssrc]));
+      }, 250);
+
+      // No estimate, no size: the top layer, asked for with a PLI on its own SSRC.
+      await eventually(
+        () => {
+          const l = lastPackets(wide, 60);
+          return l.count === 60 && l.layers.size === 1 && l.layers.has(2) && l.gaps === 0;
+        },
+        20_000,
+        'the top layer alone for the wide leg',
+      );
+      expect(pub.plis).toContain(SSRCS[2]);
+      await eventually(
+        () => {
+          const l = lastPackets(narrow, 30);
+          return l.count === 30 && l.layers.size === 1 && l.layers.has(0) && l.gaps === 0;
+        },
+        20_000,
+        'the lowest layer alone for the narrow leg',
+      );
+      expect(pub.plis).toContain(SSRCS[0]);
+
+      // The wide leg asks for 640 pixels: it moves to layer 1 on its key frame, and its
+      // sequence numbers run on across the switch.
+      const before = wide.videoPackets.length;
+      expect(
+        sfu.setLayerPreference(room, asUserId('wide'), asUserId('ada'), { maxWidth: 640, maxHeight: 0 }),
+      ).toBe(true);
+      await eventually(
+        () => {
+          const l = lastPackets(wide, 40);
+          return l.layers.size === 1 && l.layers.has(1);
+        },
+        20_000,
+        'layer 1 for the wide leg',
+      );
+      const across = wide.videoPackets.slice(before - 20);
+      let gaps = 0;
+      for (let i = 1; i < across.length; i++)
+        if (((across[i]!.readUInt16BE(2) - across[i - 1]!.readUInt16BE(2)) & 0xffff) !== 1) gaps++;
+      expect(gaps).toBe(0);
+      // The first packet of the new layer is its key frame (P bit clear, 640 wide).
+      const first = across.findIndex((p) => p[30] === 1);
+      expect(across[first]![16]! & 0x01).toBe(0);
+      expect(across[first]!.readUInt16LE(22)).toBe(640);
+      // Picture ids run on across the switch too.
+      const pic = (p: Buffer): number => p.readUInt16BE(14) & 0x7fff;
+      expect(pic(across[first]!)).toBe((pic(across[first - 1]!) + 1) & 0x7fff);
+      expect(sfu.layersWanted.current('sim', 'ada-video')?.layers.map((l) => l.name)).toEqual(
+        SSRCS.map((s) => `ssrc:${s}`),
+      );
+    } finally {
+      clearInterval(feedback);
+      for (const c of [wide, narrow, pub]) c.close();
+    }
+  }, 90_000);
+});
