@@ -257,7 +257,7 @@ export class WhepViewer extends WhipSessionClient {
     ] as const) {
       const track = this.pc.addTrack(media);
       track.setMediaHandler(new RtcpReceivingSession());
-      track.onMessage((m) => stream.add(Buffer.from(m), performance.now()));
+      track.onMessage((m) => stream.add(m, performance.now()));
       this.tracks.push(track);
     }
   }
