@@ -5,6 +5,7 @@ import { NdcRtxPublisher } from '../fixtures/ndc-rtx-publisher.js';
 import { RtcClient, rtcUrl, type Msg } from '../fixtures/rtc-client.js';
 import { eventually, TestSocket } from '../fixtures/ws-client.js';
 import { startTestServer, type TestServer } from '../fixtures/test-server.js';
+import { WebhookReceiver } from '../fixtures/webhook-receiver.js';
 
 const KEY = 'rtc-key';
 const SECRET = 'a-secret-of-at-least-thirty-two-characters';
@@ -12,10 +13,12 @@ const MEMBER: Grants = { roomJoin: true, canPublish: true, canSubscribe: true, c
 
 let ts: TestServer;
 let admin: string;
+const receiver = new WebhookReceiver(KEY, SECRET);
 const clients: RtcClient[] = [];
 beforeAll(async () => {
+  await receiver.start();
   ts = await startTestServer({
-    chorus: { apiKeys: [`${KEY}:${SECRET}`] },
+    chorus: { apiKeys: [`${KEY}:${SECRET}`], webhookUrls: [`http://127.0.0.1:${receiver.port}/hook`] },
     webrtc: { udpPort: await freeUdpPort(), bindAddress: '127.0.0.1' },
   });
   admin = await token(undefined, undefined, { roomAdmin: true, roomCreate: true, roomList: true });
@@ -23,7 +26,10 @@ beforeAll(async () => {
 afterEach(() => {
   for (const c of clients.splice(0)) c.close();
 });
-afterAll(async () => ts.close());
+afterAll(async () => {
+  await ts.close();
+  await receiver.stop();
+});
 
 function token(
   room: string | undefined,
@@ -349,6 +355,45 @@ describe('native signalling: speakers', () => {
       20_000,
     );
     expect(heard.speakers).toEqual([{ identity: 'alice', level: expect.closeTo(0.1, 1) as unknown }]);
+  });
+});
+
+describe('native signalling: unpublish and webhooks', () => {
+  it('keeps an unpublishing participant in the room, and sends webhooks for native participants and tracks', async () => {
+    const a = await join('w1', 'alice');
+    const b = await join('w1', 'bob');
+    await a.client.publish({ audio: 'microphone', video: 'screen' });
+    await b.client.wait(
+      ofType(
+        'trackPublished',
+        (m) => m.identity === 'alice' && (m.track as { kind: string }).kind === 'video',
+      ),
+    );
+    expect(await a.client.request({ type: 'unpublish' })).toMatchObject({ type: 'ok', for: 'unpublish' });
+    await b.client.wait(ofType('trackUnpublished', (m) => m.trackId === 'alice-video'));
+    await b.client.wait(ofType('trackUnpublished', (m) => m.trackId === 'alice-audio'));
+    // Still there: the data still reaches her, and nobody saw her leave.
+    await b.client.request({ type: 'data', payload: 'still here?' });
+    await a.client.wait(ofType('data', (m) => m.payload === 'still here?'));
+    expect(b.client.received.some((m) => m.type === 'participantLeft')).toBe(false);
+    a.client.socket.send({ type: 'leave' });
+    await eventually(
+      () => receiver.of('w1').includes('participant_left:alice'),
+      20_000,
+      'alice left (webhook)',
+    );
+    const events = receiver.of('w1');
+    expect(events.slice(0, 3)).toEqual([
+      'room_started',
+      'participant_joined:alice',
+      'participant_joined:bob',
+    ]);
+    expect(events).toContain('track_published:alice:video');
+    expect(events).toContain('track_unpublished:alice:audio');
+    const screen = receiver.events.find(
+      (e) => e.room.name === 'w1' && e.event === 'track_published' && e.track?.kind === 'video',
+    );
+    expect(screen?.track).toMatchObject({ id: 'alice-video', source: 'screen' });
   });
 });
 
