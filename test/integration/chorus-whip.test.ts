@@ -283,6 +283,28 @@ describe('WHIP and WHEP', () => {
     expect(patch.headers.get('allow')).toBe('DELETE, OPTIONS');
   });
 
+  it('a client that vanishes without DELETE ends its session (viewer first, then publisher)', async () => {
+    await createRoom('whip-gone');
+    const pub = await publisher('whip-gone', 'cam');
+    const v = await viewer('whip-gone', 'w', 'cam');
+    await eventually(() => v.video.packets > 20, 20_000, 'packets at the viewer');
+    const viewerToken = await viewToken('whip-gone', 'w');
+    v.close();
+    await eventually(
+      async () => (await participants('whip-gone')).every((p) => p.identity !== 'w'),
+      30_000,
+      'the vanished viewer to leave',
+    );
+    expect(await v.delete(viewerToken)).toBe(404);
+    pub.close();
+    await eventually(
+      async () => (await participants('whip-gone')).length === 0,
+      30_000,
+      'the publisher to leave',
+    );
+    expect(await pub.delete(await publishToken('whip-gone', 'cam'))).toBe(404);
+  });
+
   it("refuses a join past the room's maxParticipants (503 capacity)", async () => {
     const res = await fetch(`${ts.url}/chorus/v1/rooms`, {
       method: 'POST',
