@@ -116,5 +116,5 @@ describe.skipIf(!run)('WHIP and WHEP across nodes', () => {
       headers: { authorization: `Bearer ${pubToken}` },
     });
     expect(again.status).toBe(404);
-  });
+  }, 180_000);
 });

@@ -131,5 +131,5 @@ describe.skipIf(!run)('WHIP and WHEP with Chromium', () => {
     }, pubToken);
     expect(status).toBe(200);
     await untilStill(async () => (await received(player)).frames, 'frames to stop after DELETE');
-  });
+  }, 120_000);
 });

@@ -72,7 +72,7 @@ describe('chorus load-test', () => {
     expect(joins[0]).toBeGreaterThan(0);
     // The room it made is gone again.
     expect(await roomNames()).not.toContain('lt');
-  });
+  }, 180_000);
 
   it('prints --help, refuses bad arguments with 2 and reports failed joins with 1', async () => {
     const help = await loadTest('--help');
@@ -103,5 +103,5 @@ describe('chorus load-test', () => {
     expect(failed.stdout).toMatch(/publishers 0\/1 joined, subscribers 0\/1 joined/);
     expect(failed.stdout).toMatch(/failed: publisher p: HTTP 404: .*no room absent/);
     expect(failed.stdout).toMatch(/failed: subscriber 0: its publisher p did not join/);
-  });
+  }, 180_000);
 });

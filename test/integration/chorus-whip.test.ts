@@ -119,7 +119,7 @@ describe('WHIP and WHEP', () => {
     await expect(
       late.view(`${ts.url}/chorus/v1/whep/whip-a/cam`, await viewToken('whip-a', 'late')),
     ).rejects.toMatchObject({ status: 404 });
-  });
+  }, 120_000);
 
   it('closing the room through the room service ends its WHIP session', async () => {
     await createRoom('whip-close');
@@ -133,7 +133,7 @@ describe('WHIP and WHEP', () => {
     expect(res.status).toBe(204);
     await untilStill(() => v.packets, 'media to stop at the viewer');
     expect(await pub.delete(admin)).toBe(404);
-  });
+  }, 120_000);
 
   it('refuses missing, bad, expired and under-privileged tokens with 401/403 and the native body', async () => {
     await createRoom('whip-auth');
@@ -303,7 +303,7 @@ describe('WHIP and WHEP', () => {
       'the publisher to leave',
     );
     expect(await pub.delete(await publishToken('whip-gone', 'cam'))).toBe(404);
-  });
+  }, 120_000);
 
   it("refuses a join past the room's maxParticipants (503 capacity)", async () => {
     const res = await fetch(`${ts.url}/chorus/v1/rooms`, {
@@ -326,7 +326,7 @@ describe('WHIP and WHEP', () => {
     clients.push(again);
     await again.publish(`${ts.url}/chorus/v1/whip/whip-small`, await publishToken('whip-small', 'cam'));
     expect(await participants('whip-small')).toHaveLength(1);
-  });
+  }, 120_000);
 
   it('answers CORS preflights and lists WHIP/WHEP in the OpenAPI document', async () => {
     const res = await fetch(`${ts.url}/chorus/v1/whip/any-room`, { method: 'OPTIONS' });
