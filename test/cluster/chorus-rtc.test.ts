@@ -2,7 +2,7 @@ import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createAccessToken, type Grants } from '../../src/api/chorus/access-token.js';
 import { startCluster, type Cluster } from '../fixtures/cluster.js';
-import { RtcClient, type Msg } from '../fixtures/rtc-client.js';
+import { chorusApi, ofType, RtcClient, videoOf, type Msg } from '../fixtures/rtc-client.js';
 import { hasTool } from '../fixtures/system-tools.js';
 import { eventually } from '../fixtures/ws-client.js';
 
@@ -30,25 +30,8 @@ async function join(i: number, room: string, identity: string): Promise<{ client
   return r;
 }
 
-async function api(i: number, method: string, path: string, body?: unknown): Promise<number> {
-  const res = await fetch(`${url(i)}/chorus/v1${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${admin}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  await res.arrayBuffer();
-  return res.status;
-}
-
-const ofType =
-  (type: string, more: (m: Msg) => boolean = () => true) =>
-  (m: Msg): boolean =>
-    m.type === type && more(m);
-const videoOf = (who: string) =>
-  ofType('trackPublished', (m) => m.identity === who && (m.track as { kind: string }).kind === 'video');
+const api = async (i: number, method: string, path: string, body?: unknown): Promise<number> =>
+  (await chorusApi(url(i), admin, method, path, body)).status;
 
 const run = hasTool('nats-server', 'nats-server');
 

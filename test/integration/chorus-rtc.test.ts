@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createAccessToken, type Grants } from '../../src/api/chorus/access-token.js';
 import { freeUdpPort } from '../fixtures/free-udp-port.js';
 import { NdcRtxPublisher } from '../fixtures/ndc-rtx-publisher.js';
-import { RtcClient, rtcUrl, type Msg } from '../fixtures/rtc-client.js';
+import { chorusApi, ofType, RtcClient, rtcUrl, videoOf, type Msg } from '../fixtures/rtc-client.js';
 import { eventually, TestSocket } from '../fixtures/ws-client.js';
 import { startTestServer, type TestServer } from '../fixtures/test-server.js';
 import { WebhookReceiver } from '../fixtures/webhook-receiver.js';
@@ -55,23 +55,8 @@ async function join(
   return r;
 }
 
-async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
-  const res = await fetch(`${ts.url}/chorus/v1${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${admin}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text === '' ? undefined : (JSON.parse(text) as unknown) };
-}
-
-const ofType =
-  (type: string, more: (m: Msg) => boolean = () => true) =>
-  (m: Msg) =>
-    m.type === type && more(m);
+const api = (method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> =>
+  chorusApi(ts.url, admin, method, path, body);
 
 describe('native signalling: joining', () => {
   it('refuses a missing, bad, expired or under-privileged token before the upgrade, with the native error body', async () => {
@@ -148,9 +133,7 @@ describe('native signalling: joining', () => {
 
     // Bob publishes: alice sees participant... then his tracks, after his join, in order.
     await b.client.publish();
-    await a.client.wait(
-      ofType('trackPublished', (m) => m.identity === 'bob' && (m.track as { kind: string }).kind === 'video'),
-    );
+    await a.client.wait(videoOf('bob'));
     const ix = (pred: (m: Msg) => boolean): number => a.client.received.findIndex(pred);
     expect(ix(ofType('participantJoined'))).toBeLessThan(
       ix(ofType('trackPublished', (m) => m.identity === 'bob')),
@@ -168,12 +151,7 @@ describe('native signalling: media', () => {
     const a = await join('m1', 'alice');
     const b = await join('m1', 'bob');
     const pubA = await a.client.publish();
-    await b.client.wait(
-      ofType(
-        'trackPublished',
-        (m) => m.identity === 'alice' && (m.track as { kind: string }).kind === 'video',
-      ),
-    );
+    await b.client.wait(videoOf('alice'));
     const subA = await b.client.subscribe('alice');
     await eventually(
       () => subA.videoPackets.length > 20 && subA.audioPackets.length > 20,
@@ -185,12 +163,7 @@ describe('native signalling: media', () => {
     // A second publisher: bob hears of carol's tracks and subscribes to her too.
     const c = await join('m1', 'carol');
     await c.client.publish({ video: 'screen' });
-    const carolVideo = await b.client.wait(
-      ofType(
-        'trackPublished',
-        (m) => m.identity === 'carol' && (m.track as { kind: string }).kind === 'video',
-      ),
-    );
+    const carolVideo = await b.client.wait(videoOf('carol'));
     expect(carolVideo.track).toMatchObject({ id: 'carol-video', source: 'screen', muted: false });
     const subC = await b.client.subscribe('carol');
     await eventually(() => subC.videoPackets.length > 20, 20_000, 'carol media at bob');
@@ -246,12 +219,7 @@ describe('native signalling: mute and data', () => {
     const a = await join('mu1', 'alice');
     const b = await join('mu1', 'bob');
     const pub = await a.client.publish();
-    await b.client.wait(
-      ofType(
-        'trackPublished',
-        (m) => m.identity === 'alice' && (m.track as { kind: string }).kind === 'video',
-      ),
-    );
+    await b.client.wait(videoOf('alice'));
     const sub = await b.client.subscribe('alice');
     await eventually(() => sub.videoPackets.length > 20, 20_000, 'video at bob');
 
@@ -363,12 +331,7 @@ describe('native signalling: unpublish and webhooks', () => {
     const a = await join('w1', 'alice');
     const b = await join('w1', 'bob');
     await a.client.publish({ audio: 'microphone', video: 'screen' });
-    await b.client.wait(
-      ofType(
-        'trackPublished',
-        (m) => m.identity === 'alice' && (m.track as { kind: string }).kind === 'video',
-      ),
-    );
+    await b.client.wait(videoOf('alice'));
     expect(await a.client.request({ type: 'unpublish' })).toMatchObject({ type: 'ok', for: 'unpublish' });
     await b.client.wait(ofType('trackUnpublished', (m) => m.trackId === 'alice-video'));
     await b.client.wait(ofType('trackUnpublished', (m) => m.trackId === 'alice-audio'));
@@ -437,9 +400,7 @@ describe('native signalling: sessions', () => {
     const a = await join('r1', 'alice');
     const b = await join('r1', 'bob');
     await b.client.publish();
-    await a.client.wait(
-      ofType('trackPublished', (m) => m.identity === 'bob' && (m.track as { kind: string }).kind === 'video'),
-    );
+    await a.client.wait(videoOf('bob'));
     const resumeToken = b.join.resumeToken as string;
     const lastSeq = b.client.lastSeq;
     b.client.drop();
