@@ -110,6 +110,12 @@ function lastPackets(sub: NdcSubscriber, n: number): { layers: Set<number>; gaps
   return { layers: new Set(last.map((p) => p[30]!)), gaps, count: last.length };
 }
 
+/** The last `n` video packets all came from `layer`, with consecutive sequence numbers. */
+function onlyLayer(sub: NdcSubscriber, n: number, layer: number): boolean {
+  const l = lastPackets(sub, n);
+  return l.count === n && l.layers.size === 1 && l.layers.has(layer) && l.gaps === 0;
+}
+
 describe('SSRC simulcast (a=ssrc-group:SIM)', () => {
   let server: TestServer;
   beforeAll(async () => {
@@ -145,23 +151,9 @@ describe('SSRC simulcast (a=ssrc-group:SIM)', () => {
       }, 250);
 
       // No estimate, no size: the top layer, asked for with a PLI on its own SSRC.
-      await eventually(
-        () => {
-          const l = lastPackets(wide, 60);
-          return l.count === 60 && l.layers.size === 1 && l.layers.has(2) && l.gaps === 0;
-        },
-        20_000,
-        'the top layer alone for the wide leg',
-      );
+      await eventually(() => onlyLayer(wide, 60, 2), 20_000, 'the top layer alone for the wide leg');
       expect(pub.plis).toContain(SSRCS[2]);
-      await eventually(
-        () => {
-          const l = lastPackets(narrow, 30);
-          return l.count === 30 && l.layers.size === 1 && l.layers.has(0) && l.gaps === 0;
-        },
-        20_000,
-        'the lowest layer alone for the narrow leg',
-      );
+      await eventually(() => onlyLayer(narrow, 30, 0), 20_000, 'the lowest layer alone for the narrow leg');
       expect(pub.plis).toContain(SSRCS[0]);
 
       // The wide leg asks for 640 pixels: it moves to layer 1 on its key frame, and its

@@ -1,0 +1,157 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Track } from 'node-datachannel';
+import { LegLayer } from '../../src/media/webrtc/leg-layer.js';
+import { PublishedTrack, type ForwardTarget } from '../../src/media/webrtc/published-track.js';
+import { SimulcastTrack, type LayerKeying } from '../../src/media/webrtc/simulcast-track.js';
+
+const RID_EXT = 10;
+
+/** A VP8 packet of layer `ssrc`; its rid in a one-byte extension when given; a key frame's start when `key`. */
+function packet(
+  ssrc: number,
+  seq: number,
+  opts: { rid?: string; key?: boolean; width?: number } = {},
+): Buffer {
+  const header = Buffer.alloc(12);
+  header[0] = 0x80;
+  header[1] = 96;
+  header.writeUInt16BE(seq, 2);
+  header.writeUInt32BE(seq * 3000, 4);
+  header.writeUInt32BE(ssrc, 8);
+  let ext = Buffer.alloc(0);
+  if (opts.rid !== undefined) {
+    header[0] = 0x90;
+    const body = [(RID_EXT << 4) | (opts.rid.length - 1), ...Buffer.from(opts.rid)];
+    while (body.length % 4) body.push(0);
+    ext = Buffer.concat([Buffer.from([0xbe, 0xde, 0, body.length / 4]), Buffer.from(body)]);
+  }
+  const vp8 = Buffer.alloc(14);
+  vp8[0] = 0x90; // X, S, PID 0
+  vp8[1] = 0x80; // I
+  vp8.writeUInt16BE(0x8000 | (seq & 0x7fff), 2);
+  vp8[4] = opts.key ? 0x10 : 0x11;
+  vp8[7] = 0x9d;
+  vp8[8] = 0x01;
+  vp8[9] = 0x2a;
+  vp8.writeUInt16LE(opts.width ?? 0, 10);
+  return Buffer.concat([header, ext, vp8]);
+}
+
+interface Leg {
+  target: ForwardTarget;
+  sent: Buffer[];
+}
+
+function leg(): Leg {
+  const sent: Buffer[] = [];
+  const track = { sendMessageBinary: (b: Buffer) => sent.push(Buffer.from(b)) > 0 } as unknown as Track;
+  const target: ForwardTarget = {
+    track,
+    payloadType: 100,
+    open: true,
+    subscriber: 'x',
+    report: { fractionLost: 0, cumulativeLost: 0, jitter: 0, at: 0 },
+    layer: new LegLayer(90_000),
+  };
+  return { target, sent };
+}
+
+const ended: SimulcastTrack[] = [];
+afterEach(() => {
+  for (const t of ended.splice(0)) t.end();
+});
+
+function simulcast(keying: LayerKeying): { track: PublishedTrack; layers: SimulcastTrack; plis: number[] } {
+  const plis: number[] = [];
+  const track = new PublishedTrack(
+    'video',
+    { kind: 'video', name: 'VP8', payloadType: 96, clockRate: 90_000, fmtp: undefined },
+    999,
+    { isOpen: () => true, requestKeyframe: () => true },
+    1000,
+    64,
+  );
+  const layers = new SimulcastTrack(
+    track,
+    keying,
+    { requestLayerKeyframe: (_l, ssrc) => plis.push(ssrc) },
+    64,
+  );
+  track.simulcast = layers;
+  ended.push(layers);
+  return { track, layers, plis };
+}
+
+describe('SimulcastTrack', () => {
+  it('learns rid layers from the extension; bad rids and truncated extensions are counted, not forwarded', () => {
+    const { track, layers, plis } = simulcast({ by: 'rid', rids: ['q', 'h', 'f'], extension: RID_EXT });
+    const a = leg();
+    track.addTarget(a.target);
+    track.forward(packet(11, 1, { rid: 'q', key: true, width: 320 }));
+    track.forward(packet(22, 1, { rid: 'h', key: true, width: 640 }));
+    track.forward(packet(33, 1, { rid: 'f', key: true, width: 1280 }));
+    expect(layers.layerSsrc(0)).toBe(11);
+    expect(layers.layerSsrc(2)).toBe(33);
+    expect(layers.layers.map((l) => l.width)).toEqual([320, 640, 1280]);
+    track.forward(packet(44, 1, { rid: 'x' }));
+    const truncated = packet(55, 1, { rid: 'h' }).subarray(0, 15);
+    track.forward(truncated);
+    track.forward(packet(66, 1)); // no extension at all
+    expect(layers.unknownPackets).toBe(3);
+    // Layers known: the leg is given the top one, its key frame asked for on its SSRC.
+    layers.select(Date.now());
+    expect(a.target.layer!.target).toBe(2);
+    expect(plis).toContain(33);
+    expect(a.sent).toHaveLength(0);
+    // Only that layer's key frame starts the leg; the others' packets do not reach it.
+    track.forward(packet(11, 2));
+    track.forward(packet(33, 2, { key: true, width: 1280 }));
+    track.forward(packet(22, 2));
+    track.forward(packet(33, 3));
+    expect(a.sent.map((p) => [p.readUInt32BE(8), p.readUInt16BE(2), p[1]! & 0x7f])).toEqual([
+      [999, 2, 100],
+      [999, 3, 100],
+    ]);
+  });
+
+  it('switches a leg down on the new layer key frame: numbers run on, NACKs map to that layer', () => {
+    const { track, layers } = simulcast({ by: 'ssrc', ssrcs: [11, 22] });
+    const a = leg();
+    track.addTarget(a.target);
+    track.forward(packet(11, 100, { key: true, width: 320 }));
+    track.forward(packet(22, 5000, { key: true, width: 640 }));
+    layers.select(Date.now());
+    track.forward(packet(22, 5001, { key: true, width: 640 }));
+    track.forward(packet(22, 5002));
+    a.target.layer!.preference.maxWidth = 320;
+    layers.select(Date.now());
+    track.forward(packet(22, 5003)); // still the old layer until the new one's key frame
+    track.forward(packet(11, 101));
+    track.forward(packet(11, 102, { key: true, width: 320 }));
+    track.forward(packet(11, 103));
+    const seqs = a.sent.map((p) => p.readUInt16BE(2));
+    expect(seqs).toEqual([5001, 5002, 5003, 5004, 5005]);
+    expect(a.target.layer!.current).toBe(0);
+    // The publisher's buffers keep their own numbers, with the layer index for the relay.
+    const resent = a.sent.length;
+    expect(track.resend(5005, a.target)).toBe(true);
+    expect(a.sent[resent]!.readUInt16BE(2)).toBe(5005);
+    expect(a.sent[resent]!.subarray(12)).toEqual(a.sent[4]!.subarray(12));
+    expect(track.resend(5002, a.target)).toBe(false); // sent from the other layer's run
+  });
+
+  it('relayed packets: the layer in the SSRC field; a layer past the count is dropped', () => {
+    const { track, layers } = simulcast({ by: 'relay', layers: 2 });
+    const a = leg();
+    track.addTarget(a.target);
+    track.forward(packet(7, 1, { key: true }));
+    track.forward(packet(0xffffffff, 1, { key: true }));
+    expect(layers.unknownPackets).toBe(2);
+    track.forward(packet(1, 1, { key: true, width: 640 }));
+    layers.select(Date.now());
+    const p = packet(1, 2, { key: true, width: 640 });
+    track.forward(p);
+    expect(a.sent).toHaveLength(1);
+    expect(p.readUInt32BE(8)).toBe(1); // left as the relay wire has it
+  });
+});
