@@ -32,9 +32,11 @@ async function session(
   endpoint: string,
   bearer: string,
   mode: 'send' | 'receive',
+  /** Offer this video codec alone (send). */
+  videoCodec = '',
 ): Promise<number> {
   return page.evaluate(
-    async ({ endpoint, bearer, mode }) => {
+    async ({ endpoint, bearer, mode, videoCodec }) => {
       const pc = new RTCPeerConnection();
       (window as unknown as { pc: RTCPeerConnection }).pc = pc;
       if (mode === 'send') {
@@ -42,7 +44,14 @@ async function session(
           audio: true,
           video: { width: 320, height: 240 },
         });
-        for (const t of media.getTracks()) pc.addTransceiver(t, { direction: 'sendonly' });
+        for (const t of media.getTracks()) {
+          const tr = pc.addTransceiver(t, { direction: 'sendonly' });
+          // Offer this codec alone, as ffmpeg's and OBS's WHIP clients offer H.264 alone.
+          if (t.kind === 'video' && videoCodec)
+            tr.setCodecPreferences(
+              RTCRtpSender.getCapabilities('video')!.codecs.filter((c) => c.mimeType === videoCodec),
+            );
+        }
       } else {
         pc.addTransceiver('video', { direction: 'recvonly' });
         pc.addTransceiver('audio', { direction: 'recvonly' });
@@ -67,22 +76,34 @@ async function session(
       await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
       return res.status;
     },
-    { endpoint, bearer, mode },
+    { endpoint, bearer, mode, videoCodec },
   );
 }
 
 /** The player's decoded video frames and received audio packets (getStats). */
-function received(page: Page): Promise<{ frames: number; audio: number }> {
+function received(page: Page): Promise<{ frames: number; audio: number; videoCodec: string }> {
   return page.evaluate(async () => {
+    type Stat = {
+      type: string;
+      kind?: string;
+      framesDecoded?: number;
+      packetsReceived?: number;
+      codecId?: string;
+      mimeType?: string;
+    };
     const stats = await (window as unknown as { pc: RTCPeerConnection }).pc.getStats();
     let frames = 0;
     let audio = 0;
-    stats.forEach((s: { type: string; kind?: string; framesDecoded?: number; packetsReceived?: number }) => {
+    let videoCodec = '';
+    stats.forEach((s: Stat) => {
       if (s.type !== 'inbound-rtp') return;
-      if (s.kind === 'video') frames += s.framesDecoded ?? 0;
+      if (s.kind === 'video') {
+        frames += s.framesDecoded ?? 0;
+        videoCodec = s.codecId ? ((stats.get(s.codecId) as Stat | undefined)?.mimeType ?? '') : '';
+      }
       if (s.kind === 'audio') audio += s.packetsReceived ?? 0;
     });
-    return { frames, audio };
+    return { frames, audio, videoCodec };
   });
 }
 
@@ -131,5 +152,35 @@ describe.skipIf(!run)('WHIP and WHEP with Chromium', () => {
     }, pubToken);
     expect(status).toBe(200);
     await untilStill(async () => (await received(player)).frames, 'frames to stop after DELETE');
+  }, 120_000);
+
+  it('an H.264-only WHIP publisher (what ffmpeg and OBS send) is decoded by a WHEP player as H.264', async () => {
+    const base = `${suite.server.url}/chorus/v1`;
+    const created = await fetch(`${base}/rooms`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${await token({ roomCreate: true })}`,
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify({ name: 'browser-h264' }),
+    });
+    expect(created.status).toBe(201);
+    const publisher = await suite.newPage();
+    await publisher.goto(`${base}/docs`);
+    const pubToken = await token({ roomJoin: true, canPublish: true }, 'browser-h264', 'encoder');
+    expect(await session(publisher, `${base}/whip/browser-h264`, pubToken, 'send', 'video/H264')).toBe(201);
+    const player = await suite.newPage();
+    const viewToken = await token({ roomJoin: true, canSubscribe: true }, 'browser-h264', 'player');
+    expect(await session(player, `${base}/whep/browser-h264/encoder`, viewToken, 'receive')).toBe(201);
+    let last = { frames: 0, audio: 0, videoCodec: '' };
+    await eventually(
+      async () => {
+        last = await received(player);
+        return last.frames > 10;
+      },
+      30_000,
+      'decoded H.264 frames at the WHEP player',
+    );
+    expect(last.videoCodec).toBe('video/H264');
   }, 120_000);
 });
