@@ -4,6 +4,7 @@ import { eventually } from '../fixtures/ws-client.js';
 import { NdcSubscriber } from '../fixtures/ndc-peer.js';
 import { NdcRtxPublisher } from '../fixtures/ndc-rtx-publisher.js';
 import { buildNack } from '../../src/media/webrtc/rtp.js';
+import { rtpHeaderLength } from '../../src/media/webrtc/rtx-packet.js';
 import type { SpeakersChanged } from '../../src/media/webrtc/active-speakers.js';
 
 // Issue 18 items 3 and 4 with real WebRTC legs (node-datachannel): the SFU NACKs a
@@ -156,6 +157,57 @@ describe('active speaker (#18.4)', () => {
       await eventually(() => speakersNow()?.length === 0, 15_000, 'nobody speaking once both left');
     } finally {
       off();
+    }
+  }, 60_000);
+});
+
+/** Adds Opus RED (PT 62, carrying PT 109) to the audio section of an offer. */
+function offerRed(sdp: string): string {
+  return sdp
+    .replace(/^(m=audio \d+ \S+ 109)\r\n/m, '$1 62\r\n')
+    .replace(/^(a=rtpmap:109 opus\/48000\/2)\r\n/m, '$1\r\na=rtpmap:62 red/48000/2\r\na=fmtp:62 109/109\r\n');
+}
+
+describe('Opus RED (#18.5)', () => {
+  it('answers a RED publisher with RED first; RED goes to a subscriber that negotiated it, the primary to the others', async () => {
+    const room = await createRoom('red-admin');
+    const pub = new NdcRtxPublisher('red-pub', { red: true });
+    toClose.push(pub);
+    const r = await pub.publish(t.url, room, 'red-pub');
+    expect(r.status).toBe(200);
+    // Listed before Opus: what makes a browser send RED.
+    expect(r.answer).toMatch(/m=audio \d+ UDP\/TLS\/RTP\/SAVPF 63 111\r\n/);
+    expect(r.answer).toMatch(/a=fmtp:63 111\/111/);
+    const plain = new NdcSubscriber();
+    const red = new NdcSubscriber();
+    toClose.push(plain, red);
+    const p = await plain.subscribe(t.url, room, 'plain-sub', 'red-pub');
+    expect(p.answer).not.toMatch(/red\//);
+    const s = await red.subscribe(t.url, room, 'red-sub', 'red-pub', (sdp) => sdp, offerRed);
+    expect(s.answer).toMatch(/a=rtpmap:62 red\/48000\/2/);
+    expect(s.answer).toMatch(/a=fmtp:62 109\/109/);
+    pub.start();
+    await eventually(
+      () => plain.audioPackets.length > 20 && red.audioPackets.length > 20,
+      10_000,
+      'audio at both subscribers',
+    );
+    const frame = NdcRtxPublisher.FRAME_BYTES;
+    for (const packet of plain.audioPackets.slice(0, 20)) {
+      expect(packet[1]! & 0x7f).toBe(109);
+      const payload = packet.subarray(rtpHeaderLength(packet));
+      // The primary alone: this packet's frame, not the previous one.
+      expect(payload).toEqual(Buffer.alloc(frame, packet.readUInt16BE(2) & 0xff));
+      expect(packet.readUInt8(17) & 0x7f).toBe(127); // the header extension is kept
+    }
+    for (const packet of red.audioPackets.slice(0, 20)) {
+      expect(packet[1]! & 0x7f).toBe(62);
+      const payload = packet.subarray(rtpHeaderLength(packet));
+      expect(payload.length).toBe(5 + 2 * frame);
+      // Block headers name the subscriber's Opus payload type (109), not the publisher's.
+      expect(payload[0]).toBe(0x80 | 109);
+      expect(payload[4]).toBe(109);
+      expect(payload.subarray(5 + frame)).toEqual(Buffer.alloc(frame, packet.readUInt16BE(2) & 0xff));
     }
   }, 60_000);
 });

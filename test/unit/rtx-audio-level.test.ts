@@ -7,6 +7,7 @@ import {
 } from '../../src/media/webrtc/active-speaker-detector.js';
 import { keepOnlyCodec, parseSdp, writeSdp, type MediaSection } from '../../src/media/webrtc/sdp.js';
 import { keptFor, readFeatures } from '../../src/media/webrtc/section-features.js';
+import { setRedBlockTypes, writeRedPrimary } from '../../src/media/webrtc/red-packet.js';
 
 /** An RTP packet with a one-byte-header extension block holding `ext` ([id, bytes]). */
 function rtp(seq: number, pt: number, payload: Buffer, ext: Array<[number, number[]]> = []): Buffer {
@@ -184,7 +185,7 @@ describe('SDP: RTX and the audio level kept (#18)', () => {
     '',
   ].join('\r\n');
 
-  it('reads RTX, RED, NACK and the audio level id, and keeps RTX and the level in the filtered offer', () => {
+  it('reads RTX, RED, NACK and the audio level id, and keeps them in the filtered offer', () => {
     const sdp = parseSdp(offer);
     const [audio, video] = sdp.media as [MediaSection, MediaSection];
     const fa = readFeatures(audio, 111);
@@ -199,7 +200,9 @@ describe('SDP: RTX and the audio level kept (#18)', () => {
     keepOnlyCodec(audio, audio.codecs[0]!, keptFor(fa));
     keepOnlyCodec(video, video.codecs[0]!, keptFor(fv));
     const out = writeSdp(sdp);
-    expect(out).toContain('m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n');
+    // RED kept and listed first (a browser sends RED only then); PCMU gone.
+    expect(out).toContain('m=audio 9 UDP/TLS/RTP/SAVPF 63 111\r\n');
+    expect(out).toContain('a=fmtp:63 111/111');
     expect(out).toContain('a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level');
     expect(out).toContain('a=fmtp:111 minptime=10;useinbandfec=1;usedtx=1'); // DTX passes
     expect(out).not.toContain('transport-cc');
@@ -218,5 +221,48 @@ describe('SDP: RTX and the audio level kept (#18)', () => {
     expect(f.rtxPayloadType).toBeUndefined();
     keepOnlyCodec(video, video.codecs[0]!, keptFor(f));
     expect(writeSdp(sdp)).not.toMatch(/rtx|a=ssrc:2000/);
+  });
+});
+
+describe('Opus RED (RFC 2198)', () => {
+  /** A RED payload: one redundant block of `older` bytes, then the primary of `primary` bytes. */
+  function red(older: number, primary: number): Buffer {
+    const blocks = Buffer.alloc(5 + older + primary);
+    blocks[0] = 0x80 | 111;
+    blocks.writeUInt16BE((960 << 2) | (older >> 8), 1);
+    blocks[3] = older & 0xff;
+    blocks[4] = 111;
+    blocks.fill(0xaa, 5, 5 + older);
+    blocks.fill(0xbb, 5 + older);
+    return rtp(9, 63, blocks, [[1, [30]]]);
+  }
+
+  it("rewrites every block's payload type, and extracts the primary as a plain packet", () => {
+    const p = red(30, 40);
+    expect(setRedBlockTypes(p, 109)).toBe(true);
+    const payload = p.subarray(rtpHeaderLength(p));
+    expect([payload[0], payload[4]]).toEqual([0x80 | 109, 109]);
+    const scratch = Buffer.alloc(1500);
+    const n = writeRedPrimary(p, scratch, 109);
+    const primary = scratch.subarray(0, n);
+    expect(primary[1]! & 0x7f).toBe(109);
+    expect(primary.subarray(rtpHeaderLength(primary))).toEqual(Buffer.alloc(40, 0xbb));
+    expect(primary.subarray(0, 12).readUInt16BE(2)).toBe(9);
+    // A primary-only RED packet (no redundancy yet) works the same.
+    const alone = rtp(10, 63, Buffer.concat([Buffer.from([111]), Buffer.alloc(7, 1)]));
+    expect(scratch.subarray(0, writeRedPrimary(alone, scratch, 100)).subarray(12)).toEqual(
+      Buffer.alloc(7, 1),
+    );
+  });
+
+  it('refuses malformed RED: block lengths past the packet, no final header, no room', () => {
+    const long = red(30, 40);
+    long.writeUInt16BE((960 << 2) | 3, rtpHeaderLength(long) + 1); // a block of 3xx bytes
+    expect(setRedBlockTypes(long, 109)).toBe(false);
+    expect(writeRedPrimary(long, Buffer.alloc(1500), 109)).toBe(0);
+    const headersOnly = rtp(1, 63, Buffer.from([0x80 | 111, 0, 0]));
+    expect(setRedBlockTypes(headersOnly, 109)).toBe(false);
+    expect(writeRedPrimary(red(30, 40), Buffer.alloc(20), 109)).toBe(0);
+    expect(writeRedPrimary(Buffer.alloc(5), Buffer.alloc(100), 109)).toBe(0);
   });
 });

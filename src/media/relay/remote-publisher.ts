@@ -68,6 +68,7 @@ export class RemotePublisher {
         settings.keyframeIntervalMs,
         settings.nackHistoryPackets,
       );
+      track.redPayloadType = info.red;
       if (info.layers !== undefined) {
         // Every layer comes, its index in the SSRC field; each local leg takes one.
         track.simulcast = new SimulcastTrack(

@@ -97,6 +97,7 @@ export class SfuRelay {
           clockRate: t.codec.clockRate,
           ...(t.codec.fmtp === undefined ? {} : { fmtp: t.codec.fmtp }),
         },
+        ...(t.redPayloadType === undefined ? {} : { red: t.redPayloadType }),
         ...(t.simulcast === undefined ? {} : { layers: t.simulcast.layers.length }),
       })),
     };

@@ -15,6 +15,8 @@ export const relayedTrackSchema = z.object({
     clockRate: z.number().int().positive(),
     fmtp: z.string().max(512).optional(),
   }),
+  /** Opus RED payload type the publisher sends (#18): RED packets are relayed as sent. */
+  red: z.number().int().min(0).max(127).optional(),
   /** Simulcast: how many layers the track has (the relay carries them all). */
   layers: z.number().int().min(2).max(MAX_LAYERS).optional(),
 });

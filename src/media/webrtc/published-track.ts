@@ -7,6 +7,7 @@ import type { LegLayer } from './leg-layer.js';
 import type { SimulcastTrack } from './simulcast-track.js';
 import type { AudioLevelMeter } from './audio-level.js';
 import { wrapRtx } from './rtx-packet.js';
+import { setRedBlockTypes, writeRedPrimary } from './red-packet.js';
 
 /** One subscriber's sending side of a published track. */
 export interface ForwardTarget {
@@ -20,6 +21,8 @@ export interface ForwardTarget {
   readonly report: ReceptionReport & { at: number };
   /** Set when the subscriber negotiated RTX: its RTX payload type and next RTX sequence number. */
   readonly rtx?: { readonly payloadType: number; seq: number };
+  /** Set when the subscriber negotiated Opus RED: its RED payload type. */
+  readonly red?: number;
   /** A video leg's simulcast state: which layer it receives (unused for one encoding). */
   readonly layer?: LegLayer;
 }
@@ -58,6 +61,11 @@ export class PublishedTrack {
   audioLevel: AudioLevelMeter | undefined = undefined;
   /** Where RTX packets are built (node-datachannel copies on send); made on first use. */
   private rtxScratch: Buffer | undefined;
+  /** The publisher's Opus RED payload type (RFC 2198), when it sends RED. */
+  redPayloadType: number | undefined = undefined;
+  /** Where a RED packet's primary is built, and views of it by length (made once each). */
+  private redScratch: Buffer | undefined;
+  private readonly redViews: Array<Buffer | undefined> = [];
   /** One keyframe request per interval: a bucket of burst 1. */
   private readonly keyframeThrottle: TokenBucket;
   /** The packets node-datachannel handed us (a fresh buffer each): kept, not copied. */
@@ -109,6 +117,7 @@ export class PublishedTrack {
     const history = this.history;
     if (history.length > 0) history[packet.readUInt16BE(2) % history.length] = packet;
     const marker = packet[1]! & 0x80;
+    if (this.redPayloadType === (packet[1]! & 0x7f)) return this.forwardRed(packet, marker);
     const targets = this.targets;
     for (let i = 0; i < targets.length; i++) {
       const t = targets[i]!;
@@ -129,6 +138,40 @@ export class PublishedTrack {
     if (this.relay !== undefined) this.relay(packet);
   }
 
+  /**
+   * A RED packet: as it is (with the subscriber's payload types) to subscribers that
+   * negotiated RED, its primary block alone to the others; to other nodes as the
+   * publisher sent it.
+   */
+  private forwardRed(packet: Buffer, marker: number): void {
+    let primary = -1; // the primary's length in redScratch, built for the first that needs it
+    const targets = this.targets;
+    for (let i = 0; i < targets.length; i++) {
+      const t = targets[i]!;
+      if (!t.open) continue;
+      let out: Buffer;
+      if (t.red !== undefined) {
+        if (!setRedBlockTypes(packet, t.payloadType)) return; // malformed: dropped
+        packet[1] = marker | t.red;
+        out = packet;
+      } else {
+        const scratch = (this.redScratch ??= Buffer.alloc(2048));
+        if (primary < 0) primary = writeRedPrimary(packet, scratch, this.codec.payloadType);
+        if (primary === 0) continue;
+        scratch[1] = marker | t.payloadType;
+        out = this.redViews[primary] ??= scratch.subarray(0, primary);
+      }
+      try {
+        t.track.sendMessageBinary(out);
+        this.packetsOut++;
+      } catch {
+        this.sendErrors++;
+      }
+    }
+    packet[1] = marker | this.redPayloadType!;
+    if (this.relay !== undefined && setRedBlockTypes(packet, this.codec.payloadType)) this.relay(packet);
+  }
+
   /** Resends a packet `target` NACKed, if the history still holds it. */
   resend(seq: number, target: ForwardTarget): boolean {
     if (this.simulcast !== undefined) return this.simulcast.resend(seq, target);
@@ -136,6 +179,8 @@ export class PublishedTrack {
     if (history.length === 0 || !target.open) return false;
     const packet = history[seq % history.length];
     if (!packet || packet.readUInt16BE(2) !== seq) return false;
+    // RED is audio, which browsers do not NACK: not resent.
+    if ((packet[1]! & 0x7f) === this.redPayloadType) return false;
     packet[1] = (packet[1]! & 0x80) | target.payloadType;
     let out = packet;
     if (target.rtx !== undefined) {

@@ -58,14 +58,7 @@ export class PublisherPeer {
         );
         if (features.audioLevelId !== undefined)
           published.audioLevel = new AudioLevelMeter(features.audioLevelId);
-        track.onMessage(
-          this.leg.guard('track.onMessage', (packet: Buffer) => {
-            const now = Date.now();
-            this.leg.lastHeard = now;
-            const p = inbound.receive(packet, now);
-            if (p !== undefined) published.forward(p);
-          }),
-        );
+        published.redPayloadType = features.redPayloadType;
         const layers = this.simulcast.get(track.mid());
         if (layers) {
           const feedback = new PublisherLayerFeedback(track, inbound.ssrc);
@@ -76,6 +69,14 @@ export class PublisherPeer {
             settings.nackHistoryPackets,
           );
         }
+        track.onMessage(
+          this.leg.guard('track.onMessage', (packet: Buffer) => {
+            const now = Date.now();
+            this.leg.lastHeard = now;
+            const p = inbound.receive(packet, now);
+            if (p !== undefined) published.forward(p);
+          }),
+        );
         this.tracks.push(published);
         for (const fn of this.onTrackHandlers) fn(published);
       }),

@@ -97,6 +97,11 @@ function rtxSsrcs(lines: string[]): Set<string> {
 export interface KeptWithCodec {
   /** Companion payload types (RTX, RED), in this order after the codec. */
   payloadTypes?: readonly number[];
+  /**
+   * One of them to list before the codec: the answer then lists it first, which is what
+   * makes a browser send Opus RED (it sends RED only when listed before Opus).
+   */
+  leading?: number;
   /** Header extension URIs (`a=extmap`) to keep. */
   extensions?: readonly string[];
   /**
@@ -117,7 +122,9 @@ export function keepOnlyCodec(m: MediaSection, codec: RtpCodec, keep: KeptWithCo
   const pts = new Set([pt, ...(keep.payloadTypes ?? []).map(String)]);
   const rtx = rtxSsrcs(m.lines);
   const mline = m.lines[0]!.split(' ');
-  const out = [[...mline.slice(0, 3), ...pts].join(' ')];
+  const order = [...pts].filter((p) => p !== String(keep.leading));
+  if (keep.leading !== undefined && pts.has(String(keep.leading))) order.unshift(String(keep.leading));
+  const out = [[...mline.slice(0, 3), ...order].join(' ')];
   for (const line of m.lines.slice(1)) {
     const ptLine = /^a=(rtpmap|fmtp|rtcp-fb):(\d+|\*) ?(.*)$/.exec(line);
     if (ptLine) {

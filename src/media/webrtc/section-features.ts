@@ -44,8 +44,10 @@ export function readFeatures(m: MediaSection, payloadType: number): SectionFeatu
 export function keptFor(features: SectionFeatures): KeptWithCodec {
   const payloadTypes: number[] = [];
   if (features.rtxPayloadType !== undefined) payloadTypes.push(features.rtxPayloadType);
+  if (features.redPayloadType !== undefined) payloadTypes.push(features.redPayloadType);
   return {
     payloadTypes,
+    ...(features.redPayloadType === undefined ? {} : { leading: features.redPayloadType }),
     extensions: features.audioLevelId === undefined ? [] : [AUDIO_LEVEL_URI],
     rtxSsrcs: features.rtxPayloadType !== undefined,
   };

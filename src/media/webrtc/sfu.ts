@@ -136,7 +136,11 @@ export class Sfu {
     this.speakers = new ActiveSpeakers(() => this.roomAudio(), log.child({ component: 'active-speakers' }));
   }
 
-  /** The audio tracks with levels of this node's publishers, by room. */
+  /**
+   * The audio tracks with levels of this node's publishers, by room. Only local ones: a
+   * relayed track is detected on its publisher's node, and the native signalling merges
+   * the nodes' speakers (rtc-session.ts), so counting it here too would list it twice.
+   */
   private roomAudio(): Map<string, RoomAudio> {
     const rooms = new Map<string, Array<[string, PublishedTrack]>>();
     for (const [k, p] of this.publishers) {

@@ -29,6 +29,8 @@ interface Assignment {
   payloadType: number;
   /** The subscriber's RTX payload type for the codec, when it offered one (#18). */
   rtxPayloadType: number | undefined;
+  /** The subscriber's Opus RED payload type, when it offered RED and the publisher sends it. */
+  redPayloadType: number | undefined;
 }
 
 /**
@@ -78,14 +80,25 @@ export class SubscriberPeer {
       }
       const source = free.splice(idx, 1)[0]!;
       const codec = chooseCodec(m.kind, m.codecs, source.codec)!;
-      // Retransmissions go as RTX to a subscriber that offers it for the codec (video).
-      const rtx = m.kind === 'video' ? readFeatures(m, codec.payloadType).rtxPayloadType : undefined;
+      // Retransmissions go as RTX to a subscriber that offers it for the codec (video);
+      // RED as RED to one that offers it, when the publisher sends RED (else the primary).
+      const features = readFeatures(m, codec.payloadType);
+      const rtx = m.kind === 'video' ? features.rtxPayloadType : undefined;
+      const red = source.redPayloadType === undefined ? undefined : features.redPayloadType;
       keepOnlyCodec(
         m,
         m.codecs.find((c) => c.payloadType === codec.payloadType)!,
-        rtx === undefined ? {} : { payloadTypes: [rtx] },
+        {
+          payloadTypes: [rtx, red].filter((pt) => pt !== undefined),
+        },
       );
-      assignments.push({ section: m, source, payloadType: codec.payloadType, rtxPayloadType: rtx });
+      assignments.push({
+        section: m,
+        source,
+        payloadType: codec.payloadType,
+        rtxPayloadType: rtx,
+        redPayloadType: red,
+      });
     }
     // A video section that could not take the publisher's video: say which codec it lacks
     // rather than answer without the picture.
@@ -137,6 +150,8 @@ export class SubscriberPeer {
       const au = new Audio(section.mid, 'SendOnly');
       if (source.codec.fmtp) au.addOpusCodec(payloadType, source.codec.fmtp);
       else au.addOpusCodec(payloadType);
+      if (a.redPayloadType !== undefined)
+        au.addAudioCodec(a.redPayloadType, 'red/48000/2', `${payloadType}/${payloadType}`);
       au.addSSRC(source.outSsrc, cname, this.streamId, trackId);
       track = this.leg.pc.addTrack(au);
     }
@@ -155,6 +170,7 @@ export class SubscriberPeer {
       ...(a.rtxPayloadType === undefined
         ? {}
         : { rtx: { payloadType: a.rtxPayloadType, seq: randomInt(0, 0x10000) } }),
+      ...(a.redPayloadType === undefined ? {} : { red: a.redPayloadType }),
     };
     this.targets.push({ source, target });
     // Made once per leg, not per RTCP packet.
