@@ -11,7 +11,7 @@
 import { Audio, type PeerConnection, type Track, Video } from 'node-datachannel';
 import { NdcClient } from '../../test/fixtures/ndc-peer.js';
 
-const [, , base, room, user, videoPpsText, fpsText] = process.argv;
+const [, , base, room, user, videoPpsText, fpsText, retransmission = 'as-is'] = process.argv;
 const VIDEO_PPS = Number(videoPpsText ?? 200);
 const FPS = Number(fpsText ?? 0);
 const AUDIO_PPS = 50;
@@ -22,6 +22,8 @@ class BenchPublisher extends NdcClient {
   protected addTracks(pc: PeerConnection): void {
     const v = new Video('video', 'SendOnly');
     v.addVideoCodec(96, 'VP8');
+    // --rtx-compare (run.ts): 'rtx' offers RTX as a browser does; 'plain' offers no NACK either.
+    if (retransmission === 'rtx') v.addRTXCodec(97, 96, 90000);
     v.addSSRC(1111, 'bench', 'bench', 'benchvideo');
     this.video = pc.addTrack(v);
     const a = new Audio('audio', 'SendOnly');
@@ -36,7 +38,7 @@ class BenchPublisher extends NdcClient {
     return this.connect(
       base!,
       `/webrtc/sdp/m/${room}/c/${user}/p/${user}/s/true`,
-      (s) => s,
+      (s) => (retransmission === 'plain' ? s.replace(/^a=rtcp-fb:96 nack\r?\n/gm, '') : s),
       (s) => s,
     );
   }

@@ -14,6 +14,12 @@
 // To profile the servers: BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR", then
 // `npx tsx bench/sfu/profile-summary.ts DIR/*.cpuprofile`.
 //
+// With --rtx-compare, each size runs twice on one process in the same run: with NACK and RTX
+// negotiated both ways (the publisher's offer and the subscribers' carry RTX, as Chromium's
+// do) and with neither (no NACK feedback from the publisher's offer, no RTX): the cost per
+// forwarded packet of the retransmission machinery (the SFU's NACK generator reads every
+// published packet; RTX legs carry their own payload type and SSRC) when nothing is lost.
+//
 //   npm run bench:sfu -- [--subscribers 10,50,100,200,400] [--seconds 10] [--workers 3] [--video-pps 200] [--video-fps 0] [--log-level warn] [--probes 10] [--no-pin] [--cluster]
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
@@ -37,6 +43,7 @@ const { values } = parseArgs({
     // Node 20's parseArgs has no negated booleans: `--no-pin` is an option of its own.
     'no-pin': { type: 'boolean', default: false },
     cluster: { type: 'boolean', default: false },
+    'rtx-compare': { type: 'boolean', default: false },
   },
 });
 const SIZES = values.subscribers.split(',').map(Number);
@@ -227,7 +234,14 @@ async function sumCounters(urls: string[]): Promise<Awaited<ReturnType<typeof sf
   return out;
 }
 
-async function runOnce(n: number, topology: () => Promise<Topology>): Promise<Record<string, unknown>> {
+/** What the bench clients offer for retransmission: as before, RTX and NACK, or neither. */
+type Retransmission = 'as-is' | 'rtx' | 'plain';
+
+async function runOnce(
+  n: number,
+  topology: () => Promise<Topology>,
+  retransmission: Retransmission = 'as-is',
+): Promise<Record<string, unknown>> {
   const topo = await topology();
   const urls = topo.servers.map((s) => s.url);
   const pids = topo.servers.map((s) => s.pid);
@@ -252,7 +266,7 @@ async function runOnce(n: number, topology: () => Promise<Topology>): Promise<Re
     // would be starved and then send in bursts.
     const pub = worker(
       './publisher.ts',
-      [topo.publisherUrl, room, 'pub', String(VIDEO_PPS), String(VIDEO_FPS)],
+      [topo.publisherUrl, room, 'pub', String(VIDEO_PPS), String(VIDEO_FPS), retransmission],
       0,
     );
     workers.push(pub);
@@ -270,6 +284,7 @@ async function runOnce(n: number, topology: () => Promise<Topology>): Promise<Re
         String(Math.min(per, left)),
         `s${i}`,
         String(PROBES),
+        retransmission,
       ]);
       subs.push(w);
       workers.push(w);
@@ -309,6 +324,7 @@ async function runOnce(n: number, topology: () => Promise<Topology>): Promise<Re
     const p50s = after.map((r) => Number(r.p50)).filter((x) => Number.isFinite(x));
     return {
       topology: topo.name,
+      ...(retransmission === 'as-is' ? {} : { retransmission }),
       subscribers: n,
       connected,
       setupSeconds: Number(setupSeconds.toFixed(1)),
@@ -377,6 +393,27 @@ console.log(
   }),
 );
 for (const n of SIZES) {
+  if (values['rtx-compare']) {
+    const plain = await runOnce(n, oneProcess, 'plain');
+    console.log(JSON.stringify(plain));
+    const rtx = await runOnce(n, oneProcess, 'rtx');
+    console.log(JSON.stringify(rtx));
+    console.log(
+      JSON.stringify({
+        subscribers: n,
+        // Above 0: each forwarded packet costs that much more CPU with NACK and RTX negotiated.
+        rtxCostPercentPerForwardedPacket: Number(
+          ((Number(plain.packetsPerCpuSecond) / Number(rtx.packetsPerCpuSecond) - 1) * 100).toFixed(1),
+        ),
+        rtxCostPercentPerForwardedPacketBusy: Number(
+          ((Number(plain.packetsPerBusyCpuSecond) / Number(rtx.packetsPerBusyCpuSecond) - 1) * 100).toFixed(
+            1,
+          ),
+        ),
+      }),
+    );
+    continue;
+  }
   const one = await runOnce(n, oneProcess);
   console.log(JSON.stringify(one));
   if (!values.cluster) continue;

@@ -6,7 +6,7 @@ import { Audio, type PeerConnection, RtcpReceivingSession, type Track, Video } f
 import { NdcClient } from '../../test/fixtures/ndc-peer.js';
 import { isRtcp } from '../../src/media/webrtc/rtp.js';
 
-const [, , base, room, publisher, countText, prefix, probesText] = process.argv;
+const [, , base, room, publisher, countText, prefix, probesText, retransmission = 'as-is'] = process.argv;
 const count = Number(countText);
 /**
  * Only this many subscribers count packets in JS. The others receive and decrypt in
@@ -57,6 +57,8 @@ class BenchSubscriber extends NdcClient {
   protected addTracks(pc: PeerConnection): void {
     const v = new Video('v0', 'RecvOnly');
     v.addVideoCodec(96, 'VP8');
+    // --rtx-compare (run.ts): retransmissions come as RTX to a subscriber that offers it.
+    if (retransmission === 'rtx') v.addRTXCodec(97, 96, 90000);
     this.video = pc.addTrack(v);
     const a = new Audio('a0', 'RecvOnly');
     a.addOpusCodec(111);
