@@ -160,6 +160,7 @@ export const surfaces: readonly Surface[] = [
         membership: ctx.engine.ports.membership,
         sfu: ctx.engine.sfu,
         trackSocket: (socket) => ctx.tracker.track('chorus', socket),
+        heartbeats: ctx.heartbeats,
         log: ctx.log.child({ surface: 'chorus' }),
       });
     },

@@ -448,6 +448,28 @@ describe('native signalling: sessions', () => {
     });
   });
 
+  it(
+    'drops a half-open socket that answers no ping, and lets the participant go when no resume came within the grace',
+    { timeout: 120_000 },
+    async () => {
+      const watcher = await join('h1', 'watcher');
+      // A client whose network vanished: its socket stays open but nothing answers pings.
+      const ghost = await TestSocket.open(
+        rtcUrl(ts.url, await token('h1', 'ghost')),
+        {},
+        { autoPong: false },
+      );
+      await ghost.next((t) => t.includes('"type":"join"'), 20_000);
+      await watcher.client.wait(
+        ofType('participantJoined', (m) => (m.participant as { identity: string }).identity === 'ghost'),
+      );
+      // Two ping intervals (15 s each) to be dropped, then the 20 s grace.
+      const left = await watcher.client.wait(ofType('participantLeft'), 90_000);
+      expect(left).toMatchObject({ identity: 'ghost', reason: 'disconnected (no resume in time)' });
+      ghost.ws.terminate();
+    },
+  );
+
   it('replaces a duplicate identity (4409), and closes on removal (4403) and room deletion (4410)', async () => {
     expect((await api('POST', '/rooms', { name: 's1' })).status).toBe(201);
     const first = await join('s1', 'alice');

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import type { HeartbeatScheduler } from '../../lib/heartbeat-scheduler.js';
 import type { RoomRegistry } from '../../core/room-registry.js';
 import type { Bus } from '../../ports/bus/bus.js';
 import type { Sfu } from '../../media/webrtc/sfu.js';
@@ -37,6 +38,8 @@ export interface ChorusSurfaceOptions {
   registry: Registry;
   /** Counts the surface's WebSockets and closes them on shutdown. */
   trackSocket: (socket: import('ws').WebSocket) => void;
+  /** Pings the signalling sockets, so a half-open one is noticed (then resumable). */
+  heartbeats: HeartbeatScheduler;
   log: Logger;
 }
 
@@ -86,7 +89,7 @@ export const chorusPlugin: FastifyPluginAsync<ChorusSurfaceOptions> = async (app
     rooms,
     opts.sfu,
     feed,
-    RESUME_GRACE_MS,
+    { resumeGraceMs: RESUME_GRACE_MS, heartbeats: opts.heartbeats },
     opts.log,
   );
   rooms.describe = (room, who) => rtcSessions.describe(room, who);

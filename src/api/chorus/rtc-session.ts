@@ -9,6 +9,7 @@ import { asParticipantId, type TrackSource } from '../../core/room-types.js';
 import { parseOffer } from '../../media/webrtc/sdp-validation.js';
 import type { Sfu } from '../../media/webrtc/sfu.js';
 import { clipClientText, type ThrottledLog } from '../../lib/throttled-log.js';
+import type { HeartbeatScheduler } from '../../lib/heartbeat-scheduler.js';
 import type { AccessClaims } from './access-token.js';
 import type { NativeRooms } from './native-rooms.js';
 import { RTC_CLOSE, rtcCloseFor, rtcErrorCode } from './rtc-close-codes.js';
@@ -24,10 +25,14 @@ export interface RtcSessionContext {
   clientErrors: ThrottledLog;
   /** How long a dropped session waits for its client to resume. */
   resumeGraceMs: number;
+  /** Pings each socket; one that does not answer is dropped (and the session waits for a resume). */
+  heartbeats: HeartbeatScheduler;
   /** Called once when the session ends (the registry forgets it). */
   ended(session: RtcSession): void;
 }
 
+/** Each socket is pinged this often; one silent from a ping to the next is dropped. */
+const PING_EVERY_MS = 15_000;
 /** Server messages kept for a resume (a dropped client missing more gets the full state). */
 const KEPT_MESSAGES = 500;
 /**
@@ -132,7 +137,18 @@ export class RtcSession {
 
   private use(socket: WebSocket): void {
     this.socket = socket;
+    // A network that vanished leaves the TCP socket half open: no close until a ping
+    // goes unanswered.
+    const liveness = this.ctx.heartbeats.watch(
+      {
+        beat: () => socket.ping(),
+        expire: () => socket.terminate(),
+      },
+      { beatMs: PING_EVERY_MS, answerRequired: true },
+    );
+    socket.on('pong', () => liveness.heard());
     socket.on('message', (data, isBinary) => {
+      liveness.heard();
       if (isBinary) {
         this.refuse('binary frames are not part of the protocol');
         return;
@@ -144,6 +160,7 @@ export class RtcSession {
         .catch((err: unknown) => this.log.error({ err }, 'chorus rtc: message handler threw'));
     });
     socket.on('close', () => {
+      liveness.stop();
       if (this.socket !== socket || this.endedFlag) return;
       this.socket = undefined;
       this.log.info('chorus rtc: socket dropped, waiting for a resume');

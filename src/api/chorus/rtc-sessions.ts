@@ -33,7 +33,7 @@ export class RtcSessions {
     private readonly nativeRooms: NativeRooms,
     sfu: Sfu,
     feed: RtcRoomFeed,
-    resumeGraceMs: number,
+    liveness: Pick<RtcSessionContext, 'resumeGraceMs' | 'heartbeats'>,
     private readonly log: Logger,
   ) {
     this.ctx = {
@@ -42,7 +42,7 @@ export class RtcSessions {
       feed,
       log,
       clientErrors: new ThrottledLog(log),
-      resumeGraceMs,
+      ...liveness,
       ended: (s) => {
         if (this.byToken.get(s.resumeToken) === s) this.byToken.delete(s.resumeToken);
         const k = keyOf(s.roomName, s.identity);
