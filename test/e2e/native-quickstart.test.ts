@@ -1,13 +1,11 @@
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAccessToken } from '../../src/api/chorus/access-token.js';
 import { hasTool } from '../fixtures/system-tools.js';
 import { launchChromium, type TestBrowser } from '../fixtures/browser.js';
 import { startTestServer, type TestServer } from '../fixtures/test-server.js';
 import { freeUdpPort } from '../fixtures/free-udp-port.js';
+import { buildSdk, startPageServer, type PageServer } from '../fixtures/sdk-page.js';
 
 const haveChromium = hasTool('chromium', 'chromium');
 const KEY = 'dev';
@@ -25,30 +23,23 @@ function quickStartPage(chorusUrl: string): string {
 
 describe.runIf(haveChromium)("docs/native-api.md's quick start, run as written", () => {
   let server: TestServer;
-  let web: Server;
-  let webUrl: string;
+  let web: PageServer;
   let browser: TestBrowser;
 
   beforeAll(async () => {
-    execFileSync(process.execPath, ['scripts/build-sdk.mjs', '--no-types'], { stdio: 'inherit' });
+    buildSdk();
     server = await startTestServer({
       chorus: { apiKeys: [`${KEY}:${SECRET}`] },
       webrtc: { udpPort: await freeUdpPort(), bindAddress: '127.0.0.1' },
     });
     // What `cp sdk/dist/chorus-sdk.js /tmp/demo/` and `python3 -m http.server` serve.
     const page = quickStartPage(server.url);
-    web = createServer((req, res) => {
-      if (req.url?.startsWith('/chorus-sdk.js'))
-        res.writeHead(200, { 'content-type': 'text/javascript' }).end(readFileSync('sdk/dist/chorus-sdk.js'));
-      else res.writeHead(200, { 'content-type': 'text/html' }).end(page);
-    });
-    await new Promise<void>((resolve) => web.listen(0, '127.0.0.1', resolve));
-    webUrl = `http://localhost:${(web.address() as AddressInfo).port}`;
+    web = await startPageServer(() => page);
     browser = await launchChromium();
   }, 90_000);
   afterAll(async () => {
     await browser?.close();
-    await new Promise((resolve) => web?.close(resolve));
+    await web?.close();
     await server?.close();
   });
 
@@ -62,7 +53,7 @@ describe.runIf(haveChromium)("docs/native-api.md's quick start, run as written",
         ttlSeconds: 600,
       });
       const tab = await (await browser.browser.newContext()).newPage();
-      await tab.goto(`${webUrl}/?token=${token}`);
+      await tab.goto(`${web.url}/?token=${token}`);
       tabs.push({ identity, tab });
     }
     for (const [i, { tab }] of tabs.entries()) {

@@ -1,7 +1,3 @@
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { createServer as createHttpServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { createAccessToken } from '../../src/api/chorus/access-token.js';
@@ -10,54 +6,26 @@ import { launchChromium, type TestBrowser } from '../fixtures/browser.js';
 import { startTestServer, type TestServer } from '../fixtures/test-server.js';
 import { freeUdpPort } from '../fixtures/free-udp-port.js';
 import { startCuttableProxy, type CuttableProxy } from '../fixtures/cuttable-proxy.js';
+import {
+  buildSdk,
+  hasEvent as has,
+  openSdkPage,
+  sdkCall as call,
+  sdkEvents as events,
+  sdkReceived as received,
+  startPageServer,
+  type PageServer,
+  type SdkEvents as Events,
+  type SdkJoined,
+} from '../fixtures/sdk-page.js';
 
 const haveChromium = hasTool('chromium', 'chromium');
 const KEY = 'sdk-test';
 const SECRET = 'a-secret-for-the-sdk-test-0123456789abcdef';
 const ROOM = 'sdk-room';
 
-type Events = Array<[string, ...unknown[]]>;
-type Received = Record<string, { frames: number; samples: number }>;
-interface Joined {
-  identity: string;
-  others: string[];
-  /** [kind, trackId, source] per published track. */
-  published: Array<[string, string, string]>;
-}
 /** Pings every second and a drop noticed after 4 s of silence, so a blocked socket is found fast. */
 const SOCKET_OPTIONS = { pingMs: 1000, silenceMs: 4000 };
-
-/**
- * The test page and the built SDK on a web server of their own (127.0.0.1, another
- * origin than Chorus's, as an application's site would be).
- */
-async function startPageServer(): Promise<{ url: string; close(): Promise<void> }> {
-  const files: Record<string, [string, string]> = {
-    '/index.html': ['text/html', 'test/e2e/sdk-room-page.html'],
-    '/chorus-sdk.js': ['text/javascript', 'sdk/dist/chorus-sdk.js'],
-  };
-  const server = createHttpServer((req, res) => {
-    const file = files[new URL(req.url ?? '/', 'http://x').pathname];
-    if (!file) {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200, { 'content-type': file[0] }).end(readFileSync(file[1]));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
-
-async function openSdkPage(browser: TestBrowser, pageUrl: string): Promise<Page> {
-  const page = await (await browser.browser.newContext()).newPage();
-  await page.goto(`${pageUrl}/index.html`);
-  await page.waitForFunction(() => 'sdkTest' in window);
-  return page;
-}
 
 const token = (identity: string, grants: Record<string, unknown> = {}): Promise<string> =>
   createAccessToken(KEY, SECRET, {
@@ -66,33 +34,16 @@ const token = (identity: string, grants: Record<string, unknown> = {}): Promise<
     grants: { roomJoin: true, canPublish: true, canSubscribe: true, canPublishData: true, ...grants },
     ttlSeconds: 600,
   });
-
-/** Calls `window.sdkTest[method](...args)` in the page (test/e2e/sdk-room-page.html) and returns its result. */
-async function call<T = unknown>(page: Page, method: string, ...args: unknown[]): Promise<T> {
-  return (await page.evaluate(
-    ([m, a]) => {
-      const api = (window as unknown as { sdkTest: Record<string, (...x: unknown[]) => unknown> }).sdkTest;
-      return api[m]!(...a);
-    },
-    [method, args] as [string, unknown[]],
-  )) as T;
-}
-const events = (page: Page): Promise<Events> => call<Events>(page, 'getEvents');
-const received = (page: Page): Promise<Received> => call<Received>(page, 'received');
-const has = (list: Events, ...want: unknown[]): boolean =>
-  list.some((e) => want.every((w, i) => JSON.stringify(e[i]) === JSON.stringify(w)));
-
 describe.runIf(haveChromium)('the SDK in Chromium against a real server', () => {
   let server: TestServer;
   let browser: TestBrowser;
   let proxy: CuttableProxy;
-  let pages: { url: string; close(): Promise<void> };
+  let pages: PageServer;
   let ada: Page;
   let grace: Page;
 
   beforeAll(async () => {
-    // The bundle the test page loads, as `npm run build:sdk` makes it (types skipped: tsc is CI's step).
-    execFileSync(process.execPath, ['scripts/build-sdk.mjs', '--no-types'], { stdio: 'inherit' });
+    buildSdk();
     server = await startTestServer({
       chorus: { apiKeys: [`${KEY}:${SECRET}`] },
       webrtc: { udpPort: await freeUdpPort(), bindAddress: '127.0.0.1' },
@@ -112,14 +63,14 @@ describe.runIf(haveChromium)('the SDK in Chromium against a real server', () => 
   it('two pages join with tokens, publish camera and microphone, and decode each other', async () => {
     ada = await openSdkPage(browser, pages.url);
     grace = await openSdkPage(browser, pages.url);
-    const a = await call<Joined>(ada, 'join', server.url, await token('ada'), SOCKET_OPTIONS);
+    const a = await call<SdkJoined>(ada, 'join', server.url, await token('ada'), SOCKET_OPTIONS);
     expect(a.identity).toBe('ada');
     expect(a.others).toEqual([]);
     expect(a.published.map((p) => [p[0], p[2]]).sort()).toEqual([
       ['audio', 'microphone'],
       ['video', 'camera'],
     ]);
-    const g = await call<Joined>(grace, 'join', proxy.url, await token('grace'), SOCKET_OPTIONS);
+    const g = await call<SdkJoined>(grace, 'join', proxy.url, await token('grace'), SOCKET_OPTIONS);
     expect(g.identity).toBe('grace');
     expect(g.others).toEqual(['ada']);
 
