@@ -4,6 +4,7 @@ import { createAccessToken, type Grants } from '../../src/api/chorus/access-toke
 import { WhepViewer, WhipPublisher } from '../../src/api/chorus/whip-client.js';
 import { startTestServer, type TestServer } from '../fixtures/test-server.js';
 import { untilStill } from '../fixtures/until-still.js';
+import { WebhookReceiver } from '../fixtures/webhook-receiver.js';
 import { eventually } from '../fixtures/ws-client.js';
 
 const KEY = 'whip-key';
@@ -12,17 +13,23 @@ const SECRET = 'a-secret-of-at-least-thirty-two-characters';
 let ts: TestServer;
 let admin: string;
 const clients: Array<{ close(): void }> = [];
+const receiver = new WebhookReceiver(KEY, SECRET);
 beforeAll(async () => {
+  await receiver.start();
   ts = await startTestServer({
-    chorus: { apiKeys: [`${KEY}:${SECRET}`] },
-    webrtc: { bindAddress: '127.0.0.1' },
+    chorus: { apiKeys: [`${KEY}:${SECRET}`], webhookUrls: [`http://127.0.0.1:${receiver.port}/hook`] },
+    // A vanished client's leg is reaped after 4 s of silence (the default is 15 s).
+    webrtc: { bindAddress: '127.0.0.1', peerTimeoutSeconds: 4 },
   });
   admin = await token({ roomCreate: true, roomList: true, roomAdmin: true });
 });
 afterEach(() => {
   for (const c of clients.splice(0)) c.close();
 });
-afterAll(async () => ts.close());
+afterAll(async () => {
+  await ts.close();
+  await receiver.stop();
+});
 
 function token(grants: Grants, room?: string, identity?: string): Promise<string> {
   return createAccessToken(KEY, SECRET, {
@@ -113,6 +120,17 @@ describe('WHIP and WHEP', () => {
     await untilStill(() => v.packets, 'media to stop at the viewer');
     await eventually(async () => (await participants('whip-a')).length === 0, 10_000, 'the room to empty');
     expect(await pub.delete(await publishToken('whip-a', 'cam'))).toBe(404);
+    // Webhooks fired for the WHIP publisher as for any participant.
+    await eventually(
+      () => receiver.of('whip-a').includes('participant_left:cam'),
+      20_000,
+      'cam left (webhook)',
+    );
+    const cam = receiver.of('whip-a').filter((e) => e.includes(':cam'));
+    expect(cam[0]).toBe('participant_joined:cam');
+    expect(cam.slice(1, 3).sort()).toEqual(['track_published:cam:audio', 'track_published:cam:video']);
+    expect(cam.slice(3, 5).sort()).toEqual(['track_unpublished:cam:audio', 'track_unpublished:cam:video']);
+    expect(cam.at(-1)).toBe('participant_left:cam');
     // Nobody publishes as cam now: a view is refused.
     const late = new WhepViewer('late');
     clients.push(late);
