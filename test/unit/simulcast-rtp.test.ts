@@ -137,7 +137,8 @@ describe('RtpMunger', () => {
     now: number,
   ): { seq: number; ts: number; pic: number; tl0: number } | undefined => {
     d.read(p, 12);
-    if (!m.rewrite(p, d, now)) return undefined;
+    if (!m.rewrite(p, p.readUInt16BE(2), p.readUInt32BE(4), d.pictureId(p), d.tl0(p), d, now))
+      return undefined;
     return { seq: p.readUInt16BE(2), ts: p.readUInt32BE(4), pic: d.pictureId(p), tl0: d.tl0(p) };
   };
 

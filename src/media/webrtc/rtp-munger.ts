@@ -43,14 +43,20 @@ export class RtpMunger {
   }
 
   /**
-   * Rewrites `packet` (sequence number, timestamp; picture id and TL0PICIDX when `vp8` was
-   * read from it) for this subscriber. False: the packet predates the run, do not send it.
+   * Rewrites `packet` for this subscriber: its sequence number, timestamp and (when `vp8`
+   * was read from it) picture id and TL0PICIDX, computed from the publisher's values given
+   * (read once per packet by the caller, however many legs it goes to; -1: absent). False:
+   * the packet predates the run, do not send it.
    */
-  rewrite(packet: Buffer, vp8: Vp8Descriptor | undefined, nowMs: number): boolean {
-    const seq = packet.readUInt16BE(2);
-    const ts = packet.readUInt32BE(4);
-    const pictureId = vp8 ? vp8.pictureId(packet) : -1;
-    const tl0 = vp8 ? vp8.tl0(packet) : -1;
+  rewrite(
+    packet: Buffer,
+    seq: number,
+    ts: number,
+    pictureId: number,
+    tl0: number,
+    vp8: Vp8Descriptor | undefined,
+    nowMs: number,
+  ): boolean {
     if (this.pending) {
       this.pending = false;
       this.runStart = seq;
@@ -69,8 +75,13 @@ export class RtpMunger {
     }
     const outSeq = (seq + this.seqOffset) & 0xffff;
     const outTs = (ts + this.tsOffset) >>> 0;
-    packet.writeUInt16BE(outSeq, 2);
-    packet.writeUInt32BE(outTs, 4);
+    // Byte writes, not writeUInt*BE: this runs per packet and leg.
+    packet[2] = outSeq >> 8;
+    packet[3] = outSeq & 0xff;
+    packet[4] = outTs >>> 24;
+    packet[5] = (outTs >>> 16) & 0xff;
+    packet[6] = (outTs >>> 8) & 0xff;
+    packet[7] = outTs & 0xff;
     let outPictureId = -1;
     if (pictureId >= 0) {
       outPictureId = (pictureId + this.pictureIdOffset) & 0x7fff;

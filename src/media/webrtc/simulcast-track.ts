@@ -61,8 +61,8 @@ export interface LayerReception {
  * from the leg's REMB and the size it asked for (layer-choice.ts).
  *
  * Per packet: the layer lookup (a scan of at most MAX_LAYERS SSRCs), the VP8 descriptor
- * read, per leg the munger's rewrite and its undoing after the send (the buffer is
- * shared: history, relay, the other legs). Nothing is allocated.
+ * read, per leg the munger's rewrite, and once the publisher's values written back (the
+ * buffer is shared: history, relay). Nothing is allocated.
  */
 export class SimulcastTrack {
   readonly layers: LayerState[];
@@ -187,7 +187,9 @@ export class SimulcastTrack {
         leg.switches++;
         this.switches++;
       }
-      if (!leg.munger.rewrite(packet, vp8, now)) continue;
+      // Each leg's munger writes every field it changes from the publisher's values, so
+      // nothing is undone between legs; once after the last one.
+      if (!leg.munger.rewrite(packet, seq, ts, pictureId, tl0, vp8, now)) continue;
       packet[1] = marker | target.payloadType;
       try {
         target.track.sendMessageBinary(packet);
@@ -195,11 +197,11 @@ export class SimulcastTrack {
       } catch {
         t.sendErrors++;
       }
-      packet.writeUInt16BE(seq, 2);
-      packet.writeUInt32BE(ts, 4);
-      if (pictureId >= 0) vp8!.setPictureId(packet, pictureId);
-      if (tl0 >= 0) vp8!.setTl0(packet, tl0);
     }
+    packet.writeUInt16BE(seq, 2);
+    packet.writeUInt32BE(ts, 4);
+    if (pictureId >= 0) vp8!.setPictureId(packet, pictureId);
+    if (tl0 >= 0) vp8!.setTl0(packet, tl0);
     // The layer travels in the SSRC field to other nodes (and tells resend whose it is).
     packet.writeUInt32BE(layer, 8);
     if (t.relay !== undefined) t.relay(packet);

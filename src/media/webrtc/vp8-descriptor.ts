@@ -56,8 +56,11 @@ export class Vp8Descriptor {
   /** Writes a picture id (cut to the field's width). */
   setPictureId(packet: Buffer, id: number): void {
     if (this.pictureIdAt < 0) return;
-    if (this.longPictureId) packet.writeUInt16BE(0x8000 | (id & 0x7fff), this.pictureIdAt);
-    else packet[this.pictureIdAt] = id & 0x7f;
+    const at = this.pictureIdAt;
+    if (this.longPictureId) {
+      packet[at] = 0x80 | ((id >> 8) & 0x7f);
+      packet[at + 1] = id & 0xff;
+    } else packet[at] = id & 0x7f;
   }
 
   tl0(packet: Buffer): number {
