@@ -16,7 +16,7 @@ const USAGE = `usage: chorus [serve] [--config FILE] [--env-file FILE] [--proces
        chorus voip sign [--server URL] [--key FILE]
        chorus token create --room R --identity I [...]   (chorus token --help)
        chorus rooms list|close NAME [--url URL]          (chorus rooms --help)
-       chorus load-test --url URL --room R [...]        (chorus load-test --help)
+       chorus load-test [--url URL] [--publishers N] [...] (chorus load-test --help)
 
   serve            run the server (the default)
   --config FILE    JSON or YAML settings (see the README's config table)
