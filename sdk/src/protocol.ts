@@ -304,6 +304,8 @@ export type ErrorCode =
   | 'capacity'
   | 'overloaded'
   | 'unavailable'
+  /** More than 50 requests a second (burst 100): the request was dropped. */
+  | 'rate_limited'
   | 'internal';
 
 /**

@@ -448,6 +448,36 @@ describe('native signalling: sessions', () => {
     });
   });
 
+  it('resends the full state on a resume when the missed messages were too many to keep', async () => {
+    const a = await join('r2', 'alice');
+    const b = await join('r2', 'bob');
+    const resume = { token: b.join.resumeToken as string, lastSeq: b.client.lastSeq };
+    b.client.drop();
+    // 30 messages of 14,000 characters: more than a session keeps (256 KiB).
+    for (let i = 0; i < 30; i++) a.client.socket.send({ type: 'data', payload: `${i}`.padEnd(14_000, '.') });
+    await a.client.wait(ofType('ok', () => a.client.received.filter((m) => m.type === 'ok').length >= 30));
+    const back = await RtcClient.connect(ts.url, await token('r2', 'bob'), resume);
+    clients.push(back.client);
+    expect(back.join).toMatchObject({ type: 'join', resumeFailed: false, participant: { identity: 'bob' } });
+    expect((back.join.others as Array<{ identity: string }>).map((o) => o.identity)).toEqual(['alice']);
+    expect(back.join.seq).toBeGreaterThan(resume.lastSeq + 30);
+  });
+
+  it('drops requests past the rate limit with rate_limited, and serves the session on', async () => {
+    const a = await join('rl1', 'alice');
+    for (let i = 0; i < 300; i++) a.client.socket.send({ type: 'ping', timestamp: i, requestId: `p${i}` });
+    await a.client.wait(ofType('error', (m) => m.code === 'rate_limited'));
+    await a.client.wait((m) => m.requestId === 'p299');
+    const answered = a.client.received.filter((m) => m.type === 'pong').length;
+    expect(answered).toBeGreaterThanOrEqual(100);
+    expect(answered).toBeLessThan(300);
+    await eventually(
+      async () => (await a.client.request({ type: 'ping', timestamp: 1 })).type === 'pong',
+      20_000,
+      'a ping answered again',
+    );
+  });
+
   it(
     'drops a half-open socket that answers no ping, and lets the participant go when no resume came within the grace',
     { timeout: 120_000 },

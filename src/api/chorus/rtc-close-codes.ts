@@ -52,8 +52,9 @@ export function rtcErrorCode(code: ErrorCode): string {
     case 'overloaded':
     case 'unavailable':
       return code;
-    case 'conflict':
     case 'rate_limited':
+      return code;
+    case 'conflict':
     case 'timeout':
     case 'upstream_failed':
     case 'internal':

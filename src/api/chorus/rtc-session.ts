@@ -9,6 +9,7 @@ import { asParticipantId, type TrackSource } from '../../core/room-types.js';
 import { parseOffer } from '../../media/webrtc/sdp-validation.js';
 import type { Sfu } from '../../media/webrtc/sfu.js';
 import { clipClientText, type ThrottledLog } from '../../lib/throttled-log.js';
+import { TokenBucket } from '../../lib/token-bucket.js';
 import type { HeartbeatScheduler } from '../../lib/heartbeat-scheduler.js';
 import type { AccessClaims } from './access-token.js';
 import type { NativeRooms } from './native-rooms.js';
@@ -35,6 +36,14 @@ export interface RtcSessionContext {
 const PING_EVERY_MS = 15_000;
 /** Server messages kept for a resume (a dropped client missing more gets the full state). */
 const KEPT_MESSAGES = 500;
+/** ... and at most this many bytes of them: a room busy with data must not grow every session. */
+const KEPT_BYTES = 256 * 1024;
+/**
+ * Client messages a session may send per second (and in a burst): each data message is
+ * fanned out to the whole room, so one client must not flood it.
+ */
+const MESSAGES_PER_SECOND = 50;
+const MESSAGE_BURST = 100;
 /**
  * A pseudo-source every signalling participant "receives": it keeps the participant
  * non-idle, so the room does not let it go when its media stops (an unpublish, a dropped
@@ -58,6 +67,8 @@ export class RtcSession {
   private socket: WebSocket | undefined;
   private seq = 0;
   private readonly kept: Array<{ seq: number; text: string }> = [];
+  private keptBytes = 0;
+  private readonly rate = new TokenBucket(MESSAGES_PER_SECOND, MESSAGE_BURST);
   private participant: Participant | undefined;
   /** Room changes heard before `join` went out; afterwards undefined. */
   private pending: RoomFeedEvent[] | undefined = [];
@@ -294,6 +305,13 @@ export class RtcSession {
       return;
     }
     const msg = parsed.data;
+    if (!this.rate.take()) {
+      this.sendError(
+        msg.requestId,
+        new ChorusError('rate_limited', `more than ${MESSAGES_PER_SECOND} messages a second: dropped`),
+      );
+      return;
+    }
     this.handle(msg).catch((err: unknown) => {
       if (!isChorusError(err) || err.code === 'internal')
         this.log.error({ err, type: msg.type }, 'chorus rtc: request failed');
@@ -413,7 +431,9 @@ export class RtcSession {
     const seq = ++this.seq;
     const text = JSON.stringify({ ...msg, seq });
     this.kept.push({ seq, text });
-    if (this.kept.length > KEPT_MESSAGES) this.kept.shift();
+    this.keptBytes += text.length;
+    while (this.kept.length > KEPT_MESSAGES || (this.keptBytes > KEPT_BYTES && this.kept.length > 1))
+      this.keptBytes -= this.kept.shift()!.text.length;
     if (socket && socket.readyState === socket.OPEN) socket.send(text);
   }
 }
