@@ -1,5 +1,6 @@
 import { ChorusError } from './errors.js';
 import { completeOffer } from './ice-gathering.js';
+import { LegWatch } from './leg-watch.js';
 import type { ClientMessage, ServerMessage, TrackInfo, TrackKind, TrackSource } from './protocol.js';
 import { LocalTrackPublication } from './track-publication.js';
 
@@ -29,9 +30,6 @@ export interface PublishOptions {
   source?: TrackSource;
 }
 
-/** A leg that stays down this long is negotiated again (it may come back by itself first). */
-const LEG_GRACE_MS = 4000;
-
 /**
  * Me in the room: my published tracks and the publisher RTCPeerConnection that carries
  * them. The protocol takes at most one audio and one video track per participant, and
@@ -44,7 +42,7 @@ export class LocalParticipant {
   readonly #wanted = new Map<TrackKind, WantedTrack>();
   #pc: RTCPeerConnection | undefined;
   #chain: Promise<void> = Promise.resolve();
-  #downSince: number | undefined;
+  readonly #leg = new LegWatch();
 
   constructor(private readonly link: LocalParticipantLink) {}
 
@@ -122,18 +120,9 @@ export class LocalParticipant {
     if (force || state === undefined || state === 'failed' || state === 'closed') void this.#renegotiate();
   }
 
-  /** @internal Checks the leg now and then; one down for LEG_GRACE_MS is made again. */
+  /** @internal Checks the leg now and then; one down for a while (LegWatch) is made again. */
   watch(now: number): void {
-    const state = this.#pc?.connectionState;
-    if (!this.#pc || state === 'connected' || state === 'new' || state === 'connecting') {
-      this.#downSince = undefined;
-      return;
-    }
-    this.#downSince ??= now;
-    if (now - this.#downSince >= LEG_GRACE_MS && this.link.connected()) {
-      this.#downSince = undefined;
-      void this.#renegotiate();
-    }
+    if (this.#leg.overdue(this.#pc, now) && this.link.connected()) void this.#renegotiate();
   }
 
   /** @internal Leaving: closes the leg; the captured tracks are the application's to stop. */
@@ -194,7 +183,7 @@ export class LocalParticipant {
       throw err;
     }
     this.#pc = pc;
-    this.#downSince = undefined;
+    this.#leg.reset();
     old?.close();
     this.#adoptPublications(reply.trackIds);
   }

@@ -1,6 +1,7 @@
 import { backoffDelay } from './backoff.js';
 import { ChorusError } from './errors.js';
 import { completeOffer } from './ice-gathering.js';
+import { LegWatch } from './leg-watch.js';
 import type { ClientMessage, ServerMessage } from './protocol.js';
 import type { RemoteParticipant } from './remote-participant.js';
 import type { RemoteTrackPublication } from './track-publication.js';
@@ -23,7 +24,6 @@ export interface SubscriptionLink {
   failed(err: unknown): void;
 }
 
-const LEG_GRACE_MS = 4000;
 const MAX_RETRIES = 6;
 
 /**
@@ -43,7 +43,7 @@ export class ParticipantSubscription {
   #force = false;
   #retries = 0;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
-  #downSince: number | undefined;
+  readonly #leg = new LegWatch();
   #closed = false;
 
   constructor(
@@ -68,18 +68,9 @@ export class ParticipantSubscription {
     void this.#loop();
   }
 
-  /** Checks the leg now and then; one down for LEG_GRACE_MS is made again. */
+  /** Checks the leg now and then; one down for a while (LegWatch) is made again. */
   watch(now: number): void {
-    const state = this.#pc?.connectionState;
-    if (!this.#pc || state === 'connected' || state === 'new' || state === 'connecting') {
-      this.#downSince = undefined;
-      return;
-    }
-    this.#downSince ??= now;
-    if (now - this.#downSince >= LEG_GRACE_MS && this.link.connected()) {
-      this.#downSince = undefined;
-      this.sync(true);
-    }
+    if (this.#leg.overdue(this.#pc, now) && this.link.connected()) this.sync(true);
   }
 
   /** True when the leg is gone or failed (a reconnect should make it again). */
@@ -183,7 +174,7 @@ export class ParticipantSubscription {
     for (const [t, pub] of mapping) this.#byTransceiver.set(t, pub);
     this.#pc = pc;
     this.#key = key;
-    this.#downSince = undefined;
+    this.#leg.reset();
     old?.close();
   }
 }

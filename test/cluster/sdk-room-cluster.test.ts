@@ -15,6 +15,7 @@ import {
   startPageServer,
   type PageServer,
   type SdkEvents,
+  waitForMedia,
 } from '../fixtures/sdk-page.js';
 
 // The browser SDK on a two-node cluster: two pages whose signalling and media land on
@@ -33,17 +34,8 @@ const token = (identity: string): Promise<string> =>
     ttlSeconds: 600,
   });
 
-async function decodes(page: Page, other: string, timeout = 60_000): Promise<void> {
-  await expect
-    .poll(
-      async () => {
-        const r = (await received(page))[other];
-        return (r?.frames ?? 0) > 10 && (r?.samples ?? 0) > 4800;
-      },
-      { timeout, interval: 500 },
-    )
-    .toBe(true);
-}
+const decodes = (page: Page, other: string): Promise<void> =>
+  waitForMedia(async () => (await received(page))[other], 60_000);
 
 describe.runIf(run)('the SDK across nodes', () => {
   let cluster: Cluster;

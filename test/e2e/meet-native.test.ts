@@ -4,6 +4,7 @@ import { createAccessToken } from '../../src/api/chorus/access-token.js';
 import { hasTool } from '../fixtures/system-tools.js';
 import { browserSuite } from '../fixtures/browser.js';
 import { freeUdpPort } from '../fixtures/free-udp-port.js';
+import { waitForMedia } from '../fixtures/sdk-page.js';
 
 const haveChromium = hasTool('chromium', 'chromium');
 const KEY = 'meet-test';
@@ -72,15 +73,7 @@ describe.runIf(haveChromium)(
         [ada, 'grace'],
         [grace, 'ada'],
       ] as const) {
-        await expect
-          .poll(
-            async () => {
-              const r = (await receivedFrom(page))[other];
-              return (r?.frames ?? 0) > 10 && (r?.samples ?? 0) > 4800;
-            },
-            { timeout: 45_000, interval: 500 },
-          )
-          .toBe(true);
+        await waitForMedia(async () => (await receivedFrom(page))[other]);
         await expect.poll(() => page.locator('.tile').count(), { timeout: 10_000 }).toBe(2);
         await expect
           .poll(() => page.locator('.tile .state:not(.hidden)').count(), { timeout: 15_000 })

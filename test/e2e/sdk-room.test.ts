@@ -17,6 +17,7 @@ import {
   type PageServer,
   type SdkEvents as Events,
   type SdkJoined,
+  waitForMedia,
 } from '../fixtures/sdk-page.js';
 
 const haveChromium = hasTool('chromium', 'chromium');
@@ -79,15 +80,7 @@ describe.runIf(haveChromium)('the SDK in Chromium against a real server', () => 
       [ada, 'grace'],
       [grace, 'ada'],
     ] as const) {
-      await expect
-        .poll(
-          async () => {
-            const r = (await received(page))[other];
-            return (r?.frames ?? 0) > 10 && (r?.samples ?? 0) > 4800;
-          },
-          { timeout: 45_000, interval: 500 },
-        )
-        .toBe(true);
+      await waitForMedia(async () => (await received(page))[other]);
     }
     // The events an application builds on: ada saw grace arrive and publish both tracks.
     const seen = await events(ada);
