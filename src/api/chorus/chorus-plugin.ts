@@ -16,6 +16,7 @@ import { docsPage } from './docs-page.js';
 import { NativeRooms } from './native-rooms.js';
 import { roomRoutes } from './room-routes.js';
 import { RtcRoomFeed } from './rtc-room-feed.js';
+import { rtcRoomRoutes } from './rtc-room-routes.js';
 import { rtcRoute } from './rtc-route.js';
 import { RtcSessions } from './rtc-sessions.js';
 import { RoomWebhooks } from './room-webhooks.js';
@@ -98,7 +99,7 @@ export const chorusPlugin: FastifyPluginAsync<ChorusSurfaceOptions> = async (app
     feed.close();
   });
   await app.register(rtcRoute, { keys, sessions: rtcSessions, track: opts.trackSocket, log: opts.log });
-  const routes = roomRoutes(rooms, feed);
+  const routes = [...roomRoutes(rooms), ...rtcRoomRoutes(rooms, feed)];
   mountRoutes(app, access, routes);
   const sessions = new WhipSessions(opts.rooms, opts.sfu, opts.bus, opts.log);
   app.addHook('onClose', async () => sessions.close());
