@@ -182,6 +182,18 @@ describe('SSRC simulcast (a=ssrc-group:SIM)', () => {
       // Picture ids run on across the switch too.
       const pic = (p: Buffer): number => p.readUInt16BE(14) & 0x7fff;
       expect(pic(across[first]!)).toBe((pic(across[first - 1]!) + 1) & 0x7fff);
+      // The room's stats: each layer as measured, and each leg's layer.
+      const video = sfu.roomStats(room).publishers[0]!.tracks.find((t) => t.kind === 'video')!;
+      expect(video.layers!.map((l) => [l.name, l.width, l.active])).toEqual([
+        ['ssrc:3001', 320, true],
+        ['ssrc:3002', 640, true],
+        ['ssrc:3003', 1280, true],
+      ]);
+      const legs = Object.fromEntries(video.subscribers.map((s) => [s.user, s.layer]));
+      expect(legs.wide).toMatchObject({ current: 1, target: 1 });
+      expect(legs.wide!.switches).toBeGreaterThanOrEqual(2);
+      // The narrow leg's REMB fell: it has a limit (its layer may be mid-try by now).
+      expect(legs.narrow!.limitBps).toBeGreaterThan(0);
       expect(sfu.layersWanted.current('sim', 'ada-video')?.layers.map((l) => l.name)).toEqual(
         SSRCS.map((s) => `ssrc:${s}`),
       );

@@ -1,4 +1,5 @@
 import type { PublishedTrack } from './published-track.js';
+import type { SimulcastTrack } from './simulcast-track.js';
 
 /** A receiver report older than this no longer describes its leg. */
 export const REPORT_FRESH_MS = 10_000;
@@ -14,6 +15,11 @@ export interface SubscriberReception {
   jitterMs: number;
   /** Age of that report; null when the receiver has not reported yet. */
   reportAgeMs: number | null;
+  /**
+   * Simulcast: the layer (index in `layers`) the leg receives and the one it waits for a
+   * key frame of (-1: none yet), its switches, and its bandwidth limit from REMB (-1: none).
+   */
+  layer?: { current: number; target: number; switches: number; limitBps: number };
 }
 
 export interface TrackStats {
@@ -24,6 +30,15 @@ export interface TrackStats {
   keyframeRequests: number;
   retransmissions: number;
   subscribers: SubscriberReception[];
+  /** Simulcast: each layer (rid or SSRC) as measured here, and what its legs want sent. */
+  layers?: Array<{
+    name: string;
+    active: boolean;
+    bps: number;
+    width: number;
+    height: number;
+    wanted: boolean;
+  }>;
 }
 
 /** A published track's counters and each subscriber's reception, for a room's stats. */
@@ -35,14 +50,37 @@ export function trackStats(t: PublishedTrack, now = Date.now()): TrackStats {
     packetsOut: t.packetsOut,
     keyframeRequests: t.keyframeRequests,
     retransmissions: t.retransmissions,
-    subscribers: t.targets.map(({ subscriber, report }) => ({
+    subscribers: t.targets.map(({ subscriber, report, layer }) => ({
       user: subscriber,
       lossPercent: Math.round(report.fractionLost * 1000) / 10,
       cumulativeLost: report.cumulativeLost,
       jitterMs: Math.round((report.jitter / t.codec.clockRate) * 10_000) / 10,
       reportAgeMs: report.at > 0 ? now - report.at : null,
+      ...(t.simulcast && layer
+        ? {
+            layer: {
+              current: layer.current,
+              target: layer.target,
+              switches: layer.switches,
+              limitBps: Math.round(layer.limitBps),
+            },
+          }
+        : {}),
     })),
+    ...(t.simulcast ? { layers: simulcastLayers(t.simulcast) } : {}),
   };
+}
+
+function simulcastLayers(s: SimulcastTrack): NonNullable<TrackStats['layers']> {
+  const wanted = s.wantedLayers();
+  return s.layers.map((l, i) => ({
+    name: s.names[i]!,
+    active: l.active,
+    bps: Math.round(l.bps),
+    width: l.width,
+    height: l.height,
+    wanted: wanted[i] === true,
+  }));
 }
 
 /** What the subscriber legs' receivers last reported, over every track. */
