@@ -235,7 +235,14 @@ describe('WHIP and WHEP', () => {
       headers: { authorization: `Bearer ${await publishToken('whip-auth', 'cam')}` },
     });
     expect(res.status).toBe(403);
+    // A token of the room with another identity does not end it either (not theirs: 404).
+    const other = await fetch(cam.location, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${await publishToken('whip-auth2', 'someone-else')}` },
+    });
+    expect(other.status).toBe(404);
     expect(await participants('whip-auth2')).toHaveLength(1);
+    expect(await cam.delete(await publishToken('whip-auth2', 'cam'))).toBe(200);
   });
 
   it('refuses wrong content types (415), malformed SDP (400), unknown rooms (404), oversize offers (413)', async () => {

@@ -47,7 +47,7 @@ const session = (kind: string) => ({
   delete: {
     summary: `End a ${kind} session`,
     description:
-      "Requires the session's token (roomJoin in its room) or roomAdmin. Works on any node: the node holding the session ends it.",
+      "Requires a token of the room (roomJoin) naming the session's own identity (another identity's: 404), or roomAdmin. Works on any node: the node holding the session ends it.",
     security: [{ accessToken: [] }],
     responses: {
       '200': { description: 'ended' },

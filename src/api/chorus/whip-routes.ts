@@ -155,8 +155,9 @@ export const whipRoutes: FastifyPluginAsync<WhipRoutesOptions> = async (app, opt
     const id = params(sessionId, p.session);
     const claims = await access.claims(request);
     const admin = claims.grants.roomAdmin === true && (claims.room === undefined || claims.room === room);
-    if (!admin) await claimsFor(access, request, room, ['roomJoin']);
-    if (!(await sessions.end(kind, room, id)))
+    // Anyone else ends only a session of their own identity (another's is 404: not theirs to see).
+    const by = admin ? undefined : (await claimsFor(access, request, room, ['roomJoin'])).identity;
+    if (!(await sessions.end(kind, room, id, by)))
       throw new ChorusError('not_found', `no ${kind.toUpperCase()} session ${id} in room ${room}`);
     return reply.code(200).send();
   };

@@ -27,13 +27,20 @@ interface LiveSession {
   readonly id: string;
   readonly kind: WhipKind;
   readonly room: string;
+  /** The identity that made it (the publisher, or the viewer): the one who may end it. */
+  readonly owner: string;
   /** Stops the media (the publisher's tracks end; the viewer's subscription drops). */
   end(reason: string): void;
   /** Forgets the session (its media ended one way or another). */
   forget(): void;
 }
 
-const endQuestion = z.object({ room: z.string(), kind: z.enum(['whip', 'whep']) });
+const endQuestion = z.object({
+  room: z.string(),
+  kind: z.enum(['whip', 'whep']),
+  /** Who asks: only the session's own identity may end it; absent: a room admin. */
+  by: z.string().optional(),
+});
 const endAnswer = z.object({ ended: z.boolean() });
 
 /** A publish whose leg brings no track in this long is no session (the SFU gives the leg up at 20 s). */
@@ -92,6 +99,7 @@ export class WhipSessions {
       id,
       kind: 'whip',
       room: roomName,
+      owner: identity,
       end: (reason) => {
         for (const t of [...tracks]) t.close(reason);
       },
@@ -144,6 +152,7 @@ export class WhipSessions {
       id,
       kind: 'whep',
       room: roomName,
+      owner: viewer,
       end: (reason) => participant?.unsubscribe(publisher, reason),
       forget: () => {
         for (const off of offs.splice(0)) off();
@@ -169,14 +178,15 @@ export class WhipSessions {
   }
 
   /**
-   * Ends session `id` of `room`, wherever it is held; false when no node holds it (ended
-   * already, never existed, or of another room or kind).
+   * Ends session `id` of `room` for `by` (its owner; undefined: a room admin), wherever
+   * it is held; false when no node holds such a session (ended already, never existed, of
+   * another room, kind or owner).
    */
-  async end(kind: WhipKind, room: string, id: string): Promise<boolean> {
+  async end(kind: WhipKind, room: string, id: string, by: string | undefined): Promise<boolean> {
     const local = this.live.get(id);
-    if (local) return this.endLocal(local, kind, room);
+    if (local) return this.endLocal(local, { kind, room, by });
     try {
-      const reply = await this.bus.request(sessionSubject(id), busJson({ room, kind }), {
+      const reply = await this.bus.request(sessionSubject(id), busJson({ room, kind, by }), {
         timeoutMs: END_TIMEOUT_MS,
       });
       return (
@@ -201,9 +211,9 @@ export class WhipSessions {
     }
   }
 
-  private endLocal(s: LiveSession, kind: WhipKind, room: string): boolean {
-    if (s.kind !== kind || s.room !== room) return false;
-    s.end(`${kind} session deleted`);
+  private endLocal(s: LiveSession, q: { kind: WhipKind; room: string; by?: string | undefined }): boolean {
+    if (s.kind !== q.kind || s.room !== q.room || (q.by !== undefined && q.by !== s.owner)) return false;
+    s.end(`${q.kind} session deleted`);
     this.finish(s, 'deleted');
     return true;
   }
@@ -228,7 +238,7 @@ export class WhipSessions {
     try {
       const q = readBusJson(endQuestion, msg.data, { surface: 'chorus', subject: msg.subject }, this.busLog);
       if (!q) return;
-      const ended = this.live.get(s.id) === s && this.endLocal(s, q.kind, q.room);
+      const ended = this.live.get(s.id) === s && this.endLocal(s, q);
       msg.respond?.(busJson({ ended }));
     } catch (err) {
       this.log.error({ err, subject: msg.subject }, 'chorus: session bus handler threw');
