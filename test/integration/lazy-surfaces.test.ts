@@ -26,8 +26,16 @@ const ENV_FLAG = {
   stream: 'STREAM_ENABLED',
   chorus: 'CHORUS_API_ENABLED',
 } as const;
-/** Loaded with their first use, not with their surface (#17.2): the WebRTC leg, the bite, the resampled upload. */
-const ON_FIRST_USE = ['node-datachannel', 'protobufjs', '@echogarden/speex-resampler-wasm'] as const;
+/**
+ * Loaded with their first use, not with their surface (#17.2): the WebRTC leg, the first
+ * Opus encoder or decoder, the bite, the resampled upload.
+ */
+const ON_FIRST_USE = [
+  'node-datachannel',
+  '@evan/opus',
+  'protobufjs',
+  '@echogarden/speex-resampler-wasm',
+] as const;
 const LISTENING = /"http":"(http:\/\/[^"]+)".*"msg":"chorus listening"/;
 
 const dirs: string[] = [];
@@ -191,7 +199,7 @@ describe.runIf(haveNats)('with every surface on, heavy libraries wait for their 
     await nats.stop();
   }, 60_000);
 
-  it('loads each surface at start, but not node-datachannel, protobufjs or the resampler', async () => {
+  it('loads each surface at start, but not node-datachannel, Opus, protobufjs or the resampler', async () => {
     const modules = await modulesNow(p);
     for (const s of SURFACES) expect(surfaceModules(modules, s).length, s).toBeGreaterThan(0);
     expect(packageLoaded(modules, 'jose')).toBe(true);
@@ -274,6 +282,7 @@ describe.runIf(haveNats)('with every surface on, heavy libraries wait for their 
     }
     const modules = await modulesNow(p);
     expect(packageLoaded(modules, 'node-datachannel')).toBe(true);
+    expect(packageLoaded(modules, '@evan/opus')).toBe(true);
     expect(packageLoaded(modules, 'protobufjs')).toBe(true);
   }, 120_000);
 

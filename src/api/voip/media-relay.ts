@@ -48,6 +48,9 @@ export class MediaRelay {
 
   constructor(opts: MediaRelayOptions) {
     const clock = new MixClock((err) => opts.log.error({ err }, 'voip relay: upload tick failed'));
+    // Read from an encoder when a relayed stream first needs it: making one at start loads
+    // the Opus binding on an idle server (audio-codec.ts).
+    let preSkip: number | undefined;
     this.ctx = {
       bus: opts.bus,
       self: opts.node.self,
@@ -56,7 +59,9 @@ export class MediaRelay {
       inputBufferMs: opts.inputBufferMs,
       backlogPackets: opts.backlogPackets,
       clock,
-      preSkip: createOpusEncoder(opts.opus).preSkip,
+      get preSkip() {
+        return (preSkip ??= createOpusEncoder(opts.opus).preSkip);
+      },
       stats: this.stats,
       feedCounters: opts.feedCounters,
     };

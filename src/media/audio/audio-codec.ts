@@ -1,5 +1,18 @@
-import { Decoder, Encoder } from '@evan/opus';
+import { createRequire } from 'node:module';
+import type * as Opus from '@evan/opus';
+import type { Encoder } from '@evan/opus';
 import { FRAME_SAMPLES, SAMPLE_RATE } from './pcm-frame.js';
+
+const requireHere = createRequire(import.meta.url);
+
+/**
+ * The Opus binding, required with the first encoder or decoder rather than at start: an
+ * idle server (no mix, no Beep leg) keeps neither its native library nor its JS (about
+ * 2.6 MiB of RSS, bench/idle, BENCHMARKS.md). Made once per mixer or leg, never per frame.
+ */
+function opus(): typeof Opus {
+  return requireHere('@evan/opus') as typeof Opus;
+}
 
 /**
  * The codec seam: the mixer and the writers see only these interfaces, so the Opus
@@ -29,7 +42,7 @@ export const DEFAULT_OPUS: OpusSettings = { bitrate: 32_000, complexity: 10 };
 const GET_LOOKAHEAD = 4027;
 
 export function createOpusEncoder(settings: OpusSettings = DEFAULT_OPUS): AudioEncoder {
-  const encoder = new Encoder({ channels: 1, sample_rate: SAMPLE_RATE, application: 'voip' });
+  const encoder = new (opus().Encoder)({ channels: 1, sample_rate: SAMPLE_RATE, application: 'voip' });
   encoder.bitrate = settings.bitrate;
   encoder.complexity = settings.complexity as Encoder['complexity'];
   const preSkip = encoder.ctl(GET_LOOKAHEAD);
@@ -43,7 +56,7 @@ export function createOpusEncoder(settings: OpusSettings = DEFAULT_OPUS): AudioE
 }
 
 export function createOpusDecoder(): AudioDecoder {
-  const decoder = new Decoder({ channels: 1, sample_rate: SAMPLE_RATE });
+  const decoder = new (opus().Decoder)({ channels: 1, sample_rate: SAMPLE_RATE });
   return {
     decode(packet) {
       const bytes = decoder.decode(packet);
