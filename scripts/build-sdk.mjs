@@ -8,6 +8,10 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
 const sdk = new URL('../sdk/', import.meta.url).pathname;
+// `--out DIR`: the bundles go there instead of sdk/dist (tests build their own copy, so
+// test files running at once never read a bundle another one is writing).
+const outAt = process.argv.indexOf('--out');
+const out = outAt > 0 && process.argv[outAt + 1] ? process.argv[outAt + 1] : join(sdk, 'dist');
 const common = {
   entryPoints: [join(sdk, 'src/index.ts')],
   bundle: true,
@@ -16,14 +20,14 @@ const common = {
   logLevel: 'warning',
 };
 await Promise.all([
-  build({ ...common, outfile: join(sdk, 'dist/chorus-sdk.js'), sourcemap: true }),
-  build({ ...common, outfile: join(sdk, 'dist/chorus-sdk.min.js'), minify: true }),
+  build({ ...common, outfile: join(out, 'chorus-sdk.js'), sourcemap: true }),
+  build({ ...common, outfile: join(out, 'chorus-sdk.min.js'), minify: true }),
 ]);
 if (!process.argv.includes('--no-types')) {
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
   execFileSync(process.execPath, [tsc, '-p', join(sdk, 'tsconfig.json')], { stdio: 'inherit' });
 }
 console.log(
-  'built the SDK into sdk/dist: chorus-sdk.js, chorus-sdk.min.js' +
-    (process.argv.includes('--no-types') ? '' : ', index.d.ts'),
+  `built the SDK into ${out}: chorus-sdk.js, chorus-sdk.min.js` +
+    (process.argv.includes('--no-types') ? '' : ' (declarations: sdk/dist/index.d.ts)'),
 );

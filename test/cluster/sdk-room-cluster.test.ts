@@ -47,7 +47,7 @@ describe.runIf(run)('the SDK across nodes', () => {
   let grace: Page;
 
   beforeAll(async () => {
-    buildSdk();
+    const sdk = buildSdk();
     cluster = await startCluster({
       nodes: 2,
       env: {
@@ -60,7 +60,7 @@ describe.runIf(run)('the SDK across nodes', () => {
       },
     });
     balancer = await startBalancer(() => backends);
-    pages = await startPageServer();
+    pages = await startPageServer(sdk);
     browser = await launchChromium();
   }, 120_000);
   afterAll(async () => {

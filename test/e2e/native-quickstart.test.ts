@@ -27,14 +27,14 @@ describe.runIf(haveChromium)("docs/native-api.md's quick start, run as written",
   let browser: TestBrowser;
 
   beforeAll(async () => {
-    buildSdk();
+    const sdk = buildSdk();
     server = await startTestServer({
       chorus: { apiKeys: [`${KEY}:${SECRET}`] },
       webrtc: { udpPort: await freeUdpPort(), bindAddress: '127.0.0.1' },
     });
     // What `cp sdk/dist/chorus-sdk.js /tmp/demo/` and `python3 -m http.server` serve.
     const page = quickStartPage(server.url);
-    web = await startPageServer(() => page);
+    web = await startPageServer(sdk, () => page);
     browser = await launchChromium();
   }, 90_000);
   afterAll(async () => {

@@ -44,14 +44,14 @@ describe.runIf(haveChromium)('the SDK in Chromium against a real server', () => 
   let grace: Page;
 
   beforeAll(async () => {
-    buildSdk();
+    const sdk = buildSdk();
     server = await startTestServer({
       chorus: { apiKeys: [`${KEY}:${SECRET}`] },
       webrtc: { udpPort: await freeUdpPort(), bindAddress: '127.0.0.1' },
     });
     // Grace's signalling goes through a proxy the test can cut; her media goes straight to the server.
     proxy = await startCuttableProxy(server.url);
-    pages = await startPageServer();
+    pages = await startPageServer(sdk);
     browser = await launchChromium();
   }, 90_000);
   afterAll(async () => {
