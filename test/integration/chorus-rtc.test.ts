@@ -376,6 +376,12 @@ describe('native signalling: bad input', () => {
     const notObject = await join('b1', 'mallory3');
     notObject.client.socket.send('42');
     expect((await notObject.client.socket.closed).code).toBe(4400);
+    const nul = await join('b1', 'mallory5');
+    nul.client.socket.send('null');
+    expect((await nul.client.socket.closed).code).toBe(4400);
+    const binary = await join('b1', 'mallory6');
+    binary.client.socket.ws.send(Buffer.from([1, 2, 3]));
+    expect((await binary.client.socket.closed).code).toBe(4400);
 
     const big = await join('b1', 'mallory4');
     big.client.socket.send({ type: 'data', payload: 'x'.repeat(70_000) });

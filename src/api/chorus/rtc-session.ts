@@ -292,7 +292,7 @@ export class RtcSession {
       const type = (raw as { type?: unknown } | null)?.type;
       const known =
         typeof type === 'string' && clientMessage.options.some((o) => o.shape.type.value === type);
-      const requestId = (raw as { requestId?: unknown }).requestId;
+      const requestId = (raw as { requestId?: unknown } | null)?.requestId;
       const issue = parsed.error.issues[0];
       const message = `invalid ${known ? String(type) : 'message'}: ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`;
       // A known request with a bad field is answered; anything else is not this protocol.
