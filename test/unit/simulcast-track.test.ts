@@ -154,4 +154,31 @@ describe('SimulcastTrack', () => {
     expect(a.sent).toHaveLength(1);
     expect(p.readUInt32BE(8)).toBe(1); // left as the relay wire has it
   });
+
+  it('never throws on any bytes (a throw in a native callback would close the publisher)', () => {
+    let seed = 7;
+    const random = (): number => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+    for (const keying of [
+      { by: 'rid', rids: ['q', 'h', 'f'], extension: RID_EXT },
+      { by: 'ssrc', ssrcs: [11, 22, 33] },
+      { by: 'relay', layers: 3 },
+    ] satisfies LayerKeying[]) {
+      const { track, layers } = simulcast(keying);
+      const a = leg();
+      track.addTarget(a.target);
+      for (let i = 0; i < 20_000; i++) {
+        const p = Buffer.alloc(Math.floor(random() * 60));
+        for (let j = 0; j < p.length; j++) p[j] = Math.floor(random() * 256);
+        // Often a plausible header: version 2, one of the layers, an extension, VP8 bits.
+        if (p.length >= 12 && random() < 0.7) {
+          p[0] = 0x80 | (random() < 0.5 ? 0x10 : 0) | Math.floor(random() * 3);
+          p.writeUInt32BE(keying.by === 'relay' ? Math.floor(random() * 4) : [11, 22, 33][i % 3]!, 8);
+          if (p.length >= 16 && random() < 0.5) p.writeUInt16BE(0xbede, 12);
+        }
+        expect(() => track.forward(p)).not.toThrow();
+        if (i % 500 === 0) layers.select(Date.now());
+        if (i % 7 === 0) expect(() => track.resend(Math.floor(random() * 65536), a.target)).not.toThrow();
+      }
+    }
+  });
 });
