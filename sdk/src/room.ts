@@ -40,6 +40,12 @@ export interface RoomOptions {
   backoff?: BackoffOptions;
   /** Measure audio levels here for `activeSpeakers` until the server sends `speakers` (default true). */
   clientSpeakerDetection?: boolean;
+  /**
+   * A fresh access token for each reconnect attempt (say from your token server): the
+   * server checks the token on a resume too, so without it a session outliving its
+   * token cannot come back after a drop. A failure falls back to the last token.
+   */
+  refreshToken?: () => Promise<string>;
 }
 
 /** Close codes after which reconnecting cannot help. */
@@ -78,7 +84,7 @@ export class Room extends TypedEmitter<RoomEvents> {
 
   private constructor(
     private readonly url: string,
-    private readonly token: string,
+    private token: string,
     private readonly options: RoomOptions,
     join: JoinResponse,
   ) {
@@ -420,6 +426,7 @@ export class Room extends TypedEmitter<RoomEvents> {
         Date.now() < resumeUntil ? { token: this.#resumeToken, lastSeq: this.#lastSeq } : undefined;
       let opened;
       try {
+        if (this.options.refreshToken) this.token = await this.#freshToken(this.options.refreshToken);
         opened = await SignalConnection.open(
           { url: this.url, token: this.token, ...(resume ? { resume } : {}) },
           Room.#socketOptions(this.options),
@@ -447,6 +454,16 @@ export class Room extends TypedEmitter<RoomEvents> {
       if (resumed) for (const s of this.#subs.values()) if (s.broken) s.sync(true);
       this.emit('reconnected', resumed);
       return;
+    }
+  }
+
+  async #freshToken(refresh: () => Promise<string>): Promise<string> {
+    try {
+      const token = await refresh();
+      return typeof token === 'string' && token !== '' ? token : this.token;
+    } catch (err) {
+      this.#failed(err);
+      return this.token;
     }
   }
 

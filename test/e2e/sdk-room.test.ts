@@ -28,12 +28,12 @@ const ROOM = 'sdk-room';
 /** Pings every second and a drop noticed after 4 s of silence, so a blocked socket is found fast. */
 const SOCKET_OPTIONS = { pingMs: 1000, silenceMs: 4000 };
 
-const token = (identity: string, grants: Record<string, unknown> = {}): Promise<string> =>
+const token = (identity: string, ttlSeconds = 600): Promise<string> =>
   createAccessToken(KEY, SECRET, {
     identity,
     room: ROOM,
-    grants: { roomJoin: true, canPublish: true, canSubscribe: true, canPublishData: true, ...grants },
-    ttlSeconds: 600,
+    grants: { roomJoin: true, canPublish: true, canSubscribe: true, canPublishData: true },
+    ttlSeconds,
   });
 describe.runIf(haveChromium)('the SDK in Chromium against a real server', () => {
   let server: TestServer;
@@ -51,7 +51,8 @@ describe.runIf(haveChromium)('the SDK in Chromium against a real server', () => 
     });
     // Grace's signalling goes through a proxy the test can cut; her media goes straight to the server.
     proxy = await startCuttableProxy(server.url);
-    pages = await startPageServer(sdk);
+    // The page server is also the application's token server (`/token?identity=`).
+    pages = await startPageServer(sdk, undefined, (identity) => token(identity));
     browser = await launchChromium();
   }, 90_000);
   afterAll(async () => {
@@ -213,4 +214,29 @@ describe.runIf(haveChromium)('the SDK in Chromium against a real server', () => 
       .toBe(true);
     expect(has(await events(grace), 'disconnected', 'left')).toBe(true);
   }, 60_000);
+
+  it('a session that outlives its token resumes after a drop with a fresh one (refreshToken)', async () => {
+    const linus = await openSdkPage(browser, pages.url);
+    const adaFrom = (await events(ada)).length;
+    const ttl = 8;
+    const expires = Date.now() + ttl * 1000;
+    await call(linus, 'join', proxy.url, await token('linus', ttl), {
+      ...SOCKET_OPTIONS,
+      tokenUrl: `${pages.url}/token?identity=linus`,
+    });
+    await expect
+      .poll(async () => has((await events(ada)).slice(adaFrom), 'participantJoined', 'linus'), {
+        timeout: 15_000,
+      })
+      .toBe(true);
+    // Past the first token's expiry the server would refuse it, for a resume too.
+    await expect.poll(() => Date.now() > expires + 1000, { timeout: 20_000, interval: 250 }).toBe(true);
+    proxy.cut();
+    await expect.poll(async () => has(await events(linus), 'reconnecting'), { timeout: 15_000 }).toBe(true);
+    await expect
+      .poll(async () => has(await events(linus), 'reconnected', true), { timeout: 30_000, interval: 500 })
+      .toBe(true);
+    expect(has((await events(ada)).slice(adaFrom), 'participantLeft', 'linus')).toBe(false);
+    await call(linus, 'leave');
+  }, 90_000);
 });
