@@ -148,4 +148,27 @@ describe.runIf(haveChromium)('SFU simulcast with Chromium', () => {
     ).toThrow(/whole pixels/);
     off();
   }, 240_000);
+
+  it('refuses rid simulcast sharing its connection with audio, whose layers libdatachannel would drop', async () => {
+    const { sfu, rooms } = suite.server.server.engine;
+    const room = rooms.open(asRoomId('simulcast-with-audio'), { kind: 'conference', metadata: null });
+    const page = await suite.newPage();
+    await page.goto(`${suite.server.url}/healthz`);
+    const offer = await page.evaluate<string>(`(async () => {
+      const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 1280, height: 720 } });
+      const pc = new RTCPeerConnection();
+      pc.addTransceiver(stream.getAudioTracks()[0], { direction: 'sendonly' });
+      pc.addTransceiver(stream.getVideoTracks()[0], {
+        direction: 'sendonly',
+        sendEncodings: [{ rid: 'q', scaleResolutionDownBy: 4 }, { rid: 'h', scaleResolutionDownBy: 2 }, { rid: 'f' }],
+      });
+      await pc.setLocalDescription(await pc.createOffer());
+      return pc.localDescription.sdp;
+    })()`);
+    await expect(sfu.publish(room, asUserId('ada'), offer)).rejects.toMatchObject({
+      code: 'invalid_sdp',
+      details: { reason: 'simulcast_needs_own_connection' },
+    });
+    expect(sfu.isPublishing(room, asUserId('ada'))).toBe(false);
+  }, 60_000);
 });

@@ -11,6 +11,7 @@ import {
   keepSimulcast,
   readSimulcast,
   RID_EXTENSION,
+  routable,
 } from '../../src/media/webrtc/simulcast-sdp.js';
 
 const video = (extra: string[]): string =>
@@ -71,6 +72,26 @@ describe('simulcast in SDP', () => {
     expect(readSimulcast(parseSdp(noExt).media[0]!)).toBeUndefined();
     const bad = video(['a=rid:q send', 'a=rid:<script> send', 'a=simulcast:send q;<script>']);
     expect(readSimulcast(parseSdp(bad).media[0]!)).toBeUndefined();
+  });
+
+  it('rid layers are routable alone on the connection, or with their SSRCs listed', () => {
+    const rid = readSimulcast(
+      parseSdp(video(['a=rid:q send', 'a=rid:f send', 'a=simulcast:send q;f'])).media[0]!,
+    )!;
+    expect(routable(rid, 1)).toBe(true);
+    expect(routable(rid, 2)).toBe(false);
+    const listed = video([
+      'a=rid:q send',
+      'a=rid:f send',
+      'a=simulcast:send q;f',
+      'a=ssrc:5 cname:x',
+      'a=ssrc:6 cname:x',
+    ]);
+    expect(routable(readSimulcast(parseSdp(listed).media[0]!)!, 2)).toBe(true);
+    const sim = readSimulcast(
+      parseSdp(video(['a=ssrc-group:SIM 1 2', 'a=ssrc:1 cname:x', 'a=ssrc:2 cname:x'])).media[0]!,
+    )!;
+    expect(routable(sim, 2)).toBe(true);
   });
 
   it('turns the answer around: rids and simulcast received, no copied groups', () => {

@@ -11,7 +11,13 @@ import { keptFor, readFeatures, type SectionFeatures } from './section-features.
 import { keepOnlyCodec, rejectSection, writeSdp } from './sdp.js';
 import { parseOffer } from './sdp-validation.js';
 import { ChorusError } from '../../core/errors.js';
-import { answerSimulcast, keepSimulcast, readSimulcast, type SimulcastOffer } from './simulcast-sdp.js';
+import {
+  answerSimulcast,
+  keepSimulcast,
+  readSimulcast,
+  routable,
+  type SimulcastOffer,
+} from './simulcast-sdp.js';
 import { PublisherLayerFeedback, simulcastKeying } from './simulcast-publisher.js';
 import { SimulcastTrack } from './simulcast-track.js';
 
@@ -144,6 +150,15 @@ export class PublisherPeer {
         'invalid_sdp',
         "the offer sends nothing Chorus forwards: audio must offer opus/48000, video one of the server's video codecs (VP8, VP9, H.264, AV1 by default)",
         { reason: 'no_usable_codec' },
+      );
+    }
+    for (const s of this.simulcast.values()) {
+      if (routable(s, kinds.length)) continue;
+      // Refused rather than answered: its video would never arrive (simulcast-sdp.ts).
+      throw new ChorusError(
+        'invalid_sdp',
+        'rid simulcast without a=ssrc lines needs the video alone on its peer connection (send audio on another one), or SSRC simulcast',
+        { reason: 'simulcast_needs_own_connection' },
       );
     }
     return { answer: answerSimulcast(await this.leg.answer(writeSdp(offer)), this.simulcast), kinds };

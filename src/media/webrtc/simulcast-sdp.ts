@@ -23,13 +23,21 @@ export interface SimulcastOffer {
   ridExtension: number;
   /** The lines kept in the section besides the codec's. */
   lines: string[];
+  /** The section lists its SSRCs (`a=ssrc`): libdatachannel can route them (see routable). */
+  ssrcsSignalled: boolean;
 }
 
 const RID = /^[A-Za-z0-9_-]{1,16}$/;
 
 /** The section's simulcast, or undefined when it sends one encoding. */
 export function readSimulcast(m: MediaSection): SimulcastOffer | undefined {
-  const out: SimulcastOffer = { rids: [], ssrcs: [], ridExtension: 0, lines: [] };
+  const out: SimulcastOffer = {
+    rids: [],
+    ssrcs: [],
+    ridExtension: 0,
+    lines: [],
+    ssrcsSignalled: m.lines.some((l) => /^a=ssrc:\d+ /.test(l)),
+  };
   const ridLines = new Map<string, string>();
   for (const line of m.lines) {
     const ext = /^a=extmap:(\d+)(?:\/\w+)? (\S+)/.exec(line);
@@ -66,6 +74,17 @@ export function readSimulcast(m: MediaSection): SimulcastOffer | undefined {
     return out;
   }
   return undefined;
+}
+
+/**
+ * False when libdatachannel would drop the layers: it routes incoming RTP to a track by
+ * the SSRCs the offer lists (it does not read the MID or RID header extension), except
+ * when the connection has a single media section, which gets every packet. Chromium lists
+ * no SSRC for rid layers, so rid simulcast works alone on its connection, or from a client
+ * that lists its layers' SSRCs.
+ */
+export function routable(s: SimulcastOffer, mediaSections: number): boolean {
+  return s.rids.length === 0 || s.ssrcsSignalled || mediaSections <= 1;
 }
 
 /** Puts the simulcast lines back into a section the codec filter has cleaned. */
