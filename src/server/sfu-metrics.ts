@@ -81,6 +81,7 @@ export function registerSfuMetrics(registry: Registry, stats: () => SfuStats): v
     "Packets resent from a published track's history on a subscriber's NACK.",
     (s) => s.retransmissions,
   );
+  registerInboundRepairCounters(counter);
   counter(
     'chorus_sfu_peers_refused_total',
     'New peer connections refused: the peer limit (WEBRTC_MAX_PEERS) or an overloaded event loop.',
@@ -123,5 +124,21 @@ export function registerSfuMetrics(registry: Registry, stats: () => SfuStats): v
     'chorus_sfu_relayed_publishers_in',
     'Publishers on other nodes this node receives now (one each, however many local legs).',
     () => read().relayedIn,
+  );
+}
+
+/** Loss on publishers' way in (#18): what the SFU NACKed, what their RTX repaired. */
+function registerInboundRepairCounters(
+  counter: (name: string, help: string, pick: (s: SfuStats) => number) => void,
+): void {
+  counter(
+    'chorus_sfu_nacks_sent_total',
+    'Sequence numbers the SFU NACKed to publishers for packets lost on the way in (each try counts).',
+    (s) => s.nacksSent,
+  );
+  counter(
+    'chorus_sfu_rtx_repaired_total',
+    "Packets lost on the way in that a publisher's RTX retransmission repaired.",
+    (s) => s.rtxRepaired,
   );
 }

@@ -157,6 +157,7 @@ describe.runIf(haveChromium)('RTX and RED with Chromium (#18)', () => {
       // The SFU asked, and Chromium resent as RTX.
       expect(sent.nackCount).toBeGreaterThan(0);
       expect(sent.retransmittedPacketsSent).toBeGreaterThanOrEqual(relay.droppedToServer / 2);
+      expect(sfu.stats().rtxRepaired).toBeGreaterThanOrEqual(relay.droppedToServer / 2);
       // The subscriber decodes about what was encoded (it joined a moment later), and
       // barely sees the loss: a repaired packet is not lost to it.
       expect(got.framesDecoded).toBeGreaterThan(sent.framesEncoded * 0.8);

@@ -71,6 +71,21 @@ describe('RTX and NACK (#18.3)', () => {
     // Packets that arrived were never NACKed (bounded retries, nothing else asked for).
     expect(pub.nacked.every((seq) => LOST.includes(seq))).toBe(true);
     expect(pub.nacked.length).toBeLessThanOrEqual(LOST.length * 3);
+    // The room stats and /metrics count the NACKs and the repairs.
+    const stats = (await t.server.app.inject({ method: 'GET', url: `/webrtc/room/${room}/stats` })).json<{
+      publishers: Array<{ tracks: Array<{ kind: string; nacksSent: number; rtxRepaired: number }> }>;
+    }>();
+    const video = stats.publishers[0]!.tracks.find((x) => x.kind === 'video')!;
+    expect(video.nacksSent).toBeGreaterThanOrEqual(LOST.length);
+    expect(video.nacksSent).toBeLessThanOrEqual(LOST.length * 3);
+    expect(video.rtxRepaired).toBeGreaterThanOrEqual(LOST.length);
+    const metrics = (await t.server.app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(Number(/^chorus_sfu_rtx_repaired_total (\d+)/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(
+      LOST.length,
+    );
+    expect(Number(/^chorus_sfu_nacks_sent_total (\d+)/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(
+      LOST.length,
+    );
 
     // A sender report is answered by a receiver report about the video stream.
     pub.sendSenderReport(0x12345678);

@@ -5,6 +5,14 @@ import type { KeyframeSource } from './published-track.js';
 import { RTCP_PSFB, RTCP_RR, RTCP_SR, isRtcp } from './rtp.js';
 import { unwrapRtx } from './rtx-packet.js';
 
+/** Where the receiving side's counters go (the published track, for the statistics). */
+export interface InboundCounters {
+  /** Sequence numbers NACKed to the publisher (each try counts). */
+  nacksSent: number;
+  /** Packets the publisher's RTX repaired. */
+  rtxRepaired: number;
+}
+
 /** What the SFU negotiated to receive on one publisher section. */
 export interface InboundOptions {
   clockRate: number;
@@ -33,9 +41,9 @@ export class InboundTrack implements KeyframeSource {
   /** The publisher's main SSRC, from its first packet (0 until then). */
   mediaSsrc = 0;
   readonly nacks = new NackGenerator();
-  /** RTX packets received, and those that repaired a packet. */
+  /** RTX packets received (padding and all). */
   rtxReceived = 0;
-  rtxRepaired = 0;
+  counters: InboundCounters = { nacksSent: 0, rtxRepaired: 0 };
   private readonly pli = Buffer.alloc(12);
   private readonly rr = Buffer.alloc(32);
   // RFC 3550 A.1: reception state of the main stream.
@@ -77,7 +85,7 @@ export class InboundTrack implements KeyframeSource {
       if (this.mediaSsrc === 0) return undefined;
       p = unwrapRtx(packet, this.options.payloadType, this.mediaSsrc);
       if (p === undefined) return undefined;
-      this.rtxRepaired++;
+      this.counters.rtxRepaired++;
     } else if (this.mediaSsrc === 0) {
       this.mediaSsrc = packet.readUInt32BE(8);
       this.baseSeq = this.maxSeq = packet.readUInt16BE(2);
@@ -89,7 +97,10 @@ export class InboundTrack implements KeyframeSource {
     if (this.options.nack) {
       this.nacks.received(seq, now);
       const nack = this.nacks.due(now, this.ssrc, this.mediaSsrc);
-      if (nack !== undefined) this.send(nack);
+      if (nack !== undefined) {
+        this.counters.nacksSent = this.nacks.nacked;
+        this.send(nack);
+      }
     }
     return p;
   }

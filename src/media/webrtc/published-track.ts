@@ -55,6 +55,9 @@ export class PublishedTrack {
   packetsOut = 0;
   keyframeRequests = 0;
   retransmissions = 0;
+  /** Set by the publisher's InboundTrack: sequence numbers it NACKed, packets RTX repaired. */
+  nacksSent = 0;
+  rtxRepaired = 0;
   /** The SSRC retransmissions go out on to subscribers that negotiated RTX (RFC 4588). */
   readonly rtxSsrc = randomInt(1, 0xffffffff);
   /** Reads the audio level extension (RFC 6464) of each packet, when negotiated. */

@@ -65,6 +65,7 @@ export class PublisherPeer {
         if (features.audioLevelId !== undefined)
           published.audioLevel = new AudioLevelMeter(features.audioLevelId);
         published.redPayloadType = features.redPayloadType;
+        inbound.counters = published;
         const layers = this.simulcast.get(track.mid());
         if (layers) {
           const feedback = new PublisherLayerFeedback(track, inbound.ssrc);

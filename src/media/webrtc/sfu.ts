@@ -31,6 +31,9 @@ export interface SfuStats extends SfuRelayStats {
   sendErrors: number;
   /** Packets resent on a subscriber's NACK. */
   retransmissions: number;
+  /** Sequence numbers NACKed to publishers (each try), and packets their RTX repaired. */
+  nacksSent: number;
+  rtxRepaired: number;
   /** New peers refused: the peer limit, or an overloaded process. */
   refused: number;
   /** What subscribers' receivers report (loss, over every leg). */
@@ -101,6 +104,8 @@ export class Sfu {
     keyframeRequests: 0,
     sendErrors: 0,
     retransmissions: 0,
+    nacksSent: 0,
+    rtxRepaired: 0,
   };
   /** Voice peers (conversations mixed by the server), watched like the others. */
   private readonly voices = new Set<VoicePeer>();
@@ -320,6 +325,8 @@ export class Sfu {
       this.retired.keyframeRequests += t.keyframeRequests;
       this.retired.sendErrors += t.sendErrors;
       this.retired.retransmissions += t.retransmissions;
+      this.retired.nacksSent += t.nacksSent;
+      this.retired.rtxRepaired += t.rtxRepaired;
     }
   }
 
@@ -492,6 +499,8 @@ export class Sfu {
       s.keyframeRequests += t.keyframeRequests;
       s.sendErrors += t.sendErrors;
       s.retransmissions += t.retransmissions;
+      s.nacksSent += t.nacksSent;
+      s.rtxRepaired += t.rtxRepaired;
     }
     return s;
   }

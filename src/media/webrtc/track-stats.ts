@@ -29,6 +29,9 @@ export interface TrackStats {
   packetsOut: number;
   keyframeRequests: number;
   retransmissions: number;
+  /** Packets lost on the way in that the SFU NACKed (each try), and those RTX repaired. */
+  nacksSent: number;
+  rtxRepaired: number;
   subscribers: SubscriberReception[];
   /** Simulcast: each layer (rid or SSRC) as measured here, and what its legs want sent. */
   layers?: Array<{
@@ -50,6 +53,8 @@ export function trackStats(t: PublishedTrack, now = Date.now()): TrackStats {
     packetsOut: t.packetsOut,
     keyframeRequests: t.keyframeRequests,
     retransmissions: t.retransmissions,
+    nacksSent: t.nacksSent,
+    rtxRepaired: t.rtxRepaired,
     subscribers: t.targets.map(({ subscriber, report, layer }) => ({
       user: subscriber,
       lossPercent: Math.round(report.fractionLost * 1000) / 10,
