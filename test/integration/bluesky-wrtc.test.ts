@@ -48,10 +48,10 @@ describe('a libwebrtc publisher and subscriber', () => {
       expect(r.status).toBe(200);
       return r.answer!;
     })();
-    // The offer had VP9, AV1, RTX, RED, ULPFEC: the answer keeps one codec per kind, and
-    // RTX for it (#18).
+    // The offer had VP9, AV1, RTX, RED, ULPFEC: the answer keeps one codec per kind, RTX
+    // for the video and Opus RED listed first (#18).
     expect(codecsOf(offered, 'video')).toEqual(['VP8', 'rtx']);
-    expect(codecsOf(offered, 'audio')).toEqual(['opus']);
+    expect(codecsOf(offered, 'audio')).toEqual(['red', 'opus']);
     pub.start();
     await eventually(() => t.server.engine.sfu.stats().publishedTracks === 2, 10_000, 'published tracks');
 
