@@ -2,9 +2,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../fixtures/test-server.js';
 import { eventually } from '../fixtures/ws-client.js';
 import { NdcSubscriber } from '../fixtures/ndc-peer.js';
-import { NdcRtxPublisher } from '../fixtures/ndc-rtx-publisher.js';
+import { NdcRtxPublisher, expectRedDelivered, offerRed } from '../fixtures/ndc-rtx-publisher.js';
 import { buildNack } from '../../src/media/webrtc/rtp.js';
-import { rtpHeaderLength } from '../../src/media/webrtc/rtx-packet.js';
 import type { SpeakersChanged } from '../../src/media/webrtc/active-speakers.js';
 
 // Issue 18 items 3 and 4 with real WebRTC legs (node-datachannel): the SFU NACKs a
@@ -176,13 +175,6 @@ describe('active speaker (#18.4)', () => {
   }, 60_000);
 });
 
-/** Adds Opus RED (PT 62, carrying PT 109) to the audio section of an offer. */
-function offerRed(sdp: string): string {
-  return sdp
-    .replace(/^(m=audio \d+ \S+ 109)\r\n/m, '$1 62\r\n')
-    .replace(/^(a=rtpmap:109 opus\/48000\/2)\r\n/m, '$1\r\na=rtpmap:62 red/48000/2\r\na=fmtp:62 109/109\r\n');
-}
-
 describe('Opus RED (#18.5)', () => {
   it('answers a RED publisher with RED first; RED goes to a subscriber that negotiated it, the primary to the others', async () => {
     const room = await createRoom('red-admin');
@@ -207,22 +199,6 @@ describe('Opus RED (#18.5)', () => {
       10_000,
       'audio at both subscribers',
     );
-    const frame = NdcRtxPublisher.FRAME_BYTES;
-    for (const packet of plain.audioPackets.slice(0, 20)) {
-      expect(packet[1]! & 0x7f).toBe(109);
-      const payload = packet.subarray(rtpHeaderLength(packet));
-      // The primary alone: this packet's frame, not the previous one.
-      expect(payload).toEqual(Buffer.alloc(frame, packet.readUInt16BE(2) & 0xff));
-      expect(packet.readUInt8(17) & 0x7f).toBe(127); // the header extension is kept
-    }
-    for (const packet of red.audioPackets.slice(0, 20)) {
-      expect(packet[1]! & 0x7f).toBe(62);
-      const payload = packet.subarray(rtpHeaderLength(packet));
-      expect(payload.length).toBe(5 + 2 * frame);
-      // Block headers name the subscriber's Opus payload type (109), not the publisher's.
-      expect(payload[0]).toBe(0x80 | 109);
-      expect(payload[4]).toBe(109);
-      expect(payload.subarray(5 + frame)).toEqual(Buffer.alloc(frame, packet.readUInt16BE(2) & 0xff));
-    }
+    expectRedDelivered(plain, red);
   }, 60_000);
 });
