@@ -3,6 +3,7 @@ import { startCluster, type Cluster } from '../fixtures/cluster.js';
 import { NdcSubscriber } from '../fixtures/ndc-peer.js';
 import { NdcRtxPublisher, expectRedDelivered, offerRed } from '../fixtures/ndc-rtx-publisher.js';
 import { hasTool } from '../fixtures/system-tools.js';
+import { SFU_ONLY_NODE_ENV, createBlueskyRoom } from '../fixtures/bluesky-room.js';
 import { eventually } from '../fixtures/ws-client.js';
 import { buildNack } from '../../src/media/webrtc/rtp.js';
 
@@ -24,16 +25,7 @@ const LOST = [120, 121, 170];
 
 describe.skipIf(!run)('RED and RTX across nodes', () => {
   beforeAll(async () => {
-    cluster = await startCluster({
-      nodes: 2,
-      env: {
-        WEBRTC_BIND_ADDRESS: '127.0.0.1',
-        SIGNAL_ENABLED: 'no',
-        VOIP_ENABLED: 'no',
-        BEEP_ENABLED: 'no',
-        STREAM_ENABLED: 'no',
-      },
-    });
+    cluster = await startCluster({ nodes: 2, env: { ...SFU_ONLY_NODE_ENV } });
   }, 120_000);
 
   afterAll(async () => {
@@ -42,13 +34,7 @@ describe.skipIf(!run)('RED and RTX across nodes', () => {
   });
 
   it('a RED publisher on node 0 with loss on its way in: node 1 serves RED, the primary, the repairs, and RTX', async () => {
-    const res = await fetch(`${url(0)}/webrtc/room`, {
-      method: 'PUT',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ user_id: 'host' }),
-    });
-    expect(res.status).toBe(201);
-    const room = ((await res.json()) as { id: string }).id;
+    const room = await createBlueskyRoom(url(0), 'host');
     const pub = new NdcRtxPublisher('red-rtx-pub', { red: true, lose: (seq) => LOST.includes(seq) });
     peers.push(pub);
     expect((await pub.publish(url(0), room, 'ada')).status).toBe(200);

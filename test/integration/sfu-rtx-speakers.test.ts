@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../fixtures/test-server.js';
+import { createBlueskyRoom } from '../fixtures/bluesky-room.js';
 import { eventually } from '../fixtures/ws-client.js';
 import { NdcSubscriber } from '../fixtures/ndc-peer.js';
 import { NdcRtxPublisher, expectRedDelivered, offerRed } from '../fixtures/ndc-rtx-publisher.js';
@@ -24,15 +25,7 @@ afterAll(async () => {
   await t.close();
 });
 
-async function createRoom(admin: string): Promise<string> {
-  const res = await fetch(`${t.url}/webrtc/room`, {
-    method: 'PUT',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ user_id: admin }),
-  });
-  expect(res.status).toBe(201);
-  return ((await res.json()) as { id: string }).id;
-}
+const createRoom = (admin: string): Promise<string> => createBlueskyRoom(t.url, admin);
 
 const LOST = [100, 101, 150];
 
