@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import {
   chooseLayer,
+  estimateCovers,
   rankLayers,
+  TRY_UP_COVER,
   wantedLayers,
   type LayerState,
 } from '../../src/media/webrtc/layer-choice.js';
@@ -135,6 +137,16 @@ describe('layer choice', () => {
     // Going up needs headroom; staying tolerates a REMB a little under the layer's rate.
     expect(chooseLayer(three, 1, none, 1_800_000)).toBe(1);
     expect(chooseLayer(three, 2, none, 1_500_000)).toBe(2);
+  });
+
+  it('a try up needs an estimate covering the layer with a margin, the layer sent and measured', () => {
+    const up = layer(500_000, 640);
+    expect(estimateCovers(500_000 * TRY_UP_COVER, up)).toBe(true);
+    expect(estimateCovers(500_000, up)).toBe(false); // no margin
+    expect(estimateCovers(235_000, up)).toBe(false); // 1.5x a 150k layer: libwebrtc's ceiling
+    expect(estimateCovers(-1, up)).toBe(false); // no estimate
+    expect(estimateCovers(2_000_000, layer(500_000, 640, false))).toBe(false); // paused
+    expect(estimateCovers(2_000_000, layer(0, 640))).toBe(false); // not measured yet
   });
 
   it('takes the smallest layer at least as large as the element; skips paused layers', () => {

@@ -3,6 +3,7 @@ import type { Track } from 'node-datachannel';
 import { LegLayer } from '../../src/media/webrtc/leg-layer.js';
 import { PublishedTrack, type ForwardTarget } from '../../src/media/webrtc/published-track.js';
 import { SimulcastTrack, type LayerKeying } from '../../src/media/webrtc/simulcast-track.js';
+import { TRY_UP_COVER } from '../../src/media/webrtc/layer-choice.js';
 
 const RID_EXT = 10;
 
@@ -153,6 +154,78 @@ describe('SimulcastTrack', () => {
     track.forward(p);
     expect(a.sent).toHaveLength(1);
     expect(p.readUInt32BE(8)).toBe(1); // left as the relay wire has it
+  });
+
+  it('a leg held down by a falling REMB tries a layer up only when a REMB, now or at its peak, covers it', () => {
+    const { track, layers, plis } = simulcast({ by: 'ssrc', ssrcs: [11, 22] });
+    const a = leg();
+    const legLayer = a.target.layer!;
+    track.addTarget(a.target);
+    const t0 = Date.now();
+    track.forward(packet(11, 1, { key: true, width: 320 }));
+    track.forward(packet(22, 1, { key: true, width: 640 }));
+    layers.select(t0);
+    expect(legLayer.target).toBe(1);
+    layers.layers[0]!.bps = 150_000; // as Chromium's 320 and 640 layers send
+    layers.layers[1]!.bps = 500_000;
+    // The receiver's REMB fell 9 s ago (congestion): the leg is limited and goes down.
+    legLayer.onEstimate(400_000, t0 - 10_000);
+    legLayer.onEstimate(200_000, t0 - 9_000);
+    legLayer.onEstimate(230_000, t0); // risen since, as far as libwebrtc lets it (~1.5x 150k)
+    layers.select(t0 + 1);
+    expect(legLayer.target).toBe(0);
+    track.forward(packet(11, 2, { key: true, width: 320 }));
+    expect(legLayer.current).toBe(0);
+    layers.select(t0 + 2); // measures the key frame above: set the rate again
+    layers.layers[0]!.bps = 150_000;
+    // Long past the fall and the first wait, but no REMB (230k now, 400k at its peak)
+    // carries 500k: it stays.
+    const asked = plis.length;
+    layers.select(t0 + 3);
+    expect(legLayer.target).toBe(0);
+    expect(plis).toHaveLength(asked);
+    // A REMB covering the layer (with TRY_UP_COVER's margin, short of the switch headroom
+    // that would lift the limit alone): the leg tries it, asking for its key frame.
+    legLayer.onEstimate(540_000, t0 + 4);
+    layers.select(t0 + 5);
+    expect(legLayer.target).toBe(1);
+    expect(plis.at(-1)).toBe(22);
+    // The try fails (the REMB falls at once): down again, and the peak that allowed the try
+    // no longer does: long after, a REMB of 400k does not bring another.
+    legLayer.onEstimate(300_000, t0 + 6);
+    layers.select(t0 + 7);
+    expect(legLayer.target).toBe(0);
+    expect(legLayer.peakBps).toBeLessThan(500_000 * TRY_UP_COVER);
+    legLayer.fellAt = t0 - 60_000; // as if the doubled wait were over
+    legLayer.nextProbeAt = 0;
+    legLayer.onEstimate(400_000, t0 + 8);
+    layers.select(t0 + 9);
+    expect(legLayer.target).toBe(0);
+  });
+
+  it('a leg whose REMB once carried the layer above tries it after a fall, though its REMB now cannot', () => {
+    const { track, layers, plis } = simulcast({ by: 'ssrc', ssrcs: [11, 22] });
+    const a = leg();
+    const legLayer = a.target.layer!;
+    track.addTarget(a.target);
+    const t0 = Date.now();
+    track.forward(packet(11, 1, { key: true, width: 320 }));
+    track.forward(packet(22, 1, { key: true, width: 640 }));
+    layers.select(t0);
+    layers.layers[0]!.bps = 150_000;
+    layers.layers[1]!.bps = 500_000;
+    // A free link: REMB 900k, then one fall (a stall on a loaded machine) to 150k.
+    legLayer.onEstimate(900_000, t0 - 10_000);
+    legLayer.onEstimate(150_000, t0 - 9_000);
+    legLayer.onEstimate(230_000, t0);
+    layers.select(t0 + 1);
+    expect(legLayer.target).toBe(0);
+    track.forward(packet(11, 2, { key: true, width: 320 }));
+    layers.select(t0 + 2);
+    layers.layers[0]!.bps = 150_000;
+    layers.select(t0 + 3);
+    expect(legLayer.target).toBe(1);
+    expect(plis.at(-1)).toBe(22);
   });
 
   it('never throws on any bytes (a throw in a native callback would close the publisher)', () => {

@@ -63,6 +63,20 @@ export const UP_SWITCH_HEADROOM = 0.85;
 export const STAY_TOLERANCE = 1.25;
 
 /**
+ * A leg held down by a limit tries the next layer up only when its REMB covers that layer's
+ * measured bitrate by this much. A REMB rises to at most ~1.5x what the leg receives, so
+ * from a layer far below the next one (Chromium's 1/4 -> 1/2 size) a leg whose estimate
+ * fell stays until its REMB says the link carries more: trying a layer the link cannot
+ * carry queues and loses its packets, and the subscriber freezes on the way back down.
+ */
+export const TRY_UP_COVER = 1.05;
+
+/** Whether a leg's estimate (bits/s; -1: none) lets it try layer `up`. */
+export function estimateCovers(estimateBps: number, up: LayerState): boolean {
+  return up.active && up.bps > 0 && estimateBps >= up.bps * TRY_UP_COVER;
+}
+
+/**
  * The layer (index) a leg should receive: the highest active one within its preference
  * whose bitrate fits the leg's bandwidth estimate (-1: no estimate yet, no limit); the
  * lowest active one when none fits; -1 when no layer is active.

@@ -35,6 +35,12 @@ export class LegLayer {
   limitBps = -1;
   /** When the receiver's REMB last fell (0: never). */
   fellAt = 0;
+  /**
+   * The highest REMB the receiver reported (-1: none), lowered below a layer whose try up
+   * failed: what the link is known to have carried, for a leg whose REMB fell and cannot
+   * climb back much above what it now receives (layer-choice.ts, `estimateCovers`).
+   */
+  peakBps = -1;
   private remb = -1;
   private rembAt = 0;
 
@@ -52,6 +58,7 @@ export class LegLayer {
       this.fellAt = now;
       this.limitBps = bps;
     } else if (this.limitBps >= 0 && bps > this.limitBps) this.limitBps = bps;
+    if (bps > this.peakBps) this.peakBps = bps;
     this.remb = bps;
     this.rembAt = now;
   }

@@ -1,6 +1,7 @@
 import { isKeyframe, rtpPayloadOffset } from './keyframe.js';
 import {
   chooseLayer,
+  estimateCovers,
   rankLayers,
   UP_SWITCH_HEADROOM,
   wantedLayers,
@@ -355,20 +356,24 @@ export class SimulcastTrack {
       leg.probeBackoffMs = PROBE_BACKOFF_MIN_MS;
     }
     if (leg.probedAt > 0 && rank(choice) < rank(from)) {
-      // Down again soon after trying up: the link did not take it; wait longer next time.
+      // Down again soon after trying up: the link did not take it; wait longer next time,
+      // and no more tries at that layer until a REMB says the link carries it.
+      if (from >= 0) leg.peakBps = Math.min(leg.peakBps, this.layers[from]!.bps);
       leg.probeBackoffMs = Math.min(PROBE_BACKOFF_MAX_MS, leg.probeBackoffMs * 2);
       leg.probedAt = 0;
       leg.nextProbeAt = now + leg.probeBackoffMs;
     }
     // A leg held below what it asked for by a limit tries the next layer up once its REMB
-    // has not fallen for a while: REMB cannot rise much above what the leg receives
-    // (libwebrtc caps it at ~1.5x), so waiting for it alone would keep the leg low.
+    // has not fallen for a while, if its REMB, now or at its peak, covers that layer's
+    // bitrate: REMB cannot rise much above what the leg receives (libwebrtc caps it at
+    // ~1.5x), so waiting for it to clear the switch's headroom would keep the leg low; a try
+    // no REMB ever covered would overrun the link (layer-choice.ts, TRY_UP_COVER).
     if (choice >= 0 && choice === from && leg.limitBps >= 0 && leg.probedAt === 0 && now >= leg.nextProbeAt) {
       const up = ranked[rank(from) + 1];
       const allowed = chooseLayer(this.layers, from, leg.preference, -1);
       if (
         up !== undefined &&
-        this.layers[up]!.active &&
+        estimateCovers(Math.max(leg.estimate(now), leg.peakBps), this.layers[up]!) &&
         rank(allowed) > rank(from) &&
         now - leg.fellAt >= leg.probeBackoffMs
       ) {
