@@ -26,6 +26,13 @@
  *   and publishes again. At most one audio and one video section per publish (camera
  *   or screen). Track ids stay the same across republishes (`<identity>-audio`,
  *   `<identity>-video`).
+ *   A client may publish on several publisher PCs at once, each named by `publish.pc`
+ *   (absent or `main`: the one above): a screen share next to the camera is
+ *   `pc: 'screen'`, its own leg, replaced only by another publish with that `pc`. Its
+ *   tracks are `<identity>-<pc>` (video) and `<identity>-<pc>-audio`; the room still
+ *   shows one participant with every track. `unpublish` with `pc` ends that PC only.
+ *   (A named PC other than `main` is served by the node the client is connected to;
+ *   across a cluster's nodes only the main PC's tracks are relayed so far.)
  * - one subscriber PC per remote participant: `subscribe` carries an offer with
  *   receive-only sections (one per track of theirs to receive), `subscribed` the
  *   answer. When that participant's tracks change (`trackPublished`), subscribe again
@@ -100,11 +107,17 @@ export interface PublishRequest extends Request {
   sdp: string;
   /** The source of each kind offered (default: microphone, camera); each must be in `canPublishSources`. */
   sources?: { audio?: TrackSource; video?: TrackSource };
+  /** Which publisher PC this is (1-32 of `a-z 0-9 _ -`; default `main`): another name is another leg. */
+  pc?: string;
 }
 
-/** Stops publishing: ends the publisher PC's server leg and all its tracks. */
+/**
+ * Stops publishing: ends the server leg of publisher PC `pc` and its tracks; without
+ * `pc`, every publisher PC's. A `pc` that publishes nothing is acknowledged all the same.
+ */
 export interface UnpublishRequest extends Request {
   type: 'unpublish';
+  pc?: string;
 }
 
 /** Receives `identity`'s tracks: a complete offer for a (new) subscriber PC. Needs `canSubscribe`. */
@@ -113,6 +126,11 @@ export interface SubscribeRequest extends Request {
   identity: string;
   /** SDP offer with one recvonly (or sendrecv) section per track to receive. */
   sdp: string;
+  /**
+   * The track id each receiving section is for, in section order (needed when the
+   * participant sends two tracks of a kind, camera and screen; absent: the server's order).
+   */
+  trackIds?: string[];
 }
 
 /** Stops receiving `identity`'s tracks (the server ends that subscriber leg). */

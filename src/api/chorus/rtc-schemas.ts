@@ -18,6 +18,13 @@ export const MAX_DATA_PAYLOAD = 15_000;
 const MAX_DATA_TARGETS = 100;
 const dataTargets = z.array(identity).max(MAX_DATA_TARGETS);
 const topic = z.string().max(128);
+/**
+ * A publisher peer connection's name: a participant may publish on several at once
+ * (camera and screen); absent or `main` is the one every client has.
+ */
+export const pcName = z.string().regex(/^[a-z0-9_-]{1,32}$/, { error: 'expected 1-32 of a-z 0-9 _ -' });
+/** The name of the publisher peer connection a `publish` without `pc` negotiates. */
+export const MAIN_PC = 'main';
 
 export const clientMessage = z.discriminatedUnion('type', [
   z.object({
@@ -25,9 +32,17 @@ export const clientMessage = z.discriminatedUnion('type', [
     requestId,
     sdp,
     sources: z.object({ audio: source.optional(), video: source.optional() }).optional(),
+    pc: pcName.optional(),
   }),
-  z.object({ type: z.literal('unpublish'), requestId }),
-  z.object({ type: z.literal('subscribe'), requestId, identity, sdp }),
+  z.object({ type: z.literal('unpublish'), requestId, pc: pcName.optional() }),
+  z.object({
+    type: z.literal('subscribe'),
+    requestId,
+    identity,
+    sdp,
+    /** The track each receiving section is for, in section order (absent: the server's order). */
+    trackIds: z.array(z.string().min(1).max(300)).max(16).optional(),
+  }),
   z.object({ type: z.literal('unsubscribe'), requestId, identity }),
   z.object({ type: z.literal('mute'), requestId, trackId: z.string().min(1).max(300), muted: z.boolean() }),
   z.object({

@@ -7,7 +7,7 @@ import type { Participant } from '../../core/participant.js';
 import type { Room } from '../../core/room.js';
 import { asParticipantId, type TrackSource } from '../../core/room-types.js';
 import { parseOffer } from '../../media/webrtc/sdp-validation.js';
-import type { Sfu } from '../../media/webrtc/sfu.js';
+import { publishedTrackId, type Sfu } from '../../media/webrtc/sfu.js';
 import { clipClientText, type ThrottledLog } from '../../lib/throttled-log.js';
 import { TokenBucket } from '../../lib/token-bucket.js';
 import type { HeartbeatScheduler } from '../../lib/heartbeat-scheduler.js';
@@ -15,7 +15,7 @@ import type { AccessClaims } from './access-token.js';
 import type { NativeRooms } from './native-rooms.js';
 import { RTC_CLOSE, rtcCloseFor, rtcErrorCode } from './rtc-close-codes.js';
 import type { RtcRoomFeed } from './rtc-room-feed.js';
-import { clientMessage, type ClientMessage, type RoomFeedEvent } from './rtc-schemas.js';
+import { clientMessage, MAIN_PC, type ClientMessage, type RoomFeedEvent } from './rtc-schemas.js';
 
 /** What every session of a node shares. */
 export interface RtcSessionContext {
@@ -327,21 +327,33 @@ export class RtcSession {
       case 'publish': {
         if (grants.canPublish !== true) throw forbidden('canPublish');
         const sources = this.publishSources(msg.sdp, msg.sources ?? {});
-        const sdp = await this.ctx.sfu.publish(this.room, user, msg.sdp, sources);
+        // Each named peer connection is its own leg; the main one keeps the old keys and ids.
+        const pc = msg.pc === undefined || msg.pc === MAIN_PC ? undefined : msg.pc;
+        const sdp = await this.ctx.sfu.publish(this.room, user, msg.sdp, sources, pc);
         const trackIds: Record<string, string> = {};
-        for (const kind of Object.keys(sources)) trackIds[kind] = `${this.identity}-${kind}`;
+        for (const kind of ['audio', 'video'] as const)
+          if (sources[kind]) trackIds[kind] = publishedTrackId(this.identity, kind, pc);
         this.send({ type: 'published', ...rid, sdp, trackIds });
         return;
       }
       case 'unpublish':
-        for (const t of [...(this.participant?.tracks.values() ?? [])]) t.close('unpublished');
+        // Without `pc`: every peer connection's tracks (the protocol before there were several).
+        if (msg.pc !== undefined)
+          this.ctx.sfu.unpublish(this.room, user, msg.pc === MAIN_PC ? undefined : msg.pc);
+        else for (const t of [...(this.participant?.tracks.values() ?? [])]) t.close('unpublished');
         this.send({ type: 'ok', ...rid, for: 'unpublish' });
         return;
       case 'subscribe': {
         if (grants.canSubscribe !== true) throw forbidden('canSubscribe');
         if (msg.identity === this.identity)
           throw new ChorusError('invalid_argument', 'cannot subscribe to yourself');
-        const sdp = await this.ctx.sfu.subscribe(this.room, user, asUserId(msg.identity), msg.sdp);
+        const sdp = await this.ctx.sfu.subscribe(
+          this.room,
+          user,
+          asUserId(msg.identity),
+          msg.sdp,
+          msg.trackIds,
+        );
         this.send({ type: 'subscribed', ...rid, identity: msg.identity, sdp });
         return;
       }
@@ -391,7 +403,10 @@ export class RtcSession {
       if (m.direction !== 'sendonly' && m.direction !== 'sendrecv') continue;
       if (m.kind !== 'audio' && m.kind !== 'video') continue;
       if (out[m.kind])
-        throw new ChorusError('invalid_sdp', `at most one ${m.kind} section may send per publish`);
+        throw new ChorusError(
+          'invalid_sdp',
+          `at most one ${m.kind} section may send per publish (publish another on its own 'pc')`,
+        );
       const source = asked[m.kind] ?? (m.kind === 'audio' ? 'microphone' : 'camera');
       if (!(m.kind === 'audio' ? AUDIO_SOURCES : VIDEO_SOURCES).includes(source))
         throw new ChorusError('invalid_argument', `a ${m.kind} track cannot have the source ${source}`);

@@ -71,6 +71,19 @@ function negotiationFailure(err: unknown): ChorusError {
 const CONNECT_TIMEOUT_MS = 20_000;
 
 const key = (room: string, user: string): string => `${room}\u0000${user}`;
+/**
+ * A publisher leg's key: the participant's main peer connection is keyed by (room, user)
+ * as before; another one it publishes on at the same time (a screen share next to the
+ * camera) gets `pc` appended, so each leg is its own while the room sees one participant.
+ */
+const legKey = (room: string, user: string, pc: string | undefined): string =>
+  pc === undefined ? key(room, user) : `${key(room, user)}\u0000${pc}`;
+
+/** The room track id of a leg's track: `<user>-audio|video` on the main leg, `<user>-<pc>[-audio]` on others. */
+export function publishedTrackId(user: string, kind: 'audio' | 'video', pc?: string): string {
+  if (pc === undefined) return `${user}-${kind}`;
+  return kind === 'video' ? `${user}-${pc}` : `${user}-${pc}-audio`;
+}
 
 const NO_RELAY: SfuRelayStats = {
   relayPacketsSent: 0,
@@ -98,6 +111,8 @@ export class Sfu {
   private readonly relay: SfuRelay | undefined;
   private readonly subscribersOf = new Map<string, Set<SubscriberPeer>>();
   private readonly subscriptions = new Map<string, SubscriberPeer>();
+  /** The room track id of each local published track (a subscriber may order sections by it). */
+  private readonly trackIds = new WeakMap<PublishedTrack, string>();
   private retired = {
     packetsIn: 0,
     packetsOut: 0,
@@ -207,17 +222,20 @@ export class Sfu {
   }
 
   /**
-   * `user` publishes into `room` (replacing an earlier publish of theirs); returns the
-   * answer. `sources` names where each kind comes from (default microphone and camera).
+   * `user` publishes into `room` (replacing an earlier publish of theirs on the same peer
+   * connection); returns the answer. `sources` names where each kind comes from (default
+   * microphone and camera). `pc` names another peer connection of theirs (a screen share
+   * next to the camera): its own leg, served on this node only (not relayed to others yet).
    */
   async publish(
     room: Room,
     user: UserId,
     offer: string,
     sources?: Partial<Record<'audio' | 'video', TrackSource>>,
+    pc?: string,
   ): Promise<string> {
     this.admit();
-    const k = key(room.id, user);
+    const k = legKey(room.id, user, pc);
     const who = asParticipantId(user);
     room.join(who); // refused (not_found) once the room has closed
     const peer = new PublisherPeer(this.settings, this.log.child({ room: room.id, user, role: 'publisher' }));
@@ -230,10 +248,13 @@ export class Sfu {
     // write after the other (the last names every track).
     const relayIds: string[] = [];
     let recorded = Promise.resolve();
-    if (this.relay) this.relayIds.set(peer, relayIds);
+    const relay = pc === undefined ? this.relay : undefined;
+    if (relay) this.relayIds.set(peer, relayIds);
+    const ownIds = new Set([publishedTrackId(user, 'audio', pc), publishedTrackId(user, 'video', pc)]);
     peer.onTrack((t) => {
+      this.trackIds.set(t, publishedTrackId(user, t.kind, pc));
       const track = room.join(who).publish({
-        id: `${user}-${t.kind}`,
+        id: publishedTrackId(user, t.kind, pc),
         kind: t.kind,
         source: sources?.[t.kind] ?? (t.kind === 'audio' ? 'microphone' : 'camera'),
         codec: t.codec.name,
@@ -245,7 +266,6 @@ export class Sfu {
         // The subscribers' decoders need a fresh picture to start from again.
         if (!e.muted) t.requestKeyframe(true);
       });
-      const relay = this.relay;
       if (!relay) return;
       relayIds.push(relay.offer(t));
       recorded = recorded.then(() =>
@@ -259,12 +279,12 @@ export class Sfu {
       this.retire(peer.tracks);
       this.relayIds.delete(peer);
       // After the record's last write, so no write lands after its removal.
-      const relay = this.relay;
       if (relay) recorded = recorded.then(() => relay.withdraw(room.id, user, relayIds, 'publisher left'));
       if (this.publishers.get(k) === peer) {
         this.publishers.delete(k);
         const p = room.participant(who);
-        for (const t of [...(p?.tracks.values() ?? [])]) t.close('publisher left');
+        // Only this leg's tracks: the participant's other peer connection goes on.
+        for (const t of [...(p?.tracks.values() ?? [])]) if (ownIds.has(t.id)) t.close('publisher left');
         // Still receiving others: stays (the room lets the idle leave by themselves).
         if (p?.joined && p.idle) p.leave('publisher left');
       }
@@ -312,6 +332,14 @@ export class Sfu {
     return local() ?? remote;
   }
 
+  /** Ends `user`'s publisher leg `pc` in `room` (its tracks end with it); false when there is none. */
+  unpublish(room: Room, user: UserId, pc: string | undefined): boolean {
+    const peer = this.publishers.get(legKey(room.id, user, pc));
+    if (!peer || peer.leg.closed) return false;
+    peer.leg.close('unpublished');
+    return true;
+  }
+
   /** True when `user` has published tracks in the room. */
   isPublishing(room: Room, user: UserId): boolean {
     const p = this.publishers.get(key(room.id, user));
@@ -338,10 +366,15 @@ export class Sfu {
     room: Room,
     publisher: UserId,
   ): Promise<{ tracks: readonly PublishedTrack[]; remote?: RemotePublisher }> {
-    const source = this.publishers.get(key(room.id, publisher));
-    if (source && !source.leg.closed && source.tracks.length > 0) {
+    // Every local leg of the publisher: its main peer connection and any other (screen).
+    const main = key(room.id, publisher);
+    const local: PublishedTrack[] = [];
+    for (const [k, p] of this.publishers) {
+      if ((k === main || k.startsWith(`${main}\u0000`)) && !p.leg.closed) local.push(...p.tracks);
+    }
+    if (local.length > 0) {
       this.admit();
-      return { tracks: source.tracks };
+      return { tracks: local };
     }
     this.admit();
     const remote = await this.relay?.attach(room.id, publisher);
@@ -380,10 +413,22 @@ export class Sfu {
     return true;
   }
 
-  /** `user` receives `publisher`'s tracks; returns the answer. */
-  async subscribe(room: Room, user: UserId, publisher: UserId, offer: string): Promise<string> {
+  /**
+   * `user` receives `publisher`'s tracks; returns the answer. `trackIds` (optional) names
+   * the track each receiving section wants, in section order: with two video tracks
+   * (camera and screen) the sections are matched to those, else to the tracks in order.
+   */
+  async subscribe(
+    room: Room,
+    user: UserId,
+    publisher: UserId,
+    offer: string,
+    trackIds?: readonly string[],
+  ): Promise<string> {
     const pk = key(room.id, publisher);
-    const { tracks, remote } = await this.sourceTracks(room, publisher);
+    const found = await this.sourceTracks(room, publisher);
+    const { remote } = found;
+    const tracks = trackIds ? this.inOrder(found.tracks, trackIds) : found.tracks;
     const sk = `${pk}\u0000${user}`;
     this.subscriptions.get(sk)?.leg.close('replaced by a new subscription');
     let peer: SubscriberPeer;
@@ -433,6 +478,16 @@ export class Sfu {
     }
   }
 
+  /** `tracks` with those named by `ids` first, in that order (a stable sort: the rest keep theirs). */
+  private inOrder(tracks: readonly PublishedTrack[], ids: readonly string[]): PublishedTrack[] {
+    const rank = (t: PublishedTrack): number => {
+      const id = this.trackIds.get(t);
+      const i = id === undefined ? -1 : ids.indexOf(id);
+      return i < 0 ? ids.length : i;
+    };
+    return [...tracks].sort((a, b) => rank(a) - rank(b));
+  }
+
   /** A new voice peer (one Opus section both ways), under the SFU's silence watchdog. */
   voicePeer(cname: string, log: Logger): VoicePeer {
     this.admit();
@@ -457,7 +512,7 @@ export class Sfu {
       if (!k.startsWith(prefix) || p.leg.closed) continue;
       const ids = this.relayIds.get(p) ?? [];
       publishers.push({
-        user: k.slice(prefix.length),
+        user: k.slice(prefix.length).split('\u0000')[0]!,
         tracks: p.tracks.map((t, i) => {
           const sent = ids[i] === undefined ? undefined : this.relay?.sentBy(ids[i]);
           return { ...trackStats(t, now), ...(sent ? { relay: sent } : {}) };
