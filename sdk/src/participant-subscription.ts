@@ -143,7 +143,14 @@ export class ParticipantSubscription {
     });
     try {
       const sdp = await completeOffer(pc);
-      const reply = await this.link.request({ type: 'subscribe', identity: this.participant.identity, sdp });
+      // Each section names its track: with a camera and a screen there are two videos.
+      const trackIds = wanted.map((t) => t.trackId);
+      const reply = await this.link.request({
+        type: 'subscribe',
+        identity: this.participant.identity,
+        sdp,
+        trackIds,
+      });
       if (reply.type !== 'subscribed')
         throw new ChorusError('failed', `'subscribe' answered with '${reply.type}'`);
       if (this.#closed) throw new ChorusError('closed', 'unsubscribed meanwhile');
