@@ -356,9 +356,7 @@ export class SimulcastTrack {
       leg.probeBackoffMs = PROBE_BACKOFF_MIN_MS;
     }
     if (leg.probedAt > 0 && rank(choice) < rank(from)) {
-      // Down again soon after trying up: the link did not take it; wait longer next time,
-      // and no more tries at that layer until a REMB says the link carries it.
-      if (from >= 0) leg.peakBps = Math.min(leg.peakBps, this.layers[from]!.bps);
+      // Down again soon after trying up: the link did not take it; wait longer next time.
       leg.probeBackoffMs = Math.min(PROBE_BACKOFF_MAX_MS, leg.probeBackoffMs * 2);
       leg.probedAt = 0;
       leg.nextProbeAt = now + leg.probeBackoffMs;
