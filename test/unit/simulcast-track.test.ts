@@ -223,31 +223,6 @@ describe('SimulcastTrack', () => {
     expect(plis.at(-1)).toBe(22);
   });
 
-  it("a leg's first REMB limits it: a link congested from the start brings it down", () => {
-    const { track, layers } = simulcast({ by: 'ssrc', ssrcs: [11, 22] });
-    const a = leg();
-    const legLayer = a.target.layer!;
-    track.addTarget(a.target);
-    const t0 = Date.now();
-    track.forward(packet(11, 1, { key: true, width: 320 }));
-    track.forward(packet(22, 1, { key: true, width: 640 }));
-    layers.select(t0);
-    layers.layers[0]!.bps = 150_000;
-    layers.layers[1]!.bps = 700_000;
-    track.forward(packet(22, 2, { key: true, width: 640 }));
-    expect(legLayer.current).toBe(1);
-    layers.select(t0 + 1);
-    layers.layers[0]!.bps = 150_000;
-    layers.layers[1]!.bps = 700_000;
-    // Its receiver's estimate starts at 0.85x the 500 kbit/s its link let through, and
-    // never falls from there: still too little for the 700k layer.
-    legLayer.onEstimate(425_000, t0 + 2);
-    legLayer.onEstimate(440_000, t0 + 3);
-    layers.select(t0 + 4);
-    expect(legLayer.limitBps).toBe(440_000);
-    expect(legLayer.target).toBe(0);
-  });
-
   it('never throws on any bytes (a throw in a native callback would close the publisher)', () => {
     let seed = 7;
     const random = (): number => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;

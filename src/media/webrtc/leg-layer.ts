@@ -50,14 +50,11 @@ export class LegLayer {
 
   /**
    * What the subscriber's receiver estimated (REMB), in bits/s. libwebrtc's estimate only
-   * falls on congestion (or to about 1.5x what comes in): the first one and a fall are the
-   * leg's new limit; a rise lifts a limit below it.
+   * falls on congestion (or to about 1.5x what comes in): a fall is the leg's new limit; a
+   * rise lifts a limit below it.
    */
   onEstimate(bps: number, now: number): void {
-    // The first REMB is a limit too: libwebrtc sends none until its estimate starts, at
-    // what it measured coming in or at the first congestion (0.85x that), so a leg whose
-    // link was congested from its first packet would otherwise never see one fall.
-    if (this.remb < 0 || bps < this.remb * 0.97) {
+    if (this.remb > 0 && bps < this.remb * 0.97) {
       this.fellAt = now;
       this.limitBps = bps;
     } else if (this.limitBps >= 0 && bps > this.limitBps) this.limitBps = bps;
