@@ -65,6 +65,9 @@ export class SubscriberPeer {
     });
   }
 
+  /** The msid track ids this leg's answer gives its sections. */
+  private readonly msids = new Set<string>();
+
   async answer(offerSdp: string, sources: readonly PublishedTrack[]): Promise<string> {
     const offer = parseOffer(offerSdp);
     const free = sources.filter((s) => !s.closed);
@@ -133,7 +136,11 @@ export class SubscriberPeer {
     const { section, source, payloadType } = a;
     const { Audio, Video, RtcpSrReporter, RtpPacketizationConfig } = nodeDatachannel();
     const cname = `chorus-${this.streamId}`;
-    const trackId = `${this.streamId}-${source.kind}`;
+    // One msid per section: a second track of a kind (a participant's screen next to its
+    // camera) takes its mid too, as browsers refuse an answer with duplicate msids.
+    let trackId = `${this.streamId}-${source.kind}`;
+    if (this.msids.has(trackId)) trackId = `${trackId}-${section.mid}`;
+    this.msids.add(trackId);
     let track: Track;
     if (source.kind === 'video') {
       const v = new Video(section.mid, 'SendOnly');
