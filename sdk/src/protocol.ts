@@ -31,8 +31,7 @@
  *   `pc: 'screen'`, its own leg, replaced only by another publish with that `pc`. Its
  *   tracks are `<identity>-<pc>` (video) and `<identity>-<pc>-audio`; the room still
  *   shows one participant with every track. `unpublish` with `pc` ends that PC only.
- *   (A named PC other than `main` is served by the node the client is connected to;
- *   across a cluster's nodes only the main PC's tracks are relayed so far.)
+ *   Across a cluster's nodes every PC's tracks are relayed.
  * - one subscriber PC per remote participant: `subscribe` carries an offer with
  *   receive-only sections (one per track of theirs to receive), `subscribed` the
  *   answer. When that participant's tracks change (`trackPublished`), subscribe again

@@ -1,8 +1,8 @@
-import { Audio, PeerConnection, Video, type Track } from 'node-datachannel';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createAccessToken, type Grants } from '../../src/api/chorus/access-token.js';
 import { freeUdpPort } from '../fixtures/free-udp-port.js';
-import { NdcClient } from '../fixtures/ndc-peer.js';
+import type { NdcClient } from '../fixtures/ndc-peer.js';
+import { MarkedPublisher, TwoVideoSubscriber, publishOn as publishOnLeg } from '../fixtures/ndc-screen.js';
 import { ofType, RtcClient, type Msg } from '../fixtures/rtc-client.js';
 import { eventually } from '../fixtures/ws-client.js';
 import { startTestServer, type TestServer } from '../fixtures/test-server.js';
@@ -17,11 +17,14 @@ import { startTestServer, type TestServer } from '../fixtures/test-server.js';
 const KEY = 'screen-key';
 const SECRET = 'a-secret-of-at-least-thirty-two-characters';
 const MEMBER: Grants = { roomJoin: true, canPublish: true, canSubscribe: true, canPublishData: true };
-/** A byte each fake publisher writes into its video payloads, so a receiver tells them apart. */
 const CAMERA_MARK = 0xca;
 const SCREEN_MARK = 0x5c;
 
 let ts: TestServer;
+const publishOn = (client: RtcClient, pub: MarkedPublisher, extra: Record<string, unknown>): Promise<Msg> => {
+  legs.push(pub);
+  return publishOnLeg(client, pub, extra);
+};
 const clients: RtcClient[] = [];
 const legs: NdcClient[] = [];
 beforeAll(async () => {
@@ -43,102 +46,6 @@ async function join(room: string, identity: string): Promise<RtcClient> {
   const { client } = await RtcClient.connect(ts.url, token);
   clients.push(client);
   return client;
-}
-
-/** Sends fake VP8 (with `mark` in every payload) and, when `withAudio`, Opus, every 10 ms. */
-class MarkedPublisher extends NdcClient {
-  private tracks: Track[] = [];
-  private timer: NodeJS.Timeout | undefined;
-
-  constructor(
-    private readonly mark: number,
-    private readonly ssrc: number,
-    private readonly withAudio: boolean,
-  ) {
-    super(`publisher-${mark}`);
-  }
-
-  protected addTracks(pc: PeerConnection): void {
-    const v = new Video('video', 'SendOnly');
-    v.addVideoCodec(96, 'VP8');
-    v.addSSRC(this.ssrc, 'pub', `stream${this.mark}`, `video${this.mark}`);
-    this.tracks.push(pc.addTrack(v));
-    if (!this.withAudio) return;
-    const a = new Audio('audio', 'SendOnly');
-    a.addOpusCodec(111);
-    a.addSSRC(this.ssrc + 1, 'pub', `stream${this.mark}`, `audio${this.mark}`);
-    this.tracks.push(pc.addTrack(a));
-  }
-
-  start(): void {
-    let seq = 0;
-    this.timer = setInterval(() => {
-      seq++;
-      for (const [i, t] of this.tracks.entries()) {
-        if (!t.isOpen()) continue;
-        const p = Buffer.alloc(100);
-        p[0] = 0x80;
-        p[1] = i === 0 ? 96 : 111;
-        p.writeUInt16BE(seq & 0xffff, 2);
-        p.writeUInt32BE(seq * 3000, 4);
-        p.writeUInt32BE(this.ssrc + i, 8);
-        p[12] = i === 0 ? 0x10 : 0; // a VP8 payload descriptor: start of a partition
-        p[20] = this.mark;
-        t.sendMessageBinary(p);
-      }
-    }, 10);
-  }
-
-  override close(): void {
-    clearInterval(this.timer);
-    super.close();
-  }
-}
-
-/** Receives two videos and one audio; counts each video section's packets by their mark. */
-class TwoVideoSubscriber extends NdcClient {
-  readonly marks: Array<Map<number, number>> = [new Map(), new Map()];
-
-  constructor() {
-    super('two-video-subscriber');
-  }
-
-  protected addTracks(pc: PeerConnection): void {
-    for (const [i, mid] of ['v0', 'v1'].entries()) {
-      const v = new Video(mid, 'RecvOnly');
-      v.addVideoCodec(100, 'VP8');
-      const track = pc.addTrack(v);
-      track.onMessage((m) => {
-        const b = Buffer.from(m);
-        if (b[1]! >= 192 && b[1]! <= 223) return; // RTCP
-        const mark = b[20]!;
-        this.marks[i]!.set(mark, (this.marks[i]!.get(mark) ?? 0) + 1);
-      });
-    }
-    const a = new Audio('a0', 'RecvOnly');
-    a.addOpusCodec(109);
-    pc.addTrack(a);
-  }
-
-  count(section: number, mark: number): number {
-    return this.marks[section]!.get(mark) ?? 0;
-  }
-}
-
-async function publishOn(
-  client: RtcClient,
-  pub: MarkedPublisher,
-  extra: Record<string, unknown>,
-): Promise<Msg> {
-  legs.push(pub);
-  let reply: Msg | undefined;
-  await pub.negotiate(async (offer) => {
-    reply = await client.request({ type: 'publish', sdp: offer, ...extra });
-    if (typeof reply.sdp !== 'string') throw new Error(`expected an answer, got ${JSON.stringify(reply)}`);
-    return reply.sdp;
-  });
-  pub.start();
-  return reply!;
 }
 
 describe('native signalling: camera and screen on two publisher peer connections', () => {

@@ -225,7 +225,9 @@ export class Sfu {
    * `user` publishes into `room` (replacing an earlier publish of theirs on the same peer
    * connection); returns the answer. `sources` names where each kind comes from (default
    * microphone and camera). `pc` names another peer connection of theirs (a screen share
-   * next to the camera): its own leg, served on this node only (not relayed to others yet).
+   * next to the camera): its own leg, offered to other nodes as the publisher `<user>\0<pc>`
+   * (no identity has a control character), whose tracks a subscriber there gets with the
+   * user's others.
    */
   async publish(
     room: Room,
@@ -248,7 +250,8 @@ export class Sfu {
     // write after the other (the last names every track).
     const relayIds: string[] = [];
     let recorded = Promise.resolve();
-    const relay = pc === undefined ? this.relay : undefined;
+    const relay = this.relay;
+    const relayUser = pc === undefined ? user : `${user}\u0000${pc}`;
     if (relay) this.relayIds.set(peer, relayIds);
     const ownIds = new Set([publishedTrackId(user, 'audio', pc), publishedTrackId(user, 'video', pc)]);
     peer.onTrack((t) => {
@@ -269,7 +272,7 @@ export class Sfu {
       if (!relay) return;
       relayIds.push(relay.offer(t));
       recorded = recorded.then(() =>
-        peer.leg.closed ? undefined : relay.record(room.id, user, peer.tracks, relayIds),
+        peer.leg.closed ? undefined : relay.record(room.id, relayUser, peer.tracks, relayIds),
       );
     });
     // Before its first track, only the room's closing ends the leg.
@@ -279,7 +282,8 @@ export class Sfu {
       this.retire(peer.tracks);
       this.relayIds.delete(peer);
       // After the record's last write, so no write lands after its removal.
-      if (relay) recorded = recorded.then(() => relay.withdraw(room.id, user, relayIds, 'publisher left'));
+      if (relay)
+        recorded = recorded.then(() => relay.withdraw(room.id, relayUser, relayIds, 'publisher left'));
       if (this.publishers.get(k) === peer) {
         this.publishers.delete(k);
         const p = room.participant(who);
@@ -365,7 +369,7 @@ export class Sfu {
   private async sourceTracks(
     room: Room,
     publisher: UserId,
-  ): Promise<{ tracks: readonly PublishedTrack[]; remote?: RemotePublisher }> {
+  ): Promise<{ tracks: readonly PublishedTrack[]; remotes?: RemotePublisher[] }> {
     // Every local leg of the publisher: its main peer connection and any other (screen).
     const main = key(room.id, publisher);
     const local: PublishedTrack[] = [];
@@ -377,16 +381,26 @@ export class Sfu {
       return { tracks: local };
     }
     this.admit();
-    const remote = await this.relay?.attach(room.id, publisher);
-    if (!remote || remote.closed) {
+    const relay = this.relay;
+    // Its main peer connection's publisher and those of its other ones (`<user>\0<pc>`).
+    const named = relay
+      ? (await relay.remotePublishers(room.id)).filter((u) => u.startsWith(`${publisher}\u0000`))
+      : [];
+    const found = relay ? await Promise.all([publisher, ...named].map((u) => relay.attach(room.id, u))) : [];
+    const remotes = found.filter((r): r is RemotePublisher => r !== undefined && !r.closed);
+    if (remotes.length === 0) {
       throw new ChorusError('not_found', `peer ${publisher} is not publishing in room ${room.id}`);
     }
-    remote.hold();
-    if (!this.relayedWatched.has(remote)) {
-      this.relayedWatched.add(remote);
-      remote.onClose(() => this.retire(remote.tracks));
+    for (const remote of remotes) {
+      remote.hold();
+      const [, pc] = remote.user.split('\u0000');
+      for (const t of remote.tracks) this.trackIds.set(t, publishedTrackId(publisher, t.kind, pc));
+      if (!this.relayedWatched.has(remote)) {
+        this.relayedWatched.add(remote);
+        remote.onClose(() => this.retire(remote.tracks));
+      }
     }
-    return { tracks: remote.tracks, remote };
+    return { tracks: remotes.flatMap((r) => r.tracks), remotes };
   }
 
   /**
@@ -427,7 +441,7 @@ export class Sfu {
   ): Promise<string> {
     const pk = key(room.id, publisher);
     const found = await this.sourceTracks(room, publisher);
-    const { remote } = found;
+    const remotes = found.remotes ?? [];
     const tracks = trackIds ? this.inOrder(found.tracks, trackIds) : found.tracks;
     const sk = `${pk}\u0000${user}`;
     this.subscriptions.get(sk)?.leg.close('replaced by a new subscription');
@@ -441,12 +455,13 @@ export class Sfu {
       );
     } catch (err) {
       // No leg to hold the relayed publisher: let go of it (its last holder stops the relay).
-      remote?.release();
+      for (const r of remotes) r.release();
       throw err;
     }
-    if (remote) {
-      // The relayed publisher ends as a local one leaves: its legs here stop.
-      remote.onClose((reason) => peer.leg.close(reason));
+    if (remotes.length > 0) {
+      // The relayed publisher ends as a local one leaves: its legs here stop. The end of
+      // one of its other peer connections (a screen share) ends only that one's tracks.
+      for (const r of remotes) if (r.user === publisher) r.onClose((reason) => peer.leg.close(reason));
     } else {
       let set = this.subscribersOf.get(pk);
       if (!set) this.subscribersOf.set(pk, (set = new Set()));
@@ -456,7 +471,7 @@ export class Sfu {
     let offDropped = (): void => undefined;
     peer.leg.onClose(() => {
       offDropped();
-      remote?.release();
+      for (const r of remotes) r.release();
       this.subscribersOf.get(pk)?.delete(peer);
       if (this.subscriptions.get(sk) === peer) {
         this.subscriptions.delete(sk);
@@ -500,7 +515,8 @@ export class Sfu {
   /** Who publishes in `room`, on this node and (through the relay's directory) on others. */
   async publishersOf(room: Room): Promise<string[]> {
     const local = room.publishers() as string[];
-    const remote = (await this.relay?.remotePublishers(room.id)) ?? [];
+    // A participant's other peer connections (`<user>\0<pc>`) are the same publisher.
+    const remote = ((await this.relay?.remotePublishers(room.id)) ?? []).map((u) => u.split('\u0000')[0]!);
     return [...new Set([...local, ...remote])];
   }
 
@@ -521,7 +537,7 @@ export class Sfu {
     }
     for (const r of this.relay?.remotesOf(room.id) ?? []) {
       publishers.push({
-        user: r.user,
+        user: r.user.split('\u0000')[0]!,
         node: r.node,
         tracks: r.tracks.map((t) => ({
           ...trackStats(t, now),
