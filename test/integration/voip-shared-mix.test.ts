@@ -123,9 +123,13 @@ describe('VOIP room listeners sharing one mix', () => {
       const wav = (body: Buffer) => samplesOf(body.subarray(44 + 48_000));
       const hb = wav(byB!);
       expect(powerAt(hb, 440)).toBeGreaterThan(100 * powerAt(hb, 1000));
+      // Both voices in the pure listeners' streams. The speakers' uploads are paced by this
+      // process's event loop, which also serves the room and reads 33 streams: on a busy CI
+      // box one voice can stall for a while, so "present" is a power ratio over 0.02, not an
+      // even mix (a missing voice is under 0.01: the mix-minus checks hold at 100x).
       const hl = wav(byL!);
-      expect(powerAt(hl, 440)).toBeGreaterThan(0.1 * powerAt(hl, 1000));
-      expect(powerAt(hl, 1000)).toBeGreaterThan(0.1 * powerAt(hl, 440));
+      expect(powerAt(hl, 440)).toBeGreaterThan(0.02 * powerAt(hl, 1000));
+      expect(powerAt(hl, 1000)).toBeGreaterThan(0.02 * powerAt(hl, 440));
       if (haveFfmpeg) {
         const ha = await ffmpegDecode(byA!, 'ogg');
         const tailA = ha.subarray(ha.length - 48_000);
@@ -136,8 +140,8 @@ describe('VOIP room listeners sharing one mix', () => {
         for (const body of [rest[0]!, rest[14]!, rest[29]!]) {
           const heard = await ffmpegDecode(body, 'ogg');
           const most = heard.subarray(24_000);
-          expect(powerAt(most, 440)).toBeGreaterThan(0.1 * powerAt(most, 1000));
-          expect(powerAt(most, 1000)).toBeGreaterThan(0.1 * powerAt(most, 440));
+          expect(powerAt(most, 440)).toBeGreaterThan(0.02 * powerAt(most, 1000));
+          expect(powerAt(most, 1000)).toBeGreaterThan(0.02 * powerAt(most, 440));
           expect([440, 1000]).toContain(dominantFrequency(most));
         }
       }
