@@ -112,7 +112,7 @@ describe('native signalling: camera and screen on two publisher peer connections
       dave.received[0]!.others as Array<{ identity: string; tracks: Array<{ id: string }> }>
     ).find((p) => p.identity === 'alice');
     expect(later?.tracks.map((t) => t.id).sort()).toEqual(['alice-audio', 'alice-video']);
-  });
+  }, 120_000);
 
   it('refuses a bad pc name and a bad trackIds list; an unknown pc unpublishes nothing, `main` the camera only', async () => {
     const alice = await join('scr2', 'alice');
@@ -134,5 +134,5 @@ describe('native signalling: camera and screen on two publisher peer connections
     expect(bob.received.filter((m) => m.type === 'trackUnpublished').map((m) => m.trackId)).not.toContain(
       undefined,
     );
-  });
+  }, 120_000);
 });
