@@ -6,6 +6,7 @@ import { MarkedPublisher, publishOn, subscribeOn, TwoVideoSubscriber } from '../
 import { ofType, RtcClient } from '../fixtures/rtc-client.js';
 import { hasTool } from '../fixtures/system-tools.js';
 import { eventually } from '../fixtures/ws-client.js';
+import { nativeClusterEnv } from '../fixtures/native-cluster-env.js';
 
 // Camera and screen at once across nodes (#19): alice publishes both on node 0 (two
 // publisher peer connections), bob on node 1 receives both through the SFU relay, each on
@@ -36,14 +37,7 @@ describe.skipIf(!hasTool('nats-server', 'nats-server'))('camera and screen at on
   beforeAll(async () => {
     cluster = await startCluster({
       nodes: 2,
-      env: {
-        CHORUS_API_KEYS: `${KEY}:${SECRET}`,
-        WEBRTC_BIND_ADDRESS: '127.0.0.1',
-        SIGNAL_ENABLED: 'no',
-        VOIP_ENABLED: 'no',
-        BEEP_ENABLED: 'no',
-        STREAM_ENABLED: 'no',
-      },
+      env: nativeClusterEnv(KEY, SECRET),
     });
   }, 90_000);
   afterAll(async () => {

@@ -5,6 +5,7 @@ import { startCluster, type Cluster } from '../fixtures/cluster.js';
 import { chorusApi, ofType, RtcClient, videoOf, type Msg } from '../fixtures/rtc-client.js';
 import { hasTool } from '../fixtures/system-tools.js';
 import { eventually } from '../fixtures/ws-client.js';
+import { nativeClusterEnv } from '../fixtures/native-cluster-env.js';
 
 // Native signalling across two real Chorus processes sharing one nats-server: a
 // participant on each node sees the other's joins, tracks, mutes and data (the room feed
@@ -39,14 +40,7 @@ describe.skipIf(!run)('native signalling across nodes', () => {
   beforeAll(async () => {
     cluster = await startCluster({
       nodes: 2,
-      env: {
-        CHORUS_API_KEYS: `${KEY}:${SECRET}`,
-        WEBRTC_BIND_ADDRESS: '127.0.0.1',
-        SIGNAL_ENABLED: 'no',
-        VOIP_ENABLED: 'no',
-        BEEP_ENABLED: 'no',
-        STREAM_ENABLED: 'no',
-      },
+      env: nativeClusterEnv(KEY, SECRET),
     });
     nc = await natsConnect({ servers: cluster.nats.url });
     admin = await createAccessToken(KEY, SECRET, {

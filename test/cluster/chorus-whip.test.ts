@@ -5,6 +5,7 @@ import { startCluster, type Cluster } from '../fixtures/cluster.js';
 import { hasTool } from '../fixtures/system-tools.js';
 import { untilStill } from '../fixtures/until-still.js';
 import { eventually } from '../fixtures/ws-client.js';
+import { nativeClusterEnv } from '../fixtures/native-cluster-env.js';
 
 // WHIP and WHEP across two real Chorus processes sharing one nats-server: a WHEP viewer on
 // node 1 of a WHIP publisher on node 0 (the SFU relay carries the media), and session
@@ -30,14 +31,7 @@ describe.skipIf(!run)('WHIP and WHEP across nodes', () => {
   beforeAll(async () => {
     cluster = await startCluster({
       nodes: 2,
-      env: {
-        CHORUS_API_KEYS: `${KEY}:${SECRET}`,
-        WEBRTC_BIND_ADDRESS: '127.0.0.1',
-        SIGNAL_ENABLED: 'no',
-        VOIP_ENABLED: 'no',
-        BEEP_ENABLED: 'no',
-        STREAM_ENABLED: 'no',
-      },
+      env: nativeClusterEnv(KEY, SECRET),
     });
     admin = await createAccessToken(KEY, SECRET, {
       grants: { roomCreate: true, roomList: true, roomAdmin: true },

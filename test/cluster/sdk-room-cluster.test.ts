@@ -17,6 +17,7 @@ import {
   type SdkEvents,
   waitForMedia,
 } from '../fixtures/sdk-page.js';
+import { nativeClusterEnv } from '../fixtures/native-cluster-env.js';
 
 // The browser SDK on a two-node cluster: two pages whose signalling and media land on
 // different nodes see, hear and message each other; when the node holding one of them
@@ -50,14 +51,7 @@ describe.runIf(run)('the SDK across nodes', () => {
     const sdk = buildSdk();
     cluster = await startCluster({
       nodes: 2,
-      env: {
-        CHORUS_API_KEYS: `${KEY}:${SECRET}`,
-        WEBRTC_BIND_ADDRESS: '127.0.0.1',
-        SIGNAL_ENABLED: 'no',
-        VOIP_ENABLED: 'no',
-        BEEP_ENABLED: 'no',
-        STREAM_ENABLED: 'no',
-      },
+      env: nativeClusterEnv(KEY, SECRET),
     });
     balancer = await startBalancer(() => backends);
     pages = await startPageServer(sdk);
