@@ -1,3 +1,4 @@
+import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { hasTool } from '../fixtures/system-tools.js';
 import { restartableServerAndChromium } from '../fixtures/restartable-server.js';
@@ -10,6 +11,26 @@ describe.runIf(haveChromium)('Stream page across a server restart', () => {
   it('publisher and viewer say reconnecting..., reconnect, and the video plays again', async () => {
     const pub = await (await ctx.chromium.browser.newContext()).newPage();
     const viewer = await (await ctx.chromium.browser.newContext()).newPage();
+    try {
+      await restartWhileStreaming(pub, viewer);
+    } catch (err) {
+      // What each page said (its log and states) is what tells a slow box from a stuck page.
+      const said = async (page: Page, name: string): Promise<string> =>
+        `${name}: ${await page
+          .evaluate(
+            () =>
+              `pub-state=${document.getElementById('pub-state')?.textContent} ` +
+              `play-state=${document.getElementById('play-state')?.textContent} log=` +
+              [...document.querySelectorAll('#log li')].map((li) => li.textContent).join(' | '),
+          )
+          .catch((e: unknown) => `(page unreadable: ${String(e)})`)}`;
+      throw new Error(`${String(err)}\n${await said(pub, 'publisher')}\n${await said(viewer, 'viewer')}`, {
+        cause: err,
+      });
+    }
+  }, 240_000);
+
+  async function restartWhileStreaming(pub: Page, viewer: Page): Promise<void> {
     await pub.goto(`${ctx.server.url}/stream/`);
     await pub.fill('#pub-channel', 'restart-live');
     await pub.fill('#pub-key', 'k1');
@@ -45,5 +66,5 @@ describe.runIf(haveChromium)('Stream page across a server restart', () => {
     // Stop means stop: no reconnecting after the user's own close.
     await viewer.click('#play-stop');
     await viewer.waitForSelector('#play-start:not(.hidden)');
-  }, 120_000);
+  }
 });

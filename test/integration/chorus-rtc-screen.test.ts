@@ -91,7 +91,10 @@ describe('native signalling: camera and screen on two publisher peer connections
       if (typeof reply.sdp !== 'string') throw new Error(`expected an answer, got ${JSON.stringify(reply)}`);
       return reply.sdp;
     });
-    await eventually(() => sub.count(0, SCREEN_MARK) > 50 && sub.count(1, CAMERA_MARK) > 50, 30_000);
+    const counts = (): string =>
+      `50 packets of each video: section 0 screen ${sub.count(0, SCREEN_MARK)} camera ${sub.count(0, CAMERA_MARK)}, ` +
+      `section 1 camera ${sub.count(1, CAMERA_MARK)} screen ${sub.count(1, SCREEN_MARK)}`;
+    await eventually(() => sub.count(0, SCREEN_MARK) > 50 && sub.count(1, CAMERA_MARK) > 50, 60_000, counts);
     expect(sub.count(0, CAMERA_MARK)).toBe(0);
     expect(sub.count(1, SCREEN_MARK)).toBe(0);
 
@@ -103,7 +106,7 @@ describe('native signalling: camera and screen on two publisher peer connections
     const gone = await bob.wait(ofType('trackUnpublished', (m) => m.trackId === 'alice-screen'));
     expect(gone.identity).toBe('alice');
     const cameraBefore = sub.count(1, CAMERA_MARK);
-    await eventually(() => sub.count(1, CAMERA_MARK) > cameraBefore + 50, 30_000);
+    await eventually(() => sub.count(1, CAMERA_MARK) > cameraBefore + 50, 60_000, counts);
     expect(bob.received.some((m) => m.type === 'trackUnpublished' && m.trackId !== 'alice-screen')).toBe(
       false,
     );
