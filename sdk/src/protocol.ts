@@ -37,8 +37,11 @@
  *   answer. When that participant's tracks change (`trackPublished`), subscribe again
  *   with a NEW RTCPeerConnection (the server replaces the previous leg).
  *   `join.autoSubscribe` tells the client library to do this for everyone by itself.
- * ICE is not trickled: the server's answers carry all its candidates; the client's
- * offer must carry its own (wait for `iceGatheringState === 'complete'`).
+ * Trickle ICE: when `join.trickle` is true the client may send its offer at once and its
+ * candidates after it, each in a `trickle` naming the leg (`pc`, or `subscription`), and
+ * then `trickle {end: true}`; a complete offer (gathered first) works as well, and is
+ * what a client must send to a server without `join.trickle`. The server's answers
+ * always carry all its candidates (it gathers before answering): it sends none later.
  *
  * Every server message has `seq` (1, 2, 3, ... per session, kept across a resume).
  * Requests may carry a `requestId` (any string up to 64 chars): the reply or the
@@ -166,6 +169,25 @@ export interface PingRequest extends Request {
   timestamp: number;
 }
 
+/**
+ * One ICE candidate of the client for one of its legs (only when `join.trickle`): the
+ * publisher PC `pc` (absent: `main`) or the subscription to `subscription` (never both),
+ * sent after that leg's `publish`/`subscribe` (candidates that arrive before its answer
+ * are held for it). `candidate` is `RTCIceCandidate.candidate` (`candidate:...`, or an
+ * `a=candidate:...` line), `sdpMid` its section; `end: true` instead of a candidate says
+ * there are no more. At most 64 per leg. A bad candidate gets `error` `invalid_message`,
+ * an unknown leg `not_found`, past the limit `capacity`; with a `requestId`, success
+ * gets `ok`. The session goes on either way.
+ */
+export interface TrickleRequest extends Request {
+  type: 'trickle';
+  pc?: string;
+  subscription?: string;
+  candidate?: string;
+  sdpMid?: string;
+  end?: true;
+}
+
 /** Leaves the room now (no resume); the server closes the socket with 1000. */
 export interface LeaveRequest extends Request {
   type: 'leave';
@@ -179,6 +201,7 @@ export type ClientMessage =
   | MuteRequest
   | DataRequest
   | PingRequest
+  | TrickleRequest
   | LeaveRequest;
 
 // ---- server -> client ------------------------------------------------------------
@@ -205,6 +228,8 @@ export interface JoinResponse extends ServerMessageBase {
   resumeGraceSeconds: number;
   /** True when this join answers a resume attempt that could not resume: reset your room state. */
   resumeFailed: boolean;
+  /** The server takes trickled candidates (`trickle`); absent from servers before it did. */
+  trickle?: boolean;
 }
 
 /** A resume succeeded: the messages missed follow, with their original `seq`. */
@@ -236,7 +261,7 @@ export interface OkResponse extends ServerMessageBase {
   type: 'ok';
   requestId?: string;
   /** The request type acknowledged. */
-  for: 'unpublish' | 'unsubscribe' | 'mute' | 'data';
+  for: 'unpublish' | 'unsubscribe' | 'mute' | 'data' | 'trickle';
 }
 
 export interface PongResponse extends ServerMessageBase {

@@ -52,6 +52,21 @@ export const clientMessage = z.discriminatedUnion('type', [
     to: dataTargets.optional(),
     topic: topic.optional(),
   }),
+  z.object({
+    type: z.literal('trickle'),
+    requestId,
+    /** The publisher PC the candidate is for (absent: `main`), or... */
+    pc: pcName.optional(),
+    /** ... the subscription to this identity (never both). */
+    subscription: identity.optional(),
+    /** `candidate:...` or `a=candidate:...`; absent with `end: true` (end-of-candidates). */
+    candidate: z.string().min(1).max(512).optional(),
+    sdpMid: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,32}$/)
+      .optional(),
+    end: z.literal(true).optional(),
+  }),
   z.object({ type: z.literal('ping'), requestId, timestamp: z.number() }),
   z.object({ type: z.literal('leave'), requestId }),
 ]);

@@ -15,6 +15,7 @@ import type { AccessClaims } from './access-token.js';
 import type { NativeRooms } from './native-rooms.js';
 import { RTC_CLOSE, rtcCloseFor, rtcErrorCode } from './rtc-close-codes.js';
 import type { RtcRoomFeed } from './rtc-room-feed.js';
+import { RtcTrickle, type Trickled, type TrickleTarget } from './rtc-trickle.js';
 import { clientMessage, MAIN_PC, type ClientMessage, type RoomFeedEvent } from './rtc-schemas.js';
 
 /** What every session of a node shares. */
@@ -79,6 +80,14 @@ export class RtcSession {
   private readonly log: Logger;
   /** Each node's speakers in the room (each detects among its own publishers). */
   private readonly speakersByNode = new Map<string, Array<{ identity: string; level: number }>>();
+  /** Trickled client candidates, routed to (or held for) their legs. */
+  private readonly trickle = new RtcTrickle((t) =>
+    this.ctx.sfu.legOf(
+      this.room,
+      asUserId(this.identity),
+      'pc' in t ? { pc: t.pc === MAIN_PC ? undefined : t.pc } : { publisher: asUserId(t.subscription) },
+    ),
+  );
 
   constructor(
     private readonly ctx: RtcSessionContext,
@@ -234,6 +243,7 @@ export class RtcSession {
       resumeToken: this.resumeToken,
       resumeGraceSeconds: Math.round(this.ctx.resumeGraceMs / 1000),
       resumeFailed,
+      trickle: true,
     });
     const pending = this.pending ?? [];
     this.pending = undefined;
@@ -329,7 +339,8 @@ export class RtcSession {
         const sources = this.publishSources(msg.sdp, msg.sources ?? {});
         // Each named peer connection is its own leg; the main one keeps the old keys and ids.
         const pc = msg.pc === undefined || msg.pc === MAIN_PC ? undefined : msg.pc;
-        const sdp = await this.ctx.sfu.publish(this.room, user, msg.sdp, sources, pc);
+        const trickled = this.trickle.negotiating({ pc: pc ?? MAIN_PC });
+        const sdp = await this.ctx.sfu.publish(this.room, user, msg.sdp, sources, pc).finally(trickled);
         const trackIds: Record<string, string> = {};
         for (const kind of ['audio', 'video'] as const)
           if (sources[kind]) trackIds[kind] = publishedTrackId(this.identity, kind, pc);
@@ -347,13 +358,10 @@ export class RtcSession {
         if (grants.canSubscribe !== true) throw forbidden('canSubscribe');
         if (msg.identity === this.identity)
           throw new ChorusError('invalid_argument', 'cannot subscribe to yourself');
-        const sdp = await this.ctx.sfu.subscribe(
-          this.room,
-          user,
-          asUserId(msg.identity),
-          msg.sdp,
-          msg.trackIds,
-        );
+        const trickled = this.trickle.negotiating({ subscription: msg.identity });
+        const sdp = await this.ctx.sfu
+          .subscribe(this.room, user, asUserId(msg.identity), msg.sdp, msg.trackIds)
+          .finally(trickled);
         this.send({ type: 'subscribed', ...rid, identity: msg.identity, sdp });
         return;
       }
@@ -383,6 +391,10 @@ export class RtcSession {
           ...(msg.to === undefined ? {} : { to: msg.to }),
         });
         this.send({ type: 'ok', ...rid, for: 'data' });
+        return;
+      case 'trickle':
+        this.trickle.add(trickleTarget(msg), trickled(msg));
+        if (msg.requestId !== undefined) this.send({ type: 'ok', ...rid, for: 'trickle' });
         return;
       case 'ping':
         this.send({ type: 'pong', ...rid, timestamp: msg.timestamp, serverTime: Date.now() });
@@ -458,6 +470,24 @@ function closeReason(text: string): string {
   let out = text;
   while (Buffer.byteLength(out) > 120) out = out.slice(0, -1);
   return out;
+}
+
+/** The leg a `trickle` names: exactly one of `pc` and `subscription` (neither: the main PC). */
+function trickleTarget(msg: { pc?: string | undefined; subscription?: string | undefined }): TrickleTarget {
+  if (msg.pc !== undefined && msg.subscription !== undefined)
+    throw new ChorusError('invalid_argument', 'invalid trickle: name a pc or a subscription, not both');
+  return msg.subscription === undefined ? { pc: msg.pc ?? MAIN_PC } : { subscription: msg.subscription };
+}
+
+/** A `trickle`'s candidate or end-of-candidates: exactly one of `candidate` and `end`. */
+function trickled(msg: {
+  candidate?: string | undefined;
+  sdpMid?: string | undefined;
+  end?: true | undefined;
+}): Trickled {
+  if ((msg.candidate === undefined) === (msg.end === undefined))
+    throw new ChorusError('invalid_argument', 'invalid trickle: a candidate, or end: true');
+  return msg.candidate === undefined ? { end: true } : { candidate: msg.candidate, sdpMid: msg.sdpMid };
 }
 
 const forbidden = (grant: string): ChorusError =>

@@ -7,6 +7,7 @@ import { ChorusError } from '../../core/errors.js';
 import { announceAddress, offerWithoutCandidates } from './sdp.js';
 import { clip } from './sdp-validation.js';
 import { nodeDatachannel } from './node-datachannel.js';
+import { RemoteCandidates } from './remote-candidates.js';
 
 /**
  * A server-side peer connection and its lifetime: non-trickle answers (the whole answer
@@ -26,6 +27,8 @@ export class PeerLeg {
   /** Until connected, the silence timeout does not apply (setup has its own limit). */
   connected = false;
   readonly createdAt = Date.now();
+  private remote: RemoteCandidates | undefined;
+  private answeredFlag = false;
 
   constructor(
     private readonly settings: WebRtcSettings,
@@ -54,6 +57,15 @@ export class PeerLeg {
 
   get closed(): boolean {
     return this.closedFlag;
+  }
+
+  /** The candidates the client trickled to this leg (remote-candidates.ts). */
+  get remoteCandidates(): RemoteCandidates {
+    if (!this.remote) {
+      this.remote = new RemoteCandidates(this);
+      if (this.answeredFlag) this.remote.answered();
+    }
+    return this.remote;
   }
 
   /** Wraps a native callback: a throw closes this peer alone. */
@@ -91,6 +103,8 @@ export class PeerLeg {
         const sdp = this.settings.announcedAddress
           ? announceAddress(d.sdp, this.settings.announcedAddress)
           : d.sdp;
+        this.answeredFlag = true;
+        this.remote?.answered();
         resolve(sdp);
       };
       this.pc.onGatheringStateChange(

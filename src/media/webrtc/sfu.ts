@@ -9,6 +9,7 @@ import { PublisherPeer } from './publisher-peer.js';
 import { VoicePeer } from './voice-peer.js';
 import { SubscriberPeer } from './subscriber-peer.js';
 import type { PublishedTrack } from './published-track.js';
+import type { PeerLeg } from './peer-leg.js';
 import type { CodecChoice } from './codec-policy.js';
 import { SfuRelay, type SfuRelayStats } from '../relay/sfu-relay.js';
 import type { RemotePublisher } from '../relay/remote-publisher.js';
@@ -342,6 +343,22 @@ export class Sfu {
     if (!peer || peer.leg.closed) return false;
     peer.leg.close('unpublished');
     return true;
+  }
+
+  /**
+   * `user`'s open leg in `room`: its publisher peer connection `pc` (undefined: the main
+   * one), or its subscription to `publisher`; undefined when there is none (trickle ICE).
+   */
+  legOf(
+    room: Room,
+    user: UserId,
+    target: { pc?: string | undefined } | { publisher: UserId },
+  ): PeerLeg | undefined {
+    const peer =
+      'publisher' in target
+        ? this.subscriptions.get(`${key(room.id, target.publisher)}\u0000${user}`)
+        : this.publishers.get(legKey(room.id, user, target.pc));
+    return peer && !peer.leg.closed ? peer.leg : undefined;
   }
 
   /** True when `user` has published tracks in the room. */
