@@ -16,7 +16,9 @@
  * or a `join` with the full state instead: `resumeFailed: false` when the session went
  * on but the missed messages are no longer kept (rebuild the room state from it; your
  * tracks and subscriptions continue), `resumeFailed: true` when the session was gone
- * (a new session: reset your room state, publish and subscribe again).
+ * (a new session: reset your room state, publish and subscribe again). A resume that
+ * lands on another node than the session's continues it there: `resumed` says
+ * `mediaReset: true` (publish and subscribe again on new peer connections).
  *
  * Media: two kinds of RTCPeerConnection, and the client always offers (so no glare):
  * - the publisher PC: `publish` carries its offer (send-only sections), `published`
@@ -237,6 +239,14 @@ export interface ResumedResponse extends ServerMessageBase {
   type: 'resumed';
   /** How many missed messages follow. */
   replayed: number;
+  /**
+   * True when the session resumed on another node than the one holding it (a load
+   * balancer sent the reconnect elsewhere): the room and the `seq` go on, but the peer
+   * connections pointed at the old node's SFU: publish and subscribe again on new ones
+   * (the track ids are unchanged; the others see your tracks unpublished and published
+   * again, never you leaving).
+   */
+  mediaReset?: boolean;
 }
 
 /** The answer to `publish`; the tracks appear in the room as their media arrives (`trackPublished`). */

@@ -448,10 +448,12 @@ export class Room extends TypedEmitter<RoomEvents> {
       // or the grace was over and no resume was asked): everything is published and
       // subscribed again.
       const resumed = first.type === 'resumed' || (resume !== undefined && !first.resumeFailed);
+      // Resumed on another node: the session went on there, its media legs did not.
+      const mediaReset = first.type === 'resumed' && first.mediaReset === true;
       this.#setState('connected');
       this.#attach(connection, first.type === 'join' ? first : undefined, resumed);
-      this.localParticipant.resume(!resumed);
-      if (resumed) for (const s of this.#subs.values()) if (s.broken) s.sync(true);
+      this.localParticipant.resume(!resumed || mediaReset);
+      if (resumed) for (const s of this.#subs.values()) if (mediaReset || s.broken) s.sync(true);
       this.emit('reconnected', resumed);
       return;
     }

@@ -92,6 +92,8 @@ export const chorusPlugin: FastifyPluginAsync<ChorusSurfaceOptions> = async (app
     feed,
     { resumeGraceMs: RESUME_GRACE_MS, heartbeats: opts.heartbeats },
     opts.log,
+    opts.bus,
+    opts.membership.selfId,
   );
   rooms.describe = (room, who) => rtcSessions.describe(room, who);
   app.addHook('onClose', async () => {

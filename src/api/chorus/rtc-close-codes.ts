@@ -17,6 +17,8 @@ export const LEAVE_REASONS = {
   removed: 'removed by the room service',
   duplicateIdentity: 'duplicate identity',
   roomDeleted: 'room deleted',
+  /** The session resumed on another node: not announced as leaving (rtc-handover.ts). */
+  moved: 'resumed on another node',
 } as const;
 
 /** The close code for an engine error code or a leave reason. */

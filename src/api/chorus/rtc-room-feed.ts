@@ -8,6 +8,7 @@ import type { TypedEmitter } from '../../lib/typed-emitter.js';
 import { ThrottledLog } from '../../lib/throttled-log.js';
 import { subjectToken, type Bus, type BusMessage, type BusSubscription } from '../../ports/bus/bus.js';
 import { busJson, readBusJson } from '../bus-json.js';
+import { LEAVE_REASONS } from './rtc-close-codes.js';
 import {
   roomFeedMessage,
   type RoomFeedEvent,
@@ -48,6 +49,8 @@ export class RtcRoomFeed {
   private readonly busLog: ThrottledLog;
   private readonly offNewRoom: () => void;
   private readonly offSpeakers: () => void;
+  /** `room\0identity` joining as a session moved from another node: not announced. */
+  private readonly quiet = new Set<string>();
 
   constructor(
     rooms: RoomRegistry,
@@ -101,6 +104,20 @@ export class RtcRoomFeed {
     };
   }
 
+  /**
+   * Runs `join` (a participant joining `room`) without announcing it: a session resumed
+   * here from another node, whose participant the room never saw leave.
+   */
+  joinQuietly<T>(room: string, identity: string, join: () => T): T {
+    const key = `${room}\u0000${identity}`;
+    this.quiet.add(key);
+    try {
+      return join();
+    } finally {
+      this.quiet.delete(key);
+    }
+  }
+
   close(): void {
     this.offNewRoom();
     this.offSpeakers();
@@ -142,15 +159,18 @@ export class RtcRoomFeed {
       t.events.on('ended', off);
     };
     offs.push(
-      room.events.on('participantJoined', ({ participant: p }) =>
+      room.events.on('participantJoined', ({ participant: p }) => {
+        if (this.quiet.has(`${name}\u0000${p.id}`)) return;
         this.publish(name, {
           type: 'participantJoined',
           participant: rtcParticipantInfo(p, this.node, this.describe(name, p.id)),
-        }),
-      ),
-      room.events.on('participantLeft', ({ participant: p, reason }) =>
-        this.publish(name, { type: 'participantLeft', identity: p.id, reason: clip(reason) }),
-      ),
+        });
+      }),
+      room.events.on('participantLeft', ({ participant: p, reason }) => {
+        // A session moved to another node: the room sees its tracks go and come back only.
+        if (reason === LEAVE_REASONS.moved) return;
+        this.publish(name, { type: 'participantLeft', identity: p.id, reason: clip(reason) });
+      }),
       room.events.on('trackPublished', ({ participant: p, track }) => {
         watchTrack(p, track);
         this.publish(name, { type: 'trackPublished', identity: p.id, track: rtcTrackInfo(track) });

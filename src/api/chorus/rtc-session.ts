@@ -13,7 +13,7 @@ import { TokenBucket } from '../../lib/token-bucket.js';
 import type { HeartbeatScheduler } from '../../lib/heartbeat-scheduler.js';
 import type { AccessClaims } from './access-token.js';
 import type { NativeRooms } from './native-rooms.js';
-import { RTC_CLOSE, rtcCloseFor, rtcErrorCode } from './rtc-close-codes.js';
+import { LEAVE_REASONS, RTC_CLOSE, rtcCloseFor, rtcErrorCode } from './rtc-close-codes.js';
 import type { RtcRoomFeed } from './rtc-room-feed.js';
 import { RtcTrickle, type Trickled, type TrickleTarget } from './rtc-trickle.js';
 import { clientMessage, MAIN_PC, type ClientMessage, type RoomFeedEvent } from './rtc-schemas.js';
@@ -62,7 +62,7 @@ type Outgoing = Record<string, unknown> & { type: string };
  * which may drop and be replaced by a resuming one within the grace period.
  */
 export class RtcSession {
-  readonly resumeToken = randomBytes(18).toString('base64url');
+  readonly resumeToken: string;
   readonly identity: string;
   readonly roomName: string;
   private socket: WebSocket | undefined;
@@ -93,7 +93,11 @@ export class RtcSession {
     private readonly ctx: RtcSessionContext,
     readonly claims: AccessClaims & { identity: string; room: string },
     private readonly room: Room,
+    /** A session handed over by another node: its resume token and the last `seq` sent there. */
+    moved?: { resumeToken: string; seq: number },
   ) {
+    this.resumeToken = moved?.resumeToken ?? randomBytes(18).toString('base64url');
+    this.seq = moved?.seq ?? 0;
     this.identity = claims.identity;
     this.roomName = claims.room;
     this.log = ctx.log.child({ room: this.roomName, user: this.identity });
@@ -136,6 +140,51 @@ export class RtcSession {
       this.sendError(undefined, err);
       this.end('could not resend the room state', RTC_CLOSE.unavailable);
     });
+  }
+
+  /**
+   * Continues a session another node handed over: the participant joins here without
+   * being announced (the others never saw it leave), then `resumed` with `mediaReset`
+   * (its peer connections pointed at the other node's SFU: publish and subscribe again)
+   * and the missed messages with their original `seq`; a full `join` marked
+   * `resumeFailed` when they were no longer all kept.
+   */
+  startMoved(socket: WebSocket, missed: Array<{ seq: number; text: string }> | undefined): void {
+    this.use(socket);
+    this.offFeed = this.ctx.feed.listen(this.roomName, (e) => this.onFeed(e));
+    const p = this.ctx.feed.joinQuietly(this.roomName, this.identity, () =>
+      this.room.join(asParticipantId(this.identity)),
+    );
+    this.watchParticipant(p);
+    if (missed === undefined) {
+      this.ready = this.sendJoin(true).catch((err: unknown) => {
+        this.sendError(undefined, err);
+        this.end('could not send the room state', RTC_CLOSE.unavailable);
+      });
+    } else {
+      this.pending = undefined;
+      socket.send(JSON.stringify({ type: 'resumed', seq: 0, replayed: missed.length, mediaReset: true }));
+      for (const m of missed) {
+        this.keep(m.seq, m.text);
+        socket.send(m.text);
+      }
+    }
+    // The socket may have gone while the other node answered: wait for a resume here.
+    if (socket.readyState !== socket.OPEN && this.socket === socket) this.awaitResume();
+  }
+
+  /**
+   * Another node resumes this session: what it needs to continue (the last `seq` and the
+   * messages after `lastSeq`, absent when no longer all kept), and the session ends here
+   * with the participant leaving as moved (not announced to the room).
+   */
+  handOver(lastSeq: number): { seq: number; missed: Array<{ seq: number; text: string }> | undefined } {
+    const from = lastSeq + 1;
+    const oldest = this.kept[0]?.seq ?? this.seq + 1;
+    const missed = from >= oldest || from > this.seq ? this.kept.filter((m) => m.seq >= from) : undefined;
+    const seq = this.seq;
+    this.end(LEAVE_REASONS.moved, RTC_CLOSE.normal);
+    return { seq, missed };
   }
 
   /** Ends the session (idempotent): the participant leaves, the socket closes with `code`. */
@@ -182,13 +231,18 @@ export class RtcSession {
     socket.on('close', () => {
       liveness.stop();
       if (this.socket !== socket || this.endedFlag) return;
-      this.socket = undefined;
-      this.log.info('chorus rtc: socket dropped, waiting for a resume');
-      this.graceTimer = setTimeout(
-        () => this.end('disconnected (no resume in time)', RTC_CLOSE.normal),
-        this.ctx.resumeGraceMs,
-      );
+      this.awaitResume();
     });
+  }
+
+  private awaitResume(): void {
+    this.socket = undefined;
+    this.log.info('chorus rtc: socket dropped, waiting for a resume');
+    clearTimeout(this.graceTimer);
+    this.graceTimer = setTimeout(
+      () => this.end('disconnected (no resume in time)', RTC_CLOSE.normal),
+      this.ctx.resumeGraceMs,
+    );
   }
 
   private async join(resumeFailed: boolean): Promise<void> {
@@ -200,14 +254,17 @@ export class RtcSession {
         throw new ChorusError('capacity', `room ${this.roomName} is full (${max})`);
     }
     if (this.endedFlag) return;
-    const p = this.room.join(asParticipantId(this.identity));
+    this.watchParticipant(this.room.join(asParticipantId(this.identity)));
+    await this.sendJoin(resumeFailed);
+  }
+
+  private watchParticipant(p: Participant): void {
     this.participant = p;
     p.subscribe(SIGNALLING_SOURCE);
     p.events.on('left', ({ reason }) => {
       // Removed by the room service, the room deleted, the identity joining elsewhere.
       if (!this.endedFlag) this.end(reason, rtcCloseFor(reason));
     });
-    await this.sendJoin(resumeFailed);
   }
 
   private async sendJoin(resumeFailed: boolean): Promise<void> {
@@ -457,11 +514,15 @@ export class RtcSession {
   private send(msg: Outgoing, socket = this.socket): void {
     const seq = ++this.seq;
     const text = JSON.stringify({ ...msg, seq });
+    this.keep(seq, text);
+    if (socket && socket.readyState === socket.OPEN) socket.send(text);
+  }
+
+  private keep(seq: number, text: string): void {
     this.kept.push({ seq, text });
     this.keptBytes += text.length;
     while (this.kept.length > KEPT_MESSAGES || (this.keptBytes > KEPT_BYTES && this.kept.length > 1))
       this.keptBytes -= this.kept.shift()!.text.length;
-    if (socket && socket.readyState === socket.OPEN) socket.send(text);
   }
 }
 

@@ -4,10 +4,12 @@ import type { RoomRegistry } from '../../core/room-registry.js';
 import { asRoomId, type RoomOptions } from '../../core/room-types.js';
 import type { Sfu } from '../../media/webrtc/sfu.js';
 import { ThrottledLog } from '../../lib/throttled-log.js';
+import type { Bus, BusSubscription } from '../../ports/bus/bus.js';
 import type { AccessClaims } from './access-token.js';
 import type { NativeRooms } from './native-rooms.js';
 import { LEAVE_REASONS, RTC_CLOSE } from './rtc-close-codes.js';
 import type { RtcRoomFeed } from './rtc-room-feed.js';
+import { askForSession, offerSession, type HandoverReply, type HandoverRequest } from './rtc-handover.js';
 import { RtcSession, type RtcSessionContext } from './rtc-session.js';
 
 /** A conference room as Blue Sky opens it: the same live room, whoever joins first. */
@@ -26,6 +28,9 @@ const keyOf = (room: string, identity: string): string => `${room}\u0000${identi
 export class RtcSessions {
   private readonly byToken = new Map<string, RtcSession>();
   private readonly byIdentity = new Map<string, RtcSession>();
+  /** Each session's handover subscription (another node may resume it). */
+  private readonly offers = new Map<RtcSession, BusSubscription>();
+  private readonly busLog: ThrottledLog;
   private readonly ctx: RtcSessionContext;
 
   constructor(
@@ -35,7 +40,10 @@ export class RtcSessions {
     feed: RtcRoomFeed,
     liveness: Pick<RtcSessionContext, 'resumeGraceMs' | 'heartbeats'>,
     private readonly log: Logger,
+    private readonly bus: Bus,
+    private readonly node: string,
   ) {
+    this.busLog = new ThrottledLog(log, 5);
     this.ctx = {
       sfu,
       nativeRooms,
@@ -47,6 +55,8 @@ export class RtcSessions {
         if (this.byToken.get(s.resumeToken) === s) this.byToken.delete(s.resumeToken);
         const k = keyOf(s.roomName, s.identity);
         if (this.byIdentity.get(k) === s) this.byIdentity.delete(k);
+        this.offers.get(s)?.unsubscribe();
+        this.offers.delete(s);
       },
     };
   }
@@ -59,8 +69,8 @@ export class RtcSessions {
 
   /**
    * A new connection: resumes the session `resume` names when it is still here and the
-   * token is the same participant's, else starts a new session (the identity's earlier
-   * one, on any node, leaves first).
+   * token is the same participant's, or takes it over from the node holding it, else
+   * starts a new session (the identity's earlier one, on any node, leaves first).
    */
   async connect(
     socket: WebSocket,
@@ -73,6 +83,7 @@ export class RtcSessions {
         s.resume(socket, resume.lastSeq);
         return;
       }
+      if (!s && (await this.takeOver(socket, claims, resume))) return;
     }
     const k = keyOf(claims.room, claims.identity);
     this.byIdentity.get(k)?.end(LEAVE_REASONS.duplicateIdentity, RTC_CLOSE.duplicateIdentity);
@@ -81,13 +92,66 @@ export class RtcSessions {
     if (socket.readyState !== socket.OPEN) return;
     const room = this.rooms.open(asRoomId(claims.room), conferenceRoom);
     const session = new RtcSession(this.ctx, claims, room);
-    this.byToken.set(session.resumeToken, session);
-    this.byIdentity.set(k, session);
+    this.add(session);
     this.log.info(
       { room: claims.room, user: claims.identity, resumeFailed: resume !== undefined },
       'chorus rtc: session open',
     );
     session.start(socket, resume !== undefined);
+  }
+
+  /**
+   * Asks the node holding the session `resume` names to hand it over and continues it
+   * here; false when none did (the caller starts a fresh session).
+   */
+  private async takeOver(
+    socket: WebSocket,
+    claims: JoinClaims,
+    resume: { token: string; lastSeq: number },
+  ): Promise<boolean> {
+    const log = this.log.child({ room: claims.room, user: claims.identity });
+    const request: HandoverRequest = {
+      room: claims.room,
+      identity: claims.identity,
+      lastSeq: resume.lastSeq,
+      node: this.node,
+    };
+    const handed = await askForSession(this.bus, resume.token, request, this.busLog, log);
+    if (!handed) return false;
+    // The identity may have joined here meanwhile (a second tab): that one gives way.
+    this.byIdentity
+      .get(keyOf(claims.room, claims.identity))
+      ?.end(LEAVE_REASONS.duplicateIdentity, RTC_CLOSE.duplicateIdentity);
+    const room = this.rooms.open(asRoomId(claims.room), conferenceRoom);
+    const session = new RtcSession(this.ctx, claims, room, { resumeToken: resume.token, seq: handed.seq });
+    this.add(session);
+    log.info(
+      { lastSeq: resume.lastSeq, seq: handed.seq, replayed: handed.missed?.length },
+      'chorus rtc: session resumed from another node',
+    );
+    session.startMoved(socket, handed.missed);
+    return true;
+  }
+
+  private add(session: RtcSession): void {
+    this.byToken.set(session.resumeToken, session);
+    this.byIdentity.set(keyOf(session.roomName, session.identity), session);
+    this.offers.set(
+      session,
+      offerSession(this.bus, session.resumeToken, (r) => this.handOver(session, r), this.busLog, this.log),
+    );
+  }
+
+  /** Another node asks for `session`: handed over when the same participant asks, in time. */
+  private handOver(session: RtcSession, r: HandoverRequest): HandoverReply {
+    if (session.ended) return { ok: false, reason: 'the session has ended' };
+    if (r.identity !== session.identity || r.room !== session.roomName)
+      return { ok: false, reason: 'another participant' };
+    this.log.info(
+      { room: r.room, user: r.identity, to: r.node },
+      'chorus rtc: session handed over to another node',
+    );
+    return { ok: true, ...session.handOver(r.lastSeq) };
   }
 
   /** Ends every session (the server is stopping): clients are told they may reconnect. */
