@@ -223,6 +223,60 @@ describe('SimulcastTrack', () => {
     expect(plis.at(-1)).toBe(22);
   });
 
+  it('sustained loss in the receiver reports takes a leg a layer down, and a try up waits (#18)', () => {
+    const { track, layers, plis } = simulcast({ by: 'ssrc', ssrcs: [11, 22, 33] });
+    const a = leg();
+    const legLayer = a.target.layer!;
+    track.addTarget(a.target);
+    const t0 = Date.now();
+    track.forward(packet(11, 1, { key: true, width: 320 }));
+    track.forward(packet(22, 1, { key: true, width: 640 }));
+    track.forward(packet(33, 1, { key: true, width: 1280 }));
+    layers.select(t0);
+    expect(legLayer.target).toBe(2); // no REMB yet: the top layer
+    track.forward(packet(33, 2, { key: true, width: 1280 }));
+    expect(legLayer.current).toBe(2);
+    const rates = (): void => {
+      layers.layers[0]!.bps = 150_000;
+      layers.layers[1]!.bps = 340_000;
+      layers.layers[2]!.bps = 735_000;
+    };
+    rates();
+    // A first REMB already at what the congested link delivers, never falling: no limit.
+    // (Times before t0: a layer without packets for 1.5 s of the real clock is paused.)
+    legLayer.onEstimate(480_000, t0 - 3_000);
+    legLayer.onEstimate(500_000, t0 - 2_500);
+    layers.select(t0 + 1);
+    rates();
+    expect(legLayer.target).toBe(2);
+    // Half the packets lost, report after report, for a second: down to the 640 layer.
+    for (let t = -2_000; t <= -1_000; t += 250) legLayer.onReport(0.5, t0 + t);
+    layers.select(t0 + 2);
+    expect(legLayer.target).toBe(1);
+    expect(plis.at(-1)).toBe(22);
+    track.forward(packet(22, 2, { key: true, width: 640 }));
+    expect(legLayer.current).toBe(1);
+    rates();
+    // Loss goes on while the link's queue drains: not lower before another second of it.
+    legLayer.onReport(0.3, t0 + 3);
+    layers.select(t0 + 4);
+    expect(legLayer.target).toBe(1);
+    // Long after the fall, the REMB (500k now and at its peak) has never covered the
+    // 1280 layer: no try up.
+    rates();
+    legLayer.fellAt = t0 - 60_000;
+    legLayer.onReport(0, t0 + 5);
+    legLayer.onEstimate(520_000, t0 + 5);
+    layers.select(t0 + 6);
+    expect(legLayer.target).toBe(1);
+    // One that does (the link cleared): the leg tries the top layer again.
+    rates();
+    legLayer.onEstimate(800_000, t0 + 7);
+    layers.select(t0 + 8);
+    expect(legLayer.target).toBe(2);
+    expect(plis.at(-1)).toBe(33);
+  });
+
   it('never throws on any bytes (a throw in a native callback would close the publisher)', () => {
     let seed = 7;
     const random = (): number => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;

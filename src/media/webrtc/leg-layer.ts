@@ -1,4 +1,4 @@
-import type { LayerPreference } from './layer-choice.js';
+import { UP_SWITCH_HEADROOM, type LayerPreference, type LayerState } from './layer-choice.js';
 import { RtpMunger } from './rtp-munger.js';
 
 /** A REMB older than this no longer limits the leg. */
@@ -8,6 +8,10 @@ export const PROBE_BACKOFF_MIN_MS = 4_000;
 export const PROBE_BACKOFF_MAX_MS = 64_000;
 /** A leg switched down this soon after trying a layer up: the try failed. */
 export const PROBE_FAILED_WITHIN_MS = 6_000;
+/** A receiver report saying the leg lost at least this share of its packets is lossy. */
+export const LOSS_DOWN = 0.1;
+/** Every report lossy for this long moves the leg a layer down. */
+export const LOSS_SUSTAINED_MS = 1_000;
 
 /**
  * One subscriber leg's place in a simulcast track: the layer it receives (`current`), the
@@ -41,6 +45,10 @@ export class LegLayer {
    * receives (layer-choice.ts, `estimateCovers`).
    */
   peakBps = -1;
+  /** Since when every receiver report was lossy (0: the last was not). */
+  lossySince = 0;
+  /** Sustained loss seen, not yet acted on by the layer choice (`applyLoss`). */
+  lossDown = false;
   private remb = -1;
   private rembAt = 0;
 
@@ -61,6 +69,40 @@ export class LegLayer {
     if (bps > this.peakBps) this.peakBps = bps;
     this.remb = bps;
     this.rembAt = now;
+  }
+
+  /**
+   * What the subscriber's receiver report said of the leg (fraction of packets lost since
+   * its last report). libwebrtc's REMB is delay-based and does not always fall on a link
+   * that drops what exceeds its rate (a first REMB already at the congested rate never
+   * falls): loss over LOSS_DOWN in every report for LOSS_SUSTAINED_MS says the leg gets
+   * more than its link carries. Random loss of a few percent stays under it.
+   */
+  onReport(fractionLost: number, now: number): void {
+    if (!(fractionLost >= LOSS_DOWN)) {
+      this.lossySince = 0;
+    } else if (this.lossySince === 0) {
+      this.lossySince = now;
+    } else if (now - this.lossySince >= LOSS_SUSTAINED_MS) {
+      this.lossDown = true;
+      this.lossySince = 0; // the next move down needs another full stretch of loss
+    }
+  }
+
+  /**
+   * Acts on sustained loss (once): limits the leg to the layer below the one it receives
+   * (`ranked`: layer indices from low to high) and counts it as a fall, so a try up waits.
+   * Nothing when the leg already waits for a lower layer's key frame.
+   */
+  applyLoss(layers: readonly LayerState[], ranked: readonly number[], now: number): void {
+    if (!this.lossDown) return;
+    this.lossDown = false;
+    const at = ranked.indexOf(this.current);
+    const below = at > 0 ? layers[ranked[at - 1]!] : undefined;
+    if (below === undefined || ranked.indexOf(this.target) < at) return;
+    const fit = below.bps / UP_SWITCH_HEADROOM;
+    this.limitBps = this.limitBps >= 0 ? Math.min(this.limitBps, fit) : fit;
+    this.fellAt = now;
   }
 
   /** The leg's last fresh REMB; -1 when there is none. */

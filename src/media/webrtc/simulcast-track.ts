@@ -347,8 +347,9 @@ export class SimulcastTrack {
 
   private choose(leg: LegLayer, now: number, fresh: boolean): void {
     const from = leg.target >= 0 ? leg.target : leg.current;
-    let choice = chooseLayer(this.layers, from, leg.preference, leg.limitBps);
     const ranked = rankLayers(this.layers);
+    leg.applyLoss(this.layers, ranked, now);
+    let choice = chooseLayer(this.layers, from, leg.preference, leg.limitBps);
     const rank = (i: number): number => ranked.indexOf(i);
     if (leg.probedAt > 0 && now - leg.probedAt >= PROBE_FAILED_WITHIN_MS) {
       // The try up held: the next one may come soon.

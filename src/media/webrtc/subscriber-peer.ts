@@ -191,7 +191,10 @@ export class SubscriberPeer {
         // What comes back on a sending track is RTCP: PLI/FIR become a keyframe request,
         // NACKs are answered from the published track's history.
         if (!isRtcp(packet)) return;
-        if (findReceptionReport(packet, source.outSsrc, target.report)) target.report.at = now;
+        if (findReceptionReport(packet, source.outSsrc, target.report)) {
+          target.report.at = now;
+          target.layer?.onReport(target.report.fractionLost, now);
+        }
         if (wantsKeyframe(packet)) source.requestKeyframe();
         if (target.layer !== undefined) {
           const remb = readRemb(packet);
