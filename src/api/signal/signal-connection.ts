@@ -9,6 +9,7 @@ import type { Config } from '../../config/schema.js';
 import type { ThrottledLog } from '../../lib/throttled-log.js';
 import { CloseCode, TARGET_NOT_FOUND, forwardedFrame, noticeFrame, parseInbound } from './signal-wire.js';
 import { asUserId } from '../../core/ids.js';
+import { textFrames } from './text-frames.js';
 
 /** Past this many unsent bytes the target is not reading: it is closed, not buffered for. */
 const SEND_QUEUE_LIMIT_BYTES = 1 << 20;
@@ -33,8 +34,8 @@ export interface SignalConnectionContext {
 
 /**
  * One user's `/v1/connect` socket: parses and rate-limits what the user sends, forwards
- * it through Presence, and writes what others send to the user. All writes to the socket
- * go through `ws`, which serialises them.
+ * it through Presence, and writes what others send to the user: text frames built here,
+ * one write a turn (see flush); ws writes the control frames (pings, the close).
  *
  * Ten thousand of these are held idle at once, so a connection keeps little: no child
  * logger (the fields are added to the few lines it writes), no closures for Presence and
@@ -52,14 +53,17 @@ export class SignalConnection implements PresenceEndpoint, HeartbeatTarget {
    * the first refusal: most connections never meet the limit.
    */
   private drops: TokenBucket | undefined;
-  /** Deliveries are held in the socket until the end of this turn: one write for all. */
-  private corked = false;
+  /**
+   * Text messages for the client this turn, written as one Buffer of frames when the turn
+   * ends (see flush); none while idle.
+   */
+  private outbox: (string | Uint8Array)[] | undefined;
   /** Told when a forwarded message found no taker: the sender hears TARGET_NOT_FOUND. */
   private readonly undelivered = (): void => this.send(TARGET_NOT_FOUND);
 
   constructor(
     private readonly socket: WebSocket,
-    /** The TCP socket under `socket`, corked while a turn's deliveries are written. */
+    /** The TCP socket under `socket`: a turn's text frames are written to it at once. */
     private readonly tcp: Socket,
     private readonly user: UserId,
     /** The request's id, the `conn` field of this connection's log lines. */
@@ -87,6 +91,7 @@ export class SignalConnection implements PresenceEndpoint, HeartbeatTarget {
     socket.on('pong', () => this.liveness.heard());
     // `on`, not `once`: a socket closes once, and once's wrapper is per connection too.
     socket.on('close', (code) => {
+      this.outbox = undefined;
       this.liveness.stop();
       this.handle.detach();
       ctx.log.info({ user, conn, code }, 'signal connection closed');
@@ -136,6 +141,7 @@ export class SignalConnection implements PresenceEndpoint, HeartbeatTarget {
 
   close(how: { code: number; reason: string }): void {
     this.handle.detach();
+    this.flush(); // what this turn delivered goes before the close frame
     if (this.socket.readyState === this.socket.OPEN || this.socket.readyState === this.socket.CONNECTING) {
       this.socket.close(how.code, how.reason);
     }
@@ -152,27 +158,42 @@ export class SignalConnection implements PresenceEndpoint, HeartbeatTarget {
       this.close(CloseCode.sendQueueFull);
       return false;
     }
-    // Several messages for one user often arrive in one read (a burst of ICE candidates,
-    // or any load): corked until the turn ends, they leave in one write, not one each.
-    if (!this.corked) {
-      this.corked = true;
-      this.tcp.cork();
-      process.nextTick(flush, this);
-    }
-    // Text either way: a string is sent as a text frame, bytes are told to be one.
-    if (typeof data === 'string') this.socket.send(data);
-    else this.socket.send(data, { binary: false });
+    // Text either way: a string is sent as a text frame, bytes (off the bus) too.
+    this.queue(data);
     return true;
   }
 
-  /** @internal The end of a turn in which messages were delivered: writes them. */
+  /**
+   * @internal The end of a turn in which messages were queued: writes them, as frames
+   * built here, to the TCP socket in one write. ws sends only control frames for this
+   * connection (pings, the close), never in the middle of one of these, and the server
+   * has no per-message compression (`perMessageDeflate` is off; were an extension on,
+   * ws would frame them), so ws keeps no state about data frames that these could upset.
+   */
   flush(): void {
-    this.corked = false;
-    this.tcp.uncork();
+    const messages = this.outbox;
+    if (!messages) return;
+    this.outbox = undefined;
+    if (this.socket.readyState !== this.socket.OPEN || this.tcp.destroyed) return;
+    if (this.socket.extensions === '') this.tcp.write(textFrames(messages));
+    else for (const m of messages) this.socket.send(m, { binary: false }); // compressed: ws frames it
+  }
+
+  /**
+   * Several messages for one user often arrive in one read (a burst of ICE candidates,
+   * or any load): held until the turn ends, they leave in one write, not one each.
+   * Notices share the queue, so the client reads everything in the order it was sent.
+   */
+  private queue(data: string | Uint8Array): void {
+    if (this.outbox) this.outbox.push(data);
+    else {
+      this.outbox = [data];
+      process.nextTick(flush, this);
+    }
   }
 
   private send(text: string): void {
-    if (this.socket.readyState === this.socket.OPEN) this.socket.send(text);
+    if (this.socket.readyState === this.socket.OPEN) this.queue(text);
   }
 
   private onMessage(data: RawData, isBinary: boolean): void {

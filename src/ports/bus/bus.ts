@@ -39,11 +39,16 @@ export class BusTimeoutError extends Error {
   }
 }
 
+const SUBJECT_SPECIAL = /[.*>%\s]/;
+
 /**
  * Makes any string safe as one subject token: `.`, `*`, `>`, `%` and whitespace are
  * percent-encoded, so user names with dots stay one token.
  */
 export function subjectToken(s: string): string {
+  // Most names need no escape: a test, not a replace with a callback (every Signal
+  // message looks its target up by token, #17.1).
+  if (!SUBJECT_SPECIAL.test(s)) return s;
   return s.replace(/[.*>%\s]/g, (c) => '%' + c.charCodeAt(0).toString(16).padStart(2, '0'));
 }
 
