@@ -58,7 +58,11 @@ const run = hasTool('nats-server', 'nats-server');
 
 describe.skipIf(!run)('native signalling: resume on another node', () => {
   beforeAll(async () => {
-    cluster = await startCluster({ nodes: 2, env: nativeClusterEnv(KEY, SECRET) });
+    // A short drain: a stopping node closes its sockets (1001) after 1 s.
+    cluster = await startCluster({
+      nodes: 2,
+      env: { ...nativeClusterEnv(KEY, SECRET), SHUTDOWN_GRACE_SECONDS: '1' },
+    });
     nc = await natsConnect({ servers: cluster.nats.url });
   }, 90_000);
 
@@ -189,7 +193,37 @@ describe.skipIf(!run)('native signalling: resume on another node', () => {
     expect(presenceOf(watcher.client, 'erin')).toEqual([]);
   }, 180_000);
 
+  it('a node stopping (SIGTERM) closes its sockets with 1001; a client resuming on the other node keeps its session', async () => {
+    const henry = await join(0, 'm6', 'henry');
+    const watcher = await join(1, 'm6', 'iris');
+    await henry.client.wait(ofType('participantJoined'), 20_000);
+    expect(await watcher.client.request({ type: 'data', payload: 'before the stop' })).toMatchObject({
+      type: 'ok',
+    });
+    await henry.client.wait(ofType('data'), 20_000);
+    const node0 = cluster.nodes[0]!.process;
+    node0.kill('SIGTERM');
+    expect((await henry.client.socket.closed).code).toBe(1001);
+    const back = await join(1, 'm6', 'henry', {
+      token: henry.join.resumeToken as string,
+      lastSeq: henry.client.lastSeq,
+    });
+    expect(back.join).toMatchObject({ type: 'resumed', mediaReset: true });
+    expect(await back.client.request({ type: 'ping', timestamp: 4 })).toMatchObject({ type: 'pong' });
+    await node0.exited;
+    // The stopped node let its participant go without a word: iris saw no leave.
+    expect(await watcher.client.request({ type: 'data', payload: 'after the stop' })).toMatchObject({
+      type: 'ok',
+    });
+    await back.client.wait(
+      ofType('data', (m) => m.payload === 'after the stop'),
+      20_000,
+    );
+    expect(presenceOf(watcher.client, 'henry')).toEqual([]);
+  }, 120_000);
+
   it('the holding node killed before the resume: a fresh join on the other node', async () => {
+    await cluster.restart(0);
     const gina = await join(0, 'm5', 'gina');
     const resume = { token: gina.join.resumeToken as string, lastSeq: gina.client.lastSeq };
     gina.client.drop();

@@ -93,11 +93,11 @@ export const chorusPlugin: FastifyPluginAsync<ChorusSurfaceOptions> = async (app
     { resumeGraceMs: RESUME_GRACE_MS, heartbeats: opts.heartbeats },
     opts.log,
     opts.bus,
-    opts.membership.selfId,
+    opts.membership,
   );
   rooms.describe = (room, who) => rtcSessions.describe(room, who);
   app.addHook('onClose', async () => {
-    rtcSessions.close();
+    await rtcSessions.close();
     feed.close();
   });
   await app.register(rtcRoute, { keys, sessions: rtcSessions, track: opts.trackSocket, log: opts.log });

@@ -5,6 +5,7 @@ import { asRoomId, type RoomOptions } from '../../core/room-types.js';
 import type { Sfu } from '../../media/webrtc/sfu.js';
 import { ThrottledLog } from '../../lib/throttled-log.js';
 import type { Bus, BusSubscription } from '../../ports/bus/bus.js';
+import type { Membership } from '../../ports/membership/membership.js';
 import type { AccessClaims } from './access-token.js';
 import type { NativeRooms } from './native-rooms.js';
 import { LEAVE_REASONS, RTC_CLOSE } from './rtc-close-codes.js';
@@ -19,6 +20,12 @@ const conferenceRoom: RoomOptions<null> = { kind: 'conference', leaveWhenIdle: t
 export type JoinClaims = AccessClaims & { identity: string; room: string };
 
 const keyOf = (room: string, identity: string): string => `${room}\u0000${identity}`;
+
+/**
+ * How long a stopping node keeps the sessions whose sockets its shutdown closed (1001,
+ * "resume elsewhere"), for their clients to resume them on another node.
+ */
+const HANDOVER_ON_CLOSE_MS = 3_000;
 
 /**
  * This node's native signalling sessions: by resume token (a reconnecting client finds
@@ -41,7 +48,7 @@ export class RtcSessions {
     liveness: Pick<RtcSessionContext, 'resumeGraceMs' | 'heartbeats'>,
     private readonly log: Logger,
     private readonly bus: Bus,
-    private readonly node: string,
+    private readonly membership: Pick<Membership, 'selfId' | 'nodes'>,
   ) {
     this.busLog = new ThrottledLog(log, 5);
     this.ctx = {
@@ -114,7 +121,7 @@ export class RtcSessions {
       room: claims.room,
       identity: claims.identity,
       lastSeq: resume.lastSeq,
-      node: this.node,
+      node: this.membership.selfId,
     };
     const handed = await askForSession(this.bus, resume.token, request, this.busLog, log);
     if (!handed) return false;
@@ -154,8 +161,17 @@ export class RtcSessions {
     return { ok: true, ...session.handOver(r.lastSeq) };
   }
 
-  /** Ends every session (the server is stopping): clients are told they may reconnect. */
-  close(): void {
+  /**
+   * Ends every session (the server is stopping; its sockets were closed with 1001): when
+   * other nodes are up, first waits a moment for clients to resume their sessions there.
+   */
+  async close(): Promise<void> {
+    const until = Date.now() + HANDOVER_ON_CLOSE_MS;
+    const others = (): boolean => this.membership.nodes().some((n) => n.id !== this.membership.selfId);
+    if (this.byToken.size > 0 && others())
+      this.log.info({ sessions: this.byToken.size }, 'chorus rtc: stopping: sessions may resume elsewhere');
+    while (this.byToken.size > 0 && others() && Date.now() < until)
+      await new Promise((resolve) => setTimeout(resolve, 100));
     for (const s of [...this.byToken.values()]) s.end('server shutting down', RTC_CLOSE.goingAway, true);
   }
 }
