@@ -13,6 +13,8 @@ export { LocalParticipant, type PublishOptions } from './local-participant.js';
 export { RemoteParticipant } from './remote-participant.js';
 export { TrackPublication, LocalTrackPublication, RemoteTrackPublication } from './track-publication.js';
 export { ChorusError } from './errors.js';
+export { videoSettings, type VideoSettings, type ElementView } from './adaptive-video.js';
+export { simulcastEncodings } from './simulcast-encodings.js';
 export { TypedEmitter, type EventMap } from './typed-emitter.js';
 export { Backoff, backoffDelay, type BackoffOptions } from './backoff.js';
 export { SpeakerLevels, type SpeakerLevel, type SpeakerLevelOptions } from './speaker-levels.js';

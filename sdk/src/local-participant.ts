@@ -20,6 +20,12 @@ export interface LocalParticipantLink {
 export interface PublishOptions {
   /** Where the media comes from (default: microphone for audio, camera for video). */
   source?: TrackSource;
+  /**
+   * Send a video in three simulcast layers (q/h/f at 1/4, 1/2 and full size) so each
+   * subscriber gets the one it shows, and layers nobody receives are paused. Default: on
+   * for a camera (whose shorter side is at least 360 pixels), off for a screen share.
+   */
+  simulcast?: boolean;
 }
 
 /**
@@ -71,7 +77,8 @@ export class LocalParticipant {
     if (!this.link.connected())
       throw new ChorusError('closed', 'not connected (reconnecting or left): publish once connected');
     const source = options.source ?? (kind === 'audio' ? 'microphone' : 'camera');
-    return (source === 'screen' ? this.#screen : this.#main).publish(track, kind, source);
+    const simulcast = options.simulcast ?? source === 'camera';
+    return (source === 'screen' ? this.#screen : this.#main).publish(track, kind, source, simulcast);
   }
 
   /** Stops publishing `track` (the others go on). */
@@ -97,6 +104,11 @@ export class LocalParticipant {
       const kind = [...c.tracks].find(([, p]) => p.trackId === trackId)?.[0];
       if (kind) c.applyMute(kind, muted);
     }
+  }
+
+  /** @internal The server's `layersWanted` about one of my tracks: pause or resume its layers. */
+  layersWanted(trackId: string, layers: ReadonlyArray<{ rid: string; active: boolean }>): void {
+    for (const c of [this.#main, this.#screen]) if (c.layersWanted(trackId, layers)) return;
   }
 
   /** @internal The server's `trackPublished` about one of mine: its media arrives (the codec is known now). */

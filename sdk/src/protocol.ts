@@ -164,6 +164,22 @@ export interface DataRequest extends Request {
   topic?: string;
 }
 
+/**
+ * How the client shows one video it receives (adaptive stream): the rendered size in
+ * device pixels (0 or absent: no limit) picks the smallest simulcast layer at least that
+ * large; `active: false` (hidden, off screen, turned off) stops that video to this client.
+ * Answered by `ok`; `not_found` when the client does not receive that track.
+ */
+export interface TrackSettingsRequest extends Request {
+  type: 'trackSettings';
+  /** The publisher. */
+  identity: string;
+  trackId: string;
+  width?: number;
+  height?: number;
+  active?: boolean;
+}
+
 /** Keeps the socket alive and measures the round trip; answered by `pong`. Send every ~10 s. */
 export interface PingRequest extends Request {
   type: 'ping';
@@ -202,6 +218,7 @@ export type ClientMessage =
   | UnsubscribeRequest
   | MuteRequest
   | DataRequest
+  | TrackSettingsRequest
   | PingRequest
   | TrickleRequest
   | LeaveRequest;
@@ -271,7 +288,7 @@ export interface OkResponse extends ServerMessageBase {
   type: 'ok';
   requestId?: string;
   /** The request type acknowledged. */
-  for: 'unpublish' | 'unsubscribe' | 'mute' | 'data' | 'trickle';
+  for: 'unpublish' | 'unsubscribe' | 'mute' | 'data' | 'trickle' | 'trackSettings';
 }
 
 export interface PongResponse extends ServerMessageBase {
@@ -345,6 +362,18 @@ export interface DataEvent extends ServerMessageBase {
   topic?: string;
 }
 
+/**
+ * To a publisher (dynacast): which simulcast layers of one of its tracks anyone receives,
+ * in the offer's order (`rid`: the encoding's rid, `ssrc:<n>` for SSRC simulcast). Sent
+ * when the set changes; a client pauses the others (`RTCRtpSender.setParameters`,
+ * `encodings[i].active`) and resumes them when they are wanted again.
+ */
+export interface LayersWantedEvent extends ServerMessageBase {
+  type: 'layersWanted';
+  trackId: string;
+  layers: Array<{ rid: string; active: boolean }>;
+}
+
 /** Error codes of `error` messages (and the close reasons' codes). */
 export type ErrorCode =
   | 'invalid_message'
@@ -394,6 +423,7 @@ export type ServerMessage =
   | TrackMutedEvent
   | SpeakersEvent
   | DataEvent
+  | LayersWantedEvent
   | ErrorResponse
   | LeaveEvent;
 

@@ -4,6 +4,7 @@ import { LegWatch } from './leg-watch.js';
 import type { ServerMessage, TrackKind, TrackSource } from './protocol.js';
 import type { LocalParticipantLink } from './local-participant.js';
 import { LocalTrackPublication } from './track-publication.js';
+import { applyWantedLayers, simulcastEncodings } from './simulcast-encodings.js';
 
 /** The publisher PC every client has; the protocol's `publish` without `pc`. */
 export const MAIN_PC = 'main';
@@ -12,6 +13,8 @@ interface WantedTrack {
   track: MediaStreamTrack;
   source: TrackSource;
   muted: boolean;
+  /** Send a video in simulcast layers (simulcast-encodings.ts) when its size allows. */
+  simulcast: boolean;
   sender?: RTCRtpSender;
 }
 
@@ -26,6 +29,8 @@ export class PublisherConnection {
   #pc: RTCPeerConnection | undefined;
   #chain: Promise<void> = Promise.resolve();
   readonly #leg = new LegWatch();
+  /** The server's layer changes, applied one after the other (setParameters takes turns). */
+  #layers: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly link: LocalParticipantLink,
@@ -48,8 +53,9 @@ export class PublisherConnection {
     track: MediaStreamTrack,
     kind: TrackKind,
     source: TrackSource,
+    simulcast = false,
   ): Promise<LocalTrackPublication> {
-    this.#wanted.set(kind, { track, source, muted: false });
+    this.#wanted.set(kind, { track, source, muted: false, simulcast });
     await this.#renegotiate();
     const pub = this.tracks.get(kind);
     if (!pub || pub.track !== track)
@@ -93,6 +99,24 @@ export class PublisherConnection {
     }
   }
 
+  /**
+   * The server's `layersWanted` for one of this connection's tracks: pauses the simulcast
+   * layers nobody receives and resumes the others (dynacast). False when not one of mine.
+   */
+  layersWanted(trackId: string, layers: ReadonlyArray<{ rid: string; active: boolean }>): boolean {
+    const kind = [...this.tracks].find(([, p]) => p.trackId === trackId)?.[0];
+    const sender = kind && this.#wanted.get(kind)?.sender;
+    if (!sender) return false;
+    this.#layers = this.#layers
+      .then(async () => {
+        const params = sender.getParameters();
+        if (applyWantedLayers(params.encodings, layers)) await sender.setParameters(params);
+      })
+      // A sender replaced meanwhile (a renegotiation) starts with every layer on.
+      .catch(() => undefined);
+    return true;
+  }
+
   resume(force: boolean): void {
     if (this.#wanted.size === 0) return;
     const state = this.#pc?.connectionState;
@@ -133,7 +157,16 @@ export class PublisherConnection {
     const sources: { audio?: TrackSource; video?: TrackSource } = {};
     const stream = new MediaStream([...this.#wanted.values()].map((w) => w.track));
     for (const [kind, w] of this.#wanted) {
-      w.sender = pc.addTransceiver(w.track, { direction: 'sendonly', streams: [stream] }).sender;
+      const settings = w.track.getSettings();
+      const sendEncodings =
+        w.simulcast && kind === 'video'
+          ? simulcastEncodings(settings.width ?? 0, settings.height ?? 0)
+          : undefined;
+      w.sender = pc.addTransceiver(w.track, {
+        direction: 'sendonly',
+        streams: [stream],
+        ...(sendEncodings ? { sendEncodings } : {}),
+      }).sender;
       if (w.muted) await w.sender.replaceTrack(null);
       sources[kind] = w.source;
     }

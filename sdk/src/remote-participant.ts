@@ -1,4 +1,5 @@
 import type { ParticipantInfo, TrackInfo } from './protocol.js';
+import type { VideoSettings } from './adaptive-video.js';
 import { RemoteTrackPublication } from './track-publication.js';
 
 /** Someone else in the room, with their tracks by id. */
@@ -6,9 +7,20 @@ export class RemoteParticipant {
   readonly tracks = new Map<string, RemoteTrackPublication>();
   #info: ParticipantInfo;
 
-  constructor(info: ParticipantInfo) {
+  constructor(
+    info: ParticipantInfo,
+    /** Sends `trackSettings` about one of their videos (adaptive stream). */
+    private readonly sendSettings?: (trackId: string, s: VideoSettings) => boolean,
+  ) {
     this.#info = info;
-    for (const t of info.tracks) this.tracks.set(t.id, new RemoteTrackPublication(t));
+    for (const t of info.tracks) this.tracks.set(t.id, this.#publication(t));
+  }
+
+  #publication(info: TrackInfo): RemoteTrackPublication {
+    const pub = new RemoteTrackPublication(info);
+    const send = this.sendSettings;
+    if (send) pub.bindSettings((s) => send(info.id, s));
+    return pub;
   }
 
   get identity(): string {
@@ -37,7 +49,7 @@ export class RemoteParticipant {
       known.update(info);
       return { publication: known, added: false };
     }
-    const publication = new RemoteTrackPublication(info);
+    const publication = this.#publication(info);
     this.tracks.set(info.id, publication);
     return { publication, added: true };
   }

@@ -12,6 +12,7 @@ import {
   type RoomInfo,
   type ServerMessage,
 } from './protocol.js';
+import type { VideoSettings } from './adaptive-video.js';
 import { RemoteParticipant } from './remote-participant.js';
 import type {
   ActiveSpeaker,
@@ -267,6 +268,9 @@ export class Room extends TypedEmitter<RoomEvents> {
         this.emit('dataReceived', data, from, topic);
         return;
       }
+      case 'layersWanted':
+        this.localParticipant.layersWanted(msg.trackId, msg.layers);
+        return;
       case 'leave':
         this.#serverLeave = { reason: msg.reason, canReconnect: msg.canReconnect };
         return;
@@ -298,7 +302,8 @@ export class Room extends TypedEmitter<RoomEvents> {
     if (info.identity === this.localParticipant?.identity) return;
     let p = this.participants.get(info.identity);
     if (!p) {
-      p = new RemoteParticipant(info);
+      const identity = info.identity;
+      p = new RemoteParticipant(info, (trackId, v) => this.#trackSettings(identity, trackId, v));
       this.participants.set(info.identity, p);
       if (announce) {
         this.emit('participantJoined', p);
@@ -321,7 +326,10 @@ export class Room extends TypedEmitter<RoomEvents> {
     if (!p) return;
     this.#subs.get(identity)?.close(false);
     this.#subs.delete(identity);
-    for (const pub of p.tracks.values()) this.emit('trackUnpublished', pub, p);
+    for (const pub of p.tracks.values()) {
+      pub.close();
+      this.emit('trackUnpublished', pub, p);
+    }
     this.participants.delete(identity);
     this.emit('participantLeft', p, reason);
   }
@@ -331,6 +339,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     const pub = p?.tracks.get(trackId);
     if (!p || !pub) return;
     p.tracks.delete(trackId);
+    pub.close();
     const track = pub.track;
     if (track) {
       pub.setTrack(undefined);
@@ -373,6 +382,20 @@ export class Room extends TypedEmitter<RoomEvents> {
     if (existing) existing.sync();
     else if (this.#autoSubscribe && this.#permissions.canSubscribe && p.tracks.size > 0)
       this.#subscription(p).sync();
+  }
+
+  /** Adaptive stream: how one received video is shown (errors ignored: the next leg says it again). */
+  #trackSettings(identity: string, trackId: string, v: VideoSettings): boolean {
+    if (this.#state !== 'connected') return false;
+    this.#request({
+      type: 'trackSettings',
+      identity,
+      trackId,
+      width: v.width,
+      height: v.height,
+      active: v.active,
+    }).catch(() => undefined);
+    return true;
   }
 
   #tick(): void {

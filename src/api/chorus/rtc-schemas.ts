@@ -67,6 +67,16 @@ export const clientMessage = z.discriminatedUnion('type', [
       .optional(),
     end: z.literal(true).optional(),
   }),
+  z.object({
+    type: z.literal('trackSettings'),
+    requestId,
+    identity,
+    trackId: z.string().min(1).max(300),
+    /** The rendered size in device pixels (0 or absent: no limit), and whether it is shown at all. */
+    width: z.number().int().min(0).max(16_384).optional(),
+    height: z.number().int().min(0).max(16_384).optional(),
+    active: z.boolean().optional(),
+  }),
   z.object({ type: z.literal('ping'), requestId, timestamp: z.number() }),
   z.object({ type: z.literal('leave'), requestId }),
 ]);

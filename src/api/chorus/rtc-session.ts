@@ -14,6 +14,7 @@ import type { HeartbeatScheduler } from '../../lib/heartbeat-scheduler.js';
 import type { AccessClaims } from './access-token.js';
 import type { NativeRooms } from './native-rooms.js';
 import { LEAVE_REASONS, RTC_CLOSE, rtcCloseFor, rtcErrorCode } from './rtc-close-codes.js';
+import { applyTrackSettings, watchLayersWanted } from './rtc-layers.js';
 import type { RtcRoomFeed } from './rtc-room-feed.js';
 import { RtcTrickle, type Trickled, type TrickleTarget } from './rtc-trickle.js';
 import { clientMessage, MAIN_PC, type ClientMessage, type RoomFeedEvent } from './rtc-schemas.js';
@@ -75,6 +76,8 @@ export class RtcSession {
   private pending: RoomFeedEvent[] | undefined = [];
   private ready: Promise<void> = Promise.resolve();
   private offFeed: () => void = () => undefined;
+  /** Stops the SFU's "layers wanted" of my tracks reaching me. */
+  private offLayers: () => void = () => undefined;
   private graceTimer: NodeJS.Timeout | undefined;
   private endedFlag = false;
   private readonly log: Logger;
@@ -111,6 +114,7 @@ export class RtcSession {
   start(socket: WebSocket, resumeFailed: boolean): void {
     this.use(socket);
     this.offFeed = this.ctx.feed.listen(this.roomName, (e) => this.onFeed(e));
+    this.offLayers = watchLayersWanted(this.ctx.sfu, this.room.id, this.identity, (m) => this.send(m));
     this.ready = this.join(resumeFailed).catch((err: unknown) => {
       const code = isChorusError(err) ? err.code : 'internal';
       if (code === 'internal') this.log.error({ err }, 'chorus rtc: join failed');
@@ -193,6 +197,7 @@ export class RtcSession {
     this.endedFlag = true;
     clearTimeout(this.graceTimer);
     this.offFeed();
+    this.offLayers();
     this.participant?.leave(reason);
     const socket = this.socket;
     this.socket = undefined;
@@ -452,6 +457,11 @@ export class RtcSession {
       case 'trickle':
         this.trickle.add(trickleTarget(msg), trickled(msg));
         if (msg.requestId !== undefined) this.send({ type: 'ok', ...rid, for: 'trickle' });
+        return;
+      case 'trackSettings':
+        if (grants.canSubscribe !== true) throw forbidden('canSubscribe');
+        applyTrackSettings(this.ctx.sfu, this.room, this.identity, msg);
+        this.send({ type: 'ok', ...rid, for: 'trackSettings' });
         return;
       case 'ping':
         this.send({ type: 'pong', ...rid, timestamp: msg.timestamp, serverTime: Date.now() });

@@ -19,6 +19,11 @@ export interface LayerPreference {
   /** The rendered size in pixels; 0 = no limit. */
   maxWidth: number;
   maxHeight: number;
+  /**
+   * False: the subscriber shows the video nowhere (hidden, off screen, turned off): its leg
+   * gets no layer and wants none at the publisher. Absent: true.
+   */
+  active?: boolean;
 }
 
 /**
@@ -79,7 +84,7 @@ export function estimateCovers(estimateBps: number, up: LayerState): boolean {
 /**
  * The layer (index) a leg should receive: the highest active one within its preference
  * whose bitrate fits the leg's bandwidth estimate (-1: no estimate yet, no limit); the
- * lowest active one when none fits; -1 when no layer is active.
+ * lowest active one when none fits; -1 when no layer is active or the preference is not.
  */
 export function chooseLayer(
   layers: readonly LayerState[],
@@ -87,6 +92,7 @@ export function chooseLayer(
   pref: LayerPreference,
   estimateBps: number,
 ): number {
+  if (pref.active === false) return -1;
   const ranked = rankLayers(layers);
   const maxRank = maxRankFor(layers, ranked, pref);
   let choice = -1;
@@ -120,7 +126,7 @@ export function wantedLayers(
   const ranked = rankLayers(layers);
   let top = 0;
   if (relayed) top = ranked.length - 1;
-  for (const p of prefs) top = Math.max(top, maxRankFor(layers, ranked, p));
+  for (const p of prefs) if (p.active !== false) top = Math.max(top, maxRankFor(layers, ranked, p));
   const out = layers.map(() => false);
   for (let r = 0; r <= top && r < ranked.length; r++) out[ranked[r]!] = true;
   return out;

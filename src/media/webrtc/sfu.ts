@@ -423,25 +423,33 @@ export class Sfu {
   /**
    * The size (pixels; 0: no limit) at which `user` shows `publisher`'s video in `room`:
    * its leg gets the smallest simulcast layer at least that large, or a lower one when its
-   * bandwidth is short. False when `user` has no such subscription on this node.
+   * bandwidth is short; `active: false` (shown nowhere) stops the video to the leg and
+   * frees its layers at the publisher. `trackId` (the room's track id) limits it to one
+   * of the leg's videos (camera or screen); absent: all of them. False when `user` has no
+   * such subscription (or no such video in it) on this node.
    */
   setLayerPreference(
     room: Room,
     user: UserId,
     publisher: UserId,
-    size: { maxWidth: number; maxHeight: number },
+    size: { maxWidth: number; maxHeight: number; active?: boolean },
+    trackId?: string,
   ): boolean {
     const ok = (n: number): boolean => Number.isInteger(n) && n >= 0 && n <= 16_384;
     if (!ok(size.maxWidth) || !ok(size.maxHeight))
       throw new ChorusError('invalid_argument', 'maxWidth and maxHeight are whole pixels from 0 to 16384');
     const peer = this.subscriptions.get(`${key(room.id, publisher)}\u0000${user}`);
     if (!peer || peer.leg.closed) return false;
-    for (const { target } of peer.targets) {
+    let found = false;
+    for (const { source, target } of peer.targets) {
       if (!target.layer) continue;
+      if (trackId !== undefined && this.trackIds.get(source) !== trackId) continue;
+      found = true;
       target.layer.preference.maxWidth = size.maxWidth;
       target.layer.preference.maxHeight = size.maxHeight;
+      target.layer.preference.active = size.active !== false;
     }
-    return true;
+    return found;
   }
 
   /**

@@ -346,6 +346,13 @@ export class SimulcastTrack {
   }
 
   private choose(leg: LegLayer, now: number, fresh: boolean): void {
+    if (leg.preference.active === false) {
+      // Shown nowhere: nothing forwarded; turned on again, the chosen layer's next key
+      // frame restarts it (the munger splices across the gap as across a layer switch).
+      leg.target = -1;
+      leg.current = -1;
+      return;
+    }
     const from = leg.target >= 0 ? leg.target : leg.current;
     const ranked = rankLayers(this.layers);
     leg.applyLoss(this.layers, ranked, now);

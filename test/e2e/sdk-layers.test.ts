@@ -1,0 +1,192 @@
+import { readFileSync } from 'node:fs';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAccessToken } from '../../src/api/chorus/access-token.js';
+import { launchChromium, type TestBrowser } from '../fixtures/browser.js';
+import { freeUdpPort } from '../fixtures/free-udp-port.js';
+import { buildSdk, startPageServer, type PageServer } from '../fixtures/sdk-page.js';
+import { hasTool } from '../fixtures/system-tools.js';
+import { startTestServer, type TestServer } from '../fixtures/test-server.js';
+
+/**
+ * Adaptive stream and dynacast through the SDK (#18 item 2, #19 items 3-4), in Chromium:
+ * ada publishes her 1280x720 fake camera (the SDK's default: simulcast q/h/f); bob shows
+ * it in a small element and gets the smallest layer, enlarged he gets the top one; cleo
+ * turns her copy off or hides its element and receives nothing; and when no one shows
+ * it large, ada's browser stops sending the layers above (`layersWanted` ->
+ * `RTCRtpSender.setParameters`), and sends them again when someone does.
+ */
+
+const haveChromium = hasTool('chromium', 'chromium');
+const KEY = 'sdk-layers';
+const SECRET = 'a-secret-for-the-sdk-layers-test-0123456789';
+const ROOM = 'layers-room';
+
+interface Inbound {
+  width: number;
+  frames: number;
+  bytes: number;
+}
+type Outbound = Record<string, { active: boolean; bytes: number; width: number }>;
+
+const token = (identity: string): Promise<string> =>
+  createAccessToken(KEY, SECRET, {
+    identity,
+    room: ROOM,
+    grants: { roomJoin: true, canPublish: true, canSubscribe: true },
+    ttlSeconds: 600,
+  });
+
+async function openPage(browser: TestBrowser, url: string): Promise<Page> {
+  const page = await (await browser.browser.newContext()).newPage();
+  await page.goto(`${url}/index.html`);
+  await page.waitForFunction(() => 'layersTest' in window);
+  return page;
+}
+
+/** Calls `window.layersTest[method](...args)` in the page (test/e2e/sdk-layers-page.html). */
+async function call<T = unknown>(page: Page, method: string, ...args: unknown[]): Promise<T> {
+  return (await page.evaluate(
+    ([m, a]) => {
+      const api = (window as unknown as { layersTest: Record<string, (...x: unknown[]) => unknown> })
+        .layersTest;
+      return api[m]!(...a);
+    },
+    [method, args] as [string, unknown[]],
+  )) as T;
+}
+
+/** Waits until `read` gives the same value on two reads 1.5 s apart (a counter stopped). */
+async function waitStill(read: () => Promise<number>, what: string): Promise<void> {
+  let prev = -1;
+  await expect
+    .poll(
+      async () => {
+        const v = await read();
+        const still = v === prev;
+        prev = v;
+        return still;
+      },
+      { timeout: 60_000, interval: 1500, message: `${what} stops` },
+    )
+    .toBe(true);
+}
+
+/** Waits until `read` grows from one read to the next (a counter counting again). */
+async function waitGrowing(read: () => Promise<number>, what: string): Promise<void> {
+  let prev = Number.POSITIVE_INFINITY;
+  await expect
+    .poll(
+      async () => {
+        const v = await read();
+        const grew = v > prev;
+        prev = v;
+        return grew;
+      },
+      { timeout: 60_000, interval: 1000, message: `${what} grows` },
+    )
+    .toBe(true);
+}
+
+describe.runIf(haveChromium)(
+  'the SDK adapts what it receives and sends to where videos are shown (Chromium)',
+  () => {
+    let server: TestServer;
+    let browser: TestBrowser;
+    let pages: PageServer;
+
+    beforeAll(async () => {
+      const sdk = buildSdk();
+      server = await startTestServer({
+        chorus: { apiKeys: [`${KEY}:${SECRET}`] },
+        webrtc: { udpPort: await freeUdpPort(), bindAddress: '127.0.0.1' },
+      });
+      pages = await startPageServer(sdk, () => readFileSync('test/e2e/sdk-layers-page.html'));
+      browser = await launchChromium();
+    }, 90_000);
+    afterAll(async () => {
+      await browser?.close();
+      await pages?.close();
+      await server?.close();
+    });
+
+    it('small element -> low layer, larger -> top; off or hidden -> nothing; unwanted layers paused at the publisher and resumed', async () => {
+      const ada = await openPage(browser, pages.url);
+      const bob = await openPage(browser, pages.url);
+      const cleo = await openPage(browser, pages.url);
+      await call(ada, 'join', server.url, await token('ada'), true);
+      await call(bob, 'join', server.url, await token('bob'), false);
+      await call(cleo, 'join', server.url, await token('cleo'), false);
+      const inbound = (p: Page): Promise<Inbound | undefined> => call<Inbound | undefined>(p, 'inbound');
+      const outbound = (): Promise<Outbound> => call<Outbound>(ada, 'outbound');
+      const report = async (): Promise<string> =>
+        JSON.stringify({
+          bob: await inbound(bob),
+          cleo: await inbound(cleo),
+          ada: await outbound(),
+          bobSettings: await call(bob, 'settings'),
+          events: [await call(ada, 'getEvents'), await call(bob, 'getEvents')],
+        });
+      const waitFor = async (what: string, check: () => Promise<boolean>): Promise<void> => {
+        await expect
+          .poll(check, { timeout: 60_000, interval: 500 })
+          .toBe(true)
+          .catch(async (err: unknown) => {
+            throw new Error(`${what}: ${await report()}`, { cause: err });
+          });
+      };
+
+      // The SDK published three layers.
+      await waitFor('ada sends q, h and f', async () => {
+        const o = await outbound();
+        return ['q', 'h', 'f'].every((rid) => o[rid]?.active === true && o[rid].bytes > 0);
+      });
+      await waitFor(
+        'bob and cleo know ada`s video',
+        async () =>
+          (await call<boolean>(bob, 'show', 'ada', 160, 90)) &&
+          (await call<boolean>(cleo, 'show', 'ada', 1280, 720)),
+      );
+
+      // A 160x90 element gets the 320x180 layer (the smallest at least as large); a 1280x720 one the top.
+      await waitFor('bob decodes the low layer', async () => {
+        const v = await inbound(bob);
+        return v?.width === 320 && v.frames > 10;
+      });
+      expect(await call(bob, 'settings')).toEqual({ width: 160, height: 90, active: true });
+      await waitFor('cleo decodes the top layer', async () => {
+        const v = await inbound(cleo);
+        return v?.width === 1280 && v.frames > 10;
+      });
+
+      // Cleo turns the video off: her leg stops receiving it; nobody shows it large, so ada
+      // pauses h and f and keeps q.
+      await call(cleo, 'setEnabled', false);
+      await waitStill(async () => (await inbound(cleo))?.bytes ?? -2, 'cleo`s video');
+      await waitFor('ada pauses h and f', async () => {
+        const o = await outbound();
+        return o.q?.active === true && o.h?.active === false && o.f?.active === false;
+      });
+      await waitStill(async () => (await outbound()).f?.bytes ?? -2, 'ada`s layer f');
+      await waitGrowing(async () => (await outbound()).q?.bytes ?? -2, 'ada`s layer q');
+
+      // Bob enlarges his element: f is wanted again, ada resumes it and bob gets it.
+      await call(bob, 'resize', 1280, 720);
+      await waitFor('ada resumes f', async () => (await outbound()).f?.active === true);
+      await waitGrowing(async () => (await outbound()).f?.bytes ?? -2, 'ada`s layer f');
+      await waitFor('bob decodes the top layer', async () => (await inbound(bob))?.width === 1280);
+
+      // Cleo turns it on again, then hides its element, then shows it.
+      await call(cleo, 'setEnabled', true);
+      await waitGrowing(async () => (await inbound(cleo))?.bytes ?? -2, 'cleo`s video');
+      await call(cleo, 'hide', true);
+      await waitStill(async () => (await inbound(cleo))?.bytes ?? -2, 'cleo`s hidden video');
+      await call(cleo, 'hide', false);
+      await waitGrowing(async () => (await inbound(cleo))?.bytes ?? -2, 'cleo`s shown video');
+      await waitFor('cleo decodes the top layer again', async () => {
+        const v = await inbound(cleo);
+        return v?.width === 1280;
+      });
+    }, 300_000);
+  },
+);
