@@ -156,6 +156,7 @@ export class RtcSession {
   startMoved(socket: WebSocket, missed: Array<{ seq: number; text: string }> | undefined): void {
     this.use(socket);
     this.offFeed = this.ctx.feed.listen(this.roomName, (e) => this.onFeed(e));
+    this.offLayers = watchLayersWanted(this.ctx.sfu, this.room.id, this.identity, (m) => this.send(m));
     const p = this.ctx.feed.joinQuietly(this.roomName, this.identity, () =>
       this.room.join(asParticipantId(this.identity)),
     );
