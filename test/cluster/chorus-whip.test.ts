@@ -6,6 +6,7 @@ import { hasTool } from '../fixtures/system-tools.js';
 import { untilStill } from '../fixtures/until-still.js';
 import { eventually } from '../fixtures/ws-client.js';
 import { nativeClusterEnv } from '../fixtures/native-cluster-env.js';
+import { whipTrickle } from '../fixtures/whip-trickle.js';
 
 // WHIP and WHEP across two real Chorus processes sharing one nats-server: a WHEP viewer on
 // node 1 of a WHIP publisher on node 0 (the SFU relay carries the media), and session
@@ -110,5 +111,45 @@ describe.skipIf(!run)('WHIP and WHEP across nodes', () => {
       headers: { authorization: `Bearer ${pubToken}` },
     });
     expect(again.status).toBe(404);
+  }, 180_000);
+
+  it("a trickling WHIP publisher's PATCHes land on the node not holding its session and still reach its leg", async () => {
+    const created = await fetch(`${url(0)}/chorus/v1/rooms`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'trickled' }),
+    });
+    expect(created.status).toBe(201);
+    const pubToken = await token({ roomJoin: true, canPublish: true }, 'trickled', 'cam');
+    const pub = new WhipPublisher('cam');
+    clients.push(pub);
+    // The session is on node 0; every PATCH goes to node 1; the publisher drops the
+    // server's candidates from the answer, so only the PATCHed ones can connect it.
+    const patches = await whipTrickle(pub, `${url(0)}/chorus/v1/whip/trickled`, pubToken, {
+      answerCandidates: false,
+      patchTo: (location) => `${url(1)}${new URL(location).pathname}`,
+    });
+    expect(patches.map((p) => p.status)).toEqual(patches.map(() => 204));
+    expect(pub.location.startsWith(`${url(0)}/`)).toBe(true);
+    pub.start(400);
+    const viewer = new WhepViewer('far');
+    clients.push(viewer);
+    await viewer.view(
+      `${url(1)}/chorus/v1/whep/trickled/cam`,
+      await token({ roomJoin: true, canSubscribe: true }, 'trickled', 'far'),
+    );
+    await eventually(() => viewer.video.packets > 50, 30_000, 'packets of the trickled publisher on node 1');
+    // Refusals made by the holding node travel back: an ICE restart is 422 through node 1.
+    const id = pub.location.split('/').pop()!;
+    const restart = await fetch(`${url(1)}${new URL(pub.location).pathname}`, {
+      method: 'PATCH',
+      headers: {
+        authorization: `Bearer ${pubToken}`,
+        'content-type': 'application/trickle-ice-sdpfrag',
+        'if-match': `"${id}"`,
+      },
+      body: 'a=ice-ufrag:other\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\na=candidate:1 1 udp 1 127.0.0.1 9 typ host\r\n',
+    });
+    expect(restart.status).toBe(422);
   }, 180_000);
 });

@@ -57,10 +57,27 @@ const session = (kind: string) => ({
     },
   },
   patch: {
-    summary: 'Trickle ICE / ICE restart: not supported',
+    summary: "Trickle ICE: add the client's candidates (RFC 9725 4.3.1)",
     description:
-      'Always 405: the answer carries every server candidate; send a complete (non-trickle) offer.',
-    responses: { '405': { description: 'not supported', content: errorBody } },
+      "An application/trickle-ice-sdpfrag body (RFC 8840): the offer's a=ice-ufrag/a=ice-pwd, m= sections with a=mid, a=candidate lines and a=end-of-candidates. If-Match: the session's ETag (from the 201; a missing If-Match is accepted). ICE restarts (If-Match: *, or other credentials) are not supported: 422. The server sends no candidates later (its answer carries all of them). Same token rules as DELETE; works on any node.",
+    security: [{ accessToken: [] }],
+    requestBody: {
+      required: true,
+      content: { 'application/trickle-ice-sdpfrag': { schema: { type: 'string' } } },
+    },
+    responses: {
+      '204': { description: "candidates added; ETag: the session's" },
+      '400': {
+        description: 'malformed fragment, or more than 64 candidates for the session',
+        content: errorBody,
+      },
+      '401': { description: 'no valid token', content: errorBody },
+      '403': { description: 'not a token of this room', content: errorBody },
+      '404': { description: 'no such session (ended already)', content: errorBody },
+      '412': { description: "If-Match is not the session's ETag", content: errorBody },
+      '415': { description: 'content-type is not application/trickle-ice-sdpfrag', content: errorBody },
+      '422': { description: 'an ICE restart: not supported', content: errorBody },
+    },
   },
 });
 

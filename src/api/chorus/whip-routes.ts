@@ -5,6 +5,7 @@ import { parseOffer } from '../../media/webrtc/sdp-validation.js';
 import { identity, roomName, type AccessClaims, type GrantName } from './access-token.js';
 import type { ChorusAccess } from './chorus-access.js';
 import type { NativeRooms } from './native-rooms.js';
+import { parseIceFragment, TRICKLE_ICE_SDPFRAG } from './whip-patch.js';
 import type { WhipKind, WhipSessions } from './whip-sessions.js';
 
 export interface WhipRoutesOptions {
@@ -21,14 +22,14 @@ export const whepParams = z.object({ room: roomName, identity });
 export const sessionId = z.string().regex(/^[A-Za-z0-9_-]{22}$/, { error: 'not a session id' });
 
 const SDP = 'application/sdp';
-const TRICKLE = 'application/trickle-ice-sdpfrag';
+const TRICKLE = TRICKLE_ICE_SDPFRAG;
 
 /** CORS for browser WHIP/WHEP clients on other origins (RFC 9725 4.8): any origin, bearer tokens. */
 const CORS: Record<string, string> = {
   'access-control-allow-origin': '*',
   'access-control-allow-methods': 'POST, PATCH, DELETE, OPTIONS',
   'access-control-allow-headers': 'authorization, content-type, if-match',
-  'access-control-expose-headers': 'location, etag, link, accept-post, allow',
+  'access-control-expose-headers': 'location, etag, link, accept-post, accept-patch, allow',
 };
 
 function params<T>(schema: z.ZodType<T>, value: unknown): T {
@@ -93,9 +94,9 @@ function checkSources(claims: AccessClaims, offer: string): void {
 /**
  * WHIP (RFC 9725) and WHEP on the SFU: `POST /whip/{room}` publishes, `POST
  * /whep/{room}/{identity}` views one participant; each answers 201 with the SDP answer and
- * the session's `Location`, which `DELETE` ends. Non-trickle: the answer carries every
- * candidate of the server and the server learns the client's from its connectivity checks,
- * so `PATCH` is 405.
+ * the session's `Location`, which `DELETE` ends and `PATCH` trickles the client's
+ * candidates to (RFC 9725 4.3.1; no ICE restart: 422). The answer carries every candidate
+ * of the server (it sends none later).
  */
 export const whipRoutes: FastifyPluginAsync<WhipRoutesOptions> = async (app, opts) => {
   const { access, rooms, sessions } = opts;
@@ -149,14 +150,22 @@ export const whipRoutes: FastifyPluginAsync<WhipRoutesOptions> = async (app, opt
     );
   });
 
-  const end = (kind: WhipKind) => async (request: FastifyRequest, reply: FastifyReply) => {
+  /** The session a DELETE or PATCH names, and who acts on it (undefined: a room admin). */
+  async function sessionOf(
+    request: FastifyRequest,
+  ): Promise<{ room: string; id: string; by: string | undefined }> {
     const p = request.params as { room?: unknown; session?: unknown; identity?: unknown };
     const { room } = params(whipParams, { room: p.room });
     const id = params(sessionId, p.session);
     const claims = await access.claims(request);
     const admin = claims.grants.roomAdmin === true && (claims.room === undefined || claims.room === room);
-    // Anyone else ends only a session of their own identity (another's is 404: not theirs to see).
+    // Anyone else acts only on a session of their own identity (another's is 404: not theirs to see).
     const by = admin ? undefined : (await claimsFor(access, request, room, ['roomJoin'])).identity;
+    return { room, id, by };
+  }
+
+  const end = (kind: WhipKind) => async (request: FastifyRequest, reply: FastifyReply) => {
+    const { room, id, by } = await sessionOf(request);
     if (!(await sessions.end(kind, room, id, by)))
       throw new ChorusError('not_found', `no ${kind.toUpperCase()} session ${id} in room ${room}`);
     return reply.code(200).send();
@@ -164,23 +173,46 @@ export const whipRoutes: FastifyPluginAsync<WhipRoutesOptions> = async (app, opt
   app.delete('/whip/:room/:session', end('whip'));
   app.delete('/whep/:room/:identity/:session', end('whep'));
 
-  // Trickle ICE and ICE restarts are not supported (RFC 9725 4.3.1: 405 for PATCH).
-  const noPatch = async (_request: FastifyRequest, reply: FastifyReply) => {
-    reply.header('allow', 'DELETE, OPTIONS');
-    throw new ChorusError(
-      'invalid_argument',
-      'trickle ICE is not supported: the answer carries all candidates (send a complete offer)',
-      { httpStatus: 405 },
-    );
+  // Trickle ICE (RFC 9725 4.3.1): the client's candidates, on whichever node holds the
+  // session. An ICE restart (new credentials, `If-Match: *`) is not supported: 422, as the
+  // RFC says for an endpoint that supports only one of the two.
+  const patch = (kind: WhipKind) => async (request: FastifyRequest, reply: FastifyReply) => {
+    const { room, id, by } = await sessionOf(request);
+    const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== TRICKLE)
+      throw new ChorusError('invalid_argument', `expected content-type: ${TRICKLE}, got ${type || 'none'}`, {
+        httpStatus: 415,
+      });
+    const ifMatch = request.headers['if-match']?.trim();
+    if (ifMatch === '*')
+      throw new ChorusError('invalid_argument', 'ICE restarts are not supported (start a new session)', {
+        httpStatus: 422,
+      });
+    // The ETag is the session id (a missing If-Match is taken: some clients send none).
+    if (ifMatch !== undefined && ifMatch !== `"${id}"` && ifMatch !== `W/"${id}"`)
+      throw new ChorusError(
+        'invalid_argument',
+        `If-Match ${ifMatch.slice(0, 40)} is not this session's ETag`,
+        {
+          httpStatus: 412,
+        },
+      );
+    const frag = parseIceFragment(typeof request.body === 'string' ? request.body : '');
+    if (!(await sessions.trickle(kind, room, id, by, frag)))
+      throw new ChorusError('not_found', `no ${kind.toUpperCase()} session ${id} in room ${room}`);
+    return reply.code(204).header('etag', `"${id}"`).send();
   };
-  app.patch('/whip/:room/:session', noPatch);
-  app.patch('/whep/:room/:identity/:session', noPatch);
+  app.patch('/whip/:room/:session', patch('whip'));
+  app.patch('/whep/:room/:identity/:session', patch('whep'));
 
   // CORS preflight, and what an endpoint takes (RFC 9725 4.8: Accept-Post on OPTIONS).
   const options = (allow: string) => async (_request: FastifyRequest, reply: FastifyReply) =>
     reply.code(204).header('allow', allow).header('accept-post', SDP).send();
+  // A session's resource takes trickle ICE fragments (RFC 9725 4.3.1: Accept-Patch).
+  const sessionOptions = async (_request: FastifyRequest, reply: FastifyReply) =>
+    reply.code(204).header('allow', 'PATCH, DELETE, OPTIONS').header('accept-patch', TRICKLE).send();
   app.options('/whip/:room', options('POST, OPTIONS'));
   app.options('/whep/:room/:identity', options('POST, OPTIONS'));
-  app.options('/whip/:room/:session', options('DELETE, OPTIONS'));
-  app.options('/whep/:room/:identity/:session', options('DELETE, OPTIONS'));
+  app.options('/whip/:room/:session', sessionOptions);
+  app.options('/whep/:room/:identity/:session', sessionOptions);
 };

@@ -1,12 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { ChorusError, isChorusError } from '../../core/errors.js';
 import { asUserId } from '../../core/ids.js';
 import type { Room } from '../../core/room.js';
 import type { RoomRegistry } from '../../core/room-registry.js';
 import { asParticipantId, asRoomId, type RoomOptions } from '../../core/room-types.js';
 import type { Track } from '../../core/track.js';
 import { ThrottledLog } from '../../lib/throttled-log.js';
+import type { PeerLeg } from '../../media/webrtc/peer-leg.js';
 import type { Sfu } from '../../media/webrtc/sfu.js';
 import {
   NoRespondersError,
@@ -16,6 +18,7 @@ import {
   type BusSubscription,
 } from '../../ports/bus/bus.js';
 import { busJson, readBusJson } from '../bus-json.js';
+import { offerUfrag, type IceFragment } from './whip-patch.js';
 
 /** Native rooms are the SFU's conference rooms (as Blue Sky opens them: see native-rooms.ts). */
 const conferenceRoom: RoomOptions<null> = { kind: 'conference', leaveWhenIdle: true, metadata: null };
@@ -33,6 +36,10 @@ interface LiveSession {
   end(reason: string): void;
   /** Forgets the session (its media ended one way or another). */
   forget(): void;
+  /** The offer's ICE username fragment: a PATCH naming another asks for an ICE restart. */
+  readonly ufrag: string | undefined;
+  /** The session's server leg (trickled candidates go there), while it is open. */
+  leg(): PeerLeg | undefined;
 }
 
 const endQuestion = z.object({
@@ -40,8 +47,23 @@ const endQuestion = z.object({
   kind: z.enum(['whip', 'whep']),
   /** Who asks: only the session's own identity may end it; absent: a room admin. */
   by: z.string().optional(),
+  /** A PATCH's trickled candidates (RFC 9725 4.3) instead of an end: added to the session's leg. */
+  trickle: z
+    .object({
+      ufrag: z.string().max(256).optional(),
+      candidates: z
+        .array(z.object({ candidate: z.string().max(512), mid: z.string().max(64).optional() }))
+        .max(64),
+      end: z.boolean(),
+    })
+    .optional(),
 });
-const endAnswer = z.object({ ended: z.boolean() });
+const endAnswer = z.object({
+  ended: z.boolean(),
+  /** Why the session refused a PATCH it holds (an ICE restart, too many candidates). */
+  refused: z.object({ message: z.string().max(512), status: z.number().int() }).optional(),
+});
+type BusTrickle = NonNullable<z.infer<typeof endQuestion>['trickle']>;
 
 /** A publish whose leg brings no track in this long is no session (the SFU gives the leg up at 20 s). */
 const NO_TRACKS_MS = 20_000;
@@ -100,6 +122,8 @@ export class WhipSessions {
       kind: 'whip',
       room: roomName,
       owner: identity,
+      ufrag: offerUfrag(offer),
+      leg: () => this.sfu.legOf(room, asUserId(identity), {}),
       end: (reason) => {
         for (const t of [...tracks]) t.close(reason);
       },
@@ -153,6 +177,8 @@ export class WhipSessions {
       kind: 'whep',
       room: roomName,
       owner: viewer,
+      ufrag: offerUfrag(offer),
+      leg: () => this.sfu.legOf(room, asUserId(viewer), { publisher: asUserId(publisher) }),
       end: (reason) => participant?.unsubscribe(publisher, reason),
       forget: () => {
         for (const off of offs.splice(0)) off();
@@ -199,6 +225,46 @@ export class WhipSessions {
     }
   }
 
+  /**
+   * Adds a PATCH's trickled candidates to session `id` of `room` for `by` (as `end`),
+   * wherever it is held; false when no node holds such a session. An ICE restart (other
+   * credentials than the offer's) is ChorusError 422; too many candidates 400.
+   */
+  async trickle(
+    kind: WhipKind,
+    room: string,
+    id: string,
+    by: string | undefined,
+    frag: IceFragment,
+  ): Promise<boolean> {
+    const trickle: BusTrickle = {
+      ...(frag.ufrag === undefined ? {} : { ufrag: frag.ufrag }),
+      candidates: frag.candidates.map((c) => ({
+        candidate: c.candidate,
+        ...(c.mid === undefined ? {} : { mid: c.mid }),
+      })),
+      end: frag.end,
+    };
+    const local = this.live.get(id);
+    if (local) return this.trickleLocal(local, { kind, room, by }, trickle);
+    const subject = sessionSubject(id);
+    let answer: z.infer<typeof endAnswer> | undefined;
+    try {
+      const reply = await this.bus.request(subject, busJson({ room, kind, by, trickle }), {
+        timeoutMs: END_TIMEOUT_MS,
+      });
+      answer = readBusJson(endAnswer, reply, { surface: 'chorus', subject }, this.busLog);
+    } catch (err) {
+      if (err instanceof NoRespondersError) return false;
+      throw err;
+    }
+    if (answer?.refused)
+      throw new ChorusError('invalid_argument', answer.refused.message, {
+        httpStatus: answer.refused.status,
+      });
+    return answer?.ended ?? false;
+  }
+
   get size(): number {
     return this.live.size;
   }
@@ -209,6 +275,28 @@ export class WhipSessions {
       s.end('server shutting down');
       this.finish(s, 'server shutting down');
     }
+  }
+
+  private trickleLocal(
+    s: LiveSession,
+    q: { kind: WhipKind; room: string; by?: string | undefined },
+    t: BusTrickle,
+  ): boolean {
+    if (s.kind !== q.kind || s.room !== q.room || (q.by !== undefined && q.by !== s.owner)) return false;
+    if (t.ufrag !== undefined && s.ufrag !== undefined && t.ufrag !== s.ufrag)
+      throw new ChorusError('invalid_argument', 'ICE restarts are not supported (start a new session)', {
+        httpStatus: 422,
+      });
+    const leg = s.leg();
+    if (!leg) return false;
+    try {
+      for (const c of t.candidates) leg.remoteCandidates.add(c.candidate, c.mid);
+    } catch (err) {
+      if (!isChorusError(err)) throw err;
+      throw new ChorusError('invalid_argument', err.message, { httpStatus: 400 });
+    }
+    if (t.end) leg.remoteCandidates.end();
+    return true;
   }
 
   private endLocal(s: LiveSession, q: { kind: WhipKind; room: string; by?: string | undefined }): boolean {
@@ -238,6 +326,17 @@ export class WhipSessions {
     try {
       const q = readBusJson(endQuestion, msg.data, { surface: 'chorus', subject: msg.subject }, this.busLog);
       if (!q) return;
+      if (q.trickle) {
+        try {
+          const ended = this.live.get(s.id) === s && this.trickleLocal(s, q, q.trickle);
+          msg.respond?.(busJson({ ended }));
+        } catch (err) {
+          if (!isChorusError(err)) throw err;
+          const status = err.details.httpStatus ?? 400;
+          msg.respond?.(busJson({ ended: true, refused: { message: err.message, status } }));
+        }
+        return;
+      }
       const ended = this.live.get(s.id) === s && this.endLocal(s, q);
       msg.respond?.(busJson({ ended }));
     } catch (err) {
