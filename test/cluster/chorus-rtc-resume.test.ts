@@ -6,6 +6,7 @@ import { killNode, startCluster, type Cluster } from '../fixtures/cluster.js';
 import { nativeClusterEnv } from '../fixtures/native-cluster-env.js';
 import { ofType, RtcClient, videoOf, type Msg } from '../fixtures/rtc-client.js';
 import { hasTool } from '../fixtures/system-tools.js';
+import { WebhookReceiver } from '../fixtures/webhook-receiver.js';
 import { eventually } from '../fixtures/ws-client.js';
 
 // A resume that lands on another node than the one holding the session (a load balancer
@@ -19,6 +20,7 @@ const MEMBER: Grants = { roomJoin: true, canPublish: true, canSubscribe: true, c
 
 let cluster: Cluster;
 let nc: NatsConnection;
+const receiver = new WebhookReceiver(KEY, SECRET);
 const clients: RtcClient[] = [];
 const url = (i: number): string => cluster.nodes[i]!.url;
 afterEach(() => {
@@ -58,10 +60,15 @@ const run = hasTool('nats-server', 'nats-server');
 
 describe.skipIf(!run)('native signalling: resume on another node', () => {
   beforeAll(async () => {
+    await receiver.start();
     // A short drain: a stopping node closes its sockets (1001) after 1 s.
     cluster = await startCluster({
       nodes: 2,
-      env: { ...nativeClusterEnv(KEY, SECRET), SHUTDOWN_GRACE_SECONDS: '1' },
+      env: {
+        ...nativeClusterEnv(KEY, SECRET),
+        SHUTDOWN_GRACE_SECONDS: '1',
+        CHORUS_WEBHOOK_URLS: `http://127.0.0.1:${receiver.port}/hook`,
+      },
     });
     nc = await natsConnect({ servers: cluster.nats.url });
   }, 90_000);
@@ -70,6 +77,7 @@ describe.skipIf(!run)('native signalling: resume on another node', () => {
     for (const c of clients.splice(0)) c.close();
     await nc?.close();
     await cluster?.stop();
+    await receiver.stop();
   });
 
   it('a publisher cut off node 0 resumes on node 1: missed data replayed with its seq, nobody sees it leave, its media flows again after republishing', async () => {
@@ -146,6 +154,22 @@ describe.skipIf(!run)('native signalling: resume on another node', () => {
     expect(others.filter((o) => o.identity === 'alice')).toEqual([
       expect.objectContaining({ identity: 'alice', node: cluster.nodes[1]!.id }),
     ]);
+    // Webhooks: alice's tracks went and came back, she never left. Carol leaving on node 0
+    // comes after whatever node 0 said about alice (one ordered chain per room and node).
+    carol.client.socket.send({ type: 'leave' });
+    const hooks = (event: string, who: string): number =>
+      receiver.events.filter(
+        (e) => e.room.name === 'm1' && e.event === event && e.participant?.identity === who,
+      ).length;
+    await eventually(
+      () => hooks('participant_left', 'carol') === 1,
+      30_000,
+      "carol's participant_left webhook",
+    );
+    await eventually(() => hooks('track_published', 'alice') >= 4, 30_000, "alice's tracks published twice");
+    expect(hooks('track_unpublished', 'alice')).toBeGreaterThanOrEqual(2);
+    expect(hooks('participant_joined', 'alice')).toBe(1);
+    expect(hooks('participant_left', 'alice')).toBe(0);
   }, 180_000);
 
   it('refuses a handover to another identity, a malformed request or a bogus token: those get a fresh join; the session itself still moves', async () => {

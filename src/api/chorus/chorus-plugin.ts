@@ -68,7 +68,14 @@ export const chorusPlugin: FastifyPluginAsync<ChorusSurfaceOptions> = async (app
       registry: opts.registry,
       log: opts.log,
     });
-    const webhooks = new RoomWebhooks(opts.rooms, sender, opts.store, opts.membership.selfId, opts.log);
+    const webhooks = new RoomWebhooks(
+      opts.rooms,
+      sender,
+      opts.store,
+      opts.membership.selfId,
+      opts.log,
+      (room, who) => feed.joiningQuietly(room, who),
+    );
     app.addHook('onClose', async () => {
       webhooks.close();
       sender.close();

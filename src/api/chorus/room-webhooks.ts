@@ -4,6 +4,7 @@ import type { KvBucket, Store } from '../../ports/store/store.js';
 import type { Room } from '../../core/room.js';
 import type { Participant } from '../../core/participant.js';
 import type { Track } from '../../core/track.js';
+import { LEAVE_REASONS } from './rtc-close-codes.js';
 import type { WebhookEvent, WebhookSender } from './webhook-sender.js';
 
 /**
@@ -27,6 +28,8 @@ export class RoomWebhooks {
     store: Store,
     private readonly node: string,
     private readonly log: Logger,
+    /** True while a participant joins as a native session moved from another node (not reported). */
+    private readonly moving: (room: string, identity: string) => boolean = () => false,
   ) {
     this.markers = store.bucket('chorus-webhook-rooms');
     this.offs.push(
@@ -73,12 +76,15 @@ export class RoomWebhooks {
     };
     sender.decide(() => this.started(name.name), { event: 'room_started', room: name });
     const offs = [
-      room.events.on('participantJoined', ({ participant }) =>
-        sender.send({ event: 'participant_joined', room: name, participant: { identity: participant.id } }),
-      ),
-      room.events.on('participantLeft', ({ participant }) =>
-        sender.send({ event: 'participant_left', room: name, participant: { identity: participant.id } }),
-      ),
+      room.events.on('participantJoined', ({ participant }) => {
+        // A native session moving between nodes neither left nor joined the room.
+        if (this.moving(name.name, participant.id)) return;
+        sender.send({ event: 'participant_joined', room: name, participant: { identity: participant.id } });
+      }),
+      room.events.on('participantLeft', ({ participant, reason }) => {
+        if (reason === LEAVE_REASONS.moved) return;
+        sender.send({ event: 'participant_left', room: name, participant: { identity: participant.id } });
+      }),
       room.events.on('trackPublished', ({ participant, track }) =>
         sender.send(trackEvent('track_published', name, participant, track)),
       ),

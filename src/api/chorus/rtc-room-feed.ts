@@ -118,6 +118,11 @@ export class RtcRoomFeed {
     }
   }
 
+  /** True while `identity` joins `room` as a session moved from another node. */
+  joiningQuietly(room: string, identity: string): boolean {
+    return this.quiet.has(`${room}\u0000${identity}`);
+  }
+
   close(): void {
     this.offNewRoom();
     this.offSpeakers();
@@ -160,7 +165,7 @@ export class RtcRoomFeed {
     };
     offs.push(
       room.events.on('participantJoined', ({ participant: p }) => {
-        if (this.quiet.has(`${name}\u0000${p.id}`)) return;
+        if (this.joiningQuietly(name, p.id)) return;
         this.publish(name, {
           type: 'participantJoined',
           participant: rtcParticipantInfo(p, this.node, this.describe(name, p.id)),
