@@ -99,3 +99,23 @@ describe('LegLayer', () => {
     expect(() => leg.applyLoss(layers, ranked, 1_000)).not.toThrow();
   });
 });
+
+describe('LegLayer: layers held', () => {
+  it('a layer received for 6 s is one the link carries; one left sooner is not', () => {
+    const leg = new LegLayer(90_000);
+    leg.current = 2;
+    leg.noteHeld(0);
+    leg.noteHeld(5_999);
+    expect(leg.heldAtOrAbove(ranked, 2)).toBe(false); // left before 6 s: a failed start
+    leg.current = 1;
+    leg.noteHeld(6_000);
+    leg.noteHeld(12_000);
+    expect(leg.heldAtOrAbove(ranked, 1)).toBe(true);
+    expect(leg.heldAtOrAbove(ranked, 2)).toBe(false);
+    leg.current = 2;
+    leg.noteHeld(12_500);
+    leg.noteHeld(18_500);
+    expect(leg.heldAtOrAbove(ranked, 2)).toBe(true);
+    expect(leg.heldAtOrAbove(ranked, 0)).toBe(true);
+  });
+});

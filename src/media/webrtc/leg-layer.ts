@@ -45,6 +45,14 @@ export class LegLayer {
    * receives (layer-choice.ts, `estimateCovers`).
    */
   peakBps = -1;
+  /**
+   * The layers (bit i: layer i) the leg received for PROBE_FAILED_WITHIN_MS on end without
+   * coming down: ones its link is known to carry, so it may try them again after a fall
+   * (a stall on a loaded machine) though no REMB covers them (layer-choice, docs/sfu.md).
+   */
+  heldLayers = 0;
+  private onLayer = -1;
+  private onSince = 0;
   /** Since when every receiver report was lossy (0: the last was not). */
   lossySince = 0;
   /** Sustained loss seen, not yet acted on by the layer choice (`applyLoss`). */
@@ -103,6 +111,23 @@ export class LegLayer {
     const fit = below.bps / UP_SWITCH_HEADROOM;
     this.limitBps = this.limitBps >= 0 ? Math.min(this.limitBps, fit) : fit;
     this.fellAt = now;
+  }
+
+  /** Notes how long the leg has been on its layer (called at each choice). */
+  noteHeld(now: number): void {
+    if (this.current !== this.onLayer) {
+      this.onLayer = this.current;
+      this.onSince = now;
+    } else if (this.current >= 0 && now - this.onSince >= PROBE_FAILED_WITHIN_MS) {
+      this.heldLayers |= 1 << this.current;
+    }
+  }
+
+  /** Whether the leg once held layer `rank` of `ranked` (low to high) or one above it. */
+  heldAtOrAbove(ranked: readonly number[], rank: number): boolean {
+    for (let r = Math.max(0, rank); r < ranked.length; r++)
+      if (this.heldLayers & (1 << ranked[r]!)) return true;
+    return false;
   }
 
   /** The leg's last fresh REMB; -1 when there is none. */

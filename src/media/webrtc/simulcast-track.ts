@@ -355,6 +355,7 @@ export class SimulcastTrack {
     }
     const from = leg.target >= 0 ? leg.target : leg.current;
     const ranked = rankLayers(this.layers);
+    leg.noteHeld(now);
     leg.applyLoss(this.layers, ranked, now);
     let choice = chooseLayer(this.layers, from, leg.preference, leg.limitBps);
     const rank = (i: number): number => ranked.indexOf(i);
@@ -379,7 +380,8 @@ export class SimulcastTrack {
       const allowed = chooseLayer(this.layers, from, leg.preference, -1);
       if (
         up !== undefined &&
-        estimateCovers(Math.max(leg.estimate(now), leg.peakBps), this.layers[up]!) &&
+        (estimateCovers(Math.max(leg.estimate(now), leg.peakBps), this.layers[up]!) ||
+          leg.heldAtOrAbove(ranked, rank(up))) &&
         rank(allowed) > rank(from) &&
         now - leg.fellAt >= leg.probeBackoffMs
       ) {
