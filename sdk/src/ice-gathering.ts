@@ -1,5 +1,5 @@
 /**
- * The server does not take trickled candidates: an offer must carry all of the client's.
+ * For servers that take no trickled candidates (and `trickleIce: false`): an offer must carry all of the client's.
  * Resolves once `pc` has gathered them, or after `timeoutMs` with what it has (on a
  * network with a dead STUN route gathering can take long; host candidates are there).
  */

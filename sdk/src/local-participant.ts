@@ -2,6 +2,7 @@ import { ChorusError } from './errors.js';
 import type { ClientMessage, ServerMessage, TrackInfo, TrackKind, TrackSource } from './protocol.js';
 import { MAIN_PC, PublisherConnection } from './publisher-connection.js';
 import type { LocalTrackPublication } from './track-publication.js';
+import type { TrickleSend } from './trickle.js';
 
 /** What the local participant needs of its room (kept narrow: no cycle with Room). */
 export interface LocalParticipantLink {
@@ -11,6 +12,8 @@ export interface LocalParticipantLink {
   request(msg: ClientMessage): Promise<ServerMessage>;
   /** True while a signalling session is up (not reconnecting or left). */
   connected(): boolean;
+  /** Sends a leg's trickled candidates; undefined when the server takes none. */
+  trickle(target: { pc: string }): TrickleSend;
   published(publication: LocalTrackPublication): void;
   unpublished(publication: LocalTrackPublication): void;
   muteChanged(publication: LocalTrackPublication): void;

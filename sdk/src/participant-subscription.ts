@@ -1,6 +1,6 @@
 import { backoffDelay } from './backoff.js';
 import { ChorusError } from './errors.js';
-import { completeOffer } from './ice-gathering.js';
+import { offerFor, type TrickleSend } from './trickle.js';
 import { LegWatch } from './leg-watch.js';
 import type { ClientMessage, ServerMessage } from './protocol.js';
 import type { RemoteParticipant } from './remote-participant.js';
@@ -11,6 +11,8 @@ export interface SubscriptionLink {
   readonly rtcConfig: RTCConfiguration | undefined;
   connected(): boolean;
   request(msg: ClientMessage): Promise<ServerMessage>;
+  /** Sends a leg's trickled candidates; undefined when the server takes none. */
+  trickle(target: { subscription: string }): TrickleSend;
   subscribed(
     track: MediaStreamTrack,
     publication: RemoteTrackPublication,
@@ -142,15 +144,13 @@ export class ParticipantSubscription {
       this.link.subscribed(ev.track, pub, this.participant);
     });
     try {
-      const sdp = await completeOffer(pc);
+      const identity = this.participant.identity;
+      const offer = await offerFor(pc, this.link.trickle({ subscription: identity }));
       // Each section names its track: with a camera and a screen there are two videos.
       const trackIds = wanted.map((t) => t.trackId);
-      const reply = await this.link.request({
-        type: 'subscribe',
-        identity: this.participant.identity,
-        sdp,
-        trackIds,
-      });
+      const answered = this.link.request({ type: 'subscribe', identity, sdp: offer.sdp, trackIds });
+      offer.started();
+      const reply = await answered;
       if (reply.type !== 'subscribed')
         throw new ChorusError('failed', `'subscribe' answered with '${reply.type}'`);
       if (this.#closed) throw new ChorusError('closed', 'unsubscribed meanwhile');

@@ -1,10 +1,10 @@
 import { ChorusError } from './errors.js';
-import { completeOffer } from './ice-gathering.js';
 import { LegWatch } from './leg-watch.js';
 import type { ServerMessage, TrackKind, TrackSource } from './protocol.js';
 import type { LocalParticipantLink } from './local-participant.js';
 import { LocalTrackPublication } from './track-publication.js';
 import { applyWantedLayers, simulcastEncodings } from './simulcast-encodings.js';
+import { offerFor } from './trickle.js';
 
 /** The publisher PC every client has; the protocol's `publish` without `pc`. */
 export const MAIN_PC = 'main';
@@ -172,8 +172,11 @@ export class PublisherConnection {
     }
     let reply: ServerMessage;
     try {
-      const sdp = await completeOffer(pc);
-      reply = await this.link.request({ type: 'publish', sdp, sources, ...pcField });
+      // Trickle ICE (when the server takes it): the offer goes at once, candidates after it.
+      const offer = await offerFor(pc, this.link.trickle({ pc: this.name }));
+      const answered = this.link.request({ type: 'publish', sdp: offer.sdp, sources, ...pcField });
+      offer.started();
+      reply = await answered;
       if (reply.type !== 'published')
         throw new ChorusError('failed', `'publish' answered with '${reply.type}'`);
       await pc.setRemoteDescription({ type: 'answer', sdp: reply.sdp });

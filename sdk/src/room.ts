@@ -24,12 +24,18 @@ import type {
 import { RoomSpeakers } from './room-speakers.js';
 import { SignalConnection } from './signal-connection.js';
 import { TypedEmitter } from './typed-emitter.js';
+import type { TrickleSend } from './trickle.js';
 
 export interface RoomOptions {
   /** Subscribe to everyone's tracks as they appear (default: what the server's `join` says, normally true). */
   autoSubscribe?: boolean;
   /** For every RTCPeerConnection (say TURN servers); default none: the server's candidates suffice on most networks. */
   rtcConfig?: RTCConfiguration;
+  /**
+   * Trickle ICE (default true): offers go before ICE gathering completes and candidates
+   * follow, when the server takes them (`join.trickle`); false waits for every candidate.
+   */
+  trickleIce?: boolean;
   /** How long a connection attempt may take (default 10 s). */
   connectTimeoutMs?: number;
   /** Ping period (default 10 s); a socket silent for `silenceMs` (default 25 s) counts as dropped. */
@@ -82,6 +88,8 @@ export class Room extends TypedEmitter<RoomEvents> {
   /** Set by the server's `leave` message, read when the socket closes right after. */
   #serverLeave: { reason: string; canReconnect: boolean } | undefined;
   readonly #ticker: ReturnType<typeof setInterval>;
+  /** The server takes trickled candidates (its last `join` said so). */
+  #trickle = false;
 
   private constructor(
     private readonly url: string,
@@ -94,12 +102,14 @@ export class Room extends TypedEmitter<RoomEvents> {
     this.#permissions = join.permissions;
     this.#resumeToken = join.resumeToken;
     this.#resumeGraceMs = join.resumeGraceSeconds * 1000;
+    this.#trickle = join.trickle === true;
     this.#autoSubscribe = options.autoSubscribe ?? join.autoSubscribe;
     this.localParticipant = new LocalParticipant({
       identity: join.participant.identity,
       rtcConfig: options.rtcConfig,
       connected: () => this.#state === 'connected',
       request: (msg) => this.#request(msg),
+      trickle: (target) => this.#trickleTo(target),
       published: (pub) => this.emit('localTrackPublished', pub),
       unpublished: (pub) => this.emit('localTrackUnpublished', pub),
       muteChanged: (pub) => this.emit(pub.muted ? 'trackMuted' : 'trackUnmuted', pub, this.localParticipant),
@@ -184,6 +194,13 @@ export class Room extends TypedEmitter<RoomEvents> {
       pingMs: o.pingMs ?? 10_000,
       silenceMs: o.silenceMs ?? 25_000,
     };
+  }
+
+  /** How a leg trickles its candidates, or undefined (complete offers) when the server takes none. */
+  #trickleTo(target: { pc: string } | { subscription: string }): TrickleSend {
+    if (!this.#trickle || this.options.trickleIce === false) return undefined;
+    // A refused candidate (its leg replaced meanwhile) changes nothing: the offer stands.
+    return (item) => void this.#request({ type: 'trickle', ...target, ...item }).catch(() => undefined);
   }
 
   #request(msg: ClientMessage): Promise<ServerMessage> {
@@ -287,6 +304,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     this.#permissions = join.permissions;
     this.#resumeToken = join.resumeToken;
     this.#resumeGraceMs = join.resumeGraceSeconds * 1000;
+    this.#trickle = join.trickle === true;
     this.#lastSeq = join.seq;
     const present = new Set(join.others.map((o) => o.identity));
     for (const identity of [...this.participants.keys()])
@@ -368,6 +386,7 @@ export class Room extends TypedEmitter<RoomEvents> {
         rtcConfig: this.options.rtcConfig,
         connected: () => this.#state === 'connected',
         request: (msg) => this.#request(msg),
+        trickle: (target) => this.#trickleTo(target),
         subscribed: (track, pub, who) => this.emit('trackSubscribed', track, pub, who),
         unsubscribed: (track, pub, who) => this.emit('trackUnsubscribed', track, pub, who),
         failed: (err) => this.#failed(err),
