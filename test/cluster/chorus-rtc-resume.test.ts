@@ -217,6 +217,41 @@ describe.skipIf(!run)('native signalling: resume on another node', () => {
     expect(presenceOf(watcher.client, 'erin')).toEqual([]);
   }, 180_000);
 
+  it('room messages sent all through the move reach the mover once each and in order: replayed from the old node, then heard on the new one', async () => {
+    const jo = await join(0, 'm7', 'jo');
+    const resume = { token: jo.join.resumeToken as string, lastSeq: jo.client.lastSeq };
+    jo.client.drop();
+    // The room's feed, published on the bus as a node does, a message every 2 ms or so.
+    let sent = 0;
+    const flood = setInterval(() => {
+      sent += 1;
+      nc.publish(
+        'chorus.rtc.room.m7',
+        JSON.stringify({ room: 'm7', node: 'test', event: { type: 'data', payload: String(sent) } }),
+      );
+    }, 2);
+    let last = 0;
+    try {
+      await eventually(() => sent >= 10, 20_000, 'the flood to start');
+      const back = await join(1, 'm7', 'jo', resume);
+      expect(back.join).toMatchObject({ type: 'resumed', mediaReset: true });
+      const atResume = sent;
+      await eventually(() => sent >= atResume + 100, 30_000, '100 more messages');
+    } finally {
+      clearInterval(flood);
+      last = sent;
+    }
+    const back = clients.at(-1)!;
+    await back.wait(
+      ofType('data', (m) => m.payload === String(last)),
+      30_000,
+    );
+    const got = back.received.filter((m) => m.type === 'data').map((m) => Number(m.payload));
+    expect(got).toEqual(Array.from({ length: last }, (_, i) => i + 1));
+    const seqs = back.received.slice(1).map((m) => m.seq);
+    expect(seqs).toEqual(seqs.map((_, i) => resume.lastSeq + 1 + i));
+  }, 120_000);
+
   it('a node stopping (SIGTERM) closes its sockets with 1001; a client resuming on the other node keeps its session', async () => {
     const henry = await join(0, 'm6', 'henry');
     const watcher = await join(1, 'm6', 'iris');

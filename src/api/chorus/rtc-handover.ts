@@ -20,6 +20,8 @@ import { identity, roomName } from './access-token.js';
 export const HANDOVER_TIMEOUT_MS = 3_000;
 /** The most missed messages a holder hands over (a session keeps at most 500). */
 const MAX_HANDED_MESSAGES = 500;
+/** Room feed messages a session remembers having heard (their fingerprints), for a move. */
+export const HEARD_KEPT = 128;
 
 export const resumeSubject = (resumeToken: string): string =>
   `chorus.rtc.resume.${createHash('sha256').update(resumeToken).digest('hex')}`;
@@ -47,12 +49,32 @@ export const handoverReply = z.discriminatedUnion('ok', [
       .array(z.object({ seq: z.number().int().min(1), text: z.string().max(70_000) }))
       .max(MAX_HANDED_MESSAGES)
       .optional(),
+    /** The fingerprints of the last room feed messages the session heard there, oldest first. */
+    heard: z.array(z.string().max(64)).max(HEARD_KEPT),
   }),
 ]);
 export type HandoverReply = z.infer<typeof handoverReply>;
 
 /** A session handed over: where the new node continues from. */
 export type HandedSession = Extract<HandoverReply, { ok: true }>;
+
+/**
+ * What the new node heard of the room feed while it asked (it listens before asking, so
+ * nothing falls between the two nodes) minus what the old one heard too: the longest
+ * start of `early` that ends `heardThere` (both nodes hear the feed in one order).
+ */
+export function unheard<T extends { heard: string }>(
+  early: readonly T[],
+  heardThere: readonly string[],
+): T[] {
+  for (let k = Math.min(early.length, heardThere.length); k > 0; k--) {
+    const offset = heardThere.length - k;
+    let same = true;
+    for (let i = 0; i < k && same; i++) same = early[i]!.heard === heardThere[offset + i];
+    if (same) return early.slice(k);
+  }
+  return [...early];
+}
 
 /**
  * Asks the node holding `resumeToken`'s session to hand it over; undefined when no node

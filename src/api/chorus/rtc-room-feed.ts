@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Room } from '../../core/room.js';
 import type { RoomRegistry } from '../../core/room-registry.js';
@@ -19,7 +20,11 @@ import {
 /** A participant's display name and metadata (from its token), '' when unknown. */
 export type DescribeParticipant = (room: string, identity: string) => { name: string; metadata: string };
 
-export type RoomFeedListener = (event: RoomFeedEvent) => void;
+/**
+ * `heard`: the message's fingerprint (a hash of its bytes, the same on every node), so a
+ * session moving between nodes can tell which messages both nodes heard.
+ */
+export type RoomFeedListener = (event: RoomFeedEvent, heard: string) => void;
 
 const KIND = 'conference';
 
@@ -135,9 +140,10 @@ export class RtcRoomFeed {
       const m = readBusJson(roomFeedMessage, msg.data, { surface: 'chorus', subject }, this.busLog);
       // The subject names the room too: both must agree, or the message is not one.
       if (!m || m.room !== room) return;
+      const heard = createHash('sha1').update(msg.data).digest('base64url');
       for (const fn of [...(this.listeners.get(room)?.fns ?? [])]) {
         try {
-          fn(m.event);
+          fn(m.event, heard);
         } catch (err) {
           this.log.error({ err, room }, 'chorus: room feed listener threw');
         }

@@ -17,6 +17,7 @@ import { LEAVE_REASONS, RTC_CLOSE, rtcCloseFor, rtcErrorCode } from './rtc-close
 import { applyTrackSettings, watchLayersWanted } from './rtc-layers.js';
 import type { RtcRoomFeed } from './rtc-room-feed.js';
 import { RtcTrickle, type Trickled, type TrickleTarget } from './rtc-trickle.js';
+import { HEARD_KEPT } from './rtc-handover.js';
 import { clientMessage, MAIN_PC, type ClientMessage, type RoomFeedEvent } from './rtc-schemas.js';
 
 /** What every session of a node shares. */
@@ -83,6 +84,8 @@ export class RtcSession {
   private readonly log: Logger;
   /** Each node's speakers in the room (each detects among its own publishers). */
   private readonly speakersByNode = new Map<string, Array<{ identity: string; level: number }>>();
+  /** The fingerprints of the last room feed messages heard (for a move to another node). */
+  private readonly heard: string[] = [];
   /** Trickled client candidates, routed to (or held for) their legs. */
   private readonly trickle = new RtcTrickle((t) =>
     this.ctx.sfu.legOf(
@@ -113,7 +116,7 @@ export class RtcSession {
   /** Joins the room and sends `join`; `resumeFailed` when this answers a resume that could not be. */
   start(socket: WebSocket, resumeFailed: boolean): void {
     this.use(socket);
-    this.offFeed = this.ctx.feed.listen(this.roomName, (e) => this.onFeed(e));
+    this.offFeed = this.ctx.feed.listen(this.roomName, (e, heard) => this.onHeard(e, heard));
     this.offLayers = watchLayersWanted(this.ctx.sfu, this.room.id, this.identity, (m) => this.send(m));
     this.ready = this.join(resumeFailed).catch((err: unknown) => {
       const code = isChorusError(err) ? err.code : 'internal';
@@ -153,15 +156,21 @@ export class RtcSession {
    * and the missed messages with their original `seq`; a full `join` marked
    * `resumeFailed` when they were no longer all kept.
    */
-  startMoved(socket: WebSocket, missed: Array<{ seq: number; text: string }> | undefined): void {
+  startMoved(
+    socket: WebSocket,
+    missed: Array<{ seq: number; text: string }> | undefined,
+    /** Room changes this node heard while the other handed over, that one had not. */
+    early: Array<{ event: RoomFeedEvent; heard: string }>,
+  ): void {
     this.use(socket);
-    this.offFeed = this.ctx.feed.listen(this.roomName, (e) => this.onFeed(e));
+    this.offFeed = this.ctx.feed.listen(this.roomName, (e, heard) => this.onHeard(e, heard));
     this.offLayers = watchLayersWanted(this.ctx.sfu, this.room.id, this.identity, (m) => this.send(m));
     const p = this.ctx.feed.joinQuietly(this.roomName, this.identity, () =>
       this.room.join(asParticipantId(this.identity)),
     );
     this.watchParticipant(p);
     if (missed === undefined) {
+      for (const e of early) this.onHeard(e.event, e.heard); // kept in `pending` until the join
       this.ready = this.sendJoin(true).catch((err: unknown) => {
         this.sendError(undefined, err);
         this.end('could not send the room state', RTC_CLOSE.unavailable);
@@ -173,6 +182,7 @@ export class RtcSession {
         this.keep(m.seq, m.text);
         socket.send(m.text);
       }
+      for (const e of early) this.onHeard(e.event, e.heard);
     }
     // The socket may have gone while the other node answered: wait for a resume here.
     if (socket.readyState !== socket.OPEN && this.socket === socket) this.awaitResume();
@@ -183,13 +193,17 @@ export class RtcSession {
    * messages after `lastSeq`, absent when no longer all kept), and the session ends here
    * with the participant leaving as moved (not announced to the room).
    */
-  handOver(lastSeq: number): { seq: number; missed: Array<{ seq: number; text: string }> | undefined } {
+  handOver(lastSeq: number): {
+    seq: number;
+    missed: Array<{ seq: number; text: string }> | undefined;
+    heard: string[];
+  } {
     const from = lastSeq + 1;
     const oldest = this.kept[0]?.seq ?? this.seq + 1;
     const missed = from >= oldest || from > this.seq ? this.kept.filter((m) => m.seq >= from) : undefined;
     const seq = this.seq;
     this.end(LEAVE_REASONS.moved, RTC_CLOSE.normal);
-    return { seq, missed };
+    return { seq, missed, heard: [...this.heard] };
   }
 
   /** Ends the session (idempotent): the participant leaves, the socket closes with `code`. */
@@ -311,6 +325,12 @@ export class RtcSession {
     const pending = this.pending ?? [];
     this.pending = undefined;
     for (const e of pending) this.onFeed(e);
+  }
+
+  private onHeard(e: RoomFeedEvent, heard: string): void {
+    this.heard.push(heard);
+    if (this.heard.length > HEARD_KEPT) this.heard.shift();
+    this.onFeed(e);
   }
 
   private onFeed(e: RoomFeedEvent): void {

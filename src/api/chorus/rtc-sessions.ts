@@ -10,7 +10,14 @@ import type { AccessClaims } from './access-token.js';
 import type { NativeRooms } from './native-rooms.js';
 import { LEAVE_REASONS, RTC_CLOSE } from './rtc-close-codes.js';
 import type { RtcRoomFeed } from './rtc-room-feed.js';
-import { askForSession, offerSession, type HandoverReply, type HandoverRequest } from './rtc-handover.js';
+import {
+  askForSession,
+  offerSession,
+  unheard,
+  type HandoverReply,
+  type HandoverRequest,
+} from './rtc-handover.js';
+import type { RoomFeedEvent } from './rtc-schemas.js';
 import { RtcSession, type RtcSessionContext } from './rtc-session.js';
 
 /** A conference room as Blue Sky opens it: the same live room, whoever joins first. */
@@ -123,8 +130,19 @@ export class RtcSessions {
       lastSeq: resume.lastSeq,
       node: this.membership.selfId,
     };
-    const handed = await askForSession(this.bus, resume.token, request, this.busLog, log);
-    if (!handed) return false;
+    // Listening before asking: what the room says while the holder hands over is heard here.
+    const early: Array<{ event: RoomFeedEvent; heard: string }> = [];
+    const offEarly = this.ctx.feed.listen(claims.room, (event, heard) => early.push({ event, heard }));
+    const handed = await askForSession(this.bus, resume.token, request, this.busLog, log).catch(
+      (err: unknown) => {
+        offEarly();
+        throw err;
+      },
+    );
+    if (!handed) {
+      offEarly();
+      return false;
+    }
     // The identity may have joined here meanwhile (a second tab): that one gives way.
     this.byIdentity
       .get(keyOf(claims.room, claims.identity))
@@ -136,7 +154,9 @@ export class RtcSessions {
       { lastSeq: resume.lastSeq, seq: handed.seq, replayed: handed.missed?.length },
       'chorus rtc: session resumed from another node',
     );
-    session.startMoved(socket, handed.missed);
+    session.startMoved(socket, handed.missed, unheard(early, handed.heard));
+    // After the session listens: the room's bus subscription stays up in between.
+    offEarly();
     return true;
   }
 
