@@ -15,7 +15,8 @@ export class WebSocketTracker implements SocketTracker {
     this.open.add(socket);
     this.metrics.websocketsOpen.inc({ surface });
     this.metrics.websocketsTotal.inc({ surface });
-    socket.once('close', () => {
+    // `on`: a socket closes once, and once's wrapper is one more function per socket.
+    socket.on('close', () => {
       this.open.delete(socket);
       this.metrics.websocketsOpen.dec({ surface });
     });

@@ -9,10 +9,26 @@ import {
   busBytes,
 } from './bus.js';
 
-interface Sub {
-  readonly tokens: readonly string[] | null; // null: exact subject
-  readonly handler: BusHandler;
-  active: boolean;
+/**
+ * A subscription, and its own handle: one object, no closure per subscription (Signal
+ * holds one per connection: a named closure and its context cost about 300 bytes each
+ * under esbuild's keepNames, heap snapshot, #17.1).
+ */
+class Sub implements BusSubscription {
+  active = true;
+
+  constructor(
+    private readonly bus: LocalBus,
+    readonly subject: string,
+    readonly tokens: readonly string[] | null, // null: exact subject
+    readonly handler: BusHandler,
+  ) {}
+
+  unsubscribe(): void {
+    if (!this.active) return;
+    this.active = false;
+    this.bus.remove(this);
+  }
 }
 
 function matches(pattern: readonly string[], subject: readonly string[]): boolean {
@@ -43,25 +59,24 @@ export class LocalBus implements Bus {
   subscribe(subject: string, handler: BusHandler): BusSubscription {
     const tokens = subject.split('.');
     const wild = tokens.includes('*') || tokens.includes('>');
-    const sub: Sub = { tokens: wild ? tokens : null, handler, active: true };
+    const sub = new Sub(this, subject, wild ? tokens : null, handler);
     if (wild) {
       this.wildcards = [...this.wildcards, sub];
     } else {
       this.exact.set(subject, [...(this.exact.get(subject) ?? []), sub]);
     }
-    return {
-      unsubscribe: () => {
-        if (!sub.active) return;
-        sub.active = false;
-        if (wild) {
-          this.wildcards = this.wildcards.filter((s) => s !== sub);
-        } else {
-          const rest = (this.exact.get(subject) ?? []).filter((s) => s !== sub);
-          if (rest.length === 0) this.exact.delete(subject);
-          else this.exact.set(subject, rest);
-        }
-      },
-    };
+    return sub;
+  }
+
+  /** @internal Sub.unsubscribe */
+  remove(sub: Sub): void {
+    if (sub.tokens) {
+      this.wildcards = this.wildcards.filter((s) => s !== sub);
+    } else {
+      const rest = (this.exact.get(sub.subject) ?? []).filter((s) => s !== sub);
+      if (rest.length === 0) this.exact.delete(sub.subject);
+      else this.exact.set(sub.subject, rest);
+    }
   }
 
   request(
