@@ -1,6 +1,7 @@
 import { ChorusError } from './errors.js';
 import type { ClientMessage, ServerMessage, TrackInfo, TrackKind, TrackSource } from './protocol.js';
 import { MAIN_PC, PublisherConnection } from './publisher-connection.js';
+import { simulcastEncodings } from './simulcast-encodings.js';
 import type { LocalTrackPublication } from './track-publication.js';
 import type { TrickleSend } from './trickle.js';
 
@@ -43,10 +44,20 @@ export class LocalParticipant {
   readonly screenTracks = new Map<TrackKind, LocalTrackPublication>();
   readonly #main: PublisherConnection;
   readonly #screen: PublisherConnection;
+  /**
+   * A simulcast camera's own peer connection (its publication in `tracks` too): the SFU
+   * takes rid simulcast only from a video alone on its connection (docs/sfu.md, limits).
+   */
+  readonly #camera: PublisherConnection;
 
   constructor(private readonly link: LocalParticipantLink) {
     this.#main = new PublisherConnection(link, MAIN_PC, this.tracks);
     this.#screen = new PublisherConnection(link, 'screen', this.screenTracks);
+    this.#camera = new PublisherConnection(link, 'camera', this.tracks);
+  }
+
+  get #all(): PublisherConnection[] {
+    return [this.#main, this.#camera, this.#screen];
   }
 
   get identity(): string {
@@ -56,6 +67,11 @@ export class LocalParticipant {
   /** @internal The main publisher peer connection (for stats). */
   get peerConnection(): RTCPeerConnection | undefined {
     return this.#main.peerConnection;
+  }
+
+  /** @internal A simulcast camera's own publisher peer connection (for stats). */
+  get cameraPeerConnection(): RTCPeerConnection | undefined {
+    return this.#camera.peerConnection;
   }
 
   /** @internal The screen share's publisher peer connection (for stats). */
@@ -81,12 +97,19 @@ export class LocalParticipant {
       throw new ChorusError('closed', 'not connected (reconnecting or left): publish once connected');
     const source = options.source ?? (kind === 'audio' ? 'microphone' : 'camera');
     const simulcast = options.simulcast ?? source === 'camera';
-    return (source === 'screen' ? this.#screen : this.#main).publish(track, kind, source, simulcast);
+    if (source === 'screen') return this.#screen.publish(track, kind, source, simulcast);
+    // A video sent in layers goes on its own connection, the microphone stays on the main one.
+    const settings = kind === 'video' ? track.getSettings() : {};
+    const layered = simulcast && simulcastEncodings(settings.width ?? 0, settings.height ?? 0) !== undefined;
+    const [to, other] = layered ? [this.#camera, this.#main] : [this.#main, this.#camera];
+    const before = other.wantedTrack(kind);
+    if (before) await other.unpublish(before);
+    return to.publish(track, kind, source, layered);
   }
 
   /** Stops publishing `track` (the others go on). */
   async unpublishTrack(track: MediaStreamTrack): Promise<void> {
-    for (const c of [this.#main, this.#screen]) if (c.has(track)) await c.unpublish(track);
+    for (const c of this.#all) if (c.has(track)) await c.unpublish(track);
   }
 
   /**
@@ -94,7 +117,7 @@ export class LocalParticipant {
    * the main peer connection's): the sender stops sending and the server tells everyone.
    */
   async setMuted(which: MediaStreamTrack | TrackSource | TrackKind, muted: boolean): Promise<void> {
-    for (const c of [this.#main, this.#screen]) {
+    for (const c of this.#all) {
       const kind = c.find(which);
       if (kind) return c.setMuted(kind, muted);
     }
@@ -103,7 +126,7 @@ export class LocalParticipant {
 
   /** @internal The server muted or unmuted one of my tracks (the room service did). */
   mutedByServer(trackId: string, muted: boolean): void {
-    for (const c of [this.#main, this.#screen]) {
+    for (const c of this.#all) {
       const kind = [...c.tracks].find(([, p]) => p.trackId === trackId)?.[0];
       if (kind) c.applyMute(kind, muted);
     }
@@ -111,7 +134,7 @@ export class LocalParticipant {
 
   /** @internal The server's `layersWanted` about one of my tracks: pause or resume its layers. */
   layersWanted(trackId: string, layers: ReadonlyArray<{ rid: string; active: boolean }>): void {
-    for (const c of [this.#main, this.#screen]) if (c.layersWanted(trackId, layers)) return;
+    for (const c of this.#all) if (c.layersWanted(trackId, layers)) return;
   }
 
   /** @internal The server's `trackPublished` about one of mine: its media arrives (the codec is known now). */
@@ -122,20 +145,17 @@ export class LocalParticipant {
 
   /** @internal After a reconnect: publish again on a new leg when the old one did not survive. */
   resume(force: boolean): void {
-    this.#main.resume(force);
-    this.#screen.resume(force);
+    for (const c of this.#all) c.resume(force);
   }
 
   /** @internal Checks the legs now and then; one down for a while (LegWatch) is made again. */
   watch(now: number): void {
-    this.#main.watch(now);
-    this.#screen.watch(now);
+    for (const c of this.#all) c.watch(now);
   }
 
   /** @internal Leaving: closes the legs; the captured tracks are the application's to stop. */
   close(): void {
-    this.#main.close();
-    this.#screen.close();
+    for (const c of this.#all) c.close();
   }
 }
 

@@ -31,6 +31,8 @@ export class PublisherConnection {
   readonly #leg = new LegWatch();
   /** The server's layer changes, applied one after the other (setParameters takes turns). */
   #layers: Promise<void> = Promise.resolve();
+  /** The publications this connection made (the map may be shared with another connection). */
+  readonly #own = new Set<LocalTrackPublication>();
 
   constructor(
     private readonly link: LocalParticipantLink,
@@ -42,6 +44,11 @@ export class PublisherConnection {
 
   get peerConnection(): RTCPeerConnection | undefined {
     return this.#pc;
+  }
+
+  /** The track wanted for `kind`, if any. */
+  wantedTrack(kind: TrackKind): MediaStreamTrack | undefined {
+    return this.#wanted.get(kind)?.track;
   }
 
   has(track: MediaStreamTrack): boolean {
@@ -131,7 +138,7 @@ export class PublisherConnection {
     this.#pc?.close();
     this.#pc = undefined;
     this.#wanted.clear();
-    this.tracks.clear();
+    for (const [kind, pub] of [...this.tracks]) if (this.#own.delete(pub)) this.tracks.delete(kind);
   }
 
   /** One negotiation at a time, each with what is wanted when it starts. */
@@ -199,6 +206,7 @@ export class PublisherConnection {
       if (known && known.track === w.track && known.trackId === id) continue;
       if (known) {
         this.tracks.delete(kind);
+        this.#own.delete(known);
         this.link.unpublished(known);
       }
       const pub = new LocalTrackPublication(
@@ -206,6 +214,7 @@ export class PublisherConnection {
         w.track,
       );
       this.tracks.set(kind, pub);
+      this.#own.add(pub);
       this.link.published(pub);
       if (w.muted) void this.link.request({ type: 'mute', trackId: id, muted: true }).catch(() => undefined);
     }
@@ -213,8 +222,9 @@ export class PublisherConnection {
 
   #dropPublications(keep: ReadonlySet<TrackKind>): void {
     for (const [kind, pub] of this.tracks) {
-      if (keep.has(kind)) continue;
+      if (keep.has(kind) || !this.#own.has(pub)) continue;
       this.tracks.delete(kind);
+      this.#own.delete(pub);
       this.link.unpublished(pub);
     }
   }

@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAccessToken } from '../../src/api/chorus/access-token.js';
 import { launchChromium, type TestBrowser } from '../fixtures/browser.js';
@@ -7,6 +6,16 @@ import { freeUdpPort } from '../fixtures/free-udp-port.js';
 import { buildSdk, startPageServer, type PageServer } from '../fixtures/sdk-page.js';
 import { hasTool } from '../fixtures/system-tools.js';
 import { startTestServer, type TestServer } from '../fixtures/test-server.js';
+import {
+  layersCall as call,
+  layersInbound,
+  layersOutbound,
+  openLayersPage,
+  waitFor as waitUntil,
+  waitGrowing,
+  waitStill,
+  type LayersOutbound,
+} from '../fixtures/layers-page.js';
 
 /**
  * Adaptive stream and dynacast through the SDK (#18 item 2, #19 items 3-4), in Chromium:
@@ -22,13 +31,6 @@ const KEY = 'sdk-layers';
 const SECRET = 'a-secret-for-the-sdk-layers-test-0123456789';
 const ROOM = 'layers-room';
 
-interface Inbound {
-  width: number;
-  frames: number;
-  bytes: number;
-}
-type Outbound = Record<string, { active: boolean; bytes: number; width: number }>;
-
 const token = (identity: string): Promise<string> =>
   createAccessToken(KEY, SECRET, {
     identity,
@@ -36,57 +38,6 @@ const token = (identity: string): Promise<string> =>
     grants: { roomJoin: true, canPublish: true, canSubscribe: true },
     ttlSeconds: 600,
   });
-
-async function openPage(browser: TestBrowser, url: string): Promise<Page> {
-  const page = await (await browser.browser.newContext()).newPage();
-  await page.goto(`${url}/index.html`);
-  await page.waitForFunction(() => 'layersTest' in window);
-  return page;
-}
-
-/** Calls `window.layersTest[method](...args)` in the page (test/e2e/sdk-layers-page.html). */
-async function call<T = unknown>(page: Page, method: string, ...args: unknown[]): Promise<T> {
-  return (await page.evaluate(
-    ([m, a]) => {
-      const api = (window as unknown as { layersTest: Record<string, (...x: unknown[]) => unknown> })
-        .layersTest;
-      return api[m]!(...a);
-    },
-    [method, args] as [string, unknown[]],
-  )) as T;
-}
-
-/** Waits until `read` gives the same value on two reads 1.5 s apart (a counter stopped). */
-async function waitStill(read: () => Promise<number>, what: string): Promise<void> {
-  let prev = -1;
-  await expect
-    .poll(
-      async () => {
-        const v = await read();
-        const still = v === prev;
-        prev = v;
-        return still;
-      },
-      { timeout: 60_000, interval: 1500, message: `${what} stops` },
-    )
-    .toBe(true);
-}
-
-/** Waits until `read` grows from one read to the next (a counter counting again). */
-async function waitGrowing(read: () => Promise<number>, what: string): Promise<void> {
-  let prev = Number.POSITIVE_INFINITY;
-  await expect
-    .poll(
-      async () => {
-        const v = await read();
-        const grew = v > prev;
-        prev = v;
-        return grew;
-      },
-      { timeout: 60_000, interval: 1000, message: `${what} grows` },
-    )
-    .toBe(true);
-}
 
 describe.runIf(haveChromium)(
   'the SDK adapts what it receives and sends to where videos are shown (Chromium)',
@@ -111,14 +62,14 @@ describe.runIf(haveChromium)(
     });
 
     it('small element -> low layer, larger -> top; off or hidden -> nothing; unwanted layers paused at the publisher and resumed', async () => {
-      const ada = await openPage(browser, pages.url);
-      const bob = await openPage(browser, pages.url);
-      const cleo = await openPage(browser, pages.url);
+      const ada = await openLayersPage(browser, pages.url);
+      const bob = await openLayersPage(browser, pages.url);
+      const cleo = await openLayersPage(browser, pages.url);
       await call(ada, 'join', server.url, await token('ada'), true);
       await call(bob, 'join', server.url, await token('bob'), false);
       await call(cleo, 'join', server.url, await token('cleo'), false);
-      const inbound = (p: Page): Promise<Inbound | undefined> => call<Inbound | undefined>(p, 'inbound');
-      const outbound = (): Promise<Outbound> => call<Outbound>(ada, 'outbound');
+      const inbound = layersInbound;
+      const outbound = (): Promise<LayersOutbound> => layersOutbound(ada);
       const report = async (): Promise<string> =>
         JSON.stringify({
           bob: await inbound(bob),
@@ -127,14 +78,8 @@ describe.runIf(haveChromium)(
           bobSettings: await call(bob, 'settings'),
           events: [await call(ada, 'getEvents'), await call(bob, 'getEvents')],
         });
-      const waitFor = async (what: string, check: () => Promise<boolean>): Promise<void> => {
-        await expect
-          .poll(check, { timeout: 60_000, interval: 500 })
-          .toBe(true)
-          .catch(async (err: unknown) => {
-            throw new Error(`${what}: ${await report()}`, { cause: err });
-          });
-      };
+      const waitFor = (what: string, check: () => Promise<boolean>): Promise<void> =>
+        waitUntil(what, check, report);
 
       // The SDK published three layers.
       await waitFor('ada sends q, h and f', async () => {

@@ -36,7 +36,6 @@ export async function joinNative(token: string, ended: (message: string) => void
   }
   const room = await Room.connect(location.origin, token);
   const me = room.localParticipant.identity;
-  const streams = new Map<string, MediaStream>();
   const muted = new Map<string, Set<string>>();
   const others = (): string => {
     const n = room.participants.size;
@@ -64,21 +63,21 @@ export async function joinNative(token: string, ended: (message: string) => void
   });
   room.on('participantLeft', (p) => {
     removeTile(p.identity);
-    streams.delete(p.identity);
     muted.delete(p.identity);
     setStatus(others());
   });
-  room.on('trackSubscribed', (track, _pub, p) => {
+  // Attached through the SDK: each tile's size and visibility pick the simulcast layer it
+  // gets (a small tile a small layer, a tile scrolled away or a hidden page nothing).
+  room.on('trackSubscribed', (track, pub, p) => {
     const t = tile(p.identity, p.name || p.identity);
-    let stream = streams.get(p.identity);
-    if (!stream) streams.set(p.identity, (stream = new MediaStream()));
-    for (const old of stream.getTracks()) if (old.kind === track.kind) stream.removeTrack(old);
-    stream.addTrack(track);
-    const video = t.querySelector('video')!;
-    if (video.srcObject !== stream) video.srcObject = stream;
+    if (track.kind === 'video') pub.attach(t.querySelector('video')!);
+    else {
+      let audio = t.querySelector('audio');
+      if (!audio) t.append((audio = document.createElement('audio')));
+      pub.attach(audio);
+    }
     setTileState(p.identity, undefined);
   });
-  room.on('trackUnsubscribed', (track, _pub, p) => streams.get(p.identity)?.removeTrack(track));
   room.on('trackMuted', (pub, p) => showMuted(p.identity, pub.kind, true));
   room.on('trackUnmuted', (pub, p) => showMuted(p.identity, pub.kind, false));
   room.on('activeSpeakers', (speakers: ActiveSpeaker[]) => {

@@ -445,9 +445,24 @@ export class Sfu {
       if (!target.layer) continue;
       if (trackId !== undefined && this.trackIds.get(source) !== trackId) continue;
       found = true;
-      target.layer.preference.maxWidth = size.maxWidth;
-      target.layer.preference.maxHeight = size.maxHeight;
-      target.layer.preference.active = size.active !== false;
+      const leg = target.layer;
+      const was = leg.preference;
+      const wider = (from: number, to: number): boolean => from > 0 && (to === 0 || to > from);
+      // Shown larger (or again): a fresh start up to the new size. A limit learnt while the
+      // leg received a small layer says little of what the link carries (its REMB only ever
+      // rose to ~1.5x that layer); if the larger one is too much, REMB and loss bring it down.
+      if (
+        wider(was.maxWidth, size.maxWidth) ||
+        wider(was.maxHeight, size.maxHeight) ||
+        (was.active === false && size.active !== false)
+      ) {
+        leg.limitBps = -1;
+        leg.probedAt = 0;
+        leg.nextProbeAt = 0;
+      }
+      was.maxWidth = size.maxWidth;
+      was.maxHeight = size.maxHeight;
+      was.active = size.active !== false;
     }
     return found;
   }
