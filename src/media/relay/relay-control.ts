@@ -17,7 +17,9 @@ const node = z.string().min(1).max(128);
  * new subscriber, which cannot start without one, as a local one forces it).
  */
 export const relayControlSchema = z.discriminatedUnion('op', [
-  z.object({ op: z.literal('want'), relay, node }),
+  // `layers`: a simulcast track's layers the node's legs receive (index = layer); absent:
+  // all of them (a node from before it was said).
+  z.object({ op: z.literal('want'), relay, node, layers: z.array(z.boolean()).max(15).optional() }),
   z.object({ op: z.literal('drop'), relay, node }),
   // `layer`: a simulcast track's layer (its index; see simulcast-track.ts), else all of them.
   z.object({

@@ -13,6 +13,8 @@ interface Outlet {
   readonly subject: string;
   /** Node id -> when its interest lapses. */
   readonly interest: Map<string, number>;
+  /** Node id -> the simulcast layers its legs receive (absent: it did not say). */
+  readonly layers: Map<string, readonly boolean[]>;
   /** Made once per track: the per-packet hand-over to the track's batch. */
   readonly send: (packet: Buffer) => void;
   /** A video frame's packets (an event-loop turn's for audio) as one bus message (relay-batch.ts). */
@@ -21,6 +23,25 @@ interface Outlet {
 }
 
 const encoder = new TextEncoder();
+
+/**
+ * What the nodes receiving a simulcast track want of it, for its "layers wanted" (dynacast
+ * across nodes): the union of what each said; undefined (all layers) when one did not say.
+ */
+function relayWanted(o: Outlet): void {
+  const s = o.track.simulcast;
+  if (!s) return;
+  let union: boolean[] | undefined = s.layers.map(() => false);
+  for (const node of o.interest.keys()) {
+    const l = o.layers.get(node);
+    if (!l) {
+      union = undefined;
+      break;
+    }
+    for (let i = 0; i < union.length; i++) union[i] = union[i]! || l[i] === true;
+  }
+  s.relayWanted = union;
+}
 
 /**
  * The publisher's side of the relay: each local track gets a relay id; while some other
@@ -61,6 +82,7 @@ export class RelayOutlet {
       track,
       subject,
       interest: new Map(),
+      layers: new Map(),
       send: (packet) => {
         outlet.sent++;
         batch.add(packet);
@@ -126,12 +148,17 @@ export class RelayOutlet {
         if (o) {
           if (o.interest.size === 0) this.log.debug({ relay: c.relay, node: c.node }, 'relay started');
           o.interest.set(c.node, Date.now() + INTEREST_TTL_MS);
+          if (c.layers) o.layers.set(c.node, c.layers);
+          else o.layers.delete(c.node);
           o.track.relay = o.send;
+          relayWanted(o);
         }
         msg.respond?.(o ? '{"ok":true}' : '{"ok":false}');
         return;
       case 'drop':
         if (o?.interest.delete(c.node) && o.interest.size === 0) o.track.relay = undefined;
+        o?.layers.delete(c.node);
+        if (o) relayWanted(o);
         return;
       case 'pli':
         if (c.layer !== undefined && o?.track.simulcast)
@@ -146,8 +173,13 @@ export class RelayOutlet {
     const now = Date.now();
     for (const o of this.outlets.values()) {
       if (o.interest.size === 0) continue;
-      for (const [node, until] of o.interest) if (until < now) o.interest.delete(node);
+      for (const [node, until] of o.interest)
+        if (until < now) {
+          o.interest.delete(node);
+          o.layers.delete(node);
+        }
       if (o.interest.size === 0) o.track.relay = undefined;
+      relayWanted(o);
     }
   }
 

@@ -37,6 +37,8 @@ export class RemotePublisher {
   private readonly onCloseHandlers: Array<(reason: string) => void> = [];
   private readonly warnings: ThrottledLog;
   private readonly control: string;
+  /** A simulcast track's layers this node's legs receive, by relay id. */
+  private readonly wantedOf = new Map<string, () => boolean[]>();
   private holders = 0;
   private unanswered = 0;
   private closedFlag = false;
@@ -80,6 +82,13 @@ export class RemotePublisher {
           },
           settings.nackHistoryPackets,
         );
+        // What this node's legs receive goes to the publisher's node (with each interest
+        // refresh, and at once when it changes), so it pauses the layers no node wants.
+        const layers = track.simulcast;
+        layers.onWanted = () => {
+          if (!this.closedFlag) void this.want();
+        };
+        this.wantedOf.set(relay, () => [...layers.wantedLayers()]);
       }
       this.tracks.push(track);
       const onPacket = (p: Buffer): void => this.onPacket(track, p, relay);
@@ -136,7 +145,12 @@ export class RemotePublisher {
         this.publication.tracks.map((t) =>
           this.bus.request(
             this.control,
-            relayControlBytes({ op: 'want', relay: t.relay, node: this.selfId }),
+            relayControlBytes({
+              op: 'want',
+              relay: t.relay,
+              node: this.selfId,
+              ...(this.wantedOf.has(t.relay) ? { layers: this.wantedOf.get(t.relay)!() } : {}),
+            }),
             {
               timeoutMs: 2000,
             },

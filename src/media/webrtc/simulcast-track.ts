@@ -76,6 +76,11 @@ export class SimulcastTrack {
   onWanted: ((wanted: readonly boolean[]) => void) | undefined = undefined;
   /** Called once when the track ends. */
   onEnd: (() => void) | undefined = undefined;
+  /**
+   * The layers other nodes' legs receive (the union of what each node receiving the track
+   * said, relay-outlet.ts); undefined while relayed: all of them (a node that did not say).
+   */
+  relayWanted: readonly boolean[] | undefined = undefined;
   /** The layers' names, in the offer's order: rids, `ssrc:<n>`, or `layer:<i>` on a relayed track. */
   readonly names: readonly string[];
   private wanted: boolean[];
@@ -333,7 +338,9 @@ export class SimulcastTrack {
       this.choose(t.layer, now, false);
       prefs.push(t.layer.preference);
     }
-    const wanted = wantedLayers(this.layers, prefs, this.track.relay !== undefined);
+    const remote = this.track.relay === undefined ? undefined : this.relayWanted;
+    const wanted = wantedLayers(this.layers, prefs, this.track.relay !== undefined && remote === undefined);
+    if (remote) for (let i = 0; i < wanted.length; i++) wanted[i] = wanted[i]! || remote[i] === true;
     if (wanted.some((w, i) => w !== this.wanted[i])) {
       this.wanted = wanted;
       this.onWanted?.(wanted);
