@@ -250,14 +250,15 @@ describe('SimulcastTrack', () => {
     rates();
     expect(legLayer.target).toBe(2);
     // Half the packets lost, report after report, for a second: down to the 640 layer.
-    for (let t = -2_000; t <= -1_000; t += 250) legLayer.onReport(0.5, t0 + t);
+    for (let t = -1_000; t <= 0; t += 250) legLayer.onReport(0.5, t0 + t);
+    expect(legLayer.peakBps).toBe(500_000);
     layers.select(t0 + 2);
     expect(legLayer.target).toBe(1);
     expect(plis.at(-1)).toBe(22);
     track.forward(packet(22, 2, { key: true, width: 640 }));
     expect(legLayer.current).toBe(1);
     rates();
-    // Loss goes on while the link's queue drains: not lower before another second of it.
+    // Loss goes on while the link's queue drains: not lower before LOSS_DOWN_EVERY_MS.
     legLayer.onReport(0.3, t0 + 3);
     layers.select(t0 + 4);
     expect(legLayer.target).toBe(1);
@@ -265,7 +266,7 @@ describe('SimulcastTrack', () => {
     // 1280 layer: no try up.
     rates();
     legLayer.fellAt = t0 - 60_000;
-    legLayer.onReport(0, t0 + 5);
+    legLayer.onReport(0, t0 + 5_000); // a second clean: the average back to 0
     legLayer.onEstimate(520_000, t0 + 5);
     layers.select(t0 + 6);
     expect(legLayer.target).toBe(1);

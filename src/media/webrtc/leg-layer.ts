@@ -8,10 +8,17 @@ export const PROBE_BACKOFF_MIN_MS = 4_000;
 export const PROBE_BACKOFF_MAX_MS = 64_000;
 /** A leg switched down this soon after trying a layer up: the try failed. */
 export const PROBE_FAILED_WITHIN_MS = 6_000;
-/** A receiver report saying the leg lost at least this share of its packets is lossy. */
-export const LOSS_DOWN = 0.1;
-/** Every report lossy for this long moves the leg a layer down. */
-export const LOSS_SUSTAINED_MS = 1_000;
+/** The leg's loss, averaged over about this long of receiver reports, ... */
+export const LOSS_AVERAGE_MS = 1_000;
+/** ... at this share or more moves it a layer down, */
+export const LOSS_DOWN = 0.15;
+/** ... once in this long (the lower layer's key frame comes, the link's queue drains). */
+export const LOSS_DOWN_EVERY_MS = 2_000;
+/**
+ * Under this average loss the leg counts as clean: only then does a REMB raise its peak
+ * and does its layer count as held (a link dropping what exceeds its rate proves nothing).
+ */
+export const LOSS_CLEAN = 0.05;
 
 /**
  * One subscriber leg's place in a simulcast track: the layer it receives (`current`), the
@@ -46,15 +53,17 @@ export class LegLayer {
    */
   peakBps = -1;
   /**
-   * The layers (bit i: layer i) the leg received for PROBE_FAILED_WITHIN_MS on end without
-   * coming down: ones its link is known to carry, so it may try them again after a fall
+   * The layers (bit i: layer i) the leg received for PROBE_FAILED_WITHIN_MS on end, clean
+   * (LOSS_CLEAN), without coming down: ones its link is known to carry, so it may try them again after a fall
    * (a stall on a loaded machine) though no REMB covers them (layer-choice, docs/sfu.md).
    */
   heldLayers = 0;
   private onLayer = -1;
   private onSince = 0;
-  /** Since when every receiver report was lossy (0: the last was not). */
-  lossySince = 0;
+  /** The share of packets lost, averaged over the receiver reports of about LOSS_AVERAGE_MS. */
+  lossAvg = 0;
+  private reportAt = 0;
+  private lossDownAt = Number.NEGATIVE_INFINITY;
   /** Sustained loss seen, not yet acted on by the layer choice (`applyLoss`). */
   lossDown = false;
   private remb = -1;
@@ -74,26 +83,27 @@ export class LegLayer {
       this.fellAt = now;
       this.limitBps = bps;
     } else if (this.limitBps >= 0 && bps > this.limitBps) this.limitBps = bps;
-    if (bps > this.peakBps) this.peakBps = bps;
+    if (bps > this.peakBps && this.lossAvg < LOSS_CLEAN) this.peakBps = bps;
     this.remb = bps;
     this.rembAt = now;
   }
 
   /**
-   * What the subscriber's receiver report said of the leg (fraction of packets lost since
-   * its last report). libwebrtc's REMB is delay-based and does not always fall on a link
-   * that drops what exceeds its rate (a first REMB already at the congested rate never
-   * falls): loss over LOSS_DOWN in every report for LOSS_SUSTAINED_MS says the leg gets
-   * more than its link carries. Random loss of a few percent stays under it.
+   * What the subscriber's receiver report said of the leg (the fraction of packets lost
+   * since its last report). libwebrtc's REMB is delay-based and does not always fall on a
+   * link that drops what exceeds its rate (a first REMB already at the congested rate never
+   * falls): an average loss of LOSS_DOWN says the leg gets more than its link carries. Each
+   * report weighs by the time it covers (reports come with every NACK: a short one with one
+   * loss in it counts little), so random loss of a few percent stays under it.
    */
   onReport(fractionLost: number, now: number): void {
-    if (!(fractionLost >= LOSS_DOWN)) {
-      this.lossySince = 0;
-    } else if (this.lossySince === 0) {
-      this.lossySince = now;
-    } else if (now - this.lossySince >= LOSS_SUSTAINED_MS) {
+    const lost = fractionLost >= 0 && fractionLost <= 1 ? fractionLost : 0;
+    const covers = this.reportAt > 0 ? Math.max(0, now - this.reportAt) : LOSS_AVERAGE_MS;
+    this.reportAt = now;
+    this.lossAvg += (lost - this.lossAvg) * Math.min(1, covers / LOSS_AVERAGE_MS);
+    if (this.lossAvg >= LOSS_DOWN && now - this.lossDownAt >= LOSS_DOWN_EVERY_MS) {
       this.lossDown = true;
-      this.lossySince = 0; // the next move down needs another full stretch of loss
+      this.lossDownAt = now;
     }
   }
 
@@ -118,6 +128,8 @@ export class LegLayer {
     if (this.current !== this.onLayer) {
       this.onLayer = this.current;
       this.onSince = now;
+    } else if (this.lossAvg >= LOSS_CLEAN) {
+      this.onSince = now; // losing: not a layer the link carries (yet)
     } else if (this.current >= 0 && now - this.onSince >= PROBE_FAILED_WITHIN_MS) {
       this.heldLayers |= 1 << this.current;
     }
