@@ -144,8 +144,20 @@ describe('native signalling: trickle ICE', () => {
       else expect(reply).toMatchObject({ type: 'ok', for: 'trickle' });
     }
     expect(code).toBe('capacity');
+    // A burst of trickles (a client joining a big room trickles for every subscription at
+    // once) has its own budget: the requests that follow are not rate-limited.
+    for (let i = 0; i < 150; i++)
+      carol.socket.send({ type: 'trickle', subscription: 'nobody', candidate: good, requestId: `burst${i}` });
     // The session and its media go on.
     expect((await carol.request({ type: 'ping', timestamp: 1 })).type).toBe('pong');
+    const burst = (): unknown[] =>
+      carol.received.filter((m) => String(m.requestId).startsWith('burst')).map((m) => m.code);
+    await eventually(
+      () => burst().length === 150,
+      30_000,
+      () => `150 replies (${burst().length})`,
+    );
+    expect(burst()).toEqual(Array.from({ length: 150 }, () => 'not_found'));
     const before = sub.videoPackets.length;
     await eventually(
       () => sub.videoPackets.length > before + 50,

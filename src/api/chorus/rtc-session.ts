@@ -48,6 +48,12 @@ const KEPT_BYTES = 256 * 1024;
 const MESSAGES_PER_SECOND = 50;
 const MESSAGE_BURST = 100;
 /**
+ * Trickled candidates have their own budget: joining a big room a client trickles a few
+ * per subscription at once, which must not starve its requests (each leg takes 64 at most).
+ */
+const TRICKLES_PER_SECOND = 100;
+const TRICKLE_BURST = 400;
+/**
  * A pseudo-source every signalling participant "receives": it keeps the participant
  * non-idle, so the room does not let it go when its media stops (an unpublish, a dropped
  * leg awaiting a resume). No identity contains a control character, so none collides.
@@ -72,6 +78,7 @@ export class RtcSession {
   private readonly kept: Array<{ seq: number; text: string }> = [];
   private keptBytes = 0;
   private readonly rate = new TokenBucket(MESSAGES_PER_SECOND, MESSAGE_BURST);
+  private readonly trickleRate = new TokenBucket(TRICKLES_PER_SECOND, TRICKLE_BURST);
   private participant: Participant | undefined;
   /** Room changes heard before `join` went out; afterwards undefined. */
   private pending: RoomFeedEvent[] | undefined = [];
@@ -398,10 +405,12 @@ export class RtcSession {
       return;
     }
     const msg = parsed.data;
-    if (!this.rate.take()) {
+    const trickle = msg.type === 'trickle';
+    if (!(trickle ? this.trickleRate : this.rate).take()) {
+      const perSecond = trickle ? TRICKLES_PER_SECOND : MESSAGES_PER_SECOND;
       this.sendError(
         msg.requestId,
-        new ChorusError('rate_limited', `more than ${MESSAGES_PER_SECOND} messages a second: dropped`),
+        new ChorusError('rate_limited', `more than ${perSecond} ${msg.type} messages a second: dropped`),
       );
       return;
     }
