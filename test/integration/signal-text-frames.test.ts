@@ -1,4 +1,4 @@
-// The text frames a Signal connection writes itself (#17.1): every length class of the
+// What a Signal connection queues in one turn and writes at its end (#17.1): every length class of the
 // frame header (7-bit, 16-bit, 64-bit), multi-byte UTF-8, many messages for one user in
 // one turn, a notice among them, and the frames read by a real client (ws), which
 // refuses a malformed frame (it would close with 1002 and the messages never arrive).
@@ -48,8 +48,8 @@ describe('Signal text frames', () => {
       () => `bob has ${b.messages.length}`,
     );
     expect(b.messages).toEqual(frames.map((f) => JSON.stringify({ originator: 'frames-alice', ...f })));
-    await a.close();
-    await b.close();
+    a.close();
+    b.close();
   }, 60_000);
 
   it('writes a notice in order with the messages delivered in the same turn', async () => {
@@ -67,7 +67,7 @@ describe('Signal text frames', () => {
       'INVALID_MESSAGE',
       'TARGET_NOT_FOUND',
     ]);
-    await a.close();
-    await b.close();
+    a.close();
+    b.close();
   }, 60_000);
 });
