@@ -433,7 +433,7 @@ export const configSchema = z.object({
     }),
     httpFlushMs: field(int(20, 1000), 40, {
       env: ['VOIP_HTTP_FLUSH_MS'],
-      doc: 'How often HTTP listeners (WAV, Ogg) are written to: each flush is one write per listener, the server\'s main cost at 2,000 listeners. 40 ms (two frames a page) halves the writes of 20 ms for 20 ms more delay, which a browser\'s audio element (buffering seconds of a stream) does not show; 100 ms (the pace of the original) measured a quarter less server CPU and 20 % fewer bytes (BENCHMARKS.md). Rounded to 20 ms.',
+      doc: "How often HTTP listeners (WAV, Ogg) are written to: each flush is one write per listener, the server's main cost at 2,000 listeners. 40 ms (two frames a page) halves the writes of 20 ms for 20 ms more delay, which a browser's audio element (buffering seconds of a stream) does not show; 100 ms (the pace of the original) measured a quarter less server CPU and 20 % fewer bytes (BENCHMARKS.md). Rounded to 20 ms.",
     }),
     opusComplexity: field(int(0, 10), 10, {
       env: ['VOIP_OPUS_COMPLEXITY'],
