@@ -24,6 +24,19 @@ export interface KvStoreOptions {
  * `timeoutMs` otherwise. `keys` and `keysPage` walk every key of the bucket (KV has no
  * ordered paging): a page costs one pass over the bucket's keys, sorted in memory.
  */
+/**
+ * A bucket's stream that JetStream has only just created may not answer its first writes
+ * yet ("no responders", reported as JetStream not enabled): such a write was not applied,
+ * so it is tried again, briefly (seen on a loaded CI box: two creates right after the
+ * bucket was made). Still bounded by the link's timeout; a NATS without JetStream fails
+ * after these waits.
+ */
+const NOT_READY_RETRY_MS = [50, 200, 500];
+function streamNotReady(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  return err.name === 'JetStreamNotEnabled' || /no responders/i.test(err.message);
+}
+
 export class KvStore implements Store {
   private readonly kvm: Kvm;
   private readonly buckets = new Map<string, KvStoreBucket<unknown>>();
@@ -151,7 +164,18 @@ class KvStoreBucket<T> implements KvBucket<T> {
     return this.link.guard(
       'store',
       `${what} (${this.name})`,
-      async () => op(await this.open()),
+      async () => {
+        const kv = await this.open();
+        for (let attempt = 0; ; attempt++) {
+          try {
+            return await op(kv);
+          } catch (err) {
+            const wait = NOT_READY_RETRY_MS[attempt];
+            if (wait === undefined || !streamNotReady(err)) throw err;
+            await new Promise((r) => setTimeout(r, wait));
+          }
+        }
+      },
       this.timeoutMs,
     );
   }
