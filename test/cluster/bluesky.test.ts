@@ -4,6 +4,7 @@ import { startCluster, type Cluster } from '../fixtures/cluster.js';
 import { NdcPublisher } from '../fixtures/ndc-peer.js';
 import { hasTool } from '../fixtures/system-tools.js';
 import { eventually } from '../fixtures/ws-client.js';
+import { readJson } from '../fixtures/cluster-read.js';
 
 // Blue Sky across three real Chorus processes sharing one nats-server, in secured mode
 // (keys are stored records, so they must work on every node). Media does not cross nodes
@@ -43,8 +44,7 @@ async function created(i: number, admin: string, ip?: string): Promise<Created> 
   return (await res.json()) as Created;
 }
 
-const listed = async (i: number): Promise<string[]> =>
-  (await (await fetch(`${url(i)}/webrtc/room`)).json()) as string[];
+const listed = (i: number): Promise<string[]> => readJson<string[]>(`${url(i)}/webrtc/room`);
 
 /** The publisher legs a node carries, from its /metrics. */
 async function publisherLegs(i: number): Promise<number> {
@@ -162,9 +162,7 @@ describe.skipIf(!run)('Blue Sky across nodes', () => {
       15_000,
       'one publisher leg on each of nodes 0 and 1',
     );
-    const onNode0 = (await (await fetch(`${url(0)}/webrtc/room/${room.id}`)).json()) as {
-      publishers: string[];
-    };
+    const onNode0 = await readJson<{ publishers: string[] }>(`${url(0)}/webrtc/room/${room.id}`);
     // Every node lists the publishers of every node (media crosses nodes: sfu-relay.test.ts).
     expect(onNode0.publishers.sort()).toEqual(['guest', 'host']);
 
@@ -258,7 +256,7 @@ describe.skipIf(!run)('Blue Sky across nodes', () => {
       'every node to log the malformed events',
     );
     expect(await publisherLegs(2)).toBe(legs);
-    const read = (await (await fetch(`${url(2)}/webrtc/room/${room.id}`)).json()) as { publishers: string[] };
+    const read = await readJson<{ publishers: string[] }>(`${url(2)}/webrtc/room/${room.id}`);
     expect(read.publishers).toEqual(['steady']);
   }, 60_000);
 });

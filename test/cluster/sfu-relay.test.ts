@@ -8,6 +8,7 @@ import { freeUdpPort } from '../fixtures/free-udp-port.js';
 import { LossyUdpRelay, answerThroughRelay, offerWithoutCandidates } from '../fixtures/lossy-udp-relay.js';
 import { buildNack, buildPli } from '../../src/media/webrtc/rtp.js';
 import { encodeRelayBatch } from '../../src/media/relay/relay-batch.js';
+import { readJson } from '../fixtures/cluster-read.js';
 
 // Blue Sky rooms spanning three real Chorus processes over one nats-server: a publisher
 // on one node, subscribers on the others (several on one node), real node-datachannel
@@ -114,7 +115,7 @@ describe.skipIf(!run)('SFU rooms across nodes', () => {
     const pub = await publisher(0, room, 'alice');
     // Listed on every node, so a page on any node knows whom to subscribe to.
     for (const i of [1, 2]) {
-      const read = (await (await fetch(`${url(i)}/webrtc/room/${room}`)).json()) as { publishers: string[] };
+      const read = await readJson<{ publishers: string[] }>(`${url(i)}/webrtc/room/${room}`);
       expect(read.publishers).toEqual(['alice']);
     }
     const local = await subscriber(0, room, 'bob', 'alice');
@@ -193,9 +194,7 @@ describe.skipIf(!run)('SFU rooms across nodes', () => {
     await eventually(
       async () => {
         for (const i of [0, 1, 2]) {
-          const read = (await (await fetch(`${url(i)}/webrtc/room/${room}`)).json()) as {
-            publishers: string[];
-          };
+          const read = await readJson<{ publishers: string[] }>(`${url(i)}/webrtc/room/${room}`);
           if (read.publishers.length > 0) return false;
         }
         return true;

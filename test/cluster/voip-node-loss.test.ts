@@ -5,6 +5,7 @@ import { killNode, startCluster, type Cluster } from '../fixtures/cluster.js';
 import { hasTool } from '../fixtures/system-tools.js';
 import { KeyUser, talk } from '../fixtures/voip-client.js';
 import { eventually } from '../fixtures/ws-client.js';
+import { readJson } from '../fixtures/cluster-read.js';
 
 // VOIP rooms when a node is killed with SIGKILL: a node holding only uploads and
 // listeners (the room goes on, its members come back through another node), and the
@@ -136,9 +137,7 @@ describe.skipIf(!run)('VOIP rooms when a node dies', () => {
     const bBack = await speaker(b, 0, room, 1000);
     const cBack = await Ear.join(c, 2, room);
     await eventually(async () => cBack.hears(1000), 20_000, 'c hears b in the room reopened');
-    const members = (await (await fetch(`${url(2)}/listMembers?roomID=${room}`)).json()) as {
-      pubkey: string;
-    }[];
+    const members = await readJson<{ pubkey: string }[]>(`${url(2)}/listMembers?roomID=${room}`);
     expect(members.map((x) => x.pubkey).sort()).toEqual([b.id, c.id].sort());
     await bBack.stop();
     await a1.stop();

@@ -7,6 +7,7 @@ import { hasTool } from '../fixtures/system-tools.js';
 import { powerAt, samplesOf, ToneSource } from '../fixtures/audio.js';
 import { KeyUser, listenUntil, SseClient, talk, unhex } from '../fixtures/voip-client.js';
 import { eventually } from '../fixtures/ws-client.js';
+import { readJson } from '../fixtures/cluster-read.js';
 
 // VOIP across three real Chorus processes sharing one nats-server (bus and store):
 // tickets, calls, events and rooms on one node reach users of the others.
@@ -328,18 +329,13 @@ describe.skipIf(!run)('VOIP across nodes', () => {
     // Listed with its member on node 2.
     await eventually(
       async () => {
-        const res = await fetch(`${url(2)}/listRoom`);
-        // A 503 (the store slower than its 5 s bound on a loaded box) says "retry": so do we.
-        if (res.status === 503) return false;
-        const list = (await res.json()) as { id: number; count: number }[];
+        const list = await readJson<{ id: number; count: number }[]>(`${url(2)}/listRoom`);
         return list.some((r) => r.id === id && r.count === 1);
       },
       10_000,
       'room listed on node 2 with one member',
     );
-    const members = (await (await fetch(`${url(2)}/listMembers?roomID=${id}`)).json()) as {
-      pubkey: string;
-    }[];
+    const members = await readJson<{ pubkey: string }[]>(`${url(2)}/listMembers?roomID=${id}`);
     expect(members.map((x) => x.pubkey)).toEqual([m.id]);
     // Its mixer is on node 0: node 1 relays it rather than opening a second room.
     const other = new KeyUser(url(1));
@@ -361,7 +357,7 @@ describe.skipIf(!run)('VOIP across nodes', () => {
     expect(reopened.name).toBe(room);
     await eventually(
       async () => {
-        const list = (await (await fetch(`${url(2)}/listRoom`)).json()) as { id: number; name: string }[];
+        const list = await readJson<{ id: number; name: string }[]>(`${url(2)}/listRoom`);
         const named = list.filter((r) => r.name === room);
         return named.length === 1 && named[0]!.id === reopened.roomid;
       },
