@@ -5,7 +5,7 @@
 //
 //   npm run bench:signal -- [--connections 5000] [--pairs 100] [--window 8] [--seconds 10]
 //                           [--bytes 200] [--rate 5000 --steady-seconds 45]
-//                           [--heartbeat-seconds 30] [--no-pin]
+//                           [--heartbeat-seconds 30] [--no-pin] [--semi-space-mib 16]
 //
 // The comparison load of issue 17 (the PeerJS-style load: 10,000 connections, 100 pairs x
 // 8 in flight, 200-byte JSON frames) is `--connections 10000 --pairs 100 --window 8`.
@@ -13,6 +13,15 @@
 // (spread over the pairs, one way) for --steady-seconds, heartbeats on at the server's
 // default (or --heartbeat-seconds): p50/p99/max of one hop and the hops over 20 ms, so a
 // heartbeat sweep that stalls the server shows. Run it past one heartbeat interval.
+//
+// The server runs with `--max-semi-space-size=16`, as `npm start`, `start:dist` and the
+// image start it (V8's young generation capped at 2 x 16 MiB; Node 24 grows it to 128 MiB
+// under the connection burst otherwise); `--semi-space-mib 0` runs it with V8's default.
+//
+// Memory per idle connection: the server's RSS (and used heap) 2 s after the last of the N
+// connections opened, less the same 2 s after the registrations and before the first
+// connection, divided by N. No collection is forced, so the garbage of the burst not yet
+// collected counts: an upper bound of what an idle connection holds.
 //
 // On Linux with taskset (unless --no-pin), the server is pinned to CPU 0 and this load
 // generator to CPU 1, so the server's CPU figures are one core's.
@@ -50,6 +59,7 @@ const { values } = parseArgs({
     'steady-seconds': { type: 'string', default: '45' },
     'heartbeat-seconds': { type: 'string' },
     'no-pin': { type: 'boolean', default: false },
+    'semi-space-mib': { type: 'string', default: '16' },
   },
 });
 const CLUSTER = values.cluster;
@@ -67,6 +77,12 @@ const SERVER_ENV: Record<string, string> = {
   SIGNAL_RATE_BURST: '100000',
   ...(values['heartbeat-seconds'] ? { SIGNAL_HEARTBEAT_SECONDS: values['heartbeat-seconds'] } : {}),
 };
+const SEMI_SPACE_MIB = Number(values['semi-space-mib']);
+// Read by startBenchServer; the production start flag first, any profiling flags after.
+process.env.BENCH_NODE_ARGS = [
+  SEMI_SPACE_MIB > 0 ? `--max-semi-space-size=${SEMI_SPACE_MIB}` : '',
+  process.env.BENCH_NODE_ARGS ?? '',
+].join(' ');
 const PIN = !values['no-pin'] && !CLUSTER && os.cpus().length >= 2 && hasTaskset();
 
 function hasTaskset(): boolean {
@@ -414,6 +430,7 @@ const head = {
   loadAverage: os.loadavg().map((l) => Number(l.toFixed(1))),
   pairs: PAIRS,
   window: WINDOW,
+  serverNodeArgs: process.env.BENCH_NODE_ARGS.trim(),
   seconds: SECONDS,
 };
 if (!CLUSTER) {

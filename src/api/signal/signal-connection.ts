@@ -242,7 +242,11 @@ export class SignalConnection implements PresenceEndpoint, HeartbeatTarget {
       this.send(noticeFrame('INVALID_MESSAGE', message));
       return;
     }
-    this.ctx.presence.forward(asUserId(message.target), forwardedFrame(this.user, message), this.undelivered);
+    this.ctx.presence.forward(
+      asUserId(message.target),
+      forwardedFrame(this.user, message, text),
+      this.undelivered,
+    );
   }
 
   private onRateLimited(): void {
