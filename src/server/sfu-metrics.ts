@@ -82,6 +82,7 @@ export function registerSfuMetrics(registry: Registry, stats: () => SfuStats): v
     (s) => s.retransmissions,
   );
   registerInboundRepairCounters(counter);
+  registerProbeCounters(counter);
   counter(
     'chorus_sfu_peers_refused_total',
     'New peer connections refused: the peer limit (WEBRTC_MAX_PEERS) or an overloaded event loop.',
@@ -140,5 +141,31 @@ function registerInboundRepairCounters(
     'chorus_sfu_rtx_repaired_total',
     "Packets lost on the way in that a publisher's RTX retransmission repaired.",
     (s) => s.rtxRepaired,
+  );
+}
+
+/** Bandwidth probing (#18): the padding legs got, and how their probes ended. */
+function registerProbeCounters(
+  counter: (name: string, help: string, pick: (s: SfuStats) => number) => void,
+): void {
+  counter(
+    'chorus_sfu_padding_bytes_total',
+    'Probe padding sent to subscribers (padding-only RTP on their RTX SSRC), in bytes.',
+    (s) => s.paddingBytes,
+  );
+  counter(
+    'chorus_sfu_probes_started_total',
+    'Bandwidth probes started: a leg held below a layer it wants by its REMB gets padding.',
+    (s) => s.probesStarted,
+  );
+  counter(
+    'chorus_sfu_probes_succeeded_total',
+    "Probes after which the leg's REMB covered the next layer (the leg was switched up).",
+    (s) => s.probesSucceeded,
+  );
+  counter(
+    'chorus_sfu_probes_failed_total',
+    'Probes stopped because the REMB fell or stopped rising, or the leg lost packets (the next waits longer).',
+    (s) => s.probesFailed,
   );
 }

@@ -119,10 +119,10 @@ describe.runIf(haveChromium)(
       await call(bob, 'resize', 1280, 720);
       await waitFor('ada resumes f', async () => (await outbound()).f?.active === true);
       await waitGrowing(async () => (await outbound()).f?.bytes ?? -2, 'ada`s layer f');
-      // Not asserted: that bob then decodes the top layer. His leg learnt its REMB on the
-      // 320 layer, and a REMB rises to only ~1.5x what a leg receives; the SFU sends no
-      // probing padding, so on a loaded box his leg falls back at its first REMB dip and
-      // stays low (4 of 5 runs here, 2026-11-30; docs/sfu.md, "Limits").
+      // His leg learnt its REMB on the 320 layer (a REMB rises to only ~1.5x what a leg
+      // receives): at its first dip it is limited again, and the SFU's probe padding is
+      // what lets the REMB climb back to the top layer (docs/sfu.md, "Probing").
+      await waitFor('bob decodes the top layer', async () => (await inbound(bob))?.width === 1280);
 
       // Cleo turns it on again, then hides its element, then shows it.
       await call(cleo, 'setEnabled', true);

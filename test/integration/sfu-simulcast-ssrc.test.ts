@@ -1,105 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Audio, RtcpReceivingSession, Video, type PeerConnection, type Track } from 'node-datachannel';
-import { NdcClient, NdcSubscriber } from '../fixtures/ndc-peer.js';
+import { RtcpReceivingSession } from 'node-datachannel';
+import { NdcSubscriber } from '../fixtures/ndc-peer.js';
+import { SimulcastPublisher, SSRCS } from '../fixtures/ndc-simulcast-publisher.js';
 import { startTestServer, type TestServer } from '../fixtures/test-server.js';
 import { freeUdpPort } from '../fixtures/free-udp-port.js';
 import { eventually } from '../fixtures/ws-client.js';
 import { asUserId } from '../../src/core/ids.js';
 import { asRoomId } from '../../src/core/room-types.js';
 import { buildRemb } from '../../src/media/webrtc/rtp.js';
-
-// SSRC-based simulcast (a=ssrc-group:SIM) from a node-datachannel publisher that also
-// sends audio on the same peer connection: three fake VP8 layers, each frame tagged with
-// its layer, key frames (with their size) only when a PLI names the layer's SSRC.
-
-const SSRCS = [3001, 3002, 3003];
-const WIDTHS = [320, 640, 1280];
-
-class SimulcastPublisher extends NdcClient {
-  video!: Track;
-  audio!: Track;
-  /** The SSRCs PLIs named, in order. */
-  readonly plis: number[] = [];
-  private readonly keyPending = new Set<number>(SSRCS);
-  private timer: NodeJS.Timeout | undefined;
-
-  constructor() {
-    super('simulcast-publisher');
-  }
-
-  protected addTracks(pc: PeerConnection): void {
-    const v = new Video('video', 'SendOnly');
-    v.addVideoCodec(96, 'VP8');
-    for (const s of SSRCS) v.addSSRC(s, 'pub', 'pubstream', 'pubvideo');
-    v.parseSdpLine(`a=ssrc-group:SIM ${SSRCS.join(' ')}`);
-    this.video = pc.addTrack(v);
-    const a = new Audio('audio', 'SendOnly');
-    a.addOpusCodec(111);
-    a.addSSRC(2222, 'pub', 'pubstream', 'pubaudio');
-    this.audio = pc.addTrack(a);
-    this.video.onMessage((m) => {
-      const b = Buffer.from(m);
-      for (let off = 0; off + 12 <= b.length; off += (b.readUInt16BE(off + 2) + 1) * 4) {
-        if (b[off + 1] === 206 && (b[off]! & 0x1f) === 1) {
-          const ssrc = b.readUInt32BE(off + 8);
-          this.plis.push(ssrc);
-          this.keyPending.add(ssrc);
-        }
-      }
-    });
-  }
-
-  /** Every 20 ms a frame per layer: layer i in i + 1 packets of 200 bytes. */
-  start(): void {
-    let frame = 0;
-    const seqs = [100, 20_000, 65_000];
-    let audioSeq = 0;
-    this.timer = setInterval(() => {
-      frame++;
-      if (!this.video.isOpen()) return;
-      SSRCS.forEach((ssrc, layer) => {
-        const key = this.keyPending.delete(ssrc);
-        for (let i = 0; i <= layer; i++) {
-          const p = Buffer.alloc(200);
-          p[0] = 0x80;
-          p[1] = 96 | (i === layer ? 0x80 : 0);
-          p.writeUInt16BE(seqs[layer]! & 0xffff, 2);
-          seqs[layer]!++;
-          p.writeUInt32BE((frame * 1800 + layer * 1_000_000) >>> 0, 4);
-          p.writeUInt32BE(ssrc, 8);
-          p[12] = i === 0 ? 0x90 : 0x80; // X, S on the frame's first packet, PID 0
-          p[13] = 0x80; // I: picture id
-          p.writeUInt16BE(0x8000 | ((frame + layer * 5000) & 0x7fff), 14);
-          if (i === 0 && key) {
-            p[16] = 0x10; // P = 0: key frame
-            p[19] = 0x9d;
-            p[20] = 0x01;
-            p[21] = 0x2a;
-            p.writeUInt16LE(WIDTHS[layer]!, 22);
-            p.writeUInt16LE((WIDTHS[layer]! * 9) / 16, 24);
-          } else p[16] = 0x11;
-          p[30] = layer; // what the test reads back
-          this.video.sendMessageBinary(p);
-        }
-      });
-      if (this.audio.isOpen()) {
-        const a = Buffer.alloc(60);
-        a[0] = 0x80;
-        a[1] = 111;
-        a.writeUInt16BE(audioSeq & 0xffff, 2);
-        a.writeUInt32BE(audioSeq * 960, 4);
-        a.writeUInt32BE(2222, 8);
-        audioSeq++;
-        this.audio.sendMessageBinary(a);
-      }
-    }, 20);
-  }
-
-  override close(): void {
-    clearInterval(this.timer);
-    super.close();
-  }
-}
 
 /** The layers the last `n` video packets came from, and their sequence number gaps. */
 function lastPackets(sub: NdcSubscriber, n: number): { layers: Set<number>; gaps: number; count: number } {

@@ -1,4 +1,5 @@
 import { UP_SWITCH_HEADROOM, type LayerPreference, type LayerState } from './layer-choice.js';
+import type { LegProber } from './leg-prober.js';
 import { RtpMunger } from './rtp-munger.js';
 
 /** A REMB older than this no longer limits the leg. */
@@ -68,6 +69,8 @@ export class LegLayer {
   lossDown = false;
   private remb = -1;
   private rembAt = 0;
+  /** Pads the leg so its REMB can rise to a layer it wants (leg-prober.ts); set when it negotiated RTX. */
+  prober: LegProber | undefined = undefined;
 
   constructor(clockRate: number) {
     this.munger = new RtpMunger(clockRate);

@@ -8,6 +8,7 @@ import type { WebRtcSettings } from './peer-config.js';
 import { PublisherPeer } from './publisher-peer.js';
 import { VoicePeer } from './voice-peer.js';
 import { SubscriberPeer } from './subscriber-peer.js';
+import { PaddingSender } from './padding-sender.js';
 import type { PublishedTrack } from './published-track.js';
 import type { PeerLeg } from './peer-leg.js';
 import type { CodecChoice } from './codec-policy.js';
@@ -39,6 +40,12 @@ export interface SfuStats extends SfuRelayStats {
   refused: number;
   /** What subscribers' receivers report (loss, over every leg). */
   reception: ReceptionSummary;
+  /** Bandwidth probing (#18): padding sent, and probes started, succeeded, failed. */
+  paddingBytes: number;
+  paddingPackets: number;
+  probesStarted: number;
+  probesSucceeded: number;
+  probesFailed: number;
 }
 
 /** What a track sends to other nodes (its own node) or came from (a relayed one). */
@@ -112,6 +119,8 @@ export class Sfu {
   private readonly relay: SfuRelay | undefined;
   private readonly subscribersOf = new Map<string, Set<SubscriberPeer>>();
   private readonly subscriptions = new Map<string, SubscriberPeer>();
+  /** Probe padding for every subscriber leg of this SFU (one timer, one cap). */
+  private readonly padding: PaddingSender;
   /** The room track id of each local published track (a subscriber may order sections by it). */
   private readonly trackIds = new WeakMap<PublishedTrack, string>();
   private retired = {
@@ -140,6 +149,7 @@ export class Sfu {
     ports?: Pick<Ports, 'bus' | 'store' | 'membership'>,
   ) {
     this.layersWanted = new LayersWantedEvents(log);
+    this.padding = new PaddingSender(log.child({ component: 'probe-padding' }));
     this.relay =
       ports &&
       new SfuRelay(
@@ -492,6 +502,7 @@ export class Sfu {
         this.log.child({ room: room.id, user, publisher, role: 'subscriber' }),
         publisher,
         user,
+        this.padding,
       );
     } catch (err) {
       // No leg to hold the relayed publisher: let go of it (its last holder stops the relay).
@@ -600,6 +611,11 @@ export class Sfu {
       forwardTargets: 0,
       refused: this.refused,
       reception: summarizeReception(tracks),
+      paddingBytes: this.padding.bytes,
+      paddingPackets: this.padding.packets,
+      probesStarted: this.padding.counts.started,
+      probesSucceeded: this.padding.counts.succeeded,
+      probesFailed: this.padding.counts.failed,
       ...this.retired,
       ...(this.relay?.stats() ?? NO_RELAY),
     };
@@ -624,5 +640,6 @@ export class Sfu {
     for (const s of [...this.subscriptions.values()]) s.leg.close('server shutting down');
     for (const v of [...this.voices]) v.leg.close('server shutting down');
     this.relay?.close();
+    this.padding.close();
   }
 }

@@ -14,6 +14,7 @@ import {
   PROBE_FAILED_WITHIN_MS,
   type LegLayer,
 } from './leg-layer.js';
+import type { ProbeInput } from './leg-prober.js';
 import type { ForwardTarget, PublishedTrack } from './published-track.js';
 import { findHeaderExtension, type ExtensionSpan } from './rtp.js';
 import { MAX_LAYERS } from './simulcast-sdp.js';
@@ -94,6 +95,15 @@ export class SimulcastTrack {
   private readonly ridBytes: Buffer[];
   private readonly timer: NodeJS.Timeout;
   private lastTick = Date.now();
+  /** What a leg's prober is told at each choice (one object, written again per leg). */
+  private readonly probeInput: ProbeInput = {
+    wantsUp: false,
+    currentBps: 0,
+    upBps: 0,
+    estimate: -1,
+    lossAvg: 0,
+    fellAt: 0,
+  };
 
   constructor(
     private readonly track: PublishedTrack,
@@ -358,6 +368,7 @@ export class SimulcastTrack {
       // frame restarts it (the munger splices across the gap as across a layer switch).
       leg.target = -1;
       leg.current = -1;
+      leg.prober?.stop();
       return;
     }
     const from = leg.target >= 0 ? leg.target : leg.current;
@@ -375,6 +386,14 @@ export class SimulcastTrack {
       // Down again soon after trying up: the link did not take it; wait longer next time.
       leg.probeBackoffMs = Math.min(PROBE_BACKOFF_MAX_MS, leg.probeBackoffMs * 2);
       leg.probedAt = 0;
+      leg.nextProbeAt = now + leg.probeBackoffMs;
+    }
+    if (leg.prober !== undefined && this.probe(leg, ranked, from, choice, now)) {
+      // The probe's padding raised the leg's REMB over the next layer: up, judged as a try.
+      const up = ranked[rank(from) + 1]!;
+      if (rank(choice) < rank(up)) choice = up;
+      leg.limitBps = Math.max(leg.limitBps, this.layers[up]!.bps / UP_SWITCH_HEADROOM + 1);
+      leg.probedAt = now;
       leg.nextProbeAt = now + leg.probeBackoffMs;
     }
     // A leg held below what it asked for by a limit tries the next layer up once its REMB
@@ -407,7 +426,40 @@ export class SimulcastTrack {
     }
   }
 
+  /**
+   * Runs the leg's prober (leg-prober.ts): it pads while the leg is on `from`, below a
+   * layer its preference allows, held there by its REMB. True when the probe succeeded
+   * (the REMB covers the next layer: the limit may already allow it, the probe counts).
+   */
+  private probe(
+    leg: LegLayer,
+    ranked: readonly number[],
+    from: number,
+    choice: number,
+    now: number,
+  ): boolean {
+    const at = ranked.indexOf(from);
+    const up = at >= 0 ? ranked[at + 1] : undefined;
+    const upLayer = up === undefined ? undefined : this.layers[up];
+    const v = this.probeInput;
+    v.wantsUp =
+      upLayer !== undefined &&
+      upLayer.active &&
+      choice >= 0 &&
+      leg.current === from &&
+      leg.limitBps >= 0 &&
+      leg.probedAt === 0 &&
+      ranked.indexOf(chooseLayer(this.layers, from, leg.preference, -1)) > at;
+    v.currentBps = from >= 0 ? this.layers[from]!.bps : 0;
+    v.upBps = upLayer?.bps ?? 0;
+    v.estimate = leg.estimate(now);
+    v.lossAvg = leg.lossAvg;
+    v.fellAt = leg.fellAt;
+    return leg.prober!.update(v, now) === 'succeeded' && v.wantsUp;
+  }
+
   end(): void {
+    for (const t of this.track.targets) t.layer?.prober?.stop();
     clearInterval(this.timer);
     this.onWanted = undefined;
     this.keyframes.close?.();

@@ -12,6 +12,8 @@ import { parseOffer } from './sdp-validation.js';
 import { readFeatures } from './section-features.js';
 import { ChorusError } from '../../core/errors.js';
 import { LegLayer } from './leg-layer.js';
+import { LegProber } from './leg-prober.js';
+import type { PaddingSender } from './padding-sender.js';
 import { readRemb } from './rtp.js';
 import { nodeDatachannel } from './node-datachannel.js';
 
@@ -52,6 +54,8 @@ export class SubscriberPeer {
     private readonly streamId: string,
     /** The receiving user. */
     private readonly user: string,
+    /** Where probe padding goes (#18); absent: the legs never probe. */
+    private readonly padding?: PaddingSender,
   ) {
     this.leg = new PeerLeg(settings, log);
     // No onTrack handler here, on purpose: node-datachannel would wrap each of the offer's
@@ -180,6 +184,12 @@ export class SubscriberPeer {
       ...(a.redPayloadType === undefined ? {} : { red: a.redPayloadType }),
     };
     this.targets.push({ source, target });
+    if (target.layer !== undefined && target.rtx !== undefined && this.padding !== undefined) {
+      // Probing pads on the RTX SSRC only: padding on the media SSRC would take sequence
+      // numbers the munger does not know of.
+      const prober = (target.layer.prober = new LegProber(this.padding.forLeg(target, source.rtxSsrc)));
+      this.leg.onClose(() => prober.stop());
+    }
     // Made once per leg, not per RTCP packet.
     const resend = (seq: number): void => {
       if (this.retransmits.take(this.rtcpNow)) source.resend(seq, target);

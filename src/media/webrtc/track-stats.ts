@@ -19,7 +19,14 @@ export interface SubscriberReception {
    * Simulcast: the layer (index in `layers`) the leg receives and the one it waits for a
    * key frame of (-1: none yet), its switches, and its bandwidth limit from REMB (-1: none).
    */
-  layer?: { current: number; target: number; switches: number; limitBps: number };
+  layer?: {
+    current: number;
+    target: number;
+    switches: number;
+    limitBps: number;
+    /** The probe padding the leg gets now (bits/s; 0: not probing); absent without RTX (#18). */
+    probeBps?: number;
+  };
 }
 
 export interface TrackStats {
@@ -68,6 +75,7 @@ export function trackStats(t: PublishedTrack, now = Date.now()): TrackStats {
               target: layer.target,
               switches: layer.switches,
               limitBps: Math.round(layer.limitBps),
+              ...(layer.prober ? { probeBps: layer.prober.padBps } : {}),
             },
           }
         : {}),
