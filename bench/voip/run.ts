@@ -4,7 +4,8 @@
 // RSS, the audio bytes listeners received against what real time would give, mixer
 // ticks the server skipped, its longest event-loop stall (while listeners connect, and
 // while measuring), how long connecting everyone took, and Opus encodes and Ogg pages
-// built per second (flat in the number of listeners when they share a mix).
+// built per second (flat in the number of listeners when they share a mix), and what
+// it costs the server when everyone hangs up at once (CPU, longest stall).
 //
 // Listeners are bare TCP sockets that send a GET and count what comes back: a client
 // reading thousands of streams through fetch spends a core on them (undici's web
@@ -196,8 +197,23 @@ async function runOnce(base: string, pid: number, rooms: number): Promise<Record
   const m1 = await scrape(base);
   const rss = rssBytes(pid);
   clearTimeout(timer!);
+  // Everyone hangs up at once (#17.3): the room empties; how long the server takes to
+  // see every leave (its rooms gauge at 0), its CPU and its longest stall meanwhile.
+  await scrape(base); // resets the stall histogram
+  const leaveCpu0 = cpuSeconds(pid);
+  const leave0 = performance.now();
   for (const ws of sockets) ws.close();
   for (const s of streams) s.destroy();
+  let leaveStall = 0;
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 100));
+    const m = await scrape(base);
+    leaveStall = Math.max(leaveStall, m.maxStallMs);
+    if (m.rooms === 0) break;
+    if (performance.now() - leave0 > 120_000) throw new Error('the room did not empty within 120 s');
+  }
+  const leaveSeconds = (performance.now() - leave0) / 1000;
+  const leaveCpuMs = (cpuSeconds(pid) - leaveCpu0) * 1000;
   const listeners = rooms * (SPEAKERS + LISTENERS);
   const perListenerKbps = (bytes * 8) / wall / listeners / 1000;
   return {
@@ -221,6 +237,11 @@ async function runOnce(base: string, pid: number, rooms: number): Promise<Record
     encodesPerSecond: Math.round((m1.encodes - m0.encodes) / wall),
     oggPagesPerSecond: Math.round((m1.oggPages - m0.oggPages) / wall),
     oggPageCopiesPerSecond: Math.round((m1.oggPageCopies - m0.oggPageCopies) / wall),
+    // Everyone hung up at once: until the room was gone (0.1 s polls), the server's CPU
+    // in that time, and its longest stall.
+    leaveSeconds: Math.round(leaveSeconds * 10) / 10,
+    leaveCpuMs: Math.round(leaveCpuMs),
+    maxStallMsLeaving: leaveStall,
   };
 }
 
@@ -237,6 +258,7 @@ async function scrape(base: string) {
     encodes: read('chorus_audio_opus_encodes_total'),
     oggPages: read('chorus_audio_ogg_pages_total'),
     oggPageCopies: read('chorus_audio_ogg_page_copies_total'),
+    rooms: read('chorus_voip_rooms'),
   };
 }
 

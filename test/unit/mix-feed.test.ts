@@ -25,6 +25,11 @@ function mixer(backlogPackets = 0) {
   return { m, counters };
 }
 
+/** Lets the event loop run `n` turns (a flush's writes go out a slice per turn). */
+async function nextTurns(n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+}
+
 /** A sink keeping what it was written, chunk by chunk (the Buffers themselves). */
 function sink() {
   const chunks: Uint8Array[] = [];
@@ -91,7 +96,7 @@ function expectWellFormed(pages: OggPage[]): void {
 }
 
 describe('MixFeed: listeners of one mix share the work', () => {
-  it('encodes once and builds one page per flush for any number of Ogg listeners, the same Buffer for all', () => {
+  it('encodes once and builds one page per flush for any number of Ogg listeners, the same Buffer for all', async () => {
     const { m, counters } = mixer();
     const a = new PcmInput();
     m.addInput('a', a);
@@ -106,8 +111,51 @@ describe('MixFeed: listeners of one mix share the work', () => {
     // One mix (a speaks; nobody listening speaks): one encode and one page a tick.
     expect(counters.encodes - before.encodes).toBe(50);
     expect(counters.oggPages - before.oggPages).toBe(50);
+    await nextTurns(2); // the last flush's writes go a slice per turn
     const last = listeners[0]!.chunks.at(-1)!;
     for (const s of listeners) expect(s.chunks.at(-1)).toBe(last);
+    m.close();
+  });
+
+  it('writes a flush a slice per turn, each listener once and in order; one who leaves in between gets nothing more', async () => {
+    const { m } = mixer(25);
+    const a = new PcmInput();
+    m.addInput('a', a);
+    const tone = new ToneSource(440);
+    const listeners = Array.from({ length: 400 }, () => sink());
+    const readers = listeners.map((s, i) => m.read(`listener-${i}`, 'ogg', s, 2));
+    const counts = () => listeners.map((s) => s.chunks.length);
+    const start = counts();
+    for (let t = 0; t < 2; t++) {
+      a.write(tone.next(20));
+      m.tick();
+    }
+    // The flush's first slice is written at once, the rest in the next turns.
+    const now = counts();
+    const written = now.filter((n, i) => n > start[i]!).length;
+    expect(written).toBeGreaterThan(0);
+    expect(written).toBeLessThan(listeners.length);
+    // Between slices: a joiner (its intro already ends with this flush's packets, so it
+    // is not owed the page) and a leaver not yet written (written nothing more).
+    const joiner = sink();
+    m.read('joiner', 'ogg', joiner, 2);
+    const leaver = listeners.length - 1;
+    expect(now[leaver]).toBe(start[leaver]);
+    readers[leaver]!.close();
+    await nextTurns(listeners.length);
+    const after = counts();
+    for (let i = 0; i < leaver; i++) expect(after[i]).toBe(start[i]! + 1);
+    expect(after[leaver]).toBe(start[leaver]);
+    // Flushes that come while the one before is still being written finish it first:
+    // every stream stays whole, no page lost or repeated.
+    for (let t = 0; t < 20; t++) {
+      a.write(tone.next(20));
+      m.tick();
+    }
+    await nextTurns(listeners.length);
+    for (const s of [...listeners.slice(0, leaver), joiner]) expectWellFormed(oggPages(s.bytes()));
+    const [j, l] = [oggPages(joiner.bytes()).at(-1)!, oggPages(listeners[0]!.bytes()).at(-1)!];
+    expect([j.serial, j.granule]).toEqual([l.serial, l.granule]);
     m.close();
   });
 

@@ -43,15 +43,29 @@ const EVENTS = 'chorus.voip.events';
 const BROADCAST = 'chorus.voip.broadcast';
 const APPEND_ATTEMPTS = 8;
 
+const eventName = z.string().regex(/^[A-Za-z0-9]{1,32}$/);
+const eventData = z
+  .string()
+  .max(64 * 1024)
+  .refine((d) => !/[\r\n]/.test(d));
 const eventMessage = z.object({
   id: z.number().int().nonnegative(),
-  name: z.string().regex(/^[A-Za-z0-9]{1,32}$/),
-  data: z
-    .string()
-    .max(64 * 1024)
-    .refine((d) => !/[\r\n]/.test(d)),
+  name: eventName,
+  data: eventData,
   at: z.number(),
 });
+/** Events of one name in one bus message (liveBatch); each item is about someone. */
+const BATCH_ITEMS = 256;
+const batchMessage = z.object({
+  id: z.literal(0),
+  name: eventName,
+  at: z.number(),
+  items: z
+    .array(z.object({ about: z.string().max(256), data: eventData }))
+    .min(1)
+    .max(BATCH_ITEMS),
+});
+const userMessage = z.union([eventMessage, batchMessage]);
 
 /** A stream of this node, with the newest event id written to it. */
 interface LocalStream {
@@ -78,6 +92,8 @@ export class EventHub {
   private readonly sending = new Map<string, Promise<void>>();
   private readonly logs: KvBucket<UserLog>;
   private readonly broadcastSub: BusSubscription;
+  /** Bus messages liveBatch published (one per user per batch): /metrics. */
+  liveMessages = 0;
 
   constructor(private readonly opts: EventHubOptions) {
     this.logs = opts.store.bucket<UserLog>('voip-events');
@@ -134,14 +150,24 @@ export class EventHub {
 
   /**
    * To every open stream of each of `users`, on every node, not numbered (so not
-   * replayed after Last-Event-ID). For notices of a room's state that go to every member
-   * on each change (a member's mic or headset): numbering them costs a store write per
-   * member per change, O(members²) while a room fills (the original sent them to open
-   * streams only). One payload for all; published per user, in order.
+   * replayed after Last-Event-ID): several events of one name in one bus message per
+   * user (at most BATCH_ITEMS a message), each item about someone (`about`); a user is
+   * not sent the items about themself. For notices of a room's state that go to every
+   * member on each change (a member's mic or headset): numbering them costs a store
+   * write per member per change, O(members²) while a room fills (the original sent them
+   * to open streams only), and a burst of N changes costs one message per member, not N
+   * (#17.3). The payloads are built once for all; published per user, in order.
    */
-  live(users: Iterable<string>, name: string, data: string): void {
-    const payload = busJson({ id: 0, name, data, at: Date.now() });
-    for (const user of users) this.opts.bus.publish(`${EVENTS}.${subjectToken(user)}`, payload);
+  liveBatch(users: Iterable<string>, name: string, items: readonly { about: string; data: string }[]): void {
+    const at = Date.now();
+    const payloads: Uint8Array[] = [];
+    for (let i = 0; i < items.length; i += BATCH_ITEMS)
+      payloads.push(busJson({ id: 0, name, at, items: items.slice(i, i + BATCH_ITEMS) }));
+    for (const user of users) {
+      const subject = `${EVENTS}.${subjectToken(user)}`;
+      for (const payload of payloads) this.opts.bus.publish(subject, payload);
+      this.liveMessages += payloads.length;
+    }
   }
 
   /** To every open stream on every node; not numbered, so not replayed. */
@@ -189,14 +215,29 @@ export class EventHub {
 
   private subscribeUser(user: string): BusSubscription {
     return this.opts.bus.subscribe(`${EVENTS}.${subjectToken(user)}`, (msg) => {
-      const e = readBusJson(
-        eventMessage,
+      const m = readBusJson(
+        userMessage,
         msg.data,
         { surface: 'voip', subject: msg.subject },
         this.opts.busLog,
       );
-      if (!e) return;
-      for (const s of this.streams.get(user) ?? []) this.deliver(s, e);
+      if (!m) return;
+      const streams = this.streams.get(user);
+      if (!streams) return;
+      if (!('items' in m)) {
+        for (const s of streams) this.deliver(s, m);
+        return;
+      }
+      const events: StoredEvent[] = [];
+      for (const item of m.items)
+        if (item.about !== user) events.push({ id: 0, name: m.name, data: item.data, at: m.at });
+      if (events.length === 0) return;
+      // One write per stream for the whole batch (unnumbered events: nothing to skip).
+      const text = events.map(frame).join('');
+      for (const s of streams) {
+        if (s.held) s.held.push(...events);
+        else this.write(s.res, text);
+      }
     });
   }
 

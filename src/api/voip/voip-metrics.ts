@@ -13,6 +13,8 @@ export interface VoipStats {
   opusEncodes: number;
   oggPages: number;
   oggPageCopies: number;
+  /** Bus messages carrying rooms' setAudioConf notices (one per member per batch). */
+  roomNoticeMessages: number;
   /** Calls and rooms mixed on another node with streams here. */
   remoteMixers: number;
 }
@@ -53,6 +55,12 @@ export function registerVoipMetrics(
     'chorus_audio_ogg_page_copies_total',
     'Renumbered copies of Ogg pages, for listeners whose page numbers differ (one per mix, flush and distance).',
     () => stats().oggPageCopies,
+  );
+  counterAtScrape(
+    registry,
+    'chorus_voip_room_notice_messages_total',
+    "Messages carrying rooms' setAudioConf notices: one per member per batch (a room's changes are gathered 50 ms), not per change.",
+    () => stats().roomNoticeMessages,
   );
   gauge(
     'chorus_voip_relay_remote_mixers',

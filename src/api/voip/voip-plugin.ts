@@ -36,6 +36,7 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
       opusEncodes: opts.audio.counters.encodes,
       oggPages: opts.audio.counters.oggPages,
       oggPageCopies: opts.audio.counters.oggPageCopies,
+      roomNoticeMessages: events.liveMessages,
       remoteMixers: voip.relay.remoteCount,
     }),
     voip.relay.stats,
@@ -47,6 +48,7 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
     clearInterval(voip.sweeper);
     await calls.close();
     await rooms.closeAll();
+    voip.notices.close();
     voip.relay.close();
     // The parties of the calls ended here are told on their nodes before the bus closes.
     await events.flushed();

@@ -19,7 +19,8 @@ import { SiteAuth } from './site-auth.js';
 import type { VoipAuth } from './voip-auth.js';
 import { VoipCalls, type Notify } from './voip-calls.js';
 import { voipNode } from './voip-node.js';
-import { VoipRooms } from './voip-rooms.js';
+import { MemberNotices } from './member-notices.js';
+import { VoipRooms, type VoipRoom } from './voip-rooms.js';
 import { newRoomData } from './voip-wire.js';
 
 export interface VoipSurfaceOptions {
@@ -42,6 +43,8 @@ export interface VoipServices {
   /** The identity mode (side site or keys), chosen once here. */
   auth: VoipAuth;
   events: EventHub;
+  /** Rooms' `setAudioConf` notices, gathered per room (stopped at shutdown). */
+  notices: MemberNotices<VoipRoom>;
   /** Sends `name` to every event stream of `to`, in the mode's encoding. */
   notify: Notify;
   calls: VoipCalls;
@@ -56,6 +59,12 @@ export interface VoipServices {
   sweeper: NodeJS.Timeout;
   log: Logger;
 }
+
+/**
+ * How long a room's `setAudioConf` changes are gathered before they go out, as one batch
+ * per member (member-notices.ts): a notice is at most this late.
+ */
+const NOTICE_WINDOW_MS = 50;
 
 /** How often old event logs and dead tickets and challenges are swept from the store. */
 const SWEEP_MS = 5 * 60_000;
@@ -103,6 +112,18 @@ export function createVoipServices(opts: VoipSurfaceOptions): VoipServices {
     log,
     busLog,
   });
+  const notices = new MemberNotices<VoipRoom>({
+    windowMs: NOTICE_WINDOW_MS,
+    members: (room) => (room.group.closed ? undefined : room.group.ids()),
+    send: (room, batch) => {
+      const items = batch.changes.map((c) => ({
+        about: c.id,
+        data: auth.eventData('setAudioConf', { from: c.id, roomid: room.id, in: c.mic, out: c.hds }),
+      }));
+      events.liveBatch(batch.to, 'setAudioConf', items);
+    },
+    log,
+  });
   const rooms: VoipRooms = new VoipRooms({
     registry: opts.rooms,
     audio,
@@ -111,16 +132,10 @@ export function createVoipServices(opts: VoipSurfaceOptions): VoipServices {
     relay,
     maxRooms: config.maxRooms,
     maxMembers: config.maxRoomMembers,
-    // Live only, not numbered: a store write per member per change made filling a room
-    // of 2,000 take minutes (#17.3). Who is in a room now is /listMembers.
-    onMemberChange: (room, id, mic, hds) => {
-      const data = auth.eventData('setAudioConf', { from: id, roomid: room.id, in: mic, out: hds });
-      events.live(
-        room.group.ids().filter((other) => other !== id),
-        'setAudioConf',
-        data,
-      );
-    },
+    // Gathered per room (member-notices.ts), then live only, not numbered: a store write
+    // per member per change made filling a room of 2,000 take minutes (#17.3). Who is in
+    // a room now is /listMembers.
+    onMemberChange: (room, id, mic, hds) => notices.change(room, id, mic, hds),
     onCreate: (room) => events.broadcast('newRoom', newRoomData(rooms.summary(room))),
     log,
   });
@@ -138,6 +153,7 @@ export function createVoipServices(opts: VoipSurfaceOptions): VoipServices {
     config,
     auth,
     events,
+    notices,
     notify,
     calls,
     rooms,

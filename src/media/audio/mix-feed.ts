@@ -51,6 +51,13 @@ export interface MixFeedOptions {
 
 const WAV_HEADER = endlessWavHeader();
 
+/**
+ * Writes of a flush done in one turn of the event loop; the rest go in the next turns
+ * (setImmediate). A write to a socket costs 6-14 us here: 2,000 listeners in one turn
+ * held the loop 30-80 ms (#17.3), a slice about 1-2 ms.
+ */
+const WRITES_PER_SLICE = 128;
+
 class Reader implements FeedReader {
   feed: MixFeed | undefined;
   /** How far this Ogg reader's page numbers run from the shared stream's. */
@@ -61,6 +68,8 @@ class Reader implements FeedReader {
    * started speaking have one.
    */
   own: { writer: OggOpusWriter; pending: Uint8Array[] } | undefined;
+  /** What the flush being written still owes this reader (see MixFeed.writeSlice). */
+  due: Uint8Array | undefined;
 
   constructor(
     readonly format: FeedFormat,
@@ -113,6 +122,16 @@ export class MixFeed implements MixListener {
   private latestOffset: number | undefined;
   /** Recent flushed packets, oldest first, for late Ogg readers. */
   private readonly backlog: Uint8Array[];
+  /** The last joiner's intro, shared by those who join before the next flush. */
+  private intro: { bytes: Buffer; offset: number } | undefined;
+  /** Readers owed the current flush (`due`), written a slice per turn from `written`. */
+  private readonly owed: Reader[] = [];
+  private written = 0;
+  private slicing: NodeJS.Immediate | undefined;
+  private readonly nextSlice = (): void => {
+    this.slicing = undefined;
+    this.writeSlice();
+  };
 
   constructor(private readonly opts: MixFeedOptions) {
     this.backlog = opts.backlogPackets > 0 ? (opts.backlog ?? []).slice(-opts.backlogPackets) : [];
@@ -161,6 +180,11 @@ export class MixFeed implements MixListener {
     const reader = r as Reader;
     const from = reader.feed;
     if (!from || from === this) return;
+    // What the old feed still owes it goes first: its pages come before this feed's.
+    const due = reader.due;
+    reader.due = undefined;
+    if (due) from.send(reader, due);
+    if (reader.feed !== from) return; // that write failed: closed
     from.remove(reader);
     reader.feed = this;
     if (reader.format === 'ogg') {
@@ -200,6 +224,7 @@ export class MixFeed implements MixListener {
 
   /** @internal (Reader.close and adopt) */
   remove(reader: Reader): void {
+    reader.due = undefined;
     const removed =
       this.removeOgg(reader) ||
       this.ownOgg.delete(reader) ||
@@ -208,8 +233,17 @@ export class MixFeed implements MixListener {
     if (removed && this.readerCount === 0) this.opts.onEmpty?.(this);
   }
 
+  /**
+   * Builds this flush's page (or chunk) once per format and distance and owes it to each
+   * reader; the writes go a slice per turn (writeSlice), the first slice now. A flush
+   * still being written when the next comes is finished first, so each reader's bytes
+   * keep their order. Joiners between slices are not owed it: their intro already ends
+   * with this flush's packets.
+   */
   private flush(): void {
     this.ticks = 0;
+    this.intro = undefined;
+    if (this.written < this.owed.length) this.writeSlice(Infinity);
     const packets = this.pending;
     if (packets.length > 0) {
       this.pending = [];
@@ -219,7 +253,7 @@ export class MixFeed implements MixListener {
         if (this.opts.counters) this.opts.counters.oggPages++;
         for (const [offset, readers] of this.ogg) {
           const mine = offset === 0 ? page : this.copy(page, sequence + offset);
-          for (const r of readers) this.send(r, mine);
+          for (const r of readers) this.owe(r, mine);
         }
       } else {
         this.stream.skip(packets, FRAME_SAMPLES);
@@ -229,7 +263,7 @@ export class MixFeed implements MixListener {
         if (own.pending.length === 0) continue;
         const page = own.writer.audio(own.pending, FRAME_SAMPLES);
         own.pending = [];
-        this.send(r, page);
+        this.owe(r, page);
       }
       this.keep(packets);
     }
@@ -239,8 +273,33 @@ export class MixFeed implements MixListener {
       this.wavChunk = undefined;
       this.wavAt = 0;
       if (this.opts.counters) this.opts.counters.wavChunks++;
-      for (const r of this.wav) this.send(r, whole);
+      for (const r of this.wav) this.owe(r, whole);
     }
+    this.writeSlice();
+  }
+
+  private owe(r: Reader, chunk: Uint8Array): void {
+    r.due = chunk;
+    this.owed.push(r);
+  }
+
+  /** Writes up to `max` of the owed readers, and schedules the next slice if any are left. */
+  private writeSlice(max = WRITES_PER_SLICE): void {
+    const owed = this.owed;
+    const end = Math.min(owed.length, this.written + max);
+    while (this.written < end) {
+      const r = owed[this.written++]!;
+      const due = r.due;
+      if (!due) continue; // closed, or moved to another feed, since
+      r.due = undefined;
+      this.send(r, due);
+    }
+    if (this.written < owed.length) {
+      this.slicing ??= setImmediate(this.nextSlice);
+      return;
+    }
+    owed.length = 0;
+    this.written = 0;
   }
 
   private copy(page: Buffer, sequence: number): Buffer {
@@ -288,6 +347,11 @@ export class MixFeed implements MixListener {
    * Otherwise it takes the fewest, which later joiners can reach the longest.
    */
   private oggIntro(reader: Reader): Buffer {
+    // The same as the last joiner's until the next flush: share its bytes.
+    if (this.intro) {
+      reader.offset = this.intro.offset;
+      return this.intro.bytes;
+    }
     const at = this.stream.position;
     const backlog = this.backlog;
     const fewest = oggPageCount(backlog);
@@ -309,7 +373,9 @@ export class MixFeed implements MixListener {
     if (singles < backlog.length) parts.push(writer.audio(backlog.slice(singles), FRAME_SAMPLES));
     reader.offset = writer.position.sequence - at.sequence;
     this.latestOffset = reader.offset;
-    return Buffer.concat(parts);
+    const bytes = Buffer.concat(parts);
+    this.intro = { bytes, offset: reader.offset };
+    return bytes;
   }
 
   /** The shared stream continued as one reader's own (with the packets not yet flushed). */

@@ -1,0 +1,73 @@
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import { MemberNotices, type MemberNoticeBatch } from '../../src/api/voip/member-notices.js';
+
+interface Room {
+  members: string[] | undefined;
+}
+
+function notices(windowMs = 10_000) {
+  const sent: MemberNoticeBatch[] = [];
+  const n = new MemberNotices<Room>({
+    windowMs,
+    members: (room) => room.members,
+    send: (_room, batch) => void sent.push(batch),
+    log: pino({ level: 'silent' }),
+  });
+  return { n, sent };
+}
+
+describe('MemberNotices: a room`s setAudioConf changes, one batch per window', () => {
+  it('sends a burst of N changes as one batch to the members then, each member once with its latest state', () => {
+    const { n, sent } = notices();
+    const room: Room = { members: ['s'] };
+    for (let i = 0; i < 100; i++) n.change(room, `l${i}`, false, true);
+    n.change(room, 's', true, false);
+    n.change(room, 's', true, true); // the speaker's mic, then headset: one notice
+    room.members = ['s', ...Array.from({ length: 100 }, (_, i) => `l${i}`)];
+    n.flush(room);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]!.to).toEqual(room.members);
+    expect(sent[0]!.changes).toHaveLength(101);
+    expect(sent[0]!.changes.find((c) => c.id === 's')).toEqual({ id: 's', mic: true, hds: true });
+    // All leave at once but one: one batch, to the one left.
+    for (let i = 0; i < 100; i++) n.change(room, `l${i}`, false, false);
+    room.members = ['s'];
+    n.flush(room);
+    expect(sent).toHaveLength(2);
+    expect(sent[1]!.to).toEqual(['s']);
+    expect(sent[1]!.changes.every((c) => !c.mic && !c.hds)).toBe(true);
+    n.close();
+  });
+
+  it('sends nothing for a change that ends where the last notice left it, nor to a room gone', () => {
+    const { n, sent } = notices();
+    const room: Room = { members: ['a'] };
+    n.change(room, 'b', false, true);
+    n.change(room, 'b', false, false); // joined and left within the window
+    n.flush(room);
+    expect(sent).toHaveLength(0);
+    n.change(room, 'c', true, false);
+    n.flush(room);
+    n.change(room, 'c', false, false);
+    n.change(room, 'c', true, false); // dropped and came back: as last told
+    n.flush(room);
+    expect(sent.map((b) => b.changes)).toEqual([[{ id: 'c', mic: true, hds: false }]]);
+    n.change(room, 'c', false, false);
+    room.members = undefined; // the room closed meanwhile
+    n.flush(room);
+    expect(sent).toHaveLength(1);
+    n.close();
+  });
+
+  it('flushes by itself after the window', async () => {
+    const { n, sent } = notices(20);
+    const room: Room = { members: ['a', 'b'] };
+    n.change(room, 'b', true, false);
+    expect(sent).toHaveLength(0);
+    const deadline = Date.now() + 30_000;
+    while (sent.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(sent).toEqual([{ to: ['a', 'b'], changes: [{ id: 'b', mic: true, hds: false }] }]);
+    n.close();
+  });
+});
