@@ -10,7 +10,7 @@
 // types first, so a type error fails the build as before.
 import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { createRequire, isBuiltin } from 'node:module';
 import { join, resolve } from 'node:path';
 import { build } from 'esbuild';
 
@@ -45,6 +45,50 @@ const EXTERNAL = [
   'utf-8-validate',
 ];
 
+/**
+ * Node's own modules that an idle server does not use but that the bundle's code imports at
+ * its top: tls and https (ws's client, prom-client's push gateway, Chorus's TLS listener and
+ * settings check), http2 (Fastify, for its http2 option), zlib (ws's permessage-deflate,
+ * prom-client's gzip push). Loading them initialises more of OpenSSL and V8 compiles their
+ * code (BENCHMARKS.md, #17.2). Each import of them in the bundle gets a stand-in whose
+ * exports are getters that require the real module on first use, so a server with TLS or
+ * compression turned on loads it then, as before.
+ */
+const LAZY_BUILTINS = new Set(['tls', 'https', 'http2', 'zlib']);
+/**
+ * Every other Node module the bundle imports with `import` is required instead: Node 24
+ * builds an ES module facade for `import ... from 'node:http'` by reading every export of
+ * the module, and node:http's lazy exports (WebSocket, CloseEvent, ...) then load undici,
+ * tls, http2 and zlib at start. A require() reads nothing until the code asks for it.
+ */
+const builtinImports = {
+  name: 'builtin-imports',
+  setup(b) {
+    b.onResolve({ filter: /^[a-z_/0-9:]+$/ }, (args) => {
+      const name = args.path.replace(/^node:/, '');
+      if (!isBuiltin(name) || args.namespace === 'builtin') return undefined;
+      if (LAZY_BUILTINS.has(name)) return { path: name, namespace: 'builtin', pluginData: 'lazy' };
+      return args.kind === 'import-statement' ? { path: name, namespace: 'builtin' } : undefined;
+    });
+    b.onLoad({ filter: /.*/, namespace: 'builtin' }, async (args) => {
+      if (args.pluginData !== 'lazy')
+        return { loader: 'js', contents: `module.exports = require('node:${args.path}');\n` };
+      const real = await import(`node:${args.path}`);
+      const names = Object.keys(real).filter((k) => k !== 'default');
+      // Plain functions (lower case: not classes) stand in as wrappers, so that taking one at
+      // a module's top (`const { gzipSync } = require('zlib')`) does not load the module yet.
+      const calls = names.filter((k) => typeof real[k] === 'function' && /^[a-z]/.test(k));
+      return {
+        loader: 'js',
+        contents:
+          `let real; const load = () => (real ??= require('node:${args.path}'));\n` +
+          `const calls = new Map(${JSON.stringify(calls)}.map((k) => [k, function (...a) { return load()[k].apply(this, a); }]));\n` +
+          `for (const k of ${JSON.stringify(names)}) Object.defineProperty(module.exports, k, { enumerable: true, get: () => calls.get(k) ?? load()[k] });\n`,
+      };
+    });
+  },
+};
+
 rmSync(out, { recursive: true, force: true });
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
 execFileSync(process.execPath, [tsc, '--noEmit', '-p', join(root, 'tsconfig.build.json')], {
@@ -63,6 +107,7 @@ await build({
   entryNames: '[name]',
   chunkNames: '[name]-[hash]',
   external: EXTERNAL,
+  plugins: [builtinImports],
   // Less source for V8 to hold; identifiers and names kept, so stack traces and the error
   // types in log lines read as in the sources.
   minifyWhitespace: true,
