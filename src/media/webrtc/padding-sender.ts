@@ -97,9 +97,11 @@ export class PaddingSender {
         this.legs.splice(i, 1); // closed: its prober stops it too
         continue;
       }
+      // Two packets may always be owed: a slow leg (32 kbit/s is 80 bytes a tick) gets
+      // a packet every few ticks.
       leg.owed = Math.min(
         leg.owed + (leg.bps / 8) * (ms / 1000),
-        (leg.bps / 8) * ((MAX_OWED_TICKS * PADDING_TICK_MS) / 1000),
+        Math.max(2 * PADDING_PACKET_BYTES, (leg.bps / 8) * ((MAX_OWED_TICKS * PADDING_TICK_MS) / 1000)),
       );
       const ts = (leg.tsBase + now * 90) >>> 0;
       while (leg.owed >= PADDING_PACKET_BYTES && budget >= PADDING_PACKET_BYTES) {
