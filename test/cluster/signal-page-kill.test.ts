@@ -133,7 +133,14 @@ describe.runIf(run)('/signal/ pages when the worker holding one of them is kille
     await eventually(() => !isRunning(victim), 10_000, 'the worker gone');
 
     await alicePage.waitForSelector('#log li:has-text("lost the server")', { timeout: 10_000 });
-    await alicePage.waitForSelector(`#log li:has-text("reconnected as ${alice}")`, { timeout: 30_000 });
+    // Generous: the page retries with backoff up to 8 s while the dead worker's presence
+    // lapses, and a loaded 2-core box stretches each step. Its log says why if it fails.
+    await alicePage
+      .waitForSelector(`#log li:has-text("reconnected as ${alice}")`, { timeout: 60_000 })
+      .catch(async (err: unknown) => {
+        const why = `${await logText(alicePage)} / status: ${await alicePage.textContent('#status')}`;
+        throw new Error(`alice's page did not reconnect: ${why}`, { cause: err });
+      });
     await expect
       .poll(() => alicePage.textContent('#status'), { timeout: 10_000 })
       .toBe(`connected as ${alice}`);

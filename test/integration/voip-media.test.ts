@@ -8,6 +8,7 @@ import {
   runTool,
   samplesOf,
   ToneSource,
+  windowsHearing,
 } from '../fixtures/audio.js';
 import { LIVE_STREAM_COMPLAINTS, opusinfo } from '../fixtures/opusinfo.js';
 import { hasTool } from '../fixtures/system-tools.js';
@@ -171,8 +172,11 @@ describe('VOIP rooms', () => {
     const [ha, hb, hl] = [tail(heardByA), tail(heardByB), tail(heardByL)];
     expect(powerAt(ha, 1000)).toBeGreaterThan(100 * powerAt(ha, 440));
     expect(powerAt(hb, 440)).toBeGreaterThan(100 * powerAt(hb, 1000));
-    expect(powerAt(hl, 440)).toBeGreaterThan(0.3 * powerAt(hl, 1000));
-    expect(powerAt(hl, 1000)).toBeGreaterThan(0.3 * powerAt(hl, 440));
+    // The listener hears both (each in some of its ten 100 ms windows: a loaded box can
+    // stall one speaker's upload for most of the second).
+    const inL = windowsHearing(hl);
+    expect(inL.tone440, 'windows of the listener with the 440 Hz voice').toBeGreaterThanOrEqual(2);
+    expect(inL.tone1000, 'windows of the listener with the 1 kHz voice').toBeGreaterThanOrEqual(2);
 
     const metrics = await (await fetch(`${t.url}/metrics`)).text();
     expect(metrics).toMatch(/^chorus_voip_rooms [1-9]/m);

@@ -1,6 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type WebSocket from 'ws';
-import { dominantFrequency, ffmpegDecode, powerAt, samplesOf, ToneSource } from '../fixtures/audio.js';
+import {
+  dominantFrequency,
+  ffmpegDecode,
+  powerAt,
+  samplesOf,
+  ToneSource,
+  windowsHearing,
+} from '../fixtures/audio.js';
 import { LIVE_STREAM_COMPLAINTS, opusinfo } from '../fixtures/opusinfo.js';
 import { hasTool } from '../fixtures/system-tools.js';
 import { startTestServer, type TestServer } from '../fixtures/test-server.js';
@@ -60,27 +67,6 @@ function wholePages(body: Buffer): Buffer {
     at = end;
   }
   return body.subarray(0, at);
-}
-
-/**
- * In how many 100 ms windows of `samples` each tone is heard (over a tenth of the other's
- * power). The speakers' uploads are paced by this process's event loop, which also serves
- * the room and reads 33 streams: on a busy CI box one voice can stall for seconds, so a
- * voice is "in the mix" when it is heard in some windows, not across the whole stream; a
- * voice the mix leaves out is heard in none.
- */
-function windowsHearing(samples: Int16Array): { tone440: number; tone1000: number } {
-  let tone440 = 0;
-  let tone1000 = 0;
-  for (let at = 0; at + 4800 <= samples.length; at += 4800) {
-    const w = samples.subarray(at, at + 4800);
-    const low = powerAt(w, 440);
-    const high = powerAt(w, 1000);
-    // The floor (a tone of amplitude ~300 over the window) keeps silence out.
-    if (low > 0.1 * high && low > 1e8) tone440++;
-    if (high > 0.1 * low && high > 1e8) tone1000++;
-  }
-  return { tone440, tone1000 };
 }
 
 async function counters() {
