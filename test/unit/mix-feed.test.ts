@@ -107,11 +107,11 @@ describe('MixFeed: listeners of one mix share the work', () => {
     for (let t = 0; t < 50; t++) {
       a.write(tone.next(20));
       m.tick();
+      await nextTurns(2); // a flush's writes go a slice per turn
     }
     // One mix (a speaks; nobody listening speaks): one encode and one page a tick.
     expect(counters.encodes - before.encodes).toBe(50);
     expect(counters.oggPages - before.oggPages).toBe(50);
-    await nextTurns(2); // the last flush's writes go a slice per turn
     const last = listeners[0]!.chunks.at(-1)!;
     for (const s of listeners) expect(s.chunks.at(-1)).toBe(last);
     m.close();
@@ -146,8 +146,9 @@ describe('MixFeed: listeners of one mix share the work', () => {
     const after = counts();
     for (let i = 0; i < leaver; i++) expect(after[i]).toBe(start[i]! + 1);
     expect(after[leaver]).toBe(start[leaver]);
-    // Flushes that come while the one before is still being written finish it first:
-    // every stream stays whole, no page lost or repeated.
+    // Flushes that come while the one before is still being written (ticks caught up
+    // in one turn): a reader still owed one gets both in order; every stream stays
+    // whole, no page lost or repeated.
     for (let t = 0; t < 20; t++) {
       a.write(tone.next(20));
       m.tick();

@@ -235,15 +235,14 @@ export class MixFeed implements MixListener {
 
   /**
    * Builds this flush's page (or chunk) once per format and distance and owes it to each
-   * reader; the writes go a slice per turn (writeSlice), the first slice now. A flush
-   * still being written when the next comes is finished first, so each reader's bytes
-   * keep their order. Joiners between slices are not owed it: their intro already ends
-   * with this flush's packets.
+   * reader; the writes go a slice per turn (writeSlice), the first slice now. A reader
+   * still owed the flush before (ticks caught up after a stall come in one turn) is
+   * owed both, in order, in one write. Joiners between slices are not owed it: their
+   * intro already ends with this flush's packets.
    */
   private flush(): void {
     this.ticks = 0;
     this.intro = undefined;
-    if (this.written < this.owed.length) this.writeSlice(Infinity);
     const packets = this.pending;
     if (packets.length > 0) {
       this.pending = [];
@@ -279,14 +278,18 @@ export class MixFeed implements MixListener {
   }
 
   private owe(r: Reader, chunk: Uint8Array): void {
+    if (r.due) {
+      r.due = Buffer.concat([r.due, chunk]); // still in `owed`, not yet written
+      return;
+    }
     r.due = chunk;
     this.owed.push(r);
   }
 
-  /** Writes up to `max` of the owed readers, and schedules the next slice if any are left. */
-  private writeSlice(max = WRITES_PER_SLICE): void {
+  /** Writes a slice of the owed readers, and schedules the next slice if any are left. */
+  private writeSlice(): void {
     const owed = this.owed;
-    const end = Math.min(owed.length, this.written + max);
+    const end = Math.min(owed.length, this.written + WRITES_PER_SLICE);
     while (this.written < end) {
       const r = owed[this.written++]!;
       const due = r.due;
