@@ -5,8 +5,7 @@ import { ChorusError, isChorusError } from '../../core/errors.js';
 import { asUserId } from '../../core/ids.js';
 import type { Participant } from '../../core/participant.js';
 import type { Room } from '../../core/room.js';
-import { asParticipantId, type TrackSource } from '../../core/room-types.js';
-import { parseOffer } from '../../media/webrtc/sdp-validation.js';
+import { asParticipantId } from '../../core/room-types.js';
 import { publishedTrackId, type Sfu } from '../../media/webrtc/sfu.js';
 import { clipClientText, type ThrottledLog } from '../../lib/throttled-log.js';
 import { TokenBucket } from '../../lib/token-bucket.js';
@@ -18,6 +17,8 @@ import { applyTrackSettings, watchLayersWanted } from './rtc-layers.js';
 import type { RtcRoomFeed } from './rtc-room-feed.js';
 import { RtcTrickle, type Trickled, type TrickleTarget } from './rtc-trickle.js';
 import { HEARD_KEPT } from './rtc-handover.js';
+import { RtcMessageLog, type SentMessage } from './rtc-message-log.js';
+import { publishSources } from './rtc-publish-sources.js';
 import { clientMessage, MAIN_PC, type ClientMessage, type RoomFeedEvent } from './rtc-schemas.js';
 
 /** What every session of a node shares. */
@@ -37,10 +38,6 @@ export interface RtcSessionContext {
 
 /** Each socket is pinged this often; one silent from a ping to the next is dropped. */
 const PING_EVERY_MS = 15_000;
-/** Server messages kept for a resume (a dropped client missing more gets the full state). */
-const KEPT_MESSAGES = 500;
-/** ... and at most this many bytes of them: a room busy with data must not grow every session. */
-const KEPT_BYTES = 256 * 1024;
 /**
  * Client messages a session may send per second (and in a burst): each data message is
  * fanned out to the whole room, so one client must not flood it.
@@ -59,8 +56,6 @@ const TRICKLE_BURST = 400;
  * leg awaiting a resume). No identity contains a control character, so none collides.
  */
 const SIGNALLING_SOURCE = '\u0000rtc';
-const AUDIO_SOURCES: readonly TrackSource[] = ['microphone', 'screen'];
-const VIDEO_SOURCES: readonly TrackSource[] = ['camera', 'screen'];
 
 type Outgoing = Record<string, unknown> & { type: string };
 
@@ -74,9 +69,7 @@ export class RtcSession {
   readonly identity: string;
   readonly roomName: string;
   private socket: WebSocket | undefined;
-  private seq = 0;
-  private readonly kept: Array<{ seq: number; text: string }> = [];
-  private keptBytes = 0;
+  private readonly sent: RtcMessageLog;
   private readonly rate = new TokenBucket(MESSAGES_PER_SECOND, MESSAGE_BURST);
   private readonly trickleRate = new TokenBucket(TRICKLES_PER_SECOND, TRICKLE_BURST);
   private participant: Participant | undefined;
@@ -110,7 +103,7 @@ export class RtcSession {
     moved?: { resumeToken: string; seq: number },
   ) {
     this.resumeToken = moved?.resumeToken ?? randomBytes(18).toString('base64url');
-    this.seq = moved?.seq ?? 0;
+    this.sent = new RtcMessageLog(moved?.seq ?? 0);
     this.identity = claims.identity;
     this.roomName = claims.room;
     this.log = ctx.log.child({ room: this.roomName, user: this.identity });
@@ -141,11 +134,9 @@ export class RtcSession {
     const old = this.socket;
     this.use(socket);
     old?.close(RTC_CLOSE.normal, 'replaced by a resumed connection');
-    this.log.info({ lastSeq, seq: this.seq }, 'chorus rtc: session resumed');
-    const from = lastSeq + 1;
-    const oldest = this.kept[0]?.seq ?? this.seq + 1;
-    if (from >= oldest || from > this.seq) {
-      const missed = this.kept.filter((m) => m.seq >= from);
+    this.log.info({ lastSeq, seq: this.sent.lastSeq }, 'chorus rtc: session resumed');
+    const missed = this.sent.missedAfter(lastSeq);
+    if (missed) {
       socket.send(JSON.stringify({ type: 'resumed', seq: 0, replayed: missed.length }));
       for (const m of missed) socket.send(m.text);
       return;
@@ -165,7 +156,7 @@ export class RtcSession {
    */
   startMoved(
     socket: WebSocket,
-    missed: Array<{ seq: number; text: string }> | undefined,
+    missed: SentMessage[] | undefined,
     /** Room changes this node heard while the other handed over, that one had not. */
     early: Array<{ event: RoomFeedEvent; heard: string }>,
   ): void {
@@ -186,7 +177,7 @@ export class RtcSession {
       this.pending = undefined;
       socket.send(JSON.stringify({ type: 'resumed', seq: 0, replayed: missed.length, mediaReset: true }));
       for (const m of missed) {
-        this.keep(m.seq, m.text);
+        this.sent.keep(m);
         socket.send(m.text);
       }
       for (const e of early) this.onHeard(e.event, e.heard);
@@ -202,13 +193,11 @@ export class RtcSession {
    */
   handOver(lastSeq: number): {
     seq: number;
-    missed: Array<{ seq: number; text: string }> | undefined;
+    missed: SentMessage[] | undefined;
     heard: string[];
   } {
-    const from = lastSeq + 1;
-    const oldest = this.kept[0]?.seq ?? this.seq + 1;
-    const missed = from >= oldest || from > this.seq ? this.kept.filter((m) => m.seq >= from) : undefined;
-    const seq = this.seq;
+    const missed = this.sent.missedAfter(lastSeq);
+    const seq = this.sent.lastSeq;
     this.end(LEAVE_REASONS.moved, RTC_CLOSE.normal);
     return { seq, missed, heard: [...this.heard] };
   }
@@ -428,7 +417,7 @@ export class RtcSession {
     switch (msg.type) {
       case 'publish': {
         if (grants.canPublish !== true) throw forbidden('canPublish');
-        const sources = this.publishSources(msg.sdp, msg.sources ?? {});
+        const sources = publishSources(msg.sdp, msg.sources ?? {}, grants.canPublishSources);
         // Each named peer connection is its own leg; the main one keeps the old keys and ids.
         const pc = msg.pc === undefined || msg.pc === MAIN_PC ? undefined : msg.pc;
         const trickled = this.trickle.negotiating({ pc: pc ?? MAIN_PC });
@@ -502,31 +491,6 @@ export class RtcSession {
     }
   }
 
-  /** The source of each kind the offer sends, each checked against `canPublishSources`. */
-  private publishSources(
-    sdp: string,
-    asked: { audio?: TrackSource | undefined; video?: TrackSource | undefined },
-  ): Partial<Record<'audio' | 'video', TrackSource>> {
-    const out: Partial<Record<'audio' | 'video', TrackSource>> = {};
-    for (const m of parseOffer(sdp).media) {
-      if (m.direction !== 'sendonly' && m.direction !== 'sendrecv') continue;
-      if (m.kind !== 'audio' && m.kind !== 'video') continue;
-      if (out[m.kind])
-        throw new ChorusError(
-          'invalid_sdp',
-          `at most one ${m.kind} section may send per publish (publish another on its own 'pc')`,
-        );
-      const source = asked[m.kind] ?? (m.kind === 'audio' ? 'microphone' : 'camera');
-      if (!(m.kind === 'audio' ? AUDIO_SOURCES : VIDEO_SOURCES).includes(source))
-        throw new ChorusError('invalid_argument', `a ${m.kind} track cannot have the source ${source}`);
-      const allowed = this.claims.grants.canPublishSources;
-      if (allowed && !allowed.includes(source))
-        throw new ChorusError('forbidden', `token may not publish the source ${source} (canPublishSources)`);
-      out[m.kind] = source;
-    }
-    return out;
-  }
-
   /** A frame that is not this protocol: said, logged (throttled), and the socket closed. */
   private refuse(message: string, text?: string): void {
     this.ctx.clientErrors.warn(
@@ -552,17 +516,8 @@ export class RtcSession {
 
   /** Numbers, keeps and sends (when a socket is there) one message. */
   private send(msg: Outgoing, socket = this.socket): void {
-    const seq = ++this.seq;
-    const text = JSON.stringify({ ...msg, seq });
-    this.keep(seq, text);
+    const text = this.sent.append(msg);
     if (socket && socket.readyState === socket.OPEN) socket.send(text);
-  }
-
-  private keep(seq: number, text: string): void {
-    this.kept.push({ seq, text });
-    this.keptBytes += text.length;
-    while (this.kept.length > KEPT_MESSAGES || (this.keptBytes > KEPT_BYTES && this.kept.length > 1))
-      this.keptBytes -= this.kept.shift()!.text.length;
   }
 }
 
