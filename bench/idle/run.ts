@@ -4,17 +4,32 @@
 // `node DIST/src/main.js serve` with every surface on, each surface alone and none, and
 // reports for each the wall time from spawn to /readyz 200, the CPU the process used until
 // then (less sensitive than wall time to a shared machine) and its RSS at ready and after
-// 2 s idle. Medians of --runs (default 3) interleaved runs.
+// 2 s idle. Medians of --runs (default 3) interleaved runs. To measure a runtime setting:
+// `--node-args "--v8-pool-size=2"` (before the entry) and `--env MALLOC_ARENA_MAX=1,K=V`.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { cpuSeconds, freePort, rssBytes } from '../lib/server-process.js';
 import { freeUdpPort } from '../../test/fixtures/free-udp-port.js';
 
-const { values } = parseArgs({ options: { dist: { type: 'string' }, runs: { type: 'string' } } });
+const { values } = parseArgs({
+  options: {
+    dist: { type: 'string' },
+    runs: { type: 'string' },
+    'node-args': { type: 'string' },
+    env: { type: 'string' },
+  },
+});
 const runs = Number(values.runs ?? 3);
+const nodeArgs = (values['node-args'] ?? '').split(' ').filter(Boolean);
+const extraEnv = Object.fromEntries(
+  (values.env ?? '')
+    .split(',')
+    .filter(Boolean)
+    .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+);
 const repo = process.cwd();
 
 /** Each surface's switch: `<NAME>_ENABLED` (Chorus's own API: CHORUS_API_ENABLED). */
@@ -35,13 +50,16 @@ interface Sample {
   cpuMs: number;
   rssReadyMiB: number;
   rssIdleMiB: number;
+  /** Of the idle RSS: anonymous (heap, malloc, stacks) and file-backed (the node binary, libraries). */
+  anonIdleMiB: number;
+  fileIdleMiB: number;
 }
 
 async function once(main: string, env: Record<string, string>): Promise<Sample> {
   const port = await freePort();
   const data = mkdtempSync(join(tmpdir(), 'chorus-idle-'));
   const t0 = performance.now();
-  const child = spawn(process.execPath, [main, 'serve'], {
+  const child = spawn(process.execPath, [...nodeArgs, main, 'serve'], {
     env: {
       PATH: process.env.PATH ?? '',
       HTTP_PORT: String(port),
@@ -50,6 +68,7 @@ async function once(main: string, env: Record<string, string>): Promise<Sample> 
       DATA_DIR: data,
       LOG_LEVEL: 'warn',
       LOG_PRETTY: 'no',
+      ...extraEnv,
       ...env,
     },
     stdio: ['ignore', 'inherit', 'inherit'],
@@ -72,7 +91,16 @@ async function once(main: string, env: Record<string, string>): Promise<Sample> 
     const rssReadyMiB = rssBytes(child.pid!) / 2 ** 20;
     await new Promise((r) => setTimeout(r, 2000)); // idle: what it keeps, not what it peaked at
     const rssIdleMiB = rssBytes(child.pid!) / 2 ** 20;
-    return { readyMs, cpuMs, rssReadyMiB, rssIdleMiB };
+    const status = readFileSync(`/proc/${child.pid!}/status`, 'utf8');
+    const kib = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN);
+    return {
+      readyMs,
+      cpuMs,
+      rssReadyMiB,
+      rssIdleMiB,
+      anonIdleMiB: kib('RssAnon') / 1024,
+      fileIdleMiB: kib('RssFile') / 1024,
+    };
   } finally {
     process.kill(child.pid!, 'SIGTERM');
     await exited;
@@ -100,16 +128,20 @@ for (let i = 0; i < runs; i++) {
 const load1 = loadavg()[0]!;
 const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
 console.log(
-  `bench:idle  node ${process.version}  commit ${commit}  ${cpus().length} cores  load ${load0.toFixed(1)} -> ${load1.toFixed(1)}  ${runs} runs (medians)`,
+  `bench:idle  node ${process.version}  commit ${commit}  ${cpus().length} cores  load ${load0.toFixed(1)} -> ${load1.toFixed(1)}  ${runs} runs (medians)` +
+    (nodeArgs.length ? `  node args ${nodeArgs.join(' ')}` : '') +
+    (values.env ? `  env ${values.env}` : ''),
 );
 console.log(
-  '| Configuration | Ready (wall, ms) | CPU to ready (ms) | RSS at ready (MiB) | RSS idle 2 s later (MiB) |',
+  '| Configuration | Ready (wall, ms) | CPU to ready (ms) | RSS at ready (MiB) | RSS idle 2 s later (MiB) | of which anon / file (MiB) |',
 );
-console.log('|---|---:|---:|---:|---:|');
+console.log('|---|---:|---:|---:|---:|---:|');
 for (const [name] of CASES) {
   const s = samples.get(name)!;
   const m = (k: keyof Sample): string => median(s.map((x) => x[k])).toFixed(k.endsWith('MiB') ? 1 : 0);
-  console.log(`| ${name} | ${m('readyMs')} | ${m('cpuMs')} | ${m('rssReadyMiB')} | ${m('rssIdleMiB')} |`);
+  console.log(
+    `| ${name} | ${m('readyMs')} | ${m('cpuMs')} | ${m('rssReadyMiB')} | ${m('rssIdleMiB')} | ${m('anonIdleMiB')} / ${m('fileIdleMiB')} |`,
+  );
 }
 if (built) rmSync(built, { recursive: true, force: true });
 // Keep the JSON for tooling that reads the figures.
