@@ -1,19 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import type { Room } from '../../sdk/src/room.js';
-import { createAccessToken } from '../../src/api/chorus/access-token.js';
 import { hasTool } from '../fixtures/system-tools.js';
-import { launchChromium, type TestBrowser } from '../fixtures/browser.js';
-import { startTestServer, type TestServer } from '../fixtures/test-server.js';
-import { freeUdpPort } from '../fixtures/free-udp-port.js';
+import { sdkServerAndChromium } from '../fixtures/sdk-env.js';
 import {
-  buildSdk,
   hasEvent,
   openSdkPage,
   sdkCall as call,
   sdkEvents as events,
-  startPageServer,
-  type PageServer,
   type SdkJoined,
 } from '../fixtures/sdk-page.js';
 
@@ -24,17 +18,7 @@ import {
  */
 
 const haveChromium = hasTool('chromium', 'chromium');
-const KEY = 'sdk-screen';
-const SECRET = 'a-secret-for-the-sdk-screen-test-0123456789';
 const ROOM = 'screen-room';
-
-const token = (identity: string): Promise<string> =>
-  createAccessToken(KEY, SECRET, {
-    identity,
-    room: ROOM,
-    grants: { roomJoin: true, canPublish: true, canSubscribe: true },
-    ttlSeconds: 600,
-  });
 
 /** Publishes a 640x360 canvas, repainted 15 times a second, as a screen share. */
 function shareCanvasScreen(page: Page): Promise<[string, string, string]> {
@@ -79,30 +63,14 @@ function videosBySource(
 }
 
 describe.runIf(haveChromium)('the SDK publishes camera and screen at once (Chromium)', () => {
-  let server: TestServer;
-  let browser: TestBrowser;
-  let pages: PageServer;
-
-  beforeAll(async () => {
-    const sdk = buildSdk();
-    server = await startTestServer({
-      chorus: { apiKeys: [`${KEY}:${SECRET}`] },
-      webrtc: { udpPort: await freeUdpPort(), bindAddress: '127.0.0.1' },
-    });
-    pages = await startPageServer(sdk);
-    browser = await launchChromium();
-  }, 90_000);
-  afterAll(async () => {
-    await browser?.close();
-    await pages?.close();
-    await server?.close();
-  });
+  const env = sdkServerAndChromium('sdk-screen');
+  const token = (identity: string) => env.token(identity, ROOM);
 
   it('a screen share goes out next to the camera, and the other page decodes both', async () => {
-    const ada = await openSdkPage(browser, pages.url);
-    const grace = await openSdkPage(browser, pages.url);
-    await call<SdkJoined>(ada, 'join', server.url, await token('ada'));
-    await call<SdkJoined>(grace, 'join', server.url, await token('grace'));
+    const ada = await openSdkPage(env.browser, env.pages.url);
+    const grace = await openSdkPage(env.browser, env.pages.url);
+    await call<SdkJoined>(ada, 'join', env.server.url, await token('ada'));
+    await call<SdkJoined>(grace, 'join', env.server.url, await token('grace'));
     expect(await shareCanvasScreen(ada)).toEqual(['video', 'ada-screen', 'screen']);
     // The camera is still published: the share did not replace it.
     const mine = await ada.evaluate(() =>

@@ -1,34 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
-import { createAccessToken } from '../../src/api/chorus/access-token.js';
 import { hasTool } from '../fixtures/system-tools.js';
-import { launchChromium, type TestBrowser } from '../fixtures/browser.js';
-import { startTestServer, type TestServer } from '../fixtures/test-server.js';
-import { freeUdpPort } from '../fixtures/free-udp-port.js';
-import {
-  buildSdk,
-  openSdkPage,
-  sdkCall as call,
-  sdkReceived as received,
-  startPageServer,
-  type PageServer,
-  waitForMedia,
-} from '../fixtures/sdk-page.js';
+import { sdkServerAndChromium } from '../fixtures/sdk-env.js';
+import { openSdkPage, sdkCall as call, sdkReceived as received, waitForMedia } from '../fixtures/sdk-page.js';
 
 // The SDK's trickle ICE in Chromium: offers go before gathering completes and the
 // candidates follow as `trickle` messages (the server's join says it takes them).
 
 const haveChromium = hasTool('chromium', 'chromium');
-const KEY = 'sdk-trickle';
-const SECRET = 'a-secret-for-the-sdk-trickle-test-0123456789';
-
-const token = (room: string, identity: string): Promise<string> =>
-  createAccessToken(KEY, SECRET, {
-    identity,
-    room,
-    grants: { roomJoin: true, canPublish: true, canSubscribe: true },
-    ttlSeconds: 600,
-  });
 
 /** Records every message the page sends on its WebSockets (window.sentMessages). */
 async function recordSent(page: Page): Promise<void> {
@@ -63,31 +42,15 @@ const sent = (page: Page): Promise<Sent[]> =>
   page.evaluate(() => (window as unknown as { sentMessages: Sent[] }).sentMessages);
 
 describe.runIf(haveChromium)('the SDK trickles ICE in Chromium', () => {
-  let server: TestServer;
-  let browser: TestBrowser;
-  let pages: PageServer;
-
-  beforeAll(async () => {
-    const sdk = buildSdk();
-    server = await startTestServer({
-      chorus: { apiKeys: [`${KEY}:${SECRET}`] },
-      webrtc: { udpPort: await freeUdpPort(), bindAddress: '127.0.0.1' },
-    });
-    pages = await startPageServer(sdk);
-    browser = await launchChromium();
-  }, 90_000);
-  afterAll(async () => {
-    await browser?.close();
-    await pages?.close();
-    await server?.close();
-  });
+  const env = sdkServerAndChromium('sdk-trickle');
+  const token = (room: string, identity: string) => env.token(identity, room);
 
   it('two pages publish and subscribe with offers sent before gathering and candidates trickled, and decode each other', async () => {
-    const ada = await openSdkPage(browser, pages.url);
-    const grace = await openSdkPage(browser, pages.url);
+    const ada = await openSdkPage(env.browser, env.pages.url);
+    const grace = await openSdkPage(env.browser, env.pages.url);
     for (const p of [ada, grace]) await recordSent(p);
-    await call(ada, 'join', server.url, await token('trickle-room', 'ada'));
-    await call(grace, 'join', server.url, await token('trickle-room', 'grace'));
+    await call(ada, 'join', env.server.url, await token('trickle-room', 'ada'));
+    await call(grace, 'join', env.server.url, await token('trickle-room', 'grace'));
     for (const [page, other] of [
       [ada, 'grace'],
       [grace, 'ada'],
@@ -123,9 +86,9 @@ describe.runIf(haveChromium)('the SDK trickles ICE in Chromium', () => {
     const times: Record<'trickle' | 'complete', number[]> = { trickle: [], complete: [] };
     for (let i = 0; i < 5; i++) {
       for (const mode of ['trickle', 'complete'] as const) {
-        const page = await openSdkPage(browser, pages.url);
+        const page = await openSdkPage(env.browser, env.pages.url);
         const t0 = performance.now();
-        await call(page, 'join', server.url, await token(`measure-${mode}-${i}`, 'solo'), {
+        await call(page, 'join', env.server.url, await token(`measure-${mode}-${i}`, 'solo'), {
           trickleIce: mode === 'trickle',
         });
         times[mode].push(performance.now() - t0);
