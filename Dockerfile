@@ -35,6 +35,9 @@ COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY deploy/healthcheck.mjs ./healthcheck.mjs
+# Not set here (BENCHMARKS.md, #17.2): MALLOC_ARENA_MAX=1 takes about 3 MiB off an idle
+# process on Node 24 (one malloc arena instead of one per V8/libuv thread) for up to a few
+# per cent of SFU CPU; pass it with -e where many idle processes share a host.
 ENV NODE_ENV=production \
     DATA_DIR=/var/lib/chorus \
     HTTP_PORT=8000 \

@@ -5,7 +5,7 @@
 // reports for each the wall time from spawn to /readyz 200, the CPU the process used until
 // then (less sensitive than wall time to a shared machine) and its RSS at ready and after
 // 2 s idle. Medians of --runs (default 3) interleaved runs. To measure a runtime setting:
-// `--node-args "--v8-pool-size=2"` (before the entry) and `--env MALLOC_ARENA_MAX=1,K=V`.
+// `--node-args=--v8-pool-size=2` (before the entry; space-separated) and `--env MALLOC_ARENA_MAX=1,K=V`.
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
