@@ -54,5 +54,5 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
 STOPSIGNAL SIGTERM
 # --max-semi-space-size=16: V8's young generation capped at Node 20's 2 x 16 MiB. Node 24
 # grows it to 128 MiB under a burst of connections and keeps it: 10 KiB of RSS for each of
-# 10,000 idle Signal sockets against 4.8 KiB with the cap (BENCHMARKS.md, #17.1).
+# 10,000 idle Signal sockets against about 5 KiB with the cap (BENCHMARKS.md, #17.1).
 CMD ["node", "--max-semi-space-size=16", "dist/src/main.js", "serve"]

@@ -41,6 +41,7 @@ import WebSocket from 'ws';
 import { NatsServerProcess } from '../../test/fixtures/nats-server.js';
 import {
   cpuSeconds,
+  cpuSplit,
   percentile,
   rssBytes,
   startBenchServer,
@@ -149,6 +150,8 @@ interface LoopResult {
   cpuSeconds: number[];
   /** Write and read system calls of the first process over the loop (socket writes, reads). */
   syscalls: { writes: number; reads: number };
+  /** The kernel's share of the first process's CPU over the loop (system / (user + system)). */
+  systemShare: number;
   elapsed: number;
   delivered: number;
 }
@@ -192,6 +195,7 @@ async function closedLoop(sockets: WebSocket[], pids: number[]): Promise<LoopRes
     for (let w = 0; w < WINDOW; w++) sockets[2 * p]!.send(frame(`u${2 * p + 1}`, 't', performance.now()));
   await new Promise((r) => setTimeout(r, 500)); // warm-up
   const cpu0 = pids.map(cpuSeconds);
+  const split0 = cpuSplit(pids[0]!);
   const io0 = syscallCounts(pids[0]!);
   const start = performance.now();
   latencies.length = 0;
@@ -201,6 +205,7 @@ async function closedLoop(sockets: WebSocket[], pids: number[]): Promise<LoopRes
   const count = delivered;
   const lat = latencies.slice().sort((x, y) => x - y);
   const cpu = pids.map((pid, i) => cpuSeconds(pid) - cpu0[i]!);
+  const split = cpuSplit(pids[0]!);
   const io = syscallCounts(pids[0]!);
   running = false;
   await new Promise((r) => setTimeout(r, 500)); // let the loop drain
@@ -211,6 +216,7 @@ async function closedLoop(sockets: WebSocket[], pids: number[]): Promise<LoopRes
     latencyMsP99: Number(percentile(lat, 99).toFixed(3)),
     cpuSeconds: cpu.map((c) => Number(c.toFixed(2))),
     syscalls: { writes: io.writes - io0.writes, reads: io.reads - io0.reads },
+    systemShare: systemShare(split0, split),
     elapsed,
     delivered: count,
   };
@@ -320,6 +326,13 @@ async function heapUsed(url: string): Promise<number> {
   return Number(/chorus_nodejs_heap_size_used_bytes (\d+)/.exec(metrics)?.[1] ?? NaN);
 }
 
+/** The kernel's share of a process's CPU between two readings of cpuSplit. */
+function systemShare(a: { user: number; system: number }, b: { user: number; system: number }): number {
+  const system = b.system - a.system;
+  const total = system + b.user - a.user;
+  return total > 0 ? Number((system / total).toFixed(2)) : NaN;
+}
+
 const perCpuSecond = (r: LoopResult, cpu: number): number => Math.round(r.delivered / cpu);
 const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
 const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB`;
@@ -338,10 +351,12 @@ async function oneNode(env: Record<string, string>): Promise<Record<string, unkn
     const youngBefore = await youngGeneration(server.url);
     const rssBefore = rssBytes(server.pid);
     const acceptCpu0 = cpuSeconds(server.pid);
+    const acceptSplit0 = cpuSplit(server.pid);
     const t0 = performance.now();
     const sockets = await inBatches(N, 200, (i) => open(server.url, cookies[i]!));
     const connectSeconds = (performance.now() - t0) / 1000;
     const acceptCpu = cpuSeconds(server.pid) - acceptCpu0;
+    const acceptSystemShare = systemShare(acceptSplit0, cpuSplit(server.pid));
     await new Promise((r) => setTimeout(r, 2000)); // let the server settle
     const rssAfter = rssBytes(server.pid);
     const heapAfter = await heapUsed(server.url);
@@ -359,6 +374,7 @@ async function oneNode(env: Record<string, string>): Promise<Record<string, unkn
       connectSeconds: Number(connectSeconds.toFixed(2)),
       acceptCpuSeconds: Number(acceptCpu.toFixed(2)),
       acceptCpuMicrosecondsPerConnection: Math.round((acceptCpu / N) * 1e6),
+      acceptSystemCpuShare: acceptSystemShare,
       serverRssMiBBefore: Number((rssBefore / 2 ** 20).toFixed(1)),
       serverRssMiBAfter: Number((rssAfter / 2 ** 20).toFixed(1)),
       bytesPerConnection: Math.round((rssAfter - rssBefore) / N),
@@ -374,6 +390,7 @@ async function oneNode(env: Record<string, string>): Promise<Record<string, unkn
       messagesPerServerCpuSecond: perCpuSecond(r, sum(r.cpuSeconds)),
       serverWriteSyscallsPerMessage: Number((r.syscalls.writes / r.delivered).toFixed(2)),
       serverReadSyscallsPerMessage: Number((r.syscalls.reads / r.delivered).toFixed(2)),
+      serverSystemCpuShare: r.systemShare,
       latencyMsP50: r.latencyMsP50,
       latencyMsP99: r.latencyMsP99,
       serverCpuPercent: Math.round((sum(r.cpuSeconds) / r.elapsed) * 100),
