@@ -12,7 +12,7 @@ import { isPaddingOnly } from '../../src/media/webrtc/padding-packet.js';
 /**
  * Bandwidth probing (#18): three node-datachannel subscribers (RTX offered) of an SSRC
  * simulcast publisher (layers of ~80, ~160 and ~240 kbit/s), each sending its own REMB:
- * 130 kbit/s, then 120 kbit/s (a fall: the leg is limited to the lowest layer).
+ * 130 kbit/s, then at once 120 kbit/s (a fall: the leg is limited to the lowest layer).
  * - `climber` wants every layer: it gets padding-only packets on its RTX SSRC, and once
  *   its REMB rises over the next layer it is switched up;
  * - `small` asked for 320 pixels: it has what it wants, no padding;
@@ -29,8 +29,10 @@ const RTX_PT = VIDEO_PT + 1;
  * second (+10 kbit/s), and never down for that ceiling alone.
  */
 class Feedback {
-  remb = 130_000;
+  /** Sent after the first two REMBs (130 kbit/s): a fall, so the leg's limit. */
+  remb = 120_000;
   climbing = false;
+  private sent = 0;
   private readonly timer: NodeJS.Timeout;
   private readonly received: number[] = [];
   private counted = 0;
@@ -50,7 +52,10 @@ class Feedback {
       }
       const ssrc = media(sub)[0]?.readUInt32BE(8);
       if (ssrc === undefined || !sub.video.isOpen()) return;
-      sub.video.sendMessageBinary(buildRemb(1, Math.round(this.remb), [ssrc]));
+      // The fall comes at once: a leg that kept a higher layer for 6 s would count it as
+      // held and try it again without probing (layer choice rule 5).
+      const remb = this.sent++ < 2 ? 130_000 : this.remb;
+      sub.video.sendMessageBinary(buildRemb(1, Math.round(remb), [ssrc]));
       if (loss > 0)
         sub.video.sendMessageBinary(
           buildReceiverReport(1, ssrc, { fractionLost: loss, cumulativeLost: 5, jitter: 0 }),
@@ -97,24 +102,19 @@ describe('bandwidth probing (padding on the RTX SSRC)', () => {
     try {
       await pub.negotiate((offer) => sfu.publish(room, asUserId('ada'), offer));
       pub.start();
-      for (const [name, sub] of Object.entries(subs))
+      // Each leg's feedback starts as it connects: REMB 130 kbit/s, then 120 (its limit).
+      const feedbackOf = new Map<NdcSubscriber, Feedback>();
+      for (const [name, sub] of Object.entries(subs)) {
         await sub.negotiate((offer) => sfu.subscribe(room, asUserId(name), asUserId('ada'), offer));
-      expect(
-        sfu.setLayerPreference(room, asUserId('small'), asUserId('ada'), { maxWidth: 320, maxHeight: 0 }),
-      ).toBe(true);
-      const [climber, small, lossy] = [
-        new Feedback(subs.climber),
-        new Feedback(subs.small),
-        new Feedback(subs.lossy, 0.1),
-      ];
-      feedback.push(climber, small, lossy);
-      // Media first, at a REMB of 130 kbit/s; then every REMB falls to 120 kbit/s (a limit).
-      await eventually(
-        () => Object.values(subs).every((s) => media(s).length > 100),
-        30_000,
-        'video at every subscriber',
-      );
-      for (const f of feedback) f.remb = 120_000;
+        const f = new Feedback(sub, sub === subs.lossy ? 0.1 : 0);
+        feedback.push(f);
+        feedbackOf.set(sub, f);
+        if (sub === subs.small)
+          expect(
+            sfu.setLayerPreference(room, asUserId('small'), asUserId('ada'), { maxWidth: 320, maxHeight: 0 }),
+          ).toBe(true);
+      }
+      const climber = feedbackOf.get(subs.climber)!;
       await eventually(
         () => onlyLayer(subs.climber, 30, 0),
         30_000,
@@ -134,7 +134,14 @@ describe('bandwidth probing (padding on the RTX SSRC)', () => {
       for (let i = 1; i < pads.length; i++)
         expect((pads[i]!.readUInt16BE(2) - pads[i - 1]!.readUInt16BE(2)) & 0xffff).toBe(1);
       // The media runs on undisturbed.
-      expect(onlyLayer(subs.climber, 30, 0)).toBe(true);
+      const last = media(subs.climber).slice(-30);
+      expect(
+        {
+          layers: [...new Set(last.map((p) => p[30]))],
+          seqs: last.map((p) => p.readUInt16BE(2)),
+        },
+        'the last 30 media packets',
+      ).toEqual({ layers: [0], seqs: last.map((_, i) => (last[0]!.readUInt16BE(2) + i) & 0xffff) });
       // Over the same time, the legs that have what they want or lose packets got none.
       expect(padding(subs.small)).toHaveLength(0);
       expect(padding(subs.lossy)).toHaveLength(0);
@@ -153,6 +160,19 @@ describe('bandwidth probing (padding on the RTX SSRC)', () => {
       expect(leg('small').current).toBe(0);
       expect(padding(subs.small)).toHaveLength(0);
       expect(padding(subs.lossy)).toHaveLength(0);
+
+      // Its REMB stops climbing under the top layer (~240 kbit/s): it probes again. Then its
+      // receiver vanishes mid-probe (no goodbye): once the SFU closes the leg, the leg is
+      // no longer padded.
+      climber.climbing = false;
+      await eventually(() => sfu.stats().paddingLegs === 1, 60_000, 'the climber probing again');
+      climber.close();
+      subs.climber.close();
+      await eventually(
+        () => sfu.stats().subscribers === 2 && sfu.stats().paddingLegs === 0,
+        60_000,
+        'the climber`s leg closed, nothing padded',
+      );
     } finally {
       for (const f of feedback) f.close();
       for (const c of [...Object.values(subs), pub]) c.close();

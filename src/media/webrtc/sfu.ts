@@ -46,6 +46,8 @@ export interface SfuStats extends SfuRelayStats {
   probesStarted: number;
   probesSucceeded: number;
   probesFailed: number;
+  /** Legs being padded now. */
+  paddingLegs: number;
 }
 
 /** What a track sends to other nodes (its own node) or came from (a relayed one). */
@@ -616,6 +618,7 @@ export class Sfu {
       probesStarted: this.padding.counts.started,
       probesSucceeded: this.padding.counts.succeeded,
       probesFailed: this.padding.counts.failed,
+      paddingLegs: this.padding.padding,
       ...this.retired,
       ...(this.relay?.stats() ?? NO_RELAY),
     };
