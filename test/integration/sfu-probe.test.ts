@@ -133,15 +133,14 @@ describe('bandwidth probing (padding on the RTX SSRC)', () => {
       // Its own RTX sequence numbers, one after another.
       for (let i = 1; i < pads.length; i++)
         expect((pads[i]!.readUInt16BE(2) - pads[i - 1]!.readUInt16BE(2)) & 0xffff).toBe(1);
-      // The media runs on undisturbed.
+      // The media runs on undisturbed: its sequence numbers go on one by one (the padding
+      // has its own). The probe may already have taken the leg up a layer by now (the
+      // munger keeps the numbers seamless across a switch), so layers are reported only.
       const last = media(subs.climber).slice(-30);
       expect(
-        {
-          layers: [...new Set(last.map((p) => p[30]))],
-          seqs: last.map((p) => p.readUInt16BE(2)),
-        },
-        'the last 30 media packets',
-      ).toEqual({ layers: [0], seqs: last.map((_, i) => (last[0]!.readUInt16BE(2) + i) & 0xffff) });
+        last.map((p) => p.readUInt16BE(2)),
+        `the last 30 media packets' sequence numbers (layers ${[...new Set(last.map((p) => p[30]))].join(',')})`,
+      ).toEqual(last.map((_, i) => (last[0]!.readUInt16BE(2) + i) & 0xffff));
       // Over the same time, the legs that have what they want or lose packets got none.
       expect(padding(subs.small)).toHaveLength(0);
       expect(padding(subs.lossy)).toHaveLength(0);
