@@ -93,39 +93,7 @@ export function registerSfuMetrics(registry: Registry, stats: () => SfuStats): v
     'Forwarded packets the WebRTC binding refused to send (a track closing, or a transient failure).',
     (s) => s.sendErrors,
   );
-  // The relay between nodes (docs/cluster.md): zero on one node.
-  counter(
-    'chorus_sfu_relay_packets_sent_total',
-    'RTP packets published on the bus for other nodes (once per packet, however many nodes receive it).',
-    (s) => s.relayPacketsSent,
-  );
-  counter(
-    'chorus_sfu_relay_messages_sent_total',
-    'Bus messages the relayed packets went in (the packets of one track and event-loop turn are one message).',
-    (s) => s.relayMessagesSent,
-  );
-  counter(
-    'chorus_sfu_relay_packets_received_total',
-    'RTP packets received from publishers on other nodes (once per node and packet).',
-    (s) => s.relayPacketsReceived,
-  );
-  counter(
-    'chorus_sfu_relay_dropped_total',
-    'Relay packets and control messages dropped as malformed.',
-    (s) => s.relayDropped,
-  );
-  gaugeAtScrape(
-    registry,
-    'chorus_sfu_relayed_tracks_out',
-    'Local tracks other nodes receive now.',
-    () => read().relayedOut,
-  );
-  gaugeAtScrape(
-    registry,
-    'chorus_sfu_relayed_publishers_in',
-    'Publishers on other nodes this node receives now (one each, however many local legs).',
-    () => read().relayedIn,
-  );
+  registerRelayMetrics(registry, counter, read);
 }
 
 /** Loss on publishers' way in (#18): what the SFU NACKed, what their RTX repaired. */
@@ -167,5 +135,45 @@ function registerProbeCounters(
     'chorus_sfu_probes_failed_total',
     'Probes stopped because the REMB fell or stopped rising, or the leg lost packets (the next waits longer).',
     (s) => s.probesFailed,
+  );
+}
+
+/** The relay between nodes (docs/cluster.md): zero on one node. */
+function registerRelayMetrics(
+  registry: Registry,
+  counter: (name: string, help: string, pick: (s: SfuStats) => number) => void,
+  read: () => SfuStats,
+): void {
+  counter(
+    'chorus_sfu_relay_packets_sent_total',
+    'RTP packets published on the bus for other nodes (once per packet, however many nodes receive it).',
+    (s) => s.relayPacketsSent,
+  );
+  counter(
+    'chorus_sfu_relay_messages_sent_total',
+    'Bus messages the relayed packets went in (the packets of one track and event-loop turn are one message).',
+    (s) => s.relayMessagesSent,
+  );
+  counter(
+    'chorus_sfu_relay_packets_received_total',
+    'RTP packets received from publishers on other nodes (once per node and packet).',
+    (s) => s.relayPacketsReceived,
+  );
+  counter(
+    'chorus_sfu_relay_dropped_total',
+    'Relay packets and control messages dropped as malformed.',
+    (s) => s.relayDropped,
+  );
+  gaugeAtScrape(
+    registry,
+    'chorus_sfu_relayed_tracks_out',
+    'Local tracks other nodes receive now.',
+    () => read().relayedOut,
+  );
+  gaugeAtScrape(
+    registry,
+    'chorus_sfu_relayed_publishers_in',
+    'Publishers on other nodes this node receives now (one each, however many local legs).',
+    () => read().relayedIn,
   );
 }

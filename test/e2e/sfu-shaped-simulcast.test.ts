@@ -242,10 +242,14 @@ describe.runIf(haveTools && canShapeLinks())('simulcast subscribers on a constra
     // The issue's bar: >= 10 frames/s and no freeze over a second on the constrained link,
     // on a low layer (at least 80 % of the window below the top one: probes up are allowed).
     expect(report.slow.fps, why).toBeGreaterThanOrEqual(10);
-    // A freeze the free leg has too (same publisher, same box, no constraint) is the box's:
-    // at load 15-18 both Chromium legs froze ~2 s at once. The bar rises only by what the
-    // free leg's own longest freeze passes 500 ms; on a box that is merely busy it is 1 s.
-    const boxFreezeMs = Math.max(0, report.free.longestFreezeMs - 500);
+    // What the box stalls is not the link's. A freeze the free leg has too (same publisher,
+    // same box, no constraint): at load 15-18 both Chromium legs froze ~2 s at once. And a
+    // stall of the constrained page's own sampler (its main thread not run) is measured as
+    // part of a freeze there: in a CI run with two busy loops its sampler stalled 629 ms and
+    // the freeze it was in measured 1,080 ms. The bar rises by the larger of what the free
+    // leg's longest freeze passes 500 ms and what the sampler's longest stall passes 250 ms
+    // (a sample every 50 ms); on a box that is merely busy it stays 1 s.
+    const boxFreezeMs = Math.max(0, report.free.longestFreezeMs - 500, report.slow.samplerStallMs - 250);
     expect(report.slow.longestFreezeMs, why).toBeLessThan(1000 + boxFreezeMs);
     expect(report.slow.lowLayerShare, why).toBeGreaterThanOrEqual(0.8);
     // The free one got the top layer (waited for above, before the window). Staying there
