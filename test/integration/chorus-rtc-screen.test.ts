@@ -91,9 +91,23 @@ describe('native signalling: camera and screen on two publisher peer connections
       if (typeof reply.sdp !== 'string') throw new Error(`expected an answer, got ${JSON.stringify(reply)}`);
       return reply.sdp;
     });
-    const counts = (): string =>
-      `50 packets of each video: section 0 screen ${sub.count(0, SCREEN_MARK)} camera ${sub.count(0, CAMERA_MARK)}, ` +
-      `section 1 camera ${sub.count(1, CAMERA_MARK)} screen ${sub.count(1, SCREEN_MARK)}`;
+    // If it fails, what the SFU saw and did: whether packets came in, went out, or failed to
+    // send, and how many peers it held (a CI run at two busy loops once saw 2 of each, then none).
+    const counts = (): string => {
+      const s = ts.server.engine.sfu.stats();
+      return (
+        `50 packets of each video: section 0 screen ${sub.count(0, SCREEN_MARK)} camera ${sub.count(0, CAMERA_MARK)}, ` +
+        `section 1 camera ${sub.count(1, CAMERA_MARK)} screen ${sub.count(1, SCREEN_MARK)}; SFU: ` +
+        JSON.stringify({
+          publishers: s.publishers,
+          subscribers: s.subscribers,
+          packetsIn: s.packetsIn,
+          packetsOut: s.packetsOut,
+          sendErrors: s.sendErrors,
+          keyframeRequests: s.keyframeRequests,
+        })
+      );
+    };
     await eventually(() => sub.count(0, SCREEN_MARK) > 50 && sub.count(1, CAMERA_MARK) > 50, 60_000, counts);
     expect(sub.count(0, CAMERA_MARK)).toBe(0);
     expect(sub.count(1, SCREEN_MARK)).toBe(0);
