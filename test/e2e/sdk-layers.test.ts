@@ -1,11 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAccessToken } from '../../src/api/chorus/access-token.js';
-import { launchChromium, type TestBrowser } from '../fixtures/browser.js';
-import { freeUdpPort } from '../fixtures/free-udp-port.js';
-import { buildSdk, startPageServer, type PageServer } from '../fixtures/sdk-page.js';
+import { describe, expect, it } from 'vitest';
+import { sdkServerAndChromium } from '../fixtures/sdk-env.js';
 import { hasTool } from '../fixtures/system-tools.js';
-import { startTestServer, type TestServer } from '../fixtures/test-server.js';
 import {
   layersCall as call,
   layersInbound,
@@ -27,47 +23,23 @@ import {
  */
 
 const haveChromium = hasTool('chromium', 'chromium');
-const KEY = 'sdk-layers';
-const SECRET = 'a-secret-for-the-sdk-layers-test-0123456789';
 const ROOM = 'layers-room';
-
-const token = (identity: string): Promise<string> =>
-  createAccessToken(KEY, SECRET, {
-    identity,
-    room: ROOM,
-    grants: { roomJoin: true, canPublish: true, canSubscribe: true },
-    ttlSeconds: 600,
-  });
 
 describe.runIf(haveChromium)(
   'the SDK adapts what it receives and sends to where videos are shown (Chromium)',
   () => {
-    let server: TestServer;
-    let browser: TestBrowser;
-    let pages: PageServer;
-
-    beforeAll(async () => {
-      const sdk = buildSdk();
-      server = await startTestServer({
-        chorus: { apiKeys: [`${KEY}:${SECRET}`] },
-        webrtc: { udpPort: await freeUdpPort(), bindAddress: '127.0.0.1' },
-      });
-      pages = await startPageServer(sdk, () => readFileSync('test/e2e/sdk-layers-page.html'));
-      browser = await launchChromium();
-    }, 90_000);
-    afterAll(async () => {
-      await browser?.close();
-      await pages?.close();
-      await server?.close();
+    const env = sdkServerAndChromium('sdk-layers', {
+      page: () => readFileSync('test/e2e/sdk-layers-page.html'),
     });
+    const token = (identity: string) => env.token(identity, ROOM);
 
     it('small element -> low layer, larger -> top; off or hidden -> nothing; unwanted layers paused at the publisher and resumed', async () => {
-      const ada = await openLayersPage(browser, pages.url);
-      const bob = await openLayersPage(browser, pages.url);
-      const cleo = await openLayersPage(browser, pages.url);
-      await call(ada, 'join', server.url, await token('ada'), true);
-      await call(bob, 'join', server.url, await token('bob'), false);
-      await call(cleo, 'join', server.url, await token('cleo'), false);
+      const ada = await openLayersPage(env.browser, env.pages.url);
+      const bob = await openLayersPage(env.browser, env.pages.url);
+      const cleo = await openLayersPage(env.browser, env.pages.url);
+      await call(ada, 'join', env.server.url, await token('ada'), true);
+      await call(bob, 'join', env.server.url, await token('bob'), false);
+      await call(cleo, 'join', env.server.url, await token('cleo'), false);
       const inbound = layersInbound;
       const outbound = (): Promise<LayersOutbound> => layersOutbound(ada);
       const report = async (): Promise<string> =>
