@@ -6,21 +6,12 @@
 // unknown keys are dropped, an absent payload is null.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../fixtures/test-server.js';
-import { TestSocket, eventually } from '../fixtures/ws-client.js';
+import { connectSignalUser } from '../fixtures/signal-user.js';
+import { type TestSocket, eventually } from '../fixtures/ws-client.js';
 
 let t: TestServer;
 
-async function connect(name: string): Promise<TestSocket> {
-  const res = await t.server.app.inject({
-    method: 'POST',
-    url: '/v1/register',
-    headers: { 'content-type': 'application/json' },
-    payload: JSON.stringify({ username: name }),
-  });
-  const header = res.headers['set-cookie'];
-  const cookie = (Array.isArray(header) ? header[0]! : header!).split(';')[0]!;
-  return TestSocket.open(`${t.wsUrl}/v1/connect`, { cookie });
-}
+const connect = (name: string): Promise<TestSocket> => connectSignalUser(t, name);
 
 beforeAll(async () => {
   t = await startTestServer({ signal: { rateLimitPerSecond: 1000, rateLimitBurst: 1000 } });
