@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NdcSubscriber } from '../fixtures/ndc-peer.js';
-import { SimulcastPublisher } from '../fixtures/ndc-simulcast-publisher.js';
+import { onlyLayer, SimulcastPublisher } from '../fixtures/ndc-simulcast-publisher.js';
 import { startTestServer, type TestServer } from '../fixtures/test-server.js';
 import { freeUdpPort } from '../fixtures/free-udp-port.js';
 import { eventually } from '../fixtures/ws-client.js';
@@ -71,15 +71,6 @@ const padding = (s: NdcSubscriber): Buffer[] =>
   s.videoPackets.filter((p) => (p[1]! & 0x7f) === RTX_PT && isPaddingOnly(p));
 const media = (s: NdcSubscriber): Buffer[] => s.videoPackets.filter((p) => (p[1]! & 0x7f) === VIDEO_PT);
 
-/** The last `n` media packets all came from `layer`, with consecutive sequence numbers. */
-function onlyLayer(sub: NdcSubscriber, n: number, layer: number): boolean {
-  const last = media(sub).slice(-n);
-  if (last.length < n || last.some((p) => p[30] !== layer)) return false;
-  for (let i = 1; i < last.length; i++)
-    if (((last[i]!.readUInt16BE(2) - last[i - 1]!.readUInt16BE(2)) & 0xffff) !== 1) return false;
-  return true;
-}
-
 describe('bandwidth probing (padding on the RTX SSRC)', () => {
   let server: TestServer;
   beforeAll(async () => {
@@ -116,7 +107,7 @@ describe('bandwidth probing (padding on the RTX SSRC)', () => {
       }
       const climber = feedbackOf.get(subs.climber)!;
       await eventually(
-        () => onlyLayer(subs.climber, 30, 0),
+        () => onlyLayer(media(subs.climber), 30, 0),
         30_000,
         'the climber limited to the lowest layer',
       );
@@ -152,7 +143,7 @@ describe('bandwidth probing (padding on the RTX SSRC)', () => {
 
       // Its REMB climbs over the next layer: the probe succeeded, the leg goes up, its
       // media still one stream.
-      await eventually(() => onlyLayer(subs.climber, 40, 1), 60_000, 'the climber on the next layer');
+      await eventually(() => onlyLayer(media(subs.climber), 40, 1), 60_000, 'the climber on the next layer');
       expect(sfu.stats().probesSucceeded).toBeGreaterThanOrEqual(1);
       expect(sfu.stats().paddingBytes).toBeGreaterThan(0);
       stats = sfu.roomStats(room).publishers[0]!.tracks.find((t) => t.kind === 'video')!;

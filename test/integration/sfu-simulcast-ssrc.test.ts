@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RtcpReceivingSession } from 'node-datachannel';
 import { NdcSubscriber } from '../fixtures/ndc-peer.js';
-import { SimulcastPublisher, SSRCS } from '../fixtures/ndc-simulcast-publisher.js';
+import { onlyLayer, SimulcastPublisher, SSRCS } from '../fixtures/ndc-simulcast-publisher.js';
 import { startTestServer, type TestServer } from '../fixtures/test-server.js';
 import { freeUdpPort } from '../fixtures/free-udp-port.js';
 import { eventually } from '../fixtures/ws-client.js';
@@ -16,12 +16,6 @@ function lastPackets(sub: NdcSubscriber, n: number): { layers: Set<number>; gaps
   for (let i = 1; i < last.length; i++)
     if (((last[i]!.readUInt16BE(2) - last[i - 1]!.readUInt16BE(2)) & 0xffff) !== 1) gaps++;
   return { layers: new Set(last.map((p) => p[30]!)), gaps, count: last.length };
-}
-
-/** The last `n` video packets all came from `layer`, with consecutive sequence numbers. */
-function onlyLayer(sub: NdcSubscriber, n: number, layer: number): boolean {
-  const l = lastPackets(sub, n);
-  return l.count === n && l.layers.size === 1 && l.layers.has(layer) && l.gaps === 0;
 }
 
 describe('SSRC simulcast (a=ssrc-group:SIM)', () => {
@@ -59,9 +53,17 @@ describe('SSRC simulcast (a=ssrc-group:SIM)', () => {
       }, 250);
 
       // No estimate, no size: the top layer, asked for with a PLI on its own SSRC.
-      await eventually(() => onlyLayer(wide, 60, 2), 20_000, 'the top layer alone for the wide leg');
+      await eventually(
+        () => onlyLayer(wide.videoPackets, 60, 2),
+        20_000,
+        'the top layer alone for the wide leg',
+      );
       expect(pub.plis).toContain(SSRCS[2]);
-      await eventually(() => onlyLayer(narrow, 30, 0), 20_000, 'the lowest layer alone for the narrow leg');
+      await eventually(
+        () => onlyLayer(narrow.videoPackets, 30, 0),
+        20_000,
+        'the lowest layer alone for the narrow leg',
+      );
       expect(pub.plis).toContain(SSRCS[0]);
 
       // The wide leg asks for 640 pixels: it moves to layer 1 on its key frame, and its

@@ -1,5 +1,6 @@
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
+import { eventually } from '../fixtures/ws-client.js';
 import { MemberNotices, type MemberNoticeBatch } from '../../src/api/voip/member-notices.js';
 
 interface Room {
@@ -65,8 +66,7 @@ describe('MemberNotices: a room`s setAudioConf changes, one batch per window', (
     const room: Room = { members: ['a', 'b'] };
     n.change(room, 'b', true, false);
     expect(sent).toHaveLength(0);
-    const deadline = Date.now() + 30_000;
-    while (sent.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await eventually(() => sent.length > 0, 30_000, 'the window to pass and the batch to go out');
     expect(sent).toEqual([{ to: ['a', 'b'], changes: [{ id: 'b', mic: true, hds: false }] }]);
     n.close();
   });
