@@ -12,6 +12,8 @@ import { busObject } from '../lib/bus-object.js';
 /** A room id as the directory makes them (base64url); anything else names no room. */
 const ROOM_ID = /^[-_A-Za-z0-9]{1,64}$/;
 const REASON = /^[ -~]{1,64}$/;
+/** Store reads a room listing keeps in flight at once. */
+const LIST_READS = 32;
 
 /** A room closed (or expired) somewhere in the cluster: every node ends its live state. */
 export interface RoomClosed {
@@ -102,11 +104,17 @@ export class RoomDirectory {
     return this.bucket.get(id);
   }
 
+  /**
+   * The open rooms' ids, in key order. Records are read LIST_READS at a time: one after
+   * another, a cluster's store round trips add up with the number of rooms (each a NATS
+   * request, slow on a loaded node); all at once, a large directory would flood the store.
+   */
   async listOpen(): Promise<RoomId[]> {
+    const keys = await this.bucket.keys();
     const out: RoomId[] = [];
-    for (const k of await this.bucket.keys()) {
-      const r = await this.bucket.get(k);
-      if (r?.open) out.push(asRoomId(r.id));
+    for (let i = 0; i < keys.length; i += LIST_READS) {
+      const records = await Promise.all(keys.slice(i, i + LIST_READS).map((k) => this.bucket.get(k)));
+      for (const r of records) if (r?.open) out.push(asRoomId(r.id));
     }
     return out;
   }
