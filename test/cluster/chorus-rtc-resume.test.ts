@@ -3,6 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createAccessToken, type Grants } from '../../src/api/chorus/access-token.js';
 import { resumeSubject } from '../../src/api/chorus/rtc-handover.js';
 import { killNode, startCluster, type Cluster } from '../fixtures/cluster.js';
+import { NdcRtxPublisher } from '../fixtures/ndc-rtx-publisher.js';
 import { nativeClusterEnv } from '../fixtures/native-cluster-env.js';
 import { ofType, RtcClient, videoOf, type Msg } from '../fixtures/rtc-client.js';
 import { hasTool } from '../fixtures/system-tools.js';
@@ -171,6 +172,36 @@ describe.skipIf(!run)('native signalling: resume on another node', () => {
     expect(hooks('participant_joined', 'alice')).toBe(1);
     expect(hooks('participant_left', 'alice')).toBe(0);
   }, 180_000);
+
+  it("a session moved to another node keeps every node's speakers: the next change on one node does not drop the other's", async () => {
+    const speakerIds = (m: Msg): string[] =>
+      (m.speakers as Array<{ identity: string }>).map((x) => x.identity).sort();
+    const speaking = (...ids: string[]) =>
+      ofType('speakers', (m) => ids.every((id) => speakerIds(m).includes(id)));
+    // Mia is there first: a session hears of speakers as they change (not who spoke before it joined).
+    const mia = await join(0, 'sp-move', 'mia');
+    // Sam speaks on node 0, tia on node 1: each node reports its own publishers.
+    const sam = await join(0, 'sp-move', 'sam');
+    await sam.client.publish(undefined, new NdcRtxPublisher('sam', { audioLevelDbov: 20 }));
+    const tia = await join(1, 'sp-move', 'tia');
+    await tia.client.publish(undefined, new NdcRtxPublisher('tia', { audioLevelDbov: 20 }));
+    await mia.client.wait(speaking('sam', 'tia'), 30_000);
+
+    // Mia moves to node 1.
+    const resume = { token: mia.join.resumeToken as string, lastSeq: mia.client.lastSeq };
+    mia.client.drop();
+    const back = await join(1, 'sp-move', 'mia', resume);
+    expect(back.join).toMatchObject({ type: 'resumed', mediaReset: true });
+
+    // Uma starts speaking on node 0: node 0 reports sam and uma; tia, on node 1, still speaks.
+    const uma = await join(0, 'sp-move', 'uma');
+    await uma.client.publish(undefined, new NdcRtxPublisher('uma', { audioLevelDbov: 20 }));
+    const heard = await back.client.wait(speaking('uma'), 30_000);
+    expect(speakerIds(heard)).toEqual(['sam', 'tia', 'uma']);
+    // Someone joining on node 1 hears who speaks on both nodes (each says its own again).
+    const vic = await join(1, 'sp-move', 'vic');
+    await vic.client.wait(speaking('sam', 'tia', 'uma'), 30_000);
+  }, 120_000);
 
   it('refuses a handover to another identity, a malformed request or a bogus token: those get a fresh join; the session itself still moves', async () => {
     const erin = await join(0, 'm2', 'erin');

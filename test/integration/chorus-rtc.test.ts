@@ -324,6 +324,25 @@ describe('native signalling: speakers', () => {
     );
     expect(heard.speakers).toEqual([{ identity: 'alice', level: expect.closeTo(0.1, 1) as unknown }]);
   });
+
+  it('tells someone joining who already speaks; the others are not told the same list again', async () => {
+    const a = await join('sp2', 'alice');
+    const b = await join('sp2', 'bob');
+    await a.client.publish(undefined, new NdcRtxPublisher('loud', { audioLevelDbov: 20 }));
+    const speaking = ofType('speakers', (m) => (m.speakers as unknown[]).length > 0);
+    await b.client.wait(speaking, 20_000);
+    const c = await join('sp2', 'carol');
+    const heard = await c.client.wait(speaking, 20_000);
+    expect(heard.speakers).toEqual([{ identity: 'alice', level: expect.closeTo(0.1, 1) as unknown }]);
+    // Bob heard of carol, and of nobody new speaking.
+    await b.client.wait(ofType('participantJoined'), 20_000);
+    await c.client.request({ type: 'data', payload: 'after the join' });
+    await b.client.wait(
+      ofType('data', (m) => m.payload === 'after the join'),
+      20_000,
+    );
+    expect(b.client.received.filter((m) => m.type === 'speakers')).toHaveLength(1);
+  });
 });
 
 describe('native signalling: unpublish and webhooks', () => {

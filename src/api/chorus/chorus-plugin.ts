@@ -89,7 +89,7 @@ export const chorusPlugin: FastifyPluginAsync<ChorusSurfaceOptions> = async (app
     opts.bus,
     opts.membership.selfId,
     (room, who) => rtcSessions.describe(room, who),
-    opts.sfu.speakers.events,
+    opts.sfu.speakers,
     opts.log,
   );
   const rtcSessions: RtcSessions = new RtcSessions(

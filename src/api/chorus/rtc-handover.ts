@@ -26,6 +26,15 @@ export const HEARD_KEPT = 128;
 export const resumeSubject = (resumeToken: string): string =>
   `chorus.rtc.resume.${createHash('sha256').update(resumeToken).digest('hex')}`;
 
+/** Nodes whose speakers a handover carries (a room spans few nodes; a bound for the parse). */
+const MAX_SPEAKER_NODES = 64;
+const speakersOfNode = z.object({
+  node: z.string().max(256),
+  speakers: z.array(z.object({ identity, level: z.number().min(0).max(1) })).max(1000),
+});
+/** The speakers one node last reported in the room, as a session keeps them. */
+export type SpeakersOfNode = z.infer<typeof speakersOfNode>;
+
 /** What the resuming node asks: the identity and room its client's access token names. */
 export const handoverRequest = z.object({
   room: roomName,
@@ -51,6 +60,12 @@ export const handoverReply = z.discriminatedUnion('ok', [
       .optional(),
     /** The fingerprints of the last room feed messages the session heard there, oldest first. */
     heard: z.array(z.string().max(64)).max(HEARD_KEPT),
+    /**
+     * Who speaks, as each node last said (optional: a node of an older version omits it).
+     * The new node hears each node's next change only; without these, the first change
+     * of one node would drop the speakers of the others from the mover's list.
+     */
+    speakers: z.array(speakersOfNode).max(MAX_SPEAKER_NODES).optional(),
   }),
 ]);
 export type HandoverReply = z.infer<typeof handoverReply>;

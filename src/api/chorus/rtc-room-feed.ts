@@ -4,8 +4,8 @@ import type { Room } from '../../core/room.js';
 import type { RoomRegistry } from '../../core/room-registry.js';
 import type { Participant } from '../../core/participant.js';
 import type { Track } from '../../core/track.js';
-import type { ActiveSpeakerEvents } from '../../media/webrtc/active-speakers.js';
-import type { TypedEmitter } from '../../lib/typed-emitter.js';
+import type { ActiveSpeakers } from '../../media/webrtc/active-speakers.js';
+import type { SpeakerLevel } from '../../media/webrtc/active-speaker-detector.js';
 import { ThrottledLog } from '../../lib/throttled-log.js';
 import { subjectToken, type Bus, type BusMessage, type BusSubscription } from '../../ports/bus/bus.js';
 import { busJson, readBusJson } from '../bus-json.js';
@@ -63,7 +63,7 @@ export class RtcRoomFeed {
     private readonly node: string,
     private readonly describe: DescribeParticipant,
     /** The SFU's active speakers among this node's publishers. */
-    speakers: TypedEmitter<ActiveSpeakerEvents>,
+    private readonly speakers: Pick<ActiveSpeakers, 'events' | 'speakers'>,
     private readonly log: Logger,
   ) {
     this.busLog = new ThrottledLog(log, 5);
@@ -71,16 +71,15 @@ export class RtcRoomFeed {
     this.offNewRoom = rooms.observer.on('newroom', ({ room }) => {
       if (room.kind === KIND) this.watch(room);
     });
-    this.offSpeakers = speakers.on('speakersChanged', (e) =>
-      this.publish(e.room, {
-        type: 'speakers',
-        node,
-        speakers: e.speakers.map((s) => ({
-          identity: s.participant,
-          level: Math.min(1, Math.max(0, s.level)),
-        })),
-      }),
-    );
+    this.offSpeakers = speakers.events.on('speakersChanged', (e) => this.publishSpeakers(e.room, e.speakers));
+  }
+
+  private publishSpeakers(room: string, speakers: readonly SpeakerLevel[]): void {
+    this.publish(room, {
+      type: 'speakers',
+      node: this.node,
+      speakers: speakers.map((s) => ({ identity: s.participant, level: Math.min(1, Math.max(0, s.level)) })),
+    });
   }
 
   /** Tells every node's sessions in `room` (this node's too). */
@@ -147,6 +146,12 @@ export class RtcRoomFeed {
         } catch (err) {
           this.log.error({ err, room }, 'chorus: room feed listener threw');
         }
+      }
+      // Speakers are told as they change; someone joining (on any node) would not hear
+      // who already speaks until the next change, so each node says its own again.
+      if (m.event.type === 'participantJoined') {
+        const now = this.speakers.speakers(room);
+        if (now.length > 0) this.publishSpeakers(room, now);
       }
     } catch (err) {
       this.log.error({ err, subject }, 'chorus: room feed handler threw');

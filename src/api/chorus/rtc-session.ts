@@ -16,7 +16,7 @@ import { LEAVE_REASONS, RTC_CLOSE, rtcCloseFor, rtcErrorCode } from './rtc-close
 import { applyTrackSettings, watchLayersWanted } from './rtc-layers.js';
 import type { RtcRoomFeed } from './rtc-room-feed.js';
 import { RtcTrickle, type Trickled, type TrickleTarget } from './rtc-trickle.js';
-import { HEARD_KEPT } from './rtc-handover.js';
+import { HEARD_KEPT, type SpeakersOfNode } from './rtc-handover.js';
 import { RtcMessageLog, type SentMessage } from './rtc-message-log.js';
 import { publishSources } from './rtc-publish-sources.js';
 import { clientMessage, MAIN_PC, type ClientMessage, type RoomFeedEvent } from './rtc-schemas.js';
@@ -84,6 +84,8 @@ export class RtcSession {
   private readonly log: Logger;
   /** Each node's speakers in the room (each detects among its own publishers). */
   private readonly speakersByNode = new Map<string, Array<{ identity: string; level: number }>>();
+  /** The last `speakers` list sent (JSON), so a list said again is not sent twice. */
+  private speakersSaid = '[]';
   /** The fingerprints of the last room feed messages heard (for a move to another node). */
   private readonly heard: string[] = [];
   /** Trickled client candidates, routed to (or held for) their legs. */
@@ -159,7 +161,10 @@ export class RtcSession {
     missed: SentMessage[] | undefined,
     /** Room changes this node heard while the other handed over, that one had not. */
     early: Array<{ event: RoomFeedEvent; heard: string }>,
+    /** Who speaks, as each node last told the session on the other node. */
+    speakers: readonly SpeakersOfNode[] = [],
   ): void {
+    for (const s of speakers) if (s.speakers.length > 0) this.speakersByNode.set(s.node, s.speakers);
     this.use(socket);
     this.offFeed = this.ctx.feed.listen(this.roomName, (e, heard) => this.onHeard(e, heard));
     this.offLayers = watchLayersWanted(this.ctx.sfu, this.room.id, this.identity, (m) => this.send(m));
@@ -195,11 +200,13 @@ export class RtcSession {
     seq: number;
     missed: SentMessage[] | undefined;
     heard: string[];
+    speakers: SpeakersOfNode[];
   } {
     const missed = this.sent.missedAfter(lastSeq);
     const seq = this.sent.lastSeq;
     this.end(LEAVE_REASONS.moved, RTC_CLOSE.normal);
-    return { seq, missed, heard: [...this.heard] };
+    const speakers = [...this.speakersByNode].map(([node, list]) => ({ node, speakers: list }));
+    return { seq, missed, heard: [...this.heard], speakers };
   }
 
   /** Ends the session (idempotent): the participant leaves, the socket closes with `code`. */
@@ -351,6 +358,10 @@ export class RtcSession {
         if (e.speakers.length === 0) this.speakersByNode.delete(e.node);
         else this.speakersByNode.set(e.node, e.speakers);
         const all = [...this.speakersByNode.values()].flat().sort((x, y) => y.level - x.level);
+        // A node says its speakers again when someone joins: news only to the joiner.
+        const said = JSON.stringify(all);
+        if (said === this.speakersSaid) return;
+        this.speakersSaid = said;
         this.send({ type: 'speakers', speakers: all });
         return;
       }

@@ -154,7 +154,7 @@ export class RtcSessions {
       { lastSeq: resume.lastSeq, seq: handed.seq, replayed: handed.missed?.length },
       'chorus rtc: session resumed from another node',
     );
-    session.startMoved(socket, handed.missed, unheard(early, handed.heard));
+    session.startMoved(socket, handed.missed, unheard(early, handed.heard), handed.speakers);
     // After the session listens: the room's bus subscription stays up in between.
     offEarly();
     return true;
