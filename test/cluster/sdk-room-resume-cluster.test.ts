@@ -12,6 +12,7 @@ import {
   openSdkPage,
   sdkCall as call,
   sdkEvents as events,
+  sdkPageReport,
   sdkReceived as received,
   startPageServer,
   type PageServer,
@@ -19,6 +20,7 @@ import {
   waitForMedia,
 } from '../fixtures/sdk-page.js';
 import { nativeClusterEnv } from '../fixtures/native-cluster-env.js';
+import { sfuNodeReport } from '../fixtures/sfu-node-report.js';
 
 // The browser SDK resuming on another node: grace's network drops (a proxy in front of the
 // balancer cuts her socket) and the balancer sends her reconnect to the other node, which
@@ -71,8 +73,15 @@ describe.runIf(run)('the SDK resuming on another node', () => {
     const opts = { pingMs: 1000, silenceMs: 4000 };
     await call(ada, 'join', cluster.nodes[0]!.url, await token('ada'), opts);
     await call(grace, 'join', proxy.url, await token('grace'), opts);
-    await waitForMedia(async () => (await received(ada)).grace, 60_000);
-    await waitForMedia(async () => (await received(grace)).ada, 60_000);
+    // A failure says what each page had and what each node knew of the media.
+    const explain = async (): Promise<string> =>
+      [
+        await sdkPageReport(ada, 'ada (node 0)'),
+        await sdkPageReport(grace, 'grace (node 1)'),
+        await sfuNodeReport(cluster.nodes.map((n) => n.url)),
+      ].join('\n');
+    await waitForMedia(async () => (await received(ada)).grace, 60_000, 10, explain);
+    await waitForMedia(async () => (await received(grace)).ada, 60_000, 10, explain);
 
     const adaFrom = (await events(ada)).length;
     const graceFrom = (await events(grace)).length;
