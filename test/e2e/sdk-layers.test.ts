@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { sdkServerAndChromium } from '../fixtures/sdk-env.js';
 import { hasTool } from '../fixtures/system-tools.js';
 import {
@@ -7,6 +7,7 @@ import {
   layersInbound,
   layersOutbound,
   openLayersPage,
+  SfuLegTrace,
   waitFor as waitUntil,
   waitGrowing,
   waitStill,
@@ -42,6 +43,9 @@ describe.runIf(haveChromium)(
       await call(cleo, 'join', env.server.url, await token('cleo'), false);
       const inbound = layersInbound;
       const outbound = (): Promise<LayersOutbound> => layersOutbound(ada);
+      // What the SFU knew of bob's leg (REMB, peak, limit, loss, probe), for a failure to explain itself.
+      const bobLeg = new SfuLegTrace(env.server.server.engine, ROOM, 'bob');
+      onTestFinished(() => bobLeg.stop());
       const report = async (): Promise<string> =>
         JSON.stringify({
           bob: await inbound(bob),
@@ -49,7 +53,8 @@ describe.runIf(haveChromium)(
           ada: await outbound(),
           bobSettings: await call(bob, 'settings'),
           events: [await call(ada, 'getEvents'), await call(bob, 'getEvents')],
-        });
+        }) +
+        `\nThe SFU of bob's leg (layer current>target, REMB, limit, averaged loss, probe padding; layers; probes started/succeeded/failed), every second:\n${bobLeg.report()}`;
       const waitFor = (what: string, check: () => Promise<boolean>): Promise<void> =>
         waitUntil(what, check, report);
 

@@ -26,6 +26,13 @@ export interface SubscriberReception {
     limitBps: number;
     /** The probe padding the leg gets now (bits/s; 0: not probing); absent without RTX (#18). */
     probeBps?: number;
+    /** The receiver's last fresh REMB (bits/s; -1: none) and the highest it sent while clean. */
+    rembBps: number;
+    peakBps: number;
+    /** The receiver reports' loss averaged over about a second (percent): what the layer choice uses. */
+    avgLossPercent: number;
+    /** Whether a probe runs on the leg now (absent without RTX). */
+    probing?: boolean;
   };
 }
 
@@ -75,7 +82,10 @@ export function trackStats(t: PublishedTrack, now = Date.now()): TrackStats {
               target: layer.target,
               switches: layer.switches,
               limitBps: Math.round(layer.limitBps),
-              ...(layer.prober ? { probeBps: layer.prober.padBps } : {}),
+              ...(layer.prober ? { probeBps: layer.prober.padBps, probing: layer.prober.probing } : {}),
+              rembBps: Math.round(layer.estimate(now)),
+              peakBps: Math.round(layer.peakBps),
+              avgLossPercent: Math.round(layer.lossAvg * 1000) / 10,
             },
           }
         : {}),
