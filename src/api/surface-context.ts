@@ -1,3 +1,5 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { preHandlerAsyncHookHandler } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -22,6 +24,23 @@ export interface SurfaceMetrics {
   readonly registry: Registry;
 }
 
+/**
+ * Takes one WebSocket upgrade before Fastify's request lifecycle. `fullPath` hands it to
+ * Fastify instead (the route's own hooks and error answers); call it at most once, and
+ * only if the socket was not touched.
+ */
+export type UpgradeShortcut = (
+  request: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  fullPath: () => void,
+) => void;
+
+/** Where a surface registers the upgrades it takes itself (an exact path, GET). */
+export interface UpgradeShortcutRegistry {
+  add(path: string, shortcut: UpgradeShortcut): void;
+}
+
 export interface SurfaceContext {
   config: Config;
   engine: Engine;
@@ -31,5 +50,7 @@ export interface SurfaceContext {
   metrics: SurfaceMetrics;
   /** Guards admin routes (ADMIN_TOKEN bearer or ADMIN_OPEN); the server builds it from config. */
   adminGuard: preHandlerAsyncHookHandler;
+  /** Upgrades taken before Fastify's lifecycle (Signal's `/v1/connect`, #17.1). */
+  upgrades: UpgradeShortcutRegistry;
   log: Logger;
 }

@@ -44,6 +44,7 @@ export const surfaces: readonly Surface[] = [
           quotas,
           tracker: ctx.tracker,
           heartbeats: ctx.heartbeats,
+          upgrades: ctx.upgrades,
           adminGuard: ctx.adminGuard,
           log,
         });

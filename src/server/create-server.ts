@@ -25,6 +25,7 @@ import { persistentSecret } from './server-secret.js';
 import { drainSessions, shutdown } from './shutdown.js';
 import { drainAwareAdmission, mountDrainGate } from './drain-gate.js';
 import { mountIceServersRoute } from './ice-servers-route.js';
+import { UpgradeShortcuts } from './upgrade-shortcuts.js';
 import { setupWebSockets } from './websocket-setup.js';
 import { WebSocketTracker } from './websocket-tracker.js';
 import { webPages } from './web-pages.js';
@@ -94,6 +95,8 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
 
   const enabled = surfaces.filter((s) => s.enabled(config));
   const payloadLimits = await setupWebSockets(app, config, enabled, clientLog, log);
+  // Upgrades a surface takes itself; while draining, all go through the drain gate.
+  const upgrades = new UpgradeShortcuts(app.server, () => !readiness.draining);
   // After the WebSocket plugin's own hooks, which end a refused upgrade's socket.
   mountDrainGate(app, readiness);
   addRequestDeadline(app, config.http.requestTimeoutSeconds * 1000, clientLog);
@@ -109,7 +112,16 @@ export async function createServer(config: Config, overrides: ServerOverrides = 
   });
   mountFrontDoor(app, { config, readiness });
   mountIceServersRoute(app, config.network);
-  const ctx = { config, engine, tracker, heartbeats, metrics, adminGuard: adminGuard(config.admin), log };
+  const ctx = {
+    config,
+    engine,
+    tracker,
+    heartbeats,
+    metrics,
+    adminGuard: adminGuard(config.admin),
+    upgrades,
+    log,
+  };
   await mountSurfaces(app, enabled, ctx, payloadLimits, readiness);
 
   let closing: Promise<void> | undefined;

@@ -1,4 +1,7 @@
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { FastifyPluginAsync } from 'fastify';
+import { WebSocketServer, type WebSocket } from 'ws';
 import type { UserId } from '../../core/ids.js';
 import { ThrottledLog } from '../../lib/throttled-log.js';
 import { releaseUpgradeRequest } from '../release-upgrade-request.js';
@@ -17,21 +20,37 @@ declare module 'fastify' {
 /** What `/v1/connect` needs: the surface's options less the admin guard. */
 export type SignalConnectRouteOptions = Omit<SignalSurfaceOptions, 'adminGuard'>;
 
-/** `/v1/connect`: the WebSocket of a registered user (the session cookie says who). */
+/** Until ws owns an upgrading socket (Node took its own listener off): a reset just ends it. */
+function destroyOnError(this: Duplex): void {
+  this.destroy();
+}
+
+/**
+ * `/v1/connect`: the WebSocket of a registered user (the session cookie says who).
+ *
+ * Taken on the HTTP server's 'upgrade' (an upgrade shortcut), not through Fastify's
+ * request lifecycle: the cookie is parsed and checked, then ws's `handleUpgrade`, with no
+ * request, reply, hooks or ServerResponse in between (a third of an accept's CPU,
+ * #17.1). The Fastify route below stays for what the shortcut hands back (the store out
+ * of reach: the surface's error answer) and what it never takes (a draining server: the
+ * drain gate's 503; another method; a path only the router matches), so every error
+ * keeps its status and body.
+ */
 export const signalConnectRoute: FastifyPluginAsync<SignalConnectRouteOptions> = async (app, opts) => {
-  const { config, identities, presence, quotas, tracker, heartbeats, log } = opts;
+  const { config, identities, presence, quotas, tracker, heartbeats, upgrades, log } = opts;
   // Last-used stamps written as sockets close; the store must outlive them.
   const marking = new Set<Promise<unknown>>();
   app.addHook('onClose', async () => {
     await Promise.allSettled([...marking]);
   });
   app.decorateRequest('signalUser', null);
+  const clientErrors = new ThrottledLog(log);
   const connections: SignalConnectionContext = {
     presence,
     config,
     heartbeats,
     log,
-    clientErrors: new ThrottledLog(log),
+    clientErrors,
     closed: (user, conn) => {
       // The name was in use until now: a long connection must not leave an old stamp.
       const marked = identities
@@ -43,36 +62,90 @@ export const signalConnectRoute: FastifyPluginAsync<SignalConnectRouteOptions> =
     },
   };
 
-  // Who connects is settled before the upgrade, so the socket handler is synchronous and
-  // no early message can arrive before the user is attached.
+  /** A refused socket's errors (the client's protocol errors or its leaving): ws ends it. */
+  const refusedSocketError = (err: Error): void => {
+    const code = (err as NodeJS.ErrnoException).code;
+    clientErrors.debug({ code, reason: err.message }, 'signal: refused socket failed');
+  };
+  /**
+   * An upgraded socket, whose 'error' listener (set first) calls what this returns:
+   * closed with 4000 without a user, a SignalConnection with one.
+   */
+  const opened = (
+    socket: WebSocket,
+    tcp: Socket,
+    user: UserId | null,
+    conn: string,
+    ip: string | undefined,
+  ): ((err: Error) => void) => {
+    tracker.track('signal', socket);
+    if (!user) {
+      log.warn({ ip }, 'signal connect refused: no registered identity');
+      socket.close(CloseCode.unauthenticated.code, CloseCode.unauthenticated.reason);
+      return refusedSocketError;
+    }
+    // Only the three strings are kept, not the request.
+    if (log.isLevelEnabled('info')) log.info({ user, conn, ip }, 'signal connection open');
+    // Lives as long as its socket, whose listeners hold it.
+    const connection = new SignalConnection(socket, tcp, user, conn, connections);
+    return (err) => connection.onSocketError(err);
+  };
+
+  // The full path. Who connects is settled before the upgrade, so the socket handler is
+  // synchronous and no early message can arrive before the user is attached.
   app.get(
     '/v1/connect',
     {
       websocket: true,
       preHandler: async (request) => {
-        request.signalUser = (await signedInUser(request, identities, quotas.touchEveryMs)) ?? null;
+        request.signalUser =
+          (await signedInUser(request.cookies, request, identities, quotas.touchEveryMs)) ?? null;
       },
     },
     (socket, request) => {
-      const user = request.signalUser;
-      if (!user) {
-        tracker.track('signal', socket);
-        log.warn({ ip: request.ip }, 'signal connect refused: no registered identity');
-        socket.close(CloseCode.unauthenticated.code, CloseCode.unauthenticated.reason);
-        return;
-      }
       // First, while @fastify/websocket's 'error' listener is the socket's only one: taking
       // the only listener away gives the socket a fresh listener table, where deleting
       // one of several turns the table into a dictionary, 256 bytes more per idle
       // connection (heap snapshot, #17.1).
-      // (The socket emits 'error' from a later turn, once `connection` below exists.)
-      releaseUpgradeRequest(request, socket, (err) => connection.onSocketError(err));
-      tracker.track('signal', socket);
-      const conn = request.id;
-      // Only the three strings are kept, not the request (the ip asks the kernel).
-      if (log.isLevelEnabled('info')) log.info({ user, conn, ip: request.ip }, 'signal connection open');
-      // Lives as long as its socket, whose listeners hold it.
-      const connection = new SignalConnection(socket, request.raw.socket, user, conn, connections);
+      // (The socket emits 'error' from a later turn, once `onError` below is set.)
+      releaseUpgradeRequest(request, socket, (err) => onError(err));
+      const onError = opened(socket, request.raw.socket, request.signalUser, request.id, request.ip);
     },
   );
+
+  // The shortcut: one ws server per prefix, with the surface's message limit (ws refuses
+  // a larger frame from its header with 1009) and, as the shared one, no compression.
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: Math.max(1024, config.maxFrameBytes),
+    clientTracking: false,
+    perMessageDeflate: false,
+  });
+  let accepted = 0;
+  /**
+   * A socket the shortcut upgraded. A function of its own, so the connection's error
+   * listener closes over this scope, not the upgrade's (which holds the request).
+   */
+  const acceptUpgraded = (ws: WebSocket, tcp: Socket, user: UserId | null): void => {
+    // The 'error' listener first, as on the full path (the listener table stays small).
+    ws.on('error', (err) => onError(err));
+    const onError = opened(ws, tcp, user, `signal-${(++accepted).toString(36)}`, tcp.remoteAddress);
+  };
+  upgrades.add(`${app.prefix}/v1/connect`, (request, socket, head, fullPath) => {
+    socket.on('error', destroyOnError);
+    const cookies = app.parseCookie(request.headers.cookie ?? '');
+    signedInUser(cookies, app, identities, quotas.touchEveryMs).then(
+      (user) => {
+        socket.removeListener('error', destroyOnError);
+        // ws answers a bad handshake (400) itself, and ends a socket already gone. Under
+        // every HTTP server (TLS included) the socket is a net.Socket.
+        wss.handleUpgrade(request, socket, head, (ws) => acceptUpgraded(ws, socket as Socket, user ?? null));
+      },
+      () => {
+        // The store out of reach: the full path asks again and answers as it always did.
+        socket.removeListener('error', destroyOnError);
+        if (!socket.destroyed) fullPath();
+      },
+    );
+  });
 };

@@ -21,10 +21,8 @@ export interface Session {
   record: IdentityRecord;
 }
 
-type Signer = Pick<FastifyRequest, 'signCookie'>;
-
 /** The HMAC (cookie secret) of the name and its registration time. */
-function signatureOf(signer: Signer, user: string, record: IdentityRecord): string {
+function signatureOf(signer: Pick<CookieSigner, 'signCookie'>, user: string, record: IdentityRecord): string {
   const signed = signer.signCookie(`${user}|${record.registeredAt}`);
   return signed.slice(signed.lastIndexOf('.') + 1);
 }
@@ -34,9 +32,19 @@ function signatureOf(signer: Signer, user: string, record: IdentityRecord): stri
  * covers the registration, so once a name has expired and been registered again by
  * someone else, the old holder's cookie no longer opens it.
  */
-export function sessionCookieValue(signer: Signer, user: UserId, record: IdentityRecord): string {
+export function sessionCookieValue(
+  signer: Pick<CookieSigner, 'signCookie'>,
+  user: UserId,
+  record: IdentityRecord,
+): string {
   return `${user}.${signatureOf(signer, user, record)}`;
 }
+
+/** What signs and checks cookies: a Fastify request, or the app itself (outside a request). */
+export type CookieSigner = Pick<FastifyRequest, 'signCookie' | 'unsignCookie'>;
+
+/** A request's cookies, parsed (`request.cookies`, or the app's `parseCookie` of the header). */
+export type Cookies = Record<string, string | undefined>;
 
 /**
  * The registered user the request's session cookie names, with its record; undefined
@@ -47,17 +55,26 @@ export async function sessionOf(
   request: FastifyRequest,
   identities: IdentityRegistry,
 ): Promise<(Session & { legacy: boolean }) | undefined> {
-  const current = request.cookies[SESSION_COOKIE];
-  const found = current ? await verifiedSession(request, identities, current) : undefined;
+  return sessionOfCookies(request.cookies, request, identities);
+}
+
+/** sessionOf, from parsed cookies: for an upgrade taken before Fastify's lifecycle. */
+export async function sessionOfCookies(
+  cookies: Cookies,
+  signer: CookieSigner,
+  identities: IdentityRegistry,
+): Promise<(Session & { legacy: boolean }) | undefined> {
+  const current = cookies[SESSION_COOKIE];
+  const found = current ? await verifiedSession(signer, identities, current) : undefined;
   if (found) return { ...found, legacy: false };
-  const old = request.cookies[USERNAME_COOKIE];
+  const old = cookies[USERNAME_COOKIE];
   // Today that cookie holds the bare name, whose "signature" never verifies.
-  const legacy = old ? await verifiedSession(request, identities, old) : undefined;
+  const legacy = old ? await verifiedSession(signer, identities, old) : undefined;
   return legacy ? { ...legacy, legacy: true } : undefined;
 }
 
 async function verifiedSession(
-  request: FastifyRequest,
+  signer: CookieSigner,
   identities: IdentityRegistry,
   raw: string,
 ): Promise<Session | undefined> {
@@ -69,23 +86,27 @@ async function verifiedSession(
   if (!record) return undefined;
   if (record.bound) {
     const given = Buffer.from(raw.slice(dot + 1));
-    const expected = Buffer.from(signatureOf(request, user, record));
+    const expected = Buffer.from(signatureOf(signer, user, record));
     return given.length === expected.length && timingSafeEqual(given, expected)
       ? { user, record }
       : undefined;
   }
   // A name registered before sessions were bound: its cookie signs the bare name.
-  const unsigned = request.unsignCookie(raw);
+  const unsigned = signer.unsignCookie(raw);
   return unsigned.valid && unsigned.value === user ? { user, record } : undefined;
 }
 
-/** The registered user of a valid session cookie, marked used now (at most every `touchEveryMs`). */
+/**
+ * The registered user of a valid session cookie, marked used now (at most every
+ * `touchEveryMs`).
+ */
 export async function signedInUser(
-  request: FastifyRequest,
+  cookies: Cookies,
+  signer: CookieSigner,
   identities: IdentityRegistry,
   touchEveryMs: number,
 ): Promise<UserId | undefined> {
-  const session = await sessionOf(request, identities);
+  const session = await sessionOfCookies(cookies, signer, identities);
   if (!session) return undefined;
   await identities.touch(session.user, session.record, touchEveryMs);
   return session.user;
