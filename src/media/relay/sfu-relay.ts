@@ -5,6 +5,7 @@ import type { Store } from '../../ports/store/store.js';
 import type { PublishedTrack } from '../webrtc/published-track.js';
 import type { CodecChoice } from '../webrtc/codec-policy.js';
 import { RelayOutlet } from './relay-outlet.js';
+import { INTEREST_REFRESH_MS } from './relay-control.js';
 import { RemotePublisher, type RelaySettings } from './remote-publisher.js';
 import { TrackDirectory, type Publication } from './track-directory.js';
 
@@ -24,6 +25,9 @@ export interface SfuRelayStats {
 }
 
 const key = (room: string, user: string): string => `${room}\u0000${user}`;
+
+/** How long a new stand-in is checked against its publisher's record (watchGrowth). */
+const GROWTH_WATCH_MS = 10_000;
 
 /**
  * How the SFU reaches publishers on other nodes, through the ports only (bus, store,
@@ -121,18 +125,65 @@ export class SfuRelay {
 
   /**
    * The publisher `user` of `room` on another node, as this node receives it (made on
-   * first use, shared after); undefined when nobody publishes it anywhere else.
+   * first use, shared after); undefined when nobody publishes it anywhere else. A stand-in
+   * whose publisher's record names tracks it lacks is outdated (see `outdated`): it ends,
+   * with its legs here, and a fresh one is made from the record.
    */
   async attach(room: string, user: string): Promise<RemotePublisher | undefined> {
     const k = key(room, user);
     const known = this.remotes.get(k);
-    if (known && !known.closed) return known;
+    if (known && !known.closed) {
+      if (!(await this.outdated(known, room, user))) return known;
+      known.close('publisher has more tracks');
+      // Whoever attached meanwhile may have made the fresh one already: share it.
+      return this.attach(room, user);
+    }
     let pending = this.attaching.get(k);
     if (!pending) {
       pending = this.connect(room, user, k).finally(() => this.attaching.delete(k));
       this.attaching.set(k, pending);
     }
     return pending;
+  }
+
+  /**
+   * True when the publisher's record names a track `remote` does not carry. A publisher's
+   * tracks are announced one record write after the other, and the room hears of each
+   * track before its write lands (trackPublished goes out as the track appears): a node
+   * that read the record in between made a stand-in without the last track, and every leg
+   * on it would go without that track for good (its subscriber already asked for it).
+   * Also true for a publisher that published again (new relay ids) before its old
+   * tracks' end arrived here. A record that cannot be read (absent, store down) is no proof.
+   */
+  private async outdated(remote: RemotePublisher, room: string, user: string): Promise<boolean> {
+    const p = await this.directory.find(room, user).catch(() => undefined);
+    if (!p) return false;
+    const have = new Set(remote.publication.tracks.map((t) => t.relay));
+    return p.tracks.some((t) => !have.has(t.relay));
+  }
+
+  /**
+   * Checks a new stand-in against its publisher's record while that may still be being
+   * written (GROWTH_WATCH_MS): one that turns out outdated ends, so its legs here are made
+   * again (by their clients, as after any leg loss) with every track.
+   */
+  private watchGrowth(remote: RemotePublisher, room: string, user: string): void {
+    const until = Date.now() + GROWTH_WATCH_MS;
+    const timer = setInterval(() => {
+      if (remote.closed || Date.now() > until) {
+        clearInterval(timer);
+        return;
+      }
+      this.outdated(remote, room, user)
+        .then((stale) => {
+          if (stale) remote.close('publisher has more tracks');
+        })
+        .catch((err: unknown) =>
+          this.log.warn({ err, room, user }, 'sfu relay: outdated stand-in not ended'),
+        );
+    }, INTEREST_REFRESH_MS);
+    timer.unref();
+    remote.onClose(() => clearInterval(timer));
   }
 
   private async connect(room: string, user: string, k: string): Promise<RemotePublisher | undefined> {
@@ -146,16 +197,19 @@ export class SfuRelay {
       this.settings,
       this.log.child({ room, publisher: user, from: p.node }),
     );
-    if (!(await remote.want())) {
-      remote.close('publisher not there');
-      return undefined;
-    }
+    // Only a "no" means the publisher is not there: its node answered without the track,
+    // or nobody listens on its subject (want() then closes the stand-in). An unanswered
+    // `want` (a busy node, NATS slow under load) is no answer: the stand-in stays, its
+    // refresh asks again every 2 s and three unanswered in a row end it. Reported as "not
+    // publishing", the subscriber would wait for a track event that never comes.
+    if (!(await remote.want()) && remote.closed) return undefined;
     this.remotes.set(k, remote);
     remote.onClose(() => {
       if (this.remotes.get(k) === remote) this.remotes.delete(k);
       this.retiredReceived += remote.packetsIn;
       this.retiredMalformed += remote.malformed;
     });
+    this.watchGrowth(remote, room, user);
     return remote;
   }
 
