@@ -223,6 +223,46 @@ describe('SimulcastTrack', () => {
     expect(plis.at(-1)).toBe(22);
   });
 
+  it('a try up is judged by REMB and loss: the layer measuring more (its key frame) does not undo it (#18)', () => {
+    const { track, layers } = simulcast({ by: 'ssrc', ssrcs: [11, 22] });
+    const a = leg();
+    const legLayer = a.target.layer!;
+    track.addTarget(a.target);
+    const t0 = Date.now();
+    track.forward(packet(11, 1, { key: true, width: 320 }));
+    track.forward(packet(22, 1, { key: true, width: 640 }));
+    layers.select(t0);
+    const rates = (up: number): void => {
+      layers.layers[0]!.bps = 150_000;
+      layers.layers[1]!.bps = up;
+    };
+    rates(500_000);
+    legLayer.onEstimate(400_000, t0 - 10_000);
+    legLayer.onEstimate(200_000, t0 - 9_000); // fell: limited to the 320 layer
+    layers.select(t0 + 1);
+    expect(legLayer.target).toBe(0);
+    track.forward(packet(11, 2, { key: true, width: 320 }));
+    rates(500_000);
+    // A REMB covering the 640 layer: the leg tries it, its limit set from the layer's rate.
+    legLayer.onEstimate(540_000, t0 + 2);
+    layers.select(t0 + 3);
+    expect(legLayer.target).toBe(1);
+    track.forward(packet(22, 2, { key: true, width: 640 }));
+    expect(legLayer.current).toBe(1);
+    // The key frame the switch asked for: the layer measures 2.5x its rate for a while.
+    // The REMB did not fall, there is no loss: the leg stays.
+    for (let t = 4; t <= 8; t++) {
+      rates(1_250_000);
+      layers.select(t0 + t);
+      expect(legLayer.target).toBe(1);
+    }
+    // A REMB that falls is a verdict: down.
+    rates(500_000);
+    legLayer.onEstimate(300_000, t0 + 9);
+    layers.select(t0 + 10);
+    expect(legLayer.target).toBe(0);
+  });
+
   it('sustained loss in the receiver reports takes a leg a layer down, and a try up waits (#18)', () => {
     const { track, layers, plis } = simulcast({ by: 'ssrc', ssrcs: [11, 22, 33] });
     const a = leg();

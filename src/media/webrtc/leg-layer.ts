@@ -48,6 +48,12 @@ export class LegLayer {
   /** When the receiver's REMB last fell (0: never). */
   fellAt = 0;
   /**
+   * Falls so far (REMB or loss), and how many the last layer choice had seen: a leg goes
+   * down on its limit only at a fall it has not acted on yet (`limitFellSinceChoice`).
+   */
+  falls = 0;
+  private fallsSeen = 0;
+  /**
    * The highest REMB the receiver reported (-1: none): what the link is known to have
    * carried, for a leg whose REMB fell and cannot climb back much above what it now
    * receives (layer-choice.ts, `estimateCovers`).
@@ -84,6 +90,7 @@ export class LegLayer {
   onEstimate(bps: number, now: number): void {
     if (this.remb > 0 && bps < this.remb * 0.97) {
       this.fellAt = now;
+      this.falls++;
       this.limitBps = bps;
     } else if (this.limitBps >= 0 && bps > this.limitBps) this.limitBps = bps;
     if (bps > this.peakBps && this.lossAvg < LOSS_CLEAN) this.peakBps = bps;
@@ -124,6 +131,20 @@ export class LegLayer {
     const fit = below.bps / UP_SWITCH_HEADROOM;
     this.limitBps = this.limitBps >= 0 ? Math.min(this.limitBps, fit) : fit;
     this.fellAt = now;
+    this.falls++;
+  }
+
+  /**
+   * Whether the leg's limit fell (a REMB fall, sustained loss) since the last call: only
+   * then may its limit take it down. A layer's measured rate rising under an unchanged
+   * limit says nothing of the leg's link: it is mostly a key frame, often the one the
+   * leg's own switch up asked for (2-3x the layer's rate for half a second), and going
+   * down on it failed every try up that had set the limit from that layer's rate.
+   */
+  limitFellSinceChoice(): boolean {
+    const fell = this.falls !== this.fallsSeen;
+    this.fallsSeen = this.falls;
+    return fell;
   }
 
   /** Notes how long the leg has been on its layer (called at each choice). */

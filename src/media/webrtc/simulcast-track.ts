@@ -377,6 +377,16 @@ export class SimulcastTrack {
     leg.applyLoss(this.layers, ranked, now);
     let choice = chooseLayer(this.layers, from, leg.preference, leg.limitBps);
     const rank = (i: number): number => ranked.indexOf(i);
+    if (
+      !leg.limitFellSinceChoice() &&
+      rank(choice) < rank(from) &&
+      this.layers[from]?.active === true &&
+      rank(chooseLayer(this.layers, from, leg.preference, -1)) >= rank(from)
+    ) {
+      // Down only at a fall of the leg's limit (leg-layer.ts): its size and the layers sent
+      // still allow `from`, which only measures more now than the limit was set against.
+      choice = from;
+    }
     if (leg.probedAt > 0 && now - leg.probedAt >= PROBE_FAILED_WITHIN_MS) {
       // The try up held: the next one may come soon.
       leg.probedAt = 0;
