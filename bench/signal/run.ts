@@ -6,6 +6,7 @@
 //   npm run bench:signal -- [--connections 5000] [--pairs 100] [--window 8] [--seconds 10]
 //                           [--bytes 200] [--rate 5000 --steady-seconds 45]
 //                           [--heartbeat-seconds 30] [--no-pin] [--semi-space-mib 16]
+//                           [--no-crowd]
 //
 // The comparison load of issue 17 (the PeerJS-style load: 10,000 connections, 100 pairs x
 // 8 in flight, 200-byte JSON frames) is `--connections 10000 --pairs 100 --window 8`.
@@ -13,6 +14,14 @@
 // (spread over the pairs, one way) for --steady-seconds, heartbeats on at the server's
 // default (or --heartbeat-seconds): p50/p99/max of one hop and the hops over 20 ms, so a
 // heartbeat sweep that stalls the server shows. Run it past one heartbeat interval.
+// `slowHopCauses` says what each hop over 20 ms waited on: a GC pause of the server (its
+// pauses are recorded by a bench-only preload), one of the load generator, or neither;
+// `serverGcPauses` and `loadGeneratorGcPauses` list the window's pauses by kind.
+//
+// The idle connections (all but the pairs') are opened and held by a child process
+// (idle-crowd.ts), so the process that times the hops has 200 sockets, not 10,000: a GC
+// of a heap holding 10,000 sockets pauses it for tens of ms, which it counted as slow
+// hops (#17.1). `--no-crowd` holds them all in this process, as before.
 //
 // The server runs with `--max-semi-space-size=16`, as `npm start`, `start:dist` and the
 // image start it (V8's young generation capped at 2 x 16 MiB; Node 24 grows it to 128 MiB
@@ -34,9 +43,12 @@
 //
 //   npm run bench:signal -- --cluster [--pairs 50] [--window 1] [--seconds 5]
 import { parseArgs } from 'node:util';
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PerformanceObserver } from 'node:perf_hooks';
 import WebSocket from 'ws';
 import { NatsServerProcess } from '../../test/fixtures/nats-server.js';
 import {
@@ -61,6 +73,7 @@ const { values } = parseArgs({
     'heartbeat-seconds': { type: 'string' },
     'no-pin': { type: 'boolean', default: false },
     'semi-space-mib': { type: 'string', default: '16' },
+    'no-crowd': { type: 'boolean', default: false },
   },
 });
 const CLUSTER = values.cluster;
@@ -79,11 +92,32 @@ const SERVER_ENV: Record<string, string> = {
   ...(values['heartbeat-seconds'] ? { SIGNAL_HEARTBEAT_SECONDS: values['heartbeat-seconds'] } : {}),
 };
 const SEMI_SPACE_MIB = Number(values['semi-space-mib']);
+/**
+ * Preloaded into the server (bench only): records its GC pauses (start on the wall clock,
+ * length, kind) and writes them as JSON to $BENCH_GC_LOG as it exits, so the steady phase
+ * can tell which slow hops a server GC pause explains.
+ */
+const SERVER_GC_LOG = `
+import { writeFileSync } from 'node:fs';
+import { PerformanceObserver, performance } from 'node:perf_hooks';
+const file = process.env.BENCH_GC_LOG;
+if (file) {
+  const kinds = { 1: 'minor', 4: 'major', 8: 'incremental', 16: 'weakcb' };
+  const pauses = [];
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries())
+      if (pauses.length < 200000) pauses.push([performance.timeOrigin + e.startTime, e.duration, kinds[e.detail?.kind] ?? 'other']);
+  }).observe({ entryTypes: ['gc'] });
+  process.on('exit', () => writeFileSync(file, JSON.stringify(pauses)));
+}`;
 // Read by startBenchServer; the production start flag first, any profiling flags after.
 process.env.BENCH_NODE_ARGS = [
   SEMI_SPACE_MIB > 0 ? `--max-semi-space-size=${SEMI_SPACE_MIB}` : '',
+  `--import=data:text/javascript,${encodeURIComponent(SERVER_GC_LOG)}`,
   process.env.BENCH_NODE_ARGS ?? '',
 ].join(' ');
+/** The idle connections held by a child process (see idle-crowd.ts), unless --no-crowd. */
+const CROWD = !values['no-crowd'];
 const PIN = !values['no-pin'] && !CLUSTER && os.cpus().length >= 2 && hasTaskset();
 
 function hasTaskset(): boolean {
@@ -233,6 +267,12 @@ interface SteadyResult {
   serverCpuPercent: number;
   /** The server's own event-loop delay over the window (prom-client's monitorEventLoopDelay). */
   serverEventLoopDelayMs: { p99: number; max: number };
+  /** The open loop's start and end on the wall clock (ms). */
+  window: [number, number];
+  /** Each hop over 20 ms: when it was sent (wall clock, ms) and how long it took. */
+  slowHops: Array<[number, number]>;
+  /** This process's GC pauses during the window. */
+  clientGcPauses: GcPause[];
 }
 
 /**
@@ -242,10 +282,14 @@ interface SteadyResult {
  */
 async function steadyLoop(sockets: WebSocket[], pid: number, url: string): Promise<SteadyResult> {
   const latencies: number[] = [];
+  const slowHops: Array<[sentAt: number, ms: number]> = [];
   for (let p = 0; p < PAIRS; p++) {
     sockets[2 * p + 1]!.on('message', (data: WebSocket.RawData) => {
       const msg = JSON.parse((data as Buffer).toString()) as { payload: { t: number }; type: string };
-      if (msg.type === 's') latencies.push(performance.now() - msg.payload.t);
+      if (msg.type !== 's') return;
+      const hop = performance.now() - msg.payload.t;
+      latencies.push(hop);
+      if (hop > 20) slowHops.push([performance.timeOrigin + msg.payload.t, hop]);
     });
   }
   await eventLoopDelay(url); // a scrape resets the server's delay histogram
@@ -254,6 +298,7 @@ async function steadyLoop(sockets: WebSocket[], pid: number, url: string): Promi
   let next = 0;
   const cpu0 = cpuSeconds(pid);
   const start = performance.now();
+  const clientGc = observeGcPauses();
   await new Promise<void>((resolve) => {
     const timer = setInterval(() => {
       const elapsed = performance.now() - start;
@@ -275,6 +320,7 @@ async function steadyLoop(sockets: WebSocket[], pid: number, url: string): Promi
   const loopDelay = await eventLoopDelay(url);
   await new Promise((r) => setTimeout(r, 1000)); // the last hops
   const lat = latencies.slice().sort((x, y) => x - y);
+  clientGc.disconnect();
   return {
     rate: Math.round(sent / elapsed),
     sent,
@@ -285,7 +331,62 @@ async function steadyLoop(sockets: WebSocket[], pid: number, url: string): Promi
     hopsOver20Ms: lat.filter((l) => l > 20).length,
     serverCpuPercent: Math.round((cpu / elapsed) * 100),
     serverEventLoopDelayMs: loopDelay,
+    window: [performance.timeOrigin + start, performance.timeOrigin + start + elapsed * 1000],
+    slowHops,
+    clientGcPauses: clientGc.pauses,
   };
+}
+
+/** A GC pause: its start on the wall clock (ms), its length (ms), its kind. */
+type GcPause = [start: number, ms: number, kind: string];
+/** perf_hooks' NODE_PERFORMANCE_GC_* flags. */
+const GC_KINDS: Record<number, string> = { 1: 'minor', 4: 'major', 8: 'incremental', 16: 'weakcb' };
+
+/** This process's GC pauses from now until disconnect(). */
+function observeGcPauses(): { pauses: GcPause[]; disconnect(): void } {
+  const pauses: GcPause[] = [];
+  const observer = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const kind = (e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind ?? 0;
+      pauses.push([performance.timeOrigin + e.startTime, e.duration, GC_KINDS[kind] ?? 'other']);
+    }
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  return { pauses, disconnect: () => observer.disconnect() };
+}
+
+/** Count, longest and total of the pauses in `window`, by kind. */
+function pauseSummary(pauses: GcPause[], window: [number, number]): Record<string, unknown> {
+  const out: Record<string, { count: number; maxMs: number; totalMs: number }> = {};
+  for (const [at, ms, kind] of pauses) {
+    if (at < window[0] || at > window[1]) continue;
+    const k = (out[kind] ??= { count: 0, maxMs: 0, totalMs: 0 });
+    k.count++;
+    k.maxMs = Math.max(k.maxMs, Number(ms.toFixed(1)));
+    k.totalMs = Number((k.totalMs + ms).toFixed(1));
+  }
+  return out;
+}
+
+/**
+ * What each hop over 20 ms was waiting on: a GC pause of 2 ms or more in the server or in
+ * this process (the load generator) during the hop, or neither (the server busy with
+ * something else, or not scheduled: on a shared box, other processes).
+ */
+function slowHopCauses(
+  hops: Array<[number, number]>,
+  server: GcPause[],
+  client: GcPause[],
+): Record<string, number> {
+  const overlaps = (pauses: GcPause[], from: number, to: number): boolean =>
+    pauses.some(([at, ms]) => ms >= 2 && at < to && at + ms > from);
+  const causes = { serverGc: 0, loadGeneratorGc: 0, neither: 0 };
+  for (const [sentAt, ms] of hops) {
+    if (overlaps(server, sentAt, sentAt + ms)) causes.serverGc++;
+    else if (overlaps(client, sentAt, sentAt + ms)) causes.loadGeneratorGc++;
+    else causes.neither++;
+  }
+  return causes;
 }
 
 /** p99 and max of the server's event-loop delay since the previous scrape, in ms. */
@@ -337,13 +438,49 @@ const perCpuSecond = (r: LoopResult, cpu: number): number => Math.round(r.delive
 const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
 const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB`;
 
+/**
+ * The idle connections (all but the pairs') opened and held by a child process
+ * (idle-crowd.ts), pinned with the load generator.
+ */
+async function idleCrowd(url: string, cookies: string[]): Promise<{ close(): Promise<void> }> {
+  const child: ChildProcess = fork(fileURLToPath(new URL('./idle-crowd.ts', import.meta.url)), {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  if (PIN) pin(child.pid!, 1);
+  const reply = (): Promise<Record<string, unknown>> =>
+    new Promise((resolve, reject) => {
+      child.once('message', (m) => {
+        const r = m as Record<string, unknown>;
+        if (typeof r.error === 'string') reject(new Error(`idle crowd: ${r.error}`));
+        else resolve(r);
+      });
+      child.once('exit', () => reject(new Error('idle crowd exited')));
+    });
+  const opened = reply();
+  child.send({ url, cookies });
+  await opened;
+  return {
+    async close() {
+      const closed = reply().catch(() => undefined);
+      child.send({ close: true });
+      await closed;
+      child.kill();
+    },
+  };
+}
+
 /** One node: N held connections (memory per connection), then the loop on the first pairs. */
 async function oneNode(env: Record<string, string>): Promise<Record<string, unknown>> {
-  const server = await startBenchServer({ ...SERVER_ENV, ...env });
+  const gcDir = mkdtempSync(join(os.tmpdir(), 'bench-signal-gc-'));
+  const gcLog = join(gcDir, 'server-gc.json');
+  const server = await startBenchServer({ ...SERVER_ENV, BENCH_GC_LOG: gcLog, ...env });
   if (PIN) {
     pin(server.pid, 0);
     pin(process.pid, 1);
   }
+  let result: Record<string, unknown>;
+  let steady: SteadyResult | undefined;
   try {
     const cookies = await inBatches(N, 100, (i) => register(server.url, `u${i}`));
     await new Promise((r) => setTimeout(r, 2000)); // let the registrations' garbage go
@@ -353,7 +490,10 @@ async function oneNode(env: Record<string, string>): Promise<Record<string, unkn
     const acceptCpu0 = cpuSeconds(server.pid);
     const acceptSplit0 = cpuSplit(server.pid);
     const t0 = performance.now();
-    const sockets = await inBatches(N, 200, (i) => open(server.url, cookies[i]!));
+    // The pairs' sockets here; the idle rest in the crowd's process (or here, --no-crowd).
+    const here = CROWD ? 2 * PAIRS : N;
+    const sockets = await inBatches(here, 200, (i) => open(server.url, cookies[i]!));
+    const crowd = CROWD && N > here ? await idleCrowd(server.url, cookies.slice(here)) : undefined;
     const connectSeconds = (performance.now() - t0) / 1000;
     const acceptCpu = cpuSeconds(server.pid) - acceptCpu0;
     const acceptSystemShare = systemShare(acceptSplit0, cpuSplit(server.pid));
@@ -364,10 +504,12 @@ async function oneNode(env: Record<string, string>): Promise<Record<string, unkn
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     const held = Number(/chorus_websockets_open\{surface="signal"\} (\d+)/.exec(metrics)?.[1] ?? NaN);
     const r = await closedLoop(sockets, [server.pid]);
-    const steady = RATE > 0 ? await steadyLoop(sockets, server.pid, server.url) : undefined;
+    steady = RATE > 0 ? await steadyLoop(sockets, server.pid, server.url) : undefined;
     for (const s of sockets) s.terminate();
-    return {
+    await crowd?.close();
+    result = {
       pinned: PIN ? 'server on CPU 0, load generator on CPU 1' : 'no',
+      idleConnectionsHeldBy: crowd ? 'a child process of the load generator' : 'the load generator',
       frameBytes: FRAME_BYTES,
       connectionsRequested: N,
       connectionsHeld: held,
@@ -394,11 +536,28 @@ async function oneNode(env: Record<string, string>): Promise<Record<string, unkn
       latencyMsP50: r.latencyMsP50,
       latencyMsP99: r.latencyMsP99,
       serverCpuPercent: Math.round((sum(r.cpuSeconds) / r.elapsed) * 100),
-      ...(steady ? { steady } : {}),
     };
   } finally {
     await server.stop();
   }
+  if (steady) {
+    // The server wrote its GC pauses as it exited.
+    let serverGc: GcPause[] = [];
+    try {
+      serverGc = JSON.parse(readFileSync(gcLog, 'utf8')) as GcPause[];
+    } catch {
+      /* no log: the server did not exit cleanly */
+    }
+    const { window, slowHops, clientGcPauses, ...figures } = steady;
+    result.steady = {
+      ...figures,
+      slowHopCauses: slowHopCauses(slowHops, serverGc, clientGcPauses),
+      serverGcPauses: pauseSummary(serverGc, window),
+      loadGeneratorGcPauses: pauseSummary(clientGcPauses, window),
+    };
+  }
+  rmSync(gcDir, { recursive: true, force: true });
+  return result;
 }
 
 /** Two nodes on one nats-server: senders (even sockets) on A, receivers (odd) on B. */

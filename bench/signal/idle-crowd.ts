@@ -1,0 +1,44 @@
+// bench/signal's idle crowd: a child process (forked by run.ts) that opens the idle
+// connections and holds them, answering the server's pings. Apart from the process that
+// measures, so that its heap (10,000 sockets) and its GC pauses are not the measuring
+// process's: a mark-compact of that heap is tens of ms, which the hops measured in the
+// same process would count as the server's.
+//
+// Messages from the parent: { url, cookies } opens one socket per cookie and answers
+// { opened }; { close: true } terminates them all and answers { closed }.
+import WebSocket from 'ws';
+
+interface Open {
+  url: string;
+  cookies: string[];
+}
+
+const sockets: WebSocket[] = [];
+
+function open(url: string, cookie: string): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${url.replace('http', 'ws')}/v1/connect`, {
+      headers: { cookie },
+      perMessageDeflate: false,
+    });
+    ws.once('open', () => resolve(ws));
+    ws.once('error', reject);
+  });
+}
+
+process.on('message', (m: Open | { close: true }) => {
+  void (async () => {
+    if ('close' in m) {
+      for (const s of sockets) s.terminate();
+      process.send?.({ closed: sockets.length });
+      return;
+    }
+    for (let i = 0; i < m.cookies.length; i += 200) {
+      const batch = m.cookies.slice(i, i + 200).map((c) => open(m.url, c));
+      sockets.push(...(await Promise.all(batch)));
+    }
+    process.send?.({ opened: sockets.length });
+  })().catch((err: unknown) => {
+    process.send?.({ error: String(err) });
+  });
+});
