@@ -9,9 +9,9 @@
 // surface that is turned off is still never loaded (api/surfaces.ts). tsc still checks the
 // types first, so a type error fails the build as before.
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire, isBuiltin } from 'node:module';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { build } from 'esbuild';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -33,9 +33,7 @@ const EXTERNAL = [
   'node-datachannel',
   '@evan/opus',
   '@echogarden/speex-resampler-wasm',
-  'pino',
   'pino-pretty',
-  'thread-stream',
   'protobufjs',
   // Fastify's schema compilers: Chorus loads them only on a route with a JSON schema
   // (server/lazy-schema-compilers.ts), so their code need not sit in the bundle either.
@@ -49,18 +47,32 @@ const EXTERNAL = [
  * Node's own modules that an idle server does not use but that the bundle's code imports at
  * its top: tls and https (ws's client, prom-client's push gateway, Chorus's TLS listener and
  * settings check), http2 (Fastify, for its http2 option), zlib (ws's permessage-deflate,
- * prom-client's gzip push). Loading them initialises more of OpenSSL and V8 compiles their
- * code (BENCHMARKS.md, #17.2). Each import of them in the bundle gets a stand-in whose
- * exports are getters that require the real module on first use, so a server with TLS or
- * compression turned on loads it then, as before.
+ * prom-client's gzip push), worker_threads (pino, bundled: its transports' threads).
+ * Loading them initialises more of OpenSSL and V8 compiles their code (BENCHMARKS.md,
+ * #17.2). Each import of them in the bundle gets a stand-in whose exports are getters that
+ * require the real module on first use, so a server with TLS or compression turned on loads
+ * it then, as before.
  */
-const LAZY_BUILTINS = new Set(['tls', 'https', 'http2', 'zlib']);
+const LAZY_BUILTINS = new Set(['tls', 'https', 'http2', 'zlib', 'worker_threads']);
 /**
- * Every other Node module the bundle imports with `import` is required instead: Node 24
- * builds an ES module facade for `import ... from 'node:http'` by reading every export of
- * the module, and node:http's lazy exports (WebSocket, CloseEvent, ...) then load undici,
- * tls, http2 and zlib at start. A require() reads nothing until the code asks for it.
+ * Every other Node module the bundle imports with `import` is required instead, through this
+ * stand-in: Node 24 builds an ES module facade for `import ... from 'node:http'` by reading
+ * every export of the module, and node:http's lazy exports (WebSocket, CloseEvent, ...) then
+ * load undici, tls, http2 and zlib at start. The stand-in is an ES module: its default export
+ * the module, each named export one property, read when the stand-in is evaluated and left
+ * out of the bundle where nothing imports it. Not `module.exports = require(...)`: esbuild's
+ * interop then copies every property descriptor of the module onto a namespace object, and
+ * reading the descriptor of one of Node 24's lazy properties loads it (util's diff and
+ * setTraceSigInt, and worker_threads with them: about 1 MiB of an idle server, #17.2).
  */
+function esmStandIn(name, names) {
+  const exported = names.filter((k) => k !== 'default' && /^[A-Za-z_$][\w$]*$/.test(k));
+  return (
+    `const real = require('node:${name}');\nconst get = (k) => real[k];\nexport default real;\n` +
+    exported.map((k, i) => `const _${i} = /* @__PURE__ */ get('${k}');\nexport { _${i} as ${k} };\n`).join('')
+  );
+}
+
 const builtinImports = {
   name: 'builtin-imports',
   setup(b) {
@@ -71,21 +83,77 @@ const builtinImports = {
       return args.kind === 'import-statement' ? { path: name, namespace: 'builtin' } : undefined;
     });
     b.onLoad({ filter: /.*/, namespace: 'builtin' }, async (args) => {
-      if (args.pluginData !== 'lazy')
-        return { loader: 'js', contents: `module.exports = require('node:${args.path}');\n` };
       const real = await import(`node:${args.path}`);
+      if (args.pluginData !== 'lazy')
+        return { loader: 'js', contents: esmStandIn(args.path, Object.keys(real)) };
       const names = Object.keys(real).filter((k) => k !== 'default');
       // Plain functions (lower case: not classes) stand in as wrappers, so that taking one at
       // a module's top (`const { gzipSync } = require('zlib')`) does not load the module yet.
       const calls = names.filter((k) => typeof real[k] === 'function' && /^[a-z]/.test(k));
+      // pino reads worker_threads' isMainThread at its top: a worker thread has loaded the
+      // module before running any code of ours, so if it is not loaded this is the main thread.
+      const known =
+        args.path === 'worker_threads'
+          ? `const known = { isMainThread: () => (process.moduleLoadList.includes('NativeModule worker_threads') ? load().isMainThread : true) };\n`
+          : 'const known = {};\n';
       return {
         loader: 'js',
         contents:
           `let real; const load = () => (real ??= require('node:${args.path}'));\n` +
+          known +
           `const calls = new Map(${JSON.stringify(calls)}.map((k) => [k, function (...a) { return load()[k].apply(this, a); }]));\n` +
-          `for (const k of ${JSON.stringify(names)}) Object.defineProperty(module.exports, k, { enumerable: true, get: () => calls.get(k) ?? load()[k] });\n`,
+          `for (const k of ${JSON.stringify(names)}) Object.defineProperty(module.exports, k, { enumerable: true, get: () => known[k]?.() ?? calls.get(k) ?? load()[k] });\n`,
       };
     });
+  },
+};
+
+/**
+ * Packages the bundle's code imports at its top but an idle server does not use, left in
+ * node_modules and required on first use through a stand-in (a Proxy), resolved from the
+ * package that depends on them: thread-stream (pino's transports: a worker thread, only with
+ * a transport such as LOG_PRETTY's pino-pretty; JSON lines to stdout need none) and
+ * @opentelemetry/api (prom-client's CPU counter, for exemplars only).
+ */
+const LAZY_PACKAGES = { 'thread-stream': 'pino', '@opentelemetry/api': 'prom-client' };
+/**
+ * zod's locales: `import { z } from 'zod'` keeps every export of the namespace, so all of its
+ * 50 locales (about 300 KB of the bundle's code loaded at start, #17.2) came with it, while
+ * only English, which zod sets itself, is used (Chorus never calls z.config or z.locales).
+ * pino, now bundled, finds its worker files next to its own transport.js in node_modules.
+ */
+const packageTrims = {
+  name: 'package-trims',
+  setup(b) {
+    const names = Object.keys(LAZY_PACKAGES).map((n) => n.replace(/[/]/g, '\\/'));
+    b.onResolve({ filter: new RegExp(`^(${names.join('|')})$`) }, (args) =>
+      args.namespace === 'lazy-package' ? undefined : { path: args.path, namespace: 'lazy-package' },
+    );
+    b.onLoad({ filter: /.*/, namespace: 'lazy-package' }, (args) => ({
+      loader: 'js',
+      contents:
+        `let real; const load = () => (real ??= require('node:module').createRequire(require.resolve('${LAZY_PACKAGES[args.path]}'))('${args.path}'));\n` +
+        'module.exports = new Proxy(function () {}, {\n' +
+        '  get: (_, k) => load()[k], has: (_, k) => k in load(), getPrototypeOf: () => Object.getPrototypeOf(load()),\n' +
+        '  apply: (_, self, a) => Reflect.apply(load(), self, a), construct: (_, a) => Reflect.construct(load(), a),\n' +
+        '});\n',
+    }));
+    b.onResolve({ filter: /\/locales\/index\.js$/ }, (args) =>
+      /node_modules\/zod\//.test(args.importer)
+        ? { path: resolve(args.resolveDir, args.path), namespace: 'zod-locales' }
+        : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'zod-locales' }, (args) => ({
+      loader: 'js',
+      resolveDir: dirname(args.path),
+      contents: "export { default as en } from './en.js';\n",
+    }));
+    b.onLoad({ filter: /node_modules\/pino\/lib\/transport\.js$/ }, (args) => ({
+      loader: 'js',
+      contents:
+        "var __pinoLib = require('node:path').dirname(require.resolve('pino/lib/transport.js'));\n" +
+        readFileSync(args.path, 'utf8').replaceAll('__dirname', '__pinoLib'),
+    }));
   },
 };
 
@@ -107,7 +175,7 @@ await build({
   entryNames: '[name]',
   chunkNames: '[name]-[hash]',
   external: EXTERNAL,
-  plugins: [builtinImports],
+  plugins: [builtinImports, packageTrims],
   // Less source for V8 to hold; identifiers and names kept, so stack traces and the error
   // types in log lines read as in the sources.
   minifyWhitespace: true,

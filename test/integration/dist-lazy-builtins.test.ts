@@ -14,7 +14,18 @@ import { eventually } from '../fixtures/ws-client.js';
 const run = promisify(execFile);
 const repo = process.cwd();
 /** Node's own modules an idle production build must not load (scripts/build-dist.mjs, #17.2). */
-const NOT_AT_IDLE = ['tls', 'https', 'http2', 'zlib', 'internal/deps/undici/undici'];
+const NOT_AT_IDLE = [
+  'tls',
+  'https',
+  'http2',
+  'zlib',
+  'internal/deps/undici/undici',
+  // pino's transports' threads; util's lazy exports read by esbuild's interop (scripts/build-dist.mjs)
+  'worker_threads',
+  'internal/util/diff',
+  // @noble/curves touching globalThis.crypto at its top (api/voip/pkey.ts)
+  'internal/crypto/webcrypto',
+];
 const LISTENING = /"msg":"chorus listening"/;
 
 interface Started {
@@ -45,7 +56,11 @@ describe('production build: Node modules an idle server does not use are loaded 
     rmSync(app, { recursive: true, force: true });
   });
 
-  async function start(name: string, extraEnv: Record<string, string>): Promise<Started> {
+  async function start(
+    name: string,
+    extraEnv: Record<string, string>,
+    listening = LISTENING,
+  ): Promise<Started> {
     const dir = join(app, name);
     const list = join(dir, 'builtins.txt');
     const child = spawn(
@@ -71,7 +86,7 @@ describe('production build: Node modules an idle server does not use are loaded 
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     const s = { child, list, exited, output: () => out };
     started.push(s);
-    await eventually(() => LISTENING.test(out), 60_000, `${name} listening`);
+    await eventually(() => listening.test(out), 60_000, `${name} listening`);
     return s;
   }
 
@@ -109,6 +124,13 @@ describe('production build: Node modules an idle server does not use are loaded 
     expect(refused).not.toBe('close 1000');
     const after = await builtinsNow(s);
     expect(NOT_AT_IDLE.filter((m) => after.includes(m))).toEqual([]);
+    await stop(s);
+  }, 180_000);
+
+  it('with LOG_PRETTY=yes, the pino transport (a worker thread, loaded then) writes pretty lines', async () => {
+    const s = await start('pretty', { LOG_PRETTY: 'yes' }, /INFO.*chorus listening/);
+    expect(await builtinsNow(s)).toContain('worker_threads');
+    expect(s.output()).not.toMatch(/"msg":/);
     await stop(s);
   }, 180_000);
 

@@ -35,6 +35,7 @@ const ON_FIRST_USE = [
   '@evan/opus',
   'protobufjs',
   '@echogarden/speex-resampler-wasm',
+  '@noble/curves', // with the first signature in the original's (raw) form
 ] as const;
 const LISTENING = /"http":"(http:\/\/[^"]+)".*"msg":"chorus listening"/;
 
@@ -317,5 +318,7 @@ describe.runIf(haveNats)('with every surface on, heavy libraries wait for their 
     }
     const modules = await modulesNow(p);
     expect(packageLoaded(modules, '@echogarden/speex-resampler-wasm')).toBe(true);
+    // The speaker's and listener's DER signatures are the original's raw form: noble's.
+    expect(packageLoaded(modules, '@noble/curves')).toBe(true);
   }, 120_000);
 });

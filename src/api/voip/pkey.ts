@@ -1,5 +1,5 @@
 import { createHash, createPublicKey, ECDH, generateKeyPairSync, randomInt, verify } from 'node:crypto';
-import { p256 } from '@noble/curves/nist.js';
+import { createRequire } from 'node:module';
 
 /**
  * Standalone identity: a user is an ECDSA P-256 public key, written as the hex of its
@@ -82,9 +82,21 @@ function verifySha256(
   );
 }
 
+type P256 = (typeof import('@noble/curves/nist.js'))['p256'];
+let curve: P256 | undefined;
+/**
+ * @noble/curves, required with the first signature in the original's form: loading it
+ * builds the curves' tables and touches `globalThis.crypto` (Node's WebCrypto), which an
+ * idle server need not hold (#17.2).
+ */
+function p256(): P256 {
+  const load = createRequire(import.meta.url);
+  return (curve ??= (load('@noble/curves/nist.js') as typeof import('@noble/curves/nist.js')).p256);
+}
+
 /** The original's form, the challenge's bytes as the digest: Node has no call for it. */
 function verifyRaw(key: PublicKey, message: Buffer, signature: Buffer, format: 'compact' | 'der'): boolean {
-  return p256.verify(signature, message, key.compressed, { prehash: false, format, lowS: false });
+  return p256().verify(signature, message, key.compressed, { prehash: false, format, lowS: false });
 }
 
 /** The same, for a SHA-256 digest the caller computed (tests and tools). */
