@@ -23,11 +23,29 @@ export interface BenchServer {
   stop(): Promise<void>;
 }
 
-export async function startBenchServer(env: Record<string, string>): Promise<BenchServer> {
+/**
+ * How the server is started: from source through tsx (the default), or as production
+ * starts it, a built `dist/src/main.js` (see `npm run build`) with the Dockerfile's flags.
+ */
+export interface BenchServerStart {
+  /** A built entry (`DIST/src/main.js`); absent: `src/main.ts` through tsx. */
+  main?: string;
+  /** Node flags before the entry (the production ones); BENCH_NODE_ARGS come after. */
+  nodeArgs?: string[];
+}
+
+export async function startBenchServer(
+  env: Record<string, string>,
+  start: BenchServerStart = {},
+): Promise<BenchServer> {
   const port = await freePort();
   // BENCH_NODE_ARGS, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`, to profile the server.
-  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'src/main.ts', 'serve'], {
+  const nodeArgs = [
+    ...(start.nodeArgs ?? []),
+    ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean),
+  ];
+  const entry = start.main ? [start.main] : ['--import', 'tsx', 'src/main.ts'];
+  const child = spawn(process.execPath, [...nodeArgs, ...entry, 'serve'], {
     env: {
       PATH: process.env.PATH ?? '',
       HTTP_PORT: String(port),

@@ -11,14 +11,26 @@
 // reading thousands of streams through fetch spends a core on them (undici's web
 // streams) and would measure itself, not the server. They connect `--concurrency` at a time.
 //
-//   npm run bench:voip -- [--rooms 1,10,50] [--speakers 5] [--talking 5] [--listeners 20] [--format ogg] [--seconds 10] [--concurrency 16] [--no-pin]
+// The server runs as production starts it (the Dockerfile's `node --max-semi-space-size=16
+// dist/src/main.js serve`): built into a temp folder first, or `--dist DIR` (a folder
+// `npm run build` made inside the checkout); `--tsx` runs src/main.ts through tsx instead,
+// which also turns on source maps: every Error's stack is then mapped, which costs
+// (#17.3: the ECONNRESET/EPIPE errors of 2,000 listeners hanging up at once).
+//
+// The stalls come from the server's event-loop delay histogram, read (and reset) with
+// `/metrics?name=...`: only the few metrics read here, not the whole registry, whose
+// serialisation with 2,000 sockets open was itself a 8-29 ms turn of the server.
+//
+//   npm run bench:voip -- [--rooms 1,10,50] [--speakers 5] [--talking 5] [--listeners 20] [--format ogg] [--seconds 10] [--concurrency 16] [--no-pin] [--dist DIR | --tsx]
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
-import { cpuSeconds, rssBytes, startBenchServer } from '../lib/server-process.js';
+import { cpuSeconds, rssBytes, startBenchServer, type BenchServerStart } from '../lib/server-process.js';
 import { voipSpreadMain } from './spread.js';
 
 // --cluster (#15.8): a room on one process, then spread over two; see spread.ts.
@@ -37,6 +49,8 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '10' },
     concurrency: { type: 'string', default: '16' },
     pin: { type: 'boolean', default: true },
+    dist: { type: 'string' },
+    tsx: { type: 'boolean', default: false },
   },
   allowNegative: true,
 });
@@ -245,12 +259,24 @@ async function runOnce(base: string, pid: number, rooms: number): Promise<Record
   };
 }
 
+/** What the bench reads; `chorus_nodejs_eventloop_lag_seconds` first: its collect sets the others. */
+const SCRAPED = [
+  'chorus_nodejs_eventloop_lag_seconds',
+  'chorus_nodejs_eventloop_lag_max_seconds',
+  'chorus_audio_skipped_ticks_total',
+  'chorus_audio_opus_encodes_total',
+  'chorus_audio_ogg_pages_total',
+  'chorus_audio_ogg_page_copies_total',
+  'chorus_voip_rooms',
+];
+const SCRAPE_QUERY = SCRAPED.map((n) => `name=${n}`).join('&');
+
 /**
  * The server's counters, and its longest event-loop delay since the last scrape
  * (prom-client resets its event-loop histogram at each scrape).
  */
 async function scrape(base: string) {
-  const text = await (await fetch(`${base}/metrics`)).text();
+  const text = await (await fetch(`${base}/metrics?${SCRAPE_QUERY}`)).text();
   const read = (name: string) => Number(new RegExp(`^${name} ([0-9.e+-]+)`, 'm').exec(text)?.[1] ?? NaN);
   return {
     skippedTicks: read('chorus_audio_skipped_ticks_total'),
@@ -274,20 +300,53 @@ console.log(
     listenersPerRoom: LISTENERS,
     seconds: SECONDS,
     concurrency: CONCURRENCY,
+    server: values.tsx ? 'tsx' : 'production build',
     loadAverage: os.loadavg().map((l) => Math.round(l * 10) / 10),
   }),
 );
-pin(process.pid, 1);
-for (const rooms of values.rooms.split(',').map(Number)) {
-  const server = await startBenchServer({
-    VOIP_MAX_ROOM_MEMBERS: '10000',
-    VOIP_MAX_ROOMS: '100000',
-    ...(process.env.VOIP_HTTP_FLUSH_MS ? { VOIP_HTTP_FLUSH_MS: process.env.VOIP_HTTP_FLUSH_MS } : {}),
+/** The production start (a build of this checkout), unless --tsx. */
+function serverStart(): { start: BenchServerStart; cleanup: () => void } {
+  if (values.tsx) return { start: {}, cleanup: () => undefined };
+  const production = ['--max-semi-space-size=16']; // the Dockerfile's CMD
+  if (values.dist)
+    return {
+      start: { main: join(resolve(values.dist), 'src/main.js'), nodeArgs: production },
+      cleanup: () => undefined,
+    };
+  const built = mkdtempSync(join(os.tmpdir(), 'chorus-voip-dist-'));
+  execFileSync(process.execPath, ['scripts/build-dist.mjs', join(built, 'dist')], {
+    stdio: ['ignore', 'ignore', 'inherit'],
   });
-  pin(server.pid, 0);
-  try {
-    console.log(JSON.stringify(await runOnce(server.url, server.pid, rooms)));
-  } finally {
-    await server.stop();
+  // Packages resolve from the checkout, as for a dist/ inside it.
+  symlinkSync(join(process.cwd(), 'node_modules'), join(built, 'node_modules'));
+  return {
+    start: { main: join(built, 'dist/src/main.js'), nodeArgs: production },
+    cleanup: () => rmSync(built, { recursive: true, force: true }),
+  };
+}
+
+const { start, cleanup } = serverStart();
+console.error(
+  `server: ${start.main ? `node ${start.nodeArgs?.join(' ')} ${start.main}` : 'tsx src/main.ts'}`,
+);
+pin(process.pid, 1);
+try {
+  for (const rooms of values.rooms.split(',').map(Number)) {
+    const server = await startBenchServer(
+      {
+        VOIP_MAX_ROOM_MEMBERS: '10000',
+        VOIP_MAX_ROOMS: '100000',
+        ...(process.env.VOIP_HTTP_FLUSH_MS ? { VOIP_HTTP_FLUSH_MS: process.env.VOIP_HTTP_FLUSH_MS } : {}),
+      },
+      start,
+    );
+    pin(server.pid, 0);
+    try {
+      console.log(JSON.stringify(await runOnce(server.url, server.pid, rooms)));
+    } finally {
+      await server.stop();
+    }
   }
+} finally {
+  cleanup();
 }

@@ -51,6 +51,29 @@ describe('METRICS_TOKEN', () => {
     expect(await res.text()).toMatch(/^chorus_process_resident_memory_bytes \d+/m);
   });
 
+  it('serves only the metrics named by ?name= (unknown names left out), behind the same token', async () => {
+    const q =
+      '?name=chorus_nodejs_eventloop_lag_seconds&name=chorus_nodejs_eventloop_lag_max_seconds&name=nope&name=chorus_voip_rooms';
+    expect((await fetch(`${t.url}/metrics${q}`)).status).toBe(401);
+    const res = await fetch(`${t.url}/metrics${q}`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/text\/plain/);
+    const text = await res.text();
+    const names = [...text.matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1]);
+    expect(names).toEqual([
+      'chorus_nodejs_eventloop_lag_seconds',
+      'chorus_nodejs_eventloop_lag_max_seconds',
+      'chorus_voip_rooms',
+    ]);
+    // The lag gauges are read from the loop's histogram (set by the first one's collect).
+    expect(Number(/^chorus_nodejs_eventloop_lag_max_seconds (\S+)/m.exec(text)?.[1])).toBeGreaterThanOrEqual(
+      0,
+    );
+    const none = await fetch(`${t.url}/metrics?name=nope`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(none.status).toBe(200);
+    expect(await none.text()).toBe('');
+  });
+
   it('leaves the other routes alone', async () => {
     expect((await fetch(`${t.url}/healthz`)).status).toBe(200);
   });

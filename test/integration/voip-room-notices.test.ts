@@ -1,8 +1,9 @@
-import net from 'node:net';
+import type net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type WebSocket from 'ws';
 import { startTestServer, type TestServer } from '../fixtures/test-server.js';
-import { KeyUser, unhex, type SseClient } from '../fixtures/voip-client.js';
+import { KeyUser, type SseClient } from '../fixtures/voip-client.js';
+import { listenRaw, roomMembers, roomView, type Conf } from '../fixtures/voip-room.js';
 import { eventually } from '../fixtures/ws-client.js';
 
 // #17.3: a room's setAudioConf notices are gathered per room and sent as one batch per
@@ -21,55 +22,14 @@ const BURST = 20;
 /** Listeners who also read their events (a member's view of the others). */
 const WATCHERS = 20;
 
-type Conf = { in: string; out: string };
-
-/** What `events` says of each other member of `roomid`: the last setAudioConf about them. */
-function view(events: SseClient, roomid: number): Map<string, Conf> {
-  const seen = new Map<string, Conf>();
-  for (const e of events.events) {
-    if (e.event !== 'setAudioConf') continue;
-    const c = unhex(e.data) as { from: string; roomid: string; in: string; out: string };
-    if (c.roomid === String(roomid)) seen.set(c.from, { in: c.in, out: c.out });
-  }
-  return seen;
-}
-
-/** An Ogg listener on a bare socket (as the bench's): resolves once the answer is 200. */
-function listen(base: string, path: string): Promise<net.Socket> {
-  const { hostname, port } = new URL(base);
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(Number(port), hostname);
-    let head = '';
-    socket.once('connect', () => socket.write(`GET ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\n\r\n`));
-    const onData = (c: Buffer) => {
-      head += c.toString('latin1');
-      if (!head.includes('\r\n\r\n')) return;
-      socket.off('data', onData);
-      socket.resume(); // the audio itself is not read here
-      if (head.startsWith('HTTP/1.1 200')) resolve(socket);
-      else {
-        socket.destroy();
-        reject(new Error(head.slice(0, head.indexOf('\r\n'))));
-      }
-    };
-    socket.on('data', onData);
-    socket.once('error', reject);
-  });
-}
-
 async function metric(name: string): Promise<number> {
   const text = await (await fetch(`${t.url}/metrics`)).text();
   return Number(new RegExp(`^${name} ([0-9.e+-]+)`, 'm').exec(text)?.[1] ?? NaN);
 }
 
-async function members(roomid: number): Promise<Map<string, Conf>> {
-  const list = (await (await fetch(`${t.url}/listMembers?roomID=${roomid}`)).json()) as {
-    pubkey: string;
-    mic: number;
-    hds: number;
-  }[];
-  return new Map(list.map((m) => [m.pubkey, { in: String(m.mic), out: String(m.hds) }]));
-}
+const members = (roomid: number) => roomMembers(t.url, roomid);
+const view = roomView;
+const listen = listenRaw;
 
 /** Whether `events` shows every member but `self` as listed, and anyone else as gone. */
 function agrees(seen: Map<string, Conf>, listed: Map<string, Conf>, self: string, expected: string[]) {

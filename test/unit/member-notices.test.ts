@@ -7,10 +7,11 @@ interface Room {
   members: string[] | undefined;
 }
 
-function notices(windowMs = 10_000) {
+function notices(windowMs = 10_000, changesPerTurn?: number) {
   const sent: MemberNoticeBatch[] = [];
   const n = new MemberNotices<Room>({
     windowMs,
+    ...(changesPerTurn ? { changesPerTurn } : {}),
     members: (room) => room.members,
     send: (_room, batch) => void sent.push(batch),
     log: pino({ level: 'silent' }),
@@ -58,6 +59,33 @@ describe('MemberNotices: a room`s setAudioConf changes, one batch per window', (
     room.members = undefined; // the room closed meanwhile
     n.flush(room);
     expect(sent).toHaveLength(1);
+    n.close();
+  });
+
+  it('sends a batch larger than a turn`s share in parts, one per turn, in order, behind the parts before it', async () => {
+    const { n, sent } = notices(10_000, 100);
+    const room: Room = { members: ['s'] };
+    const other: Room = { members: ['t'] };
+    for (let i = 0; i < 250; i++) n.change(room, `l${i}`, false, false);
+    for (let i = 0; i < 250; i++) n.change(room, `l${i}`, false, true);
+    room.members = ['s', 'x'];
+    n.flush(room);
+    // The first part now; the others wait for later turns.
+    expect(sent.map((b) => b.changes.length)).toEqual([100]);
+    n.change(other, 'u', true, false);
+    n.flush(other); // queued behind the room's parts, not before them
+    expect(sent).toHaveLength(1);
+    const next = () => new Promise((r) => setImmediate(r));
+    await next();
+    expect(sent.map((b) => b.changes.length)).toEqual([100, 100]);
+    await eventually(() => sent.length === 4, 30_000, 'every part sent');
+    expect(sent.map((b) => b.changes.length)).toEqual([100, 100, 50, 1]);
+    expect(sent.slice(0, 3).every((b) => b.to.join() === 's,x')).toBe(true);
+    expect(sent[3]).toEqual({ to: ['t'], changes: [{ id: 'u', mic: true, hds: false }] });
+    // Every change once, in the order they came.
+    expect(sent.slice(0, 3).flatMap((b) => b.changes.map((c) => c.id))).toEqual(
+      Array.from({ length: 250 }, (_, i) => `l${i}`),
+    );
     n.close();
   });
 

@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { WebSocket } from 'ws';
 import type { FeedSink } from '../../media/audio/mix-feed.js';
 import { readMix, type MixSource } from '../../media/audio/mix-source.js';
@@ -69,7 +69,28 @@ export function streamToResponse(
   };
   res.once('close', stop);
   res.on('error', stop);
+  if (socket) retireRequest(res.req);
   return stop;
+}
+
+/**
+ * Marks an endless response's request as done with, once it is read to its end. When the
+ * connection closes, Node's http server destroys each request whose response has not
+ * finished with a new ECONNRESET "aborted" error, and destroying a stream with an error
+ * formats that error's stack (`err.stack`, node:internal/streams/destroy): for a room of
+ * 2,000 listeners hanging up, thousands of stacks in one turn, for an end that is
+ * expected (#17.3). A request already destroyed is left alone by that path. Its socket
+ * stays open: a request read to its end does not take its socket down with it.
+ */
+function retireRequest(req: IncomingMessage): void {
+  if (req.destroyed) return;
+  if (req.readableEnded) {
+    req.destroy();
+    return;
+  }
+  if (!req.complete) return; // a body still coming (not on these routes): left as it is
+  req.once('end', () => req.destroy());
+  req.resume();
 }
 
 /**

@@ -1,7 +1,9 @@
 import type { FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
 import { ChorusError } from '../../core/errors.js';
 import { PcmInput, preparePcmInput } from '../../media/audio/pcm-input.js';
 import type { TicketUse } from './challenge-book.js';
+import { Departures } from './departures.js';
 import { form, type Form } from './form.js';
 import type { MediaSlots, Slot } from './media-group.js';
 import { MixerGoneError } from './remote-group.js';
@@ -26,6 +28,12 @@ export interface MediaPlan {
 /** Rounds of finding a room's holder, when one turns out not to hold it. */
 const ROOM_ATTEMPTS = 3;
 
+/**
+ * Listeners' slots freed per turn of the event loop once their streams end (see
+ * Departures): a release costs 20-60 us here, so a slice stays within a few ms.
+ */
+const RELEASES_PER_TURN = 64;
+
 export interface MediaSessionsOptions {
   auth: VoipAuth;
   calls: VoipCalls;
@@ -33,6 +41,7 @@ export interface MediaSessionsOptions {
   maxRoomMembers: number;
   /** Jitter buffer of an upload's PCM input. */
   inputBufferMs: number;
+  log: Logger;
 }
 
 /**
@@ -42,7 +51,14 @@ export interface MediaSessionsOptions {
  * it ends, then free the slot and tell the side site.
  */
 export class MediaSessions {
-  constructor(private readonly opts: MediaSessionsOptions) {}
+  /** Listeners whose streams ended, their slots freed a slice per turn. */
+  readonly departures: Departures;
+
+  constructor(private readonly opts: MediaSessionsOptions) {
+    this.departures = new Departures(RELEASES_PER_TURN, (err) =>
+      opts.log.warn({ err }, 'voip: freeing a listener slot failed'),
+    );
+  }
 
   async plan(request: FastifyRequest, use: TicketUse): Promise<MediaPlan> {
     const { auth, calls } = this.opts;
@@ -52,6 +68,8 @@ export class MediaSessions {
     if (!format) throw new ChorusError('invalid_argument', 'bad format: wav, ogg, opus or vorbis');
     const input = upload ? pcmFormat(f) : undefined;
     const me = await auth.caller(request, f, use);
+    // A stream of `me` that ended but is not freed yet must not hold the slot against them.
+    this.departures.settle(me.id);
     // Before any stream starts: startUpload makes the PcmInput synchronously.
     if (input) await preparePcmInput(input);
     const slot = upload ? 'mic' : 'hds';
@@ -88,15 +106,20 @@ export class MediaSessions {
     });
   }
 
-  /** Streams the plan's mix: `run` as for uploads. */
+  /**
+   * Streams the plan's mix: `run` as for uploads. The slot is freed in a later turn
+   * (Departures): a room's listeners hanging up at once are freed a slice per turn.
+   */
   startListen(p: MediaPlan, run: (done: () => void) => () => void): void {
     let stop = () => undefined as void;
     const closer = () => stop();
     this.occupy(p, 'hds', closer);
-    stop = run(() => {
-      p.group.release(p.me.id, 'hds', closer);
-      this.left(p, 'hds');
-    });
+    stop = run(() =>
+      this.departures.add(p.me.id, () => {
+        p.group.release(p.me.id, 'hds', closer);
+        this.left(p, 'hds');
+      }),
+    );
   }
 
   /**
@@ -141,6 +164,7 @@ export class MediaSessions {
    * opened again, a call is not found.
    */
   private occupy(p: MediaPlan, slot: Slot, closer: () => void): void {
+    this.departures.settle(p.me.id);
     // Only a room mixed here has a key to open it again with (roomKey).
     if (p.group.closed && p.roomKey !== undefined && p.roomId !== undefined) {
       const room = this.opts.rooms.grab(p.roomKey, p.roomId);

@@ -17,6 +17,9 @@ export interface VoipStats {
   roomNoticeMessages: number;
   /** Calls and rooms mixed on another node with streams here. */
   remoteMixers: number;
+  /** Listener slots freed after their streams ended, and the most freed in one turn (Departures). */
+  listenerReleases: number;
+  largestReleaseSlice: number;
 }
 
 /** VOIP and audio figures for /metrics, read at scrape time. */
@@ -61,6 +64,17 @@ export function registerVoipMetrics(
     'chorus_voip_room_notice_messages_total',
     "Messages carrying rooms' setAudioConf notices: one per member per batch (a room's changes are gathered 50 ms), not per change.",
     () => stats().roomNoticeMessages,
+  );
+  counterAtScrape(
+    registry,
+    'chorus_voip_listener_releases_total',
+    'Listener slots freed after their streams ended (a slice per turn of the event loop).',
+    () => stats().listenerReleases,
+  );
+  gauge(
+    'chorus_voip_listener_release_slice_max',
+    'The most listener slots freed in one turn of the event loop since the start.',
+    (s) => s.largestReleaseSlice,
   );
   gauge(
     'chorus_voip_relay_remote_mixers',

@@ -38,6 +38,8 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
       oggPageCopies: opts.audio.counters.oggPageCopies,
       roomNoticeMessages: events.liveMessages,
       remoteMixers: voip.relay.remoteCount,
+      listenerReleases: voip.media.departures.stats.released,
+      largestReleaseSlice: voip.media.departures.stats.largestSlice,
     }),
     voip.relay.stats,
   );
@@ -48,6 +50,8 @@ export const voipPlugin: FastifyPluginAsync<VoipSurfaceOptions> = async (app, op
     clearInterval(voip.sweeper);
     await calls.close();
     await rooms.closeAll();
+    // Listener slots still queued to be freed (media-sessions.ts), the side site told.
+    voip.media.departures.drain();
     voip.notices.close();
     voip.relay.close();
     // The parties of the calls ended here are told on their nodes before the bus closes.

@@ -145,6 +145,7 @@ export function createVoipServices(opts: VoipSurfaceOptions): VoipServices {
     rooms,
     maxRoomMembers: config.maxRoomMembers,
     inputBufferMs: config.inputBufferMs,
+    log,
   });
   const serverKey = serverPublicKeyHex();
   const sweeper = setInterval(() => sweep(events, challenges, log), SWEEP_MS);
