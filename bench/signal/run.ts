@@ -6,7 +6,7 @@
 //   npm run bench:signal -- [--connections 5000] [--pairs 100] [--window 8] [--seconds 10]
 //                           [--bytes 200] [--rate 5000 --steady-seconds 45]
 //                           [--heartbeat-seconds 30] [--no-pin] [--semi-space-mib 16]
-//                           [--no-crowd]
+//                           [--no-crowd] [--realtime-steady]
 //
 // The comparison load of issue 17 (the PeerJS-style load: 10,000 connections, 100 pairs x
 // 8 in flight, 200-byte JSON frames) is `--connections 10000 --pairs 100 --window 8`.
@@ -22,6 +22,9 @@
 // (idle-crowd.ts), so the process that times the hops has 200 sockets, not 10,000: a GC
 // of a heap holding 10,000 sockets pauses it for tens of ms, which it counted as slow
 // hops (#17.1). `--no-crowd` holds them all in this process, as before.
+//
+// --realtime-steady: the server and this process run SCHED_FIFO (`chrt`, root) during the
+// steady phase only, so that on a shared box the other processes do not preempt them.
 //
 // The server runs with `--max-semi-space-size=16`, as `npm start`, `start:dist` and the
 // image start it (V8's young generation capped at 2 x 16 MiB; Node 24 grows it to 128 MiB
@@ -74,6 +77,7 @@ const { values } = parseArgs({
     'no-pin': { type: 'boolean', default: false },
     'semi-space-mib': { type: 'string', default: '16' },
     'no-crowd': { type: 'boolean', default: false },
+    'realtime-steady': { type: 'boolean', default: false },
   },
 });
 const CLUSTER = values.cluster;
@@ -116,6 +120,12 @@ process.env.BENCH_NODE_ARGS = [
   `--import=data:text/javascript,${encodeURIComponent(SERVER_GC_LOG)}`,
   process.env.BENCH_NODE_ARGS ?? '',
 ].join(' ');
+/**
+ * During the steady phase only, the server and this process run SCHED_FIFO (chrt), so on
+ * a shared box other processes do not preempt them: the hops then time the code, not the
+ * box. Each uses a fifth of its core there, so the others keep the rest.
+ */
+const REALTIME_STEADY = values['realtime-steady'];
 /** The idle connections held by a child process (see idle-crowd.ts), unless --no-crowd. */
 const CROWD = !values['no-crowd'];
 const PIN = !values['no-pin'] && !CLUSTER && os.cpus().length >= 2 && hasTaskset();
@@ -127,6 +137,13 @@ function hasTaskset(): boolean {
   } catch {
     return false;
   }
+}
+
+/** Every thread of a process to SCHED_FIFO priority 10 (true) or back to SCHED_OTHER. */
+function realtime(pid: number, on: boolean): void {
+  execFileSync('chrt', ['-a', ...(on ? ['-f', '-p', '10'] : ['-o', '-p', '0']), String(pid)], {
+    stdio: 'ignore',
+  });
 }
 
 /** Pins every thread of a process to one CPU. */
@@ -146,12 +163,19 @@ function frame(target: string, type: string, at: number): string {
 /** Cluster runs: Signal only, so two processes on one box do not fight over the WebRTC port. */
 const SIGNAL_ONLY = { VOIP_ENABLED: 'no', BEEP_ENABLED: 'no', STREAM_ENABLED: 'no', BLUESKY_ENABLED: 'no' };
 
-async function register(url: string, name: string): Promise<string> {
-  const res = await fetch(`${url}/v1/register`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username: name }),
-  });
+async function register(url: string, name: string, attempt = 0): Promise<string> {
+  let res: Response;
+  try {
+    res = await fetch(`${url}/v1/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: name }),
+    });
+  } catch (err) {
+    // A kept-alive connection the server closed as it was reused (a loaded box): again.
+    if (attempt < 3) return register(url, name, attempt + 1);
+    throw err;
+  }
   if (!res.ok) throw new Error(`register ${name}: ${res.status}`);
   return (res.headers.get('set-cookie') ?? '').split(';')[0]!;
 }
@@ -504,12 +528,20 @@ async function oneNode(env: Record<string, string>): Promise<Record<string, unkn
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     const held = Number(/chorus_websockets_open\{surface="signal"\} (\d+)/.exec(metrics)?.[1] ?? NaN);
     const r = await closedLoop(sockets, [server.pid]);
-    steady = RATE > 0 ? await steadyLoop(sockets, server.pid, server.url) : undefined;
+    if (RATE > 0) {
+      if (REALTIME_STEADY) for (const pid of [server.pid, process.pid]) realtime(pid, true);
+      try {
+        steady = await steadyLoop(sockets, server.pid, server.url);
+      } finally {
+        if (REALTIME_STEADY) for (const pid of [server.pid, process.pid]) realtime(pid, false);
+      }
+    }
     for (const s of sockets) s.terminate();
     await crowd?.close();
     result = {
       pinned: PIN ? 'server on CPU 0, load generator on CPU 1' : 'no',
       idleConnectionsHeldBy: crowd ? 'a child process of the load generator' : 'the load generator',
+      steadyScheduling: REALTIME_STEADY ? 'SCHED_FIFO (server and load generator)' : 'default',
       frameBytes: FRAME_BYTES,
       connectionsRequested: N,
       connectionsHeld: held,
