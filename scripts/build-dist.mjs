@@ -113,9 +113,16 @@ const builtinImports = {
  * node_modules and required on first use through a stand-in (a Proxy), resolved from the
  * package that depends on them: thread-stream (pino's transports: a worker thread, only with
  * a transport such as LOG_PRETTY's pino-pretty; JSON lines to stdout need none) and
- * @opentelemetry/api (prom-client's CPU counter, for exemplars only).
+ * @opentelemetry/api (prom-client's CPU counter, for exemplars only), light-my-request
+ * (Fastify's inject(), which Chorus does not call) and duplexify with readable-stream
+ * (@fastify/websocket's injectWS, for tests).
  */
-const LAZY_PACKAGES = { 'thread-stream': 'pino', '@opentelemetry/api': 'prom-client' };
+const LAZY_PACKAGES = {
+  'thread-stream': 'pino',
+  '@opentelemetry/api': 'prom-client',
+  'light-my-request': 'fastify',
+  duplexify: '@fastify/websocket',
+};
 /**
  * zod's locales: `import { z } from 'zod'` keeps every export of the namespace, so all of its
  * 50 locales (about 300 KB of the bundle's code loaded at start, #17.2) came with it, while

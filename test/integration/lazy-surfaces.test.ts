@@ -36,6 +36,7 @@ const ON_FIRST_USE = [
   'protobufjs',
   '@echogarden/speex-resampler-wasm',
   '@noble/curves', // with the first signature in the original's (raw) form
+  '@fastify/busboy', // with the first multipart form
 ] as const;
 const LISTENING = /"http":"(http:\/\/[^"]+)".*"msg":"chorus listening"/;
 

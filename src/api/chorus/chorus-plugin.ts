@@ -115,9 +115,15 @@ export const chorusPlugin: FastifyPluginAsync<ChorusSurfaceOptions> = async (app
   await app.register(whipRoutes, { access, rooms, sessions });
 
   const prefix = `/chorus/${VERSION}`;
-  const doc = openApiDocument(prefix, VERSION, routes) as { paths: Record<string, unknown> };
-  const spec = JSON.stringify({ ...doc, paths: { ...doc.paths, ...whipOpenApiPaths(prefix) } });
-  app.get('/openapi.json', async (_req, reply) => reply.type('application/json').send(spec));
+  // Generated with the first request for it, not at start: an idle server need not hold the
+  // document, nor the JSON schemas it is made of (#17.2).
+  let spec: string | undefined;
+  const openApiSpec = (): string => {
+    if (spec !== undefined) return spec;
+    const doc = openApiDocument(prefix, VERSION, routes) as { paths: Record<string, unknown> };
+    return (spec = JSON.stringify({ ...doc, paths: { ...doc.paths, ...whipOpenApiPaths(prefix) } }));
+  };
+  app.get('/openapi.json', async (_req, reply) => reply.type('application/json').send(openApiSpec()));
   const page = docsPage(`${prefix}/openapi.json`);
   app.get('/docs', async (_req, reply) => reply.type('text/html; charset=utf-8').send(page));
 };

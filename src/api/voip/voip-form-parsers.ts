@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance } from 'fastify';
-import { Busboy, type BusboyHeaders, type BusboyInstance } from '@fastify/busboy';
+import type { BusboyHeaders, BusboyInstance } from '@fastify/busboy';
+import { createRequire } from 'node:module';
 import { ChorusError } from '../../core/errors.js';
 import { fromFastifyError } from '../surface-error-handler.js';
 
@@ -65,7 +66,7 @@ export function addFormParsers(app: FastifyInstance): void {
       }
     };
     try {
-      parser = new Busboy({
+      parser = new (busboy())({
         headers: request.headers as BusboyHeaders,
         limits: { ...FORM_LIMITS, headerPairs: 20 },
       });
@@ -94,4 +95,11 @@ export function addFormParsers(app: FastifyInstance): void {
     payload.on('data', count);
     payload.pipe(parser);
   });
+}
+
+let busboyClass: typeof import('@fastify/busboy').Busboy | undefined;
+/** @fastify/busboy, required with the first multipart form: an idle server need not hold it (#17.2). */
+function busboy(): typeof import('@fastify/busboy').Busboy {
+  const load = createRequire(import.meta.url);
+  return (busboyClass ??= (load('@fastify/busboy') as typeof import('@fastify/busboy')).Busboy);
 }
