@@ -182,14 +182,21 @@ describe('VOIP rooms', () => {
     expect(metrics).toMatch(/^chorus_voip_rooms [1-9]/m);
     expect(metrics).toMatch(/^chorus_audio_mixers [1-9]/m);
     expect(metrics).toMatch(/^chorus_websockets_open\{surface="voip"\} [2-9]/m);
-    const rooms = (await (await fetch(`${t.url}/listRoom`)).json()) as {
-      id: number;
-      name: string;
-      count: number;
-    }[];
-    expect(rooms.find((r) => r.id === id)).toMatchObject({ name: room, count: 2 });
-    const members = (await (await fetch(`${t.url}/listMembers?roomID=${id}`)).json()) as unknown[];
-    expect(members).toEqual([
+    // A listener that hung up is found by the next write to it (listen-session.ts): one
+    // flush later at most.
+    const listed = async () =>
+      (
+        (await (await fetch(`${t.url}/listRoom`)).json()) as { id: number; name: string; count: number }[]
+      ).find((r) => r.id === id);
+    const members = async () =>
+      JSON.stringify(await (await fetch(`${t.url}/listMembers?roomID=${id}`)).json());
+    await eventually(
+      async () => (await listed())?.count === 2 && !(await members()).includes('"hds":1'),
+      30_000,
+      'the listeners gone',
+    );
+    expect(await listed()).toMatchObject({ name: room, count: 2 });
+    expect(JSON.parse(await members())).toEqual([
       { pubkey: a.id, mic: 1, hds: 0 },
       { pubkey: b.id, mic: 1, hds: 0 },
     ]);

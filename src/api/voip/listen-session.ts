@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import type { FeedSink } from '../../media/audio/mix-feed.js';
 import { readMix, type MixSource } from '../../media/audio/mix-source.js';
@@ -69,28 +70,8 @@ export function streamToResponse(
   };
   res.once('close', stop);
   res.on('error', stop);
-  if (socket) retireRequest(res.req);
+  if (socket) retireRequest(res.req, () => stopReading(socket));
   return stop;
-}
-
-/**
- * Marks an endless response's request as done with, once it is read to its end. When the
- * connection closes, Node's http server destroys each request whose response has not
- * finished with a new ECONNRESET "aborted" error, and destroying a stream with an error
- * formats that error's stack (`err.stack`, node:internal/streams/destroy): for a room of
- * 2,000 listeners hanging up, thousands of stacks in one turn, for an end that is
- * expected (#17.3). A request already destroyed is left alone by that path. Its socket
- * stays open: a request read to its end does not take its socket down with it.
- */
-function retireRequest(req: IncomingMessage): void {
-  if (req.destroyed) return;
-  if (req.readableEnded) {
-    req.destroy();
-    return;
-  }
-  if (!req.complete) return; // a body still coming (not on these routes): left as it is
-  req.once('end', () => req.destroy());
-  req.resume();
 }
 
 /**
@@ -140,4 +121,44 @@ export function streamToWebSocket(
     }),
   );
   return stop;
+}
+
+/**
+ * Marks an endless response's request as done with, once it is read to its end, then
+ * calls `then`. When the connection closes, Node's http server destroys each request
+ * whose response has not finished with a new ECONNRESET "aborted" error, and destroying
+ * a stream with an error formats that error's stack (`err.stack`, in
+ * node:internal/streams/destroy): for a room of 2,000 listeners hanging up, thousands of
+ * stacks in one turn, for an end that is expected (#17.3). A request already destroyed is
+ * left alone by that path. Its socket stays open: a request read to its end does not take
+ * its socket down with it.
+ */
+function retireRequest(req: IncomingMessage, then: () => void): void {
+  if (req.destroyed) return;
+  const retire = () => {
+    req.destroy();
+    then();
+  };
+  if (req.readableEnded) return retire();
+  if (!req.complete) return; // a body still coming (not on these routes): left as it is
+  req.once('end', retire);
+  req.resume();
+}
+
+/**
+ * Stops reading a listener's socket: after its request it sends nothing, and a client
+ * that hangs up is then found by the next write to it, which fails (EPIPE or ECONNRESET),
+ * instead of by the read that sees its reset. Writes go a slice of listeners per turn
+ * (MixFeed), so 2,000 listeners hanging up at once are found, and their sockets closed
+ * by Node (an error, its stack, the close cascade: 50-60 us each here), a slice per turn;
+ * read, their resets all came in one poll phase of the event loop and were handled in
+ * that one turn (70-140 ms of CPU for 1,000-2,000 sockets, #17.3). A hang-up is noticed
+ * one flush later at most. Node has no public call for this (`pause()` stops the flow to
+ * JavaScript, not the reads), hence the handle; without one it is left reading.
+ */
+function stopReading(socket: Socket): void {
+  const handle = (socket as unknown as { _handle?: { reading?: boolean; readStop?: () => number } })._handle;
+  if (socket.destroyed || typeof handle?.readStop !== 'function') return;
+  handle.reading = false;
+  handle.readStop();
 }
