@@ -82,6 +82,18 @@ function simulcast(keying: LayerKeying): { track: PublishedTrack; layers: Simulc
   return { track, layers, plis };
 }
 
+/** A two-layer track (320 and 640 wide, key frames seen) with one leg, chosen once at `t0`. */
+function twoLayersOneLeg(): ReturnType<typeof simulcast> & { legLayer: LegLayer; t0: number } {
+  const s = simulcast({ by: 'ssrc', ssrcs: [11, 22] });
+  const a = leg();
+  s.track.addTarget(a.target);
+  const t0 = Date.now();
+  s.track.forward(packet(11, 1, { key: true, width: 320 }));
+  s.track.forward(packet(22, 1, { key: true, width: 640 }));
+  s.layers.select(t0);
+  return { ...s, legLayer: a.target.layer!, t0 };
+}
+
 describe('SimulcastTrack', () => {
   it('learns rid layers from the extension; bad rids and truncated extensions are counted, not forwarded', () => {
     const { track, layers, plis } = simulcast({ by: 'rid', rids: ['q', 'h', 'f'], extension: RID_EXT });
@@ -156,14 +168,7 @@ describe('SimulcastTrack', () => {
   });
 
   it('a leg held down by a falling REMB tries a layer up only when a REMB, now or at its peak, covers it', () => {
-    const { track, layers, plis } = simulcast({ by: 'ssrc', ssrcs: [11, 22] });
-    const a = leg();
-    const legLayer = a.target.layer!;
-    track.addTarget(a.target);
-    const t0 = Date.now();
-    track.forward(packet(11, 1, { key: true, width: 320 }));
-    track.forward(packet(22, 1, { key: true, width: 640 }));
-    layers.select(t0);
+    const { track, layers, plis, legLayer, t0 } = twoLayersOneLeg();
     expect(legLayer.target).toBe(1);
     layers.layers[0]!.bps = 150_000; // as Chromium's 320 and 640 layers send
     layers.layers[1]!.bps = 500_000;
@@ -199,14 +204,7 @@ describe('SimulcastTrack', () => {
   });
 
   it('a leg whose REMB once carried the layer above tries it after a fall, though its REMB now cannot', () => {
-    const { track, layers, plis } = simulcast({ by: 'ssrc', ssrcs: [11, 22] });
-    const a = leg();
-    const legLayer = a.target.layer!;
-    track.addTarget(a.target);
-    const t0 = Date.now();
-    track.forward(packet(11, 1, { key: true, width: 320 }));
-    track.forward(packet(22, 1, { key: true, width: 640 }));
-    layers.select(t0);
+    const { track, layers, plis, legLayer, t0 } = twoLayersOneLeg();
     layers.layers[0]!.bps = 150_000;
     layers.layers[1]!.bps = 500_000;
     // A free link: REMB 900k, then one fall (a stall on a loaded machine) to 150k.
@@ -224,14 +222,7 @@ describe('SimulcastTrack', () => {
   });
 
   it('a try up is judged by REMB and loss: the layer measuring more (its key frame) does not undo it (#18)', () => {
-    const { track, layers } = simulcast({ by: 'ssrc', ssrcs: [11, 22] });
-    const a = leg();
-    const legLayer = a.target.layer!;
-    track.addTarget(a.target);
-    const t0 = Date.now();
-    track.forward(packet(11, 1, { key: true, width: 320 }));
-    track.forward(packet(22, 1, { key: true, width: 640 }));
-    layers.select(t0);
+    const { track, layers, legLayer, t0 } = twoLayersOneLeg();
     const rates = (up: number): void => {
       layers.layers[0]!.bps = 150_000;
       layers.layers[1]!.bps = up;
