@@ -20,7 +20,6 @@ const self = {
 /** A node list with no entries whose first write fails as `failure` does. */
 function kvFailingWith(failure: Error): KV {
   return {
-    keys: () => Promise.resolve((async function* () {})()),
     get: () => Promise.resolve(null),
     create: () => Promise.reject(failure),
     update: () => Promise.reject(failure),
@@ -30,7 +29,12 @@ function kvFailingWith(failure: Error): KV {
 describe('checkJoin', () => {
   it('says what went wrong when the first write fails for another reason than a lost race', async () => {
     const bus = new LocalBus(pino({ level: 'silent' }));
-    const err = await checkJoin(kvFailingWith(new Error('timeout')), bus, self).catch((e: unknown) => e);
+    const err = await checkJoin(
+      kvFailingWith(new Error('timeout')),
+      () => Promise.resolve([]),
+      bus,
+      self,
+    ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(Error);
     expect((err as Error).message).toMatch(/cannot announce node node-x in the cluster/);
     expect((err as Error).message).not.toMatch(/taken by another node/);

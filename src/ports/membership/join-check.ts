@@ -34,9 +34,15 @@ export async function answersPing(bus: Bus, id: string): Promise<boolean> {
  * at once. The first write is a create or a compare-and-set on the revision read here,
  * so of two processes starting with one id at the same instant only one gets in.
  */
-export async function checkJoin(kv: KV, bus: Bus, self: NodeInfo): Promise<void> {
+export async function checkJoin(
+  kv: KV,
+  /** The bucket's keys (kv-key-listing.ts: kv.keys() can wait 30 s on a node leaving meanwhile). */
+  listKeys: () => Promise<string[]>,
+  bus: Bus,
+  self: NodeInfo,
+): Promise<void> {
   let ownRevision: number | undefined;
-  for await (const key of await kv.keys()) {
+  for (const key of await listKeys()) {
     const entry = await kv.get(key);
     if (!entry || entry.operation !== 'PUT') continue;
     const info = parseNodeInfo(entry.value);

@@ -1,3 +1,4 @@
+import { jetstream } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvWatchEntry } from '@nats-io/kv';
 import type { NatsConnection, QueuedIterator } from '@nats-io/nats-core';
 import type { Logger } from 'pino';
@@ -8,6 +9,7 @@ import { MemberTable } from './member-table.js';
 import type { LocalDetails, Membership, MembershipEvents, NodeInfo } from './membership.js';
 import { pingSubject, WIRE_PROTOCOL } from './membership.js';
 import { checkJoin } from './join-check.js';
+import { listKvKeys } from '../store/kv-key-listing.js';
 import { parseNodeInfo } from './node-info.js';
 import { localInfo, withDetails } from './self-info.js';
 
@@ -103,14 +105,15 @@ export class NatsMembership implements Membership {
    */
   static async join(opts: NatsMembershipOptions): Promise<NatsMembership> {
     const log = opts.log;
-    const kv = await new Kvm(opts.nc).create(opts.bucket ?? MEMBERS_BUCKET, {
+    const bucket = opts.bucket ?? MEMBERS_BUCKET;
+    const kv = await new Kvm(opts.nc).create(bucket, {
       history: 1,
       ttl: FORGET_MS,
       storage: 'file',
       replicas: opts.replicas ?? 1,
     });
     const self = localInfo(opts.nodeId, opts.protocol ?? WIRE_PROTOCOL);
-    await checkJoin(kv, opts.bus, self);
+    await checkJoin(kv, () => listKvKeys(jetstream(opts.nc), bucket), opts.bus, self);
     const pings = opts.bus.subscribe(pingSubject(subjectToken(self.id)), (msg) =>
       msg.respond?.(self.instance),
     );

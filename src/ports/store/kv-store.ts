@@ -1,8 +1,9 @@
-import { jetstream, StorageType } from '@nats-io/jetstream';
+import { jetstream, StorageType, type JetStreamClient } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsLink } from '../nats/nats-link.js';
 import { isUnreachable, isWrongRevision } from '../nats/nats-errors.js';
 import { decodeKvKey, encodeKvKey, kvBucketName } from './kv-names.js';
+import { listKvKeys } from './kv-key-listing.js';
 import { assertKey, type KvBucket, type KvEntry, type Revision, type Store } from './store.js';
 
 export interface KvStoreOptions {
@@ -38,6 +39,7 @@ function streamNotReady(err: unknown): boolean {
 }
 
 export class KvStore implements Store {
+  private readonly js: JetStreamClient;
   private readonly kvm: Kvm;
   private readonly buckets = new Map<string, KvStoreBucket<unknown>>();
 
@@ -45,13 +47,20 @@ export class KvStore implements Store {
     private readonly link: NatsLink,
     private readonly opts: KvStoreOptions,
   ) {
-    this.kvm = new Kvm(jetstream(link.nc, { timeout: opts.timeoutMs }));
+    this.js = jetstream(link.nc, { timeout: opts.timeoutMs });
+    this.kvm = new Kvm(this.js);
   }
 
   bucket<T>(name: string): KvBucket<T> {
     let b = this.buckets.get(name);
     if (!b) {
-      b = new KvStoreBucket<unknown>(name, () => this.openKv(name), this.link, this.opts.timeoutMs);
+      b = new KvStoreBucket<unknown>(
+        name,
+        () => this.openKv(name),
+        () => listKvKeys(this.js, kvBucketName(name)),
+        this.link,
+        this.opts.timeoutMs,
+      );
       this.buckets.set(name, b);
     }
     return b as KvBucket<T>;
@@ -87,6 +96,8 @@ class KvStoreBucket<T> implements KvBucket<T> {
   constructor(
     private readonly name: string,
     private readonly openKv: () => Promise<KV>,
+    /** The bucket's keys as stored (encoded); see kv-key-listing.ts for why not `kv.keys()`. */
+    private readonly listKeys: () => Promise<string[]>,
     private readonly link: NatsLink,
     private readonly timeoutMs: number,
   ) {}
@@ -147,11 +158,8 @@ class KvStoreBucket<T> implements KvBucket<T> {
   }
 
   keys(): Promise<string[]> {
-    return this.run('a store key listing', async (kv) => {
-      const out: string[] = [];
-      for await (const k of await kv.keys()) out.push(decodeKvKey(k));
-      return out;
-    });
+    // Opened first (run does): the bucket's stream is created on first use.
+    return this.run('a store key listing', async () => (await this.listKeys()).map(decodeKvKey));
   }
 
   async keysPage(after: string | undefined, limit: number): Promise<string[]> {
