@@ -19,7 +19,9 @@
 //
 // The stalls come from the server's event-loop delay histogram, read (and reset) with
 // `/metrics?name=...`: only the few metrics read here, not the whole registry, whose
-// serialisation with 2,000 sockets open was itself a 8-29 ms turn of the server.
+// serialisation with 2,000 sockets open was itself a 8-29 ms turn of the server. Each
+// phase's start goes to stderr (`phase connecting at <epoch ms>`), to line up with a
+// trace or profile of the server.
 //
 //   npm run bench:voip -- [--rooms 1,10,50] [--speakers 5] [--talking 5] [--listeners 20] [--format ogg] [--seconds 10] [--concurrency 16] [--no-pin] [--dist DIR | --tsx]
 import { execFileSync } from 'node:child_process';
@@ -153,6 +155,7 @@ async function runOnce(base: string, pid: number, rooms: number): Promise<Record
   };
   const stall0 = await scrape(base); // resets the server's event-loop delay histogram
   const started = Date.now();
+  mark('connecting');
   for (let r = 0; r < rooms; r++) {
     const room = `bench-room-${r}`;
     for (let s = 0; s < SPEAKERS; s++) {
@@ -181,6 +184,7 @@ async function runOnce(base: string, pid: number, rooms: number): Promise<Record
     await Promise.all(Array.from({ length: CONCURRENCY }, worker));
   }
   const setupSeconds = (Date.now() - started) / 1000;
+  mark('connected');
   const connectStall = (await scrape(base)).maxStallMs;
   void stall0;
   // One timer sends every speaker's next frame, corrected against the clock.
@@ -204,8 +208,10 @@ async function runOnce(base: string, pid: number, rooms: number): Promise<Record
   const cpu0 = cpuSeconds(pid);
   const bytes0 = received;
   const w0 = performance.now();
+  mark('measuring');
   await new Promise((r) => setTimeout(r, SECONDS * 1000));
   const wall = (performance.now() - w0) / 1000;
+  mark('measured');
   const cpu = cpuSeconds(pid) - cpu0;
   const bytes = received - bytes0;
   const m1 = await scrape(base);
@@ -216,6 +222,7 @@ async function runOnce(base: string, pid: number, rooms: number): Promise<Record
   await scrape(base); // resets the stall histogram
   const leaveCpu0 = cpuSeconds(pid);
   const leave0 = performance.now();
+  mark('leaving');
   for (const ws of sockets) ws.close();
   for (const s of streams) s.destroy();
   let leaveStall = 0;
@@ -227,6 +234,7 @@ async function runOnce(base: string, pid: number, rooms: number): Promise<Record
     if (performance.now() - leave0 > 120_000) throw new Error('the room did not empty within 120 s');
   }
   const leaveSeconds = (performance.now() - leave0) / 1000;
+  mark('left');
   const leaveCpuMs = (cpuSeconds(pid) - leaveCpu0) * 1000;
   const listeners = rooms * (SPEAKERS + LISTENERS);
   const perListenerKbps = (bytes * 8) / wall / listeners / 1000;
@@ -257,6 +265,11 @@ async function runOnce(base: string, pid: number, rooms: number): Promise<Record
     leaveCpuMs: Math.round(leaveCpuMs),
     maxStallMsLeaving: leaveStall,
   };
+}
+
+/** A phase's start on stderr, wall-clock ms: to match against a server-side trace or profile. */
+function mark(phase: string): void {
+  console.error(`phase ${phase} at ${Date.now()}`);
 }
 
 /** What the bench reads; `chorus_nodejs_eventloop_lag_seconds` first: its collect sets the others. */
