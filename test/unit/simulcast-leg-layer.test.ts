@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { LayerState } from '../../src/media/webrtc/layer-choice.js';
-import { LegLayer, LOSS_DOWN_EVERY_MS } from '../../src/media/webrtc/leg-layer.js';
+import { LegLayer, LOSS_DOWN_EVERY_MS, STALE_ESTIMATE_MS } from '../../src/media/webrtc/leg-layer.js';
 
 // One leg's own rules (docs/sfu.md, "How a layer is chosen"), on an injected clock: what
 // its receiver's REMB and reports do to its limit. The choice from the limit and the tries
@@ -40,6 +40,35 @@ describe('LegLayer', () => {
     expect(leg.peakBps).toBe(900_000);
     expect(leg.estimate(3_000 + 5_000)).toBe(600_000);
     expect(leg.estimate(3_000 + 5_001)).toBe(-1);
+  });
+
+  it('shown larger, its REMB learnt on the small layer falls without limiting it, unless with loss or once stale no more (#18)', () => {
+    const leg = new LegLayer(90_000);
+    leg.current = 0;
+    leg.onEstimate(230_000, 1_000); // ~1.5x the 320 layer
+    leg.onEstimate(200_000, 2_000);
+    expect(leg.limitBps).toBe(200_000);
+    leg.freshStart(3_000);
+    expect(leg.limitBps).toBe(-1);
+    leg.current = 2;
+    // The 1280 layer's key frame makes a delay spike: libwebrtc falls to 0.85x its old
+    // capacity, and a starved box collapses further. No loss: no limit, no fall.
+    leg.onEstimate(170_000, 4_000);
+    leg.onEstimate(20_000, 5_000);
+    expect(leg.limitBps).toBe(-1);
+    expect(leg.fellAt).toBe(2_000);
+    // A fall with loss is a verdict, and ends the stale time.
+    for (let t = 5_000; t <= 6_000; t += 250) leg.onReport(0.1, t);
+    leg.onEstimate(18_000, 6_000);
+    expect(leg.limitBps).toBe(18_000);
+    expect(leg.fellAt).toBe(6_000);
+    expect(leg.staleUntil).toBe(0);
+    // And a fresh start's stale time ends by itself.
+    const late = new LegLayer(90_000);
+    late.onEstimate(230_000, 1_000);
+    late.freshStart(2_000);
+    late.onEstimate(150_000, 2_000 + STALE_ESTIMATE_MS);
+    expect(late.limitBps).toBe(150_000);
   });
 
   it('an average loss of LOSS_DOWN over about a second of reports limits the leg to the layer below', () => {

@@ -254,6 +254,44 @@ describe('SimulcastTrack', () => {
     expect(legLayer.target).toBe(0);
   });
 
+  it('a leg shown larger ignores falls of its old REMB until that REMB covers the layer its size allows (#18)', () => {
+    const { track, layers, legLayer, t0 } = twoLayersOneLeg();
+    const rates = (): void => {
+      layers.layers[0]!.bps = 150_000;
+      layers.layers[1]!.bps = 500_000;
+    };
+    rates();
+    legLayer.preference.maxWidth = 320; // shown small: the 320 layer, REMB ~1.5x it
+    legLayer.onEstimate(230_000, t0 - 2_000);
+    legLayer.onEstimate(220_000, t0 - 1_000);
+    layers.select(t0 + 1);
+    expect(legLayer.target).toBe(0);
+    track.forward(packet(11, 2, { key: true, width: 320 }));
+    // Shown at 640: a fresh start, up to the 640 layer on its key frame.
+    legLayer.preference.maxWidth = 640;
+    legLayer.freshStart(t0 + 2);
+    rates();
+    layers.select(t0 + 3);
+    expect(legLayer.target).toBe(1);
+    track.forward(packet(22, 2, { key: true, width: 640 }));
+    expect(legLayer.current).toBe(1);
+    // The old REMB falls (no loss): the leg stays.
+    legLayer.onEstimate(180_000, t0 + 4);
+    rates();
+    layers.select(t0 + 5);
+    expect(legLayer.target).toBe(1);
+    expect(legLayer.staleUntil).toBeGreaterThan(0);
+    // Once it covers the 640 layer it is the leg's own again: its next fall limits it.
+    legLayer.onEstimate(520_000, t0 + 6);
+    rates();
+    layers.select(t0 + 7);
+    expect(legLayer.staleUntil).toBe(0);
+    legLayer.onEstimate(300_000, t0 + 8);
+    rates();
+    layers.select(t0 + 9);
+    expect(legLayer.target).toBe(0);
+  });
+
   it('sustained loss in the receiver reports takes a leg a layer down, and a try up waits (#18)', () => {
     const { track, layers, plis } = simulcast({ by: 'ssrc', ssrcs: [11, 22, 33] });
     const a = leg();

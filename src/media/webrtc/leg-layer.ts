@@ -15,6 +15,8 @@ export const LOSS_AVERAGE_MS = 1_000;
 export const LOSS_DOWN = 0.15;
 /** ... once in this long (the lower layer's key frame comes, the link's queue drains). */
 export const LOSS_DOWN_EVERY_MS = 2_000;
+/** How long at most a fresh start's REMB counts as stale (`LegLayer.staleUntil`). */
+export const STALE_ESTIMATE_MS = 30_000;
 /**
  * Under this average loss the leg counts as clean: only then does a REMB raise its peak
  * and does its layer count as held (a link dropping what exceeds its rate proves nothing).
@@ -47,6 +49,16 @@ export class LegLayer {
   limitBps = -1;
   /** When the receiver's REMB last fell (0: never). */
   fellAt = 0;
+  /**
+   * Until then (at most STALE_ESTIMATE_MS after a fresh start), the leg's REMB is one
+   * learnt on a smaller layer: libwebrtc's estimate, its ceiling ~1.5x what came in and its
+   * link capacity from then, climbs ~8 %/s, and falls to 0.85x that old capacity at the
+   * first delay spike (the larger layer's own key frame makes one). Such a fall, without
+   * loss, is no limit: loss (rule 3) proves the larger layer too much. Ends (0) once the
+   * REMB covers the layer the leg's size allows and receives (simulcast-track.ts), or at
+   * a fall with loss.
+   */
+  staleUntil = 0;
   /**
    * Falls so far (REMB or loss), and how many the last layer choice had seen: a leg goes
    * down on its limit only at a fall it has not acted on yet (`limitFellSinceChoice`).
@@ -89,9 +101,12 @@ export class LegLayer {
    */
   onEstimate(bps: number, now: number): void {
     if (this.remb > 0 && bps < this.remb * 0.97) {
-      this.fellAt = now;
-      this.falls++;
-      this.limitBps = bps;
+      if (now >= this.staleUntil || this.lossAvg >= LOSS_CLEAN) {
+        this.staleUntil = 0;
+        this.fellAt = now;
+        this.falls++;
+        this.limitBps = bps;
+      }
     } else if (this.limitBps >= 0 && bps > this.limitBps) this.limitBps = bps;
     if (bps > this.peakBps && this.lossAvg < LOSS_CLEAN) this.peakBps = bps;
     this.remb = bps;
@@ -132,6 +147,19 @@ export class LegLayer {
     this.limitBps = this.limitBps >= 0 ? Math.min(this.limitBps, fit) : fit;
     this.fellAt = now;
     this.falls++;
+    this.staleUntil = 0;
+  }
+
+  /**
+   * The leg is shown larger (or again): no limit, no try being judged, and its REMB stale
+   * for a while (`staleUntil`). A limit learnt while it received a small layer says little
+   * of what the link carries.
+   */
+  freshStart(now: number): void {
+    this.limitBps = -1;
+    this.probedAt = 0;
+    this.nextProbeAt = 0;
+    this.staleUntil = now + STALE_ESTIMATE_MS;
   }
 
   /**

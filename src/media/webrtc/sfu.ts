@@ -462,15 +462,14 @@ export class Sfu {
       const wider = (from: number, to: number): boolean => from > 0 && (to === 0 || to > from);
       // Shown larger (or again): a fresh start up to the new size. A limit learnt while the
       // leg received a small layer says little of what the link carries (its REMB only ever
-      // rose to ~1.5x that layer); if the larger one is too much, REMB and loss bring it down.
+      // rose to ~1.5x that layer); if the larger one is too much, loss brings it down, and
+      // REMB once it has covered that layer (leg-layer.ts, staleUntil).
       if (
         wider(was.maxWidth, size.maxWidth) ||
         wider(was.maxHeight, size.maxHeight) ||
         (was.active === false && size.active !== false)
       ) {
-        leg.limitBps = -1;
-        leg.probedAt = 0;
-        leg.nextProbeAt = 0;
+        leg.freshStart(Date.now());
       }
       was.maxWidth = size.maxWidth;
       was.maxHeight = size.maxHeight;

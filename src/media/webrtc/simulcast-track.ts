@@ -2,6 +2,7 @@ import { isKeyframe, rtpPayloadOffset } from './keyframe.js';
 import {
   chooseLayer,
   estimateCovers,
+  maxRankFor,
   rankLayers,
   UP_SWITCH_HEADROOM,
   wantedLayers,
@@ -377,6 +378,15 @@ export class SimulcastTrack {
     leg.applyLoss(this.layers, ranked, now);
     let choice = chooseLayer(this.layers, from, leg.preference, leg.limitBps);
     const rank = (i: number): number => ranked.indexOf(i);
+    if (
+      leg.staleUntil > 0 &&
+      leg.current >= 0 &&
+      rank(leg.current) >= maxRankFor(this.layers, ranked, leg.preference) &&
+      leg.estimate(now) >= this.layers[leg.current]!.bps
+    ) {
+      // A fresh start's REMB now covers the layer the leg's size allows: no longer stale.
+      leg.staleUntil = 0;
+    }
     if (
       !leg.limitFellSinceChoice() &&
       rank(choice) < rank(from) &&
