@@ -99,13 +99,14 @@ describe.runIf(haveChromium)(
       await waitFor('ada resumes f', async () => (await outbound()).f?.active === true);
       await waitGrowing(async () => (await outbound()).f?.bytes ?? -2, 'ada`s layer f');
       // His leg learnt its REMB on the 320 layer (a REMB rises to only ~1.5x what a leg
-      // receives): at its first dip it is limited again, and the SFU's probe padding is
-      // what lets the REMB climb back to the top layer (docs/sfu.md, "Probing"). On a box
-      // whose CPU is starved, Chromium's REMB itself collapses now and then (to 10-60
-      // kbit/s while bob receives 150 kbit/s without loss) and climbs back at ~8 %/s, so
-      // the climb to the top layer can take minutes: up to 167 s at load 30 here. The wait
-      // is long for that; without the fresh start, the tries up and the probe, bob stays
-      // on a lower layer however long it is.
+      // receives). Enlarged, it starts afresh on the top layer, and a fall of that old REMB
+      // without loss no longer takes it down (docs/sfu.md, the fresh start); once limited
+      // again, tries up and the SFU's probe padding bring it back (rules 5-7). On a box
+      // whose CPU is starved, Chromium's REMB collapses now and then (to 10-60 kbit/s while
+      // bob receives 150 kbit/s without loss) and climbs back at ~8 %/s: before the fresh
+      // start ignored those falls the climb took up to 167 s at load 30 here, hence the
+      // long wait. Without the fresh start, the tries up and the probe, bob stayed on 320
+      // for all 240 s (checked once with them disabled).
       await waitFor(
         'bob decodes the top layer',
         async () => (await inbound(bob))?.width === 1280,
