@@ -139,7 +139,12 @@ function hasTaskset(): boolean {
   }
 }
 
-/** Every thread of a process to SCHED_FIFO priority 10 (true) or back to SCHED_OTHER. */
+/**
+ * Every thread of a process to SCHED_FIFO priority 10 (true) or back to SCHED_OTHER. All of
+ * them: with the main thread alone raised, a scavenge waited for its GC helper threads,
+ * which other processes preempted (scavenges of 130-160 ms in the load generator and 22 ms
+ * in the server, BENCHMARKS.md #17.1).
+ */
 function realtime(pid: number, on: boolean): void {
   execFileSync('chrt', ['-a', ...(on ? ['-f', '-p', '10'] : ['-o', '-p', '0']), String(pid)], {
     stdio: 'ignore',
