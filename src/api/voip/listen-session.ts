@@ -39,7 +39,7 @@ export function streamToResponse(
   me: string,
   flushTicks: number,
   onEnd: () => void,
-): () => void {
+): (() => void) & { wake?: () => Promise<void> } {
   let ended = false;
   // Writes dominate the cost of HTTP listeners: one per flush (VOIP_HTTP_FLUSH_MS), the
   // Ogg page or PCM chunk shared by the mix's listeners. Once the head is out (see
@@ -70,8 +70,32 @@ export function streamToResponse(
   };
   res.once('close', stop);
   res.on('error', stop);
-  if (socket) retireRequest(res.req, () => stopReading(socket));
-  return stop;
+  if (!socket) return stop;
+  retireRequest(res.req, () => stopReading(socket));
+  const closed = new Promise<void>((resolve) => res.once('close', () => resolve()));
+  return Object.assign(stop, { wake: () => wake(socket, closed) });
+}
+
+/** How long a woken listener's connection is given to show it is gone. */
+const WAKE_MS = 250;
+
+/**
+ * Reads the listener's socket again, and resolves once its stream has ended or after
+ * WAKE_MS: a hang-up not yet found by a write (stopReading) shows at the next read. For
+ * a member coming back at once, whose new stream would otherwise find the slot still
+ * held by the old one ("user already connected").
+ */
+function wake(socket: Socket, closed: Promise<void>): Promise<void> {
+  const handle = (socket as unknown as { _handle?: { reading?: boolean; readStart?: () => number } })._handle;
+  if (!socket.destroyed && typeof handle?.readStart === 'function' && !handle.reading) {
+    handle.reading = true;
+    handle.readStart();
+  }
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    closed,
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, WAKE_MS))),
+  ]).finally(() => clearTimeout(timer));
 }
 
 /**

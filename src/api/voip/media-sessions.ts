@@ -53,6 +53,8 @@ export interface MediaSessionsOptions {
 export class MediaSessions {
   /** Listeners whose streams ended, their slots freed a slice per turn. */
   readonly departures: Departures;
+  /** Each member's open listening streams that can be asked whether they are still there. */
+  private readonly wakers = new Map<string, Set<() => Promise<void>>>();
 
   constructor(private readonly opts: MediaSessionsOptions) {
     this.departures = new Departures(RELEASES_PER_TURN, (err) =>
@@ -68,7 +70,10 @@ export class MediaSessions {
     if (!format) throw new ChorusError('invalid_argument', 'bad format: wav, ogg, opus or vorbis');
     const input = upload ? pcmFormat(f) : undefined;
     const me = await auth.caller(request, f, use);
-    // A stream of `me` that ended but is not freed yet must not hold the slot against them.
+    // A listening stream of `me` whose client is gone but not yet found gone (its socket
+    // is not read: listen-session.ts) is asked first; one that ended but is not freed yet
+    // must not hold the slot against them either.
+    if (!upload) await this.wakeListeners(me.id);
     this.departures.settle(me.id);
     // Before any stream starts: startUpload makes the PcmInput synchronously.
     if (input) await preparePcmInput(input);
@@ -110,16 +115,33 @@ export class MediaSessions {
    * Streams the plan's mix: `run` as for uploads. The slot is freed in a later turn
    * (Departures): a room's listeners hanging up at once are freed a slice per turn.
    */
-  startListen(p: MediaPlan, run: (done: () => void) => () => void): void {
+  startListen(p: MediaPlan, run: (done: () => void) => (() => void) & { wake?: () => Promise<void> }): void {
     let stop = () => undefined as void;
     const closer = () => stop();
     this.occupy(p, 'hds', closer);
-    stop = run(() =>
+    const ref: { wake?: () => Promise<void> } = {};
+    const started = run(() => {
+      const mine = this.wakers.get(p.me.id);
+      if (ref.wake) mine?.delete(ref.wake);
+      if (mine?.size === 0) this.wakers.delete(p.me.id);
       this.departures.add(p.me.id, () => {
         p.group.release(p.me.id, 'hds', closer);
         this.left(p, 'hds');
-      }),
-    );
+      });
+    });
+    stop = started;
+    if (started.wake) {
+      ref.wake = started.wake;
+      const mine = this.wakers.get(p.me.id) ?? new Set();
+      mine.add(started.wake);
+      this.wakers.set(p.me.id, mine);
+    }
+  }
+
+  /** Asks `id`'s open listening streams whether their clients are still there. */
+  private async wakeListeners(id: string): Promise<void> {
+    const mine = this.wakers.get(id);
+    if (mine) await Promise.all([...mine].map((w) => w()));
   }
 
   /**
