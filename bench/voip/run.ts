@@ -23,10 +23,14 @@
 // phase's start goes to stderr (`phase connecting at <epoch ms>`), to line up with a
 // trace or profile of the server.
 //
-//   npm run bench:voip -- [--rooms 1,10,50] [--speakers 5] [--talking 5] [--listeners 20] [--format ogg] [--seconds 10] [--concurrency 16] [--no-pin] [--dist DIR | --tsx]
+// --turn-trace loads a small timer into the server (TURN_TRACE) and reports, per phase, the
+// most main-thread CPU in one turn next to the longest stall: on a loaded box the stalls
+// are mostly the server waiting for a core, which the CPU figure leaves out.
+//
+//   npm run bench:voip -- [--rooms 1,10,50] [--speakers 5] [--talking 5] [--listeners 20] [--format ogg] [--seconds 10] [--concurrency 16] [--no-pin] [--dist DIR | --tsx] [--turn-trace]
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
-import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
@@ -53,6 +57,7 @@ const { values } = parseArgs({
     pin: { type: 'boolean', default: true },
     dist: { type: 'string' },
     tsx: { type: 'boolean', default: false },
+    'turn-trace': { type: 'boolean', default: false },
   },
   allowNegative: true,
 });
@@ -267,9 +272,65 @@ async function runOnce(base: string, pid: number, rooms: number): Promise<Record
   };
 }
 
-/** A phase's start on stderr, wall-clock ms: to match against a server-side trace or profile. */
+/** Each phase's start, wall-clock ms (also on stderr, to line up with a profile). */
+const marks = new Map<string, number>();
 function mark(phase: string): void {
-  console.error(`phase ${phase} at ${Date.now()}`);
+  marks.set(phase, Date.now());
+  console.error(`phase ${phase} at ${marks.get(phase)}`);
+}
+
+/**
+ * Loaded into the server by --turn-trace (`node --import data:...`, so production's node
+ * runs it as is): every 5 ms a timer reads the main thread's CPU time
+ * (/proc/self/task/PID/schedstat, Linux) and keeps each gap between two of its runs longer
+ * than 25 ms, or using over 20 ms of CPU, as [epoch ms at its end, wall ms, main-thread CPU
+ * ms]; written at exit to TURN_TRACE_FILE. The wall gap is what the server's event-loop
+ * delay histogram sees; the CPU says how much of it was one turn's work and how much the
+ * box descheduling the process (#17.3).
+ */
+const TURN_TRACE = `
+import { readFileSync, writeFileSync } from 'node:fs';
+const file = process.env.TURN_TRACE_FILE;
+const stat = '/proc/self/task/' + process.pid + '/schedstat';
+const cpuNs = () => Number(readFileSync(stat, 'latin1').split(' ')[0]);
+if (file) {
+  const gaps = [];
+  let lastWall = performance.now();
+  let lastCpu = cpuNs();
+  setInterval(() => {
+    const wall = performance.now();
+    const cpu = cpuNs();
+    const w = wall - lastWall;
+    const c = (cpu - lastCpu) / 1e6;
+    if (w > 25 || c > 20) gaps.push([Date.now(), Math.round(w * 10) / 10, Math.round(c * 10) / 10]);
+    lastWall = wall;
+    lastCpu = cpu;
+  }, 5).unref();
+  process.on('exit', () => writeFileSync(file, JSON.stringify(gaps)));
+}`;
+
+/**
+ * --turn-trace: from TURN_TRACE's gaps, per phase the longest gap between
+ * the server's timer runs (wall) and the most main-thread CPU in one gap (one turn's work,
+ * whatever the box's load).
+ */
+function turnsByPhase(file: string): Record<string, { wallMs: number; cpuMs: number }> {
+  const gaps = JSON.parse(readFileSync(file, 'utf8')) as [number, number, number][];
+  const out: Record<string, { wallMs: number; cpuMs: number }> = {};
+  for (const [name, from, to] of [
+    ['connecting', 'connecting', 'connected'],
+    ['measuring', 'measuring', 'measured'],
+    ['leaving', 'leaving', 'left'],
+  ] as const) {
+    const a = marks.get(from)!;
+    const b = marks.get(to)!;
+    const inside = gaps.filter(([end, wall]) => end - wall >= a && end <= b);
+    out[name] = {
+      wallMs: Math.max(0, ...inside.map((g) => g[1])),
+      cpuMs: Math.max(0, ...inside.map((g) => g[2])),
+    };
+  }
+  return out;
 }
 
 /** What the bench reads; `chorus_nodejs_eventloop_lag_seconds` first: its collect sets the others. */
@@ -345,13 +406,25 @@ console.error(
 pin(process.pid, 1);
 try {
   for (const rooms of values.rooms.split(',').map(Number)) {
+    const trace = values['turn-trace']
+      ? join(mkdtempSync(join(os.tmpdir(), 'chorus-turns-')), 'gaps.json')
+      : '';
     const server = await startBenchServer(
       {
         VOIP_MAX_ROOM_MEMBERS: '10000',
         VOIP_MAX_ROOMS: '100000',
         ...(process.env.VOIP_HTTP_FLUSH_MS ? { VOIP_HTTP_FLUSH_MS: process.env.VOIP_HTTP_FLUSH_MS } : {}),
+        ...(trace ? { TURN_TRACE_FILE: trace } : {}),
       },
-      start,
+      trace
+        ? {
+            ...start,
+            nodeArgs: [
+              ...(start.nodeArgs ?? []),
+              `--import=data:text/javascript,${encodeURIComponent(TURN_TRACE)}`,
+            ],
+          }
+        : start,
     );
     pin(server.pid, 0);
     try {
@@ -359,6 +432,7 @@ try {
     } finally {
       await server.stop();
     }
+    if (trace) console.log(JSON.stringify({ turns: turnsByPhase(trace) }));
   }
 } finally {
   cleanup();
