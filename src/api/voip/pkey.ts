@@ -1,5 +1,6 @@
 import { createHash, createPublicKey, ECDH, generateKeyPairSync, randomInt, verify } from 'node:crypto';
 import { createRequire } from 'node:module';
+import { loadOnce } from '../../lib/load-once.js';
 
 /**
  * Standalone identity: a user is an ECDSA P-256 public key, written as the hex of its
@@ -82,17 +83,15 @@ function verifySha256(
   );
 }
 
-type P256 = (typeof import('@noble/curves/nist.js'))['p256'];
-let curve: P256 | undefined;
 /**
  * @noble/curves, required with the first signature in the original's form: loading it
  * builds the curves' tables and touches `globalThis.crypto` (Node's WebCrypto), which an
  * idle server need not hold (#17.2).
  */
-function p256(): P256 {
-  const load = createRequire(import.meta.url);
-  return (curve ??= (load('@noble/curves/nist.js') as typeof import('@noble/curves/nist.js')).p256);
-}
+const p256 = loadOnce(
+  () =>
+    (createRequire(import.meta.url)('@noble/curves/nist.js') as typeof import('@noble/curves/nist.js')).p256,
+);
 
 /** The original's form, the challenge's bytes as the digest: Node has no call for it. */
 function verifyRaw(key: PublicKey, message: Buffer, signature: Buffer, format: 'compact' | 'der'): boolean {

@@ -4,6 +4,7 @@ import type { BusboyHeaders, BusboyInstance } from '@fastify/busboy';
 import { createRequire } from 'node:module';
 import { ChorusError } from '../../core/errors.js';
 import { fromFastifyError } from '../surface-error-handler.js';
+import { loadOnce } from '../../lib/load-once.js';
 
 /** Bounds of a form: as many fields as any client sends, each as long as any sends. */
 export const FORM_LIMITS = { fields: 50, fieldSize: 64 * 1024, files: 10, parts: 60 } as const;
@@ -97,9 +98,7 @@ export function addFormParsers(app: FastifyInstance): void {
   });
 }
 
-let busboyClass: typeof import('@fastify/busboy').Busboy | undefined;
 /** @fastify/busboy, required with the first multipart form: an idle server need not hold it (#17.2). */
-function busboy(): typeof import('@fastify/busboy').Busboy {
-  const load = createRequire(import.meta.url);
-  return (busboyClass ??= (load('@fastify/busboy') as typeof import('@fastify/busboy')).Busboy);
-}
+const busboy = loadOnce(
+  () => (createRequire(import.meta.url)('@fastify/busboy') as typeof import('@fastify/busboy')).Busboy,
+);
