@@ -26,10 +26,12 @@ describe('PaddingSender', () => {
   it('sends each leg its rate as padding-only packets on its RTX SSRC, payload type and sequence numbers', () => {
     const s = new PaddingSender(log);
     const a = leg();
-    s.forLeg(a.target, 777).setRate(400_000);
+    // The clock the padding starts from is the test's: no real time between (a loaded CI
+    // box once took long enough between two Date.now() calls to owe one packet more).
+    let now = Date.now();
+    s.forLeg(a.target, 777).setRate(400_000, now);
     expect(s.padding).toBe(1);
     // One second in ticks: 400 kbit/s is 50,000 bytes.
-    let now = Date.now();
     for (let i = 0; i < 1000 / PADDING_TICK_MS; i++) s.send((now += PADDING_TICK_MS));
     const bytes = a.sent.length * PADDING_PACKET_BYTES;
     expect(bytes).toBeGreaterThan(50_000 - 2 * PADDING_PACKET_BYTES);
@@ -49,8 +51,8 @@ describe('PaddingSender', () => {
   it('pads a slow leg too: its packets come every few ticks', () => {
     const s = new PaddingSender(log);
     const a = leg();
-    s.forLeg(a.target, 1).setRate(32_000);
     let now = Date.now();
+    s.forLeg(a.target, 1).setRate(32_000, now);
     for (let i = 0; i < 1000 / PADDING_TICK_MS; i++) s.send((now += PADDING_TICK_MS));
     // 32 kbit/s: 4,000 bytes a second.
     expect(a.sent.length * PADDING_PACKET_BYTES).toBeGreaterThan(4_000 - 2 * PADDING_PACKET_BYTES);
@@ -61,8 +63,8 @@ describe('PaddingSender', () => {
   it('keeps all legs together under MAX_PADDING_BPS, and a late tick does not burst', () => {
     const s = new PaddingSender(log);
     const legs = Array.from({ length: 40 }, () => leg());
-    for (const l of legs) s.forLeg(l.target, 1).setRate(2_500_000); // 100 Mbit/s asked
     let now = Date.now();
+    for (const l of legs) s.forLeg(l.target, 1).setRate(2_500_000, now); // 100 Mbit/s asked
     for (let i = 0; i < 1000 / PADDING_TICK_MS; i++) s.send((now += PADDING_TICK_MS));
     const total = legs.reduce((n, l) => n + l.sent.length, 0) * PADDING_PACKET_BYTES;
     expect(total).toBeLessThanOrEqual(MAX_PADDING_BPS / 8);

@@ -189,24 +189,40 @@ async function startPlaying(): Promise<boolean> {
       log(`playback error: ${String(err)}`);
     }
   };
+  /**
+   * The SourceBuffer, once the MediaSource is open and the stream's first chunk (its
+   * header, which names the codecs) is here; whichever comes last. Chunks may arrive
+   * before the MediaSource opens (a busy page): the type is read from the first one
+   * queued, never from a later chunk, which has no header.
+   */
+  const startBuffer = (): void => {
+    if (buffer || media.readyState !== 'open' || queue.length === 0) return;
+    const mime = webmMimeFromHeader(new Uint8Array(queue[0]!));
+    try {
+      buffer = media.addSourceBuffer(mime);
+    } catch (err) {
+      log(`cannot play ${mime}: ${String(err)}`);
+      return;
+    }
+    buffer.mode = 'sequence';
+    buffer.addEventListener('updateend', () => {
+      // Stay near the live edge: a late joiner is replayed the whole cache.
+      const end = video.buffered.length ? video.buffered.end(video.buffered.length - 1) : 0;
+      if (end - video.currentTime > 3) video.currentTime = end - 0.5;
+      pump();
+    });
+    log(`playing ${mime}`);
+  };
+  media.addEventListener('sourceopen', () => {
+    startBuffer();
+    pump();
+  });
   const conn = new StreamConnection(channel, key, 'receive');
   playWanted = true;
   let wasOpen = false;
   conn.addEventListener('chunk', (ev) => {
-    const data = (ev as CustomEvent<ArrayBuffer>).detail;
-    if (!buffer && media.readyState === 'open') {
-      const mime = webmMimeFromHeader(new Uint8Array(data));
-      buffer = media.addSourceBuffer(mime);
-      buffer.mode = 'sequence';
-      buffer.addEventListener('updateend', () => {
-        // Stay near the live edge: a late joiner is replayed the whole cache.
-        const end = video.buffered.length ? video.buffered.end(video.buffered.length - 1) : 0;
-        if (end - video.currentTime > 3) video.currentTime = end - 0.5;
-        pump();
-      });
-      log(`playing ${mime}`);
-    }
-    queue.push(data);
+    queue.push((ev as CustomEvent<ArrayBuffer>).detail);
+    startBuffer();
     pump();
   });
   conn.addEventListener('error-text', (ev) => log((ev as CustomEvent<string>).detail));

@@ -46,8 +46,8 @@ export interface ProbeCounts {
 
 /** Where a leg's padding goes: the SFU's PaddingSender (padding-sender.ts). */
 export interface ProbePadding {
-  /** Pads the leg at `bps` bits/s from now on; 0 stops it. */
-  setRate(bps: number): void;
+  /** Pads the leg at `bps` bits/s from `now` (ms, Date.now() by default) on; 0 stops it. */
+  setRate(bps: number, now?: number): void;
   readonly counts: ProbeCounts;
 }
 

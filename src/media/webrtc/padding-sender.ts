@@ -52,11 +52,11 @@ export class PaddingSender {
     const leg: PaddedLeg = { target, ssrc, tsBase: randomInt(0, 0x100000000), bps: 0, owed: 0 };
     return {
       counts: this.counts,
-      setRate: (bps: number): void => this.setRate(leg, bps),
+      setRate: (bps: number, now = Date.now()): void => this.setRate(leg, bps, now),
     };
   }
 
-  private setRate(leg: PaddedLeg, bps: number): void {
+  private setRate(leg: PaddedLeg, bps: number, now: number): void {
     const at = this.legs.indexOf(leg);
     leg.bps = bps > 0 && leg.target.rtx !== undefined ? bps : 0;
     if (leg.bps > 0 && at < 0) {
@@ -64,7 +64,7 @@ export class PaddingSender {
       this.legs.push(leg);
     } else if (leg.bps === 0 && at >= 0) this.legs.splice(at, 1);
     if (this.legs.length > 0 && this.timer === undefined) {
-      this.lastTick = Date.now();
+      this.lastTick = now;
       this.timer = setInterval(() => this.tick(), PADDING_TICK_MS);
       this.timer.unref();
     } else if (this.legs.length === 0 && this.timer !== undefined) {
