@@ -7,6 +7,7 @@
 // Messages from the parent: { url, cookies } opens one socket per cookie and answers
 // { opened }; { close: true } terminates them all and answers { closed }.
 import WebSocket from 'ws';
+import { openSignalSocket as open } from './open-signal-socket.js';
 
 interface Open {
   url: string;
@@ -14,17 +15,6 @@ interface Open {
 }
 
 const sockets: WebSocket[] = [];
-
-function open(url: string, cookie: string): Promise<WebSocket> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${url.replace('http', 'ws')}/v1/connect`, {
-      headers: { cookie },
-      perMessageDeflate: false,
-    });
-    ws.once('open', () => resolve(ws));
-    ws.once('error', reject);
-  });
-}
 
 process.on('message', (m: Open | { close: true }) => {
   void (async () => {

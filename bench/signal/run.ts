@@ -53,6 +53,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PerformanceObserver } from 'node:perf_hooks';
 import WebSocket from 'ws';
+import { openSignalSocket as open } from './open-signal-socket.js';
 import { NatsServerProcess } from '../../test/fixtures/nats-server.js';
 import {
   cpuSeconds,
@@ -183,17 +184,6 @@ async function register(url: string, name: string, attempt = 0): Promise<string>
   }
   if (!res.ok) throw new Error(`register ${name}: ${res.status}`);
   return (res.headers.get('set-cookie') ?? '').split(';')[0]!;
-}
-
-function open(url: string, cookie: string): Promise<WebSocket> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${url.replace('http', 'ws')}/v1/connect`, {
-      headers: { cookie },
-      perMessageDeflate: false,
-    });
-    ws.once('open', () => resolve(ws));
-    ws.once('error', reject);
-  });
 }
 
 async function inBatches<T>(count: number, batch: number, fn: (i: number) => Promise<T>): Promise<T[]> {

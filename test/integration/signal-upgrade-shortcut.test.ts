@@ -7,19 +7,11 @@ import { WebSocketServer } from 'ws';
 import type { IdentityRegistry } from '../../src/core/identity-registry.js';
 import { UpgradeShortcuts } from '../../src/server/upgrade-shortcuts.js';
 import { RawWebSocket } from '../fixtures/raw-websocket.js';
+import { signalCookie } from '../fixtures/signal-user.js';
 import { startTestServer, type TestServer } from '../fixtures/test-server.js';
 import { TestSocket, eventually } from '../fixtures/ws-client.js';
 
-/** Registers `name` over HTTP; the session cookie, as `name=value`. */
-async function register(t: TestServer, name: string): Promise<string> {
-  const res = await fetch(`${t.url}/v1/register`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username: name }),
-  });
-  expect(res.status).toBe(200);
-  return (res.headers.get('set-cookie') ?? '').split(';')[0]!;
-}
+const register = (t: TestServer, name: string): Promise<string> => signalCookie(t.url, name);
 
 const port = (t: TestServer): number => Number(new URL(t.url).port);
 

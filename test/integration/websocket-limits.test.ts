@@ -1,6 +1,7 @@
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawWebSocket } from '../fixtures/raw-websocket.js';
+import { signalCookie } from '../fixtures/signal-user.js';
 import { startTestServer, type TestServer } from '../fixtures/test-server.js';
 import { KeyUser } from '../fixtures/voip-client.js';
 import { TestSocket, eventually } from '../fixtures/ws-client.js';
@@ -25,15 +26,7 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-async function signalCookie(name: string): Promise<string> {
-  const res = await fetch(`${t.url}/v1/register`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username: name }),
-  });
-  expect(res.status).toBe(200);
-  return (res.headers.get('set-cookie') ?? '').split(';')[0]!;
-}
+const cookieOf = (name: string): Promise<string> => signalCookie(t.url, name);
 
 const beepClaim = (userid: string) => ({ 'X-User-Claim': JSON.stringify({ userid, clientid: 'web' }) });
 
@@ -42,7 +35,7 @@ async function surfaces(): Promise<
   Array<{ name: string; upgrade: () => Promise<{ path: string; headers: Record<string, string> }> }>
 > {
   const voip = new KeyUser(t.url);
-  const cookie = await signalCookie(`raw-${Date.now()}`);
+  const cookie = await cookieOf(`raw-${Date.now()}`);
   return [
     { name: 'signal', upgrade: async () => ({ path: '/v1/connect', headers: { cookie } }) },
     { name: 'stream', upgrade: async () => ({ path: '/rawchannel/key/receive', headers: {} }) },
@@ -59,7 +52,7 @@ async function surfaces(): Promise<
 
 describe('each surface its own WebSocket message limit (#11.5)', () => {
   it('refuses a 15 MiB frame to Signal from its header, with 1009, before the payload is sent', async () => {
-    const ws = await RawWebSocket.open(port, '/v1/connect', { cookie: await signalCookie('huge-alice') });
+    const ws = await RawWebSocket.open(port, '/v1/connect', { cookie: await cookieOf('huge-alice') });
     expect(ws.status).toBe(101);
     // The header announces 15 MiB; only 128 KiB of it ever comes. A server that buffers
     // up to Stream's 16 MiB before checking would wait for the rest and say nothing.
@@ -70,7 +63,7 @@ describe('each surface its own WebSocket message limit (#11.5)', () => {
     expect(await ws.closeFrame()).toEqual({ code: 1009, reason: '' });
     ws.destroy();
     // The server goes on serving Signal.
-    const s = await TestSocket.open(`${t.wsUrl}/v1/connect`, { cookie: await signalCookie('after-huge') });
+    const s = await TestSocket.open(`${t.wsUrl}/v1/connect`, { cookie: await cookieOf('after-huge') });
     s.close();
   });
 
@@ -131,7 +124,7 @@ describe("WebSocket protocol errors are the client's: closed with the right code
 
   it('writes a bounded number of lines for a flood of 500 bad connections', async () => {
     const from = logged.length;
-    const cookie = await signalCookie('flooder');
+    const cookie = await cookieOf('flooder');
     let n = 0;
     const worker = async () => {
       while (n < 500) {
