@@ -6,6 +6,7 @@ import { nodeMetric } from '../fixtures/node-metric.js';
 import { hasTool } from '../fixtures/system-tools.js';
 import { startBalancer, type Balancer } from '../fixtures/tcp-balancer.js';
 import { TestSocket, eventually, within } from '../fixtures/ws-client.js';
+import { publishFromPage, watchOnPage } from '../fixtures/stream-page.js';
 
 /*
  * Issue #15.6 for Stream: a node killed with SIGKILL. The publisher's node: receivers on
@@ -174,17 +175,8 @@ describe.runIf(enabled)('Stream across nodes when a node is killed', () => {
     it("publisher and viewer pages reconnect by themselves when the publisher's node is killed, and the video plays again", async () => {
       const pub = await (await chromium.browser.newContext()).newPage();
       const viewer = await (await chromium.browser.newContext()).newPage();
-      await pub.goto(`${balancer.url}/stream/`);
-      await pub.fill('#pub-channel', 'page-live');
-      await pub.fill('#pub-key', 'k1');
-      await pub.click('#pub-start');
-      await pub.waitForSelector('#pub-state:has-text("sent")', { timeout: 20_000 });
-      await viewer.goto(`${balancer.url}/stream/`);
-      await viewer.fill('#play-channel', 'page-live');
-      await viewer.fill('#play-key', 'k1');
-      await viewer.click('#play-start');
-      const position = () =>
-        viewer.evaluate(() => (document.getElementById('player') as HTMLVideoElement).currentTime);
+      await publishFromPage(pub, balancer.url, 'page-live', 20_000);
+      const position = await watchOnPage(viewer, balancer.url, 'page-live');
       await expect.poll(position, { timeout: 30_000, interval: 250 }).toBeGreaterThan(1);
 
       // Kill the node that holds the publisher.

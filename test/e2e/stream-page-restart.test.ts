@@ -2,6 +2,7 @@ import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { hasTool } from '../fixtures/system-tools.js';
 import { restartableServerAndChromium } from '../fixtures/restartable-server.js';
+import { publishFromPage, watchOnPage } from '../fixtures/stream-page.js';
 
 const haveChromium = hasTool('chromium', 'chromium');
 
@@ -31,17 +32,8 @@ describe.runIf(haveChromium)('Stream page across a server restart', () => {
   }, 240_000);
 
   async function restartWhileStreaming(pub: Page, viewer: Page): Promise<void> {
-    await pub.goto(`${ctx.server.url}/stream/`);
-    await pub.fill('#pub-channel', 'restart-live');
-    await pub.fill('#pub-key', 'k1');
-    await pub.click('#pub-start');
-    await pub.waitForSelector('#pub-state:has-text("sent")');
-    await viewer.goto(`${ctx.server.url}/stream/`);
-    await viewer.fill('#play-channel', 'restart-live');
-    await viewer.fill('#play-key', 'k1');
-    await viewer.click('#play-start');
-    const position = () =>
-      viewer.evaluate(() => (document.getElementById('player') as HTMLVideoElement).currentTime);
+    await publishFromPage(pub, ctx.server.url, 'restart-live');
+    const position = await watchOnPage(viewer, ctx.server.url, 'restart-live');
     await expect.poll(position, { timeout: 20_000, interval: 250 }).toBeGreaterThan(1);
 
     await ctx.server.down();

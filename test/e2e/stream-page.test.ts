@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { hasTool } from '../fixtures/system-tools.js';
 import { browserSuite } from '../fixtures/browser.js';
+import { publishFromPage, watchOnPage } from '../fixtures/stream-page.js';
 
 const haveChromium = hasTool('chromium', 'chromium');
 
@@ -11,19 +12,8 @@ describe.runIf(haveChromium)('Stream test client in Chromium', () => {
   it('one page publishes the fake camera, another plays it back and the video advances', async () => {
     const pub = await suite.newPage();
     const viewer = await suite.newPage();
-    await pub.goto(`${suite.server.url}/stream/`);
-    await pub.fill('#pub-channel', 'e2e-live');
-    await pub.fill('#pub-key', 'k1');
-    await pub.click('#pub-start');
-    await pub.waitForSelector('#pub-state:has-text("sent")');
-
-    await viewer.goto(`${suite.server.url}/stream/`);
-    await viewer.fill('#play-channel', 'e2e-live');
-    await viewer.fill('#play-key', 'k1');
-    await viewer.click('#play-start');
-
-    const position = () =>
-      viewer.evaluate(() => (document.getElementById('player') as HTMLVideoElement).currentTime);
+    await publishFromPage(pub, suite.server.url, 'e2e-live');
+    const position = await watchOnPage(viewer, suite.server.url, 'e2e-live');
     // Generous: on a loaded 2-core box Chromium's encoder and the player start slowly.
     await expect.poll(position, { timeout: 60_000, interval: 250 }).toBeGreaterThan(1);
     const a = await position();
@@ -42,11 +32,7 @@ describe.runIf(haveChromium)('Stream test client in Chromium', () => {
 
   it("plays when the stream's first chunks arrive before the player's MediaSource opens", async () => {
     const pub = await suite.newPage();
-    await pub.goto(`${suite.server.url}/stream/`);
-    await pub.fill('#pub-channel', 'e2e-late-open');
-    await pub.fill('#pub-key', 'k1');
-    await pub.click('#pub-start');
-    await pub.waitForSelector('#pub-state:has-text("sent")');
+    await publishFromPage(pub, suite.server.url, 'e2e-late-open');
 
     // A busy page: the player's MediaSource opens 2 s late, after the cached header and
     // first clusters have arrived (a CI run's viewer once sat at 0.0 s with 40 chunks).
@@ -61,12 +47,7 @@ describe.runIf(haveChromium)('Stream test client in Chromium', () => {
         },
       });
     });
-    await viewer.goto(`${suite.server.url}/stream/`);
-    await viewer.fill('#play-channel', 'e2e-late-open');
-    await viewer.fill('#play-key', 'k1');
-    await viewer.click('#play-start');
-    const position = () =>
-      viewer.evaluate(() => (document.getElementById('player') as HTMLVideoElement).currentTime);
+    const position = await watchOnPage(viewer, suite.server.url, 'e2e-late-open');
     await expect.poll(position, { timeout: 60_000, interval: 250 }).toBeGreaterThan(1);
     expect(await viewer.textContent('#log')).toMatch(/playing video\/webm; codecs=/);
   }, 90_000);
