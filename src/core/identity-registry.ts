@@ -80,10 +80,8 @@ export class IdentityRegistry {
         const found = await this.bucket.entry(key);
         if (!found || (found.value.lastSeenAt ?? found.value.registeredAt) >= before) continue;
         if (await inUse(key)) continue;
-        // Still the record judged? Then no new registration can come before the delete
-        // (the key exists); a use landing in that one round trip is the window left.
-        if (!(await this.bucket.update(key, found.value, found.revision))) continue;
-        await this.bucket.delete(key);
+        // Only the record judged: a registration or use written since keeps it.
+        if (!(await this.bucket.deleteIf(key, found.revision))) continue;
         removed++;
       }
       if (keys.length < SWEEP_BATCH) break;

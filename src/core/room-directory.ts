@@ -160,8 +160,8 @@ export class RoomDirectory {
         if (!active()) break;
         const found = await this.bucket.entry(key);
         if (!found || (found.value.lastUsedAt ?? found.value.createdAt) >= before || inUse(key)) continue;
-        if (!(await this.bucket.update(key, found.value, found.revision))) continue;
-        await this.bucket.delete(key);
+        // Only the record judged: one used or written again since stays.
+        if (!(await this.bucket.deleteIf(key, found.revision))) continue;
         this.announceClosed(key, 'room expired');
         removed.push(key);
       }

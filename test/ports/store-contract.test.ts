@@ -99,6 +99,34 @@ function storeContract(name: string, pair: () => StorePair): void {
       expect(await kb.get('k')).toBeUndefined();
     });
 
+    it('deletes only on the current revision: a record written again since the read is kept', async () => {
+      const { a, b } = pair();
+      const bucket = freshBucket();
+      const ka = a.bucket<string>(bucket);
+      const kb = b.bucket<string>(bucket);
+      await ka.put('k', 'v1');
+      const e1 = await kb.entry('k');
+      // Written again by the other handle between the read and the delete.
+      await ka.put('k', 'v2');
+      expect(await kb.deleteIf('k', e1!.revision)).toBe(false);
+      expect(await ka.get('k')).toBe('v2');
+      const e2 = await kb.entry('k');
+      expect(await kb.deleteIf('k', e2!.revision)).toBe(true);
+      expect(await ka.get('k')).toBeUndefined();
+      expect(await ka.entry('k')).toBeUndefined();
+      // Deleted already, missing, or not a revision at all: nothing happens.
+      expect(await kb.deleteIf('k', e2!.revision)).toBe(false);
+      expect(await kb.deleteIf('missing', e2!.revision)).toBe(false);
+      await ka.put('k', 'v3');
+      expect(await kb.deleteIf('k', 'not-a-revision' as Revision)).toBe(false);
+      expect(await ka.get('k')).toBe('v3');
+      // Two conditional deletes of one revision racing: exactly one deletes.
+      const e3 = await ka.entry('k');
+      const both = await Promise.all([ka.deleteIf('k', e3!.revision), kb.deleteIf('k', e3!.revision)]);
+      expect(both.filter(Boolean)).toHaveLength(1);
+      expect(await kb.get('k')).toBeUndefined();
+    });
+
     it('stores and lists odd keys exactly, and refuses keys outside the alphabet', async () => {
       const { a, b } = pair();
       const bucket = freshBucket();

@@ -77,10 +77,8 @@ export class BeepUserBook {
    * Applies `edit` with compare-and-set until it sticks (or changes nothing). When the
    * last holder leaves the record is deleted, conversation and all: nobody is connected
    * any more. (A user who joins before connecting has a record without holders; it stays
-   * until their connections come and go.) The delete follows a compare-and-set to the
-   * empty record, so a holder added in between is seen; one added in the instant between
-   * that write and the delete is lost, and that connection is reached again by its
-   * user's next join on its own node.
+   * until their connections come and go.) The delete is conditional on the revision
+   * read, so a holder added in between is seen and the edit runs again.
    */
   private async change(userid: string, edit: (u: BeepUser) => BeepUser): Promise<BeepUser> {
     const key = userKey(userid);
@@ -92,10 +90,7 @@ export class BeepUserBook {
       if (after.holders.length === 0 && before.holders.length > 0) {
         // The last holder left: the record goes (a join of an unconnected user keeps its own).
         if (!entry) return after;
-        if (await this.bucket.update(key, { conversation: null, holders: [] }, entry.revision)) {
-          await this.bucket.delete(key);
-          return after;
-        }
+        if (await this.bucket.deleteIf(key, entry.revision)) return after;
         continue;
       }
       const written = entry

@@ -116,11 +116,8 @@ export class PublisherClaims {
       const entry = await this.bucket.entry(channel);
       const held = entry && asClaim(entry.value);
       if (!entry || !held || !gone(held)) continue;
-      // Compare-and-set to nothing first: a channel claimed again meanwhile is left alone.
-      if (await this.bucket.update(channel, null, entry.revision)) {
-        await this.bucket.delete(channel);
-        n++;
-      }
+      // Only the claim read: a channel claimed again meanwhile is left alone.
+      if (await this.bucket.deleteIf(channel, entry.revision)) n++;
     }
     return n;
   }
@@ -150,8 +147,8 @@ export class PublisherClaims {
   private async deleteIfHeld(channel: string, id: string): Promise<void> {
     const entry = await this.bucket.entry(channel);
     if (!entry || asClaim(entry.value)?.id !== id) return;
-    // Compare-and-set to nothing first, so a claim taken over meanwhile is left alone.
-    if (await this.bucket.update(channel, null, entry.revision)) await this.bucket.delete(channel);
+    // Only the claim read, so a claim taken over meanwhile is left alone.
+    await this.bucket.deleteIf(channel, entry.revision);
   }
 
   private retryRelease(channel: string, id: string, attempt: number): void {

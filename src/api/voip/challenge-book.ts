@@ -105,8 +105,7 @@ export class ChallengeBook {
   /**
    * Deletes records dead (expired, spent or taken) for over a minute, a page at a time,
    * so the buckets stay bounded by recent activity. Any node may run it; a record
-   * written again between the read and the delete is lost (its owner asks again), which
-   * the grace minute makes unlikely.
+   * written again between the read and the delete stays (the delete is conditional).
    */
   async sweep(): Promise<void> {
     const before = this.now() - SWEEP_GRACE_MS;
@@ -115,8 +114,8 @@ export class ChallengeBook {
       for (;;) {
         const keys = await bucket.keysPage(after, SWEEP_PAGE);
         for (const k of keys) {
-          const r = await bucket.get(k);
-          if (r && r.expires < before) await bucket.delete(k);
+          const e = await bucket.entry(k);
+          if (e && e.value.expires < before) await bucket.deleteIf(k, e.revision);
         }
         if (keys.length < SWEEP_PAGE) break;
         after = keys[keys.length - 1];

@@ -95,11 +95,16 @@ export class RoomRecords {
    * never points at a room gone (a node opening it meanwhile takes the name again).
    */
   async drop(id: number, owner: NodeRef): Promise<void> {
-    const rec = await this.get(id);
-    if (!rec || !sameNode(rec.owner, owner)) return;
-    const named = (await this.bucket.get(nameKey(rec.name))) as { id: number } | undefined;
-    if (named?.id === id) await this.bucket.delete(nameKey(rec.name));
-    await this.bucket.delete(idKey(id));
+    const e = await this.bucket.entry(idKey(id));
+    const rec = e?.value as RoomRecord | undefined;
+    if (!e || !rec || !sameNode(rec.owner, owner)) return;
+    const named = await this.bucket.entry(nameKey(rec.name));
+    // Each delete only if still what was read: a node that took the room or its name
+    // meanwhile keeps it.
+    if ((named?.value as { id: number } | undefined)?.id === id) {
+      await this.bucket.deleteIf(nameKey(rec.name), named!.revision);
+    }
+    await this.bucket.deleteIf(idKey(id), e.revision);
   }
 
   /** Every room record, a page of keys at a time. */

@@ -74,7 +74,8 @@ export class TrackDirectory {
     if (!entry) return;
     const parsed = publicationSchema.safeParse(entry.value);
     if (parsed.success && !parsed.data.tracks.some((t) => relayIds.includes(t.relay))) return;
-    await this.bucket.delete(key);
+    // Only the record read: one written since (the publisher back on another node) stays.
+    await this.bucket.deleteIf(key, entry.revision);
   }
 
   /** The publishers of `room` with their records (in bounded pages of keys). */

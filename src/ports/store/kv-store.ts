@@ -157,6 +157,22 @@ class KvStoreBucket<T> implements KvBucket<T> {
     });
   }
 
+  deleteIf(key: string, revision: Revision): Promise<boolean> {
+    assertKey(key);
+    const seq = Number(revision);
+    if (!Number.isSafeInteger(seq) || seq <= 0) return Promise.resolve(false);
+    return this.run('a store conditional delete', async (kv) => {
+      try {
+        // The delete marker is written only if the key's last write is still `seq`.
+        await kv.delete(encodeKvKey(key), { previousSeq: seq });
+        return true;
+      } catch (err) {
+        if (isWrongRevision(err)) return false;
+        throw err;
+      }
+    });
+  }
+
   keys(): Promise<string[]> {
     // Opened first (run does): the bucket's stream is created on first use.
     return this.run('a store key listing', async () => (await this.listKeys()).map(decodeKvKey));

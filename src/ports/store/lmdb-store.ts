@@ -99,6 +99,16 @@ class LmdbBucket<T> implements KvBucket<T> {
     await this.db.remove(key);
   }
 
+  async deleteIf(key: string, revision: Revision): Promise<boolean> {
+    assertKey(key);
+    return this.db.transaction(() => {
+      const bytes = this.db.getBinary(key);
+      if (bytes === undefined || digest(bytes) !== revision) return false;
+      void this.db.remove(key);
+      return true;
+    });
+  }
+
   async keys(): Promise<string[]> {
     return Promise.resolve(Array.from(this.db.getKeys()));
   }

@@ -28,6 +28,12 @@ export interface KvBucket<T> {
   /** Stores the value only if the key is absent; true when it was stored. */
   create(key: string, value: T): Promise<boolean>;
   delete(key: string): Promise<void>;
+  /**
+   * Deletes the key only if it still has `revision` (nobody wrote it since `entry`); true
+   * when deleted. For removals judged on what was read: a record written again in between
+   * is kept, where a read then `delete` would drop it.
+   */
+  deleteIf(key: string, revision: Revision): Promise<boolean>;
   keys(): Promise<string[]>;
   /** Up to `limit` keys in key order, after `after` (from the start when undefined): for sweeps in bounded batches. */
   keysPage(after: string | undefined, limit: number): Promise<string[]>;
