@@ -32,6 +32,8 @@ export interface BenchServerStart {
   main?: string;
   /** Node flags before the entry (the production ones); BENCH_NODE_ARGS come after. */
   nodeArgs?: string[];
+  /** The path that answers 200 once the server is up (Chorus's `/readyz` by default). */
+  readyPath?: string;
 }
 
 export async function startBenchServer(
@@ -69,7 +71,7 @@ export async function startBenchServer(
   const deadline = Date.now() + 60_000;
   for (;;) {
     try {
-      if ((await fetch(`${url}/readyz`)).ok) break;
+      if ((await fetch(`${url}${start.readyPath ?? '/readyz'}`)).ok) break;
     } catch {
       /* not up yet */
     }

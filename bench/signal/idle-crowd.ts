@@ -4,14 +4,18 @@
 // process's: a mark-compact of that heap is tens of ms, which the hops measured in the
 // same process would count as the server's.
 //
-// Messages from the parent: { url, cookies } opens one socket per cookie and answers
-// { opened }; { close: true } terminates them all and answers { closed }.
+// Messages from the parent: { url, cookies } opens one Signal socket per cookie, or
+// { url, peerIds, heartbeatMs } one PeerJS client socket per id (`--server peerjs`), and
+// answers { opened }; { close: true } terminates them all and answers { closed }.
 import WebSocket from 'ws';
 import { openSignalSocket as open } from './open-signal-socket.js';
+import { openPeerJsSocket } from './open-peerjs-socket.js';
 
 interface Open {
   url: string;
-  cookies: string[];
+  cookies?: string[];
+  peerIds?: string[];
+  heartbeatMs?: number;
 }
 
 const sockets: WebSocket[] = [];
@@ -23,9 +27,11 @@ process.on('message', (m: Open | { close: true }) => {
       process.send?.({ closed: sockets.length });
       return;
     }
-    for (let i = 0; i < m.cookies.length; i += 200) {
-      const batch = m.cookies.slice(i, i + 200).map((c) => open(m.url, c));
-      sockets.push(...(await Promise.all(batch)));
+    const opens: Array<() => Promise<WebSocket>> = m.peerIds
+      ? m.peerIds.map((id) => () => openPeerJsSocket(m.url, id, m.heartbeatMs ?? 0))
+      : (m.cookies ?? []).map((c) => () => open(m.url, c));
+    for (let i = 0; i < opens.length; i += 200) {
+      sockets.push(...(await Promise.all(opens.slice(i, i + 200).map((o) => o()))));
     }
     process.send?.({ opened: sockets.length });
   })().catch((err: unknown) => {

@@ -6,7 +6,7 @@
 //   npm run bench:signal -- [--connections 5000] [--pairs 100] [--window 8] [--seconds 10]
 //                           [--bytes 200] [--rate 5000 --steady-seconds 45]
 //                           [--heartbeat-seconds 30] [--no-pin] [--semi-space-mib 16]
-//                           [--no-crowd] [--realtime-steady]
+//                           [--no-crowd] [--realtime-steady] [--server peerjs]
 //
 // The comparison load of issue 17 (the PeerJS-style load: 10,000 connections, 100 pairs x
 // 8 in flight, 200-byte JSON frames) is `--connections 10000 --pairs 100 --window 8`.
@@ -38,6 +38,22 @@
 // On Linux with taskset (unless --no-pin), the server is pinned to CPU 0 and this load
 // generator to CPU 1, so the server's CPU figures are one core's.
 //
+// --server peerjs: the same load (the same N idle connections held by the child crowd, the
+// same pairs, window, frame size, pinning, CPU accounting and steady phase) against a
+// PeerJS server (npm `peer`, latest 1.x, `PeerServer({ port, path: '/' })` with its
+// concurrent_limit raised to N), to compare the two side by side (#17.1). `peer` is not a
+// project dependency: the first run installs it into ~/.cache/chorus-bench/peerjs
+// (`npm install --prefix <dir> peer@1 --no-save`; see peerjs-server.ts). The clients speak
+// PeerJS's protocol: `/peerjs?key=peerjs&id=u<i>&token=<random>`, open at the server's
+// OPEN (so an accept is counted to the same point: the server's answer), frames `{"type":
+// "CANDIDATE","dst":..,"payload":..}` padded to --bytes (OFFER for the probes, ANSWER in
+// the steady phase), received as `{type, src, dst, payload}`, and `{"type":"HEARTBEAT"}`
+// from every client every --heartbeat-seconds (default 5, the PeerJS client's; Chorus
+// pings from the server instead). No registration: a PeerJS client names itself. Its
+// server runs with V8's default young generation (as packaged) unless --semi-space-mib is
+// given; the figures read from Chorus's /metrics (heap, young generation, event-loop
+// delay, connections held as the server counts them) are null for it.
+//
 // With --cluster: the same closed loop twice in one run, first on one node, then across
 // two nodes (a nats-server -js started here, two Chorus processes with CLUSTER_NATS_URL):
 // each pair's sender is connected to node A and its receiver to node B, so every hop
@@ -53,7 +69,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PerformanceObserver } from 'node:perf_hooks';
 import WebSocket from 'ws';
-import { openSignalSocket as open } from './open-signal-socket.js';
+import { openSignalSocket } from './open-signal-socket.js';
+import { openPeerJsSocket } from './open-peerjs-socket.js';
+import { ensurePeerJs, startPeerJsServer } from './peerjs-server.js';
 import { NatsServerProcess } from '../../test/fixtures/nats-server.js';
 import {
   cpuSeconds,
@@ -76,12 +94,23 @@ const { values } = parseArgs({
     'steady-seconds': { type: 'string', default: '45' },
     'heartbeat-seconds': { type: 'string' },
     'no-pin': { type: 'boolean', default: false },
-    'semi-space-mib': { type: 'string', default: '16' },
+    'semi-space-mib': { type: 'string' },
     'no-crowd': { type: 'boolean', default: false },
     'realtime-steady': { type: 'boolean', default: false },
+    server: { type: 'string', default: 'chorus' },
   },
 });
 const CLUSTER = values.cluster;
+if (values.server !== 'chorus' && values.server !== 'peerjs') throw new Error('--server: chorus or peerjs');
+/** The server measured is PeerJS's (see the header); Chorus otherwise. */
+const PEERJS = values.server === 'peerjs';
+if (PEERJS && CLUSTER) throw new Error('--server peerjs runs one node only');
+/** PeerJS clients send a HEARTBEAT this often (its client's default: 5 s). */
+const PEERJS_HEARTBEAT_MS = Number(values['heartbeat-seconds'] ?? 5) * 1000;
+/** The wire type of each of the bench's kinds of frame: PeerJS forwards only its own. */
+const WIRE_TYPE = PEERJS
+  ? { t: 'CANDIDATE', probe: 'OFFER', s: 'ANSWER' }
+  : { t: 't', probe: 'probe', s: 's' };
 // The cluster comparison needs no idle crowd: just the pairs.
 const N = Number(values.connections ?? (CLUSTER ? 2 * Number(values.pairs) : 5000));
 const PAIRS = Math.min(Number(values.pairs), Math.floor(N / 2));
@@ -96,7 +125,8 @@ const SERVER_ENV: Record<string, string> = {
   SIGNAL_RATE_BURST: '100000',
   ...(values['heartbeat-seconds'] ? { SIGNAL_HEARTBEAT_SECONDS: values['heartbeat-seconds'] } : {}),
 };
-const SEMI_SPACE_MIB = Number(values['semi-space-mib']);
+// Chorus as it is started in production (npm start, the image); PeerJS as packaged.
+const SEMI_SPACE_MIB = Number(values['semi-space-mib'] ?? (PEERJS ? 0 : 16));
 /**
  * Preloaded into the server (bench only): records its GC pauses (start on the wall clock,
  * length, kind) and writes them as JSON to $BENCH_GC_LOG as it exits, so the steady phase
@@ -158,11 +188,15 @@ function pin(pid: number, cpu: number): void {
 }
 
 /**
- * A frame of FRAME_BYTES: `{"target":..,"type":..,"payload":{"t":<send time>,"pad":".."}}`.
+ * A frame of FRAME_BYTES: `{"target":..,"type":..,"payload":{"t":<send time>,"pad":".."}}`
+ * (PeerJS: `{"type":..,"dst":..,"payload":..}`, its type for the kind: WIRE_TYPE).
  * The send time is padded with spaces (JSON whitespace) so every frame has the same size.
  */
-function frame(target: string, type: string, at: number): string {
-  const head = `{"target":"${target}","type":"${type}","payload":{"t":${at.toFixed(3).padStart(14, ' ')},"pad":"`;
+function frame(target: string, kind: keyof typeof WIRE_TYPE, at: number): string {
+  const t = at.toFixed(3).padStart(14, ' ');
+  const head = PEERJS
+    ? `{"type":"${WIRE_TYPE[kind]}","dst":"${target}","payload":{"t":${t},"pad":"`
+    : `{"target":"${target}","type":"${kind}","payload":{"t":${t},"pad":"`;
   const tail = '"}}';
   return head + 'x'.repeat(Math.max(0, FRAME_BYTES - head.length - tail.length)) + tail;
 }
@@ -223,10 +257,10 @@ async function closedLoop(sockets: WebSocket[], pids: number[]): Promise<LoopRes
     const b = sockets[2 * p + 1]!;
     const onMessage = (self: WebSocket, peer: string) => (data: WebSocket.RawData) => {
       const msg = JSON.parse((data as Buffer).toString()) as { payload: { t: number }; type: string };
-      if (msg.type === 't') {
+      if (msg.type === WIRE_TYPE.t) {
         latencies.push(performance.now() - msg.payload.t);
         delivered++;
-      } else if (msg.type === 'probe') first.add(p);
+      } else if (msg.type === WIRE_TYPE.probe) first.add(p);
       if (running) self.send(frame(peer, 't', performance.now()));
     };
     a.on('message', onMessage(a, `u${2 * p + 1}`));
@@ -305,7 +339,7 @@ async function steadyLoop(sockets: WebSocket[], pid: number, url: string): Promi
   for (let p = 0; p < PAIRS; p++) {
     sockets[2 * p + 1]!.on('message', (data: WebSocket.RawData) => {
       const msg = JSON.parse((data as Buffer).toString()) as { payload: { t: number }; type: string };
-      if (msg.type !== 's') return;
+      if (msg.type !== WIRE_TYPE.s) return;
       const hop = performance.now() - msg.payload.t;
       latencies.push(hop);
       if (hop > 20) slowHops.push([performance.timeOrigin + msg.payload.t, hop]);
@@ -408,8 +442,9 @@ function slowHopCauses(
   return causes;
 }
 
-/** p99 and max of the server's event-loop delay since the previous scrape, in ms. */
+/** p99 and max of the server's event-loop delay since the previous scrape, in ms (Chorus's). */
 async function eventLoopDelay(url: string): Promise<{ p99: number; max: number }> {
+  if (PEERJS) return { p99: NaN, max: NaN };
   const metrics = await (await fetch(`${url}/metrics`)).text();
   const read = (name: string): number =>
     Number(
@@ -436,12 +471,14 @@ function syscallCounts(pid: number): { writes: number; reads: number } {
  * 32 MiB): about 10 KiB of RSS for each of 10,000 connections that no connection holds.
  */
 async function youngGeneration(url: string): Promise<number> {
+  if (PEERJS) return NaN;
   const metrics = await (await fetch(`${url}/metrics`)).text();
   return Number(/chorus_nodejs_heap_space_size_total_bytes\{space="new"\} (\d+)/.exec(metrics)?.[1] ?? NaN);
 }
 
 /** The server's used JavaScript heap, from its /metrics. */
 async function heapUsed(url: string): Promise<number> {
+  if (PEERJS) return NaN;
   const metrics = await (await fetch(`${url}/metrics`)).text();
   return Number(/chorus_nodejs_heap_size_used_bytes (\d+)/.exec(metrics)?.[1] ?? NaN);
 }
@@ -461,7 +498,10 @@ const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, ${Math.rou
  * The idle connections (all but the pairs') opened and held by a child process
  * (idle-crowd.ts), pinned with the load generator.
  */
-async function idleCrowd(url: string, cookies: string[]): Promise<{ close(): Promise<void> }> {
+async function idleCrowd(
+  url: string,
+  credentials: { cookies: string[] } | { peerIds: string[]; heartbeatMs: number },
+): Promise<{ close(): Promise<void> }> {
   const child: ChildProcess = fork(fileURLToPath(new URL('./idle-crowd.ts', import.meta.url)), {
     execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -477,7 +517,7 @@ async function idleCrowd(url: string, cookies: string[]): Promise<{ close(): Pro
       child.once('exit', () => reject(new Error('idle crowd exited')));
     });
   const opened = reply();
-  child.send({ url, cookies });
+  child.send({ url, ...credentials });
   await opened;
   return {
     async close() {
@@ -493,7 +533,9 @@ async function idleCrowd(url: string, cookies: string[]): Promise<{ close(): Pro
 async function oneNode(env: Record<string, string>): Promise<Record<string, unknown>> {
   const gcDir = mkdtempSync(join(os.tmpdir(), 'bench-signal-gc-'));
   const gcLog = join(gcDir, 'server-gc.json');
-  const server = await startBenchServer({ ...SERVER_ENV, BENCH_GC_LOG: gcLog, ...env });
+  const server = PEERJS
+    ? await startPeerJsServer(N, { BENCH_GC_LOG: gcLog })
+    : await startBenchServer({ ...SERVER_ENV, BENCH_GC_LOG: gcLog, ...env });
   if (PIN) {
     pin(server.pid, 0);
     pin(process.pid, 1);
@@ -501,7 +543,11 @@ async function oneNode(env: Record<string, string>): Promise<Record<string, unkn
   let result: Record<string, unknown>;
   let steady: SteadyResult | undefined;
   try {
-    const cookies = await inBatches(N, 100, (i) => register(server.url, `u${i}`));
+    // A PeerJS client names itself (u<i>); a Signal user registers for a session cookie.
+    const cookies = PEERJS ? [] : await inBatches(N, 100, (i) => register(server.url, `u${i}`));
+    const open = PEERJS
+      ? (url: string, i: number) => openPeerJsSocket(url, `u${i}`, PEERJS_HEARTBEAT_MS)
+      : (url: string, i: number) => openSignalSocket(url, cookies[i]!);
     await new Promise((r) => setTimeout(r, 2000)); // let the registrations' garbage go
     const heapBefore = await heapUsed(server.url);
     const youngBefore = await youngGeneration(server.url);
@@ -511,8 +557,14 @@ async function oneNode(env: Record<string, string>): Promise<Record<string, unkn
     const t0 = performance.now();
     // The pairs' sockets here; the idle rest in the crowd's process (or here, --no-crowd).
     const here = CROWD ? 2 * PAIRS : N;
-    const sockets = await inBatches(here, 200, (i) => open(server.url, cookies[i]!));
-    const crowd = CROWD && N > here ? await idleCrowd(server.url, cookies.slice(here)) : undefined;
+    const sockets = await inBatches(here, 200, (i) => open(server.url, i));
+    const idle = PEERJS
+      ? {
+          peerIds: Array.from({ length: N - here }, (_, i) => `u${here + i}`),
+          heartbeatMs: PEERJS_HEARTBEAT_MS,
+        }
+      : { cookies: cookies.slice(here) };
+    const crowd = CROWD && N > here ? await idleCrowd(server.url, idle) : undefined;
     const connectSeconds = (performance.now() - t0) / 1000;
     const acceptCpu = cpuSeconds(server.pid) - acceptCpu0;
     const acceptSystemShare = systemShare(acceptSplit0, cpuSplit(server.pid));
@@ -520,8 +572,14 @@ async function oneNode(env: Record<string, string>): Promise<Record<string, unkn
     const rssAfter = rssBytes(server.pid);
     const heapAfter = await heapUsed(server.url);
     const youngAfter = await youngGeneration(server.url);
-    const metrics = await (await fetch(`${server.url}/metrics`)).text();
-    const held = Number(/chorus_websockets_open\{surface="signal"\} (\d+)/.exec(metrics)?.[1] ?? NaN);
+    // PeerJS: every socket opened had its OPEN (the crowd's and ours; a refusal throws).
+    const held = PEERJS
+      ? N
+      : Number(
+          /chorus_websockets_open\{surface="signal"\} (\d+)/.exec(
+            await (await fetch(`${server.url}/metrics`)).text(),
+          )?.[1] ?? NaN,
+        );
     const r = await closedLoop(sockets, [server.pid]);
     if (RATE > 0) {
       if (REALTIME_STEADY) for (const pid of [server.pid, process.pid]) realtime(pid, true);
@@ -534,6 +592,8 @@ async function oneNode(env: Record<string, string>): Promise<Record<string, unkn
     for (const s of sockets) s.terminate();
     await crowd?.close();
     result = {
+      server: PEERJS ? `PeerJS (peer@${ensurePeerJs()})` : 'Chorus',
+      ...(PEERJS ? { peerjsClientHeartbeatSeconds: PEERJS_HEARTBEAT_MS / 1000 } : {}),
       pinned: PIN ? 'server on CPU 0, load generator on CPU 1' : 'no',
       idleConnectionsHeldBy: crowd ? 'a child process of the load generator' : 'the load generator',
       steadyScheduling: REALTIME_STEADY ? 'SCHED_FIFO (server and load generator)' : 'default',
@@ -605,7 +665,9 @@ async function twoNodes(): Promise<Record<string, unknown>> {
     }
     const [a, b] = servers as [BenchServer, BenchServer];
     const cookies = await inBatches(N, 100, (i) => register(i % 2 === 0 ? a.url : b.url, `u${i}`));
-    const sockets = await inBatches(N, 200, (i) => open(i % 2 === 0 ? a.url : b.url, cookies[i]!));
+    const sockets = await inBatches(N, 200, (i) =>
+      openSignalSocket(i % 2 === 0 ? a.url : b.url, cookies[i]!),
+    );
     const r = await closedLoop(sockets, [a.pid, b.pid, nats.pid]);
     for (const s of sockets) s.terminate();
     const chorusCpu = r.cpuSeconds[0]! + r.cpuSeconds[1]!;
