@@ -170,9 +170,14 @@ execFileSync(process.execPath, [tsc, '--noEmit', '-p', join(root, 'tsconfig.buil
   stdio: 'inherit',
 });
 await build({
-  // young-generation first: an entry of its own, so the stub below can run it before the
-  // chunks main.js imports are evaluated (they come first in a split bundle).
-  entryPoints: [join(root, 'src/main.ts'), join(root, 'src/lib/young-generation.ts')],
+  // young-generation and optimizing-compilers first: entries of their own, so the stub below
+  // can run them before the chunks main.js imports are evaluated (they come first in a split
+  // bundle).
+  entryPoints: [
+    join(root, 'src/main.ts'),
+    join(root, 'src/lib/young-generation.ts'),
+    join(root, 'src/lib/optimizing-compilers.ts'),
+  ],
   outdir: app,
   bundle: true,
   splitting: true,
@@ -203,7 +208,7 @@ await build({
 // The entry stays where package.json's bin, start:dist and the Dockerfile look for it.
 writeFileSync(
   join(out, 'src/main.js'),
-  "#!/usr/bin/env node\nimport './app/young-generation.js';\nimport './app/main.js';\n",
+  "#!/usr/bin/env node\nimport './app/young-generation.js';\nimport './app/optimizing-compilers.js';\nimport './app/main.js';\n",
 );
 await import('./build-web.mjs'); // web/dist, then copied: the server serves <out>/web/dist
 cpSync(join(root, 'web/dist'), join(out, 'web/dist'), { recursive: true });

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // First: holds V8's young generation at its initial size while the server is built (see the file).
 import './lib/young-generation.js';
+// Second: Maglev and TurboFan off while the server is built (see the file).
+import { releaseOptimizingCompilers } from './lib/optimizing-compilers.js';
 import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config/load-config.js';
@@ -36,6 +38,9 @@ Precedence, lowest to highest: defaults, --config file, .env file, environment.`
 async function main(): Promise<number> {
   // `chorus token ...`, `chorus rooms ...` (the native API, docs/native-api.md) parse their own options.
   const sub = process.argv[2];
+  // Only `serve` builds a server (which releases them once its surfaces are mounted): the
+  // other commands, and a supervisor of --processes, run with the optimizing compilers on.
+  if (sub === 'token' || sub === 'rooms' || sub === 'load-test') releaseOptimizingCompilers();
   if (sub === 'token' || sub === 'rooms') {
     const { nativeCli } = await import('./api/chorus/native-cli.js');
     return nativeCli(sub, process.argv.slice(3));
@@ -57,6 +62,7 @@ async function main(): Promise<number> {
   });
   const command = positionals[0] ?? 'serve';
   if (command === 'voip' && positionals[1] === 'sign' && !values.help) {
+    releaseOptimizingCompilers();
     return voipSign(values.server ?? 'http://127.0.0.1:8000', values.key ?? '.chorus-voip-key');
   }
   if (values.help || command !== 'serve') {
@@ -84,6 +90,7 @@ async function main(): Promise<number> {
   // A worker is a plain single node (its plan set CHORUS_PROCESSES=1 and its own node settings).
   const processes = cluster.isWorker ? 1 : processCount(config.cluster.processes);
   if (processes > 1) {
+    releaseOptimizingCompilers();
     try {
       // Loaded only here, and the server only below: a supervisor never loads the server
       // (its RSS under tsx 126 -> 107 MB), a single process never loads the supervisor.

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { SurfaceContext } from '../api/surface-context.js';
 import type { Surface } from '../api/surfaces.js';
 import type { Readiness } from './readiness.js';
+import { releaseOptimizingCompilers } from '../lib/optimizing-compilers.js';
 import { releaseYoungGeneration } from '../lib/young-generation.js';
 import { mountWeb } from './web-assets.js';
 import { disabledWebPages } from './web-pages.js';
@@ -10,7 +11,8 @@ import type { WebSocketPayloadLimits } from './websocket-payload-limits.js';
 /**
  * Mounts each enabled surface in its own scope (ready once mounted), then the web pages
  * of the surfaces that are on. The last step of building the server: from here V8 may
- * grow the young generation again (lib/young-generation.ts).
+ * grow the young generation again (lib/young-generation.ts) and optimize what gets hot
+ * (lib/optimizing-compilers.ts).
  */
 export async function mountSurfaces(
   app: FastifyInstance,
@@ -38,4 +40,5 @@ export async function mountSurfaces(
     await mountWeb(app, log, disabledWebPages(config));
   }
   releaseYoungGeneration();
+  releaseOptimizingCompilers();
 }
