@@ -1,17 +1,15 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { buildDistInTemp, removeDistBuild } from '../fixtures/dist-build.js';
 import { freeUdpPort } from '../fixtures/free-udp-port.js';
 import { selfSignedCert } from '../fixtures/self-signed.js';
 import { hasTool } from '../fixtures/system-tools.js';
 import { eventually } from '../fixtures/ws-client.js';
 
-const run = promisify(execFile);
 const repo = process.cwd();
 /** Node's own modules an idle production build must not load (scripts/build-dist.mjs, #17.2). */
 const NOT_AT_IDLE = [
@@ -44,17 +42,9 @@ describe('production build: Node modules an idle server does not use are loaded 
   const started: Started[] = [];
 
   beforeAll(async () => {
-    app = mkdtempSync(join(tmpdir(), 'chorus-dist-lazy-'));
-    await run(process.execPath, ['scripts/build-dist.mjs', join(app, 'dist')], { cwd: repo });
-    symlinkSync(join(repo, 'node_modules'), join(app, 'node_modules'));
+    app = await buildDistInTemp('chorus-dist-lazy-');
   }, 300_000);
-  afterAll(async () => {
-    for (const s of started) {
-      if (s.child.exitCode === null && s.child.signalCode === null) process.kill(s.child.pid!, 'SIGKILL');
-      await s.exited;
-    }
-    rmSync(app, { recursive: true, force: true });
-  });
+  afterAll(() => removeDistBuild(app, started));
 
   async function start(
     name: string,

@@ -1,15 +1,10 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildDistInTemp, removeDistBuild } from '../fixtures/dist-build.js';
 import { freeUdpPort } from '../fixtures/free-udp-port.js';
 import { hasTool } from '../fixtures/system-tools.js';
 import { eventually } from '../fixtures/ws-client.js';
-
-const run = promisify(execFile);
-const repo = process.cwd();
 
 /** V8's --trace-opt line for a function it decided to optimize, or finished optimizing. */
 const OPTIMIZING = /^\[(marking|completed compiling) .*(MAGLEV|TURBOFAN)/;
@@ -37,17 +32,9 @@ describe.runIf(hasTool('stdbuf', 'coreutils'))(
     const started: Traced[] = [];
 
     beforeAll(async () => {
-      app = mkdtempSync(join(tmpdir(), 'chorus-compilers-'));
-      await run(process.execPath, ['scripts/build-dist.mjs', join(app, 'dist')], { cwd: repo });
-      symlinkSync(join(repo, 'node_modules'), join(app, 'node_modules'));
+      app = await buildDistInTemp('chorus-compilers-');
     }, 300_000);
-    afterAll(async () => {
-      for (const s of started) {
-        if (s.child.exitCode === null && s.child.signalCode === null) process.kill(s.child.pid!, 'SIGKILL');
-        await s.exited;
-      }
-      rmSync(app, { recursive: true, force: true });
-    });
+    afterAll(() => removeDistBuild(app, started));
 
     async function start(name: string, nodeArgs: string[] = []): Promise<Traced> {
       const child = spawn(
