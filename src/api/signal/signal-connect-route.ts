@@ -6,6 +6,7 @@ import type { UserId } from '../../core/ids.js';
 import { ThrottledLog } from '../../lib/throttled-log.js';
 import { releaseUpgradeRequest } from '../release-upgrade-request.js';
 import { SignalConnection, type SignalConnectionContext } from './signal-connection.js';
+import { TurnFlush } from './turn-flush.js';
 import type { SignalSurfaceOptions } from './signal-plugin.js';
 import { signedInUser } from './signal-session.js';
 import { CloseCode } from './signal-wire.js';
@@ -60,6 +61,7 @@ export const signalConnectRoute: FastifyPluginAsync<SignalConnectRouteOptions> =
         .finally(() => marking.delete(marked));
       marking.add(marked);
     },
+    turn: new TurnFlush(log),
   };
 
   /** A refused socket's errors (the client's protocol errors or its leaving): ws ends it. */

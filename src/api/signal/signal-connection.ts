@@ -10,17 +10,13 @@ import type { ThrottledLog } from '../../lib/throttled-log.js';
 import { CloseCode, TARGET_NOT_FOUND, forwardedFrame, noticeFrame, parseInbound } from './signal-wire.js';
 import { asUserId } from '../../core/ids.js';
 import { textFrames } from './text-frames.js';
+import type { TurnFlush } from './turn-flush.js';
 
 /** Past this many unsent bytes the target is not reading: it is closed, not buffered for. */
 const SEND_QUEUE_LIMIT_BYTES = 1 << 20;
 
 /** ws.send's options for a text frame: one object, not one a message. */
 const TEXT = { binary: false } as const;
-
-/** Writes what was delivered to a connection during one turn of the event loop. */
-function flush(connection: SignalConnection): void {
-  connection.flush();
-}
 
 /** See SignalConnection.undelivered. */
 function notFoundTo(connection: SignalConnection): () => void {
@@ -38,12 +34,14 @@ export interface SignalConnectionContext {
   clientErrors: ThrottledLog;
   /** A connection has closed (after Presence let go of it). */
   closed(user: UserId, conn: string): void;
+  /** Writes the connections that queued messages this turn, at its end. */
+  turn: TurnFlush;
 }
 
 /**
  * One user's `/v1/connect` socket: parses and rate-limits what the user sends, forwards
  * it through Presence, and writes what others send to the user: queued during a turn,
- * sent through ws at its end, one socket write for all (see flush).
+ * written at its end as one Buffer of frames, one socket write for all (see flush).
  *
  * Ten thousand of these are held idle at once, so a connection keeps little: no child
  * logger (the fields are added to the few lines it writes), no closures for Presence and
@@ -76,7 +74,7 @@ export class SignalConnection implements PresenceEndpoint, HeartbeatTarget {
 
   constructor(
     private readonly socket: WebSocket,
-    /** The TCP socket under `socket`, corked while a turn's messages are sent. */
+    /** The TCP socket under `socket`: a turn's messages are written to it at once. */
     private readonly tcp: Socket,
     private readonly user: UserId,
     /** The request's id, the `conn` field of this connection's log lines. */
@@ -213,7 +211,7 @@ export class SignalConnection implements PresenceEndpoint, HeartbeatTarget {
     if (this.outbox) this.outbox.push(data);
     else {
       this.outbox = [data];
-      process.nextTick(flush, this);
+      this.ctx.turn.add(this);
     }
   }
 
