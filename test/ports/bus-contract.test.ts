@@ -53,6 +53,12 @@ function busContract(name: string, pair: () => BusPair): void {
       expect(got).not.toContain('never');
     });
 
+    it('says it reaches other nodes exactly when its two ends are two nodes (Presence relies on it)', () => {
+      const { a, b } = pair();
+      expect(a.reachesOtherNodes).toBe(a !== b);
+      expect(b.reachesOtherNodes).toBe(a !== b);
+    });
+
     it('keeps a dotted id one token with subjectToken, and delivers bytes as sent', async () => {
       const { a, b, settle } = pair();
       const p = fresh();

@@ -7,11 +7,18 @@ import { asUserId, type UserId } from '../../src/core/ids.js';
 
 const silent = pino({ level: 'silent' });
 
-/** A LocalBus that counts what is asked of it. */
-function spyBus(): { bus: Bus; calls: { publish: number; request: number; subscribe: number } } {
+/**
+ * A LocalBus that counts what is asked of it. `reachesOtherNodes` is what the bus says of
+ * itself; absent, it says nothing (as a bus that may reach other nodes).
+ */
+function spyBus(reachesOtherNodes?: boolean): {
+  bus: Bus;
+  calls: { publish: number; request: number; subscribe: number };
+} {
   const inner = new LocalBus(silent);
   const calls = { publish: 0, request: 0, subscribe: 0 };
   const bus: Bus = {
+    ...(reachesOtherNodes === undefined ? {} : { reachesOtherNodes }),
     publish: (subject, data) => {
       calls.publish++;
       inner.publish(subject, data);
@@ -111,5 +118,73 @@ describe('Presence', () => {
     expect(first.got).toEqual([]);
     expect(second.got).toEqual(['hello']);
     presence.close();
+  });
+
+  describe('on a bus that reaches no other node (one node)', () => {
+    it('attaches without the bus: no claim published, no subscription per connection', () => {
+      const { bus, calls } = spyBus(false);
+      const presence = new Presence(bus, 'test.presence', silent);
+      const before = { ...calls };
+      for (let i = 0; i < 50; i++) presence.attach(asUserId(`u${i}`), endpoint());
+      expect(presence.size).toBe(50);
+      expect(calls).toEqual(before);
+      presence.close();
+    });
+
+    it('a second connection of the same user replaces the first, as on any bus', () => {
+      const { bus, calls } = spyBus(false);
+      const presence = new Presence(bus, 'test.presence', silent);
+      const before = { ...calls };
+      const first = endpoint();
+      const second = endpoint();
+      const firstHandle = presence.attach(bob, first);
+      presence.attach(bob, second);
+      // Let go at once, inside the attach, before the second answers anything.
+      expect(first.replacedCount).toBe(1);
+      expect(second.replacedCount).toBe(0);
+      expect(presence.size).toBe(1);
+      presence.forward(bob, 'hello', () => undefined);
+      expect(first.got).toEqual([]);
+      expect(second.got).toEqual(['hello']);
+      firstHandle.detach(); // the replaced connection closing later changes nothing
+      expect(presence.has(bob)).toBe(true);
+      presence.forward(bob, 'again', () => undefined);
+      expect(second.got).toEqual(['hello', 'again']);
+      expect(calls).toEqual(before);
+      presence.close();
+    });
+
+    it('answers connectedAnywhere from its own table, without asking the bus', async () => {
+      const { bus, calls } = spyBus(false);
+      const presence = new Presence(bus, 'test.presence', silent);
+      const handle = presence.attach(alice, endpoint());
+      expect(await presence.connectedAnywhere(alice)).toBe(true);
+      expect(await presence.connectedAnywhere('nobody')).toBe(false);
+      handle.detach();
+      expect(await presence.connectedAnywhere(alice)).toBe(false);
+      expect(calls.request).toBe(0);
+      presence.close();
+    });
+
+    it('still tells the sender of a message to a user not connected', async () => {
+      const { bus } = spyBus(false);
+      const presence = new Presence(bus, 'test.presence', silent);
+      const missed = await new Promise<UserId>((resolve) => presence.forward(alice, 'x', resolve));
+      expect(missed).toBe(alice);
+      presence.close();
+    });
+  });
+
+  it('on a bus that may reach other nodes, announces each attach and subscribes for its deliveries', () => {
+    for (const says of [true, undefined]) {
+      const { bus, calls } = spyBus(says);
+      const presence = new Presence(bus, 'test.presence', silent);
+      const before = { ...calls };
+      presence.attach(alice, endpoint());
+      presence.attach(bob, endpoint());
+      expect(calls.publish - before.publish).toBe(2); // one claim each
+      expect(calls.subscribe - before.subscribe).toBe(2); // one `deliver` subscription each
+      presence.close();
+    }
   });
 });

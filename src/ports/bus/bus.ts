@@ -18,6 +18,13 @@ export interface BusSubscription {
 }
 
 export interface Bus {
+  /**
+   * Whether what is published here can reach another node: false for the in-process bus,
+   * whose only subscribers are this process's. A part that keeps a table of its own
+   * node's state (Presence) may then answer from it and skip the bus. Absent means true:
+   * a bus that does not say is taken to reach other nodes.
+   */
+  readonly reachesOtherNodes?: boolean;
   publish(subject: string, data?: Uint8Array | string): void;
   subscribe(subject: string, handler: BusHandler): BusSubscription;
   /** Resolves with the first answer; rejects with NoRespondersError or BusTimeoutError. */

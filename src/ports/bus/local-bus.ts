@@ -46,6 +46,8 @@ function matches(pattern: readonly string[], subject: readonly string[]): boolea
  * subscribers; a throwing handler is logged and does not stop delivery to the others.
  */
 export class LocalBus implements Bus {
+  /** Bus: one process, no other node. */
+  readonly reachesOtherNodes = false;
   private readonly exact = new Map<string, Sub[]>();
   private wildcards: Sub[] = [];
   private closed = false;

@@ -23,6 +23,8 @@ const NO_SUBSCRIPTION: BusSubscription = { unsubscribe: () => undefined };
  * them). Every handler runs guarded: one that throws is logged, the process goes on.
  */
 export class NatsBus implements Bus {
+  /** Bus: every node on the same NATS. */
+  readonly reachesOtherNodes = true;
   private readonly subs = new Set<Subscription>();
   private readonly warnings: ThrottledLog;
   private closed = false;
