@@ -60,7 +60,9 @@ class LmdbBucket<T> implements KvBucket<T> {
 
   async get(key: string): Promise<T | undefined> {
     assertKey(key);
-    return Promise.resolve(this.db.get(key));
+    // The value, not a promise of it: an async function that returns a promise settles
+    // two microtasks later (every session check reads here, #17.1).
+    return this.db.get(key);
   }
 
   async entry(key: string): Promise<KvEntry<T> | undefined> {
