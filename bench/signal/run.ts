@@ -5,7 +5,7 @@
 //
 //   npm run bench:signal -- [--connections 5000] [--pairs 100] [--window 8] [--seconds 10]
 //                           [--bytes 200] [--rate 5000 --steady-seconds 45]
-//                           [--heartbeat-seconds 30] [--no-pin] [--semi-space-mib 8]
+//                           [--heartbeat-seconds 30] [--no-pin] [--semi-space-mib 16]
 //                           [--no-crowd] [--realtime-steady] [--server peerjs]
 //
 // The comparison load of issue 17 (the PeerJS-style load: 10,000 connections, 100 pairs x
@@ -26,8 +26,8 @@
 // --realtime-steady: the server and this process run SCHED_FIFO (`chrt`, root) during the
 // steady phase only, so that on a shared box the other processes do not preempt them.
 //
-// The server runs with `--max-semi-space-size=8`, as `npm start`, `start:dist` and the
-// image start it (V8's young generation capped at 2 x 8 MiB; Node 24 grows it to 128 MiB
+// The server runs with `--max-semi-space-size=16`, as `npm start`, `start:dist` and the
+// image start it (V8's young generation capped at 2 x 16 MiB; Node 24 grows it to 128 MiB
 // under the connection burst otherwise); `--semi-space-mib 0` runs it with V8's default.
 //
 // Memory per idle connection: the server's RSS (and used heap) 2 s after the last of the N
@@ -126,7 +126,7 @@ const SERVER_ENV: Record<string, string> = {
   ...(values['heartbeat-seconds'] ? { SIGNAL_HEARTBEAT_SECONDS: values['heartbeat-seconds'] } : {}),
 };
 // Chorus as it is started in production (npm start, the image); PeerJS as packaged.
-const SEMI_SPACE_MIB = Number(values['semi-space-mib'] ?? (PEERJS ? 0 : 8));
+const SEMI_SPACE_MIB = Number(values['semi-space-mib'] ?? (PEERJS ? 0 : 16));
 /**
  * Preloaded into the server (bench only): records its GC pauses (start on the wall clock,
  * length, kind) and writes them as JSON to $BENCH_GC_LOG as it exits, so the steady phase

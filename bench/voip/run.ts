@@ -11,7 +11,7 @@
 // reading thousands of streams through fetch spends a core on them (undici's web
 // streams) and would measure itself, not the server. They connect `--concurrency` at a time.
 //
-// The server runs as production starts it (the Dockerfile's `node --max-semi-space-size=8
+// The server runs as production starts it (the Dockerfile's `node --max-semi-space-size=16
 // dist/src/main.js serve`): built into a temp folder first, or `--dist DIR` (a folder
 // `npm run build` made inside the checkout); `--tsx` runs src/main.ts through tsx instead,
 // which also turns on source maps: every Error's stack is then mapped, which costs
@@ -381,7 +381,7 @@ console.log(
 /** The production start (a build of this checkout), unless --tsx. */
 function serverStart(): { start: BenchServerStart; cleanup: () => void } {
   if (values.tsx) return { start: {}, cleanup: () => undefined };
-  const production = ['--max-semi-space-size=8']; // the Dockerfile's CMD
+  const production = ['--max-semi-space-size=16']; // the Dockerfile's CMD
   if (values.dist)
     return {
       start: { main: join(resolve(values.dist), 'src/main.js'), nodeArgs: production },
