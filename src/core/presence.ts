@@ -1,12 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import {
-  NoRespondersError,
-  busBytes,
-  subjectToken,
-  type Bus,
-  type BusSubscription,
-} from '../ports/bus/bus.js';
+import { NoRespondersError, subjectToken, type Bus, type BusSubscription } from '../ports/bus/bus.js';
 import type { UserId } from './ids.js';
 import { safeCall } from '../lib/safe-emit.js';
 import { ThrottledLog } from '../lib/throttled-log.js';
@@ -98,13 +92,6 @@ export class Presence {
   private readonly busTrouble: ThrottledLog;
   /** The newest claim time made or heard here. */
   private clock = 0;
-  /**
-   * The claim attach() is publishing, and its bytes: a bus that hands those very bytes
-   * back to this node's claim subscription during the publish (the local bus) needs no
-   * parse of them (a fifth of an attach's samples, #17.1). Any other bytes, this node's
-   * claim echoed by NATS included, are parsed and checked as untrusted.
-   */
-  private announcing: { data: Uint8Array; claim: Claim } | undefined;
 
   constructor(
     private readonly bus: Bus,
@@ -188,13 +175,7 @@ export class Presence {
     // Announce first: the older holder on this node lets go (synchronously on the local
     // bus) before this one starts answering deliveries. The claim subscription is the
     // node's own, older than any attachment, so the announcement is heard everywhere.
-    const data = busBytes(JSON.stringify(claim));
-    this.announcing = { data, claim };
-    try {
-      this.bus.publish(`${this.namespace}.claim.${token}`, data);
-    } finally {
-      this.announcing = undefined;
-    }
+    this.bus.publish(`${this.namespace}.claim.${token}`, JSON.stringify(claim));
     const mine = this.perUser.get(token);
     if (mine) mine.push(attachment);
     else this.perUser.set(token, [attachment]);
@@ -271,7 +252,7 @@ export class Presence {
   }
 
   private onClaim(subject: string, data: Uint8Array): void {
-    const claim = data === this.announcing?.data ? this.announcing.claim : parseClaim(data);
+    const claim = parseClaim(data);
     if (!claim) {
       this.badInput.warn({ subject, bytes: data.length }, 'presence: malformed claim on the bus dropped');
       return;
