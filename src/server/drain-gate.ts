@@ -50,10 +50,15 @@ function startsSession(request: FastifyRequest): boolean {
  * routes, and `/readyz` already answers 503 so load balancers stop sending new ones.
  * Registered on the root app before the surfaces, so every route sees it, and after the
  * WebSocket plugin, whose onRequest marks an upgrade so its socket is ended after the 503.
+ *
+ * Once the HTTP server itself closes (`Readiness.stop`), every request gets the 503 here.
+ * Fastify's own `return503OnClosing` is off because it answers before any hook: an
+ * upgrade refused that way never reaches the WebSocket plugin's onResponse, which is what
+ * ends its socket, and that socket alone kept the server's close waiting for ever.
  */
 export function mountDrainGate(app: FastifyInstance, readiness: Readiness): void {
   app.addHook('onRequest', async (request) => {
-    if (readiness.draining && startsSession(request)) throw drainingError();
+    if (readiness.draining && (readiness.stopping || startsSession(request))) throw drainingError();
   });
 }
 

@@ -26,7 +26,8 @@ export function createHttpApp(
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.http.bodyLimitBytes,
     trustProxy: config.http.trustProxy.length > 0 ? config.http.trustProxy : false,
-    return503OnClosing: true,
+    // The drain gate answers 503 while the server closes, through the hooks (see there).
+    return503OnClosing: false,
     // Stream channel and key may be up to ID_MAX_LENGTH (1024) characters.
     routerOptions: { maxParamLength: 2048 },
     // One handler behind both listeners: TLS requests and upgrades reach the same routes.

@@ -14,6 +14,7 @@ export class Readiness {
   /** Figures shown with the snapshot that do not decide readiness (the cluster's nodes). */
   private readonly details = new Map<string, () => unknown>();
   private drainingFlag = false;
+  private stoppingFlag = false;
 
   expect(name: string): void {
     if (!this.components.has(name)) this.components.set(name, false);
@@ -39,6 +40,16 @@ export class Readiness {
 
   get draining(): boolean {
     return this.drainingFlag;
+  }
+
+  /** The last step of a stop: the HTTP server is closing, no request starts anything now. */
+  stop(): void {
+    this.drainingFlag = true;
+    this.stoppingFlag = true;
+  }
+
+  get stopping(): boolean {
+    return this.stoppingFlag;
   }
 
   get ready(): boolean {

@@ -60,6 +60,7 @@ export async function shutdown(parts: ShutdownParts): Promise<void> {
   await tracker.closeAll(1001, 'server shutting down', parts.graceMs);
   heartbeats.close();
   await listeners.closeTls();
+  readiness.stop();
   await app.close();
   await metricsListener.close();
   engine.close();

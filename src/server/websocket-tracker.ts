@@ -8,6 +8,8 @@ import type { ServerMetrics } from './metrics.js';
  */
 export class WebSocketTracker implements SocketTracker {
   private readonly open = new Set<WebSocket>();
+  /** Set by closeAll: how a socket that opens after it is closed. */
+  private closing: { code: number; reason: string; ms: number } | undefined;
 
   constructor(private readonly metrics: ServerMetrics) {}
 
@@ -20,6 +22,11 @@ export class WebSocketTracker implements SocketTracker {
       this.open.delete(socket);
       this.metrics.websocketsOpen.dec({ surface });
     });
+    // An upgrade that passed the drain gate before the stop began can complete after
+    // closeAll (its admission awaited the store or the coordinator meanwhile). Left open,
+    // it would hold the HTTP server's close, and so the whole stop, for as long as the
+    // client stays: it is told 1001 as the others were.
+    if (this.closing) this.closeLate(socket, this.closing);
   }
 
   get size(): number {
@@ -28,6 +35,7 @@ export class WebSocketTracker implements SocketTracker {
 
   /** Sends a close frame to every socket; resolves when all are closed or `ms` passed. */
   async closeAll(code: number, reason: string, ms: number): Promise<void> {
+    this.closing = { code, reason, ms };
     const pending = [...this.open].map(
       (s) =>
         new Promise<void>((resolve) => {
@@ -45,5 +53,11 @@ export class WebSocketTracker implements SocketTracker {
     ]);
     if (timer) clearTimeout(timer);
     for (const s of this.open) s.terminate();
+  }
+
+  private closeLate(socket: WebSocket, { code, reason, ms }: { code: number; reason: string; ms: number }): void {
+    const timer = setTimeout(() => socket.terminate(), ms);
+    socket.once('close', () => clearTimeout(timer));
+    socket.close(code, reason);
   }
 }
