@@ -55,7 +55,10 @@ export class WebSocketTracker implements SocketTracker {
     for (const s of this.open) s.terminate();
   }
 
-  private closeLate(socket: WebSocket, { code, reason, ms }: { code: number; reason: string; ms: number }): void {
+  private closeLate(
+    socket: WebSocket,
+    { code, reason, ms }: { code: number; reason: string; ms: number },
+  ): void {
     const timer = setTimeout(() => socket.terminate(), ms);
     socket.once('close', () => clearTimeout(timer));
     socket.close(code, reason);
