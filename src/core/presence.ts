@@ -9,8 +9,9 @@ import { busObject } from '../lib/bus-object.js';
 /** What a connected user's connection offers the engine. */
 export interface PresenceEndpoint {
   /**
-   * Hands a message to the user; false when it could not be taken (closed, too slow). A
-   * string when the sender is on this node (no bus between them), bytes off the bus.
+   * Hands a message to the user; false when it could not be taken (closed, too slow).
+   * Text or its UTF-8 bytes, as the sender forwarded it (#17.1: a Signal frame as bytes),
+   * and always bytes off the bus.
    */
   deliver(data: Uint8Array | string): boolean;
   /** Another connection of the same user took over. */
@@ -145,13 +146,14 @@ export class Presence {
   }
 
   /**
-   * Hands `data` to `user`'s connection; `undelivered` is called (now, or when the bus
+   * Hands `data` (text, or its UTF-8 bytes: owned by the receiver from here on, never
+   * reused by the sender) to `user`'s connection; `undelivered` is called (now, or when the bus
    * answers) when it was not taken. A user connected here gets it directly, without the
    * bus, a Promise or a copy: the common case of one node, and a message between two
    * users of one cluster node. Sends from one connection arrive in the order made: the
    * local path is synchronous, and a bus request is published before this returns.
    */
-  forward(user: UserId, data: string, undelivered: Undelivered): void {
+  forward(user: UserId, data: string | Uint8Array, undelivered: Undelivered): void {
     const holders = this.perUser.get(subjectToken(user));
     if (holders) {
       if (!newestOf(holders).endpoint.deliver(data)) undelivered(user);
@@ -226,7 +228,7 @@ export class Presence {
   }
 
   /** True when the user's node says it took the message; false when offline or refused. */
-  private async sendOverBus(user: UserId, data: string): Promise<boolean> {
+  private async sendOverBus(user: UserId, data: string | Uint8Array): Promise<boolean> {
     // The request is published before this returns (on both buses), so sends from one
     // connection reach the target's node in the order they were made.
     try {

@@ -7,7 +7,15 @@ import type { HeartbeatScheduler, HeartbeatTarget, Watch } from '../../lib/heart
 import { TokenBucket } from '../../lib/token-bucket.js';
 import type { Config } from '../../config/schema.js';
 import type { ThrottledLog } from '../../lib/throttled-log.js';
-import { CloseCode, TARGET_NOT_FOUND, forwardedFrame, noticeFrame, parseInbound } from './signal-wire.js';
+import {
+  CloseCode,
+  TARGET_NOT_FOUND,
+  forwardedBytes,
+  forwardedFrame,
+  noticeFrame,
+  parseInbound,
+} from './signal-wire.js';
+import { frameTarget } from './frame-target.js';
 import { asUserId } from '../../core/ids.js';
 import { textFrames } from './text-frames.js';
 import type { TurnFlush } from './turn-flush.js';
@@ -243,8 +251,17 @@ export class SignalConnection implements PresenceEndpoint, HeartbeatTarget {
       this.send(noticeFrame('INVALID_MESSAGE', 'binary frames are not accepted; send JSON text'));
       return;
     }
-    // ws hands a text frame over as one Buffer (its default binaryType): decoded in place,
-    // not copied first.
+    // ws hands a text frame over as one Buffer (its default binaryType). The frame every
+    // client sends (exactly target, type, payload) is forwarded as its bytes, found valid
+    // without decoding or parsing it (frameTarget); any other takes parseInbound's path,
+    // whose verdicts and reasons stay the answers (#17.1 session 13).
+    if (Buffer.isBuffer(data)) {
+      const target = frameTarget(data);
+      if (target !== undefined) {
+        this.ctx.presence.forward(asUserId(target), forwardedBytes(this.user, data), this.undelivered);
+        return;
+      }
+    }
     const text = Array.isArray(data)
       ? Buffer.concat(data).toString('utf8')
       : Buffer.isBuffer(data)

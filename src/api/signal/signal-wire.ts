@@ -122,6 +122,28 @@ export function forwardedFrame(originator: string, m: InboundMessage, text?: str
   return JSON.stringify({ originator, target: m.target, type: m.type, payload: m.payload ?? null });
 }
 
+/** The forwarded form's first bytes, before the originator: `{"originator":`. */
+const ORIGINATOR_KEY = '{"originator":';
+
+/**
+ * forwardedFrame's text for a frame with exactly target, type and payload (frameTarget
+ * said so), as bytes: `{"originator":<originator as JSON>,` and the frame's bytes after
+ * its opening brace, copied into one Buffer (the frame may be a view into a read buffer
+ * reused after this turn). Byte for byte what forwardedFrame's string encodes to.
+ */
+export function forwardedBytes(originator: string, frame: Buffer): Buffer {
+  let brace = 0;
+  while (frame[brace] !== 0x7b) brace++; // JSON: only whitespace before the object
+  const quoted = JSON.stringify(originator);
+  const head = ORIGINATOR_KEY.length + Buffer.byteLength(quoted) + 1;
+  const out = Buffer.allocUnsafe(head + frame.length - brace - 1);
+  let at = out.write(ORIGINATOR_KEY, 0, 'latin1');
+  at += out.write(quoted, at);
+  out[at] = 0x2c; // ','
+  frame.copy(out, head, brace + 1);
+  return out;
+}
+
 /** Letters, digits, `_`, `-`, `.`: safe in a cookie, a URL and a bus subject token. */
 export function usernameProblem(name: unknown, maxLength: number): string | undefined {
   if (typeof name !== 'string' || name.trim() === '') return 'username cannot be empty';
