@@ -82,6 +82,29 @@ describe('frameTarget and forwardedBytes against the text path', () => {
     for (const f of frames) expect(check(Buffer.from(f), 'fixed'), f).toBe(true);
   });
 
+  it('writes any originator as forwardedFrame does, escaped or multi-byte', () => {
+    const frame = Buffer.from(' ' + wire('{"a":[1,"\u00e9"]}') + ' ');
+    const text = frame.toString();
+    const m = parseInbound(text);
+    if (typeof m === 'string') throw new Error(m);
+    for (const originator of [
+      'bob',
+      'a.b_c-d',
+      ' ~!',
+      'a"b',
+      'a\\b',
+      'tab\t',
+      '\u007f',
+      'é',
+      '€😀',
+      '\ud800',
+      '',
+    ]) {
+      const expected = Buffer.from(forwardedFrame(originator, m, text));
+      expect(forwardedBytes(originator, frame).equals(expected), JSON.stringify(originator)).toBe(true);
+    }
+  });
+
   it('declines what it does not forward itself: the text path answers those', () => {
     const frames = [
       '',

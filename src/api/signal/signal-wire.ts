@@ -122,26 +122,42 @@ export function forwardedFrame(originator: string, m: InboundMessage, text?: str
   return JSON.stringify({ originator, target: m.target, type: m.type, payload: m.payload ?? null });
 }
 
-/** The forwarded form's first bytes, before the originator: `{"originator":`. */
-const ORIGINATOR_KEY = '{"originator":';
+/** The forwarded form's first bytes, up to the originator's name: `{"originator":"`. */
+const ORIGINATOR_HEAD = Buffer.from('{"originator":"', 'latin1');
 
 /**
  * forwardedFrame's text for a frame with exactly target, type and payload (frameTarget
  * said so), as bytes: `{"originator":<originator as JSON>,` and the frame's bytes after
  * its opening brace, copied into one Buffer (the frame may be a view into a read buffer
- * reused after this turn). Byte for byte what forwardedFrame's string encodes to.
+ * reused after this turn). Byte for byte what forwardedFrame's string encodes to. A name
+ * JSON writes as it is (printable ASCII but `"` and `\`: every name usernameProblem lets
+ * through) is copied a byte a character: Buffer.write with an encoding, JSON.stringify
+ * and byteLength made this cost as much as checking the whole frame (#17.1 session 13).
  */
 export function forwardedBytes(originator: string, frame: Buffer): Buffer {
   let brace = 0;
   while (frame[brace] !== 0x7b) brace++; // JSON: only whitespace before the object
-  const quoted = JSON.stringify(originator);
-  const head = ORIGINATOR_KEY.length + Buffer.byteLength(quoted) + 1;
+  const n = originator.length;
+  for (let k = 0; k < n; k++) {
+    const c = originator.charCodeAt(k);
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c)
+      return forwardedBytesEscaped(originator, frame, brace);
+  }
+  const head = ORIGINATOR_HEAD.length + n + 2;
   const out = Buffer.allocUnsafe(head + frame.length - brace - 1);
-  let at = out.write(ORIGINATOR_KEY, 0, 'latin1');
-  at += out.write(quoted, at);
+  let at = 0;
+  for (; at < ORIGINATOR_HEAD.length; at++) out[at] = ORIGINATOR_HEAD[at]!;
+  for (let k = 0; k < n; k++) out[at++] = originator.charCodeAt(k);
+  out[at++] = 0x22; // '"'
   out[at] = 0x2c; // ','
   frame.copy(out, head, brace + 1);
   return out;
+}
+
+/** forwardedBytes for an originator JSON escapes or writes in more than one byte a character. */
+function forwardedBytesEscaped(originator: string, frame: Buffer, brace: number): Buffer {
+  const prefix = Buffer.from(`{"originator":${JSON.stringify(originator)},`);
+  return Buffer.concat([prefix, frame.subarray(brace + 1)]);
 }
 
 /** Letters, digits, `_`, `-`, `.`: safe in a cookie, a URL and a bus subject token. */
