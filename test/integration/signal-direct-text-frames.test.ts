@@ -113,6 +113,15 @@ async function play(t: TestServer, name: string, writes: (to: string) => Buffer[
 async function both(name: string, writes: (to: string) => Buffer[]): Promise<Outcome> {
   const a = await play(direct, name, writes);
   const b = await play(viaWs, name, writes);
+  if (a.close && b.close && a.notices.length !== b.notices.length) {
+    // Notices wait for the end of the turn; ws's close for a protocol error drops those of
+    // its turn (as ever), and which notices share a turn with it depends on how TCP cut
+    // the writes into reads, on either server. What arrived is then the same start.
+    const [short, long] = a.notices.length < b.notices.length ? [a, b] : [b, a];
+    expect(long.notices.slice(0, short.notices.length), `${name}: notices`).toEqual(short.notices);
+    expect({ ...a, notices: [] }, `${name}: direct path against ws`).toEqual({ ...b, notices: [] });
+    return a;
+  }
   expect(a, `${name}: direct path against ws`).toEqual(b);
   return a;
 }
