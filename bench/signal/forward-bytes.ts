@@ -5,7 +5,9 @@
 //   text:  decode the Buffer (toString), JSON.parse and check it (parseInbound), build
 //          the forwarded string (forwardedFrame), encode it into the frames (textFrames);
 //   bytes: find the target on the bytes (frameTarget), copy them after the originator
-//          (forwardedBytes), copy that into the frames (textFrames).
+//          (forwardedBytes), copy that into the frames (textFrames);
+//   parsed: decode and parseInbound as text, but forward the frame's bytes (forwardedBytes):
+//          what validating with V8's parser and skipping only the string round trip gives.
 // Frames: the socket bench's 200-byte frame, an ICE candidate and a 3 KiB SDP offer. CPU
 // per message from process.cpuUsage; heap bytes per message from the used heap before and
 // after a batch run inside a young generation large enough that no scavenge happens.
@@ -17,6 +19,7 @@ import { getHeapStatistics } from 'node:v8';
 import {
   forwardedBytes,
   forwardedFrame,
+  hasExactlyWireKeys,
   parseInbound,
   type InboundMessage,
 } from '../../src/api/signal/signal-wire.js';
@@ -114,7 +117,23 @@ function bytesWay(frames: Buffer[], n: number): void {
   }
 }
 
-const ways = { text: textWay, bytes: bytesWay };
+/** Parsed as before, but the frame's bytes forwarded (no forwarded string, no encoding). */
+function parsedWay(frames: Buffer[], n: number): void {
+  const batch: Uint8Array[] = [];
+  for (let i = 0; i < n; i++) {
+    const data = frames[i & 1023]!;
+    const m = parseInbound(data.toString('utf8')) as InboundMessage;
+    if (!hasExactlyWireKeys(m)) throw new Error('not a wire frame');
+    sink += m.target.length;
+    batch.push(forwardedBytes(USER, data));
+    if (batch.length === BATCH) {
+      sink += textFrames(batch).length;
+      batch.length = 0;
+    }
+  }
+}
+
+const ways = { text: textWay, bytes: bytesWay, parsed: parsedWay };
 
 function cpuNs(way: (f: Buffer[], n: number) => void, frames: Buffer[]): number {
   const start = process.cpuUsage();
@@ -150,8 +169,8 @@ for (const [kind, make] of Object.entries(kinds)) {
     if (!forwardedBytes(USER, f).equals(expected) || frameTarget(f) === undefined)
       throw new Error(`${kind}: ways differ`);
   }
-  const ns: Record<string, number[]> = { text: [], bytes: [] };
-  const heap: Record<string, number[]> = { text: [], bytes: [] };
+  const ns: Record<string, number[]> = { text: [], bytes: [], parsed: [] };
+  const heap: Record<string, number[]> = { text: [], bytes: [], parsed: [] };
   for (let r = 0; r < ROUNDS; r++) {
     for (const [name, way] of Object.entries(ways)) {
       ns[name]!.push(cpuNs(way, frames));
@@ -160,9 +179,9 @@ for (const [kind, make] of Object.entries(kinds)) {
   }
   out[kind] = {
     frameBytes: Math.round(frames.reduce((n, f) => n + f.length, 0) / frames.length),
-    nsPerMessage: { text: ns.text!.map(Math.round), bytes: ns.bytes!.map(Math.round) },
-    medianNs: { text: Math.round(median(ns.text!)), bytes: Math.round(median(ns.bytes!)) },
-    heapBytesPerMessage: { text: Math.round(median(heap.text!)), bytes: Math.round(median(heap.bytes!)) },
+    nsPerMessage: Object.fromEntries(Object.entries(ns).map(([k, v]) => [k, v.map(Math.round)])),
+    medianNs: Object.fromEntries(Object.entries(ns).map(([k, v]) => [k, Math.round(median(v))])),
+    heapBytesPerMessage: Object.fromEntries(Object.entries(heap).map(([k, v]) => [k, Math.round(median(v))])),
   };
 }
 out.sink = sink > 0;

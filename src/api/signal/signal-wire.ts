@@ -95,8 +95,8 @@ export function parseInbound(text: string): InboundMessage | string {
 /** A client frame's keys, in the order the forwarded form keeps after the originator. */
 const WIRE_KEYS = ['target', 'type', 'payload'] as const;
 
-/** Whether `m` has exactly the keys target, type and payload, in that order. */
-function hasExactlyWireKeys(m: InboundMessage): boolean {
+/** Whether `m` has exactly the keys target, type and payload, in that order (bench/signal uses it too). */
+export function hasExactlyWireKeys(m: InboundMessage): boolean {
   let i = 0;
   for (const key in m) {
     if (key !== WIRE_KEYS[i]) return false;
