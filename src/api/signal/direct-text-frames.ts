@@ -64,7 +64,9 @@ let directPrototype: object | undefined;
  * Why: ws's receiver is a Writable that makes about nine Buffer views a frame, unmasks in
  * a JavaScript loop and ends each write with a tick: 15 % of a forwarded message's CPU
  * and 1.45 KiB of its allocation (#17.1, BENCHMARKS.md session 12); the common read is
- * one or a few small whole text frames.
+ * one or a few small whole text frames. Read this way (bench/signal/read-path.ts, 8
+ * frames a read) a message costs 0.5-0.75x the server CPU and 1.1 KiB less young
+ * generation (BENCHMARKS.md session 13).
  *
  * How: the receiver's prototype is swapped for one whose `write` (what ws's socket
  * 'data' listener calls) tries the direct path first. Nothing is added to the receiver
