@@ -18,9 +18,9 @@ import type { Socket } from 'node:net';
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { PerformanceObserver } from 'node:perf_hooks';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { readTextFramesDirectly } from '../../src/api/signal/direct-text-frames.js';
+import { alternatingRounds, costPerMessage, scavengeCounter, type RoundCost } from './alternating-rounds.js';
 
 const { values } = parseArgs({
   strict: false,
@@ -88,11 +88,7 @@ if (process.argv[2] === '--writer') {
   s.on('error', () => process.exit(0));
   s.on('close', () => process.exit(0));
 } else {
-  let scavenges = 0;
-  new PerformanceObserver((list) => {
-    for (const e of list.getEntries())
-      if ((e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === 1) scavenges++;
-  }).observe({ entryTypes: ['gc'] });
+  const scavenges = scavengeCounter();
 
   // As the Signal surface makes its server: its max payload, no compression.
   const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024, perMessageDeflate: false });
@@ -131,31 +127,17 @@ if (process.argv[2] === '--writer') {
 
   const variants: Record<string, object> = { ws: wsPrototype, direct: directPrototype };
 
-  async function run(proto: object): Promise<{ cpuNs: number; allocBytes: number }> {
+  const run = (proto: object): Promise<RoundCost> => {
     Object.setPrototypeOf(receiver, proto);
     goal = received + MESSAGES;
     const finished = new Promise<void>((r) => (done = r));
-    const s0 = scavenges;
-    const c0 = process.cpuUsage();
-    writer.send('go');
-    await finished;
-    const c = process.cpuUsage(c0);
-    return {
-      cpuNs: ((c.user + c.system) * 1000) / MESSAGES,
-      allocBytes: ((scavenges - s0) * SEMI_MIB * 2 ** 20) / MESSAGES,
-    };
-  }
+    return costPerMessage(MESSAGES, SEMI_MIB, scavenges, async () => {
+      writer.send('go');
+      await finished;
+    });
+  };
 
-  const results: Record<string, { cpuNs: number[]; allocBytes: number[] }> = {};
-  for (const name of Object.keys(variants)) await run(variants[name]!); // warm up
-  for (let r = 0; r < ROUNDS; r++) {
-    for (const [name, proto] of r % 2 ? Object.entries(variants).reverse() : Object.entries(variants)) {
-      const x = await run(proto);
-      const e = (results[name] ??= { cpuNs: [], allocBytes: [] });
-      e.cpuNs.push(Math.round(x.cpuNs));
-      e.allocBytes.push(Math.round(x.allocBytes));
-    }
-  }
+  const results = await alternatingRounds(variants, ROUNDS, run);
   console.log(
     JSON.stringify(
       {

@@ -15,9 +15,9 @@ import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
-import { PerformanceObserver } from 'node:perf_hooks';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { textFrames } from '../../src/api/signal/text-frames.js';
+import { alternatingRounds, costPerMessage, scavengeCounter, type RoundCost } from './alternating-rounds.js';
 
 const { values } = parseArgs({
   strict: false,
@@ -50,11 +50,7 @@ if (process.argv[2] === '--reader') {
   s.on('error', () => process.exit(0));
   s.on('close', () => process.exit(0));
 } else {
-  let scavenges = 0;
-  new PerformanceObserver((list) => {
-    for (const e of list.getEntries())
-      if ((e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === 1) scavenges++;
-  }).observe({ entryTypes: ['gc'] });
+  const scavenges = scavengeCounter();
 
   const wss = new WebSocketServer({ noServer: true });
   const server = createServer();
@@ -90,37 +86,22 @@ if (process.argv[2] === '--reader') {
     },
   };
 
-  async function run(write: (ms: string[]) => void): Promise<{ cpuNs: number; allocBytes: number }> {
-    const s0 = scavenges;
-    const c0 = process.cpuUsage();
-    let sent = 0;
-    while (sent < MESSAGES) {
-      const ms: string[] = [];
-      for (let i = 0; i < BATCH; i++) ms.push(message(sent + i));
-      write(ms);
-      sent += BATCH;
-      // One turn of the event loop per batch, as the connection flushes once a turn.
-      if (tcp.writableLength > 1 << 18) await once(tcp, 'drain');
-      else await new Promise((r) => setImmediate(r));
-    }
-    if (tcp.writableLength > 0) await once(tcp, 'drain');
-    const c = process.cpuUsage(c0);
-    return {
-      cpuNs: ((c.user + c.system) * 1000) / MESSAGES,
-      allocBytes: ((scavenges - s0) * SEMI_MIB * 2 ** 20) / MESSAGES,
-    };
-  }
+  const run = (write: (ms: string[]) => void): Promise<RoundCost> =>
+    costPerMessage(MESSAGES, SEMI_MIB, scavenges, async () => {
+      let sent = 0;
+      while (sent < MESSAGES) {
+        const ms: string[] = [];
+        for (let i = 0; i < BATCH; i++) ms.push(message(sent + i));
+        write(ms);
+        sent += BATCH;
+        // One turn of the event loop per batch, as the connection flushes once a turn.
+        if (tcp.writableLength > 1 << 18) await once(tcp, 'drain');
+        else await new Promise((r) => setImmediate(r));
+      }
+      if (tcp.writableLength > 0) await once(tcp, 'drain');
+    });
 
-  const results: Record<string, { cpuNs: number[]; allocBytes: number[] }> = {};
-  for (const name of Object.keys(variants)) await run(variants[name]!); // warm up
-  for (let r = 0; r < ROUNDS; r++) {
-    for (const [name, write] of r % 2 ? Object.entries(variants).reverse() : Object.entries(variants)) {
-      const x = await run(write);
-      const e = (results[name] ??= { cpuNs: [], allocBytes: [] });
-      e.cpuNs.push(Math.round(x.cpuNs));
-      e.allocBytes.push(Math.round(x.allocBytes));
-    }
-  }
+  const results = await alternatingRounds(variants, ROUNDS, run);
   console.log(
     JSON.stringify(
       { node: process.version, batch: BATCH, messages: MESSAGES, bytes: message(0).length, results },

@@ -10,6 +10,7 @@ import { startTestServer, type TestServer } from '../fixtures/test-server.js';
 import { TestSocket, eventually } from '../fixtures/ws-client.js';
 import { RawWsClient, clientFrame, type ClientFrameSpec } from '../fixtures/raw-ws-client.js';
 import { directTextFrameCounts } from '../../src/api/signal/direct-text-frames.js';
+import { prng } from '../fixtures/signal-frame-gen.js';
 
 /** Both servers' Signal settings: a small message limit, so "too big" is cheap to reach. */
 const SIGNAL = {
@@ -249,22 +250,10 @@ describe('Signal: whole text frames read directly', () => {
   }, 600_000);
 });
 
-/** A small seeded generator (mulberry32): the same writes for both servers, a seed to replay. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Random frames (mostly valid messages, some of every other kind), cut into random writes. */
 function randomWrites(seed: number): (to: string) => Buffer[] {
   return (to) => {
-    const r = random(seed);
+    const r = prng(seed);
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
     const pad = (n: number): string =>
       Array.from({ length: n }, () => pick(['a', 'b', ' ', 'é', '🎉', '"', '\\'])).join('');
