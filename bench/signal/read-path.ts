@@ -1,7 +1,7 @@
 // bench/signal/read-path.ts: the server's CPU and young-generation allocation to read a
 // client's Signal messages off one WebSocket over real loopback TCP, for each way of
 // reading them (#17.1, session 13): through ws's Receiver (what every socket did before)
-// or directly (readTextFramesDirectly: whole text frames emitted as views of the read).
+// or directly (DirectTextFrameReader: whole text frames emitted as views of the read).
 // A child process writes `--batch` masked text frames in one write and waits for the
 // server's one-byte answer (written when the batch's last message arrives) before the
 // next, so each read carries one batch; this process measures its own CPU
@@ -19,7 +19,7 @@ import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { readTextFramesDirectly } from '../../src/api/signal/direct-text-frames.js';
+import { DirectTextFrameReader } from '../../src/api/signal/direct-text-frames.js';
 import { alternatingRounds, costPerMessage, scavengeCounter, type RoundCost } from './alternating-rounds.js';
 
 const { values } = parseArgs({
@@ -107,7 +107,7 @@ if (process.argv[2] === '--writer') {
   const { ws, tcp } = await accepted;
   const receiver = (ws as unknown as { _receiver: object })._receiver;
   const wsPrototype = Object.getPrototypeOf(receiver) as object;
-  if (!readTextFramesDirectly(ws)) throw new Error('the direct read did not fit this socket');
+  if (!new DirectTextFrameReader().install(ws)) throw new Error('the direct read did not fit this socket');
   const directPrototype = Object.getPrototypeOf(receiver) as object;
 
   const ANSWER = Buffer.from([0x81, 0x00]); // an empty text frame; the writer only counts reads

@@ -1,10 +1,11 @@
 import { isUtf8 } from 'node:buffer';
+import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 
 /**
  * The parts of ws's Receiver (a Writable fed by ws's socket 'data' listener) read here.
  * ws 8.23.0 exactly (package.json pins it): its private fields are not an API. Should a
- * version rename them, `readTextFramesDirectly` finds them missing and leaves the socket
+ * version rename them, `DirectTextFrameReader.install` finds them missing and leaves the socket
  * to ws (and test/integration/signal-direct-text-frames.test.ts fails).
  */
 interface WsReceiver {
@@ -46,54 +47,75 @@ const FastBuffer = (Buffer as unknown as Record<symbol, unknown>)[Symbol.species
   length: number,
 ) => Buffer;
 
-/** ws's `kWebSocket` symbol (receiver -> its WebSocket), found on the first receiver. */
-let kWebSocket: symbol | undefined;
-/** ws's Receiver.prototype, and the one put in its place (see readTextFramesDirectly). */
-let wsPrototype: object | undefined;
-let directPrototype: object | undefined;
-
 /**
- * Lets `socket`'s reads of whole, final, masked text frames reach its 'message' listeners
- * without ws's Receiver: a read (one 'data' chunk) made only of such frames, each within
- * the receiver's max payload and valid UTF-8, is unmasked in place and each payload is
- * emitted as a Buffer view into the read, in order, as ws would; any other read (a
- * partial frame, a control frame, a fragment, a binary or oversize frame, invalid UTF-8,
- * a receiver mid-frame or closing) goes to ws's receiver untouched, which answers as
- * always (1002, 1007, 1009, pings, the close).
- *
- * Why: ws's receiver is a Writable that makes about nine Buffer views a frame, unmasks in
- * a JavaScript loop and ends each write with a tick: 15 % of a forwarded message's CPU
- * and 1.45 KiB of its allocation (#17.1, BENCHMARKS.md session 12); the common read is
- * one or a few small whole text frames. Read this way (bench/signal/read-path.ts, 8
- * frames a read) a message costs 0.5-0.75x the server CPU and 1.1 KiB less young
- * generation (BENCHMARKS.md session 13).
- *
- * How: the receiver's prototype is swapped for one whose `write` (what ws's socket
- * 'data' listener calls) tries the direct path first. Nothing is added to the receiver
- * (an idle connection stays as small) and ws keeps its own listeners, which it removes
- * itself after a close frame or an error. Returns false, changing nothing, when the
- * socket does not fit (an extension negotiated, a client socket, ws's internals not as
- * expected).
+ * Installs the direct read of whole text frames on the sockets of one surface (see
+ * `install`). It keeps what it learns from the first socket: ws's `kWebSocket` symbol
+ * (receiver -> its WebSocket), ws's Receiver.prototype and the one put in its place.
  */
-export function readTextFramesDirectly(socket: WebSocket): boolean {
-  const receiver = (socket as unknown as WsSocket)._receiver;
-  if (!receiver || socket.extensions !== '' || !fits(receiver, socket)) return false;
-  const proto = Object.getPrototypeOf(receiver) as object;
-  if (proto === directPrototype) return true;
-  if (wsPrototype === undefined) {
-    wsPrototype = proto;
-    directPrototype = makeDirectPrototype(proto as WsReceiver);
-  } else if (proto !== wsPrototype) return false; // a second copy of ws: left alone
-  Object.setPrototypeOf(receiver, directPrototype!);
-  return true;
+export class DirectTextFrameReader {
+  private kWebSocket: symbol | undefined;
+  private wsPrototype: object | undefined;
+  private directPrototype: object | undefined;
+  /** Said once: a socket the direct read did not fit (another ws version). */
+  private refusalSaid = false;
+
+  /** `log`, when given, is told once that a socket did not fit. */
+  constructor(private readonly log?: Logger) {}
+
+  /**
+   * Lets `socket`'s reads of whole, final, masked text frames reach its 'message' listeners
+   * without ws's Receiver: a read (one 'data' chunk) made only of such frames, each within
+   * the receiver's max payload and valid UTF-8, is unmasked in place and each payload is
+   * emitted as a Buffer view into the read, in order, as ws would; any other read (a
+   * partial frame, a control frame, a fragment, a binary or oversize frame, invalid UTF-8,
+   * a receiver mid-frame or closing) goes to ws's receiver untouched, which answers as
+   * always (1002, 1007, 1009, pings, the close).
+   *
+   * Why: ws's receiver is a Writable that makes about nine Buffer views a frame, unmasks in
+   * a JavaScript loop and ends each write with a tick: 15 % of a forwarded message's CPU
+   * and 1.45 KiB of its allocation (#17.1, BENCHMARKS.md session 12); the common read is
+   * one or a few small whole text frames. Read this way (bench/signal/read-path.ts, 8
+   * frames a read) a message costs 0.5-0.75x the server CPU and 1.1 KiB less young
+   * generation (BENCHMARKS.md session 13).
+   *
+   * How: the receiver's prototype is swapped for one whose `write` (what ws's socket
+   * 'data' listener calls) tries the direct path first. Nothing is added to the receiver
+   * (an idle connection stays as small) and ws keeps its own listeners, which it removes
+   * itself after a close frame or an error. Returns false, changing nothing, when the
+   * socket does not fit (an extension negotiated, a client socket, ws's internals not as
+   * expected).
+   */
+  install(socket: WebSocket): boolean {
+    if (this.fitted(socket)) return true;
+    if (this.log && !this.refusalSaid) {
+      // Every read still works, through ws; only the saving is lost.
+      this.refusalSaid = true;
+      this.log.warn('signal: whole text frames cannot be read directly; all reads go through ws');
+    }
+    return false;
+  }
+
+  private fitted(socket: WebSocket): boolean {
+    const receiver = (socket as unknown as WsSocket)._receiver;
+    if (!receiver) return false;
+    this.kWebSocket ??= Object.getOwnPropertySymbols(receiver).find((s) => s.description === 'websocket');
+    const k = this.kWebSocket;
+    if (k === undefined || socket.extensions !== '' || !fits(receiver, socket, k)) return false;
+    const proto = Object.getPrototypeOf(receiver) as object;
+    if (proto === this.directPrototype) return true;
+    if (this.wsPrototype === undefined) {
+      this.wsPrototype = proto;
+      this.directPrototype = makeDirectPrototype(proto as WsReceiver, k);
+    } else if (proto !== this.wsPrototype) return false; // a second copy of ws: left alone
+    Object.setPrototypeOf(receiver, this.directPrototype!);
+    return true;
+  }
 }
 
 /** Whether `receiver` has the fields and settings the direct path reads, as ws 8.23 sets them. */
-function fits(receiver: WsReceiver, socket: WebSocket): boolean {
-  kWebSocket ??= Object.getOwnPropertySymbols(receiver).find((s) => s.description === 'websocket');
+function fits(receiver: WsReceiver, socket: WebSocket, kWebSocket: symbol): boolean {
   const ws = socket as unknown as WsSocket;
   return (
-    kWebSocket !== undefined &&
     (receiver as unknown as Record<symbol, unknown>)[kWebSocket] === socket &&
     typeof receiver.write === 'function' &&
     receiver._state === 0 &&
@@ -110,12 +132,12 @@ function fits(receiver: WsReceiver, socket: WebSocket): boolean {
   );
 }
 
-function makeDirectPrototype(wsProto: WsReceiver): object {
+function makeDirectPrototype(wsProto: WsReceiver, kWebSocket: symbol): object {
   const wsWrite = wsProto.write;
   const proto = Object.create(wsProto) as WsReceiver;
   // ws's socket listener calls write(chunk): one argument. Any other call is ws's own.
   proto.write = function write(this: WsReceiver, chunk, encoding, cb) {
-    if (encoding === undefined && cb === undefined && readDirectly(this, chunk)) return true;
+    if (encoding === undefined && cb === undefined && readDirectly(this, chunk, kWebSocket)) return true;
     return wsWrite.call(this, chunk, encoding, cb);
   };
   return proto;
@@ -134,8 +156,8 @@ const MIN_HEADER = 6;
  * 1007 after emitting the frames before it, as it always did), then the emits.
  * No allocation but the payload views.
  */
-function readDirectly(receiver: WsReceiver, chunk: Buffer): boolean {
-  const ws = (receiver as unknown as Record<symbol, WsSocket & WebSocket>)[kWebSocket!]!;
+function readDirectly(receiver: WsReceiver, chunk: Buffer, kWebSocket: symbol): boolean {
+  const ws = (receiver as unknown as Record<symbol, WsSocket & WebSocket>)[kWebSocket]!;
   if (
     receiver._state !== 0 ||
     receiver._bufferedBytes !== 0 ||

@@ -5,7 +5,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { UserId } from '../../core/ids.js';
 import { ThrottledLog } from '../../lib/throttled-log.js';
 import { releaseUpgradeRequest } from '../release-upgrade-request.js';
-import { readTextFramesDirectly } from './direct-text-frames.js';
+import { DirectTextFrameReader } from './direct-text-frames.js';
 import { SignalConnection, type SignalConnectionContext } from './signal-connection.js';
 import { TurnFlush } from './turn-flush.js';
 import type { SignalSurfaceOptions } from './signal-plugin.js';
@@ -47,8 +47,7 @@ export const signalConnectRoute: FastifyPluginAsync<SignalConnectRouteOptions> =
   });
   app.decorateRequest('signalUser', null);
   const clientErrors = new ThrottledLog(log);
-  /** Said once: a socket the direct read of text frames did not fit (another ws version). */
-  let directReadRefused = false;
+  const direct = config.fastReceive ? new DirectTextFrameReader(log) : undefined;
   const connections: SignalConnectionContext = {
     presence,
     config,
@@ -96,11 +95,7 @@ export const signalConnectRoute: FastifyPluginAsync<SignalConnectRouteOptions> =
       log.info({ user, conn, ip: ip ?? tcp.remoteAddress }, 'signal connection open');
     // Lives as long as its socket, whose listeners hold it.
     const connection = new SignalConnection(socket, tcp, user, conn, connections);
-    if (config.fastReceive && !readTextFramesDirectly(socket) && !directReadRefused) {
-      // Every read still works, through ws; only the saving is lost (see the function).
-      directReadRefused = true;
-      log.warn({ user, conn }, 'signal: whole text frames cannot be read directly; all reads go through ws');
-    }
+    direct?.install(socket);
     return (err) => connection.onSocketError(err);
   };
 
