@@ -2,6 +2,7 @@
 // each variant's server CPU and young-generation allocation per message, the variants
 // alternating in rounds so a shared machine's load falls on all alike.
 import { PerformanceObserver } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
 
 export interface RoundCost {
   /** This process's CPU (user + system) per message, ns. */
@@ -55,4 +56,32 @@ export async function alternatingRounds<V>(
     }
   }
   return results;
+}
+
+/** The micro-benchmarks' common options: --batch, --messages, --rounds, --bytes, --semi-mib. */
+export function roundOptions(defaultMessages: number): {
+  BATCH: number;
+  MESSAGES: number;
+  ROUNDS: number;
+  BYTES: number;
+  SEMI_MIB: number;
+} {
+  const { values } = parseArgs({
+    strict: false,
+    allowPositionals: true,
+    options: {
+      batch: { type: 'string', default: '8' },
+      messages: { type: 'string', default: String(defaultMessages) },
+      rounds: { type: 'string', default: '4' },
+      bytes: { type: 'string', default: '220' },
+      'semi-mib': { type: 'string', default: '16' },
+    },
+  });
+  return {
+    BATCH: Number(values.batch),
+    MESSAGES: Number(values.messages),
+    ROUNDS: Number(values.rounds),
+    BYTES: Number(values.bytes),
+    SEMI_MIB: Number(values['semi-mib']),
+  };
 }

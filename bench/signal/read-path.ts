@@ -11,7 +11,6 @@
 //
 //   node --max-semi-space-size=16 --min-semi-space-size=16 --import tsx bench/signal/read-path.ts \
 //     [--batch 8] [--messages 200000] [--rounds 4] [--bytes 220]
-import { parseArgs } from 'node:util';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
@@ -20,24 +19,15 @@ import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { DirectTextFrameReader } from '../../src/api/signal/direct-text-frames.js';
-import { alternatingRounds, costPerMessage, scavengeCounter, type RoundCost } from './alternating-rounds.js';
+import {
+  alternatingRounds,
+  costPerMessage,
+  roundOptions,
+  scavengeCounter,
+  type RoundCost,
+} from './alternating-rounds.js';
 
-const { values } = parseArgs({
-  strict: false,
-  allowPositionals: true,
-  options: {
-    batch: { type: 'string', default: '8' },
-    messages: { type: 'string', default: '200000' },
-    rounds: { type: 'string', default: '4' },
-    bytes: { type: 'string', default: '220' },
-    'semi-mib': { type: 'string', default: '16' },
-  },
-});
-const BATCH = Number(values.batch);
-const MESSAGES = Number(values.messages);
-const ROUNDS = Number(values.rounds);
-const BYTES = Number(values.bytes);
-const SEMI_MIB = Number(values['semi-mib']);
+const { BATCH, MESSAGES, ROUNDS, BYTES, SEMI_MIB } = roundOptions(200000);
 
 /** 64 different messages as a client sends them (a target, a type, a payload), masked. */
 function maskedFrames(): Buffer[] {

@@ -9,7 +9,6 @@
 //
 //   node --max-semi-space-size=16 --min-semi-space-size=16 --import tsx bench/signal/write-path.ts \
 //     [--batch 8] [--messages 400000] [--rounds 4] [--bytes 220]
-import { parseArgs } from 'node:util';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
@@ -17,24 +16,15 @@ import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { textFrames } from '../../src/api/signal/text-frames.js';
-import { alternatingRounds, costPerMessage, scavengeCounter, type RoundCost } from './alternating-rounds.js';
+import {
+  alternatingRounds,
+  costPerMessage,
+  roundOptions,
+  scavengeCounter,
+  type RoundCost,
+} from './alternating-rounds.js';
 
-const { values } = parseArgs({
-  strict: false,
-  allowPositionals: true,
-  options: {
-    batch: { type: 'string', default: '8' },
-    messages: { type: 'string', default: '400000' },
-    rounds: { type: 'string', default: '4' },
-    bytes: { type: 'string', default: '220' },
-    'semi-mib': { type: 'string', default: '16' },
-  },
-});
-const BATCH = Number(values.batch);
-const MESSAGES = Number(values.messages);
-const ROUNDS = Number(values.rounds);
-const BYTES = Number(values.bytes);
-const SEMI_MIB = Number(values['semi-mib']);
+const { BATCH, MESSAGES, ROUNDS, BYTES, SEMI_MIB } = roundOptions(400000);
 
 if (process.argv[2] === '--reader') {
   // The client: upgrade by hand, then read and discard. Masking applies to what a client

@@ -115,6 +115,13 @@ function skipColon(b: Uint8Array, i: number, end: number): number {
   return skipSpace(b, i + 1, end);
 }
 
+/** Past a member's key (a string at `i`) and its colon with the space around it, or -1. */
+function skipMemberKey(b: Uint8Array, i: number, end: number): number {
+  if (b[i] !== QUOTE) return -1;
+  i = skipString(b, i, end);
+  return i < 0 ? -1 : skipColon(b, i, end);
+}
+
 /** Past optional space, a comma and optional space, or -1. */
 function skipComma(b: Uint8Array, i: number, end: number): number {
   i = skipSpace(b, i, end);
@@ -249,10 +256,7 @@ function skipValue(b: Uint8Array, i: number, end: number): number {
           i++;
         } else {
           // The first member's key and colon; its value is next round's.
-          if (b[i] !== QUOTE) return -1;
-          i = skipString(b, i, end);
-          if (i < 0) return -1;
-          i = skipColon(b, i, end);
+          i = skipMemberKey(b, i, end);
           if (i < 0) return -1;
           continue;
         }
@@ -276,10 +280,7 @@ function skipValue(b: Uint8Array, i: number, end: number): number {
       if (d === COMMA) {
         i = skipSpace(b, i + 1, end);
         if (containers[depth] === IN_OBJECT) {
-          if (b[i] !== QUOTE) return -1;
-          i = skipString(b, i, end);
-          if (i < 0) return -1;
-          i = skipColon(b, i, end);
+          i = skipMemberKey(b, i, end);
           if (i < 0) return -1;
         }
         break;
