@@ -7,6 +7,7 @@
 //                           [--bytes 200] [--rate 5000 --steady-seconds 45]
 //                           [--heartbeat-seconds 30] [--no-pin] [--semi-space-mib 16]
 //                           [--no-crowd] [--realtime-steady] [--server peerjs]
+//                           [--load-writes turn|each]
 //
 // The comparison load of issue 17 (the PeerJS-style load: 10,000 connections, 100 pairs x
 // 8 in flight, 200-byte JSON frames) is `--connections 10000 --pairs 100 --window 8`.
@@ -22,6 +23,14 @@
 // (idle-crowd.ts), so the process that times the hops has 200 sockets, not 10,000: a GC
 // of a heap holding 10,000 sockets pauses it for tens of ms, which it counted as slow
 // hops (#17.1). `--no-crowd` holds them all in this process, as before.
+//
+// --load-writes: in the closed loop, this process (one process standing in for the 200
+// clients of the pairs, on one core) writes its answers to one read's messages in one
+// write per socket (`turn`, the default since session 14), or each in a write of its own
+// (`each`, as before). Writing each alone it was the loop's bottleneck (45 % of its busy
+// samples in writev, 99-100 % of its core with the server at 81-85 %), so the server's
+// figure measured how it copes with a slow client. `loadGeneratorCpuPercent` tells which
+// side was saturated; the steady phase's sends are one a socket per tick either way.
 //
 // --realtime-steady: the server and this process run SCHED_FIFO (`chrt`, root) during the
 // steady phase only, so that on a shared box the other processes do not preempt them.
@@ -98,9 +107,14 @@ const { values } = parseArgs({
     'no-crowd': { type: 'boolean', default: false },
     'realtime-steady': { type: 'boolean', default: false },
     server: { type: 'string', default: 'chorus' },
+    'load-writes': { type: 'string', default: 'turn' },
   },
 });
 const CLUSTER = values.cluster;
+if (values['load-writes'] !== 'turn' && values['load-writes'] !== 'each')
+  throw new Error('--load-writes: turn or each');
+/** The closed loop's answers to one read leave as one write per socket (see LoadSocket). */
+const WRITES_PER_TURN = values['load-writes'] === 'turn';
 if (values.server !== 'chorus' && values.server !== 'peerjs') throw new Error('--server: chorus or peerjs');
 /** The server measured is PeerJS's (see the header); Chorus otherwise. */
 const PEERJS = values.server === 'peerjs';
@@ -229,6 +243,30 @@ async function inBatches<T>(count: number, batch: number, fn: (i: number) => Pro
   return out;
 }
 
+/** ws's client socket's TCP socket (not a public field, stable across ws 8). */
+const tcpOf = (ws: WebSocket): import('node:net').Socket =>
+  (ws as unknown as { _socket: import('node:net').Socket })._socket;
+const corked = new Set<WebSocket>();
+const uncorkAll = (): void => {
+  for (const ws of corked) tcpOf(ws).uncork();
+  corked.clear();
+};
+/**
+ * Corks `ws`'s TCP socket until the end of this turn: the closed loop's answers to the
+ * messages of one read leave in one write, not a write system call each. The load
+ * generator is one process standing in for 200 clients on one core; writing each answer
+ * alone it spent 45 % of its busy samples in writev and ran at 99-100 % of its core with
+ * the server at 81-85 % of its (2026-11-30, session 14): it, not the server, set the
+ * loop's pace, so the server was measured waking for small reads it had not asked for.
+ * `--load-writes each` writes each answer alone, as before.
+ */
+function corkForTurn(ws: WebSocket): void {
+  if (corked.has(ws)) return;
+  if (corked.size === 0) process.nextTick(uncorkAll);
+  corked.add(ws);
+  tcpOf(ws).cork();
+}
+
 interface LoopResult {
   messagesPerSecond: number;
   latencyMsP50: number;
@@ -239,6 +277,11 @@ interface LoopResult {
   syscalls: { writes: number; reads: number };
   /** The kernel's share of the first process's CPU over the loop (system / (user + system)). */
   systemShare: number;
+  /**
+   * This process's (the load generator's) CPU over the loop, as a share of one core: near
+   * 100 %, the load generator and not the server sets the loop's pace.
+   */
+  loadGeneratorCpuPercent: number;
   elapsed: number;
   delivered: number;
 }
@@ -261,7 +304,9 @@ async function closedLoop(sockets: WebSocket[], pids: number[]): Promise<LoopRes
         latencies.push(performance.now() - msg.payload.t);
         delivered++;
       } else if (msg.type === WIRE_TYPE.probe) first.add(p);
-      if (running) self.send(frame(peer, 't', performance.now()));
+      if (!running) return;
+      if (WRITES_PER_TURN) corkForTurn(self);
+      self.send(frame(peer, 't', performance.now()));
     };
     a.on('message', onMessage(a, `u${2 * p + 1}`));
     b.on('message', onMessage(b, `u${2 * p}`));
@@ -284,11 +329,13 @@ async function closedLoop(sockets: WebSocket[], pids: number[]): Promise<LoopRes
   const cpu0 = pids.map(cpuSeconds);
   const split0 = cpuSplit(pids[0]!);
   const io0 = syscallCounts(pids[0]!);
+  const self0 = process.cpuUsage();
   const start = performance.now();
   latencies.length = 0;
   delivered = 0;
   await new Promise((r) => setTimeout(r, SECONDS * 1000));
   const elapsed = (performance.now() - start) / 1000;
+  const self = process.cpuUsage(self0);
   const count = delivered;
   const lat = latencies.slice().sort((x, y) => x - y);
   const cpu = pids.map((pid, i) => cpuSeconds(pid) - cpu0[i]!);
@@ -304,6 +351,7 @@ async function closedLoop(sockets: WebSocket[], pids: number[]): Promise<LoopRes
     cpuSeconds: cpu.map((c) => Number(c.toFixed(2))),
     syscalls: { writes: io.writes - io0.writes, reads: io.reads - io0.reads },
     systemShare: systemShare(split0, split),
+    loadGeneratorCpuPercent: Math.round((self.user + self.system) / 1e4 / elapsed),
     elapsed,
     delivered: count,
   };
@@ -623,6 +671,7 @@ async function oneNode(env: Record<string, string>): Promise<Record<string, unkn
       latencyMsP50: r.latencyMsP50,
       latencyMsP99: r.latencyMsP99,
       serverCpuPercent: Math.round((sum(r.cpuSeconds) / r.elapsed) * 100),
+      loadGeneratorCpuPercent: r.loadGeneratorCpuPercent,
     };
   } finally {
     await server.stop();
@@ -695,6 +744,7 @@ const head = {
   loadAverage: os.loadavg().map((l) => Number(l.toFixed(1))),
   pairs: PAIRS,
   window: WINDOW,
+  loadWrites: WRITES_PER_TURN ? 'one write per socket per turn' : 'one write per message',
   serverNodeArgs: process.env.BENCH_NODE_ARGS.trim(),
   seconds: SECONDS,
 };
