@@ -16,6 +16,26 @@ const DEFAULT = '--semi-space-growth-factor=2';
 
 setFlagsFromString(HELD);
 
+/**
+ * Allocation-site pretenuring off, unless the operator chose (`--[no-]allocation-site-pretenuring`).
+ *
+ * V8 counts how many objects of each object or array literal survive a scavenge; a site whose
+ * objects nearly all survive is switched to allocate straight into the old generation, and
+ * stays switched. A burst of connections (10,000 in a few seconds) makes sites look that way
+ * which later allocate per message too, and in about half of the Signal benchmark's runs at an
+ * 8 MiB young generation (one in six to ten at 16 MiB, as started in production) the server's
+ * old generation then grew by 5-10 MB a second at 5,000 messages a second: a mark-compact
+ * every 1-3 s, with marking steps of up to 16-24 ms on the main thread, p99 hops of
+ * 13-17 ms and 700-1,500 hops over 20 ms in 40 s, against 3-4 ms and none otherwise. With
+ * pretenuring off the same runs never did (BENCHMARKS.md, session 14, #17). What it costs: a
+ * burst's long-lived objects are copied once by a scavenge before they reach the old
+ * generation, as every other object is.
+ */
+const operatorChosePretenuring = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some(
+  (arg) => /^--(no-)?allocation[-_]site[-_]pretenuring$/.test(arg),
+);
+if (!operatorChosePretenuring) setFlagsFromString('--no-allocation-site-pretenuring');
+
 let settled = false;
 
 export function releaseYoungGeneration(): void {
