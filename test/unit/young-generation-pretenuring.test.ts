@@ -22,11 +22,22 @@ for (let i = 0; i < 1_000_000; i++) keep.push(make(i));
 console.log('kept', keep.length);
 `;
 
+/**
+ * V8's heuristics made deterministic for the count, in every child alike. Whether and when V8
+ * optimized the allocating loop changed what it counted (with the loop optimized early, no
+ * site was tenured): on CI's busy cores the default case saw no site tenured (1 run in 1), and
+ * 5 of 6 runs of the file under two busy loops failed. The optimizing compilers are off in
+ * the child. A scavenge that finds a young page nearly all alive also moves the whole page to
+ * the old generation without counting its objects: page promotion is off too.
+ */
+const DETERMINISTIC = ['--no-maglev', '--no-turbofan', '--no-page-promotion'];
+
 /** How many sites V8 switched to allocating in the old generation. */
 function tenuredSites(withModule: boolean, flags: string[] = []): number {
   const run = spawnSync(
     process.execPath,
     [
+      ...DETERMINISTIC,
       ...flags,
       '--trace-pretenuring-statistics',
       '--import',
