@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runChorus, type ChorusProcess } from '../fixtures/chorus-process.js';
 import { NdcPublisher, NdcSubscriber } from '../fixtures/ndc-peer.js';
@@ -67,6 +68,12 @@ describe('node-datachannel offerers connect on the first attempt', () => {
       pub.start();
 
       const failures: string[] = [];
+      // Whether this process (the clients) or the server stalled: under a loaded whole suite,
+      // all eight offers in flight once timed out together (session 14); the clients' own
+      // event-loop delay and the longest close of a node-datachannel peer tell the two apart.
+      const loop = monitorEventLoopDelay({ resolution: 20 });
+      loop.enable();
+      let longestCloseMs = 0;
       let next = 0;
       const worker = async (): Promise<void> => {
         while (next < SUBSCRIBERS) {
@@ -79,12 +86,16 @@ describe('node-datachannel offerers connect on the first attempt', () => {
           } catch (err) {
             failures.push(`sub${i}: ${(err as Error).message}`);
           } finally {
+            const closing = performance.now();
             sub.close();
+            longestCloseMs = Math.max(longestCloseMs, performance.now() - closing);
           }
         }
       };
       await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-      expect(failures).toEqual([]);
+      loop.disable();
+      const clients = `the clients' event loop stalled up to ${Math.round(loop.max / 1e6)} ms; longest peer close ${Math.round(longestCloseMs)} ms`;
+      expect(failures, clients).toEqual([]);
     } finally {
       pub.close();
     }
