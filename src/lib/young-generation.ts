@@ -31,8 +31,9 @@ setFlagsFromString(HELD);
  * burst's long-lived objects are copied once by a scavenge before they reach the old
  * generation, as every other object is.
  */
-const operatorChosePretenuring = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some(
-  (arg) => /^--(no-)?allocation[-_]site[-_]pretenuring$/.test(arg),
+// V8 flags are refused in NODE_OPTIONS: only node's own command line can name it.
+const operatorChosePretenuring = process.execArgv.some((arg) =>
+  /^--(no-)?allocation[-_]site[-_]pretenuring$/.test(arg),
 );
 if (!operatorChosePretenuring) setFlagsFromString('--no-allocation-site-pretenuring');
 
