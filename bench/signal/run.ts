@@ -74,6 +74,7 @@ import { parseArgs } from 'node:util';
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PerformanceObserver } from 'node:perf_hooks';
@@ -113,7 +114,7 @@ const { values } = parseArgs({
 const CLUSTER = values.cluster;
 if (values['load-writes'] !== 'turn' && values['load-writes'] !== 'each')
   throw new Error('--load-writes: turn or each');
-/** The closed loop's answers to one read leave as one write per socket (see LoadSocket). */
+/** The closed loop's answers to one read leave as one write per socket (see corkForTurn). */
 const WRITES_PER_TURN = values['load-writes'] === 'turn';
 if (values.server !== 'chorus' && values.server !== 'peerjs') throw new Error('--server: chorus or peerjs');
 /** The server measured is PeerJS's (see the header); Chorus otherwise. */
@@ -244,8 +245,7 @@ async function inBatches<T>(count: number, batch: number, fn: (i: number) => Pro
 }
 
 /** ws's client socket's TCP socket (not a public field, stable across ws 8). */
-const tcpOf = (ws: WebSocket): import('node:net').Socket =>
-  (ws as unknown as { _socket: import('node:net').Socket })._socket;
+const tcpOf = (ws: WebSocket): Socket => (ws as unknown as { _socket: Socket })._socket;
 const corked = new Set<WebSocket>();
 const uncorkAll = (): void => {
   for (const ws of corked) tcpOf(ws).uncork();
@@ -253,12 +253,8 @@ const uncorkAll = (): void => {
 };
 /**
  * Corks `ws`'s TCP socket until the end of this turn: the closed loop's answers to the
- * messages of one read leave in one write, not a write system call each. The load
- * generator is one process standing in for 200 clients on one core; writing each answer
- * alone it spent 45 % of its busy samples in writev and ran at 99-100 % of its core with
- * the server at 81-85 % of its (2026-11-30, session 14): it, not the server, set the
- * loop's pace, so the server was measured waking for small reads it had not asked for.
- * `--load-writes each` writes each answer alone, as before.
+ * messages of one read leave in one write, not a write system call each (why: the header's
+ * --load-writes).
  */
 function corkForTurn(ws: WebSocket): void {
   if (corked.has(ws)) return;

@@ -26,7 +26,7 @@ setFlagsFromString(HELD);
  * 8 MiB young generation (one in six to ten at 16 MiB, as started in production) the server's
  * old generation then grew by 5-10 MB a second at 5,000 messages a second: a mark-compact
  * every 1-3 s, with marking steps of up to 16-24 ms on the main thread, p99 hops of
- * 13-17 ms and 700-1,500 hops over 20 ms in 40 s, against 3-4 ms and none otherwise. With
+ * 13-17 ms and 670-1,480 hops over 20 ms in 40 s, against 3-4 ms and none otherwise. With
  * pretenuring off the same runs never did (BENCHMARKS.md, session 14, #17). What it costs: a
  * burst's long-lived objects are copied once by a scavenge before they reach the old
  * generation, as every other object is.
