@@ -15,12 +15,13 @@ export class WebSocketTracker implements SocketTracker {
 
   track(surface: string, socket: WebSocket): void {
     this.open.add(socket);
-    this.metrics.websocketsOpen.inc({ surface });
-    this.metrics.websocketsTotal.inc({ surface });
+    const counts = this.metrics.websockets(surface);
+    counts.open++;
+    counts.total++;
     // `on`: a socket closes once, and once's wrapper is one more function per socket.
     socket.on('close', () => {
       this.open.delete(socket);
-      this.metrics.websocketsOpen.dec({ surface });
+      counts.open--;
     });
     // An upgrade that passed the drain gate before the stop began can complete after
     // closeAll (its admission awaited the store or the coordinator meanwhile). Left open,

@@ -41,4 +41,23 @@ describe('WebSocketTracker', () => {
     expect(await late.clientClosed).toBe(1001);
     await expect.poll(() => tracker.size, { timeout: 10_000 }).toBe(0);
   });
+
+  it('reports open and accepted sockets per surface when scraped, a closed one counted in the total only', async () => {
+    const metrics = new ServerMetrics();
+    const tracker = new WebSocketTracker(metrics);
+    const [a, b, c] = [await pair(), await pair(), await pair()];
+    tracker.track('signal', a.server);
+    tracker.track('signal', b.server);
+    tracker.track('voip', c.server);
+    b.server.close(1000);
+    await b.clientClosed;
+    const scrape = async (): Promise<string> => metrics.registry.metrics();
+    await expect.poll(scrape, { timeout: 10_000 }).toMatch(/^chorus_websockets_open\{surface="signal"\} 1$/m);
+    const text = await scrape();
+    expect(text).toMatch(/^chorus_websockets_open\{surface="voip"\} 1$/m);
+    expect(text).toMatch(/^chorus_websockets_total\{surface="signal"\} 2$/m);
+    expect(text).toMatch(/^chorus_websockets_total\{surface="voip"\} 1$/m);
+    // Scraped again: the total is the same, not added to.
+    expect(await scrape()).toMatch(/^chorus_websockets_total\{surface="signal"\} 2$/m);
+  });
 });
