@@ -152,6 +152,33 @@ describe('Signal /v1/connect taken before Fastify (#17.1): same answers, nothing
     s.close();
   });
 
+  it('answers each of many upgrades arriving at once on its own: opened, refused 4000, or the store failure 500', async () => {
+    const names = Array.from({ length: 12 }, (_, i) => `sc-many-${i}`);
+    const cookies = await Promise.all(names.map((n) => register(t, n)));
+    const failing = await register(t, 'sc-many-down');
+    identities.get = function (this: IdentityRegistry, user) {
+      return user === 'sc-many-down'
+        ? Promise.reject(new Error('store down for one name (test)'))
+        : realGet().call(this, user);
+    };
+    const [opened, ghosts, refused] = await Promise.all([
+      Promise.all(cookies.map((cookie) => TestSocket.open(`${t.wsUrl}/v1/connect`, { cookie }))),
+      Promise.all(
+        Array.from({ length: 6 }, (_, i) =>
+          TestSocket.open(`${t.wsUrl}/v1/connect`, { cookie: `chorus_session=ghost-${i}.c2ln` }),
+        ),
+      ),
+      TestSocket.refusal(`${t.wsUrl}/v1/connect`, { cookie: failing }),
+    ]);
+    expect(refused.status).toBe(500);
+    for (const g of ghosts) expect(await g.closed).toEqual({ code: 4000, reason: 'UNAUTHENTICATED' });
+    // Each opened socket is its own user's.
+    opened.forEach((s, i) => s.send({ target: names[i], type: 'self', payload: i }));
+    for (const [i, s] of opened.entries())
+      expect(JSON.parse(await s.next())).toMatchObject({ originator: names[i], payload: i });
+    for (const s of opened) s.close();
+  });
+
   it('lets go of a client that leaves while its session is checked, or right after the 101', async () => {
     const cookie = await register(t, 'sc-gone');
     // The earlier tests' sockets close on their own time: start from none.

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { FastifyPluginAsync } from 'fastify';
@@ -8,6 +9,7 @@ import { releaseUpgradeRequest } from '../release-upgrade-request.js';
 import { DirectTextFrameReader } from './direct-text-frames.js';
 import { SignalConnection, type SignalConnectionContext } from './signal-connection.js';
 import { TurnFlush } from './turn-flush.js';
+import { UpgradeBatch } from './upgrade-batch.js';
 import type { SignalSurfaceOptions } from './signal-plugin.js';
 import { signedInUser } from './signal-session.js';
 import { CloseCode } from './signal-wire.js';
@@ -33,10 +35,11 @@ function destroyOnError(this: Duplex): void {
  * Taken on the HTTP server's 'upgrade' (an upgrade shortcut), not through Fastify's
  * request lifecycle: the cookie is parsed and checked, then ws's `handleUpgrade`, with no
  * request, reply, hooks or ServerResponse in between (a third of an accept's CPU,
- * #17.1). The Fastify route below stays for what the shortcut hands back (the store out
- * of reach: the surface's error answer) and what it never takes (a draining server: the
- * drain gate's 503; another method; a path only the router matches), so every error
- * keeps its status and body.
+ * #17.1); the upgrades of one poll phase are checked together (UpgradeBatch). The
+ * Fastify route below stays for what the shortcut hands back (the store out of reach:
+ * the surface's error answer) and what it never takes (a draining server: the drain
+ * gate's 503; another method; a path only the router matches), so every error keeps its
+ * status and body.
  */
 export const signalConnectRoute: FastifyPluginAsync<SignalConnectRouteOptions> = async (app, opts) => {
   const { config, identities, presence, quotas, tracker, heartbeats, upgrades, log } = opts;
@@ -139,21 +142,37 @@ export const signalConnectRoute: FastifyPluginAsync<SignalConnectRouteOptions> =
     ws.on('error', (err) => onError(err));
     const onError = opened(ws, tcp, user, `signal-${(++accepted).toString(36)}`);
   };
+  /** One upgrade the shortcut took, waiting for its batch (see UpgradeBatch). */
+  interface Waiting {
+    request: IncomingMessage;
+    socket: Duplex;
+    head: Buffer;
+    fullPath: () => void;
+  }
+  const batch = new UpgradeBatch<Waiting>(
+    ({ request, socket, head, fullPath }) => {
+      const cookies = app.parseCookie(request.headers.cookie ?? '');
+      signedInUser(cookies, app, identities, quotas.touchEveryMs).then(
+        (user) => {
+          socket.removeListener('error', destroyOnError);
+          // ws answers a bad handshake (400) itself, and ends a socket already gone. Under
+          // every HTTP server (TLS included) the socket is a net.Socket.
+          wss.handleUpgrade(request, socket, head, (ws) =>
+            acceptUpgraded(ws, socket as Socket, user ?? null),
+          );
+        },
+        () => {
+          // The store out of reach: the full path asks again and answers as it always did.
+          socket.removeListener('error', destroyOnError);
+          if (!socket.destroyed) fullPath();
+        },
+      );
+    },
+    ({ socket }) => socket.destroy(),
+    log,
+  );
   upgrades.add(`${app.prefix}/v1/connect`, (request, socket, head, fullPath) => {
     socket.on('error', destroyOnError);
-    const cookies = app.parseCookie(request.headers.cookie ?? '');
-    signedInUser(cookies, app, identities, quotas.touchEveryMs).then(
-      (user) => {
-        socket.removeListener('error', destroyOnError);
-        // ws answers a bad handshake (400) itself, and ends a socket already gone. Under
-        // every HTTP server (TLS included) the socket is a net.Socket.
-        wss.handleUpgrade(request, socket, head, (ws) => acceptUpgraded(ws, socket as Socket, user ?? null));
-      },
-      () => {
-        // The store out of reach: the full path asks again and answers as it always did.
-        socket.removeListener('error', destroyOnError);
-        if (!socket.destroyed) fullPath();
-      },
-    );
+    batch.add({ request, socket, head, fullPath });
   });
 };
