@@ -35,7 +35,7 @@ function destroyOnError(this: Duplex): void {
  * Taken on the HTTP server's 'upgrade' (an upgrade shortcut), not through Fastify's
  * request lifecycle: the cookie is parsed and checked, then ws's `handleUpgrade`, with no
  * request, reply, hooks or ServerResponse in between (a third of an accept's CPU,
- * #17.1); the upgrades of one poll phase are checked together (UpgradeBatch). The
+ * #17.1); the upgrades of one poll phase are answered together (UpgradeBatch). The
  * Fastify route below stays for what the shortcut hands back (the store out of reach:
  * the surface's error answer) and what it never takes (a draining server: the drain
  * gate's 503; another method; a path only the router matches), so every error keeps its

@@ -4,12 +4,13 @@ import type { Logger } from 'pino';
  * The upgrades that arrived during one pass of the event loop's poll phase, handed over
  * together in its check phase (`setImmediate`), in the order they came.
  *
- * Why: taken one by one, each accept ran its session check (the HMAC, the store read, the
- * record's decode) between the kernel's work for the previous and the next socket, and
- * paid for that code cold: a check that costs 4 us in a loop cost 30 us there (server CPU
- * per accept with the check left out, BENCHMARKS.md, #17.1 session 15). Handed over
- * together, the checks run back to back and the 101s leave together. An upgrade waits at
- * most for the rest of the poll phase's callbacks.
+ * Why: answered one by one, each 101 was written between the reads of its neighbours, and
+ * an accept cost 1.4-1.5x what it costs answered together: server CPU per connection in
+ * the 10,000-connection burst, median 173.5 against 116.5 us (PeerJS 158.5; BENCHMARKS.md,
+ * #17.1 session 15). Part of it is the kernel's: the write wakes the client, and the wake-up
+ * inside the 101's write fell by two thirds. Deferring only the writes (the session checks
+ * run as they come) saved as much as deferring the checks too, so this defers both: the
+ * simpler of the two. An upgrade waits at most for the rest of the poll phase's callbacks.
  */
 export class UpgradeBatch<T> {
   private pending: T[] = [];
