@@ -2,17 +2,8 @@
 // each when the turn ends, after its ticks and before the next I/O or immediate; one that
 // throws is logged and the others are still written.
 import { describe, expect, it } from 'vitest';
-import pino from 'pino';
+import { logRecorder as recorder } from '../fixtures/log-recorder.js';
 import { TurnFlush } from '../../src/api/signal/turn-flush.js';
-
-function recorder(): { log: pino.Logger; lines: { msg: string; level: number }[] } {
-  const lines: { msg: string; level: number }[] = [];
-  const log = pino(
-    { level: 'info' },
-    { write: (s: string) => lines.push(JSON.parse(s) as { msg: string; level: number }) },
-  );
-  return { log, lines };
-}
 
 describe('TurnFlush', () => {
   it('flushes each added connection once, at the end of the turn', async () => {

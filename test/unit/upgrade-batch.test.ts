@@ -3,17 +3,8 @@
 // other I/O callbacks); one whose take throws is logged and failed, the others are taken.
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import pino from 'pino';
+import { logRecorder as recorder } from '../fixtures/log-recorder.js';
 import { UpgradeBatch } from '../../src/api/signal/upgrade-batch.js';
-
-function recorder(): { log: pino.Logger; lines: { msg: string; level: number }[] } {
-  const lines: { msg: string; level: number }[] = [];
-  const log = pino(
-    { level: 'info' },
-    { write: (s: string) => lines.push(JSON.parse(s) as { msg: string; level: number }) },
-  );
-  return { log, lines };
-}
 
 describe('UpgradeBatch', () => {
   it('takes what one pass added after its ticks and reactions, in order; a later pass starts empty', async () => {
