@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { UserId } from '../../core/ids.js';
 import { ThrottledLog } from '../../lib/throttled-log.js';
@@ -42,7 +42,7 @@ function destroyOnError(this: Duplex): void {
  * status and body.
  */
 export const signalConnectRoute: FastifyPluginAsync<SignalConnectRouteOptions> = async (app, opts) => {
-  const { config, identities, presence, quotas, tracker, heartbeats, upgrades, log } = opts;
+  const { config, identities, presence, quotas, tracker, heartbeats, log } = opts;
   // Last-used stamps written as sockets close; the store must outlive them.
   const marking = new Set<Promise<unknown>>();
   app.addHook('onClose', async () => {
@@ -124,6 +124,27 @@ export const signalConnectRoute: FastifyPluginAsync<SignalConnectRouteOptions> =
     },
   );
 
+  takeConnectUpgrades(app, opts, opened);
+};
+
+/** One upgrade the shortcut took, waiting for its batch (see UpgradeBatch). */
+interface Waiting {
+  request: IncomingMessage;
+  socket: Duplex;
+  head: Buffer;
+  fullPath: () => void;
+}
+
+/**
+ * The shortcut's side of `/v1/connect`: upgrades taken from the HTTP server's 'upgrade',
+ * answered a poll phase at a time (UpgradeBatch); `opened` makes each accepted socket a
+ * connection, as on the full path.
+ */
+function takeConnectUpgrades(
+  app: FastifyInstance,
+  { config, identities, quotas, upgrades, log }: SignalConnectRouteOptions,
+  opened: (socket: WebSocket, tcp: Socket, user: UserId | null, conn: string) => (err: Error) => void,
+): void {
   // The shortcut: one ws server per prefix, with the surface's message limit (ws refuses
   // a larger frame from its header with 1009) and, as the shared one, no compression.
   const wss = new WebSocketServer({
@@ -142,13 +163,6 @@ export const signalConnectRoute: FastifyPluginAsync<SignalConnectRouteOptions> =
     ws.on('error', (err) => onError(err));
     const onError = opened(ws, tcp, user, `signal-${(++accepted).toString(36)}`);
   };
-  /** One upgrade the shortcut took, waiting for its batch (see UpgradeBatch). */
-  interface Waiting {
-    request: IncomingMessage;
-    socket: Duplex;
-    head: Buffer;
-    fullPath: () => void;
-  }
   const batch = new UpgradeBatch<Waiting>(
     ({ request, socket, head, fullPath }) => {
       const cookies = app.parseCookie(request.headers.cookie ?? '');
@@ -175,4 +189,4 @@ export const signalConnectRoute: FastifyPluginAsync<SignalConnectRouteOptions> =
     socket.on('error', destroyOnError);
     batch.add({ request, socket, head, fullPath });
   });
-};
+}
