@@ -41,6 +41,42 @@ const callLevel = (page: Page): Promise<number> =>
     () => (window as unknown as { chorusCall: { stats?: { level: number } } }).chorusCall.stats?.level ?? -1,
   );
 
+/**
+ * Waits for `page`'s call level (the peak of its last second of decoded audio) to fall
+ * under `bound`. Failing, it says what it saw: the levels polled and the packets received
+ * and decoded at the start and the end, so a level left over because no audio arrived
+ * tells apart from quiet audio that still arrives (loaded CI once saw 0.0103 for 10 s).
+ */
+async function levelFalls(page: Page, bound: number, timeout: number): Promise<void> {
+  const counts = (): Promise<unknown> =>
+    page.evaluate(() => {
+      const s = (window as unknown as { chorusCall: { stats?: { packets: number; decoded: number } } })
+        .chorusCall.stats;
+      return s ? { packets: s.packets, decoded: s.decoded } : null;
+    });
+  const before = await counts();
+  const seen: number[] = [];
+  try {
+    await expect
+      .poll(
+        async () => {
+          const level = await callLevel(page);
+          seen.push(level);
+          return level;
+        },
+        { timeout },
+      )
+      .toBeLessThan(bound);
+  } catch (err) {
+    const after = await counts();
+    throw new Error(
+      `${(err as Error).message}; levels seen ${seen.map((l) => l.toFixed(4)).join(' ')}; ` +
+        `packets/decoded before ${JSON.stringify(before)}, after ${JSON.stringify(after)}`,
+      { cause: err },
+    );
+  }
+}
+
 describe.runIf(haveChromium)('Call basics in Chromium: mute, names, a phone-sized screen', () => {
   const suite = browserSuite(async () => ({
     webrtc: { udpPort: await freeUdpPort(), bindAddress: '127.0.0.1' },
@@ -148,7 +184,10 @@ describe.runIf(haveChromium)('Call basics in Chromium: mute, names, a phone-size
     await expect.poll(() => callLevel(omar), { timeout: 20_000 }).toBeGreaterThan(0.05);
     await nadia.click('#room-mute');
     expect(await nadia.textContent('#room-mute')).toBe('Unmute');
-    await expect.poll(() => callLevel(omar), { timeout: 10_000 }).toBeLessThan(0.01);
+    // Under 0.02, not 0.01: with Nadia muted, Omar's level sits at 0.0099-0.0103 on a quiet
+    // box (40 dB under her beeps' 1.05), so 0.01 passed only on a second that dipped under
+    // it (failed once in loaded CI). Where that floor comes from is not known.
+    await levelFalls(omar, 0.02, 10_000);
     await nadia.click('#room-mute');
     await expect.poll(() => callLevel(omar), { timeout: 10_000 }).toBeGreaterThan(0.05);
   }, 90_000);
