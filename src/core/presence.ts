@@ -152,11 +152,18 @@ export class Presence {
    * bus, a Promise or a copy: the common case of one node, and a message between two
    * users of one cluster node. Sends from one connection arrive in the order made: the
    * local path is synchronous, and a bus request is published before this returns.
+   * On one node a user missing from the table is offline: `undelivered` is called now,
+   * so the sender's notices keep the order of its messages (through the bus, the answer
+   * came a Promise later, after notices for messages read in the same turn).
    */
   forward(user: UserId, data: string | Uint8Array, undelivered: Undelivered): void {
     const holders = this.perUser.get(subjectToken(user));
     if (holders) {
       if (!newestOf(holders).endpoint.deliver(data)) undelivered(user);
+      return;
+    }
+    if (this.alone) {
+      undelivered(user);
       return;
     }
     this.sendOverBus(user, data).then(

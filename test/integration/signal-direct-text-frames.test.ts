@@ -238,6 +238,25 @@ describe('Signal: whole text frames read directly', () => {
     expect(closing.close?.code).toBe(1000);
   }, 240_000);
 
+  it('answers in the order of the frames: TARGET_NOT_FOUND is not overtaken by a later notice', async () => {
+    const nobody = (type: string): Buffer => text(message('nobody-here', type));
+    const binary = clientFrame({ opcode: 2, payload: Buffer.from([1]) });
+    // One read of text frames (the direct path), then one with a binary frame (ws's).
+    const out = await both('dt11', () => [
+      Buffer.concat([nobody('a'), text('{not json'), nobody('b')]),
+      Buffer.concat([nobody('c'), binary, nobody('d'), binary]),
+    ]);
+    expect(out.notices.map((n) => (JSON.parse(n) as { type: string }).type)).toEqual([
+      'TARGET_NOT_FOUND',
+      'INVALID_MESSAGE',
+      'TARGET_NOT_FOUND',
+      'TARGET_NOT_FOUND',
+      'INVALID_MESSAGE',
+      'TARGET_NOT_FOUND',
+      'INVALID_MESSAGE',
+    ]);
+  }, 120_000);
+
   it('random frame sequences in random pieces: the same outcome as through ws', async () => {
     const before = { ...directTextFrameCounts };
     for (let seed = 1; seed <= 200; seed++) {

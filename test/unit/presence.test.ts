@@ -82,6 +82,21 @@ describe('Presence', () => {
     presence.close();
   });
 
+  it('on one node, tells the sender at once that an unknown user is offline, without the bus', () => {
+    const { bus, calls } = spyBus(false);
+    const presence = new Presence(bus, 'test.presence', silent);
+    presence.attach(alice, endpoint());
+    const before = { ...calls };
+    const missed: UserId[] = [];
+    presence.forward(asUserId('nobody'), 'lost', (u) => missed.push(u));
+    presence.forward(alice, 'found', () => missed.push(alice));
+    presence.forward(asUserId('nobody-either'), 'lost', (u) => missed.push(u));
+    // Synchronously and in the order of the sends: the sender's notices keep that order.
+    expect(missed).toEqual(['nobody', 'nobody-either']);
+    expect(calls).toEqual(before);
+    presence.close();
+  });
+
   it('reaches a user held by another node over the bus, and reports an unknown one', async () => {
     const { bus, calls } = spyBus();
     // Two Presences on one bus: two nodes, bob connected to the second.
