@@ -2,9 +2,10 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { WebSocketServer } from 'ws';
 import type { IdentityRegistry } from '../../src/core/identity-registry.js';
+import { Presence } from '../../src/core/presence.js';
 import { UpgradeShortcuts } from '../../src/server/upgrade-shortcuts.js';
 import { RawWebSocket } from '../fixtures/raw-websocket.js';
 import { signalCookie } from '../fixtures/signal-user.js';
@@ -177,6 +178,27 @@ describe('Signal /v1/connect taken before Fastify (#17.1): same answers, nothing
     for (const [i, s] of opened.entries())
       expect(JSON.parse(await s.next())).toMatchObject({ originator: names[i], payload: i });
     for (const s of opened) s.close();
+  });
+
+  it('ends the socket of a connection that could not be made (a throw while it is set up), and goes on serving', async () => {
+    const cookie = await register(t, 'sc-throws');
+    await eventually(() => t.server.tracker.size === 0, 30_000, 'the earlier sockets to close');
+    const attach = vi.spyOn(Presence.prototype, 'attach').mockImplementationOnce(() => {
+      throw new Error('attach failed (test)');
+    });
+    try {
+      const s = await TestSocket.open(`${t.wsUrl}/v1/connect`, { cookie });
+      // Without a connection behind it the socket would stay open, answering nothing.
+      expect((await s.closed).code).toBe(1006);
+      expect(attach).toHaveBeenCalledTimes(1);
+    } finally {
+      attach.mockRestore();
+    }
+    await eventually(() => t.server.tracker.size === 0, 30_000, 'no socket left open');
+    const again = await TestSocket.open(`${t.wsUrl}/v1/connect`, { cookie });
+    again.send({ target: 'sc-throws', type: 'back', payload: null });
+    expect(JSON.parse(await again.next()).type).toBe('back');
+    again.close();
   });
 
   it('lets go of a client that leaves while its session is checked, or right after the 101', async () => {

@@ -171,9 +171,17 @@ function takeConnectUpgrades(
           socket.removeListener('error', destroyOnError);
           // ws answers a bad handshake (400) itself, and ends a socket already gone. Under
           // every HTTP server (TLS included) the socket is a net.Socket.
-          wss.handleUpgrade(request, socket, head, (ws) =>
-            acceptUpgraded(ws, socket as Socket, user ?? null),
-          );
+          try {
+            wss.handleUpgrade(request, socket, head, (ws) =>
+              acceptUpgraded(ws, socket as Socket, user ?? null),
+            );
+          } catch (err) {
+            // This server's fault (a connection that could not be made): a rejection
+            // nobody handles otherwise, and a socket left open after its 101 with no
+            // connection behind it. The client sees the close and may connect again.
+            log.error({ err, user }, 'signal: an accepted upgrade could not be taken; socket closed');
+            socket.destroy();
+          }
         },
         () => {
           // The store out of reach: the full path asks again and answers as it always did.
