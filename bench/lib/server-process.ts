@@ -116,3 +116,18 @@ export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
+
+/**
+ * p99 and max (ms) of Chorus's event-loop delay from a `/metrics` text: since the scrape
+ * before it, as each scrape starts the server's histogram afresh.
+ */
+export function eventLoopLag(metrics: string): { p99: number; max: number } {
+  const read = (name: string): number =>
+    Number(
+      (
+        Number(new RegExp(`^chorus_nodejs_eventloop_lag_${name}_seconds (\\S+)$`, 'm').exec(metrics)?.[1]) *
+        1000
+      ).toFixed(1),
+    );
+  return { p99: read('p99'), max: read('max') };
+}

@@ -26,7 +26,14 @@ import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { cpuSeconds, cpuSplit, rssBytes, startBenchServer, type BenchServer } from '../lib/server-process.js';
+import {
+  cpuSeconds,
+  cpuSplit,
+  eventLoopLag,
+  rssBytes,
+  startBenchServer,
+  type BenchServer,
+} from '../lib/server-process.js';
 import { NatsServerProcess } from '../../test/fixtures/nats-server.js';
 
 const { values } = parseArgs({
@@ -119,11 +126,17 @@ async function sfuCounters(url: string): Promise<{
   reportingLegs: number;
   relaySent: number;
   relayMessages: number;
+  loopDelayP99Ms: number;
+  loopDelayMaxMs: number;
 }> {
   const text = await (await fetch(`${url}/metrics`)).text();
   const read = (name: string): number =>
     Number(new RegExp(`^chorus_sfu_${name} (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
+  // Since the previous scrape (each starts it afresh): at the window's end, the window's.
+  const lag = eventLoopLag(text);
   return {
+    loopDelayP99Ms: lag.p99,
+    loopDelayMaxMs: lag.max,
     forwarded: read('rtp_packets_forwarded_total'),
     sendErrors: read('send_errors_total'),
     retransmitted: read('rtp_packets_retransmitted_total'),
@@ -231,7 +244,12 @@ async function sumCounters(urls: string[]): Promise<Awaited<ReturnType<typeof sf
     relayMessages: 0,
   };
   for (const c of all) for (const k of Object.keys(out) as Array<keyof typeof out>) out[k] += c[k];
-  return out;
+  // The longest of the nodes' delays, not a sum.
+  return {
+    ...out,
+    loopDelayP99Ms: Math.max(...all.map((c) => c.loopDelayP99Ms)),
+    loopDelayMaxMs: Math.max(...all.map((c) => c.loopDelayMaxMs)),
+  };
 }
 
 /** What the bench clients offer for retransmission: as before, RTX and NACK, or neither. */
@@ -356,6 +374,8 @@ async function runOnce(
           }),
       latencyP50Ms: p50s.length ? Number((p50s.reduce((a, b) => a + b, 0) / p50s.length).toFixed(2)) : null,
       latencyP99Ms: Number(Math.max(...after.map((r) => Number(r.p99))).toFixed(2)),
+      // The server's (the longest of the nodes') over the window: a tail the loop explains.
+      serverEventLoopDelayMs: { p99: counters1.loopDelayP99Ms, max: counters1.loopDelayMaxMs },
       // On loopback the kernel share includes the receivers' side of the UDP stack.
       kernelPercentOfCpu: Math.round(kernelShare * 100),
       serverRssMiB: Number((rss / 2 ** 20).toFixed(1)),

@@ -86,6 +86,7 @@ import { NatsServerProcess } from '../../test/fixtures/nats-server.js';
 import {
   cpuSeconds,
   cpuSplit,
+  eventLoopLag,
   percentile,
   rssBytes,
   startBenchServer,
@@ -489,15 +490,7 @@ function slowHopCauses(
 /** p99 and max of the server's event-loop delay since the previous scrape, in ms (Chorus's). */
 async function eventLoopDelay(url: string): Promise<{ p99: number; max: number }> {
   if (PEERJS) return { p99: NaN, max: NaN };
-  const metrics = await (await fetch(`${url}/metrics`)).text();
-  const read = (name: string): number =>
-    Number(
-      (
-        Number(new RegExp(`^chorus_nodejs_eventloop_lag_${name}_seconds (\\S+)$`, 'm').exec(metrics)?.[1]) *
-        1000
-      ).toFixed(1),
-    );
-  return { p99: read('p99'), max: read('max') };
+  return eventLoopLag(await (await fetch(`${url}/metrics`)).text());
 }
 
 /** Read and write system calls a process made so far (`syscr`, `syscw` of /proc/<pid>/io). */
