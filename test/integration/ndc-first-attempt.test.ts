@@ -84,7 +84,11 @@ describe('node-datachannel offerers connect on the first attempt', () => {
             if (r.status !== 200) failures.push(`sub${i}: HTTP ${r.status} ${r.error ?? ''}`);
             else await eventually(() => sub.videoPackets.length > 0, 20_000, `media to sub${i}`);
           } catch (err) {
-            failures.push(`sub${i}: ${(err as Error).message}`);
+            // fetch's own message is only "fetch failed": the cause says which (a reset, a
+            // keep-alive socket the server closed as the request went, a connect timeout).
+            const cause = (err as Error).cause as (Error & { code?: string }) | undefined;
+            const why = cause ? ` (${cause.code ?? cause.name}: ${cause.message})` : '';
+            failures.push(`sub${i}: ${(err as Error).message}${why}`);
           } finally {
             const closing = performance.now();
             sub.close();
